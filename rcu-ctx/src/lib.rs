@@ -1,0 +1,21 @@
+#![doc = include_str!("../../docs/contexts.md")]
+#![warn(missing_docs)]
+
+mod capability;
+#[cfg(doctest)]
+mod compile_fail;
+mod facts;
+pub mod thread_state;
+mod token;
+pub mod validate;
+
+pub use capability::{Context, ContextKind, MayAlloc, MayReclaim, MaySleep};
+pub use thread_state::ReadSection;
+pub use token::{Atomic, NoReclaim, Sleepable};
+pub use validate::{might_alloc, might_sleep};
+
+/// Everything a caller needs in scope to use tokens: the token types and the capability
+/// traits (whose methods open scopes).
+pub mod prelude {
+    pub use crate::{Atomic, Context, MayAlloc, MayReclaim, MaySleep, NoReclaim, Sleepable};
+}

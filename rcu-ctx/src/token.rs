@@ -1,0 +1,130 @@
+//! The three context tokens and how they come to exist.
+//!
+//! Tokens are zero-sized, neither `Send` nor `Sync` (a context belongs to one thread) and
+//! neither `Clone` nor `Copy` (a scope derived from a token borrows it exclusively, so the
+//! parent is unusable inside the scope). `NoReclaim` and `Atomic` are scopes themselves: they
+//! update the thread's state when created and restore it when dropped, unwinding included.
+
+use core::marker::PhantomData;
+
+use crate::thread_state;
+
+/// "Not `Send`, not `Sync`": raw pointers are neither, and the marker costs nothing.
+type NotSendSync = PhantomData<*mut ()>;
+
+/// The context of a thread that may block, allocate and reclaim.
+///
+/// A thread acquires its root token explicitly with [`Sleepable::enter`], where it knows it
+/// may sleep (the top of a worker loop, `main`, a request handler): the context is stated by
+/// the caller, never guessed.
+#[derive(Debug)]
+pub struct Sleepable {
+    _not_send_sync: NotSendSync,
+}
+
+impl Sleepable {
+    /// Acquires this thread's root `Sleepable` token.
+    ///
+    /// # Panics
+    /// Inside a read section, an atomic scope or a no-reclaim scope: a sleepable context
+    /// cannot be conjured up from a restricted one. Acquire the root where the thread is
+    /// known to be sleepable and pass it down. This check runs in every build.
+    #[track_caller]
+    pub fn enter() -> Sleepable {
+        if let Some(scope) = thread_state::innermost_restriction() {
+            panic!(
+                "rcu-ctx: Sleepable::enter() called inside {scope}: the root Sleepable token \
+                 may only be acquired where the thread may block, allocate and reclaim. \
+                 Acquire it before entering the scope and pass the token down (rule: context \
+                 is explicit, never assumed)."
+            );
+        }
+        Sleepable { _not_send_sync: PhantomData }
+    }
+}
+
+/// The context of a reclaim path: may block and allocate, must not reclaim.
+///
+/// Created by `MaySleep::no_reclaim` on a `Sleepable` or another `NoReclaim` token, which
+/// stays borrowed until this token is dropped.
+#[derive(Debug)]
+#[must_use = "the no-reclaim scope ends when this token is dropped"]
+pub struct NoReclaim<'parent> {
+    _parent: PhantomData<&'parent mut ()>,
+    _not_send_sync: NotSendSync,
+}
+
+impl NoReclaim<'_> {
+    pub(crate) fn enter_scope() -> Self {
+        thread_state::enter_no_reclaim();
+        NoReclaim { _parent: PhantomData, _not_send_sync: PhantomData }
+    }
+}
+
+impl Drop for NoReclaim<'_> {
+    fn drop(&mut self) {
+        thread_state::exit_no_reclaim();
+    }
+}
+
+/// The context of code that must not block, allocate or reclaim: inside a read section,
+/// under a spinlock, in an RCU callback, in a signal handler.
+///
+/// Created by `Context::atomic` on any token (which stays borrowed until this one is
+/// dropped), handed out by read sections and to callbacks, or assumed with
+/// [`Atomic::assume`] where no token can be passed in.
+#[derive(Debug)]
+#[must_use = "the atomic scope ends when this token is dropped"]
+pub struct Atomic<'parent> {
+    _parent: PhantomData<&'parent mut ()>,
+    _not_send_sync: NotSendSync,
+}
+
+impl Atomic<'_> {
+    pub(crate) fn enter_scope() -> Self {
+        thread_state::enter_atomic();
+        Self::marker()
+    }
+
+    /// The token without any change to the thread state; the caller accounts for the scope.
+    pub(crate) fn marker() -> Self {
+        Atomic { _parent: PhantomData, _not_send_sync: PhantomData }
+    }
+
+    /// Creates an `Atomic` token where none can be passed in: a signal handler, a callback
+    /// from foreign code. The thread is in an atomic scope until the token is dropped.
+    ///
+    /// An `Atomic` token only permits operations that never block, allocate or reclaim, so
+    /// it is the least powerful token; what makes this `unsafe` is that the thread's context
+    /// bookkeeping relies on scopes ending in the order they began.
+    ///
+    /// # Safety
+    /// 1. The token is dropped on this thread before the code that created it returns to its
+    ///    caller (before the signal handler or foreign callback returns); it is not leaked
+    ///    with `mem::forget` or stored.
+    /// 2. Scopes created on this thread after this token are dropped before it (LIFO), which
+    ///    holds automatically for scopes created from this token.
+    ///
+    /// # Example
+    /// ```
+    /// use rcu_ctx::{Atomic, Context, ContextKind};
+    ///
+    /// extern "C" fn on_event() {
+    ///     // SAFETY: (1) dropped before returning; (2) no other scope is opened in between.
+    ///     let ctx = unsafe { Atomic::assume() };
+    ///     assert_eq!(rcu_ctx::thread_state::snapshot().atomic_depth, 1);
+    ///     drop(ctx);
+    /// }
+    /// on_event();
+    /// assert_eq!(<Atomic<'_> as Context>::KIND, ContextKind::Atomic);
+    /// ```
+    pub unsafe fn assume<'a>() -> Atomic<'a> {
+        Atomic::enter_scope()
+    }
+}
+
+impl Drop for Atomic<'_> {
+    fn drop(&mut self) {
+        thread_state::exit_atomic();
+    }
+}
