@@ -1,12 +1,227 @@
-//! Userspace RCU with explicit, typed context tokens.
+//! Userspace RCU (read-copy-update) with explicit, typed context tokens.
+//!
+//! # Reading
+//! Readers enter a read section with [`read_lock`] and get a [`ReadGuard`]. Entering and
+//! leaving cost a thread-local load and a store: no lock, no atomic read-modify-write, no
+//! hardware fence (writers pay instead, with `membarrier`). Data loaded under the guard (for
+//! example with [`RcuCell::load`]) cannot outlive it; sections nest.
+//!
+//! # Writing and waiting
+//! Writers publish a new version and wait for a *grace period* before freeing the old one:
+//! [`synchronize_rcu`] returns once every read section that began before the call has ended.
+//! [`synchronize_rcu_expedited`] does the same with lower latency; the polled API
+//! ([`get_state`], [`start_poll`], [`poll`], [`cond_synchronize`]) lets a writer carry on and
+//! check later. Concurrent callers share grace periods.
+//!
+//! # Context tokens
+//! Every call that may block, allocate or reclaim takes a context token ([`Sleepable`],
+//! [`NoReclaim`], [`Atomic`]), and its signature says which capability it needs. A thread
+//! acquires its root `Sleepable` explicitly; read sections borrow it and hand out an
+//! `Atomic` token, so waiting for a grace period inside a read section does not compile:
+//!
+//! ```compile_fail,E0502
+//! use rcu_core::prelude::*;
+//! let mut ctx = Sleepable::enter();
+//! let guard = rcu_core::read_lock(&mut ctx);
+//! rcu_core::synchronize_rcu(&ctx); // `ctx` is borrowed by the read section
+//! drop(guard);
+//! ```
+//!
+//! # A first program: read a shared configuration, replace it, synchronize
+//! ```
+//! use std::sync::Arc;
+//! use rcu_core::prelude::*;
+//! use rcu_core::{read_lock, RcuCell};
+//!
+//! #[derive(Debug)]
+//! struct Config {
+//!     name: String,
+//!     max_connections: u32,
+//! }
+//!
+//! let config = Arc::new(RcuCell::new(Config { name: "v1".into(), max_connections: 10 }));
+//!
+//! // Readers on other threads: each acquires its own root token.
+//! let readers: Vec<_> = (0..2)
+//!     .map(|_| {
+//!         let config = Arc::clone(&config);
+//!         std::thread::spawn(move || {
+//!             let mut ctx = Sleepable::enter();
+//!             for _ in 0..1000 {
+//!                 let guard = read_lock(&mut ctx);
+//!                 let cfg = config.load(&guard);
+//!                 assert!(cfg.max_connections >= 10, "{cfg:?}");
+//!             }
+//!         })
+//!     })
+//!     .collect();
+//!
+//! // The writer replaces the whole value; the old one is dropped after a grace period,
+//! // when no reader can still be looking at it.
+//! let ctx = Sleepable::enter();
+//! config.replace(&ctx, Config { name: "v2".into(), max_connections: 20 });
+//! config.update(&ctx, |old| Config { name: "v3".into(), ..*old });
+//!
+//! for r in readers {
+//!     r.join().unwrap();
+//! }
+//! let mut ctx = ctx;
+//! let guard = read_lock(&mut ctx);
+//! assert_eq!(config.load(&guard).name, "v3");
+//! ```
+//!
+//! # Domains
+//! The free functions use [`Domain::global`]. [`Domain::new`] makes an isolated domain with
+//! its own readers, grace periods and worker; its methods mirror the free functions.
 
-pub use rcu_alloc::Policy;
-pub use rcu_ctx::{
-    might_alloc, might_sleep, thread_state, validate, Atomic, Context, ContextKind, MayAlloc,
-    MayReclaim, MaySleep, NoReclaim, Sleepable,
-};
+#[cfg(not(loom))]
+mod cell;
+#[cfg(all(doctest, not(loom)))]
+mod compile_fail;
+#[cfg(not(loom))]
+mod domain;
+#[cfg(not(loom))]
+mod grace_period;
+#[cfg(not(loom))]
+mod process;
+pub mod raw;
+#[cfg(not(loom))]
+mod reader;
+#[cfg(not(loom))]
+mod registry;
+#[cfg(not(loom))]
+mod stall;
+#[cfg(not(loom))]
+mod stats;
+mod sync;
+#[cfg(not(loom))]
+mod worker;
+
+#[cfg(not(loom))]
+pub use api::*;
+
+/// The safe API; under `cfg(loom)` only the raw protocol is built, for the loom models.
+#[cfg(not(loom))]
+mod api {
+    pub use crate::cell::RcuCell;
+    pub use crate::domain::{Domain, DomainConfig, GpCookie};
+    pub use crate::reader::ReadGuard;
+    pub use crate::stall::{StallHandler, StallReport};
+    pub use crate::stats::DomainStats;
+    pub use rcu_alloc::Policy;
+    pub use rcu_ctx::{
+        might_alloc, might_sleep, thread_state, validate, Atomic, Context, ContextKind, MayAlloc,
+        MayReclaim, MaySleep, NoReclaim, Sleepable,
+    };
+}
 
 /// Everything a caller needs in scope: tokens, capability traits and the RCU API.
+#[cfg(not(loom))]
 pub mod prelude {
+    pub use crate::{
+        cond_synchronize, get_state, poll, read_lock, start_poll, synchronize_rcu,
+        synchronize_rcu_expedited, Domain, GpCookie, RcuCell, ReadGuard,
+    };
     pub use rcu_ctx::prelude::*;
+}
+
+/// Enters a read section of the global domain. See [`Domain::read_lock`].
+///
+/// ```
+/// use rcu_core::prelude::*;
+/// let mut ctx = Sleepable::enter();
+/// let outer = read_lock(&mut ctx);
+/// assert_eq!(rcu_core::thread_state::snapshot().read_depth, 1);
+/// drop(outer);
+/// ```
+#[cfg(not(loom))]
+#[inline]
+pub fn read_lock<C: Context>(ctx: &mut C) -> ReadGuard<'_> {
+    reader::read_lock_global(ctx)
+}
+
+/// Waits for a grace period of the global domain. See [`Domain::synchronize_rcu`].
+///
+/// ```
+/// use rcu_core::prelude::*;
+/// let ctx = Sleepable::enter();
+/// let cookie = get_state();
+/// synchronize_rcu(&ctx);
+/// assert!(poll(cookie));
+/// ```
+#[cfg(not(loom))]
+#[track_caller]
+pub fn synchronize_rcu<C: MaySleep>(ctx: &C) {
+    Domain::global().synchronize_rcu(ctx)
+}
+
+/// Waits for an expedited grace period of the global domain. See
+/// [`Domain::synchronize_rcu_expedited`].
+///
+/// ```
+/// let ctx = rcu_core::Sleepable::enter();
+/// rcu_core::synchronize_rcu_expedited(&ctx);
+/// ```
+#[cfg(not(loom))]
+#[track_caller]
+pub fn synchronize_rcu_expedited<C: MaySleep>(ctx: &C) {
+    Domain::global().synchronize_rcu_expedited(ctx)
+}
+
+/// A polled-API cookie of the global domain. See [`Domain::get_state`].
+///
+/// ```
+/// let cookie = rcu_core::get_state();
+/// assert!(!rcu_core::poll(cookie)); // no grace period has run since
+/// ```
+#[cfg(not(loom))]
+pub fn get_state() -> GpCookie {
+    Domain::global().get_state()
+}
+
+/// A cookie whose grace period the global domain's worker is asked to run. See
+/// [`Domain::start_poll`].
+///
+/// ```
+/// use rcu_core::prelude::*;
+/// let ctx = Sleepable::enter();
+/// let cookie = start_poll(&ctx);
+/// while !poll(cookie) {
+///     std::thread::yield_now(); // do other work meanwhile
+/// }
+/// ```
+#[cfg(not(loom))]
+pub fn start_poll<C: Context>(ctx: &C) -> GpCookie {
+    Domain::global().start_poll(ctx)
+}
+
+/// True once the global domain's grace period `cookie` has completed. See [`Domain::poll`].
+///
+/// ```
+/// let ctx = rcu_core::Sleepable::enter();
+/// let cookie = rcu_core::get_state();
+/// rcu_core::cond_synchronize(&ctx, cookie);
+/// assert!(rcu_core::poll(cookie));
+/// ```
+#[cfg(not(loom))]
+#[inline]
+#[track_caller]
+pub fn poll(cookie: GpCookie) -> bool {
+    Domain::global().poll(cookie)
+}
+
+/// Waits for the global domain's grace period `cookie` unless it has completed. See
+/// [`Domain::cond_synchronize`].
+///
+/// ```
+/// use rcu_core::prelude::*;
+/// let ctx = Sleepable::enter();
+/// let cookie = get_state();
+/// synchronize_rcu(&ctx);
+/// cond_synchronize(&ctx, cookie); // returns at once: already elapsed
+/// ```
+#[cfg(not(loom))]
+#[track_caller]
+pub fn cond_synchronize<C: MaySleep>(ctx: &C, cookie: GpCookie) {
+    Domain::global().cond_synchronize(ctx, cookie)
 }

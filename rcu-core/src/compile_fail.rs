@@ -1,0 +1,1 @@
+//! Compile-time misuse spec of rcu-core (read sections, grace periods, RcuCell).

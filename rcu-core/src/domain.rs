@@ -1,0 +1,399 @@
+//! Domains: independent sets of readers and grace periods. `Domain::global()` is the one most
+//! code uses (it has the fastest read path); `Domain::new` makes an isolated one.
+
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rcu_ctx::{Context, ContextKind, MaySleep};
+
+use crate::grace_period::{GracePeriods, Urgency};
+use crate::reader::{self, ReadGuard};
+use crate::registry::Registry;
+use crate::stall::{StallReport, StallSink};
+use crate::stats::{Counters, DomainStats};
+use crate::worker::Worker;
+
+/// How a domain behaves. Build with [`DomainConfig::new`] and the setters.
+///
+/// ```
+/// use std::time::Duration;
+/// use rcu_core::{Domain, DomainConfig};
+///
+/// let domain = Domain::new(
+///     DomainConfig::new().name("config-store").stall_timeout(Duration::from_secs(5)),
+/// );
+/// assert_eq!(domain.name(), "config-store");
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DomainConfig {
+    name: Cow<'static, str>,
+    stall_timeout: Duration,
+    expedited: bool,
+}
+
+impl DomainConfig {
+    /// The defaults: stall timeout 21 s (as the kernel's), normal (not expedited) grace
+    /// periods, name "domain".
+    pub const fn new() -> Self {
+        DomainConfig {
+            name: Cow::Borrowed("domain"),
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            expedited: false,
+        }
+    }
+
+    /// Name used in stall reports and statistics.
+    pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// How long a grace period may wait for one reader before a stall is reported.
+    pub fn stall_timeout(mut self, timeout: Duration) -> Self {
+        self.stall_timeout = timeout;
+        self
+    }
+
+    /// Makes `synchronize_rcu` behave as `synchronize_rcu_expedited` (lower latency, more
+    /// CPU while waiting).
+    pub fn expedited(mut self, expedited: bool) -> Self {
+        self.expedited = expedited;
+        self
+    }
+}
+
+impl Default for DomainConfig {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A grace-period number: the first grace period that begins after the cookie was taken.
+/// Once it has completed, every reader that could have seen what was removed before the
+/// cookie was taken has finished. Compare cookies of one domain only.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GpCookie {
+    seq: u64,
+    domain: u32,
+}
+
+impl GpCookie {
+    /// The grace-period sequence number this cookie waits for.
+    pub fn seq(&self) -> u64 {
+        self.seq
+    }
+}
+
+/// The shared state of one domain. The global domain's lives in a `static` (so the read path
+/// reaches it without indirection); others' in an `Arc`.
+#[derive(Debug)]
+pub(crate) struct DomainState {
+    id: u32,
+    name: Cow<'static, str>,
+    pub(crate) gp: GracePeriods,
+    pub(crate) readers: Registry,
+    pub(crate) counters: Counters,
+    pub(crate) stall_sink: StallSink,
+    stall_timeout_ns: AtomicU64,
+    expedited: AtomicBool,
+    pub(crate) worker: Worker,
+    /// False once the owning `Domain` has been dropped.
+    live: AtomicBool,
+}
+
+static NEXT_DOMAIN_ID: AtomicU32 = AtomicU32::new(1);
+
+pub(crate) static GLOBAL_STATE: DomainState =
+    DomainState::new(0, Cow::Borrowed("global"), DEFAULT_STALL_TIMEOUT, false);
+
+/// As the kernel's default `rcu_cpu_stall_timeout`.
+const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(21);
+
+static GLOBAL: Domain = Domain { state: DomainRef::Global(&GLOBAL_STATE) };
+
+impl DomainState {
+    /// Takes the configuration in parts: a `const fn` cannot drop a `DomainConfig`.
+    const fn new(
+        id: u32,
+        name: Cow<'static, str>,
+        stall_timeout: Duration,
+        expedited: bool,
+    ) -> Self {
+        DomainState {
+            id,
+            name,
+            gp: GracePeriods::new(),
+            readers: Registry::new(),
+            counters: Counters::new(),
+            stall_sink: StallSink::new(),
+            stall_timeout_ns: AtomicU64::new(stall_timeout.as_nanos() as u64),
+            expedited: AtomicBool::new(expedited),
+            worker: Worker::new(),
+            live: AtomicBool::new(true),
+        }
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn stall_timeout(&self) -> Duration {
+        // Relaxed: a setting; any recent value will do.
+        Duration::from_nanos(self.stall_timeout_ns.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn is_live(&self) -> bool {
+        // Acquire: pairs with the Release in `Domain::drop`.
+        self.live.load(Ordering::Acquire)
+    }
+
+    fn default_urgency(&self) -> Urgency {
+        // Relaxed: a setting.
+        if self.expedited.load(Ordering::Relaxed) {
+            Urgency::Expedited
+        } else {
+            Urgency::Normal
+        }
+    }
+
+    /// `synchronize_rcu` at the domain's default urgency.
+    #[track_caller]
+    pub(crate) fn synchronize(&self) {
+        self.wait_for(self.gp.seq.cookie(), self.default_urgency());
+    }
+
+    pub(crate) fn cookie(&self) -> GpCookie {
+        GpCookie { seq: self.gp.seq.cookie(), domain: self.id }
+    }
+
+    #[track_caller]
+    fn check_cookie(&self, cookie: GpCookie) {
+        assert!(
+            cookie.domain == self.id,
+            "rcu-core: a GpCookie of one domain used with another: cookies compare grace \
+             periods of the domain that issued them only"
+        );
+    }
+
+    /// Waits for grace period `cookie`. Caller: a thread that may sleep, not in a read
+    /// section of this domain.
+    #[track_caller]
+    pub(crate) fn wait_for(&self, cookie: u64, urgency: Urgency) {
+        assert!(
+            !reader::in_read_section(self),
+            "rcu-core: waiting for a grace period inside a read section of the same domain \
+             would wait for itself forever: end the read section first"
+        );
+        crate::process::init();
+        self.gp.wait_until_completed(self, cookie, urgency);
+    }
+}
+
+/// A counted reference to a domain's state: held by `Domain`, its worker and its cells.
+#[derive(Debug, Clone)]
+pub(crate) enum DomainRef {
+    Global(&'static DomainState),
+    Owned(Arc<DomainState>),
+}
+
+impl core::ops::Deref for DomainRef {
+    type Target = DomainState;
+    fn deref(&self) -> &DomainState {
+        match self {
+            DomainRef::Global(s) => s,
+            DomainRef::Owned(s) => s,
+        }
+    }
+}
+
+/// A set of readers and the grace periods that wait for them.
+///
+/// Readers of one domain never hold up another domain's grace periods. Most programs use
+/// [`Domain::global`] (or the free functions of this crate, which use it); a library that
+/// wants its slow readers or many grace periods kept apart makes its own with
+/// [`Domain::new`]. Dropping a domain stops its worker thread.
+#[derive(Debug)]
+pub struct Domain {
+    state: DomainRef,
+}
+
+impl Domain {
+    /// The process-wide domain, started on first use.
+    pub fn global() -> &'static Domain {
+        &GLOBAL
+    }
+
+    /// A new, isolated domain with its own readers, grace periods and worker thread.
+    pub fn new(config: DomainConfig) -> Domain {
+        // Relaxed: a unique id is all that is needed.
+        let id = NEXT_DOMAIN_ID.fetch_add(1, Ordering::Relaxed);
+        assert!(id != 0, "rcu-core: domain ids exhausted");
+        let DomainConfig { name, stall_timeout, expedited } = config;
+        let state = Arc::new(DomainState::new(id, name, stall_timeout, expedited));
+        crate::process::track(&state);
+        Worker::start(DomainRef::Owned(state.clone()));
+        Domain { state: DomainRef::Owned(state) }
+    }
+
+    pub(crate) fn state(&self) -> &DomainState {
+        &self.state
+    }
+
+    pub(crate) fn state_ref(&self) -> DomainRef {
+        self.state.clone()
+    }
+
+    /// The domain's name ("global" for the global domain).
+    pub fn name(&self) -> &str {
+        self.state().name()
+    }
+
+    /// True for the global domain.
+    pub fn is_global(&self) -> bool {
+        matches!(self.state, DomainRef::Global(_))
+    }
+
+    /// Enters a read section of this domain. The section lasts until the guard is dropped;
+    /// `ctx` stays borrowed until then and the guard hands out an `Atomic` token instead.
+    /// Wait-free; nestable.
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::{Domain, DomainConfig};
+    ///
+    /// let domain = Domain::new(DomainConfig::new());
+    /// let mut ctx = Sleepable::enter();
+    /// let guard = domain.read_lock(&mut ctx);
+    /// // ... read RCU-protected data of `domain` ...
+    /// drop(guard);
+    /// domain.synchronize_rcu(&ctx);
+    /// ```
+    #[inline]
+    pub fn read_lock<'a, C: Context>(&'a self, ctx: &'a mut C) -> ReadGuard<'a> {
+        match &self.state {
+            DomainRef::Global(_) => reader::read_lock_global(ctx),
+            DomainRef::Owned(state) => reader::read_lock_in(state, ctx),
+        }
+    }
+
+    /// Waits until every read section of this domain that began before the call has ended.
+    /// Concurrent callers share grace periods.
+    ///
+    /// # Panics
+    /// If the calling thread is inside a read section of this domain (which would wait for
+    /// itself forever); the token types already rule this out unless a token was smuggled.
+    #[track_caller]
+    pub fn synchronize_rcu<C: MaySleep>(&self, ctx: &C) {
+        ctx.validate();
+        self.ensure_worker::<C>();
+        self.state().synchronize();
+    }
+
+    /// As [`Domain::synchronize_rcu`], but waits for readers by spinning and short sleeps
+    /// instead of longer sleeps: lower latency, more CPU.
+    #[track_caller]
+    pub fn synchronize_rcu_expedited<C: MaySleep>(&self, ctx: &C) {
+        ctx.validate();
+        let state = self.state();
+        state.wait_for(state.gp.seq.cookie(), Urgency::Expedited);
+    }
+
+    /// A cookie for the polled API: `poll(cookie)` becomes true once a full grace period has
+    /// elapsed after this call. Does not start a grace period; never blocks; any context.
+    pub fn get_state(&self) -> GpCookie {
+        self.state().cookie()
+    }
+
+    /// As [`Domain::get_state`], and asks the domain's worker to run that grace period, so
+    /// `poll` becomes true without anyone calling `synchronize_rcu`. Never blocks.
+    ///
+    /// With a token that may allocate, the domain's worker is started if it has not been
+    /// yet; with `Atomic` the request is recorded and the worker woken if it runs (the global
+    /// domain's worker starts with its first reader or sleepable call).
+    pub fn start_poll<C: Context>(&self, ctx: &C) -> GpCookie {
+        ctx.validate();
+        self.ensure_worker::<C>();
+        let state = self.state();
+        let cookie = state.cookie();
+        state.worker.request(cookie.seq);
+        cookie
+    }
+
+    /// True once grace period `cookie` has completed. Never blocks, takes no lock, any
+    /// context.
+    ///
+    /// # Panics
+    /// If `cookie` was issued by another domain.
+    #[inline]
+    #[track_caller]
+    pub fn poll(&self, cookie: GpCookie) -> bool {
+        let state = self.state();
+        state.check_cookie(cookie);
+        state.gp.seq.is_completed(cookie.seq)
+    }
+
+    /// Waits for grace period `cookie` unless it has already completed.
+    #[track_caller]
+    pub fn cond_synchronize<C: MaySleep>(&self, ctx: &C, cookie: GpCookie) {
+        ctx.validate();
+        let state = self.state();
+        state.check_cookie(cookie);
+        if !state.gp.seq.is_completed(cookie.seq) {
+            state.wait_for(cookie.seq, state.default_urgency());
+        }
+    }
+
+    /// A snapshot of the domain's statistics.
+    pub fn stats(&self) -> DomainStats {
+        let s = self.state();
+        DomainStats {
+            gp_seq: s.gp.seq.started(),
+            gp_completed: s.gp.seq.completed(),
+            gps_normal: Counters::get(&s.counters.gps_normal),
+            gps_expedited: Counters::get(&s.counters.gps_expedited),
+            readers: s.readers.registered() as u64,
+            stalls: Counters::get(&s.counters.stalls),
+            leaked_read_sections: Counters::get(&s.counters.leaked_read_sections),
+        }
+    }
+
+    /// Sends stall reports to `handler` instead of stderr (`None` restores the default).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rcu_core::Domain;
+    ///
+    /// Domain::global().set_stall_handler(Some(Arc::new(|report| eprintln!("STALL: {report}"))));
+    /// Domain::global().set_stall_handler(None);
+    /// ```
+    pub fn set_stall_handler(&self, handler: Option<Arc<dyn Fn(&StallReport) + Send + Sync>>) {
+        self.state().stall_sink.set(handler);
+    }
+
+    /// Changes how long a grace period waits for one reader before reporting a stall.
+    pub fn set_stall_timeout(&self, timeout: Duration) {
+        // Relaxed: a setting, read at the start of each grace period.
+        self.state().stall_timeout_ns.store(timeout.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    /// Starts the worker if this token may allocate and the worker is not running yet.
+    fn ensure_worker<C: Context>(&self) {
+        if !matches!(C::KIND, ContextKind::Atomic) && !self.state().worker.is_started() {
+            Worker::start(self.state_ref());
+        }
+    }
+}
+
+impl Drop for Domain {
+    fn drop(&mut self) {
+        if let DomainRef::Owned(state) = &self.state {
+            // Release: pairs with the Acquire in `is_live`: threads that see the domain dead
+            // drop their registration.
+            state.live.store(false, Ordering::Release);
+            crate::process::untrack(state);
+            state.worker.stop();
+        }
+    }
+}

@@ -1,0 +1,196 @@
+//! The grace-period state machine: who runs a grace period, how it waits for readers, and how
+//! concurrent callers share one.
+//!
+//! Grace periods are driven by their callers (and by the domain's worker for polled
+//! requests): whoever finds no grace period in flight becomes the *leader* and runs grace
+//! periods until its own cookie has completed; everyone else waits for a completion event and
+//! re-checks. Every caller that arrived before a grace period started is served by it, so N
+//! concurrent `synchronize_rcu` calls cost about one or two grace periods, not N.
+//!
+//! One grace period `g` (see `raw::protocol` for the words and `docs/design.md` for the
+//! ordering argument):
+//! 1. advance the sequence to `g` (AcqRel RMW);
+//! 2. `heavy_barrier()`: membarrier, or a SeqCst fence in fence mode;
+//! 3. for every reader word, wait until it no longer blocks `g` (Acquire loads);
+//! 4. mark `g` completed (Release) and wake waiters.
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use crossbeam_utils::Backoff;
+
+use crate::domain::DomainState;
+use crate::raw::futex;
+use crate::raw::protocol::GpSequence;
+use crate::registry::Slot;
+use crate::stall::{StallClock, StallReport};
+use crate::stats::Counters;
+
+/// How a grace period waits for readers that are still inside their sections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Urgency {
+    /// Spin briefly, then sleep in growing steps up to a few milliseconds: cheap for the CPU.
+    Normal,
+    /// Spin, then sleep in short steps: lowest latency, more CPU.
+    Expedited,
+}
+
+impl Urgency {
+    fn max_sleep(self) -> Duration {
+        match self {
+            Urgency::Normal => Duration::from_millis(2),
+            Urgency::Expedited => Duration::from_micros(50),
+        }
+    }
+}
+
+/// Defensive bound on one futex sleep. The wake-up protocol below is argued complete; the
+/// bound only limits the damage of a bug in that argument to latency instead of a hang.
+const MAX_EVENT_WAIT: Duration = Duration::from_millis(100);
+
+/// A domain's grace-period machinery.
+#[derive(Debug)]
+pub(crate) struct GracePeriods {
+    pub(crate) seq: GpSequence,
+    /// 1 while a leader runs grace periods.
+    leader: AtomicU32,
+    /// Bumped after every completion; waiters sleep on it.
+    done_event: AtomicU32,
+    /// Threads asleep (or about to sleep) on `done_event`.
+    sleepers: AtomicU32,
+}
+
+impl GracePeriods {
+    pub(crate) const fn new() -> Self {
+        GracePeriods {
+            seq: GpSequence::new(),
+            leader: AtomicU32::new(0),
+            done_event: AtomicU32::new(0),
+            sleepers: AtomicU32::new(0),
+        }
+    }
+
+    fn try_lead(&self) -> bool {
+        // Acquire: pairs with the Release in `stop_leading`: the previous leader's grace
+        // periods (and their completed marks) are visible to the new leader.
+        self.leader.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok()
+    }
+
+    fn stop_leading(&self) {
+        // SeqCst (Release in effect): orders the unlock before the event bump below in the
+        // single total order that `wait_for_event` reasons about.
+        self.leader.store(0, Ordering::SeqCst);
+        self.signal_event();
+    }
+
+    fn signal_event(&self) {
+        // SeqCst: store-buffering pair with `wait_for_event` (our bump, then sleepers load;
+        // theirs, sleepers increment, then the kernel's re-check of the event): either we see
+        // a sleeper and wake it, or its futex re-check sees the new value.
+        self.done_event.fetch_add(1, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) != 0 {
+            futex::wake_all(&self.done_event);
+        }
+    }
+
+    /// Sleeps until a completion event after the current leader's, or returns at once if no
+    /// leader is running (the caller should then try to lead).
+    fn wait_for_event(&self) {
+        // SeqCst: see `signal_event`/`stop_leading`. We read the event before checking the
+        // leader; if we then see the leader running, its unlock and the bump after it come
+        // later in the total order, so the futex re-check or a wake-up will see the bump.
+        let seen = self.done_event.load(Ordering::SeqCst);
+        let backoff = Backoff::new();
+        while !backoff.is_completed() {
+            // SeqCst: as above.
+            if self.leader.load(Ordering::SeqCst) == 0
+                || self.done_event.load(Ordering::SeqCst) != seen
+            {
+                return;
+            }
+            backoff.snooze();
+        }
+        // SeqCst: as above.
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        if self.leader.load(Ordering::SeqCst) != 0 {
+            futex::wait(&self.done_event, seen, Some(MAX_EVENT_WAIT));
+        }
+        // SeqCst: as above.
+        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Returns once grace period `cookie` has completed, leading grace periods as needed.
+    pub(crate) fn wait_until_completed(&self, domain: &DomainState, cookie: u64, urgency: Urgency) {
+        loop {
+            if self.seq.is_completed(cookie) {
+                return;
+            }
+            if self.try_lead() {
+                while !self.seq.is_completed(cookie) {
+                    self.run_one(domain, urgency);
+                }
+                self.stop_leading();
+                return;
+            }
+            self.wait_for_event();
+        }
+    }
+
+    /// Runs exactly one grace period. Caller: the leader.
+    fn run_one(&self, domain: &DomainState, urgency: Urgency) {
+        let gp = self.seq.start();
+        let start = Instant::now();
+        let mut clock = StallClock::new(domain.stall_timeout());
+        for slot in domain.readers.iter() {
+            wait_for_reader(domain, slot, gp, start, &mut clock, urgency);
+        }
+        self.seq.complete(gp);
+        Counters::bump(match urgency {
+            Urgency::Normal => &domain.counters.gps_normal,
+            Urgency::Expedited => &domain.counters.gps_expedited,
+        });
+        self.signal_event();
+    }
+
+    /// In a forked child: no leader exists any more and nobody sleeps.
+    pub(crate) fn reset_after_fork(&self) {
+        // Relaxed: the child has a single thread.
+        self.leader.store(0, Ordering::Relaxed);
+        self.sleepers.store(0, Ordering::Relaxed);
+    }
+}
+
+/// Waits until `slot` no longer holds up grace period `gp`, reporting stalls.
+fn wait_for_reader(
+    domain: &DomainState,
+    slot: &Slot,
+    gp: u64,
+    start: Instant,
+    clock: &mut StallClock,
+    urgency: Urgency,
+) {
+    if !slot.word.blocks(gp) {
+        return;
+    }
+    let backoff = Backoff::new();
+    let mut sleep = Duration::from_micros(1);
+    while slot.word.blocks(gp) {
+        if !backoff.is_completed() {
+            backoff.snooze();
+        } else {
+            std::thread::sleep(sleep);
+            sleep = (sleep * 2).min(urgency.max_sleep());
+        }
+        let elapsed = start.elapsed();
+        if clock.due(elapsed) {
+            Counters::bump(&domain.counters.stalls);
+            domain.stall_sink.report(&StallReport {
+                domain: domain.name().to_owned(),
+                thread_name: slot.name(),
+                tid: slot.tid(),
+                blocked_for: elapsed,
+                gp_seq: gp,
+            });
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Process-wide setup and `fork()` support.
+//!
+//! [`init`] runs once before the first reader registers or grace period runs: it decides the
+//! barrier mode (`raw::barrier`) and installs a `pthread_atfork` child handler. In the child
+//! only the forking thread exists, so the handler, running single-threaded, makes every
+//! domain consistent again: other threads' reader slots are ended and freed, no grace-period
+//! leader or sleeper is left, workers are forgotten (restarted on demand), and the process
+//! re-registers with membarrier.
+
+use std::ptr;
+use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Arc, Once};
+
+use crate::domain::{DomainState, GLOBAL_STATE};
+use crate::raw::barrier;
+
+/// One entry of the list of live non-global domains; entries are reused, never freed.
+struct Tracked {
+    state: AtomicPtr<DomainState>,
+    next: *const Tracked,
+}
+
+/// Head of the list. Append-only with lock-free push, so the fork handler never meets a
+/// lock held by a thread that does not exist in the child.
+static TRACKED: AtomicPtr<Tracked> = AtomicPtr::new(ptr::null_mut());
+static INIT: Once = Once::new();
+
+/// Idempotent process-wide setup; cheap after the first call.
+pub(crate) fn init() {
+    barrier::init();
+    INIT.call_once(|| {
+        // SAFETY: `child_after_fork` is an `extern "C" fn()` that lives forever.
+        let rc = unsafe { libc::pthread_atfork(None, None, Some(child_after_fork)) };
+        assert!(rc == 0, "rcu-core: pthread_atfork failed ({rc})");
+    });
+}
+
+fn tracked() -> impl Iterator<Item = &'static Tracked> {
+    // Acquire: pairs with the Release CAS in `track` that published the entry.
+    let mut cur: *const Tracked = TRACKED.load(Ordering::Acquire);
+    core::iter::from_fn(move || {
+        // SAFETY: entries are leaked on creation and never freed.
+        let t = unsafe { cur.as_ref()? };
+        cur = t.next;
+        Some(t)
+    })
+}
+
+/// Adds a new domain's state to the list the fork handler walks.
+pub(crate) fn track(state: &Arc<DomainState>) {
+    init();
+    let raw = Arc::as_ptr(state) as *mut DomainState;
+    for t in tracked() {
+        // AcqRel: claims a free entry; the fork handler reads it single-threaded.
+        if t.state
+            .compare_exchange(ptr::null_mut(), raw, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+        {
+            return;
+        }
+    }
+    // Relaxed: published by the Release CAS below.
+    let mut head = TRACKED.load(Ordering::Relaxed);
+    let entry = Box::leak(Box::new(Tracked { state: AtomicPtr::new(raw), next: head }));
+    // Release: publishes the entry to `tracked`.
+    while let Err(actual) =
+        TRACKED.compare_exchange_weak(head, entry, Ordering::Release, Ordering::Relaxed)
+    {
+        head = actual;
+        entry.next = head;
+    }
+}
+
+/// Removes a domain (being dropped) from the list.
+pub(crate) fn untrack(state: &Arc<DomainState>) {
+    let raw = Arc::as_ptr(state) as *mut DomainState;
+    for t in tracked() {
+        // Release: the entry may be reused once free.
+        if t.state
+            .compare_exchange(raw, ptr::null_mut(), Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+        {
+            return;
+        }
+    }
+}
+
+impl DomainState {
+    /// Single-threaded repair in a forked child; see the module docs.
+    fn reset_after_fork(&self) {
+        self.readers.reset_after_fork();
+        self.gp.reset_after_fork();
+        self.worker.reset_after_fork();
+    }
+}
+
+extern "C" fn child_after_fork() {
+    barrier::reregister_after_fork();
+    GLOBAL_STATE.reset_after_fork();
+    for t in tracked() {
+        // Relaxed: the child has a single thread.
+        let state = t.state.load(Ordering::Relaxed);
+        // SAFETY: a non-null entry is a live domain: `untrack` clears it before the state
+        // can be freed, and no other thread exists to free it now.
+        if let Some(state) = unsafe { state.as_ref() } {
+            state.reset_after_fork();
+        }
+    }
+}

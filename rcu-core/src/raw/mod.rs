@@ -1,0 +1,7 @@
+//! The raw layer: the reader/grace-period protocol and the OS primitives under it. The safe
+//! API in the crate root is built on these; loom models `protocol` directly.
+
+pub mod barrier;
+#[cfg(not(loom))]
+pub(crate) mod futex;
+pub mod protocol;

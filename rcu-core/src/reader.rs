@@ -1,0 +1,183 @@
+//! The read side: per-thread registration and the read guard.
+//!
+//! Each thread registers lazily, once per domain, the first time it reads: it claims a slot
+//! in the domain's registry and remembers it in a thread-local. The global domain's slot sits
+//! in a `const`-initialised thread-local cell, so the fast path is a thread-pointer-relative
+//! load, a null check and the reader word update of `raw::protocol`. Other domains' slots are
+//! found in a short per-thread list. At thread exit the slots are released; a section left
+//! open by a leaked guard is reported and force-ended so grace periods do not wait forever.
+
+use std::cell::{Cell, RefCell};
+use std::io::Write;
+use std::ptr;
+use std::sync::Arc;
+
+use rcu_ctx::{Atomic, Context, ReadSection};
+
+use crate::domain::{DomainState, GLOBAL_STATE};
+use crate::raw::protocol::ReaderWord;
+use crate::registry::Slot;
+use crate::stats::Counters;
+
+/// A read section. While it lives, nothing removed from the domain's data after the section
+/// began is freed; references loaded through it cannot outlive it.
+///
+/// Obtained from [`read_lock`](crate::read_lock) or [`Domain::read_lock`](crate::Domain::read_lock).
+/// It is neither `Send` nor `Sync`: a section belongs to the thread that entered it.
+#[must_use = "the read section ends when the guard is dropped"]
+#[derive(Debug)]
+pub struct ReadGuard<'a> {
+    word: &'a ReaderWord,
+    domain: &'a DomainState,
+    section: ReadSection<'a>,
+}
+
+impl<'a> ReadGuard<'a> {
+    /// The `Atomic` token for code inside the section: it may call non-blocking,
+    /// non-allocating operations such as `poll`.
+    #[inline]
+    pub fn ctx(&self) -> &Atomic<'a> {
+        self.section.token()
+    }
+
+    /// Is this guard a read section of `domain`'s? Used to check that data of one domain is
+    /// not read under another domain's guard.
+    #[inline]
+    pub(crate) fn domain_state(&self) -> &DomainState {
+        self.domain
+    }
+}
+
+impl Drop for ReadGuard<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.word.exit();
+    }
+}
+
+thread_local! {
+    /// This thread's slot in the global domain, or null before registration.
+    static GLOBAL_SLOT: Cell<*const Slot> = const { Cell::new(ptr::null()) };
+    /// Releases the global slot at thread exit.
+    static GLOBAL_EXIT: GlobalExit = const { GlobalExit };
+    /// This thread's slots in other domains.
+    static DOMAIN_SLOTS: RefCell<Vec<Registration>> = const { RefCell::new(Vec::new()) };
+}
+
+struct GlobalExit;
+
+impl Drop for GlobalExit {
+    fn drop(&mut self) {
+        let slot = GLOBAL_SLOT.with(|s| s.replace(ptr::null()));
+        // SAFETY: the global registry lives forever; the slot was claimed by this thread.
+        if let Some(slot) = unsafe { slot.as_ref() } {
+            release(&GLOBAL_STATE, slot);
+        }
+    }
+}
+
+/// A thread's registration with a non-global domain; keeps the domain's state alive.
+struct Registration {
+    domain: Arc<DomainState>,
+    slot: *const Slot,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // SAFETY: slots live as long as their registry, which `self.domain` keeps alive.
+        release(&self.domain, unsafe { &*self.slot });
+    }
+}
+
+fn release(domain: &DomainState, slot: &Slot) {
+    let leaked = domain.readers.release(slot);
+    if leaked != 0 {
+        Counters::bump(&domain.counters.leaked_read_sections);
+        // Best effort: at thread exit stderr may be gone; nothing else to do then.
+        let _ = writeln!(
+            std::io::stderr(),
+            "rcu-core: thread '{}' (tid {}) exited inside {} read section(s) of domain '{}': \
+             a ReadGuard was leaked (mem::forget?). The section was ended so grace periods \
+             can proceed; drop guards instead of forgetting them.",
+            slot.name().as_deref().unwrap_or("<unnamed>"),
+            slot.tid(),
+            leaked,
+            domain.name()
+        );
+    }
+}
+
+/// Enters a read section of the global domain: the fast path.
+#[inline]
+pub(crate) fn read_lock_global<'a, C: Context>(ctx: &'a mut C) -> ReadGuard<'a> {
+    let section = ReadSection::enter(ctx);
+    let mut slot = GLOBAL_SLOT.with(Cell::get);
+    if slot.is_null() {
+        slot = register_global();
+    }
+    // SAFETY: a registered slot stays valid until this thread's exit, and the global
+    // registry is never freed.
+    let word: &'a ReaderWord = unsafe { &(*slot).word };
+    word.enter(GLOBAL_STATE.gp.seq.started_counter());
+    ReadGuard { word, domain: &GLOBAL_STATE, section }
+}
+
+#[cold]
+fn register_global() -> *const Slot {
+    crate::process::init();
+    let slot: *const Slot = GLOBAL_STATE.readers.claim();
+    GLOBAL_SLOT.with(|s| s.set(slot));
+    // Arms the exit hook. During thread teardown it may already be gone: the slot then stays
+    // claimed (but outside any section, so it holds up nothing) instead of being reused.
+    let _ = GLOBAL_EXIT.try_with(|_| ());
+    slot
+}
+
+/// Enters a read section of a non-global domain.
+#[inline]
+pub(crate) fn read_lock_in<'a, C: Context>(
+    domain: &'a Arc<DomainState>,
+    ctx: &'a mut C,
+) -> ReadGuard<'a> {
+    let section = ReadSection::enter(ctx);
+    let slot = find_slot(domain).unwrap_or_else(|| register_in(domain));
+    // SAFETY: the slot lives as long as the domain state, which `domain` borrows for 'a.
+    let word: &'a ReaderWord = unsafe { &(*slot).word };
+    word.enter(domain.gp.seq.started_counter());
+    ReadGuard { word, domain, section }
+}
+
+fn find_slot(domain: &DomainState) -> Option<*const Slot> {
+    DOMAIN_SLOTS.with(|list| {
+        let list = list.try_borrow().expect(
+            "rcu-core: read section entered while this thread was registering with a domain \
+             (from a signal handler?): register the thread first with a read section outside \
+             the handler",
+        );
+        list.iter().find(|r| ptr::eq(&*r.domain, domain)).map(|r| r.slot)
+    })
+}
+
+#[cold]
+fn register_in(domain: &Arc<DomainState>) -> *const Slot {
+    crate::process::init();
+    let slot: *const Slot = domain.readers.claim();
+    DOMAIN_SLOTS.with(|list| {
+        let mut list = list.borrow_mut();
+        // Registrations with dropped domains only keep their memory alive: let them go.
+        list.retain(|r| r.domain.is_live());
+        list.push(Registration { domain: domain.clone(), slot });
+    });
+    slot
+}
+
+/// Is the calling thread inside a read section of `domain`?
+pub(crate) fn in_read_section(domain: &DomainState) -> bool {
+    let slot = if ptr::eq(domain, &GLOBAL_STATE) {
+        Some(GLOBAL_SLOT.with(Cell::get)).filter(|s| !s.is_null())
+    } else {
+        find_slot(domain)
+    };
+    // SAFETY: this thread's registered slots are valid while the domain is borrowed.
+    slot.is_some_and(|s| unsafe { (*s).word.depth() } != 0)
+}

@@ -1,0 +1,193 @@
+//! The reader registry: one slot per thread that has read in a domain.
+//!
+//! A lock-free, append-only list. A thread claims a free slot (or appends a new one) the
+//! first time it reads in the domain and releases it at thread exit; slots are reused, never
+//! freed before the domain itself. Grace periods walk the list without a lock, so a reader
+//! registering never waits for a grace period, and a child after `fork()` finds no lock held
+//! by a thread that no longer exists.
+
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+
+use crossbeam_utils::CachePadded;
+
+use crate::raw::protocol::ReaderWord;
+
+/// A registered reader: its word, and who it is for stall reports.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    pub(crate) word: CachePadded<ReaderWord>,
+    in_use: AtomicBool,
+    /// Address of the owner thread's `OWNER_MARK` thread-local: unique among live threads and
+    /// unchanged in a child after `fork()`, which is how the child recognises its own slots.
+    owner_mark: AtomicUsize,
+    tid: AtomicI32,
+    /// The owner's thread name (as the kernel knows it, at most 15 bytes), NUL-padded.
+    /// Bytewise atomics so that a report racing with slot reuse reads a garbled name at
+    /// worst, never freed memory; and no lock that a forked child could find held.
+    name: [AtomicU8; NAME_LEN],
+    next: AtomicPtr<Slot>,
+}
+
+const NAME_LEN: usize = 16;
+
+thread_local! {
+    static OWNER_MARK: u8 = const { 0 };
+}
+
+/// This thread's identity as stored in `Slot::owner_mark`.
+pub(crate) fn current_owner_mark() -> usize {
+    OWNER_MARK.with(|m| m as *const u8 as usize)
+}
+
+impl Slot {
+    /// The owner's kernel thread id (for reports).
+    pub(crate) fn tid(&self) -> i32 {
+        // Relaxed: informational.
+        self.tid.load(Ordering::Relaxed)
+    }
+
+    /// The owner's thread name, if it had one.
+    pub(crate) fn name(&self) -> Option<String> {
+        // Relaxed: informational.
+        let bytes: Vec<u8> =
+            self.name.iter().map(|b| b.load(Ordering::Relaxed)).take_while(|&b| b != 0).collect();
+        (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    fn set_owner(&self) {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        // Relaxed: informational; the slot was claimed with an Acquire CAS already.
+        self.tid.store(tid, Ordering::Relaxed);
+        // Relaxed: read only by this thread, or by the single thread of a forked child.
+        self.owner_mark.store(current_owner_mark(), Ordering::Relaxed);
+        let mut buf = [0u8; NAME_LEN];
+        // SAFETY: `buf` is a writable buffer of NAME_LEN bytes; pthread_self is this thread.
+        // On failure `buf` stays zeroed (no name), which is all we need.
+        unsafe {
+            libc::pthread_getname_np(libc::pthread_self(), buf.as_mut_ptr().cast(), NAME_LEN)
+        };
+        for (dst, src) in self.name.iter().zip(buf) {
+            // Relaxed: informational.
+            dst.store(src, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The list of slots of one domain.
+#[derive(Debug)]
+pub(crate) struct Registry {
+    head: AtomicPtr<Slot>,
+    registered: AtomicUsize,
+}
+
+impl Registry {
+    pub(crate) const fn new() -> Self {
+        Registry { head: AtomicPtr::new(ptr::null_mut()), registered: AtomicUsize::new(0) }
+    }
+
+    /// Number of threads currently registered.
+    pub(crate) fn registered(&self) -> usize {
+        // Relaxed: a statistic.
+        self.registered.load(Ordering::Relaxed)
+    }
+
+    /// Claims a slot for the calling thread. The slot stays valid as long as the registry.
+    pub(crate) fn claim(&self) -> &Slot {
+        // Relaxed: a statistic.
+        self.registered.fetch_add(1, Ordering::Relaxed);
+        for slot in self.iter() {
+            // Acquire: pairs with the Release store in `release`: the previous owner's last
+            // section end is visible before we reuse the word.
+            if slot
+                .in_use
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                slot.set_owner();
+                return slot;
+            }
+        }
+        let slot = Box::into_raw(Box::new(Slot {
+            word: CachePadded::new(ReaderWord::new()),
+            in_use: AtomicBool::new(true),
+            owner_mark: AtomicUsize::new(0),
+            tid: AtomicI32::new(0),
+            name: Default::default(),
+            next: AtomicPtr::new(ptr::null_mut()),
+        }));
+        // SAFETY: just allocated, not yet shared.
+        let slot_ref = unsafe { &*slot };
+        slot_ref.set_owner();
+        // Relaxed: the CAS below publishes; this only seeds the first attempt.
+        let mut head = self.head.load(Ordering::Relaxed);
+        loop {
+            // Relaxed: published by the Release CAS below.
+            slot_ref.next.store(head, Ordering::Relaxed);
+            // Release: publishes the slot's initialisation to walkers (Acquire in `iter`).
+            match self.head.compare_exchange_weak(head, slot, Ordering::Release, Ordering::Relaxed)
+            {
+                Ok(_) => return slot_ref,
+                Err(actual) => head = actual,
+            }
+        }
+    }
+
+    /// Returns a slot to the pool at thread exit. Returns the depth of a leaked section that
+    /// was force-ended, if any.
+    pub(crate) fn release(&self, slot: &Slot) -> u64 {
+        let leaked = slot.word.force_exit();
+        // Release: pairs with the Acquire CAS in `claim`.
+        slot.in_use.store(false, Ordering::Release);
+        // Relaxed: a statistic.
+        self.registered.fetch_sub(1, Ordering::Relaxed);
+        leaked
+    }
+
+    /// Every slot, in use or not.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Slot> {
+        // Acquire: pairs with the Release CAS in `claim` that published the node.
+        let mut cur = self.head.load(Ordering::Acquire);
+        core::iter::from_fn(move || {
+            // SAFETY: nodes are only freed in `Drop`, which has `&mut self`, so none while
+            // `&self` (and this iterator) lives.
+            let slot = unsafe { cur.as_ref()? };
+            // Acquire: as above, for the next node.
+            cur = slot.next.load(Ordering::Acquire);
+            Some(slot)
+        })
+    }
+
+    /// In a forked child: every slot not owned by the calling (only) thread belonged to a
+    /// thread that does not exist here. End its section and free it.
+    pub(crate) fn reset_after_fork(&self) {
+        let me = current_owner_mark();
+        let mut live = 0;
+        for slot in self.iter() {
+            // Relaxed: the child has a single thread.
+            if slot.in_use.load(Ordering::Relaxed) && slot.owner_mark.load(Ordering::Relaxed) == me
+            {
+                live += 1;
+                continue;
+            }
+            slot.word.force_exit();
+            // Relaxed: single thread.
+            slot.in_use.store(false, Ordering::Relaxed);
+        }
+        // Relaxed: single thread.
+        self.registered.store(live, Ordering::Relaxed);
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let mut cur = *self.head.get_mut();
+        while !cur.is_null() {
+            // SAFETY: every node was created by Box::into_raw in `claim` and is owned by the
+            // list; `&mut self` means no walker or owner is left (owners hold the domain alive).
+            let node = unsafe { Box::from_raw(cur) };
+            cur = node.next.load(Ordering::Relaxed);
+        }
+    }
+}

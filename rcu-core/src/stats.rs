@@ -1,0 +1,52 @@
+//! A domain's counters and the snapshot users read.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of a domain's statistics (see [`Domain::stats`](crate::Domain::stats)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DomainStats {
+    /// The last grace period started.
+    pub gp_seq: u64,
+    /// The last grace period completed.
+    pub gp_completed: u64,
+    /// Normal grace periods completed.
+    pub gps_normal: u64,
+    /// Expedited grace periods completed.
+    pub gps_expedited: u64,
+    /// Threads currently registered as readers.
+    pub readers: u64,
+    /// Stall reports made.
+    pub stalls: u64,
+    /// Threads that exited inside a read section (a leaked guard), force-ended.
+    pub leaked_read_sections: u64,
+}
+
+/// The live counters. All Relaxed: statistics order nothing.
+#[derive(Debug)]
+pub(crate) struct Counters {
+    pub(crate) gps_normal: AtomicU64,
+    pub(crate) gps_expedited: AtomicU64,
+    pub(crate) stalls: AtomicU64,
+    pub(crate) leaked_read_sections: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) const fn new() -> Self {
+        Counters {
+            gps_normal: AtomicU64::new(0),
+            gps_expedited: AtomicU64::new(0),
+            stalls: AtomicU64::new(0),
+            leaked_read_sections: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn bump(counter: &AtomicU64) {
+        // Relaxed: a statistic.
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn get(counter: &AtomicU64) -> u64 {
+        // Relaxed: a statistic.
+        counter.load(Ordering::Relaxed)
+    }
+}
