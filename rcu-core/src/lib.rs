@@ -225,3 +225,8 @@ pub fn poll(cookie: GpCookie) -> bool {
 pub fn cond_synchronize<C: MaySleep>(ctx: &C, cookie: GpCookie) {
     Domain::global().cond_synchronize(ctx, cookie)
 }
+
+/// The README's examples are compiled and run as doctests, so the quick start cannot rot.
+#[cfg(all(doctest, not(loom)))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
