@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcu_ctx::{Context, ContextKind, MaySleep};
+use rcu_ctx::{Atomic, Context, ContextKind, MaySleep, ReadSection};
 
 use crate::grace_period::{GracePeriods, Urgency};
 use crate::reader::{self, ReadGuard};
@@ -272,9 +272,34 @@ impl Domain {
     /// ```
     #[inline]
     pub fn read_lock<'a, C: Context>(&'a self, ctx: &'a mut C) -> ReadGuard<'a> {
+        self.enter(ReadSection::enter(ctx))
+    }
+
+    /// Enters a read section from code that holds only a shared `Atomic` token: inside a
+    /// callback, or inside a read section of another domain. (Within one domain,
+    /// [`ReadGuard::nest`] does the same.)
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::{Domain, DomainConfig};
+    ///
+    /// let other = Domain::new(DomainConfig::new());
+    /// let mut ctx = Sleepable::enter();
+    /// let global_guard = read_lock(&mut ctx);
+    /// let other_guard = other.read_lock_nested(global_guard.ctx());
+    /// drop(other_guard);
+    /// drop(global_guard);
+    /// ```
+    #[inline]
+    pub fn read_lock_nested<'a>(&'a self, ctx: &'a Atomic<'_>) -> ReadGuard<'a> {
+        self.enter(ReadSection::enter_nested(ctx))
+    }
+
+    #[inline]
+    fn enter<'a>(&'a self, section: ReadSection<'a>) -> ReadGuard<'a> {
         match &self.state {
-            DomainRef::Global(_) => reader::read_lock_global(ctx),
-            DomainRef::Owned(state) => reader::read_lock_in(state, ctx),
+            DomainRef::Global(_) => reader::read_lock_global(section),
+            DomainRef::Owned(state) => reader::read_lock_in(state, section),
         }
     }
 

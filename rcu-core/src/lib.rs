@@ -137,7 +137,7 @@ pub mod prelude {
 #[cfg(not(loom))]
 #[inline]
 pub fn read_lock<C: Context>(ctx: &mut C) -> ReadGuard<'_> {
-    reader::read_lock_global(ctx)
+    reader::read_lock_global(rcu_ctx::ReadSection::enter(ctx))
 }
 
 /// Waits for a grace period of the global domain. See [`Domain::synchronize_rcu`].

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::ptr;
 use std::sync::Arc;
 
-use rcu_ctx::{Atomic, Context, ReadSection};
+use rcu_ctx::{Atomic, ReadSection};
 
 use crate::domain::{DomainState, GLOBAL_STATE};
 use crate::raw::protocol::ReaderWord;
@@ -38,6 +38,15 @@ impl<'a> ReadGuard<'a> {
     #[inline]
     pub fn ctx(&self) -> &Atomic<'a> {
         self.section.token()
+    }
+
+    /// Enters a read section nested in this one (same domain). Nesting is cheap: it only
+    /// counts; the outermost section is what grace periods wait for.
+    #[inline]
+    pub fn nest(&self) -> ReadGuard<'_> {
+        let section = ReadSection::enter_nested(self.ctx());
+        self.word.enter(self.domain.gp.seq.started_counter());
+        ReadGuard { word: self.word, domain: self.domain, section }
     }
 
     /// Is this guard a read section of `domain`'s? Used to check that data of one domain is
@@ -109,8 +118,7 @@ fn release(domain: &DomainState, slot: &Slot) {
 
 /// Enters a read section of the global domain: the fast path.
 #[inline]
-pub(crate) fn read_lock_global<'a, C: Context>(ctx: &'a mut C) -> ReadGuard<'a> {
-    let section = ReadSection::enter(ctx);
+pub(crate) fn read_lock_global<'a>(section: ReadSection<'a>) -> ReadGuard<'a> {
     let mut slot = GLOBAL_SLOT.with(Cell::get);
     if slot.is_null() {
         slot = register_global();
@@ -135,11 +143,10 @@ fn register_global() -> *const Slot {
 
 /// Enters a read section of a non-global domain.
 #[inline]
-pub(crate) fn read_lock_in<'a, C: Context>(
+pub(crate) fn read_lock_in<'a>(
     domain: &'a Arc<DomainState>,
-    ctx: &'a mut C,
+    section: ReadSection<'a>,
 ) -> ReadGuard<'a> {
-    let section = ReadSection::enter(ctx);
     let slot = find_slot(domain).unwrap_or_else(|| register_in(domain));
     // SAFETY: the slot lives as long as the domain state, which `domain` borrows for 'a.
     let word: &'a ReaderWord = unsafe { &(*slot).word };

@@ -49,9 +49,21 @@ pub trait Context: sealed::Sealed {
 }
 
 /// Tokens that may call the global allocator: `Sleepable` and `NoReclaim`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` may not allocate: this call may call the global allocator",
+    label = "an allocating call needs a `Sleepable` or `NoReclaim` token",
+    note = "inside a read section, an atomic scope or a callback, use the variant that takes an \
+            embedded head (`Rcu<T>`), which never allocates"
+)]
 pub trait MayAlloc: Context {}
 
 /// Tokens that may block: `Sleepable` and `NoReclaim`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` may not sleep: this call may block",
+    label = "a blocking call needs a `Sleepable` or `NoReclaim` token",
+    note = "an `Atomic` token comes from a read section, an atomic scope or a callback, where \
+            blocking is forbidden; end the scope first, or use the polled or deferred variant"
+)]
 pub trait MaySleep: Context {
     /// Enters a no-reclaim scope (e.g. inside a memory-reclaim path): the parent token is
     /// unusable until the returned token is dropped.
@@ -62,6 +74,12 @@ pub trait MaySleep: Context {
 
 /// Tokens that may reclaim (run shrinkers, wait for grace periods to free memory, run
 /// ready callbacks inline): `Sleepable` only.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` may not reclaim: this call may run shrinkers or wait for memory to be freed",
+    label = "a reclaiming call needs a `Sleepable` token",
+    note = "a `NoReclaim` scope exists so that reclaim paths never recurse into reclaim; call \
+            this outside the scope"
+)]
 pub trait MayReclaim: MaySleep + MayAlloc {}
 
 impl sealed::Sealed for Sleepable {}

@@ -125,6 +125,16 @@ impl<'parent> ReadSection<'parent> {
         ReadSection { token: core::mem::ManuallyDrop::new(Atomic::marker()) }
     }
 
+    /// Enters a read section nested in code that only holds an `Atomic` token (an enclosing
+    /// read section, an atomic scope, a callback). Borrowing an `Atomic` shared is enough:
+    /// using it inside the nested section can do nothing the nested section forbids.
+    #[inline]
+    pub fn enter_nested(parent: &'parent Atomic<'_>) -> Self {
+        crate::Context::validate(parent);
+        DEPTHS.with(|d| increment(&d.read));
+        ReadSection { token: core::mem::ManuallyDrop::new(Atomic::marker()) }
+    }
+
     /// The `Atomic` token for code inside the section; it cannot outlive the section.
     #[inline]
     pub fn token(&self) -> &Atomic<'parent> {
@@ -136,5 +146,162 @@ impl Drop for ReadSection<'_> {
     #[inline]
     fn drop(&mut self) {
         DEPTHS.with(|d| decrement(&d.read, "read section"));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use super::{snapshot, Snapshot};
+    use crate::{Atomic, Context, MaySleep, ReadSection, Sleepable};
+
+    fn depths(read_depth: u32, atomic_depth: u32, no_reclaim_depth: u32) -> Snapshot {
+        Snapshot { read_depth, atomic_depth, no_reclaim_depth }
+    }
+
+    #[test]
+    fn each_scope_counts_while_it_lives_and_restores_on_drop() {
+        let mut ctx = Sleepable::enter();
+        assert_eq!(snapshot(), Snapshot::default());
+
+        let nr = ctx.no_reclaim();
+        assert_eq!(snapshot(), depths(0, 0, 1));
+        drop(nr);
+        assert_eq!(snapshot(), Snapshot::default());
+
+        let a = ctx.atomic();
+        assert_eq!(snapshot(), depths(0, 1, 0));
+        drop(a);
+        assert_eq!(snapshot(), Snapshot::default());
+
+        let rs = ReadSection::enter(&mut ctx);
+        assert_eq!(snapshot(), depths(1, 0, 0));
+        drop(rs);
+        assert_eq!(snapshot(), Snapshot::default());
+    }
+
+    #[test]
+    fn read_section_token_does_not_count_as_an_atomic_scope() {
+        let mut ctx = Sleepable::enter();
+        let rs = ReadSection::enter(&mut ctx);
+        let _token: &Atomic<'_> = rs.token();
+        assert_eq!(snapshot(), depths(1, 0, 0));
+        drop(rs);
+        // The section's token is not dropped as an atomic scope: the depth must not go below 0.
+        assert_eq!(snapshot(), Snapshot::default());
+    }
+
+    #[test]
+    fn scopes_nest_and_unwind_in_order() {
+        let mut root = Sleepable::enter();
+        {
+            let mut nr1 = root.no_reclaim();
+            assert_eq!(snapshot(), depths(0, 0, 1));
+            {
+                let mut nr2 = nr1.no_reclaim();
+                assert_eq!(snapshot(), depths(0, 0, 2));
+                {
+                    let mut a1 = nr2.atomic();
+                    assert_eq!(snapshot(), depths(0, 1, 2));
+                    {
+                        let mut rs_parent = a1.atomic();
+                        assert_eq!(snapshot(), depths(0, 2, 2));
+                        {
+                            let rs = ReadSection::enter(&mut rs_parent);
+                            assert_eq!(snapshot(), depths(1, 2, 2));
+                            drop(rs);
+                        }
+                        assert_eq!(snapshot(), depths(0, 2, 2));
+                    }
+                    assert_eq!(snapshot(), depths(0, 1, 2));
+                }
+                assert_eq!(snapshot(), depths(0, 0, 2));
+            }
+            assert_eq!(snapshot(), depths(0, 0, 1));
+        }
+        assert_eq!(snapshot(), Snapshot::default());
+    }
+
+    #[test]
+    fn read_sections_nest_from_any_context() {
+        let mut root = Sleepable::enter();
+        let mut nr = root.no_reclaim();
+        let outer = ReadSection::enter(&mut nr);
+        // SAFETY: (1) `inner_parent` is dropped before this test returns; (2) the read section
+        // opened from it is dropped first.
+        let mut inner_parent = unsafe { Atomic::assume() };
+        let inner = ReadSection::enter(&mut inner_parent);
+        assert_eq!(snapshot(), depths(2, 1, 1));
+        drop(inner);
+        drop(inner_parent);
+        assert_eq!(snapshot(), depths(1, 0, 1));
+        drop(outer);
+        drop(nr);
+        assert_eq!(snapshot(), Snapshot::default());
+    }
+
+    #[test]
+    fn panic_unwinding_out_of_scopes_restores_the_state() {
+        let mut ctx = Sleepable::enter();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let mut nr = ctx.no_reclaim();
+            let mut a = nr.atomic();
+            let _rs = ReadSection::enter(&mut a);
+            assert_eq!(snapshot(), depths(1, 1, 1));
+            panic!("unwind out of three scopes");
+        }));
+        assert!(result.is_err());
+        assert_eq!(snapshot(), Snapshot::default());
+        // The root is usable again and scopes still balance.
+        let a = ctx.atomic();
+        assert_eq!(snapshot(), depths(0, 1, 0));
+        drop(a);
+        assert_eq!(snapshot(), Snapshot::default());
+    }
+
+    #[test]
+    fn panic_unwinding_restores_only_the_scopes_it_leaves() {
+        let mut ctx = Sleepable::enter();
+        let mut nr = ctx.no_reclaim();
+        let result = catch_unwind(AssertUnwindSafe(|| {
+            let _a = nr.atomic();
+            panic!("unwind out of one scope");
+        }));
+        assert!(result.is_err());
+        assert_eq!(snapshot(), depths(0, 0, 1));
+        drop(nr);
+        assert_eq!(snapshot(), Snapshot::default());
+    }
+
+    #[test]
+    fn state_is_per_thread() {
+        let mut ctx = Sleepable::enter();
+        let a = ctx.atomic();
+        let other = std::thread::spawn(snapshot).join().unwrap();
+        assert_eq!(other, Snapshot::default());
+        assert_eq!(snapshot(), depths(0, 1, 0));
+        drop(a);
+    }
+
+    #[test]
+    fn snapshot_predicates_follow_the_capability_table() {
+        let mut ctx = Sleepable::enter();
+        let s = snapshot();
+        assert!(s.may_sleep() && s.may_reclaim());
+
+        let mut nr = ctx.no_reclaim();
+        let s = snapshot();
+        assert!(s.may_sleep() && !s.may_reclaim());
+
+        let a = nr.atomic();
+        let s = snapshot();
+        assert!(!s.may_sleep() && !s.may_reclaim());
+        drop(a);
+
+        let rs = ReadSection::enter(&mut nr);
+        let s = snapshot();
+        assert!(!s.may_sleep() && !s.may_reclaim());
+        drop(rs);
     }
 }

@@ -128,3 +128,128 @@ impl Drop for Atomic<'_> {
         thread_state::exit_atomic();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use super::{Atomic, Sleepable};
+    use crate::thread_state::{snapshot, Snapshot};
+    use crate::{Context, ContextKind, MaySleep, ReadSection};
+
+    /// Runs `f`, which must panic, and returns the panic message.
+    fn panic_message(f: impl FnOnce()) -> String {
+        let payload = catch_unwind(AssertUnwindSafe(f)).expect_err("expected a panic");
+        match payload.downcast::<String>() {
+            Ok(message) => *message,
+            Err(payload) => payload.downcast_ref::<&str>().expect("a string payload").to_string(),
+        }
+    }
+
+    #[test]
+    fn enter_at_the_root_succeeds_and_changes_nothing() {
+        let first = Sleepable::enter();
+        // A second root on the same thread is allowed while no scope is open.
+        let second = Sleepable::enter();
+        assert_eq!(snapshot(), Snapshot::default());
+        assert_eq!(<Sleepable as Context>::KIND, ContextKind::Sleepable);
+        let (_first, _second) = (first, second);
+    }
+
+    #[test]
+    #[should_panic(expected = "Sleepable::enter() called inside an atomic scope")]
+    fn enter_panics_inside_an_atomic_scope() {
+        let mut ctx = Sleepable::enter();
+        let _a = ctx.atomic();
+        let _ = Sleepable::enter();
+    }
+
+    #[test]
+    #[should_panic(expected = "Sleepable::enter() called inside a no-reclaim scope")]
+    fn enter_panics_inside_a_no_reclaim_scope() {
+        let mut ctx = Sleepable::enter();
+        let _nr = ctx.no_reclaim();
+        let _ = Sleepable::enter();
+    }
+
+    #[test]
+    #[should_panic(expected = "Sleepable::enter() called inside an RCU read section")]
+    fn enter_panics_inside_a_read_section() {
+        let mut ctx = Sleepable::enter();
+        let _rs = ReadSection::enter(&mut ctx);
+        let _ = Sleepable::enter();
+    }
+
+    #[test]
+    #[should_panic(expected = "Sleepable::enter() called inside an atomic scope")]
+    fn enter_panics_inside_an_assumed_atomic_scope() {
+        // SAFETY: (1) `_a` is dropped while this function unwinds; (2) no scope is opened
+        // after it.
+        let _a = unsafe { Atomic::assume() };
+        let _ = Sleepable::enter();
+    }
+
+    #[test]
+    fn enter_panic_names_the_rule_and_leaves_the_state_alone() {
+        let mut ctx = Sleepable::enter();
+        let mut nr = ctx.no_reclaim();
+        let msg = panic_message(|| {
+            let _ = Sleepable::enter();
+        });
+        assert!(msg.starts_with("rcu-ctx: Sleepable::enter() called inside a no-reclaim scope"));
+        assert!(msg.contains("rule: context is explicit, never assumed"), "{msg}");
+        assert!(msg.contains("pass the token down"), "{msg}");
+        assert_eq!(snapshot().no_reclaim_depth, 1);
+
+        // With several restrictions open, the message names the one that forbids most.
+        let mut a = nr.atomic();
+        let msg = panic_message(|| {
+            let _ = Sleepable::enter();
+        });
+        assert!(msg.contains("inside an atomic scope"), "{msg}");
+        let rs = ReadSection::enter(&mut a);
+        let msg = panic_message(|| {
+            let _ = Sleepable::enter();
+        });
+        assert!(msg.contains("inside an RCU read section"), "{msg}");
+        assert_eq!(snapshot(), Snapshot { read_depth: 1, atomic_depth: 1, no_reclaim_depth: 1 });
+
+        drop(rs);
+        drop(a);
+        drop(nr);
+        // Everything closed: acquiring a root works again.
+        let _root = Sleepable::enter();
+    }
+
+    #[test]
+    fn assume_opens_an_atomic_scope_until_dropped() {
+        // SAFETY: (1) `a` is dropped below, before this function returns; (2) the scope
+        // opened from it is dropped before it.
+        let mut a = unsafe { Atomic::assume() };
+        assert_eq!(snapshot(), Snapshot { read_depth: 0, atomic_depth: 1, no_reclaim_depth: 0 });
+        a.validate();
+        let inner = a.atomic();
+        assert_eq!(snapshot().atomic_depth, 2);
+        drop(inner);
+        assert_eq!(snapshot().atomic_depth, 1);
+        drop(a);
+        assert_eq!(snapshot(), Snapshot::default());
+    }
+
+    #[test]
+    fn assume_nests_inside_existing_scopes() {
+        let mut ctx = Sleepable::enter();
+        let mut nr = ctx.no_reclaim();
+        let rs = ReadSection::enter(&mut nr);
+        // As from a signal handler that interrupted a read section.
+        // SAFETY: (1) `a` is dropped below, before the section ends; (2) nothing is opened
+        // after it.
+        let a = unsafe { Atomic::assume() };
+        assert_eq!(snapshot(), Snapshot { read_depth: 1, atomic_depth: 1, no_reclaim_depth: 1 });
+        drop(a);
+        assert_eq!(snapshot(), Snapshot { read_depth: 1, atomic_depth: 0, no_reclaim_depth: 1 });
+        drop(rs);
+        drop(nr);
+        assert_eq!(snapshot(), Snapshot::default());
+    }
+}

@@ -178,3 +178,243 @@ pub fn might_alloc() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use core::cell::RefCell;
+    use core::mem;
+
+    use super::{might_alloc, might_sleep, set_violation_handler, violation_count, Violation};
+    use super::{Snapshot, ENABLED};
+    use crate::{Atomic, Context, MaySleep, ReadSection, Sleepable};
+
+    /// What the recording handler keeps of one violation.
+    #[derive(Debug)]
+    struct Recorded {
+        rule: &'static str,
+        state: Snapshot,
+        file: &'static str,
+        line: u32,
+        display: String,
+    }
+
+    thread_local! {
+        static RECORDED: RefCell<Vec<Recorded>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// The handler is process-global and tests run on parallel threads: each thread records
+    /// only what it reported itself.
+    fn record(v: &Violation) {
+        let r = Recorded {
+            rule: v.rule,
+            state: v.state,
+            file: v.location.file(),
+            line: v.location.line(),
+            display: v.to_string(),
+        };
+        RECORDED.with(|rec| rec.borrow_mut().push(r));
+    }
+
+    /// Installs the recording handler and returns what this thread recorded while `f` ran.
+    fn recording(f: impl FnOnce()) -> Vec<Recorded> {
+        set_violation_handler(record);
+        RECORDED.with(|rec| rec.borrow_mut().clear());
+        f();
+        RECORDED.with(|rec| rec.take())
+    }
+
+    /// The number of reports to expect from a check: validation is compiled out in release
+    /// builds without the `checks` feature.
+    fn expected(n: usize) -> usize {
+        if ENABLED {
+            n
+        } else {
+            0
+        }
+    }
+
+    #[test]
+    fn tokens_that_agree_with_the_thread_report_nothing() {
+        let got = recording(|| {
+            let mut ctx = Sleepable::enter();
+            ctx.validate();
+            let mut nr = ctx.no_reclaim();
+            nr.validate();
+            let mut a = nr.atomic();
+            a.validate();
+            let rs = ReadSection::enter(&mut a);
+            rs.token().validate();
+            drop(rs);
+            drop(a);
+            let rs = ReadSection::enter(&mut nr);
+            rs.token().validate();
+            drop(rs);
+            drop(nr);
+            ctx.validate();
+        });
+        assert!(got.is_empty(), "{got:?}");
+    }
+
+    #[test]
+    fn smuggled_sleepable_inside_an_atomic_scope_is_reported() {
+        let mut line = 0;
+        let got = recording(|| {
+            let mut ctx = Sleepable::enter();
+            // SAFETY: `Sleepable` is a zero-sized token without a destructor, so the copy
+            // aliases no memory; duplicating it breaks the token discipline on purpose, which
+            // is what validation is for.
+            let smuggled = unsafe { core::ptr::read(&ctx) };
+            let a = ctx.atomic();
+            line = line!() + 1;
+            smuggled.validate();
+            drop(a);
+            // Back at the root the copy agrees with the thread again.
+            smuggled.validate();
+            // `Sleepable` has no destructor: the copy just goes out of scope.
+        });
+        assert_eq!(got.len(), expected(1), "{got:?}");
+        if let Some(v) = got.first() {
+            assert!(v.rule.starts_with("a Sleepable token used inside an atomic scope"), "{v:?}");
+            assert_eq!(v.state, Snapshot { read_depth: 0, atomic_depth: 1, no_reclaim_depth: 0 });
+            // `#[track_caller]` all the way down: the report points at the offending call.
+            assert!(v.file.ends_with("validate.rs"), "{v:?}");
+            assert_eq!(v.line, line);
+            assert!(v.display.starts_with("rcu-ctx: context violation at "), "{v:?}");
+            assert!(v.display.contains("atomic depth 1"), "{v:?}");
+        }
+    }
+
+    #[test]
+    fn smuggled_sleepable_inside_read_section_and_no_reclaim_scope_is_reported() {
+        let got = recording(|| {
+            let mut ctx = Sleepable::enter();
+            // SAFETY: as above: a zero-sized token without a destructor, copied on purpose.
+            let smuggled = unsafe { core::ptr::read(&ctx) };
+            let rs = ReadSection::enter(&mut ctx);
+            smuggled.validate();
+            drop(rs);
+            let nr = ctx.no_reclaim();
+            smuggled.validate();
+            drop(nr);
+            // `Sleepable` has no destructor: the copy just goes out of scope.
+        });
+        assert_eq!(got.len(), expected(2), "{got:?}");
+        if ENABLED {
+            assert!(got[0].rule.starts_with("a Sleepable token used inside a read section"));
+            assert_eq!(got[0].state.read_depth, 1);
+            assert!(got[1].rule.starts_with("a Sleepable token used inside a no-reclaim scope"));
+            assert_eq!(got[1].state.no_reclaim_depth, 1);
+        }
+    }
+
+    #[test]
+    fn scope_tokens_outliving_their_scope_are_reported() {
+        let got = recording(|| {
+            let mut ctx = Sleepable::enter();
+            let nr = ctx.no_reclaim();
+            // SAFETY: `NoReclaim` is zero-sized; the copy is forgotten below, never dropped,
+            // so the scope is exited exactly once (by `drop(nr)`).
+            let stale = unsafe { core::ptr::read(&nr) };
+            drop(nr);
+            stale.validate();
+            mem::forget(stale);
+
+            let a = ctx.atomic();
+            // SAFETY: as above, for `Atomic`.
+            let stale = unsafe { core::ptr::read(&a) };
+            drop(a);
+            stale.validate();
+            mem::forget(stale);
+        });
+        assert_eq!(got.len(), expected(2), "{got:?}");
+        if ENABLED {
+            assert!(got[0].rule.starts_with("a NoReclaim token used outside any no-reclaim"));
+            assert!(got[1].rule.starts_with("an Atomic token used outside any atomic scope"));
+        }
+        assert_eq!(crate::thread_state::snapshot(), Snapshot::default());
+    }
+
+    #[test]
+    fn no_reclaim_token_inside_an_atomic_scope_is_reported() {
+        let got = recording(|| {
+            let mut ctx = Sleepable::enter();
+            let mut nr = ctx.no_reclaim();
+            // SAFETY: zero-sized, forgotten below: the scope is exited once, by `drop(nr)`.
+            let smuggled = unsafe { core::ptr::read(&nr) };
+            let a = nr.atomic();
+            smuggled.validate();
+            drop(a);
+            mem::forget(smuggled);
+            drop(nr);
+        });
+        assert_eq!(got.len(), expected(1), "{got:?}");
+        if let Some(v) = got.first() {
+            assert!(v.rule.starts_with("a NoReclaim token used inside a read section or atomic"));
+        }
+    }
+
+    #[test]
+    fn unbalanced_exit_is_reported_in_every_build_and_does_not_wrap() {
+        let before = violation_count();
+        let got = recording(|| {
+            // SAFETY: (1) `a` is dropped below, before this closure returns; (2) nothing is
+            // opened after it.
+            let a = unsafe { Atomic::assume() };
+            // SAFETY: `Atomic` is zero-sized, so the copy aliases no memory. Dropping it as
+            // well breaks `assume`'s precondition (1) on purpose: the scope ends twice, and
+            // the bookkeeping must report that and stay at zero rather than wrap.
+            let copy = unsafe { core::ptr::read(&a) };
+            drop(a);
+            drop(copy);
+        });
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].rule.starts_with("a scope ended more often than it began"));
+        assert_eq!(crate::thread_state::snapshot(), Snapshot::default());
+        assert!(violation_count() > before);
+    }
+
+    #[test]
+    fn might_sleep_and_might_alloc_report_inside_an_atomic_scope() {
+        let got = recording(|| {
+            let mut ctx = Sleepable::enter();
+            let a = ctx.atomic();
+            might_sleep();
+            might_alloc();
+            drop(a);
+        });
+        assert_eq!(got.len(), expected(2), "{got:?}");
+        if ENABLED {
+            assert!(got[0].rule.starts_with("might_sleep() inside"), "{:?}", got[0]);
+            assert!(got[1].rule.starts_with("might_alloc() inside"), "{:?}", got[1]);
+            assert!(got.iter().all(|v| v.state.atomic_depth == 1));
+            assert!(got.iter().all(|v| v.file.ends_with("validate.rs")));
+        }
+    }
+
+    #[test]
+    fn might_sleep_and_might_alloc_report_inside_a_read_section() {
+        let got = recording(|| {
+            let mut ctx = Sleepable::enter();
+            let rs = ReadSection::enter(&mut ctx);
+            might_sleep();
+            might_alloc();
+            drop(rs);
+        });
+        assert_eq!(got.len(), expected(2), "{got:?}");
+        assert!(got.iter().all(|v| v.state.read_depth == 1));
+    }
+
+    #[test]
+    fn might_sleep_and_might_alloc_are_quiet_at_the_root_and_in_a_no_reclaim_scope() {
+        let got = recording(|| {
+            let mut ctx = Sleepable::enter();
+            might_sleep();
+            might_alloc();
+            let nr = ctx.no_reclaim();
+            might_sleep();
+            might_alloc();
+            drop(nr);
+        });
+        assert!(got.is_empty(), "{got:?}");
+    }
+}
