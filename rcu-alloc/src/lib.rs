@@ -1,8 +1,37 @@
 //! Allocation policy for deferred reclamation, decided from the context token's type.
 //!
 //! [`Policy::of`] maps a token type to the policy its calls run under, as a `const`: the
-//! compiler picks the code path, nothing inspects the thread at run time.
+//! compiler picks the code path, nothing inspects the thread at run time. The rest of the
+//! crate is the machinery the policies choose between:
+//!
+//! - [`Block`]s batch deferred frees and callbacks (4 KiB, 254 entries by default);
+//! - a per-thread [`ThreadCache`], a lock-free global pool inside each [`BlockAllocator`]
+//!   that `Atomic` callers may take from, and a refill worker that keeps the pool stocked;
+//! - a [`Budget`] for pending reclamation;
+//! - [`Shrinker`]s, run only under the `Reclaim` policy;
+//! - fault injection ([`FaultConfig`]) so every fallback path runs in tests;
+//! - [`AllocStats`], with fallbacks counted by policy and [`FallbackReason`].
 
+mod allocator;
+mod block;
+mod budget;
+mod config;
+mod fault;
+pub mod futex;
 mod policy;
+mod pool;
+mod refill;
+mod shrinker;
+mod stats;
+mod thread_cache;
 
+pub use allocator::BlockAllocator;
+pub use block::{capacity_for, Block, Drain, Entry, MIN_BLOCK_BYTES};
+pub use budget::Budget;
+pub use config::AllocConfig;
+pub use fault::FaultConfig;
 pub use policy::Policy;
+pub use pool::POOL_CAPACITY;
+pub use shrinker::{register_shrinker, Shrinker, ShrinkerHandle};
+pub use stats::{AllocStats, FallbackReason};
+pub use thread_cache::{ThreadCache, MAX_THREAD_CACHE};

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
-use rcu_core::{Domain, Policy};
+use rcu_core::{Domain, Policy, Rcu};
 
 /// The shared, read-mostly value. `checksum` lets readers detect a torn or freed value.
 struct Config {
@@ -25,6 +25,16 @@ impl Config {
     fn is_intact(&self) -> bool {
         self.checksum == self.generation.wrapping_mul(0x9e37_79b9_7f4a_7c15)
     }
+}
+
+static CALLBACKS: AtomicU64 = AtomicU64::new(0);
+static CLOSURES: AtomicU64 = AtomicU64::new(0);
+
+/// An RCU callback: runs on the domain's worker with an `Atomic` token.
+fn count_callback(obj: Box<Rcu<u64>>, _ctx: &Atomic<'_>) {
+    assert!(**obj > 0);
+    drop(obj); // the callback owns the object: here it frees it
+    CALLBACKS.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Code that may block and allocate but must not reclaim: takes any `MaySleep` token.
@@ -77,8 +87,8 @@ fn main() {
     let mut generation = 0;
     while start.elapsed() < Duration::from_secs(2) {
         generation += 1;
-        // Sleepable: replace waits for a grace period, then drops the old value.
-        config.replace(&ctx, Config::new(generation));
+        // Sleepable: publish a new value; the old one is freed after a grace period.
+        config.set(&ctx, Config::new(generation));
 
         // NoReclaim: a scope that may block on grace periods but never reclaims.
         {
@@ -96,17 +106,33 @@ fn main() {
         cond_synchronize(&ctx, cookie);
         assert!(poll(cookie), "cond_synchronize returned before its grace period");
 
-        // A read section from the writer thread too: it hands out an Atomic token.
+        // A read section from the writer thread too: it hands out an Atomic token, which
+        // may queue deferred work (it never allocates or blocks doing so).
         let guard = read_lock(&mut ctx);
         assert_eq!(config.load(&guard).generation, generation);
         assert!(!check_without_blocking(guard.ctx(), get_state()));
+        kvfree_rcu(guard.ctx(), Rcu::boxed(Config::new(generation)));
+        call_rcu(guard.ctx(), Rcu::boxed(generation), count_callback);
+        drop(guard);
+
+        // NoReclaim may allocate (a boxed closure) but never waits to reclaim.
+        let no_reclaim = ctx.no_reclaim();
+        call_rcu_fn(&no_reclaim, move |_atomic| {
+            CLOSURES.fetch_add(1, Ordering::Relaxed);
+        });
+        kvfree_rcu_mightsleep(&no_reclaim, Box::new(generation));
     }
+    // Sleepable (MayReclaim): wait until everything queued above has run.
+    rcu_barrier(&ctx);
+    assert_eq!(CALLBACKS.load(Ordering::Relaxed), generation, "a callback was lost");
+    assert_eq!(CLOSURES.load(Ordering::Relaxed), generation, "a closure was lost");
 
     stop.store(true, Ordering::Relaxed);
     for r in readers {
         r.join().expect("reader thread panicked");
     }
     let stats = Domain::global().stats();
+    let alloc = Domain::global().alloc_stats();
     println!(
         "{} updates, {} reads, {} grace periods ({} normal, {} expedited), {} stalls",
         generation,
@@ -115,6 +141,15 @@ fn main() {
         stats.gps_normal,
         stats.gps_expedited,
         stats.stalls
+    );
+    println!(
+        "deferred: {} queued, {} run, {} pending; blocks: {} allocated, {} pooled; fallbacks: {:?}",
+        stats.callbacks_queued,
+        stats.callbacks_invoked,
+        stats.callbacks_pending,
+        alloc.blocks_allocated,
+        alloc.blocks_pooled,
+        alloc.fallbacks
     );
     assert!(stats.gps_normal + stats.gps_expedited >= generation, "too few grace periods");
     println!("SUCCESS");

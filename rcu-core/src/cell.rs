@@ -4,23 +4,26 @@
 use core::marker::PhantomData;
 use core::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
-use std::sync::Mutex;
 
-use rcu_ctx::MaySleep;
+use rcu_ctx::{Context, ContextKind, MayAlloc};
 
+use crate::deferred;
 use crate::domain::{Domain, DomainRef};
-use crate::reader::ReadGuard;
+use crate::head::Rcu;
+use crate::reader::{self, ReadGuard};
 
 /// An RCU-protected value of one domain.
 ///
 /// Readers [`load`](RcuCell::load) it under a read guard: a plain pointer load, no lock, no
-/// reference count. Writers [`replace`](RcuCell::replace) or [`update`](RcuCell::update) it;
-/// writers are serialised among themselves, and the old value is dropped after a grace
-/// period.
+/// reference count. Writers [`replace`](RcuCell::replace) it, or [`update`](RcuCell::update)
+/// it from the current value, with any token; the old value is dropped after a grace period
+/// under the policy of that token (as `kvfree_rcu`). Values live in [`Rcu<T>`] boxes, whose
+/// embedded head lets even an `Atomic` writer retire the old one without allocating;
+/// [`set`](RcuCell::set) boxes a plain value for writers that may allocate.
 ///
 /// ```
 /// use rcu_core::prelude::*;
-/// use rcu_core::{read_lock, RcuCell};
+/// use rcu_core::{read_lock, Rcu, RcuCell};
 ///
 /// struct Config { verbose: bool, limit: u32 }
 ///
@@ -31,24 +34,22 @@ use crate::reader::ReadGuard;
 ///     let cfg = cell.load(&guard);
 ///     assert_eq!(cfg.limit, 10);
 /// }
-/// cell.update(&ctx, |old| Config { verbose: true, ..*old });
+/// cell.update(&ctx, |old| Rcu::boxed(Config { verbose: true, ..*old }));
 /// let guard = read_lock(&mut ctx);
 /// assert!(cell.load(&guard).verbose);
 /// ```
 #[derive(Debug)]
 pub struct RcuCell<T> {
-    /// Never null: always a `Box<T>` turned into a raw pointer.
-    ptr: AtomicPtr<T>,
+    /// Never null: always a `Box<Rcu<T>>` turned into a raw pointer.
+    ptr: AtomicPtr<Rcu<T>>,
     domain: DomainRef,
-    /// Serialises writers, so that `update` reads a current value no one else retires.
-    writer: Mutex<()>,
-    _owns: PhantomData<Box<T>>,
+    _owns: PhantomData<Box<Rcu<T>>>,
 }
 
 // SAFETY: the cell owns a `T` (moving the cell moves the `T`).
 unsafe impl<T: Send> Send for RcuCell<T> {}
 // SAFETY: readers on several threads get `&T` at once (needs `T: Sync`), and a writer on any
-// thread drops values created on another (needs `T: Send`).
+// thread retires values created on another, dropped on the worker (needs `T: Send`).
 unsafe impl<T: Send + Sync> Sync for RcuCell<T> {}
 
 impl<T> RcuCell<T> {
@@ -60,9 +61,8 @@ impl<T> RcuCell<T> {
     /// A cell of `domain`: load it under that domain's read guards.
     pub fn new_in(domain: &Domain, value: T) -> Self {
         RcuCell {
-            ptr: AtomicPtr::new(Box::into_raw(Box::new(value))),
+            ptr: AtomicPtr::new(Box::into_raw(Rcu::boxed(value))),
             domain: domain.state_ref(),
-            writer: Mutex::new(()),
             _owns: PhantomData,
         }
     }
@@ -79,51 +79,13 @@ impl<T> RcuCell<T> {
             "rcu-core: RcuCell loaded under a read guard of another domain: use a guard of the \
              cell's own domain"
         );
-        // Acquire: pairs with the Release publication in `replace`/`update`: the value's
-        // initialisation is visible before we dereference it.
+        // Acquire: pairs with the Release half of the swap/CAS that published the value:
+        // its initialisation is visible before we dereference it.
         let p = self.ptr.load(Ordering::Acquire);
-        // SAFETY: `p` is a live Box: values are only freed after a grace period that began
+        // SAFETY: `p` is a live box: values are only freed after a grace period that began
         // after they were unpublished, and `guard` is a read section of this cell's domain
         // that began before that, so it holds the grace period off while `'g` lives.
         unsafe { &*p }
-    }
-
-    /// Publishes `value` and drops the old one after a grace period (waiting for it).
-    pub fn replace<C: MaySleep>(&self, ctx: &C, value: T) {
-        ctx.validate();
-        let new = Box::into_raw(Box::new(value));
-        let old = {
-            let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-            // AcqRel: Release publishes `new` to readers (Acquire in `load`); Acquire makes
-            // the old value's contents ours to drop.
-            self.ptr.swap(new, Ordering::AcqRel)
-        };
-        self.retire(old);
-    }
-
-    /// Publishes `f(current)` and drops the old value after a grace period (waiting for it).
-    /// Writers are serialised, so no update is lost.
-    pub fn update<C: MaySleep>(&self, ctx: &C, f: impl FnOnce(&T) -> T) {
-        ctx.validate();
-        let old = {
-            let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-            // Relaxed: under the writer lock the pointer only changes by our own hand, and
-            // the lock's Acquire ordered the previous writer's store before this load.
-            let cur = self.ptr.load(Ordering::Relaxed);
-            // SAFETY: only writers retire the current value, and they hold the lock we hold.
-            let new = Box::into_raw(Box::new(f(unsafe { &*cur })));
-            // Release: publishes `new` to readers (Acquire in `load`).
-            self.ptr.store(new, Ordering::Release);
-            cur
-        };
-        self.retire(old);
-    }
-
-    fn retire(&self, old: *mut T) {
-        self.domain.synchronize();
-        // SAFETY: `old` was unpublished before the grace period began and came from
-        // Box::into_raw; the grace period has ended, so no reader holds it.
-        drop(unsafe { Box::from_raw(old) });
     }
 
     /// The value, through exclusive access (no reader can hold it).
@@ -135,12 +97,83 @@ impl<T> RcuCell<T> {
     /// The value, consuming the cell.
     pub fn into_inner(self) -> T {
         let this = core::mem::ManuallyDrop::new(self);
-        // SAFETY: we own the cell; reading `domain` and `writer` out so their drops run.
-        let (domain, writer) = unsafe { (ptr::read(&this.domain), ptr::read(&this.writer)) };
-        drop((domain, writer));
+        // SAFETY: we own the cell; `domain` is read out so that its drop runs.
+        drop(unsafe { ptr::read(&this.domain) });
         // Relaxed: exclusive ownership.
         // SAFETY: the pointer came from Box::into_raw and no one else can reach it.
-        *unsafe { Box::from_raw(this.ptr.load(Ordering::Relaxed)) }
+        unsafe { Box::from_raw(this.ptr.load(Ordering::Relaxed)) }.into_inner()
+    }
+}
+
+impl<T: Send + 'static> RcuCell<T> {
+    /// Publishes `new` and retires the old value: it is dropped after a grace period under
+    /// the policy of `ctx` (any token; under `Atomic` this never allocates or blocks).
+    #[track_caller]
+    pub fn replace<C: Context>(&self, ctx: &C, new: Box<Rcu<T>>) {
+        self.domain.prepare(ctx);
+        // AcqRel: Release publishes `new` to readers (Acquire in `load`); Acquire makes the
+        // old value's contents ours to retire.
+        let old = self.ptr.swap(Box::into_raw(new), Ordering::AcqRel);
+        self.retire::<C>(old);
+    }
+
+    /// Boxes `value` and publishes it, as `replace` (boxing allocates: `MayAlloc`).
+    #[track_caller]
+    pub fn set<C: MayAlloc>(&self, ctx: &C, value: T) {
+        self.replace(ctx, Rcu::boxed(value));
+    }
+
+    /// Publishes `f(current)` and retires the old value, as `replace`. Concurrent updates
+    /// are not lost: `f` runs again on the newer value if another writer got in first.
+    ///
+    /// `f` runs inside a read section of the cell's domain, so it must not block; it gets
+    /// the current value and returns the new one boxed (with `Rcu::boxed`, which allocates,
+    /// or from the caller's own pool under `Atomic`).
+    ///
+    /// # Panics
+    /// With an `Atomic` token on a thread that never registered with the cell's domain (see
+    /// [`Domain::register_current_thread`]): registration allocates, which `Atomic` may not.
+    #[track_caller]
+    pub fn update<C: Context>(&self, ctx: &C, mut f: impl FnMut(&T) -> Box<Rcu<T>>) {
+        self.domain.prepare(ctx);
+        let slot = reader::current_slot(&self.domain).unwrap_or_else(|| {
+            panic!(
+                "rcu-core: RcuCell::update with an Atomic token on a thread not registered \
+                 with the cell's domain: registering allocates. Call \
+                 Domain::register_current_thread (or read once) with a Sleepable token first"
+            )
+        });
+        loop {
+            // A read section without a guard: it keeps `cur` alive while `f` looks at it.
+            slot.word.enter(self.domain.gp.seq.started_counter());
+            // Acquire: as in `load`.
+            let cur = self.ptr.load(Ordering::Acquire);
+            // SAFETY: protected by the read section just entered (see `load`).
+            let new = Box::into_raw(f(unsafe { &**cur }));
+            // AcqRel: as in `replace`. Acquire on failure: we retry from the newer value.
+            let swapped =
+                self.ptr.compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire).is_ok();
+            slot.word.exit();
+            if swapped {
+                self.retire::<C>(cur);
+                return;
+            }
+            // Never published, so no reader saw it; but dropping it frees memory, which an
+            // `Atomic` writer may not do inline: defer it like a retired value.
+            if matches!(C::KIND, ContextKind::Atomic) {
+                self.retire::<C>(new);
+            } else {
+                // SAFETY: from Box::into_raw above, never published.
+                drop(unsafe { Box::from_raw(new) });
+            }
+        }
+    }
+
+    fn retire<C: Context>(&self, old: *mut Rcu<T>) {
+        // SAFETY: `old` was unpublished (or never published) and came from Box::into_raw;
+        // the deferred free runs it after a grace period that begins after this call.
+        let old = unsafe { Box::from_raw(old) };
+        self.domain.defer_headed::<C>(deferred::free_entry(old));
     }
 }
 

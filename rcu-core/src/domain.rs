@@ -6,14 +6,18 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rcu_ctx::{Atomic, Context, ContextKind, MaySleep, ReadSection};
+use rcu_ctx::{Atomic, Context, ContextKind, MayAlloc, MayReclaim, MaySleep, ReadSection};
 
+use crate::deferred::{self, Callback};
 use crate::grace_period::{GracePeriods, Urgency};
+use crate::head::Rcu;
 use crate::reader::{self, ReadGuard};
+use crate::reclaim::Reclaim;
 use crate::registry::Registry;
-use crate::stall::{StallReport, StallSink};
+use crate::stall::{StallHandler, StallSink};
 use crate::stats::{Counters, DomainStats};
 use crate::worker::Worker;
+use rcu_alloc::{AllocConfig, AllocStats, FaultConfig, Policy};
 
 /// How a domain behaves. Build with [`DomainConfig::new`] and the setters.
 ///
@@ -31,16 +35,21 @@ pub struct DomainConfig {
     name: Cow<'static, str>,
     stall_timeout: Duration,
     expedited: bool,
+    alloc: AllocConfig,
+    batch_delay: Duration,
 }
 
 impl DomainConfig {
     /// The defaults: stall timeout 21 s (as the kernel's), normal (not expedited) grace
-    /// periods, name "domain".
+    /// periods, name "domain", the allocator defaults of [`AllocConfig::new`] and a 5 ms
+    /// batching delay.
     pub const fn new() -> Self {
         DomainConfig {
             name: Cow::Borrowed("domain"),
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             expedited: false,
+            alloc: AllocConfig::new(),
+            batch_delay: DEFAULT_BATCH_DELAY,
         }
     }
 
@@ -53,6 +62,19 @@ impl DomainConfig {
     /// How long a grace period may wait for one reader before a stall is reported.
     pub fn stall_timeout(mut self, timeout: Duration) -> Self {
         self.stall_timeout = timeout;
+        self
+    }
+
+    /// Block sizes, caches and the memory budget for deferred reclamation.
+    pub fn alloc(mut self, alloc: AllocConfig) -> Self {
+        self.alloc = alloc;
+        self
+    }
+
+    /// How long queued items may wait to be collected into a batch: longer batches more
+    /// items per grace period, shorter frees memory sooner.
+    pub fn batch_delay(mut self, delay: Duration) -> Self {
+        self.batch_delay = delay;
         self
     }
 
@@ -99,17 +121,26 @@ pub(crate) struct DomainState {
     stall_timeout_ns: AtomicU64,
     expedited: AtomicBool,
     pub(crate) worker: Worker,
+    pub(crate) reclaim: Reclaim,
     /// False once the owning `Domain` has been dropped.
     live: AtomicBool,
 }
 
 static NEXT_DOMAIN_ID: AtomicU32 = AtomicU32::new(1);
 
-pub(crate) static GLOBAL_STATE: DomainState =
-    DomainState::new(0, Cow::Borrowed("global"), DEFAULT_STALL_TIMEOUT, false);
+pub(crate) static GLOBAL_STATE: DomainState = DomainState::new(
+    0,
+    Cow::Borrowed("global"),
+    DEFAULT_STALL_TIMEOUT,
+    false,
+    Reclaim::new(AllocConfig::new(), DEFAULT_BATCH_DELAY),
+);
 
 /// As the kernel's default `rcu_cpu_stall_timeout`.
 const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(21);
+
+/// Long enough to batch a burst of frees, short enough that memory comes back promptly.
+const DEFAULT_BATCH_DELAY: Duration = Duration::from_millis(5);
 
 static GLOBAL: Domain = Domain { state: DomainRef::Global(&GLOBAL_STATE) };
 
@@ -120,6 +151,7 @@ impl DomainState {
         name: Cow<'static, str>,
         stall_timeout: Duration,
         expedited: bool,
+        reclaim: Reclaim,
     ) -> Self {
         DomainState {
             id,
@@ -131,6 +163,7 @@ impl DomainState {
             stall_timeout_ns: AtomicU64::new(stall_timeout.as_nanos() as u64),
             expedited: AtomicBool::new(expedited),
             worker: Worker::new(),
+            reclaim,
             live: AtomicBool::new(true),
         }
     }
@@ -198,6 +231,26 @@ pub(crate) enum DomainRef {
     Owned(Arc<DomainState>),
 }
 
+impl DomainRef {
+    /// Starts the worker if this token may allocate and the worker is not running yet.
+    pub(crate) fn ensure_worker<C: Context>(&self) {
+        if !matches!(C::KIND, ContextKind::Atomic) && !self.worker.is_started() {
+            Worker::start(self.clone());
+        }
+    }
+
+    /// Entry checks of the deferred-reclamation calls: validation, and, for tokens that may
+    /// allocate, the worker and this thread's registration (both allocate the first time).
+    #[track_caller]
+    pub(crate) fn prepare<C: Context>(&self, ctx: &C) {
+        ctx.validate();
+        if !matches!(C::KIND, ContextKind::Atomic) {
+            self.ensure_worker::<C>();
+            crate::reader::ensure_registered(self);
+        }
+    }
+}
+
 impl core::ops::Deref for DomainRef {
     type Target = DomainState;
     fn deref(&self) -> &DomainState {
@@ -230,8 +283,9 @@ impl Domain {
         // Relaxed: a unique id is all that is needed.
         let id = NEXT_DOMAIN_ID.fetch_add(1, Ordering::Relaxed);
         assert!(id != 0, "rcu-core: domain ids exhausted");
-        let DomainConfig { name, stall_timeout, expedited } = config;
-        let state = Arc::new(DomainState::new(id, name, stall_timeout, expedited));
+        let DomainConfig { name, stall_timeout, expedited, alloc, batch_delay } = config;
+        let reclaim = Reclaim::new(alloc, batch_delay);
+        let state = Arc::new(DomainState::new(id, name, stall_timeout, expedited, reclaim));
         crate::process::track(&state);
         Worker::start(DomainRef::Owned(state.clone()));
         Domain { state: DomainRef::Owned(state) }
@@ -381,6 +435,13 @@ impl Domain {
             readers: s.readers.registered() as u64,
             stalls: Counters::get(&s.counters.stalls),
             leaked_read_sections: Counters::get(&s.counters.leaked_read_sections),
+            callbacks_queued: s.callbacks_queued(),
+            callbacks_invoked: s.reclaim.invoked(),
+            callbacks_pending: s.callbacks_pending(),
+            callback_panics: s.reclaim.panics(),
+            pending_bytes: s.reclaim.alloc.budget().pending() as u64,
+            peak_pending_bytes: s.reclaim.alloc.budget().peak() as u64,
+            budget_bytes: s.reclaim.alloc.budget().limit() as u64,
         }
     }
 
@@ -393,7 +454,7 @@ impl Domain {
     /// Domain::global().set_stall_handler(Some(Arc::new(|report| eprintln!("STALL: {report}"))));
     /// Domain::global().set_stall_handler(None);
     /// ```
-    pub fn set_stall_handler(&self, handler: Option<Arc<dyn Fn(&StallReport) + Send + Sync>>) {
+    pub fn set_stall_handler(&self, handler: Option<StallHandler>) {
         self.state().stall_sink.set(handler);
     }
 
@@ -405,9 +466,148 @@ impl Domain {
 
     /// Starts the worker if this token may allocate and the worker is not running yet.
     fn ensure_worker<C: Context>(&self) {
-        if !matches!(C::KIND, ContextKind::Atomic) && !self.state().worker.is_started() {
-            Worker::start(self.state_ref());
+        self.state.ensure_worker::<C>();
+    }
+
+    /// Entry checks of the deferred-reclamation calls: validation, and, for tokens that may
+    /// allocate, the worker and this thread's registration (both allocate the first time).
+    #[track_caller]
+    fn prepare<C: Context>(&self, ctx: &C) {
+        self.state.prepare(ctx);
+    }
+
+    /// Queues `f(obj, ctx)` to run after a grace period, on the domain's worker with an
+    /// `Atomic` token. Works with every token and never fails: the object's embedded head
+    /// carries it if no block can be had; under `Atomic` it never allocates, blocks or
+    /// takes a lock, and is safe to call from a signal handler (see
+    /// [`Domain::register_current_thread`]).
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::{Domain, Rcu};
+    ///
+    /// fn release(obj: Box<Rcu<Vec<u8>>>, _ctx: &Atomic<'_>) {
+    ///     assert_eq!(obj.len(), 3);
+    /// }
+    /// let ctx = Sleepable::enter();
+    /// Domain::global().call_rcu(&ctx, Rcu::boxed(vec![1, 2, 3]), release);
+    /// Domain::global().rcu_barrier(&ctx); // `release` has run
+    /// ```
+    #[track_caller]
+    pub fn call_rcu<C: Context, T: Send + 'static>(
+        &self,
+        ctx: &C,
+        obj: Box<Rcu<T>>,
+        f: Callback<T>,
+    ) {
+        self.prepare(ctx);
+        self.state().defer_headed::<C>(deferred::callback_entry(obj, f));
+    }
+
+    /// Queues the closure `f` to run after a grace period. Boxing the closure allocates, so
+    /// this needs a token that may allocate; with `Atomic`, use [`Domain::call_rcu`].
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use rcu_core::prelude::*;
+    ///
+    /// let ran = Arc::new(AtomicBool::new(false));
+    /// let ctx = Sleepable::enter();
+    /// let flag = ran.clone();
+    /// rcu_core::Domain::global().call_rcu_fn(&ctx, move |_ctx| flag.store(true, Ordering::SeqCst));
+    /// rcu_barrier(&ctx);
+    /// assert!(ran.load(Ordering::SeqCst));
+    /// ```
+    #[track_caller]
+    pub fn call_rcu_fn<C: MayAlloc, F>(&self, ctx: &C, f: F)
+    where
+        F: FnOnce(&Atomic<'_>) + Send + 'static,
+    {
+        self.prepare(ctx);
+        self.state().defer_headed::<C>(deferred::closure_entry(f));
+    }
+
+    /// Drops `obj` after a grace period. Works with every token and never fails; under
+    /// `Atomic` never allocates, blocks or takes a lock. Frees are batched in blocks and run
+    /// in bulk on the worker.
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::Rcu;
+    /// let ctx = Sleepable::enter();
+    /// rcu_core::Domain::global().kvfree_rcu(&ctx, Rcu::boxed([0u64; 8]));
+    /// ```
+    #[track_caller]
+    pub fn kvfree_rcu<C: Context, T: Send + 'static>(&self, ctx: &C, obj: Box<Rcu<T>>) {
+        self.prepare(ctx);
+        self.state().defer_headed::<C>(deferred::free_entry(obj));
+    }
+
+    /// Drops any boxed `obj` after a grace period. Without an embedded head it needs a
+    /// block; when none can be had it waits for a grace period and drops `obj` inline, so it
+    /// needs a token that may sleep (the kernel's `kvfree_rcu_mightsleep`).
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// let ctx = Sleepable::enter();
+    /// rcu_core::Domain::global().kvfree_rcu_mightsleep(&ctx, Box::new(String::from("old")));
+    /// ```
+    #[track_caller]
+    pub fn kvfree_rcu_mightsleep<C: MaySleep, T: Send + 'static>(&self, ctx: &C, obj: Box<T>) {
+        self.prepare(ctx);
+        let (entry, bytes) = deferred::headless_entry(obj);
+        if let Err(entry) = self.state().defer_headless::<C>(entry, bytes) {
+            self.state().synchronize();
+            // SAFETY: the entry was made from `Box<T>` by `headless_entry` and was not
+            // queued; a grace period has passed since the caller unpublished it.
+            drop(unsafe { Box::from_raw(entry.obj.cast::<T>()) });
         }
+    }
+
+    /// Waits until every callback and deferred free queued on this domain before the call,
+    /// by any thread (exited ones included), has run. Needs a `Sleepable` token: it waits on
+    /// other threads' progress.
+    ///
+    /// # Panics
+    /// Inside a read section of this domain (it would wait for itself).
+    #[track_caller]
+    pub fn rcu_barrier<C: MayReclaim>(&self, ctx: &C) {
+        self.prepare(ctx);
+        assert!(
+            !crate::reader::in_read_section(self.state()),
+            "rcu-core: rcu_barrier inside a read section of the same domain would wait for \
+             itself forever: end the read section first"
+        );
+        self.state().barrier();
+    }
+
+    /// Registers the calling thread with this domain now rather than on first use (which
+    /// allocates). Do this before a thread's signal handlers use the domain: an unregistered
+    /// thread's `Atomic` calls still work, through the embedded-head path.
+    pub fn register_current_thread<C: MayAlloc>(&self, ctx: &C) {
+        self.prepare(ctx);
+    }
+
+    /// The allocation side's statistics: blocks, pool, fallbacks by policy and reason.
+    pub fn alloc_stats(&self) -> AllocStats {
+        self.state().reclaim.alloc.stats()
+    }
+
+    /// Makes this domain's block requests under `policy` fail as `config` says, so fallback
+    /// paths run (tests).
+    pub fn inject_faults(&self, policy: Policy, config: FaultConfig) {
+        self.state().reclaim.alloc.inject_faults(policy, config);
+    }
+
+    /// Changes how long queued items wait to be collected into a batch.
+    pub fn set_batch_delay(&self, delay: Duration) {
+        self.state().reclaim.set_batch_delay(delay);
+    }
+
+    /// Changes the budget for pending reclamation, in bytes.
+    pub fn set_budget(&self, bytes: usize) {
+        self.state().reclaim.alloc.budget().set_limit(bytes);
     }
 }
 

@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 use crossbeam_utils::Backoff;
 
 use crate::domain::DomainState;
-use crate::raw::futex;
 use crate::raw::protocol::GpSequence;
 use crate::registry::Slot;
 use crate::stall::{StallClock, StallReport};
 use crate::stats::Counters;
+use rcu_alloc::futex;
 
 /// How a grace period waits for readers that are still inside their sections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,6 +190,7 @@ fn wait_for_reader(
                 tid: slot.tid(),
                 blocked_for: elapsed,
                 gp_seq: gp,
+                pending_callbacks: domain.callbacks_pending(),
             });
         }
     }

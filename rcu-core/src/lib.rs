@@ -31,7 +31,7 @@
 //! ```
 //! use std::sync::Arc;
 //! use rcu_core::prelude::*;
-//! use rcu_core::{read_lock, RcuCell};
+//! use rcu_core::{read_lock, Rcu, RcuCell};
 //!
 //! #[derive(Debug)]
 //! struct Config {
@@ -59,8 +59,8 @@
 //! // The writer replaces the whole value; the old one is dropped after a grace period,
 //! // when no reader can still be looking at it.
 //! let ctx = Sleepable::enter();
-//! config.replace(&ctx, Config { name: "v2".into(), max_connections: 20 });
-//! config.update(&ctx, |old| Config { name: "v3".into(), ..*old });
+//! config.set(&ctx, Config { name: "v2".into(), max_connections: 20 });
+//! config.update(&ctx, |old| Rcu::boxed(Config { name: "v3".into(), ..*old }));
 //!
 //! for r in readers {
 //!     r.join().unwrap();
@@ -79,16 +79,24 @@ mod cell;
 #[cfg(all(doctest, not(loom)))]
 mod compile_fail;
 #[cfg(not(loom))]
+mod deferred;
+#[cfg(not(loom))]
 mod domain;
 #[cfg(not(loom))]
 mod grace_period;
+#[cfg(not(loom))]
+mod head;
 #[cfg(not(loom))]
 mod process;
 pub mod raw;
 #[cfg(not(loom))]
 mod reader;
 #[cfg(not(loom))]
+mod reclaim;
+#[cfg(not(loom))]
 mod registry;
+#[cfg(not(loom))]
+mod staging;
 #[cfg(not(loom))]
 mod stall;
 #[cfg(not(loom))]
@@ -104,11 +112,16 @@ pub use api::*;
 #[cfg(not(loom))]
 mod api {
     pub use crate::cell::RcuCell;
+    pub use crate::deferred::Callback;
     pub use crate::domain::{Domain, DomainConfig, GpCookie};
+    pub use crate::head::{Rcu, RcuHead};
     pub use crate::reader::ReadGuard;
     pub use crate::stall::{StallHandler, StallReport};
     pub use crate::stats::DomainStats;
-    pub use rcu_alloc::Policy;
+    pub use rcu_alloc::{
+        register_shrinker, AllocConfig, AllocStats, FallbackReason, FaultConfig, Policy, Shrinker,
+        ShrinkerHandle,
+    };
     pub use rcu_ctx::{
         might_alloc, might_sleep, thread_state, validate, Atomic, Context, ContextKind, MayAlloc,
         MayReclaim, MaySleep, NoReclaim, Sleepable,
@@ -119,8 +132,9 @@ mod api {
 #[cfg(not(loom))]
 pub mod prelude {
     pub use crate::{
-        cond_synchronize, get_state, poll, read_lock, start_poll, synchronize_rcu,
-        synchronize_rcu_expedited, Domain, GpCookie, RcuCell, ReadGuard,
+        call_rcu, call_rcu_fn, cond_synchronize, get_state, kvfree_rcu, kvfree_rcu_mightsleep,
+        poll, rcu_barrier, read_lock, start_poll, synchronize_rcu, synchronize_rcu_expedited,
+        Domain, GpCookie, Rcu, RcuCell, ReadGuard,
     };
     pub use rcu_ctx::prelude::*;
 }
@@ -224,6 +238,85 @@ pub fn poll(cookie: GpCookie) -> bool {
 #[track_caller]
 pub fn cond_synchronize<C: MaySleep>(ctx: &C, cookie: GpCookie) {
     Domain::global().cond_synchronize(ctx, cookie)
+}
+
+/// Queues `f(obj, ctx)` on the global domain. See [`Domain::call_rcu`].
+///
+/// ```
+/// use rcu_core::prelude::*;
+///
+/// fn done(obj: Box<Rcu<u32>>, _ctx: &Atomic<'_>) {
+///     assert_eq!(**obj, 42);
+/// }
+/// let mut ctx = Sleepable::enter();
+/// {
+///     let guard = read_lock(&mut ctx);
+///     call_rcu(guard.ctx(), Rcu::boxed(42), done); // fine inside a read section
+/// }
+/// rcu_barrier(&ctx);
+/// ```
+#[cfg(not(loom))]
+#[track_caller]
+pub fn call_rcu<C: Context, T: Send + 'static>(ctx: &C, obj: Box<Rcu<T>>, f: Callback<T>) {
+    Domain::global().call_rcu(ctx, obj, f)
+}
+
+/// Queues a closure on the global domain. See [`Domain::call_rcu_fn`].
+///
+/// ```
+/// let ctx = rcu_core::Sleepable::enter();
+/// rcu_core::call_rcu_fn(&ctx, |_atomic| println!("a grace period has elapsed"));
+/// rcu_core::rcu_barrier(&ctx);
+/// ```
+#[cfg(not(loom))]
+#[track_caller]
+pub fn call_rcu_fn<C: MayAlloc, F>(ctx: &C, f: F)
+where
+    F: FnOnce(&Atomic<'_>) + Send + 'static,
+{
+    Domain::global().call_rcu_fn(ctx, f)
+}
+
+/// Drops `obj` after a grace period of the global domain. See [`Domain::kvfree_rcu`].
+///
+/// ```
+/// use rcu_core::prelude::*;
+/// let mut ctx = Sleepable::enter();
+/// let atomic = ctx.atomic();
+/// kvfree_rcu(&atomic, Rcu::boxed(vec![0u8; 64])); // never allocates under Atomic
+/// ```
+#[cfg(not(loom))]
+#[track_caller]
+pub fn kvfree_rcu<C: Context, T: Send + 'static>(ctx: &C, obj: Box<Rcu<T>>) {
+    Domain::global().kvfree_rcu(ctx, obj)
+}
+
+/// Drops any boxed `obj` after a grace period of the global domain, waiting inline if no
+/// block can be had. See [`Domain::kvfree_rcu_mightsleep`].
+///
+/// ```
+/// let ctx = rcu_core::Sleepable::enter();
+/// rcu_core::kvfree_rcu_mightsleep(&ctx, Box::new([0u8; 100]));
+/// ```
+#[cfg(not(loom))]
+#[track_caller]
+pub fn kvfree_rcu_mightsleep<C: MaySleep, T: Send + 'static>(ctx: &C, obj: Box<T>) {
+    Domain::global().kvfree_rcu_mightsleep(ctx, obj)
+}
+
+/// Waits until everything queued on the global domain before the call has run. See
+/// [`Domain::rcu_barrier`].
+///
+/// ```
+/// let ctx = rcu_core::Sleepable::enter();
+/// rcu_core::kvfree_rcu_mightsleep(&ctx, Box::new(1u8));
+/// rcu_core::rcu_barrier(&ctx);
+/// assert_eq!(rcu_core::Domain::global().stats().callbacks_pending, 0);
+/// ```
+#[cfg(not(loom))]
+#[track_caller]
+pub fn rcu_barrier<C: MayReclaim>(ctx: &C) {
+    Domain::global().rcu_barrier(ctx)
 }
 
 /// The README's examples are compiled and run as doctests, so the quick start cannot rot.

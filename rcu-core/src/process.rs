@@ -88,7 +88,8 @@ pub(crate) fn untrack(state: &Arc<DomainState>) {
 impl DomainState {
     /// Single-threaded repair in a forked child; see the module docs.
     fn reset_after_fork(&self) {
-        self.readers.reset_after_fork();
+        self.readers.reset_after_fork(|slot| self.adopt(slot));
+        self.reclaim.alloc.reset_after_fork();
         self.gp.reset_after_fork();
         self.worker.reset_after_fork();
     }

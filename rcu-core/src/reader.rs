@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use rcu_ctx::{Atomic, ReadSection};
 
-use crate::domain::{DomainState, GLOBAL_STATE};
+use crate::domain::{DomainRef, DomainState, GLOBAL_STATE};
 use crate::raw::protocol::ReaderWord;
 use crate::registry::Slot;
 use crate::stats::Counters;
@@ -99,6 +99,7 @@ impl Drop for Registration {
 }
 
 fn release(domain: &DomainState, slot: &Slot) {
+    domain.adopt(slot);
     let leaked = domain.readers.release(slot);
     if leaked != 0 {
         Counters::bump(&domain.counters.leaked_read_sections);
@@ -178,13 +179,34 @@ fn register_in(domain: &Arc<DomainState>) -> *const Slot {
     slot
 }
 
-/// Is the calling thread inside a read section of `domain`?
-pub(crate) fn in_read_section(domain: &DomainState) -> bool {
+/// The calling thread's slot in `domain`, if it has registered.
+#[inline]
+pub(crate) fn current_slot(domain: &DomainState) -> Option<&Slot> {
     let slot = if ptr::eq(domain, &GLOBAL_STATE) {
         Some(GLOBAL_SLOT.with(Cell::get)).filter(|s| !s.is_null())
     } else {
         find_slot(domain)
     };
-    // SAFETY: this thread's registered slots are valid while the domain is borrowed.
-    slot.is_some_and(|s| unsafe { (*s).word.depth() } != 0)
+    // SAFETY: a registered slot stays valid while the thread lives and the domain is
+    // borrowed (the registration holds the domain alive).
+    slot.map(|s| unsafe { &*s })
+}
+
+/// Registers the calling thread with `domain` unless it is (allocates the first time).
+pub(crate) fn ensure_registered(domain: &DomainRef) {
+    if current_slot(domain).is_none() {
+        match domain {
+            DomainRef::Global(_) => {
+                register_global();
+            }
+            DomainRef::Owned(state) => {
+                register_in(state);
+            }
+        }
+    }
+}
+
+/// Is the calling thread inside a read section of `domain`?
+pub(crate) fn in_read_section(domain: &DomainState) -> bool {
+    current_slot(domain).is_some_and(|s| s.word.depth() != 0)
 }

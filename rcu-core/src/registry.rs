@@ -12,11 +12,14 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicUsize,
 use crossbeam_utils::CachePadded;
 
 use crate::raw::protocol::ReaderWord;
+use crate::staging::Staging;
 
 /// A registered reader: its word, and who it is for stall reports.
 #[derive(Debug)]
 pub(crate) struct Slot {
     pub(crate) word: CachePadded<ReaderWord>,
+    /// The owner's deferred-work staging area in this domain.
+    pub(crate) staging: CachePadded<Staging>,
     in_use: AtomicBool,
     /// Address of the owner thread's `OWNER_MARK` thread-local: unique among live threads and
     /// unchanged in a child after `fork()`, which is how the child recognises its own slots.
@@ -111,6 +114,7 @@ impl Registry {
         }
         let slot = Box::into_raw(Box::new(Slot {
             word: CachePadded::new(ReaderWord::new()),
+            staging: CachePadded::new(Staging::new()),
             in_use: AtomicBool::new(true),
             owner_mark: AtomicUsize::new(0),
             tid: AtomicI32::new(0),
@@ -160,8 +164,9 @@ impl Registry {
     }
 
     /// In a forked child: every slot not owned by the calling (only) thread belonged to a
-    /// thread that does not exist here. End its section and free it.
-    pub(crate) fn reset_after_fork(&self) {
+    /// thread that does not exist here. Hand it to `on_dead` (to adopt its staged work), end
+    /// its section and free it.
+    pub(crate) fn reset_after_fork(&self, on_dead: impl Fn(&Slot)) {
         let me = current_owner_mark();
         let mut live = 0;
         for slot in self.iter() {
@@ -170,6 +175,10 @@ impl Registry {
             {
                 live += 1;
                 continue;
+            }
+            // Relaxed: single thread.
+            if slot.in_use.load(Ordering::Relaxed) {
+                on_dead(slot);
             }
             slot.word.force_exit();
             // Relaxed: single thread.

@@ -17,6 +17,8 @@ pub struct StallReport {
     pub blocked_for: Duration,
     /// The stalled grace period's sequence number.
     pub gp_seq: u64,
+    /// Callbacks and deferred frees queued on the domain and not yet run.
+    pub pending_callbacks: u64,
 }
 
 impl core::fmt::Display for StallReport {
@@ -24,12 +26,14 @@ impl core::fmt::Display for StallReport {
         write!(
             f,
             "rcu: grace period {} of domain '{}' stalled for {:.3}s by reader thread '{}' \
-             (tid {}): a read section is held too long (a blocked or looping reader?)",
+             (tid {}); {} callbacks pending: a read section is held too long (a blocked or \
+             looping reader?)",
             self.gp_seq,
             self.domain,
             self.blocked_for.as_secs_f64(),
             self.thread_name.as_deref().unwrap_or("<unnamed>"),
-            self.tid
+            self.tid,
+            self.pending_callbacks
         )
     }
 }

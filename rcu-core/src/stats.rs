@@ -19,6 +19,20 @@ pub struct DomainStats {
     pub stalls: u64,
     /// Threads that exited inside a read section (a leaked guard), force-ended.
     pub leaked_read_sections: u64,
+    /// Callbacks and deferred frees queued.
+    pub callbacks_queued: u64,
+    /// Callbacks and deferred frees run.
+    pub callbacks_invoked: u64,
+    /// Queued and not yet run.
+    pub callbacks_pending: u64,
+    /// Callbacks that panicked (caught; the rest of their batch ran).
+    pub callback_panics: u64,
+    /// Bytes kept alive by collected, not yet run items.
+    pub pending_bytes: u64,
+    /// The highest `pending_bytes` seen.
+    pub peak_pending_bytes: u64,
+    /// The budget for `pending_bytes`.
+    pub budget_bytes: u64,
 }
 
 /// The live counters. All Relaxed: statistics order nothing.

@@ -2,6 +2,4 @@
 //! API in the crate root is built on these; loom models `protocol` directly.
 
 pub mod barrier;
-#[cfg(not(loom))]
-pub(crate) mod futex;
 pub mod protocol;

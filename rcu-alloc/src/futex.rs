@@ -1,15 +1,15 @@
 //! Sleeping on a 32-bit word: the Linux futex, wrapped.
 //!
-//! Used for the slow paths only (grace-period waiters, the worker's idle sleep); nothing here
-//! allocates or takes a lock, so it is usable after `fork()` and from any context that may
-//! block.
+//! Used for the slow paths only (grace-period waiters, workers' idle sleeps). Waking never
+//! allocates, locks or blocks, so `wake_all` is usable from any context, a signal handler
+//! included; `wait` needs a context that may block.
 
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 /// Sleeps while `*word == expected`, at most `timeout` if given. Spurious wake-ups happen:
 /// callers re-check their condition.
-pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let ts = timeout.map(|t| libc::timespec {
         tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
         tv_nsec: t.subsec_nanos() as libc::c_long,
@@ -29,7 +29,7 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 }
 
 /// Wakes every thread sleeping on `word`.
-pub(crate) fn wake_all(word: &AtomicU32) {
+pub fn wake_all(word: &AtomicU32) {
     // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE does not access user memory beyond
     // using its address as a key.
     unsafe {

@@ -1,0 +1,89 @@
+//! Shrinkers: caches that can give memory back when the runtime is short of it.
+//!
+//! A shrinker reports how much it could free (`count`) and frees up to a requested amount
+//! (`scan`). Shrinkers run only under the `Reclaim` policy, that is only for calls made
+//! with a `Sleepable` token: a `NoReclaim` or `Atomic` caller never runs code it does not
+//! own. The runtime's own block pools are shrinkers too.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// A cache that can release memory on request.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+/// use rcu_alloc::{register_shrinker, Shrinker};
+///
+/// struct Cache(AtomicUsize);
+/// impl Shrinker for Cache {
+///     fn count(&self) -> usize {
+///         self.0.load(Ordering::Relaxed)
+///     }
+///     fn scan(&self, nr_to_scan: usize) -> usize {
+///         let freed = nr_to_scan.min(self.count());
+///         self.0.fetch_sub(freed, Ordering::Relaxed);
+///         freed
+///     }
+/// }
+///
+/// let cache = Arc::new(Cache(AtomicUsize::new(10)));
+/// let handle = register_shrinker(cache.clone());
+/// drop(handle); // unregisters
+/// ```
+pub trait Shrinker: Send + Sync {
+    /// How many objects could be freed now.
+    fn count(&self) -> usize;
+    /// Frees up to `nr_to_scan` objects; returns how many were freed.
+    fn scan(&self, nr_to_scan: usize) -> usize;
+}
+
+type Registered = (u64, Arc<dyn Shrinker>);
+
+static SHRINKERS: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Keeps a shrinker registered; dropping it unregisters.
+#[derive(Debug)]
+#[must_use = "the shrinker is unregistered when the handle is dropped"]
+pub struct ShrinkerHandle {
+    id: u64,
+}
+
+/// Registers `shrinker` for every domain's `Reclaim`-policy calls.
+pub fn register_shrinker(shrinker: Arc<dyn Shrinker>) -> ShrinkerHandle {
+    // Relaxed: a unique id is all that is needed.
+    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+    SHRINKERS.lock().unwrap_or_else(|e| e.into_inner()).push((id, shrinker));
+    ShrinkerHandle { id }
+}
+
+impl Drop for ShrinkerHandle {
+    fn drop(&mut self) {
+        SHRINKERS.lock().unwrap_or_else(|e| e.into_inner()).retain(|(id, _)| *id != self.id);
+    }
+}
+
+/// Asks every registered shrinker to free up to `target` objects in total; returns how
+/// many were freed and how many shrinkers were called. Only the `Reclaim` policy calls this.
+pub(crate) fn shrink_all(target: usize) -> (usize, u64) {
+    // Clone the list out: a shrinker may take its own locks, or (un)register others.
+    let shrinkers: Vec<Arc<dyn Shrinker>> = SHRINKERS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(_, s)| s.clone())
+        .collect();
+    let mut freed = 0;
+    let mut calls = 0;
+    for s in shrinkers {
+        if freed >= target {
+            break;
+        }
+        if s.count() > 0 {
+            calls += 1;
+            freed += s.scan(target - freed);
+        }
+    }
+    (freed, calls)
+}

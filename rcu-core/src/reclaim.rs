@@ -1,0 +1,564 @@
+//! Deferred reclamation for one domain: where queued items go, how the token's policy picks
+//! the path, and how the worker turns them into batches that run after a grace period.
+//!
+//! Paths for an item, in order of preference:
+//! 1. the thread's current block (fast path: no atomic read-modify-write);
+//! 2. a new block from the thread cache, the pool or (if the policy may allocate) the
+//!    global allocator;
+//! 3. the fallback: for an object with an embedded head, the domain's intrusive list (one
+//!    CAS, no memory needed); for a headless object, `synchronize_rcu` then drop inline.
+//!
+//! The worker periodically *collects*: it steals every thread's current block, takes the
+//! sealed blocks and the intrusive list, and stamps them with a grace-period cookie taken
+//! after the collection, so everything in the batch was queued before that grace period
+//! began. Once the grace period completes it runs the batch with an `Atomic` token.
+
+use core::ptr::{self, NonNull};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
+
+use rcu_alloc::{AllocConfig, Block, BlockAllocator, Entry, FallbackReason, Policy, ThreadCache};
+use rcu_ctx::{Atomic, Context};
+
+use crate::deferred::{self, Headed};
+use crate::domain::DomainState;
+use crate::head::RcuHead;
+use crate::raw::barrier::heavy_barrier;
+use crate::registry::Slot;
+use crate::staging::Push;
+use rcu_alloc::futex;
+
+/// Defensive bound on one wait for the worker; see `grace_period::MAX_EVENT_WAIT`.
+const MAX_DRAIN_WAIT: Duration = Duration::from_millis(100);
+
+/// A collected batch waiting for its grace period.
+#[derive(Debug)]
+pub(crate) struct Batch {
+    pub(crate) cookie: u64,
+    generation: u64,
+    blocks: Vec<NonNull<Block>>,
+    heads: *mut RcuHead,
+}
+
+// SAFETY: a batch owns its blocks and the objects linked from `heads`; it only moves to and
+// lives on the worker thread.
+unsafe impl Send for Batch {}
+
+/// The domain-wide part of reclamation.
+#[derive(Debug)]
+pub(crate) struct Reclaim {
+    pub(crate) alloc: BlockAllocator,
+    /// Blocks sealed by their owners (full, or handed over at thread exit).
+    sealed: AtomicPtr<Block>,
+    /// The fallback list of headed objects.
+    intrusive: AtomicPtr<RcuHead>,
+    /// Items queued on the intrusive list (staged items are counted per slot).
+    queued_intrusive: AtomicU64,
+    invoked: AtomicU64,
+    panics: AtomicU64,
+    /// Collections started; a batch carries the generation of its collection.
+    collections: AtomicU64,
+    /// Highest generation whose batch has been run.
+    completed_generation: AtomicU64,
+    /// Highest generation a barrier (or backpressure) is waiting for.
+    wanted_generation: AtomicU64,
+    /// Bumped whenever batches are run; barrier and backpressure waiters sleep on it.
+    drained_event: AtomicU32,
+    drain_sleepers: AtomicU32,
+    /// Set while over budget: the worker collects at once and expedites grace periods.
+    expedite: AtomicBool,
+    batch_delay_ns: AtomicU64,
+}
+
+impl Reclaim {
+    pub(crate) const fn new(config: AllocConfig, batch_delay: Duration) -> Self {
+        Reclaim {
+            alloc: BlockAllocator::new(config),
+            sealed: AtomicPtr::new(ptr::null_mut()),
+            intrusive: AtomicPtr::new(ptr::null_mut()),
+            queued_intrusive: AtomicU64::new(0),
+            invoked: AtomicU64::new(0),
+            panics: AtomicU64::new(0),
+            collections: AtomicU64::new(0),
+            completed_generation: AtomicU64::new(0),
+            wanted_generation: AtomicU64::new(0),
+            drained_event: AtomicU32::new(0),
+            drain_sleepers: AtomicU32::new(0),
+            expedite: AtomicBool::new(false),
+            batch_delay_ns: AtomicU64::new(batch_delay.as_nanos() as u64),
+        }
+    }
+
+    pub(crate) fn batch_delay(&self) -> Duration {
+        // Relaxed: a setting.
+        Duration::from_nanos(self.batch_delay_ns.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_batch_delay(&self, delay: Duration) {
+        // Relaxed: a setting.
+        self.batch_delay_ns.store(delay.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn invoked(&self) -> u64 {
+        // Relaxed: a statistic.
+        self.invoked.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn panics(&self) -> u64 {
+        // Relaxed: a statistic.
+        self.panics.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn queued_intrusive(&self) -> u64 {
+        // Relaxed: a statistic.
+        self.queued_intrusive.load(Ordering::Relaxed)
+    }
+
+    /// True while over budget (the worker hurries).
+    pub(crate) fn expediting(&self) -> bool {
+        // Relaxed: a hint.
+        self.expedite.load(Ordering::Relaxed)
+    }
+
+    /// True if a barrier or backpressure waits for a collection not yet made.
+    pub(crate) fn collection_wanted(&self) -> bool {
+        // SeqCst: pairs with the RMW in `request_collection`; a hint re-checked each loop.
+        self.wanted_generation.load(Ordering::SeqCst) > self.collections.load(Ordering::SeqCst)
+    }
+
+    /// Pushes a sealed block for the worker.
+    fn push_sealed(&self, mut block: NonNull<Block>) {
+        // SAFETY: we own the block until the CAS publishes it.
+        self.alloc.budget().charge(unsafe { block.as_ref() }.pending_bytes());
+        // Relaxed: the CAS publishes.
+        let mut head = self.sealed.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: as above.
+            unsafe { block.as_mut() }.set_next(head);
+            // Release: publishes the block's entries to the worker's Acquire swap.
+            match self.sealed.compare_exchange_weak(
+                head,
+                block.as_ptr(),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(actual) => head = actual,
+            }
+        }
+    }
+
+    /// The fallback for headed items: one CAS onto the intrusive list. Never fails, never
+    /// allocates, takes no lock; reentrant (a handler's push only makes ours retry).
+    fn push_intrusive(&self, item: &Headed) {
+        let head = item.obj.cast::<RcuHead>();
+        self.alloc.budget().charge(item.bytes);
+        // Relaxed: a statistic.
+        self.queued_intrusive.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: we own the object (and so its head) until the CAS publishes it.
+        unsafe {
+            *(*head).run.get() = Some(item.run);
+            *(*head).bytes.get() = item.bytes;
+        }
+        // Relaxed: the CAS publishes.
+        let mut top = self.intrusive.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: as above.
+            unsafe { *(*head).next.get() = top };
+            // Release: publishes the head's fields (and the object) to the worker's swap.
+            match self.intrusive.compare_exchange_weak(
+                top,
+                head,
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(actual) => top = actual,
+            }
+        }
+    }
+}
+
+impl Drop for Reclaim {
+    /// The domain state is going away: no thread is registered any more (registrations keep
+    /// it alive) and its worker drained everything it could see, so what remains (blocks
+    /// handed over by threads that exited afterwards) can run now: no reader is left.
+    fn drop(&mut self) {
+        // SAFETY: (1) dropped before this function returns; (2) no scope opened meanwhile.
+        let ctx = unsafe { Atomic::assume() };
+        let mut sealed = *self.sealed.get_mut();
+        let mut blocks = Vec::new();
+        while let Some(block) = NonNull::new(sealed) {
+            // SAFETY: exclusive access: the list is ours.
+            sealed = unsafe { block.as_ref() }.next();
+            blocks.push(block);
+        }
+        let heads = *self.intrusive.get_mut();
+        run_items(self, blocks, heads, &ctx);
+    }
+}
+
+/// Runs a batch's items and returns its blocks; returns (items run, panics).
+fn run_items(
+    r: &Reclaim,
+    blocks: Vec<NonNull<Block>>,
+    mut head: *mut RcuHead,
+    ctx: &Atomic<'_>,
+) -> (u64, u64) {
+    let mut invoked = 0u64;
+    let mut panics = 0u64;
+    let mut count = |ok: bool| {
+        invoked += 1;
+        panics += u64::from(!ok);
+    };
+    for mut block in blocks {
+        // SAFETY: the caller owns the blocks.
+        let (entries, bytes) = unsafe { block.as_mut() }.drain();
+        for entry in entries {
+            // SAFETY: each entry was queued once and is run once, here.
+            count(unsafe { deferred::run(entry, ctx) });
+        }
+        r.alloc.budget().release(bytes);
+        r.alloc.put(block);
+    }
+    while !head.is_null() {
+        // SAFETY: the caller owns the listed objects; read the head before running, as
+        // running frees the object.
+        let (next, run, bytes) =
+            unsafe { (*(*head).next.get(), *(*head).run.get(), *(*head).bytes.get()) };
+        let run = run.expect("rcu-core: intrusive item without a trampoline");
+        // SAFETY: as above: queued once, run once.
+        count(unsafe { deferred::run(Entry { obj: head.cast(), run }, ctx) });
+        r.alloc.budget().release(bytes);
+        head = next;
+    }
+    (invoked, panics)
+}
+
+/// What a staging attempt needs besides the entry.
+struct StageRequest {
+    entry: Entry,
+    bytes: usize,
+    /// Headed items have the intrusive fallback, so over budget they never take new blocks.
+    headed: bool,
+}
+
+impl DomainState {
+    /// Queues a headed item under the policy of `C`. Never fails; under `Atomic` never
+    /// allocates, blocks or takes a lock.
+    #[inline]
+    pub(crate) fn defer_headed<C: Context>(&self, item: Headed) {
+        let request = StageRequest { entry: item.entry(), bytes: item.bytes, headed: true };
+        if let Err(reason) = self.stage::<C>(request) {
+            self.reclaim.alloc.note_fallback(Policy::of::<C>(), reason);
+            self.reclaim.push_intrusive(&item);
+            self.wake_worker();
+        }
+    }
+
+    /// Queues a headless item; `Err` gives it back when no block could be had (the caller
+    /// then waits for a grace period and drops it inline).
+    pub(crate) fn defer_headless<C: Context>(
+        &self,
+        entry: Entry,
+        bytes: usize,
+    ) -> Result<(), Entry> {
+        match self.stage::<C>(StageRequest { entry, bytes, headed: false }) {
+            Ok(()) => Ok(()),
+            Err(reason) => {
+                self.reclaim.alloc.note_fallback(Policy::of::<C>(), reason);
+                Err(entry)
+            }
+        }
+    }
+
+    #[inline]
+    fn stage<C: Context>(&self, request: StageRequest) -> Result<(), FallbackReason> {
+        // Callers whose policy may allocate registered the thread beforehand.
+        let Some(slot) = crate::reader::current_slot(self) else {
+            return Err(FallbackReason::Unregistered);
+        };
+        match slot.staging.try_push(request.entry, request.bytes) {
+            Push::Done => Ok(()),
+            Push::Reentrant => Err(FallbackReason::Reentrant),
+            Push::NeedBlock(full) => self.stage_slow::<C>(slot, full, request),
+        }
+    }
+
+    #[cold]
+    fn stage_slow<C: Context>(
+        &self,
+        slot: &Slot,
+        mut full: Option<NonNull<Block>>,
+        request: StageRequest,
+    ) -> Result<(), FallbackReason> {
+        let policy = Policy::of::<C>();
+        let staging = &slot.staging;
+        loop {
+            if let Some(block) = full.take() {
+                if staging.detach(block) {
+                    self.reclaim.push_sealed(block);
+                    self.wake_worker();
+                }
+            }
+            if self.reclaim.alloc.budget().is_over(request.bytes) {
+                if policy.may_reclaim() {
+                    self.wait_for_drain(request.bytes);
+                } else {
+                    self.hurry();
+                    if request.headed {
+                        return Err(FallbackReason::OverBudget);
+                    }
+                    // Headless items have no list to fall back to; a block (which this
+                    // policy may allocate) is better than waiting, which it may not.
+                    self.reclaim.alloc.note_fallback(policy, FallbackReason::OverBudget);
+                }
+            }
+            let block = self.take_block(staging, policy)?;
+            match staging.install_and_push(block, request.entry, request.bytes) {
+                Ok(spare) => {
+                    if let Some(spare) = spare {
+                        self.return_block(staging, spare, policy);
+                    }
+                    // A fresh block is the first sign of work for an idle worker.
+                    self.wake_worker();
+                    return Ok(());
+                }
+                Err(block) => {
+                    // Someone installed and filled a block meanwhile: seal it, go again.
+                    self.return_block(staging, block, policy);
+                    match staging.try_push(request.entry, request.bytes) {
+                        Push::Done => return Ok(()),
+                        Push::Reentrant => return Err(FallbackReason::Reentrant),
+                        Push::NeedBlock(again) => full = again,
+                    }
+                }
+            }
+        }
+    }
+
+    /// A new block: thread cache first (inside the bracket), then the allocator.
+    fn take_block(
+        &self,
+        staging: &crate::staging::Staging,
+        policy: Policy,
+    ) -> Result<NonNull<Block>, FallbackReason> {
+        match staging.with_cache(ThreadCache::pop) {
+            None => return Err(FallbackReason::Reentrant),
+            Some(Some(block)) => return Ok(block),
+            Some(None) => {}
+        }
+        let mut extra = ThreadCache::new();
+        let block = self.reclaim.alloc.get(policy, &mut extra).ok_or(FallbackReason::NoBlock)?;
+        if !extra.is_empty() {
+            let limit = self.reclaim.alloc.config().thread_cache_limit();
+            let stored = staging.with_cache(|cache| {
+                while let Some(b) = extra.pop() {
+                    if let Err(b) = cache.push(b, limit) {
+                        let _ = extra.push(b, usize::MAX);
+                        break;
+                    }
+                }
+            });
+            if stored.is_none() || !extra.is_empty() {
+                self.reclaim.alloc.put_cache(&mut extra);
+            }
+        }
+        Ok(block)
+    }
+
+    /// Gives back a block this call did not need.
+    fn return_block(
+        &self,
+        staging: &crate::staging::Staging,
+        block: NonNull<Block>,
+        policy: Policy,
+    ) {
+        let limit = self.reclaim.alloc.config().thread_cache_limit();
+        if let Some(Ok(())) = staging.with_cache(|cache| cache.push(block, limit)) {
+            return;
+        }
+        let Err(block) = self.reclaim.alloc.put_to_pool(block) else { return };
+        if policy.may_alloc() {
+            self.reclaim.alloc.put(block);
+        } else {
+            // `put` may free to the global allocator, which this policy may not call: park
+            // it as an empty sealed block; the worker returns it.
+            self.reclaim.push_sealed(block);
+        }
+    }
+
+    /// Over budget under a policy that may not wait: collect and expedite.
+    fn hurry(&self) {
+        // Relaxed: a hint the worker re-reads each loop; the wake below delivers it.
+        self.reclaim.expedite.store(true, Ordering::Relaxed);
+        self.wake_worker();
+    }
+
+    /// Backpressure (`Reclaim` policy only): wait until the pending memory, plus `bytes`,
+    /// fits the budget again. The worker collects and runs batches meanwhile.
+    fn wait_for_drain(&self, bytes: usize) {
+        self.reclaim.alloc.note_backpressure();
+        while self.reclaim.alloc.budget().is_over(bytes) {
+            // SeqCst: as in `rcu_barrier`'s wait.
+            let seen = self.reclaim.drained_event.load(Ordering::SeqCst);
+            self.request_collection();
+            self.hurry();
+            if !self.reclaim.alloc.budget().is_over(bytes) {
+                break;
+            }
+            self.sleep_until_drained(seen);
+        }
+    }
+
+    /// Asks the worker for a collection that starts after this call; returns its generation.
+    fn request_collection(&self) -> u64 {
+        // AcqRel RMW (of zero): the worker's collection RMW that makes generation `g + 1`
+        // reads from ours, so everything we did before (queueing items) happens-before that
+        // collection's steals and swaps, which therefore see it.
+        let g = self.reclaim.collections.fetch_add(0, Ordering::AcqRel) + 1;
+        // SeqCst: read by `collection_wanted` on the worker.
+        self.reclaim.wanted_generation.fetch_max(g, Ordering::SeqCst);
+        self.wake_worker();
+        g
+    }
+
+    fn sleep_until_drained(&self, seen: u32) {
+        // SeqCst: store-buffering pair with `signal_drained` (see grace_period.rs).
+        self.reclaim.drain_sleepers.fetch_add(1, Ordering::SeqCst);
+        futex::wait(&self.reclaim.drained_event, seen, Some(MAX_DRAIN_WAIT));
+        // SeqCst: as above.
+        self.reclaim.drain_sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn signal_drained(&self) {
+        // SeqCst: see `sleep_until_drained`.
+        self.reclaim.drained_event.fetch_add(1, Ordering::SeqCst);
+        if self.reclaim.drain_sleepers.load(Ordering::SeqCst) != 0 {
+            futex::wake_all(&self.reclaim.drained_event);
+        }
+    }
+
+    /// `rcu_barrier`: returns once every item queued before the call, on any thread, has
+    /// run. Caller: a thread that may sleep.
+    pub(crate) fn barrier(&self) {
+        let generation = self.request_collection();
+        loop {
+            // SeqCst: read the event before the condition, as in `wait_for_event`.
+            let seen = self.reclaim.drained_event.load(Ordering::SeqCst);
+            // Acquire: pairs with the Release store in `run_batch`: the batch's effects are
+            // visible to the barrier's caller.
+            if self.reclaim.completed_generation.load(Ordering::Acquire) >= generation {
+                return;
+            }
+            self.sleep_until_drained(seen);
+        }
+    }
+
+    /// Worker: collects everything queued so far into a batch. `None` if there was nothing
+    /// (the generation still advances, so barriers waiting for it are released).
+    pub(crate) fn collect(&self) -> Option<Batch> {
+        let r = &self.reclaim;
+        // AcqRel: see `request_collection`.
+        let generation = r.collections.fetch_add(1, Ordering::AcqRel) + 1;
+        // Relaxed: the hint is cleared before collecting; a racing `hurry` sets it again.
+        r.expedite.store(false, Ordering::Relaxed);
+        let mut stolen = Vec::new();
+        for slot in self.readers.iter() {
+            if let Some(block) = slot.staging.steal() {
+                stolen.push((slot, block));
+            }
+        }
+        if !stolen.is_empty() {
+            heavy_barrier();
+        }
+        let mut blocks = Vec::with_capacity(stolen.len());
+        for (slot, block) in stolen {
+            slot.staging.wait_quiescent();
+            // SAFETY: stolen and quiescent: ours.
+            let pending = unsafe { block.as_ref() }.pending_bytes();
+            r.alloc.budget().charge(pending);
+            blocks.push(block);
+        }
+        // Acquire: pairs with the Release CAS in `push_sealed`.
+        let mut sealed = r.sealed.swap(ptr::null_mut(), Ordering::Acquire);
+        while let Some(block) = NonNull::new(sealed) {
+            // SAFETY: taken from the list: ours.
+            sealed = unsafe { block.as_ref() }.next();
+            blocks.push(block);
+        }
+        // Acquire: pairs with the Release CAS in `push_intrusive`.
+        let heads = r.intrusive.swap(ptr::null_mut(), Ordering::Acquire);
+        if blocks.is_empty() && heads.is_null() {
+            self.finish_generation(generation);
+            return None;
+        }
+        // Taken after the collection: the grace period it names begins after every item
+        // in the batch was queued.
+        let cookie = self.gp.seq.cookie();
+        Some(Batch { cookie, generation, blocks, heads })
+    }
+
+    fn finish_generation(&self, generation: u64) {
+        // Release: pairs with the Acquire in `barrier`. Monotonic: batches run in order.
+        self.reclaim.completed_generation.fetch_max(generation, Ordering::Release);
+        self.signal_drained();
+    }
+
+    /// Worker: runs a batch whose grace period has completed, with `ctx`.
+    pub(crate) fn run_batch(&self, batch: Batch, ctx: &Atomic<'_>) {
+        let r = &self.reclaim;
+        let (invoked, panics) = run_items(r, batch.blocks, batch.heads, ctx);
+        // Relaxed: statistics.
+        r.invoked.fetch_add(invoked, Ordering::Relaxed);
+        if panics != 0 {
+            // Relaxed: a statistic.
+            r.panics.fetch_add(panics, Ordering::Relaxed);
+            eprintln!(
+                "rcu-core: {panics} RCU callback(s) of domain '{}' panicked (see the panic \
+                 messages above); the rest of their batch ran. Callbacks must not panic: \
+                 they run on the domain's worker where no caller can handle it.",
+                self.name()
+            );
+        }
+        self.finish_generation(batch.generation);
+    }
+
+    /// True if any thread has a block being filled, or a list holds items.
+    pub(crate) fn anything_staged(&self) -> bool {
+        // Relaxed: a hint for the worker's sleep; enqueuers that create the first work wake it.
+        !self.reclaim.sealed.load(Ordering::Relaxed).is_null()
+            || !self.reclaim.intrusive.load(Ordering::Relaxed).is_null()
+            || self.readers.iter().any(|s| s.staging.has_block())
+    }
+
+    /// Hands a slot's staged work to the worker and its cached blocks to the pool: at
+    /// thread exit, and in a fork child for the threads that did not come along.
+    pub(crate) fn adopt(&self, slot: &Slot) {
+        let mut cache = ThreadCache::new();
+        slot.staging.take_cache(&mut cache);
+        if let Some(block) = slot.staging.steal() {
+            self.reclaim.push_sealed(block);
+        }
+        while let Some(block) = cache.pop() {
+            self.reclaim.push_sealed(block);
+        }
+    }
+
+    /// Pending items: queued and not yet run.
+    pub(crate) fn callbacks_pending(&self) -> u64 {
+        let queued = self.callbacks_queued();
+        queued.saturating_sub(self.reclaim.invoked())
+    }
+
+    /// Items queued so far.
+    pub(crate) fn callbacks_queued(&self) -> u64 {
+        self.readers.iter().map(|s| s.staging.queued()).sum::<u64>()
+            + self.reclaim.queued_intrusive()
+    }
+}
+
+/// A queue of batches owned by the worker thread: a local, so that a forked child (whose
+/// worker thread is gone) leaks what the parent's worker held instead of running it twice.
+pub(crate) type Batches = VecDeque<Batch>;
