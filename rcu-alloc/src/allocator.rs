@@ -161,6 +161,11 @@ impl BlockAllocator {
         }
     }
 
+    /// Stops the refill worker (if running) and waits for it.
+    pub fn stop_refill(&self) {
+        self.refill.stop();
+    }
+
     /// Counts a fallback taken by the runtime.
     pub fn note_fallback(&self, policy: Policy, reason: FallbackReason) {
         self.counters.fallback(policy, reason);

@@ -619,6 +619,9 @@ impl Drop for Domain {
             state.live.store(false, Ordering::Release);
             crate::process::untrack(state);
             state.worker.stop();
+            // The refill worker holds the state alive; stopping it lets the state go once
+            // the last registered thread has exited.
+            state.reclaim.alloc.stop_refill();
         }
     }
 }

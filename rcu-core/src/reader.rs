@@ -155,13 +155,11 @@ pub(crate) fn read_lock_in<'a>(
     ReadGuard { word, domain, section }
 }
 
+/// This thread's slot in a non-global domain. `None` also while the list is being changed
+/// by the code a signal handler interrupted (the handler then counts as unregistered).
 fn find_slot(domain: &DomainState) -> Option<*const Slot> {
     DOMAIN_SLOTS.with(|list| {
-        let list = list.try_borrow().expect(
-            "rcu-core: read section entered while this thread was registering with a domain \
-             (from a signal handler?): register the thread first with a read section outside \
-             the handler",
-        );
+        let list = list.try_borrow().ok()?;
         list.iter().find(|r| ptr::eq(&*r.domain, domain)).map(|r| r.slot)
     })
 }
@@ -171,7 +169,11 @@ fn register_in(domain: &Arc<DomainState>) -> *const Slot {
     crate::process::init();
     let slot: *const Slot = domain.readers.claim();
     DOMAIN_SLOTS.with(|list| {
-        let mut list = list.borrow_mut();
+        let mut list = list.try_borrow_mut().expect(
+            "rcu-core: a signal handler entered a read section of a domain while the thread it \
+             interrupted was registering with a domain: register threads (read once, or \
+             Domain::register_current_thread) before their handlers use RCU",
+        );
         // Registrations with dropped domains only keep their memory alive: let them go.
         list.retain(|r| r.domain.is_live());
         list.push(Registration { domain: domain.clone(), slot });

@@ -127,10 +127,15 @@ impl Reclaim {
         self.wanted_generation.load(Ordering::SeqCst) > self.collections.load(Ordering::SeqCst)
     }
 
+    /// Bytes a collected block keeps alive: its entries' objects and itself.
+    fn block_charge(&self, block: NonNull<Block>) -> usize {
+        // SAFETY: callers own the block.
+        unsafe { block.as_ref() }.pending_bytes() + self.alloc.block_bytes()
+    }
+
     /// Pushes a sealed block for the worker.
     fn push_sealed(&self, mut block: NonNull<Block>) {
-        // SAFETY: we own the block until the CAS publishes it.
-        self.alloc.budget().charge(unsafe { block.as_ref() }.pending_bytes());
+        self.alloc.budget().charge(self.block_charge(block));
         // Relaxed: the CAS publishes.
         let mut head = self.sealed.load(Ordering::Relaxed);
         loop {
@@ -219,7 +224,7 @@ fn run_items(
             // SAFETY: each entry was queued once and is run once, here.
             count(unsafe { deferred::run(entry, ctx) });
         }
-        r.alloc.budget().release(bytes);
+        r.alloc.budget().release(bytes + r.alloc.block_bytes());
         r.alloc.put(block);
     }
     while !head.is_null() {
@@ -400,12 +405,14 @@ impl DomainState {
     /// fits the budget again. The worker collects and runs batches meanwhile.
     fn wait_for_drain(&self, bytes: usize) {
         self.reclaim.alloc.note_backpressure();
-        while self.reclaim.alloc.budget().is_over(bytes) {
+        let budget = self.reclaim.alloc.budget();
+        // Once nothing is pending, waiting cannot help (an item larger than the budget).
+        while budget.is_over(bytes) && budget.pending() > 0 {
             // SeqCst: as in `rcu_barrier`'s wait.
             let seen = self.reclaim.drained_event.load(Ordering::SeqCst);
             self.request_collection();
             self.hurry();
-            if !self.reclaim.alloc.budget().is_over(bytes) {
+            if !budget.is_over(bytes) || budget.pending() == 0 {
                 break;
             }
             self.sleep_until_drained(seen);
@@ -456,9 +463,10 @@ impl DomainState {
         }
     }
 
-    /// Worker: collects everything queued so far into a batch. `None` if there was nothing
-    /// (the generation still advances, so barriers waiting for it are released).
-    pub(crate) fn collect(&self) -> Option<Batch> {
+    /// Worker: collects everything queued so far into a batch. A collection that found
+    /// nothing still yields an (empty) batch: generations must complete in order, so a
+    /// barrier waiting for it is released only after every earlier batch has run.
+    pub(crate) fn collect(&self) -> Batch {
         let r = &self.reclaim;
         // AcqRel: see `request_collection`.
         let generation = r.collections.fetch_add(1, Ordering::AcqRel) + 1;
@@ -476,9 +484,7 @@ impl DomainState {
         let mut blocks = Vec::with_capacity(stolen.len());
         for (slot, block) in stolen {
             slot.staging.wait_quiescent();
-            // SAFETY: stolen and quiescent: ours.
-            let pending = unsafe { block.as_ref() }.pending_bytes();
-            r.alloc.budget().charge(pending);
+            r.alloc.budget().charge(r.block_charge(block));
             blocks.push(block);
         }
         // Acquire: pairs with the Release CAS in `push_sealed`.
@@ -490,14 +496,10 @@ impl DomainState {
         }
         // Acquire: pairs with the Release CAS in `push_intrusive`.
         let heads = r.intrusive.swap(ptr::null_mut(), Ordering::Acquire);
-        if blocks.is_empty() && heads.is_null() {
-            self.finish_generation(generation);
-            return None;
-        }
         // Taken after the collection: the grace period it names begins after every item
-        // in the batch was queued.
-        let cookie = self.gp.seq.cookie();
-        Some(Batch { cookie, generation, blocks, heads })
+        // in the batch was queued. An empty batch needs no grace period at all.
+        let cookie = if blocks.is_empty() && heads.is_null() { 0 } else { self.gp.seq.cookie() };
+        Batch { cookie, generation, blocks, heads }
     }
 
     fn finish_generation(&self, generation: u64) {

@@ -174,9 +174,7 @@ fn run(domain: &DomainRef) {
         let hurry = stopping || reclaim.collection_wanted() || reclaim.expediting();
         if hurry || last_collect.elapsed() >= reclaim.batch_delay() {
             last_collect = Instant::now();
-            if let Some(batch) = domain.collect() {
-                batches.push_back(batch);
-            }
+            batches.push_back(domain.collect());
         }
         if let Some(oldest) = batches.front() {
             let urgency = if hurry { Urgency::Expedited } else { Urgency::Normal };
