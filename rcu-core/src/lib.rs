@@ -78,6 +78,8 @@
 mod cell;
 #[cfg(all(doctest, not(loom)))]
 mod compile_fail;
+#[cfg(all(doctest, not(loom)))]
+mod compile_fail_reclaim;
 #[cfg(not(loom))]
 mod deferred;
 #[cfg(not(loom))]
