@@ -1,1 +1,311 @@
-//! Shared helpers for the integration tests, rcutorture and rcuscale.
+//! Shared code of the test package: helpers for the integration tests, and the rcutorture
+//! stress tester (a library, so that `cargo test` runs short configurations in-process and
+//! the binary stays a thin CLI).
+
+#[cfg(not(loom))]
+pub mod torture;
+
+pub mod drop_log {
+    //! Drop tracking for the deferred-reclamation tests: every tracked object has an id and a
+    //! state in a shared log, so a test can tell exactly which objects were freed, whether any
+    //! was freed twice, and whether one was freed while a reader still held it.
+    //!
+    //! Everything here is lock-free and allocation-free after [`DropLog::new`], so tracked
+    //! objects may be dropped on any thread (RCU workers) and created from pre-sized logs.
+
+    use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+    use std::time::{Duration, Instant};
+
+    const UNUSED: u8 = 0;
+    const LIVE: u8 = 1;
+    const FREED: u8 = 2;
+
+    /// The states of up to `capacity` tracked objects.
+    #[derive(Debug)]
+    pub struct DropLog {
+        states: Box<[AtomicU8]>,
+        next: AtomicUsize,
+        freed: AtomicUsize,
+        double_frees: AtomicUsize,
+        bogus_frees: AtomicUsize,
+    }
+
+    /// An object whose drop is recorded in a [`DropLog`].
+    #[derive(Debug)]
+    pub struct Tracked {
+        id: usize,
+        log: &'static DropLog,
+    }
+
+    impl DropLog {
+        /// A log for `capacity` objects. Leaked: objects may outlive any test scope (they are
+        /// dropped on RCU worker threads) and hold a `&'static` to it.
+        pub fn new(capacity: usize) -> &'static DropLog {
+            let states = (0..capacity).map(|_| AtomicU8::new(UNUSED)).collect();
+            Box::leak(Box::new(DropLog {
+                states,
+                next: AtomicUsize::new(0),
+                freed: AtomicUsize::new(0),
+                double_frees: AtomicUsize::new(0),
+                bogus_frees: AtomicUsize::new(0),
+            }))
+        }
+
+        /// A new live object with the next id.
+        ///
+        /// # Panics
+        /// When the log is full.
+        pub fn track(&'static self) -> Tracked {
+            // Relaxed: a unique id is all that is needed.
+            let id = self.next.fetch_add(1, Ordering::Relaxed);
+            assert!(id < self.states.len(), "DropLog of {} objects is full", self.states.len());
+            // Relaxed: the object is handed to other threads through the RCU API, which
+            // orders this store before anything they do with it.
+            self.states[id].store(LIVE, Ordering::Relaxed);
+            Tracked { id, log: self }
+        }
+
+        /// Objects created so far.
+        pub fn allocated(&self) -> usize {
+            // Relaxed: a count read after the test synchronized with the creators.
+            self.next.load(Ordering::Relaxed).min(self.states.len())
+        }
+
+        /// Objects freed (once) so far.
+        pub fn freed(&self) -> usize {
+            // SeqCst: read by checks racing with frees; the strongest order keeps them simple.
+            self.freed.load(Ordering::SeqCst)
+        }
+
+        /// Drops of an object that was already freed.
+        pub fn double_frees(&self) -> usize {
+            // SeqCst: as in `freed`.
+            self.double_frees.load(Ordering::SeqCst)
+        }
+
+        /// True once object `id` has been dropped.
+        pub fn is_freed(&self, id: usize) -> bool {
+            // SeqCst: as in `freed`.
+            self.states[id].load(Ordering::SeqCst) == FREED
+        }
+
+        /// Asserts that no object was dropped twice (or dropped without being created).
+        pub fn assert_no_double_free(&self) {
+            assert_eq!(self.double_frees(), 0, "objects dropped twice");
+            // SeqCst: as in `freed`.
+            assert_eq!(self.bogus_frees.load(Ordering::SeqCst), 0, "unknown objects dropped");
+        }
+
+        /// Asserts that every object created so far was dropped exactly once.
+        pub fn assert_all_freed_once(&self) {
+            self.assert_no_double_free();
+            let allocated = self.allocated();
+            let missing: Vec<usize> =
+                (0..allocated).filter(|&id| !self.is_freed(id)).take(10).collect();
+            assert!(
+                missing.is_empty(),
+                "{} of {allocated} objects were never dropped; first ids: {missing:?}",
+                allocated - self.freed()
+            );
+            assert_eq!(self.freed(), allocated);
+        }
+
+        /// Waits (up to `timeout`) until `freed() >= n`; returns whether it got there.
+        pub fn wait_freed(&self, n: usize, timeout: Duration) -> bool {
+            wait_until(timeout, || self.freed() >= n)
+        }
+    }
+
+    impl Tracked {
+        /// The object's id in its log.
+        pub fn id(&self) -> usize {
+            self.id
+        }
+
+        /// The log the object reports to.
+        pub fn log(&self) -> &'static DropLog {
+            self.log
+        }
+    }
+
+    impl Drop for Tracked {
+        fn drop(&mut self) {
+            // SeqCst: see `DropLog::freed`.
+            match self.log.states[self.id].swap(FREED, Ordering::SeqCst) {
+                LIVE => {
+                    // SeqCst: as above.
+                    self.log.freed.fetch_add(1, Ordering::SeqCst);
+                }
+                FREED => {
+                    // SeqCst: as above.
+                    self.log.double_frees.fetch_add(1, Ordering::SeqCst);
+                }
+                _ => {
+                    // SeqCst: as above.
+                    self.log.bogus_frees.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+
+    /// Polls `cond` every millisecond until it holds or `timeout` passes; returns its last
+    /// value. For conditions that depend on background workers: generous timeouts, no
+    /// assumption about how fast the machine is.
+    pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if cond() {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Which context token a test step uses; [`with_token!`] turns it into a real token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenKind {
+    /// The thread's root `Sleepable`.
+    Sleepable,
+    /// A `NoReclaim` scope of it.
+    NoReclaim,
+    /// An atomic scope of it (`ctx.atomic()`).
+    Atomic,
+    /// The `Atomic` token of a read section of the domain (`guard.ctx()`).
+    InReadSection,
+}
+
+impl TokenKind {
+    /// Every kind.
+    pub const ALL: [TokenKind; 4] =
+        [TokenKind::Sleepable, TokenKind::NoReclaim, TokenKind::Atomic, TokenKind::InReadSection];
+}
+
+/// `with_token!(ctx, domain, kind, |t| body)`: evaluates `body` with `t` bound to a token of
+/// `kind` derived from `ctx` (a `&mut Sleepable`); `InReadSection` enters a read section of
+/// `domain` for the duration of `body`. The body is instantiated once per token type.
+#[macro_export]
+macro_rules! with_token {
+    ($ctx:expr, $domain:expr, $kind:expr, |$t:ident| $body:expr) => {
+        match $kind {
+            $crate::TokenKind::Sleepable => {
+                let $t = &*$ctx;
+                $body
+            }
+            $crate::TokenKind::NoReclaim => {
+                let scope = ::rcu_core::MaySleep::no_reclaim(&mut *$ctx);
+                let $t = &scope;
+                $body
+            }
+            $crate::TokenKind::Atomic => {
+                let scope = ::rcu_core::Context::atomic(&mut *$ctx);
+                let $t = &scope;
+                $body
+            }
+            $crate::TokenKind::InReadSection => {
+                let guard = $domain.read_lock(&mut *$ctx);
+                let $t = guard.ctx();
+                $body
+            }
+        }
+    };
+}
+
+#[cfg(not(loom))]
+pub mod readers {
+    //! Readers that check grace periods: they load a published object under a read guard,
+    //! hold it for a while and check that it was not freed meanwhile.
+
+    use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
+    use rcu_core::{Domain, Rcu, ReadGuard, Sleepable};
+
+    use crate::drop_log::Tracked;
+
+    /// An RCU-protected pointer to a tracked object (the raw form of an `RcuCell`, for tests
+    /// that retire with `kvfree_rcu`/`call_rcu` themselves).
+    #[derive(Debug)]
+    pub struct Published {
+        ptr: AtomicPtr<Rcu<Tracked>>,
+    }
+
+    impl Published {
+        /// Publishes `obj`.
+        pub fn new(obj: Box<Rcu<Tracked>>) -> Self {
+            Published { ptr: AtomicPtr::new(Box::into_raw(obj)) }
+        }
+
+        /// The current object, valid while `guard` lives.
+        ///
+        /// The guard must be a read section of the domain whose grace periods the old objects
+        /// are retired through (see [`Published::swap`]).
+        pub fn load<'g>(&'g self, _guard: &'g ReadGuard<'_>) -> &'g Rcu<Tracked> {
+            // Acquire: pairs with the AcqRel swap that published the object.
+            let p = self.ptr.load(Ordering::Acquire);
+            // SAFETY: objects are only freed after a grace period that began after they were
+            // unpublished (the contract of `swap`), and the caller's read section began
+            // before that, so the object lives while `'g` does.
+            unsafe { &*p }
+        }
+
+        /// Publishes `new` and hands back the old object, still visible to readers.
+        ///
+        /// # Safety
+        /// 1. The returned box is only dropped through the RCU API (`kvfree_rcu`, `call_rcu`
+        ///    whose callback drops it, ...) of the domain the readers use.
+        pub unsafe fn swap(&self, new: Box<Rcu<Tracked>>) -> Box<Rcu<Tracked>> {
+            // AcqRel: Release publishes `new`; Acquire takes ownership of the old value.
+            let old = self.ptr.swap(Box::into_raw(new), Ordering::AcqRel);
+            // SAFETY: the pointer came from `Box::into_raw`; the caller keeps readers safe (1).
+            unsafe { Box::from_raw(old) }
+        }
+    }
+
+    impl Drop for Published {
+        fn drop(&mut self) {
+            // SAFETY: `&mut self`: no reader can hold the object; it came from a Box.
+            drop(unsafe { Box::from_raw(*self.ptr.get_mut()) });
+        }
+    }
+
+    /// What one checking reader saw.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct ReaderReport {
+        /// Read sections completed.
+        pub reads: u64,
+        /// Objects found freed (or changed) while the reader still held them.
+        pub violations: u64,
+    }
+
+    /// Reads `load(guard)` in read sections of `domain` until `stop`, holding each object
+    /// across a few yields and checking it was not freed meanwhile. Run on its own thread.
+    pub fn check_reads(
+        domain: &Domain,
+        stop: &AtomicBool,
+        load: impl for<'g> Fn(&'g ReadGuard<'_>) -> &'g Tracked,
+    ) -> ReaderReport {
+        let mut ctx = Sleepable::enter();
+        let mut report = ReaderReport::default();
+        // SeqCst: a flag; the harness joins the thread afterwards anyway.
+        while !stop.load(Ordering::SeqCst) || report.reads == 0 {
+            let guard = domain.read_lock(&mut ctx);
+            let obj = load(&guard);
+            let (id, log) = (obj.id(), obj.log());
+            if log.is_freed(id) {
+                report.violations += 1;
+            }
+            for _ in 0..(report.reads % 4) {
+                std::thread::yield_now();
+            }
+            if log.is_freed(id) || obj.id() != id {
+                report.violations += 1;
+            }
+            drop(guard);
+            report.reads += 1;
+        }
+        report
+    }
+}

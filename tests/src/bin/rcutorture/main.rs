@@ -1,0 +1,15 @@
+//! rcutorture: stress the RCU runtime and verify it. Prints a live line per second, then a
+//! summary ending in SUCCESS or FAILURE (exit code 1 on failure).
+//!
+//! `cargo run --release -p rcu-tests --bin rcutorture -- --duration 30s`
+
+#[cfg(not(loom))]
+mod cli;
+
+#[cfg(not(loom))]
+fn main() {
+    std::process::exit(cli::main());
+}
+
+#[cfg(loom)]
+fn main() {}

@@ -1,0 +1,114 @@
+//! What a torture run does: threads, duration, flavor, delays, faults, token mix, tests.
+
+use std::time::Duration;
+
+/// Which token the updaters use to queue deferred work.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// `Sleepable`: may wait (backpressure).
+    Sleepable,
+    /// `NoReclaim`: may allocate, never reclaims.
+    NoReclaim,
+    /// `Atomic`: never allocates or blocks.
+    Atomic,
+}
+
+/// Which domain (or fake) to torture.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FlavorKind {
+    /// The global domain.
+    Global,
+    /// An isolated domain.
+    Custom,
+    /// The deliberately broken fake: must produce FAILURE.
+    Busted,
+}
+
+/// The checks a run performs; each can be switched off.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Tests {
+    /// Readers check element ages and poison (the core check).
+    pub age: bool,
+    /// Readers check that a cookie taken inside a section does not complete during it.
+    pub polled: bool,
+    /// Updaters queue counted `call_rcu`/`kvfree_rcu` traffic; all must run by the end.
+    pub callbacks: bool,
+    /// A thread checks that `rcu_barrier` covers everything queued before it.
+    pub barrier: bool,
+    /// A `call_rcu` flood must not stop grace periods or callbacks, and stays bounded.
+    pub forward_progress: bool,
+    /// A reader held past the stall timeout must be reported.
+    pub stall: bool,
+}
+
+impl Tests {
+    /// Every test.
+    pub const ALL: Tests = Tests {
+        age: true,
+        polled: true,
+        callbacks: true,
+        barrier: true,
+        forward_progress: true,
+        stall: true,
+    };
+}
+
+/// A torture run's configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Reader threads.
+    pub readers: usize,
+    /// Updater threads queueing callback traffic (besides the one writer).
+    pub updaters: usize,
+    /// How long to run.
+    pub duration: Duration,
+    /// What to torture.
+    pub flavor: FlavorKind,
+    /// One read in this many holds its section for a long delay (0: never).
+    pub long_delay_every: u32,
+    /// The long delay.
+    pub long_delay: Duration,
+    /// One read in this many spins briefly inside its section (0: never).
+    pub short_delay_every: u32,
+    /// Probability that a block request fails by injection (custom domain only).
+    pub fault_rate: f64,
+    /// Tokens the updaters cycle through.
+    pub tokens: Vec<TokenKind>,
+    /// Which checks to run.
+    pub tests: Tests,
+    /// How long the forward-progress flood runs.
+    pub flood: Duration,
+    /// Stall timeout of the stall test's domain.
+    pub stall_timeout: Duration,
+    /// Pending-memory budget of the custom domain, bytes.
+    pub budget: usize,
+    /// Custom domain uses tiny blocks, so rare allocation paths run all the time.
+    pub small_blocks: bool,
+    /// Period of the live report (zero: no live report).
+    pub report_every: Duration,
+    /// Seed of the random delays and faults.
+    pub seed: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            readers: 2,
+            updaters: 1,
+            duration: Duration::from_secs(10),
+            flavor: FlavorKind::Custom,
+            long_delay_every: 20_000,
+            long_delay: Duration::from_millis(2),
+            short_delay_every: 50,
+            fault_rate: 0.01,
+            tokens: vec![TokenKind::Sleepable, TokenKind::NoReclaim, TokenKind::Atomic],
+            tests: Tests::ALL,
+            flood: Duration::from_secs(2),
+            stall_timeout: Duration::from_millis(200),
+            budget: 8 << 20,
+            small_blocks: false,
+            report_every: Duration::from_secs(1),
+            seed: 0x5eed,
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! rcutorture: a stress tester that can fail.
+//!
+//! Readers check every element they see for a too-short grace period (age above 1), for
+//! poison (freed under them) and for reuse; the writer ages retired elements with every
+//! grace-period method; updaters push counted `call_rcu`/`kvfree_rcu` traffic with every
+//! token; side threads check `rcu_barrier`, forward progress under a `call_rcu` flood, and
+//! stall reporting. A live line per second, then a summary ending in SUCCESS or FAILURE.
+//! Under the `busted` flavor (a fake RCU that protects nothing) the run must fail.
+
+pub mod arena;
+pub mod config;
+pub mod flavor;
+pub mod readers;
+pub mod report;
+pub mod rng;
+pub mod side;
+pub mod writer;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rcu_core::prelude::*;
+use rcu_core::{AllocConfig, DomainConfig, FaultConfig, Policy};
+
+use arena::{Arena, PIPE_LEN};
+pub use config::{Config, FlavorKind, Tests, TokenKind};
+use flavor::Flavor;
+use readers::Published;
+pub use report::{Counters, Sample, Summary};
+
+/// What every torture thread shares.
+#[derive(Debug)]
+pub struct Shared {
+    /// The run's configuration.
+    pub config: Config,
+    /// What is being tortured.
+    pub flavor: Flavor,
+    /// The elements.
+    pub arena: Arena,
+    /// The current element.
+    pub published: Published,
+    /// The counters.
+    pub counters: Counters,
+}
+
+fn make_flavor(config: &Config) -> Flavor {
+    match config.flavor {
+        FlavorKind::Global => Flavor::Global,
+        FlavorKind::Busted => Flavor::Busted(AtomicU64::new(0)),
+        FlavorKind::Custom => {
+            let mut alloc = AllocConfig::new().budget_bytes(config.budget);
+            if config.small_blocks {
+                alloc = alloc.small_blocks();
+            }
+            let domain = rcu_core::Domain::new(
+                DomainConfig::new()
+                    .name("torture")
+                    .alloc(alloc)
+                    .batch_delay(Duration::from_millis(2)),
+            );
+            if config.fault_rate > 0.0 {
+                for (i, policy) in
+                    [Policy::Reclaim, Policy::NoReclaim, Policy::NoWait].into_iter().enumerate()
+                {
+                    domain.inject_faults(
+                        policy,
+                        FaultConfig::probability(config.fault_rate, config.seed + i as u64),
+                    );
+                }
+            }
+            Flavor::Custom(domain)
+        }
+    }
+}
+
+fn sample(shared: &Shared, start: Instant) -> Sample {
+    let c = &shared.counters;
+    let (domain_queued, domain_invoked, pending_bytes, fallbacks) = match shared.flavor.domain() {
+        Some(d) => {
+            let s = d.stats();
+            let a = d.alloc_stats();
+            let fallbacks = a.fallbacks.iter().map(|(_, _, n)| n).sum();
+            (s.callbacks_queued, s.callbacks_invoked, s.pending_bytes, fallbacks)
+        }
+        None => (0, 0, 0, 0),
+    };
+    Sample {
+        elapsed: start.elapsed().as_secs_f64(),
+        gps: shared.flavor.gp_completed(),
+        reads: Counters::get(&c.reads),
+        updates: Counters::get(&c.updates),
+        domain_queued,
+        domain_invoked,
+        fallbacks,
+        pending_bytes,
+        errors: Counters::get(&c.errors),
+        ages: c.age_histogram(),
+    }
+}
+
+/// Runs a torture test as configured, calling `on_line` with each live report line.
+pub fn run(config: Config, on_line: &mut dyn FnMut(&str)) -> Summary {
+    assert!(!config.tokens.is_empty(), "rcutorture: give at least one token kind");
+    let flavor = make_flavor(&config);
+    // Enough elements for the pipeline of retired elements plus callback chains in flight.
+    let arena = Arena::new(8 * PIPE_LEN as usize + 64);
+    let initial = arena.alloc().expect("a fresh arena has free elements");
+    let shared = Arc::new(Shared {
+        config,
+        flavor,
+        arena,
+        published: writer::published(initial),
+        counters: Counters::default(),
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let tests = shared.config.tests;
+
+    let mut threads = Vec::new();
+    let mut spawn = |name: String, f: Box<dyn FnOnce() + Send>| {
+        threads
+            .push(std::thread::Builder::new().name(name).spawn(f).expect("spawn torture thread"));
+    };
+    for id in 0..shared.config.readers as u64 {
+        let (s, st) = (shared.clone(), stop.clone());
+        spawn(
+            format!("torture-reader-{id}"),
+            Box::new(move || {
+                readers::run(id, &s.config, &s.flavor, &s.arena, &s.published, &s.counters, &st)
+            }),
+        );
+    }
+    {
+        let (s, st) = (shared.clone(), stop.clone());
+        spawn("torture-writer".into(), Box::new(move || writer::run(&s, &st)));
+    }
+    if tests.callbacks {
+        for id in 0..shared.config.updaters as u64 {
+            let (s, st) = (shared.clone(), stop.clone());
+            spawn(format!("torture-updater-{id}"), Box::new(move || side::updater(id, &s, &st)));
+        }
+    }
+    if tests.barrier {
+        let (s, st) = (shared.clone(), stop.clone());
+        spawn("torture-barrier".into(), Box::new(move || side::barrier_rounds(&s, &st)));
+    }
+    if tests.forward_progress {
+        let (s, st) = (shared.clone(), stop.clone());
+        spawn("torture-flood".into(), Box::new(move || side::forward_progress(&s, &st)));
+    }
+    if tests.stall {
+        let s = shared.clone();
+        spawn("torture-stall".into(), Box::new(move || side::stall(&s)));
+    }
+
+    let duration = shared.config.duration;
+    let every = shared.config.report_every;
+    let mut prev = sample(&shared, start);
+    while start.elapsed() < duration {
+        let step = if every.is_zero() { duration } else { every };
+        std::thread::sleep(step.min(duration.saturating_sub(start.elapsed())));
+        if !every.is_zero() {
+            let now = sample(&shared, start);
+            on_line(&now.line(&prev));
+            prev = now;
+        }
+    }
+    // Relaxed: a stop flag; the joins below order everything after it.
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        if t.join().is_err() {
+            shared.counters.fail("a torture thread panicked");
+        }
+    }
+    finish(&shared, start)
+}
+
+/// After the threads: wait for all queued work, check the books, summarise.
+fn finish(shared: &Arc<Shared>, start: Instant) -> Summary {
+    let ctx = Sleepable::enter();
+    let c = &shared.counters;
+    shared.flavor.barrier(&ctx);
+    // Callback chains requeue themselves: each barrier moves them one grace period on.
+    for _ in 0..4 * PIPE_LEN {
+        if Counters::get(&c.chains) == 0 {
+            break;
+        }
+        shared.flavor.barrier(&ctx);
+    }
+    if Counters::get(&c.chains) != 0 {
+        c.fail(format!("{} callback chains never finished", Counters::get(&c.chains)));
+    }
+    let (queued, done) = (Counters::get(&c.cb_queued), Counters::get(&c.cb_done));
+    if queued != done {
+        c.fail(format!("{queued} counted callbacks queued but {done} ran after rcu_barrier"));
+    }
+    if let Some(d) = shared.flavor.domain() {
+        let pending = d.stats().callbacks_pending;
+        if !d.is_global() && pending != 0 {
+            c.fail(format!("{pending} deferred items still pending after rcu_barrier"));
+        }
+    }
+    let last = sample(shared, start);
+    Summary {
+        flavor: shared.flavor.name(),
+        seconds: last.elapsed,
+        cb_queued: queued,
+        cb_done: done,
+        barriers: Counters::get(&c.barriers),
+        stalls: Counters::get(&c.stalls),
+        frees: shared.arena.frees(),
+        messages: c.messages(),
+        last,
+    }
+}

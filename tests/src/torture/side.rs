@@ -1,0 +1,178 @@
+//! The side tests that run alongside readers and the writer: counted callback traffic from
+//! the updaters, barrier rounds, the forward-progress flood and the stall test.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rcu_core::prelude::*;
+use rcu_core::{DomainConfig, StallReport};
+
+use super::config::TokenKind;
+use super::report::Counters;
+use super::rng::Rng;
+use super::Shared;
+
+/// A queued object that counts itself out when it is dropped (after its grace period).
+struct Counted {
+    shared: Arc<Shared>,
+    _payload: [u64; 6],
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        Counters::bump(&self.shared.counters.cb_done);
+    }
+}
+
+fn drop_callback(obj: Box<Rcu<Counted>>, _ctx: &Atomic<'_>) {
+    drop(obj);
+}
+
+/// An updater: queues counted `kvfree_rcu`/`call_rcu` traffic with each token in turn.
+pub fn updater(id: u64, shared: &Arc<Shared>, stop: &AtomicBool) {
+    let config = &shared.config;
+    let mut ctx = Sleepable::enter();
+    let mut rng = Rng::new(config.seed, 200 + id);
+    let mut n = 0u64;
+    // Relaxed: a stop flag.
+    while !stop.load(Ordering::Relaxed) {
+        let token = config.tokens[(n % config.tokens.len() as u64) as usize];
+        let obj = Rcu::boxed(Counted { shared: shared.clone(), _payload: [n; 6] });
+        let use_callback = rng.one_in(2);
+        Counters::bump(&shared.counters.cb_queued);
+        match (token, use_callback) {
+            (TokenKind::Sleepable, false) => shared.flavor.kvfree_rcu(&ctx, obj),
+            (TokenKind::Sleepable, true) => shared.flavor.call_rcu(&ctx, obj, drop_callback),
+            (TokenKind::NoReclaim, false) => shared.flavor.kvfree_rcu(&ctx.no_reclaim(), obj),
+            (TokenKind::NoReclaim, true) => {
+                shared.flavor.call_rcu(&ctx.no_reclaim(), obj, drop_callback)
+            }
+            (TokenKind::Atomic, false) => shared.flavor.kvfree_rcu(&ctx.atomic(), obj),
+            (TokenKind::Atomic, true) => shared.flavor.call_rcu(&ctx.atomic(), obj, drop_callback),
+        }
+        n += 1;
+        if n % 256 == 0 {
+            // Leave the CPUs to readers and the writer now and then: the point is traffic
+            // alongside them, not starving them.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+/// Barrier rounds: each posts callbacks, calls `rcu_barrier`, and checks all have run.
+pub fn barrier_rounds(shared: &Arc<Shared>, stop: &AtomicBool) {
+    const PER_ROUND: u64 = 64;
+    let ctx = Sleepable::enter();
+    // Relaxed: a stop flag.
+    while !stop.load(Ordering::Relaxed) {
+        let ran = Arc::new(AtomicU64::new(0));
+        for _ in 0..PER_ROUND {
+            let ran = ran.clone();
+            match shared.flavor.domain() {
+                Some(d) => d.call_rcu_fn(&ctx, move |_| {
+                    // Relaxed: read after rcu_barrier, which orders it.
+                    ran.fetch_add(1, Ordering::Relaxed);
+                }),
+                None => {
+                    // Relaxed: as above.
+                    ran.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        shared.flavor.barrier(&ctx);
+        // Relaxed: rcu_barrier has ordered every callback before its return.
+        let done = ran.load(Ordering::Relaxed);
+        if done != PER_ROUND {
+            shared.counters.fail(format!(
+                "rcu_barrier returned with {done} of {PER_ROUND} callbacks posted before it run"
+            ));
+        }
+        Counters::bump(&shared.counters.barriers);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Forward progress: a `call_rcu` flood from a `Sleepable` context; grace periods must keep
+/// completing, callbacks keep running, and pending memory stay near the budget.
+pub fn forward_progress(shared: &Arc<Shared>, stop: &AtomicBool) {
+    let Some(domain) = shared.flavor.domain() else { return };
+    let ctx = Sleepable::enter();
+    let before = domain.stats();
+    let start = Instant::now();
+    let mut queued = 0u64;
+    // Relaxed: a stop flag.
+    while start.elapsed() < shared.config.flood && !stop.load(Ordering::Relaxed) {
+        for _ in 0..1000 {
+            domain.call_rcu(&ctx, Rcu::boxed([0u64; 8]), |obj, _| drop(obj));
+        }
+        queued += 1000;
+    }
+    domain.rcu_barrier(&ctx);
+    let after = domain.stats();
+    let gps = after.gp_completed - before.gp_completed;
+    let invoked = after.callbacks_invoked - before.callbacks_invoked;
+    if gps < 2 {
+        shared
+            .counters
+            .fail(format!("forward progress: only {gps} grace periods during the flood"));
+    }
+    if invoked < queued {
+        shared
+            .counters
+            .fail(format!("forward progress: {invoked} of {queued} flood callbacks ran"));
+    }
+    // Sleepable callers wait once pending memory reaches the budget; every other thread can
+    // be at most about one block of objects past it. Generous slack: other traffic runs too.
+    let slack = 4 * (1 << 20);
+    if after.peak_pending_bytes > after.budget_bytes + slack {
+        shared.counters.fail(format!(
+            "forward progress: pending memory peaked at {} bytes, budget {}",
+            after.peak_pending_bytes, after.budget_bytes
+        ));
+    }
+}
+
+/// Stall test: a reader of a private domain holds its section past the stall timeout while
+/// another thread waits for a grace period; the stall must be reported.
+pub fn stall(shared: &Arc<Shared>) {
+    if shared.flavor.domain().is_none() {
+        return;
+    }
+    let timeout = shared.config.stall_timeout;
+    let domain = Arc::new(rcu_core::Domain::new(
+        DomainConfig::new().name("torture-stall").stall_timeout(timeout),
+    ));
+    let reports = Arc::new(AtomicU64::new(0));
+    let counted = reports.clone();
+    domain.set_stall_handler(Some(Arc::new(move |_r: &StallReport| {
+        // Relaxed: read after the threads are joined.
+        counted.fetch_add(1, Ordering::Relaxed);
+    })));
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+    let holder = {
+        let domain = domain.clone();
+        std::thread::Builder::new()
+            .name("torture-stall-reader".into())
+            .spawn(move || {
+                let mut ctx = Sleepable::enter();
+                let _guard = domain.read_lock(&mut ctx);
+                let _ = entered_tx.send(());
+                std::thread::sleep(timeout * 3);
+            })
+            .expect("spawn stall reader")
+    };
+    let _ = entered_rx.recv();
+    let ctx = Sleepable::enter();
+    domain.synchronize_rcu(&ctx);
+    let _ = holder.join();
+    // Relaxed: the synchronize returned after the reports were made on this thread.
+    let n = reports.load(Ordering::Relaxed);
+    shared.counters.stalls.fetch_add(n, Ordering::Relaxed);
+    if n == 0 {
+        shared.counters.fail(format!(
+            "stall test: a reader held {:?} past a {timeout:?} stall timeout was not reported",
+            timeout * 3
+        ));
+    }
+}

@@ -1,0 +1,103 @@
+//! Short rcutorture configurations, run by `cargo test`: the real runtime must pass every
+//! check under each flavor and with rare paths forced, and the busted fake must fail (the
+//! torture can fail).
+
+use std::time::Duration;
+
+use rcu_tests::torture::{self, Config, FlavorKind, Summary, Tests};
+
+fn run(config: Config) -> Summary {
+    let summary = torture::run(config, &mut |_| {});
+    println!("{}", summary.text());
+    summary
+}
+
+fn short(flavor: FlavorKind, seconds: u64) -> Config {
+    Config {
+        flavor,
+        duration: Duration::from_secs(seconds),
+        flood: Duration::from_millis(500),
+        stall_timeout: Duration::from_millis(100),
+        report_every: Duration::ZERO,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn custom_domain_passes_every_check() {
+    let s = run(short(FlavorKind::Custom, 3));
+    assert!(s.success(), "{}", s.text());
+    assert!(
+        s.last.reads > 0 && s.last.gps > 10 && s.frees > 0,
+        "the run did nothing: {}",
+        s.text()
+    );
+    assert!(s.barriers > 0, "no barrier round completed");
+    assert!(s.stalls > 0, "the stall test saw no report");
+    assert_eq!(s.cb_queued, s.cb_done);
+}
+
+#[test]
+fn global_domain_passes_every_check() {
+    let s = run(short(FlavorKind::Global, 2));
+    assert!(s.success(), "{}", s.text());
+    assert!(s.last.gps > 10 && s.frees > 0, "the run did nothing: {}", s.text());
+}
+
+#[test]
+fn rare_paths_pass_with_small_blocks_and_heavy_fault_injection() {
+    let s = run(Config {
+        small_blocks: true,
+        fault_rate: 0.3,
+        budget: 256 << 10,
+        ..short(FlavorKind::Custom, 2)
+    });
+    assert!(s.success(), "{}", s.text());
+    assert!(s.last.fallbacks > 0, "fault injection forced no fallback: {}", s.text());
+}
+
+#[test]
+fn busted_grace_periods_are_caught_by_the_age_check() {
+    // Only the age/poison check: the polled check alone would also catch the fake, and this
+    // test is about the core check having teeth.
+    let tests = Tests {
+        age: true,
+        polled: false,
+        callbacks: false,
+        barrier: false,
+        forward_progress: false,
+        stall: false,
+    };
+    let s = run(Config { tests, ..short(FlavorKind::Busted, 1) });
+    assert!(!s.success(), "rcutorture did not notice a broken RCU: {}", s.text());
+    assert!(
+        s.messages.iter().any(|m| m.contains("too-short grace period") || m.contains("freed")),
+        "failures were not the age/poison kind: {:?}",
+        s.messages
+    );
+    assert!(s.text().ends_with(&format!("FAILURE: {} error(s)", s.last.errors)));
+}
+
+fn rcutorture(args: &[&str]) -> (i32, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rcutorture"))
+        .args(args)
+        .output()
+        .expect("run the rcutorture binary");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn the_binary_reports_success_with_exit_code_zero() {
+    let (code, out) = rcutorture(&["--duration", "1s", "--tests", "age,polled,callbacks"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.trim_end().ends_with("SUCCESS"), "{out}");
+    assert!(out.contains("s] gp "), "no live report line: {out}");
+}
+
+#[test]
+fn the_binary_reports_failure_with_a_nonzero_exit_code() {
+    let (code, out) =
+        rcutorture(&["--flavor", "busted", "--duration", "1s", "--tests", "age", "--json"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("\"result\":\"FAILURE\""), "{out}");
+}
