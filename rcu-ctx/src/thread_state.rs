@@ -51,6 +51,7 @@ impl Snapshot {
 }
 
 /// The calling thread's context state.
+#[inline]
 pub fn snapshot() -> Snapshot {
     DEPTHS.with(|d| Snapshot {
         read_depth: d.read.get(),
@@ -75,11 +76,13 @@ pub(crate) fn innermost_restriction() -> Option<&'static str> {
     })
 }
 
+#[inline]
 fn increment(cell: &Cell<u32>) {
     cell.set(cell.get().checked_add(1).expect("rcu-ctx: scope nesting depth overflowed u32"));
 }
 
 /// Decrements, reporting (not wrapping) on an unbalanced exit so the state stays sane.
+#[inline]
 fn decrement(cell: &Cell<u32>, what: &str) {
     match cell.get().checked_sub(1) {
         Some(depth) => cell.set(depth),
@@ -87,18 +90,22 @@ fn decrement(cell: &Cell<u32>, what: &str) {
     }
 }
 
+#[inline]
 pub(crate) fn enter_atomic() {
     DEPTHS.with(|d| increment(&d.atomic));
 }
 
+#[inline]
 pub(crate) fn exit_atomic() {
     DEPTHS.with(|d| decrement(&d.atomic, "atomic scope"));
 }
 
+#[inline]
 pub(crate) fn enter_no_reclaim() {
     DEPTHS.with(|d| increment(&d.no_reclaim));
 }
 
+#[inline]
 pub(crate) fn exit_no_reclaim() {
     DEPTHS.with(|d| decrement(&d.no_reclaim, "no-reclaim scope"));
 }

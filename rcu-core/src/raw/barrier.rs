@@ -51,6 +51,7 @@ mod mode {
         membarrier(libc::MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED) == 0
     }
 
+    #[inline(always)]
     pub(super) fn uses_membarrier() -> bool {
         // Relaxed: see MODE.
         MODE.load(Ordering::Relaxed) == MEMBARRIER
@@ -65,6 +66,7 @@ mod mode {
 #[cfg(loom)]
 mod mode {
     pub(super) fn init() {}
+    #[inline(always)]
     pub(super) fn uses_membarrier() -> bool {
         false
     }
@@ -77,6 +79,7 @@ pub fn init() {
 }
 
 /// True when readers use only a compiler barrier and grace periods use membarrier.
+#[inline(always)]
 pub fn uses_membarrier() -> bool {
     mode::uses_membarrier()
 }
