@@ -139,11 +139,15 @@ impl Registry {
     }
 
     /// Returns a slot to the pool at thread exit. Returns the depth of a leaked section that
-    /// was force-ended, if any.
+    /// was force-ended, if any; such a slot is quarantined (never reused), because the guard
+    /// may still live in a thread-local destroyed later, and its exit must not touch the
+    /// section of the slot's next owner.
     pub(crate) fn release(&self, slot: &Slot) -> u64 {
         let leaked = slot.word.force_exit();
-        // Release: pairs with the Acquire CAS in `claim`.
-        slot.in_use.store(false, Ordering::Release);
+        if leaked == 0 {
+            // Release: pairs with the Acquire CAS in `claim`.
+            slot.in_use.store(false, Ordering::Release);
+        }
         // Relaxed: a statistic.
         self.registered.fetch_sub(1, Ordering::Relaxed);
         leaked

@@ -69,9 +69,10 @@ impl Staging {
         if s & 1 != 0 {
             return None;
         }
-        // Relaxed: ordered before the `current` load by reader_barrier, paired with the
-        // worker's heavy_barrier (see module docs).
-        self.seq.store(s + 1, Ordering::Relaxed);
+        // Release: like the reader word's (raw::protocol), so that a worker that reads this
+        // opening store also sees the previous bracket's writes. Ordering it before the
+        // `current` load is reader_barrier's job, paired with the worker's heavy_barrier.
+        self.seq.store(s + 1, Ordering::Release);
         reader_barrier();
         Some(s)
     }

@@ -12,9 +12,12 @@
 //! store computed from one load, a signal handler that runs a whole read section in between
 //! leaves the word exactly as it found it, so read sections nest across signal handlers.
 //!
-//! Only the low 48 bits of the sequence fit in a word. That is enough: while a reader holds
-//! snapshot `s`, grace period `s + 1` cannot complete, so the sequence is never more than one
-//! ahead of any snapshot that is still in a word, and comparing for equality is exact.
+//! Only the low 48 bits of the sequence fit in a word. That is enough: once a reader's word
+//! holds snapshot `s`, grace period `s + 1` cannot complete until it leaves, so a published
+//! snapshot is never more than one behind. Between a reader's load of the sequence and its
+//! store the gap is unbounded in principle, but mistaking a stale snapshot for the current
+//! one would need the sequence to advance by exactly 2^48 (2.8e14 grace periods, years at
+//! any achievable rate) inside those two instructions.
 
 use crate::raw::barrier::{heavy_barrier, reader_barrier};
 use crate::sync::{AtomicU64, Ordering};
@@ -51,6 +54,13 @@ impl ReaderWord {
     /// Enters a read section (owner thread only). `gp_seq` is the domain's sequence.
     #[inline(always)]
     pub fn enter(&self, gp_seq: &AtomicU64) {
+        self.enter_interrupted(gp_seq, || {});
+    }
+
+    /// `enter`, with `signal` run where a signal handler could land in the outermost path:
+    /// after the word store, before the barrier. For the loom model of that window.
+    #[inline(always)]
+    pub fn enter_interrupted(&self, gp_seq: &AtomicU64, signal: impl FnOnce()) {
         // Relaxed: only this thread writes the word, so this reads our own last store.
         let cur = self.word.load(Ordering::Relaxed);
         if cur & NEST_MASK == 0 {
@@ -58,15 +68,23 @@ impl ReaderWord {
             // sees grace period g has begun also sees every removal that happened before g
             // was started, so g need not wait for it.
             let snapshot = gp_seq.load(Ordering::Acquire);
-            // Relaxed: ordered before this section's loads by reader_barrier below together
-            // with the grace period's heavy_barrier (see raw::barrier).
-            self.word.store((snapshot << NEST_BITS) | 1, Ordering::Relaxed);
+            // Release, not for this section but for the previous one: a scan that reads
+            // this store (and so skips us, snapshot == its grace period) must also see the
+            // previous section's loads as done, and a later store is not part of that
+            // section's Release exit's release sequence. Free on x86-64 (a plain store),
+            // `stlr` on AArch64. Ordering *this* store before this section's loads is the job
+            // of reader_barrier below with the grace period's heavy_barrier (raw::barrier).
+            // (Found by the loom model `b_consecutive_sections_both_read`.)
+            self.word.store((snapshot << NEST_BITS) | 1, Ordering::Release);
+            signal();
             reader_barrier();
         } else {
             assert!(cur & NEST_MASK != NEST_MASK, "rcu-core: read sections nested 65535 deep");
-            // Relaxed: a nested section changes only the count, which no other thread uses
-            // for ordering; the outermost announcement already protects this section.
-            self.word.store(cur + 1, Ordering::Relaxed);
+            // Release: as above, every store to the word carries what came before it.
+            self.word.store(cur + 1, Ordering::Release);
+            // A signal handler may nest here between the outermost store and its barrier;
+            // in fence mode it needs its own fence (a compiler barrier in membarrier mode).
+            reader_barrier();
         }
     }
 
@@ -75,15 +93,16 @@ impl ReaderWord {
     pub fn exit(&self) {
         // Relaxed: our own last store.
         let cur = self.word.load(Ordering::Relaxed);
-        debug_assert!(cur & NEST_MASK != 0, "rcu-core: read section exit without entry");
         if cur & NEST_MASK == 1 {
             // Release: every load of the section happens before this store; pairs with the
             // Acquire load in `blocks`, so a grace period that sees the section ended also
             // sees that its loads are done before anything is freed.
             self.word.store(0, Ordering::Release);
+        } else if cur & NEST_MASK != 0 {
+            // Release: as in `enter`, every store to the word carries what came before it.
+            self.word.store(cur - 1, Ordering::Release);
         } else {
-            // Relaxed: nested exit, the section goes on.
-            self.word.store(cur - 1, Ordering::Relaxed);
+            exit_without_entry();
         }
     }
 
@@ -110,6 +129,16 @@ impl ReaderWord {
         let old = self.word.swap(0, Ordering::AcqRel);
         old & NEST_MASK
     }
+}
+
+/// A guard outlived its thread's registration (a `ReadGuard` kept in a thread-local that is
+/// destroyed after the runtime's): the section was already force-ended; leave the word be.
+#[cold]
+fn exit_without_entry() {
+    debug_assert!(
+        false,
+        "rcu-core: read section exit without entry (guard outlived its thread's registration)"
+    );
 }
 
 /// A domain's grace-period sequence: started and completed counters.
