@@ -1,0 +1,258 @@
+//! What every workload shares: the node, per-system drop counters, the RSS monitor, the heap
+//! trim between runs, and the small statistics (medians, percentiles).
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// The systems compared. The index is the node's drop-counter index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum System {
+    /// This project (`rcu_core`, global domain unless stated).
+    Ours,
+    /// `crossbeam-epoch` 0.9, its default (global) collector.
+    Crossbeam,
+    /// `seize`, one `Collector` per run.
+    Seize,
+}
+
+impl System {
+    /// In the interleaving order of every workload: A B C A B C ...
+    pub(crate) const ALL: [System; 3] = [System::Ours, System::Crossbeam, System::Seize];
+
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            System::Ours => "rcu-ctx",
+            System::Crossbeam => "crossbeam-epoch",
+            System::Seize => "seize",
+        }
+    }
+}
+
+/// Drop-counter index of this project's nodes.
+pub(crate) const OURS: usize = 0;
+/// Drop-counter index of crossbeam-epoch's nodes.
+pub(crate) const CROSSBEAM: usize = 1;
+/// Drop-counter index of seize's nodes.
+pub(crate) const SEIZE: usize = 2;
+/// Drop-counter index of W6 (budgeted domain) nodes.
+pub(crate) const BUDGET: usize = 3;
+
+/// One counter per cache line, so systems measured back to back never share a line.
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+static FREED: [Padded; 4] = [
+    Padded(AtomicU64::new(0)),
+    Padded(AtomicU64::new(0)),
+    Padded(AtomicU64::new(0)),
+    Padded(AtomicU64::new(0)),
+];
+
+/// The 64-byte payload every system allocates, reads and frees. `S` picks the drop counter,
+/// so a peer's late frees can never be counted for another system; the size stays 64 bytes.
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct Node<const S: usize> {
+    pub(crate) data: [u64; 8],
+}
+
+impl<const S: usize> Node<S> {
+    #[inline]
+    pub(crate) fn new(v: u64) -> Self {
+        Node { data: [v; 8] }
+    }
+}
+
+impl<const S: usize> Drop for Node<S> {
+    #[inline]
+    fn drop(&mut self) {
+        // Relaxed: a count; readers of it synchronize through the system's barrier or flush
+        // (or poll it until it reaches the expected value).
+        FREED[S].0.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<Node<0>>() == 64);
+
+/// Nodes of counter `s` dropped so far.
+pub(crate) fn freed(s: usize) -> u64 {
+    // Relaxed: see `Node::drop`.
+    FREED[s].0.load(Ordering::Relaxed)
+}
+
+/// Polls `freed(s) >= target` every 100 µs until `timeout`, calling `nudge` between polls (a
+/// peer's flush); returns whether it got there.
+pub(crate) fn wait_freed(
+    s: usize,
+    target: u64,
+    timeout: Duration,
+    mut nudge: impl FnMut(),
+) -> bool {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if freed(s) >= target {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        nudge();
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+/// Gives freed heap memory back to the OS, so each run's RSS baseline is not inflated (or
+/// its growth hidden) by what the previous system left in malloc's free lists.
+pub(crate) fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own arenas; any thread may call it.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Resident set size now, in bytes (from /proc/self/statm; 0 where unavailable).
+pub(crate) fn rss_bytes() -> u64 {
+    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else { return 0 };
+    let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    pages * page_size()
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 {
+        size as u64
+    } else {
+        4096
+    }
+}
+
+/// Samples the process's RSS every 5 ms on its own thread; `finish` returns the peak minus
+/// the RSS when the monitor started (VmHWM is process-wide and never resets, so it cannot
+/// tell one run's peak from another's).
+pub(crate) struct RssMonitor {
+    baseline: u64,
+    peak: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RssMonitor {
+    /// Trims the heap, takes the baseline and starts sampling.
+    pub(crate) fn start() -> Self {
+        trim_heap();
+        let baseline = rss_bytes();
+        let peak = Arc::new(AtomicU64::new(baseline));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (peak, stop) = (peak.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("rcuscale-rss".into())
+                .spawn(move || {
+                    // Relaxed: a flag; the owner joins the thread afterwards.
+                    while !stop.load(Ordering::Relaxed) {
+                        // Relaxed: only this thread writes; the owner reads after join.
+                        peak.fetch_max(rss_bytes(), Ordering::Relaxed);
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                })
+                .expect("spawn the RSS monitor")
+        };
+        RssMonitor { baseline, peak, stop, thread: Some(thread) }
+    }
+
+    /// Stops sampling; the peak RSS growth over the baseline, in bytes.
+    pub(crate) fn finish(mut self) -> u64 {
+        // Relaxed: a last sample is taken here anyway.
+        self.peak.fetch_max(rss_bytes(), Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.join().expect("RSS monitor panicked");
+        }
+        // Relaxed: the monitor thread has been joined.
+        self.peak.load(Ordering::Relaxed).saturating_sub(self.baseline)
+    }
+}
+
+/// The median of `xs` (mean of the middle two for an even count); NaN when empty.
+pub(crate) fn median(xs: &[f64]) -> f64 {
+    let mut v: Vec<f64> = xs.iter().copied().filter(|x| !x.is_nan()).collect();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// The `q`-quantile (0..=1, nearest rank) of `xs`; NaN when empty.
+pub(crate) fn quantile(xs: &[f64], q: f64) -> f64 {
+    let mut v = xs.to_vec();
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
+/// The largest of `xs`; NaN when empty.
+pub(crate) fn max(xs: &[f64]) -> f64 {
+    xs.iter().copied().fold(f64::NAN, f64::max)
+}
+
+/// Latency summary of one run, in nanoseconds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Latency {
+    pub(crate) p50: f64,
+    pub(crate) p99: f64,
+    pub(crate) max: f64,
+    pub(crate) samples: usize,
+}
+
+impl Latency {
+    pub(crate) fn of(ns: &[f64]) -> Self {
+        Latency { p50: quantile(ns, 0.5), p99: quantile(ns, 0.99), max: max(ns), samples: ns.len() }
+    }
+}
+
+/// Per-system values of one metric over the repetitions, in run order.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct PerSystem {
+    pub(crate) ours: Vec<f64>,
+    pub(crate) crossbeam: Vec<f64>,
+    pub(crate) seize: Vec<f64>,
+}
+
+impl PerSystem {
+    pub(crate) fn push(&mut self, system: System, value: f64) {
+        match system {
+            System::Ours => self.ours.push(value),
+            System::Crossbeam => self.crossbeam.push(value),
+            System::Seize => self.seize.push(value),
+        }
+    }
+
+    pub(crate) fn get(&self, system: System) -> &[f64] {
+        match system {
+            System::Ours => &self.ours,
+            System::Crossbeam => &self.crossbeam,
+            System::Seize => &self.seize,
+        }
+    }
+
+    /// Medians per system (None for a system with no values).
+    pub(crate) fn medians(&self) -> [Option<f64>; 3] {
+        System::ALL.map(|s| {
+            let v = self.get(s);
+            (!v.is_empty()).then(|| median(v))
+        })
+    }
+}

@@ -1,0 +1,409 @@
+//! W4: grace-period latency with one busy reader thread (looping short read sections):
+//! `synchronize_rcu` and `synchronize_rcu_expedited` p50/p99/max, against one
+//! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` syscall timed in the same run (the physical
+//! floor of a grace period: ours issues at least one).
+//!
+//! The peers have no synchronize. As a clearly labelled *analogue* every system gets the
+//! retire-to-free latency: retire one node, then flush the system's best way until the node's
+//! drop has run (ours: `kvfree_rcu` + `rcu_barrier`; crossbeam-epoch: `defer_destroy`, then
+//! `pin().flush()` in a loop; seize: a collector with `batch_size(1)`, `retire`, then
+//! `enter().flush()` in a loop).
+//!
+//! Grace-period sharing: 4 threads each calling `synchronize_rcu` K times at once, against
+//! 1 thread calling it K times; once with no reader and once with the busy reader running.
+//! (With no other thread of the process on a CPU, a membarrier interrupts nobody and costs
+//! ~20x less than one that must interrupt a running thread, so the idle 1-thread baseline is
+//! cheaper per grace period than anything the 4-thread run can do; the busy-reader variant
+//! compares like with like.)
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use crossbeam_epoch::{self as epoch, Owned};
+use rcu_core::prelude::*;
+use rcu_core::raw::barrier::membarrier_once;
+use rcu_core::RcuCell;
+use seize::{reclaim, Collector, Guard as _};
+
+use crate::common::{freed, Latency, Node, PerSystem, System, CROSSBEAM, OURS, SEIZE};
+use crate::report::{Better, Row, Target};
+use crate::Config;
+
+/// Threads in the sharing measurement.
+const SHARERS: usize = 4;
+
+/// Runs `body` while `reader` loops on another thread until told to stop; `reader` gets the
+/// stop flag and must check it between short read sections.
+fn with_busy_reader<R>(reader: impl FnOnce(&AtomicBool) + Send, body: impl FnOnce() -> R) -> R {
+    let stop = AtomicBool::new(false);
+    let started = Barrier::new(2);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            started.wait();
+            reader(&stop);
+        });
+        started.wait();
+        std::thread::sleep(Duration::from_millis(2)); // let it get going
+        let r = body();
+        // Relaxed: a flag; the scope joins the thread.
+        stop.store(true, Ordering::Relaxed);
+        r
+    })
+}
+
+/// Samples `op` (returning nanoseconds) until `budget` passes or `max` samples, at least 5.
+fn sample(budget: Duration, max: usize, mut op: impl FnMut() -> f64) -> Vec<f64> {
+    let deadline = Instant::now() + budget;
+    let mut v = Vec::with_capacity(max.min(1 << 16));
+    while v.len() < 5 || (v.len() < max && Instant::now() < deadline) {
+        v.push(op());
+    }
+    v
+}
+
+fn timed(op: impl FnOnce()) -> f64 {
+    let t = Instant::now();
+    op();
+    t.elapsed().as_nanos() as f64
+}
+
+fn ours_reader(cell: &RcuCell<Node<OURS>>) -> impl FnOnce(&AtomicBool) + Send + '_ {
+    move |stop| {
+        let mut ctx = Sleepable::enter();
+        // Relaxed: a flag.
+        while !stop.load(Ordering::Relaxed) {
+            for _ in 0..64 {
+                let guard = read_lock(&mut ctx);
+                black_box(black_box(cell).load(&guard).data[0]);
+            }
+        }
+    }
+}
+
+/// What one repetition of the synchronize part measured (ours), in ns.
+struct SyncRep {
+    normal: Latency,
+    expedited: Latency,
+    membarrier: Latency,
+}
+
+fn ours_sync(cfg: &Config) -> SyncRep {
+    let cell = RcuCell::new(Node::<OURS>::new(1));
+    with_busy_reader(ours_reader(&cell), || {
+        let ctx = Sleepable::enter();
+        synchronize_rcu(&ctx); // warm: the worker and registration exist
+                               // Round-robin, so the three see the same CPU placement of the busy reader (whether
+                               // membarrier must interrupt another CPU changes its cost tenfold on this machine).
+        let (mut normal, mut expedited, mut membarrier) = (Vec::new(), Vec::new(), Vec::new());
+        let deadline = Instant::now() + cfg.w4_budget;
+        while normal.len() < 5 || (normal.len() < cfg.w4_max_samples && Instant::now() < deadline) {
+            normal.push(timed(|| synchronize_rcu(&ctx)));
+            expedited.push(timed(|| synchronize_rcu_expedited(&ctx)));
+            membarrier.push(timed(|| {
+                assert!(membarrier_once(), "membarrier is not in use on this machine");
+            }));
+        }
+        SyncRep {
+            normal: Latency::of(&normal),
+            expedited: Latency::of(&expedited),
+            membarrier: Latency::of(&membarrier),
+        }
+    })
+}
+
+/// Retire-to-free latency samples (ns) of one system, with its busy reader running.
+fn analogue(cfg: &Config, system: System) -> Vec<f64> {
+    let budget = cfg.w4_budget / 2;
+    let max = cfg.w4_max_samples;
+    let limit = Duration::from_secs(2);
+    match system {
+        System::Ours => {
+            let cell = RcuCell::new(Node::<OURS>::new(1));
+            with_busy_reader(ours_reader(&cell), || {
+                let ctx = Sleepable::enter();
+                sample(budget, max, || {
+                    let target = freed(OURS) + 1;
+                    timed(|| {
+                        kvfree_rcu(&ctx, rcu_core::Rcu::boxed(Node::<OURS>::new(2)));
+                        rcu_barrier(&ctx);
+                    }) + check(freed(OURS) >= target)
+                })
+            })
+        }
+        System::Crossbeam => {
+            let atomic = epoch::Atomic::new(Node::<CROSSBEAM>::new(1));
+            let lat = with_busy_reader(
+                |stop| {
+                    // Relaxed: a flag.
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..64 {
+                            let guard = epoch::pin();
+                            let p = black_box(&atomic).load(Ordering::Acquire, &guard);
+                            // SAFETY: never null, never retired while readers run.
+                            black_box(unsafe { p.deref() }.data[0]);
+                        }
+                    }
+                },
+                || {
+                    sample(budget, max, || {
+                        let target = freed(CROSSBEAM) + 1;
+                        timed(|| {
+                            let guard = epoch::pin();
+                            let node = Owned::new(Node::<CROSSBEAM>::new(2)).into_shared(&guard);
+                            // SAFETY: never published: no one else can reach it.
+                            unsafe { guard.defer_destroy(node) };
+                            drop(guard);
+                            let deadline = Instant::now() + limit;
+                            while freed(CROSSBEAM) < target && Instant::now() < deadline {
+                                epoch::pin().flush();
+                            }
+                        }) + check(freed(CROSSBEAM) >= target)
+                    })
+                },
+            );
+            // SAFETY: the reader has been joined.
+            drop(unsafe { atomic.into_owned() });
+            lat
+        }
+        System::Seize => {
+            let collector = Collector::new().batch_size(1);
+            let ptr = AtomicPtr::new(Box::into_raw(Box::new(Node::<SEIZE>::new(1))));
+            let lat = with_busy_reader(
+                |stop| {
+                    // Relaxed: a flag.
+                    while !stop.load(Ordering::Relaxed) {
+                        for _ in 0..64 {
+                            let guard = collector.enter();
+                            let p = guard.protect(black_box(&ptr), Ordering::Acquire);
+                            // SAFETY: never retired while readers run.
+                            black_box(unsafe { &*p }.data[0]);
+                        }
+                    }
+                },
+                || {
+                    sample(budget, max, || {
+                        let target = freed(SEIZE) + 1;
+                        timed(|| {
+                            let node = Box::into_raw(Box::new(Node::<SEIZE>::new(2)));
+                            // SAFETY: never published; from Box::into_raw.
+                            unsafe { collector.retire(node, reclaim::boxed) };
+                            let deadline = Instant::now() + limit;
+                            while freed(SEIZE) < target && Instant::now() < deadline {
+                                collector.enter().flush();
+                            }
+                        }) + check(freed(SEIZE) >= target)
+                    })
+                },
+            );
+            // SAFETY: unpublished (the reader has been joined); from Box::into_raw.
+            unsafe { collector.retire(ptr.into_inner(), reclaim::boxed) };
+            lat
+        }
+    }
+}
+
+/// NaN (poisoning the sample) when a retired node was not freed in time.
+fn check(ok: bool) -> f64 {
+    if ok {
+        0.0
+    } else {
+        f64::NAN
+    }
+}
+
+/// Wall time (ms) for `threads` threads each calling `synchronize_rcu` `k` times at once:
+/// from the first thread's start to the last thread's end, each timed by the thread itself
+/// (a coordinator's clock could start after a fast thread had already finished).
+fn sharing(threads: usize, k: usize, busy_reader: bool) -> f64 {
+    if busy_reader {
+        let cell = RcuCell::new(Node::<OURS>::new(1));
+        return with_busy_reader(ours_reader(&cell), || sharing(threads, k, false));
+    }
+    let barrier = Barrier::new(threads);
+    let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let ctx = Sleepable::enter();
+                    synchronize_rcu(&ctx); // registration and first-call costs untimed
+                    barrier.wait();
+                    let start = Instant::now();
+                    for _ in 0..k {
+                        synchronize_rcu(&ctx);
+                    }
+                    (start, Instant::now())
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().expect("synchronize thread panicked")).collect()
+    });
+    let first = spans.iter().map(|s| s.0).min().expect("threads");
+    let last = spans.iter().map(|s| s.1).max().expect("threads");
+    (last - first).as_secs_f64() * 1e3
+}
+
+pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
+    let us = |ns: f64| ns / 1e3;
+    let (mut n50, mut n99, mut nmax) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut e50, mut e99, mut emax) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut m50, mut m99, mut mmax) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut ratio_n, mut ratio_e) = (Vec::new(), Vec::new());
+    let mut ana50 = PerSystem::default();
+    let mut ana99 = PerSystem::default();
+    let mut ana_failed = PerSystem::default();
+    let mut t1s = [Vec::new(), Vec::new()];
+    let mut t4s = [Vec::new(), Vec::new()];
+    let mut share = [Vec::new(), Vec::new()];
+    for rep in 0..cfg.reps {
+        let r = ours_sync(cfg);
+        n50.push(us(r.normal.p50));
+        n99.push(us(r.normal.p99));
+        nmax.push(us(r.normal.max));
+        e50.push(us(r.expedited.p50));
+        e99.push(us(r.expedited.p99));
+        emax.push(us(r.expedited.max));
+        m50.push(us(r.membarrier.p50));
+        m99.push(us(r.membarrier.p99));
+        mmax.push(us(r.membarrier.max));
+        ratio_n.push(r.normal.p50 / r.membarrier.p50);
+        ratio_e.push(r.expedited.p50 / r.membarrier.p50);
+        eprintln!(
+            "  W4 rep {}/{}: sync p50 {:.1} us ({} samples), expedited p50 {:.1} us ({}), \
+             membarrier p50 {:.2} us ({})",
+            rep + 1,
+            cfg.reps,
+            us(r.normal.p50),
+            r.normal.samples,
+            us(r.expedited.p50),
+            r.expedited.samples,
+            us(r.membarrier.p50),
+            r.membarrier.samples
+        );
+        for s in System::ALL {
+            let v = analogue(cfg, s);
+            let failed = v.iter().filter(|x| x.is_nan()).count();
+            let ok: Vec<f64> = v.iter().copied().filter(|x| !x.is_nan()).collect();
+            let l = Latency::of(&ok);
+            eprintln!(
+                "  W4 rep {}/{} {:>15}: retire-to-free p50 {:.1} us p99 {:.1} us ({} samples, {} timed out)",
+                rep + 1,
+                cfg.reps,
+                s.name(),
+                us(l.p50),
+                us(l.p99),
+                l.samples,
+                failed
+            );
+            ana50.push(s, us(l.p50));
+            ana99.push(s, us(l.p99));
+            ana_failed.push(s, failed as f64);
+        }
+        for (i, busy) in [false, true].into_iter().enumerate() {
+            let t1 = sharing(1, cfg.w4_k, busy);
+            let t4 = sharing(SHARERS, cfg.w4_k, busy);
+            eprintln!(
+                "  W4 rep {}/{}: sharing{}: 1 thread x {} syncs {:.2} ms, {} threads x {} {:.2} ms: {:.2}x",
+                rep + 1,
+                cfg.reps,
+                if busy { " (busy reader)" } else { " (no reader)" },
+                cfg.w4_k,
+                t1,
+                SHARERS,
+                cfg.w4_k,
+                t4,
+                t4 / t1
+            );
+            t1s[i].push(t1);
+            t4s[i].push(t4);
+            share[i].push(t4 / t1);
+        }
+    }
+    let ours_only = |v: Vec<f64>| PerSystem { ours: v, ..PerSystem::default() };
+    let row = |metric: &str, unit: &'static str, better, v: Vec<f64>| {
+        Row::from_reps("W4", metric.to_string(), unit, better, ours_only(v))
+    };
+    rows.push(row("synchronize_rcu p50 (us)", "us", Better::Lower, n50));
+    rows.push(row("synchronize_rcu p99 (us)", "us", Better::Lower, n99));
+    rows.push(
+        Row::new("W4", "synchronize_rcu max (us)", "us").ours(max_of(&nmax)).better(Better::Lower),
+    );
+    rows.push(row("synchronize_rcu_expedited p50 (us)", "us", Better::Lower, e50));
+    rows.push(row("synchronize_rcu_expedited p99 (us)", "us", Better::Lower, e99));
+    rows.push(
+        Row::new("W4", "synchronize_rcu_expedited max (us)", "us")
+            .ours(max_of(&emax))
+            .better(Better::Lower),
+    );
+    let m50_median = crate::common::median(&m50);
+    notes.push(format!(
+        "W4: membarrier p50 {m50_median:.2} us: {}",
+        if m50_median < 2.0 {
+            "cheap, so it interrupted no other CPU: the busy reader was mostly not running on \
+             the other CPU at the same time (a loaded 2-CPU machine); grace periods then cost \
+             one syscall, and the ratio compares like with like only because the samples are \
+             taken round-robin"
+        } else {
+            "it had to interrupt the CPU running the busy reader (an IPI), the case the \
+             floor is meant to capture"
+        }
+    ));
+    rows.push(row("membarrier(PRIVATE_EXPEDITED) p50 (us)", "us", Better::Lower, m50));
+    rows.push(row("membarrier(PRIVATE_EXPEDITED) p99 (us)", "us", Better::Lower, m99));
+    rows.push(
+        Row::new("W4", "membarrier(PRIVATE_EXPEDITED) max (us)", "us")
+            .ours(max_of(&mmax))
+            .better(Better::Lower),
+    );
+    rows.push(
+        row("synchronize_rcu p50 / membarrier p50 (x)", "x", Better::Lower, ratio_n)
+            .target(Target::AtMost(2.5)),
+    );
+    rows.push(
+        row("expedited p50 / membarrier p50 (x)", "x", Better::Lower, ratio_e)
+            .target(Target::AtMost(2.5)),
+    );
+    rows.push(Row::from_reps("W4", "ANALOGUE retire-to-free p50 (us)", "us", Better::Lower, ana50));
+    rows.push(Row::from_reps("W4", "ANALOGUE retire-to-free p99 (us)", "us", Better::Lower, ana99));
+    if ana_failed.medians().iter().flatten().any(|&f| f > 0.0) {
+        notes.push(format!(
+            "W4 analogue: some retire-to-free samples timed out (2 s) and were left out: \
+             {:?}",
+            ana_failed
+        ));
+    }
+    let [t1_idle, t1_busy] = t1s;
+    let [t4_idle, t4_busy] = t4s;
+    let [share_idle, share_busy] = share;
+    let k = cfg.w4_k;
+    for (label, t1, t4, share) in
+        [("no reader", t1_idle, t4_idle, share_idle), ("busy reader", t1_busy, t4_busy, share_busy)]
+    {
+        rows.push(row(
+            &format!("sharing, {label}: 1 thread x {k} synchronize_rcu (ms)"),
+            "ms",
+            Better::Lower,
+            t1,
+        ));
+        rows.push(row(
+            &format!("sharing, {label}: {SHARERS} threads x {k} each (ms)"),
+            "ms",
+            Better::Lower,
+            t4,
+        ));
+        rows.push(
+            row(
+                &format!("GP sharing, {label}: 4-thread / 1-thread time (x)"),
+                "x",
+                Better::Lower,
+                share,
+            )
+            .target(Target::AtMost(1.5)),
+        );
+    }
+}
+
+fn max_of(v: &[f64]) -> f64 {
+    crate::common::max(v)
+}
