@@ -2,7 +2,7 @@
 //! callbacks (like the kernel's page of pointers for `kvfree_rcu`).
 //!
 //! A block is one allocation of `block_bytes` (default 4 KiB): a header followed by as many
-//! [`Entry`]s as fit (254 at 4 KiB). Blocks move between a thread's staging, the domain's
+//! [`Entry`]s as fit (253 at 4 KiB). Blocks move between a thread's staging, the domain's
 //! queues, the global pool and thread caches as raw pointers; whoever holds the pointer owns
 //! the block.
 
@@ -28,6 +28,9 @@ struct Header {
     capacity: usize,
     /// Bytes of memory the entries keep alive (objects plus this block), for the budget.
     pending_bytes: usize,
+    /// For the block's current holder: the runtime stores the grace-period cookie that
+    /// must complete before the entries may run.
+    tag: u64,
 }
 
 /// A block. Only ever handled through `NonNull<Block>`; its entries follow the header.
@@ -77,6 +80,7 @@ impl Block {
                     len: 0,
                     capacity: capacity_for(block_bytes),
                     pending_bytes: 0,
+                    tag: 0,
                 },
             )
         };
@@ -135,6 +139,16 @@ impl Block {
         let bytes = core::mem::take(&mut self.header.pending_bytes);
         let entries = self.entries_ptr();
         (Drain { entries, next: 0, len, _block: core::marker::PhantomData }, bytes)
+    }
+
+    /// The holder's tag (see `set_tag`).
+    pub fn tag(&self) -> u64 {
+        self.header.tag
+    }
+
+    /// Stores a value for the block's current holder (the runtime: a grace-period cookie).
+    pub fn set_tag(&mut self, tag: u64) {
+        self.header.tag = tag;
     }
 
     /// The list link.

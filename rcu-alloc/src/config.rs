@@ -9,7 +9,7 @@ use crate::thread_cache::MAX_THREAD_CACHE;
 /// ```
 /// use rcu_alloc::AllocConfig;
 /// let config = AllocConfig::new().budget_bytes(8 << 20).thread_cache_blocks(2);
-/// assert_eq!(config.block_capacity(), 254); // entries in a 4 KiB block
+/// assert_eq!(config.block_capacity(), 253); // entries in a 4 KiB block
 /// assert_eq!(AllocConfig::new().small_blocks().block_capacity(), 4);
 /// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,7 +4,7 @@
 //! compiler picks the code path, nothing inspects the thread at run time. The rest of the
 //! crate is the machinery the policies choose between:
 //!
-//! - [`Block`]s batch deferred frees and callbacks (4 KiB, 254 entries by default);
+//! - [`Block`]s batch deferred frees and callbacks (4 KiB, 253 entries by default);
 //! - a per-thread [`ThreadCache`], a lock-free global pool inside each [`BlockAllocator`]
 //!   that `Atomic` callers may take from, and a refill worker that keeps the pool stocked;
 //! - a [`Budget`] for pending reclamation;

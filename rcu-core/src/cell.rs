@@ -10,7 +10,9 @@ use rcu_ctx::{Context, ContextKind, MayAlloc};
 use crate::deferred;
 use crate::domain::{Domain, DomainRef};
 use crate::head::Rcu;
-use crate::reader::{self, ReadGuard};
+use crate::raw::protocol::ReaderWord;
+use crate::reader::ReadGuard;
+use crate::registry::Slot;
 
 /// An RCU-protected value of one domain.
 ///
@@ -110,11 +112,11 @@ impl<T: Send + 'static> RcuCell<T> {
     /// the policy of `ctx` (any token; under `Atomic` this never allocates or blocks).
     #[track_caller]
     pub fn replace<C: Context>(&self, ctx: &C, new: Box<Rcu<T>>) {
-        self.domain.prepare(ctx);
+        let slot = self.domain.prepare(ctx);
         // AcqRel: Release publishes `new` to readers (Acquire in `load`); Acquire makes the
         // old value's contents ours to retire.
         let old = self.ptr.swap(Box::into_raw(new), Ordering::AcqRel);
-        self.retire::<C>(old);
+        self.retire::<C>(slot, old);
     }
 
     /// Boxes `value` and publishes it, as `replace` (boxing allocates: `MayAlloc`).
@@ -135,8 +137,8 @@ impl<T: Send + 'static> RcuCell<T> {
     /// [`Domain::register_current_thread`]): registration allocates, which `Atomic` may not.
     #[track_caller]
     pub fn update<C: Context>(&self, ctx: &C, mut f: impl FnMut(&T) -> Box<Rcu<T>>) {
-        self.domain.prepare(ctx);
-        let slot = reader::current_slot(&self.domain).unwrap_or_else(|| {
+        let slot = self.domain.prepare(ctx);
+        let slot = slot.unwrap_or_else(|| {
             panic!(
                 "rcu-core: RcuCell::update with an Atomic token on a thread not registered \
                  with the cell's domain: registering allocates. Call \
@@ -145,7 +147,10 @@ impl<T: Send + 'static> RcuCell<T> {
         });
         loop {
             // A read section without a guard: it keeps `cur` alive while `f` looks at it.
+            // `section` ends it when dropped, also if `f` panics (a section left open would
+            // hold up every later grace period of the domain).
             slot.word.enter(self.domain.gp.seq.started_counter());
+            let section = ExitOnDrop(&slot.word);
             // Acquire: as in `load`.
             let cur = self.ptr.load(Ordering::Acquire);
             // SAFETY: protected by the read section just entered (see `load`).
@@ -153,15 +158,15 @@ impl<T: Send + 'static> RcuCell<T> {
             // AcqRel: as in `replace`. Acquire on failure: we retry from the newer value.
             let swapped =
                 self.ptr.compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire).is_ok();
-            slot.word.exit();
+            drop(section);
             if swapped {
-                self.retire::<C>(cur);
+                self.retire::<C>(Some(slot), cur);
                 return;
             }
             // Never published, so no reader saw it; but dropping it frees memory, which an
             // `Atomic` writer may not do inline: defer it like a retired value.
             if matches!(C::KIND, ContextKind::Atomic) {
-                self.retire::<C>(new);
+                self.retire::<C>(Some(slot), new);
             } else {
                 // SAFETY: from Box::into_raw above, never published.
                 drop(unsafe { Box::from_raw(new) });
@@ -169,11 +174,20 @@ impl<T: Send + 'static> RcuCell<T> {
         }
     }
 
-    fn retire<C: Context>(&self, old: *mut Rcu<T>) {
+    fn retire<C: Context>(&self, slot: Option<&Slot>, old: *mut Rcu<T>) {
         // SAFETY: `old` was unpublished (or never published) and came from Box::into_raw;
         // the deferred free runs it after a grace period that begins after this call.
         let old = unsafe { Box::from_raw(old) };
-        self.domain.defer_headed::<C>(deferred::free_entry(old));
+        self.domain.defer_headed::<C>(slot, deferred::free_entry(old));
+    }
+}
+
+/// Ends a read section entered on a reader word when dropped (unwinding included).
+struct ExitOnDrop<'a>(&'a ReaderWord);
+
+impl Drop for ExitOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.exit();
     }
 }
 

@@ -13,7 +13,7 @@ use crate::grace_period::{GracePeriods, Urgency};
 use crate::head::Rcu;
 use crate::reader::{self, ReadGuard};
 use crate::reclaim::Reclaim;
-use crate::registry::Registry;
+use crate::registry::{Registry, Slot};
 use crate::stall::{StallHandler, StallSink};
 use crate::stats::{Counters, DomainStats};
 use crate::worker::Worker;
@@ -241,13 +241,17 @@ impl DomainRef {
 
     /// Entry checks of the deferred-reclamation calls: validation, and, for tokens that may
     /// allocate, the worker and this thread's registration (both allocate the first time).
+    /// Returns the calling thread's slot: `None` only for an `Atomic` caller on a thread
+    /// that never registered.
     #[track_caller]
-    pub(crate) fn prepare<C: Context>(&self, ctx: &C) {
+    #[inline]
+    pub(crate) fn prepare<C: Context>(&self, ctx: &C) -> Option<&Slot> {
         ctx.validate();
-        if !matches!(C::KIND, ContextKind::Atomic) {
-            self.ensure_worker::<C>();
-            crate::reader::ensure_registered(self);
+        if matches!(C::KIND, ContextKind::Atomic) {
+            return crate::reader::current_slot(self);
         }
+        self.ensure_worker::<C>();
+        Some(crate::reader::current_slot(self).unwrap_or_else(|| crate::reader::register(self)))
     }
 }
 
@@ -472,8 +476,9 @@ impl Domain {
     /// Entry checks of the deferred-reclamation calls: validation, and, for tokens that may
     /// allocate, the worker and this thread's registration (both allocate the first time).
     #[track_caller]
-    fn prepare<C: Context>(&self, ctx: &C) {
-        self.state.prepare(ctx);
+    #[inline]
+    fn prepare<C: Context>(&self, ctx: &C) -> Option<&Slot> {
+        self.state.prepare(ctx)
     }
 
     /// Queues `f(obj, ctx)` to run after a grace period, on the domain's worker with an
@@ -500,8 +505,8 @@ impl Domain {
         obj: Box<Rcu<T>>,
         f: Callback<T>,
     ) {
-        self.prepare(ctx);
-        self.state().defer_headed::<C>(deferred::callback_entry(obj, f));
+        let slot = self.prepare(ctx);
+        self.state().defer_headed::<C>(slot, deferred::callback_entry(obj, f));
     }
 
     /// Queues the closure `f` to run after a grace period. Boxing the closure allocates, so
@@ -524,8 +529,8 @@ impl Domain {
     where
         F: FnOnce(&Atomic<'_>) + Send + 'static,
     {
-        self.prepare(ctx);
-        self.state().defer_headed::<C>(deferred::closure_entry(f));
+        let slot = self.prepare(ctx);
+        self.state().defer_headed::<C>(slot, deferred::closure_entry(f));
     }
 
     /// Drops `obj` after a grace period. Works with every token and never fails; under
@@ -540,8 +545,8 @@ impl Domain {
     /// ```
     #[track_caller]
     pub fn kvfree_rcu<C: Context, T: Send + 'static>(&self, ctx: &C, obj: Box<Rcu<T>>) {
-        self.prepare(ctx);
-        self.state().defer_headed::<C>(deferred::free_entry(obj));
+        let slot = self.prepare(ctx);
+        self.state().defer_headed::<C>(slot, deferred::free_entry(obj));
     }
 
     /// Drops any boxed `obj` after a grace period. Without an embedded head it needs a
@@ -555,9 +560,9 @@ impl Domain {
     /// ```
     #[track_caller]
     pub fn kvfree_rcu_mightsleep<C: MaySleep, T: Send + 'static>(&self, ctx: &C, obj: Box<T>) {
-        self.prepare(ctx);
+        let slot = self.prepare(ctx);
         let (entry, bytes) = deferred::headless_entry(obj);
-        if let Err(entry) = self.state().defer_headless::<C>(entry, bytes) {
+        if let Err(entry) = self.state().defer_headless::<C>(slot, entry, bytes) {
             self.state().synchronize();
             // SAFETY: the entry was made from `Box<T>` by `headless_entry` and was not
             // queued; a grace period has passed since the caller unpublished it.
@@ -573,7 +578,7 @@ impl Domain {
     /// Inside a read section of this domain (it would wait for itself).
     #[track_caller]
     pub fn rcu_barrier<C: MayReclaim>(&self, ctx: &C) {
-        self.prepare(ctx);
+        let _ = self.prepare(ctx);
         assert!(
             !crate::reader::in_read_section(self.state()),
             "rcu-core: rcu_barrier inside a read section of the same domain would wait for \
@@ -586,7 +591,7 @@ impl Domain {
     /// allocates). Do this before a thread's signal handlers use the domain: an unregistered
     /// thread's `Atomic` calls still work, through the embedded-head path.
     pub fn register_current_thread<C: MayAlloc>(&self, ctx: &C) {
-        self.prepare(ctx);
+        let _ = self.prepare(ctx);
     }
 
     /// The allocation side's statistics: blocks, pool, fallbacks by policy and reason.

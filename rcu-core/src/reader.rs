@@ -18,6 +18,7 @@ use crate::domain::{DomainRef, DomainState, GLOBAL_STATE};
 use crate::raw::protocol::ReaderWord;
 use crate::registry::Slot;
 use crate::stats::Counters;
+use crate::worker::Worker;
 
 /// A read section. While it lives, nothing removed from the domain's data after the section
 /// began is freed; references loaded through it cannot outlive it.
@@ -71,6 +72,11 @@ thread_local! {
     static GLOBAL_EXIT: GlobalExit = const { GlobalExit };
     /// This thread's slots in other domains.
     static DOMAIN_SLOTS: RefCell<Vec<Registration>> = const { RefCell::new(Vec::new()) };
+    /// True once this thread has touched `DOMAIN_SLOTS`. The first access to a thread-local
+    /// with a destructor registers the destructor, which allocates (glibc `calloc`) and takes
+    /// a loader lock: `find_slot`, which `Atomic` paths call, must not be that access. No
+    /// destructor, so reading this one is a plain thread-local load.
+    static HAS_DOMAIN_SLOTS: Cell<bool> = const { Cell::new(false) };
 }
 
 struct GlobalExit;
@@ -139,6 +145,11 @@ fn register_global() -> *const Slot {
     // Arms the exit hook. During thread teardown it may already be gone: the slot then stays
     // claimed (but outside any section, so it holds up nothing) instead of being reused.
     let _ = GLOBAL_EXIT.try_with(|_| ());
+    // The global domain's worker starts with its first reader (private domains start theirs
+    // in `Domain::new`): a reader's `Atomic` requests (`start_poll`, `kvfree_rcu`) cannot
+    // start it, and would otherwise wait for a sleepable call that may never come.
+    // Registration allocates anyway; this is the same cold path.
+    Worker::start(DomainRef::Global(&GLOBAL_STATE));
     slot
 }
 
@@ -158,6 +169,9 @@ pub(crate) fn read_lock_in<'a>(
 /// This thread's slot in a non-global domain. `None` also while the list is being changed
 /// by the code a signal handler interrupted (the handler then counts as unregistered).
 fn find_slot(domain: &DomainState) -> Option<*const Slot> {
+    if !HAS_DOMAIN_SLOTS.with(Cell::get) {
+        return None;
+    }
     DOMAIN_SLOTS.with(|list| {
         let list = list.try_borrow().ok()?;
         list.iter().find(|r| ptr::eq(&*r.domain, domain)).map(|r| r.slot)
@@ -169,6 +183,9 @@ fn register_in(domain: &Arc<DomainState>) -> *const Slot {
     crate::process::init();
     let slot: *const Slot = domain.readers.claim();
     DOMAIN_SLOTS.with(|list| {
+        // Set inside: `DOMAIN_SLOTS` (and its destructor) is initialised by now, so a signal
+        // handler that sees the flag never makes the first access.
+        HAS_DOMAIN_SLOTS.with(|has| has.set(true));
         let mut list = list.try_borrow_mut().expect(
             "rcu-core: a signal handler entered a read section of a domain while the thread it \
              interrupted was registering with a domain: register threads (read once, or \
@@ -197,15 +214,19 @@ pub(crate) fn current_slot(domain: &DomainState) -> Option<&Slot> {
 /// Registers the calling thread with `domain` unless it is (allocates the first time).
 pub(crate) fn ensure_registered(domain: &DomainRef) {
     if current_slot(domain).is_none() {
-        match domain {
-            DomainRef::Global(_) => {
-                register_global();
-            }
-            DomainRef::Owned(state) => {
-                register_in(state);
-            }
-        }
+        register(domain);
     }
+}
+
+/// Registers the calling thread with `domain` (allocates).
+#[cold]
+pub(crate) fn register(domain: &DomainRef) -> &Slot {
+    let slot = match domain {
+        DomainRef::Global(_) => register_global(),
+        DomainRef::Owned(state) => register_in(state),
+    };
+    // SAFETY: as in `current_slot`.
+    unsafe { &*slot }
 }
 
 /// Is the calling thread inside a read section of `domain`?

@@ -23,10 +23,11 @@ use rcu_ctx::{Atomic, Context};
 
 use crate::deferred::{self, Headed};
 use crate::domain::DomainState;
+use crate::grace_period::Urgency;
 use crate::head::RcuHead;
 use crate::raw::barrier::heavy_barrier;
 use crate::registry::Slot;
-use crate::staging::Push;
+use crate::staging::{Bracket, Staging};
 use rcu_alloc::futex;
 
 /// Defensive bound on one wait for the worker; see `grace_period::MAX_EVENT_WAIT`.
@@ -133,9 +134,14 @@ impl Reclaim {
         unsafe { block.as_ref() }.pending_bytes() + self.alloc.block_bytes()
     }
 
-    /// Pushes a sealed block for the worker.
-    fn push_sealed(&self, mut block: NonNull<Block>) {
+    /// Pushes a block for the worker, charging it to the budget.
+    fn push_sealed(&self, block: NonNull<Block>) {
         self.alloc.budget().charge(self.block_charge(block));
+        self.push_sealed_charged(block);
+    }
+
+    /// Pushes a block for the worker that was already charged to the budget.
+    fn push_sealed_charged(&self, mut block: NonNull<Block>) {
         // Relaxed: the CAS publishes.
         let mut head = self.sealed.load(Ordering::Relaxed);
         loop {
@@ -200,45 +206,69 @@ impl Drop for Reclaim {
             blocks.push(block);
         }
         let heads = *self.intrusive.get_mut();
-        run_items(self, blocks, heads, &ctx);
+        let mut run = RunCount::default();
+        for block in blocks {
+            run.block(self, block, &ctx);
+            self.alloc.put(block);
+        }
+        run.heads(self, heads, &ctx);
     }
 }
 
-/// Runs a batch's items and returns its blocks; returns (items run, panics).
-fn run_items(
-    r: &Reclaim,
-    blocks: Vec<NonNull<Block>>,
-    mut head: *mut RcuHead,
-    ctx: &Atomic<'_>,
-) -> (u64, u64) {
-    let mut invoked = 0u64;
-    let mut panics = 0u64;
-    let mut count = |ok: bool| {
-        invoked += 1;
-        panics += u64::from(!ok);
-    };
-    for mut block in blocks {
-        // SAFETY: the caller owns the blocks.
+/// Items run and panics caught while running a batch.
+#[derive(Debug, Default)]
+struct RunCount {
+    invoked: u64,
+    panics: u64,
+}
+
+impl RunCount {
+    fn count(&mut self, ok: bool) {
+        self.invoked += 1;
+        self.panics += u64::from(!ok);
+    }
+
+    /// Runs a block's entries, leaving it empty (the caller reuses or returns it).
+    fn block(&mut self, r: &Reclaim, mut block: NonNull<Block>, ctx: &Atomic<'_>) {
+        // SAFETY: the caller owns the block.
         let (entries, bytes) = unsafe { block.as_mut() }.drain();
         for entry in entries {
             // SAFETY: each entry was queued once and is run once, here.
-            count(unsafe { deferred::run(entry, ctx) });
+            self.count(unsafe { deferred::run(entry, ctx) });
         }
         r.alloc.budget().release(bytes + r.alloc.block_bytes());
-        r.alloc.put(block);
     }
-    while !head.is_null() {
-        // SAFETY: the caller owns the listed objects; read the head before running, as
-        // running frees the object.
-        let (next, run, bytes) =
-            unsafe { (*(*head).next.get(), *(*head).run.get(), *(*head).bytes.get()) };
-        let run = run.expect("rcu-core: intrusive item without a trampoline");
-        // SAFETY: as above: queued once, run once.
-        count(unsafe { deferred::run(Entry { obj: head.cast(), run }, ctx) });
-        r.alloc.budget().release(bytes);
-        head = next;
+
+    /// Runs an intrusive list.
+    fn heads(&mut self, r: &Reclaim, mut head: *mut RcuHead, ctx: &Atomic<'_>) {
+        while !head.is_null() {
+            // SAFETY: the caller owns the listed objects; read the head before running, as
+            // running frees the object.
+            let (next, run, bytes) =
+                unsafe { (*(*head).next.get(), *(*head).run.get(), *(*head).bytes.get()) };
+            let run = run.expect("rcu-core: intrusive item without a trampoline");
+            // SAFETY: as above: queued once, run once.
+            self.count(unsafe { deferred::run(Entry { obj: head.cast(), run }, ctx) });
+            r.alloc.budget().release(bytes);
+            head = next;
+        }
     }
-    (invoked, panics)
+
+    /// Adds the counts to the domain's statistics and reports panics.
+    fn publish(self, r: &Reclaim, domain: &str) {
+        // Relaxed: statistics.
+        r.invoked.fetch_add(self.invoked, Ordering::Relaxed);
+        if self.panics != 0 {
+            // Relaxed: a statistic.
+            r.panics.fetch_add(self.panics, Ordering::Relaxed);
+            eprintln!(
+                "rcu-core: {} RCU callback(s) of domain '{domain}' panicked (see the panic \
+                 messages above); the rest of their batch ran. Callbacks must not panic: no \
+                 caller is there to handle it.",
+                self.panics
+            );
+        }
+    }
 }
 
 /// What a staging attempt needs besides the entry.
@@ -253,9 +283,9 @@ impl DomainState {
     /// Queues a headed item under the policy of `C`. Never fails; under `Atomic` never
     /// allocates, blocks or takes a lock.
     #[inline]
-    pub(crate) fn defer_headed<C: Context>(&self, item: Headed) {
+    pub(crate) fn defer_headed<C: Context>(&self, slot: Option<&Slot>, item: Headed) {
         let request = StageRequest { entry: item.entry(), bytes: item.bytes, headed: true };
-        if let Err(reason) = self.stage::<C>(request) {
+        if let Err(reason) = self.stage::<C>(slot, request) {
             self.reclaim.alloc.note_fallback(Policy::of::<C>(), reason);
             self.reclaim.push_intrusive(&item);
             self.wake_worker();
@@ -266,10 +296,11 @@ impl DomainState {
     /// then waits for a grace period and drops it inline).
     pub(crate) fn defer_headless<C: Context>(
         &self,
+        slot: Option<&Slot>,
         entry: Entry,
         bytes: usize,
     ) -> Result<(), Entry> {
-        match self.stage::<C>(StageRequest { entry, bytes, headed: false }) {
+        match self.stage::<C>(slot, StageRequest { entry, bytes, headed: false }) {
             Ok(()) => Ok(()),
             Err(reason) => {
                 self.reclaim.alloc.note_fallback(Policy::of::<C>(), reason);
@@ -279,40 +310,72 @@ impl DomainState {
     }
 
     #[inline]
-    fn stage<C: Context>(&self, request: StageRequest) -> Result<(), FallbackReason> {
+    fn stage<C: Context>(
+        &self,
+        slot: Option<&Slot>,
+        request: StageRequest,
+    ) -> Result<(), FallbackReason> {
         // Callers whose policy may allocate registered the thread beforehand.
-        let Some(slot) = crate::reader::current_slot(self) else {
+        let Some(slot) = slot else {
             return Err(FallbackReason::Unregistered);
         };
-        match slot.staging.try_push(request.entry, request.bytes) {
-            Push::Done => Ok(()),
-            Push::Reentrant => Err(FallbackReason::Reentrant),
-            Push::NeedBlock(full) => self.stage_slow::<C>(slot, full, request),
+        let Some(bracket) = slot.staging.open() else {
+            return Err(FallbackReason::Reentrant);
+        };
+        if bracket.try_push(request.entry, request.bytes) {
+            return Ok(());
         }
+        drop(bracket);
+        self.stage_slow::<C>(slot, request)
     }
 
+    /// The current block is full or missing: seal it, reclaim what this thread may run
+    /// itself, get a new block (waiting or falling back as the policy says), push.
     #[cold]
     fn stage_slow<C: Context>(
         &self,
         slot: &Slot,
-        mut full: Option<NonNull<Block>>,
         request: StageRequest,
     ) -> Result<(), FallbackReason> {
         let policy = Policy::of::<C>();
         let staging = &slot.staging;
         loop {
-            if let Some(block) = full.take() {
-                if staging.detach(block) {
-                    self.reclaim.push_sealed(block);
-                    self.wake_worker();
+            if policy.may_reclaim() {
+                if let Some(oldest) = staging.parked_full() {
+                    // Every parking slot holds a block waiting for its grace period: wait
+                    // for the oldest (backpressure, a reclaim action) rather than hand new
+                    // blocks to the worker, whose frees on another thread cost the caller
+                    // its allocator's warm memory.
+                    self.wait_for(oldest, Urgency::Normal);
                 }
             }
+            // Seal and reclaim inside one bracket: a block in transit between `current`
+            // and its next place is never invisible to a collection (see `collect`).
+            let ready = {
+                let Some(bracket) = staging.open() else {
+                    return Err(FallbackReason::Reentrant);
+                };
+                if bracket.try_push(request.entry, request.bytes) {
+                    return Ok(());
+                }
+                if let Some(full) = bracket.detach_full() {
+                    self.seal(&bracket, full, policy);
+                }
+                if policy.may_reclaim() {
+                    self.reclaim_parked(&bracket)
+                } else {
+                    None
+                }
+            };
             if self.reclaim.alloc.budget().is_over(request.bytes) {
                 if policy.may_reclaim() {
                     self.wait_for_drain(request.bytes);
                 } else {
                     self.hurry();
                     if request.headed {
+                        if let Some(block) = ready {
+                            self.return_block(staging, block, policy);
+                        }
                         return Err(FallbackReason::OverBudget);
                     }
                     // Headless items have no list to fall back to; a block (which this
@@ -320,9 +383,17 @@ impl DomainState {
                     self.reclaim.alloc.note_fallback(policy, FallbackReason::OverBudget);
                 }
             }
-            let block = self.take_block(staging, policy)?;
-            match staging.install_and_push(block, request.entry, request.bytes) {
+            let block = match ready {
+                Some(block) => block,
+                None => self.take_block(staging, policy)?,
+            };
+            let Some(bracket) = staging.open() else {
+                self.return_block(staging, block, policy);
+                return Err(FallbackReason::Reentrant);
+            };
+            match bracket.install_and_push(block, request.entry, request.bytes) {
                 Ok(spare) => {
+                    drop(bracket);
                     if let Some(spare) = spare {
                         self.return_block(staging, spare, policy);
                     }
@@ -331,58 +402,97 @@ impl DomainState {
                     return Ok(());
                 }
                 Err(block) => {
-                    // Someone installed and filled a block meanwhile: seal it, go again.
+                    // A signal handler installed a block meanwhile and filled it: go again.
+                    drop(bracket);
                     self.return_block(staging, block, policy);
-                    match staging.try_push(request.entry, request.bytes) {
-                        Push::Done => return Ok(()),
-                        Push::Reentrant => return Err(FallbackReason::Reentrant),
-                        Push::NeedBlock(again) => full = again,
-                    }
                 }
             }
         }
     }
 
-    /// A new block: thread cache first (inside the bracket), then the allocator.
+    /// Seals a full block detached inside `bracket`. Under `Reclaim` it is parked with its
+    /// cookie, for this thread to run once the grace period has passed (running ready
+    /// callbacks inline is a reclaim action: it may run code the caller does not own, which
+    /// is what `NoReclaim` rules out). Otherwise, or with no parking slot free, it goes to
+    /// the worker.
+    fn seal(&self, bracket: &Bracket<'_>, block: NonNull<Block>, policy: Policy) {
+        self.reclaim.alloc.budget().charge(self.reclaim.block_charge(block));
+        if policy.may_reclaim() {
+            let cookie = self.gp.seq.cookie();
+            match bracket.park(block, cookie) {
+                Ok(()) => {
+                    // The worker drives grace periods that are asked for.
+                    self.worker.request(cookie);
+                    return;
+                }
+                Err(block) => self.reclaim.push_sealed_charged(block),
+            }
+        } else {
+            self.reclaim.push_sealed_charged(block);
+        }
+        self.wake_worker();
+    }
+
+    /// Runs, on this thread, every parked block whose grace period has completed, inside
+    /// `bracket` (a collection waits for it). Returns one drained block to reuse.
+    fn reclaim_parked(&self, bracket: &Bracket<'_>) -> Option<NonNull<Block>> {
+        let mut reuse = None;
+        while let Some(block) = bracket.take_ready(|cookie| self.gp.seq.is_completed(cookie)) {
+            // SAFETY: (1) dropped before this function returns; (2) no scope is opened
+            // meanwhile on this thread (entries run in it; their own scopes nest inside).
+            let ctx = unsafe { Atomic::assume() };
+            let mut run = RunCount::default();
+            run.block(&self.reclaim, block, &ctx);
+            run.publish(&self.reclaim, self.name());
+            if let Some(extra) = reuse.replace(block) {
+                self.reclaim
+                    .alloc
+                    .put_to_pool(extra)
+                    .unwrap_or_else(|b| self.reclaim.push_sealed(b));
+            }
+        }
+        reuse
+    }
+
+    /// A new block: thread cache first (inside a bracket), then the allocator.
     fn take_block(
         &self,
-        staging: &crate::staging::Staging,
+        staging: &Staging,
         policy: Policy,
     ) -> Result<NonNull<Block>, FallbackReason> {
-        match staging.with_cache(ThreadCache::pop) {
-            None => return Err(FallbackReason::Reentrant),
-            Some(Some(block)) => return Ok(block),
-            Some(None) => {}
+        {
+            let Some(mut bracket) = staging.open() else {
+                return Err(FallbackReason::Reentrant);
+            };
+            if let Some(block) = bracket.cache().pop() {
+                return Ok(block);
+            }
         }
         let mut extra = ThreadCache::new();
         let block = self.reclaim.alloc.get(policy, &mut extra).ok_or(FallbackReason::NoBlock)?;
         if !extra.is_empty() {
             let limit = self.reclaim.alloc.config().thread_cache_limit();
-            let stored = staging.with_cache(|cache| {
+            if let Some(mut bracket) = staging.open() {
+                let cache = bracket.cache();
                 while let Some(b) = extra.pop() {
                     if let Err(b) = cache.push(b, limit) {
                         let _ = extra.push(b, usize::MAX);
                         break;
                     }
                 }
-            });
-            if stored.is_none() || !extra.is_empty() {
-                self.reclaim.alloc.put_cache(&mut extra);
             }
+            self.reclaim.alloc.put_cache(&mut extra);
         }
         Ok(block)
     }
 
     /// Gives back a block this call did not need.
-    fn return_block(
-        &self,
-        staging: &crate::staging::Staging,
-        block: NonNull<Block>,
-        policy: Policy,
-    ) {
+    fn return_block(&self, staging: &Staging, block: NonNull<Block>, policy: Policy) {
         let limit = self.reclaim.alloc.config().thread_cache_limit();
-        if let Some(Ok(())) = staging.with_cache(|cache| cache.push(block, limit)) {
-            return;
+        if let Some(mut bracket) = staging.open() {
+            if bracket.cache().push(block, limit).is_ok() {
+                return;
+            }
         }
         let Err(block) = self.reclaim.alloc.put_to_pool(block) else { return };
         if policy.may_alloc() {
@@ -466,26 +576,38 @@ impl DomainState {
     /// Worker: collects everything queued so far into a batch. A collection that found
     /// nothing still yields an (empty) batch: generations must complete in order, so a
     /// barrier waiting for it is released only after every earlier batch has run.
+    ///
+    /// Steals every thread's current and parked blocks, issues one heavy barrier, waits for
+    /// every owner bracket open at the barrier's point to close (a bracket may be sealing a
+    /// block or running parked ones), then sweeps the parked slots and the lists again: what
+    /// those brackets moved is caught by the second sweep, what later brackets touch was
+    /// queued after the collection began.
     pub(crate) fn collect(&self) -> Batch {
         let r = &self.reclaim;
         // AcqRel: see `request_collection`.
         let generation = r.collections.fetch_add(1, Ordering::AcqRel) + 1;
         // Relaxed: the hint is cleared before collecting; a racing `hurry` sets it again.
         r.expedite.store(false, Ordering::Relaxed);
+        let mut blocks = Vec::new();
         let mut stolen = Vec::new();
         for slot in self.readers.iter() {
-            if let Some(block) = slot.staging.steal() {
-                stolen.push((slot, block));
+            let mut current = None;
+            slot.staging.steal(&mut current, &mut blocks);
+            if let Some(block) = current {
+                stolen.push(block);
             }
         }
-        if !stolen.is_empty() {
-            heavy_barrier();
-        }
-        let mut blocks = Vec::with_capacity(stolen.len());
-        for (slot, block) in stolen {
+        heavy_barrier();
+        for slot in self.readers.iter() {
             slot.staging.wait_quiescent();
+        }
+        for block in stolen {
+            // Stolen while being filled: charged now; sealed and parked blocks already were.
             r.alloc.budget().charge(r.block_charge(block));
             blocks.push(block);
+        }
+        for slot in self.readers.iter() {
+            slot.staging.steal_parked(&mut blocks);
         }
         // Acquire: pairs with the Release CAS in `push_sealed`.
         let mut sealed = r.sealed.swap(ptr::null_mut(), Ordering::Acquire);
@@ -511,19 +633,13 @@ impl DomainState {
     /// Worker: runs a batch whose grace period has completed, with `ctx`.
     pub(crate) fn run_batch(&self, batch: Batch, ctx: &Atomic<'_>) {
         let r = &self.reclaim;
-        let (invoked, panics) = run_items(r, batch.blocks, batch.heads, ctx);
-        // Relaxed: statistics.
-        r.invoked.fetch_add(invoked, Ordering::Relaxed);
-        if panics != 0 {
-            // Relaxed: a statistic.
-            r.panics.fetch_add(panics, Ordering::Relaxed);
-            eprintln!(
-                "rcu-core: {panics} RCU callback(s) of domain '{}' panicked (see the panic \
-                 messages above); the rest of their batch ran. Callbacks must not panic: \
-                 they run on the domain's worker where no caller can handle it.",
-                self.name()
-            );
+        let mut run = RunCount::default();
+        for block in batch.blocks {
+            run.block(r, block, ctx);
+            r.alloc.put(block);
         }
+        run.heads(r, batch.heads, ctx);
+        run.publish(r, self.name());
         self.finish_generation(batch.generation);
     }
 
@@ -532,7 +648,7 @@ impl DomainState {
         // Relaxed: a hint for the worker's sleep; enqueuers that create the first work wake it.
         !self.reclaim.sealed.load(Ordering::Relaxed).is_null()
             || !self.reclaim.intrusive.load(Ordering::Relaxed).is_null()
-            || self.readers.iter().any(|s| s.staging.has_block())
+            || self.readers.iter().any(|s| s.staging.has_blocks())
     }
 
     /// Hands a slot's staged work to the worker and its cached blocks to the pool: at
@@ -540,12 +656,19 @@ impl DomainState {
     pub(crate) fn adopt(&self, slot: &Slot) {
         let mut cache = ThreadCache::new();
         slot.staging.take_cache(&mut cache);
-        if let Some(block) = slot.staging.steal() {
+        let mut current = None;
+        let mut parked = Vec::new();
+        slot.staging.steal(&mut current, &mut parked);
+        if let Some(block) = current {
             self.reclaim.push_sealed(block);
+        }
+        for block in parked {
+            self.reclaim.push_sealed_charged(block);
         }
         while let Some(block) = cache.pop() {
             self.reclaim.push_sealed(block);
         }
+        self.wake_worker();
     }
 
     /// Pending items: queued and not yet run.

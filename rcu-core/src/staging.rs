@@ -1,22 +1,24 @@
-//! A thread's staging area in one domain: the block it is filling and its cache of empty
-//! blocks. Queueing an item is, on the fast path, a few plain loads and stores.
+//! A thread's staging area in one domain: the block it is filling, the blocks it sealed and
+//! parked to run itself, and its cache of empty blocks. Queueing an item is, on the fast
+//! path, a few plain loads and stores.
 //!
-//! Two parties touch it. The owner thread pushes entries; the domain's worker *steals* the
-//! block being filled so that items queued by an idle thread still reach their grace period
-//! (and `rcu_barrier` sees them). They coordinate like a reader and a grace period:
+//! Two parties touch it. The owner thread does everything inside a *bracket*; the domain's
+//! worker *steals* blocks (so that items queued by an idle thread still reach their grace
+//! period, and `rcu_barrier` sees them). They coordinate like a reader and a grace period:
 //!
-//! - The owner brackets every access with `seq`: odd while it works, even otherwise (plain
-//!   stores; the Release on the closing store publishes the entries written inside), with
-//!   `reader_barrier()` after opening so the opening store is ordered before the load of
-//!   `current`.
-//! - The worker swaps `current` to null, runs `heavy_barrier()`, then waits until `seq` is
-//!   even or has moved on. After the barrier, an owner either had its odd `seq` visible to
-//!   the worker (which then waits for it to close, seeing its entries by Acquire), or
-//!   begins after the barrier and so loads the null, never touching the stolen block.
+//! - A bracket makes `seq` odd (a Release store, like the reader word's), runs
+//!   `reader_barrier()`, and on close makes `seq` even with a Release store that publishes
+//!   what was written inside.
+//! - The worker swaps blocks out (`current` and the parked slots) with atomic swaps, runs
+//!   `heavy_barrier()`, then waits until each slot's `seq` is even or has moved on. After the
+//!   barrier, an owner either had its odd `seq` visible (the worker waits for the bracket to
+//!   close, acquiring its writes), or opened its bracket after the barrier's point and so sees
+//!   the worker's swaps and never touches a stolen block.
 //!
-//! `seq` also makes the owner's accesses safe against its own signal handlers: a handler
-//! that interrupts an open bracket finds `seq` odd and takes the embedded-head path
-//! instead of touching the block or the cache.
+//! Brackets never block, allocate or take a lock; whatever may (the allocator, waiting for
+//! memory) happens between brackets. A bracket also makes the owner's state safe against its
+//! own signal handlers: a handler that interrupts an open bracket finds `seq` odd and takes
+//! the embedded-head path instead of touching the blocks or the cache.
 
 use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
@@ -27,87 +29,61 @@ use rcu_alloc::{Block, Entry, ThreadCache};
 
 use crate::raw::barrier::reader_barrier;
 
-/// Outcome of the owner's fast-path push.
-pub(crate) enum Push {
-    /// Queued.
-    Done,
-    /// The owner's bracket is already open: we are a signal handler that interrupted it.
-    Reentrant,
-    /// No block, or the block is full (given back to seal); a new block is needed.
-    NeedBlock(Option<NonNull<Block>>),
-}
+/// Blocks a thread can park to run itself after their grace period (`Reclaim` policy).
+const PARKED: usize = 8;
 
 /// The staging area.
 #[derive(Debug)]
 pub(crate) struct Staging {
     seq: AtomicU64,
     current: AtomicPtr<Block>,
+    /// Sealed blocks waiting for the grace period in `parked_cookie`, to be run by the owner.
+    parked: [AtomicPtr<Block>; PARKED],
+    /// The cookie each parked block waits for: atomics, so that the owner never reads the
+    /// header of a block the worker may have stolen meanwhile.
+    parked_cookie: [AtomicU64; PARKED],
     cache: UnsafeCell<ThreadCache>,
     /// Items this slot's owners queued (owner-written, plain load and store).
     queued: AtomicU64,
 }
 
-// SAFETY: `cache` is touched only by the owner thread inside an open `seq` bracket (so never
-// by two parties at once, handlers included); everything else is atomic.
+// SAFETY: `cache` is touched only inside an open bracket, so by one party at a time (the
+// owner, never its signal handlers); everything else is atomic.
 unsafe impl Sync for Staging {}
+
+/// The owner's exclusive access, from `open` to drop (unwinding included).
+pub(crate) struct Bracket<'a> {
+    staging: &'a Staging,
+    seq: u64,
+}
 
 impl Staging {
     pub(crate) const fn new() -> Self {
         Staging {
             seq: AtomicU64::new(0),
             current: AtomicPtr::new(ptr::null_mut()),
+            parked: [const { AtomicPtr::new(ptr::null_mut()) }; PARKED],
+            parked_cookie: [const { AtomicU64::new(0) }; PARKED],
             cache: UnsafeCell::new(ThreadCache::new()),
             queued: AtomicU64::new(0),
         }
     }
 
-    /// Opens the owner's bracket; `None` if it is already open (reentrant call).
+    /// Opens the owner's bracket; `None` if it is already open (a reentrant call from a
+    /// signal handler that interrupted it).
     #[inline(always)]
-    fn open(&self) -> Option<u64> {
+    pub(crate) fn open(&self) -> Option<Bracket<'_>> {
         // Relaxed: only the owner (and its handlers, which restore it) writes `seq`.
-        let s = self.seq.load(Ordering::Relaxed);
-        if s & 1 != 0 {
+        let seq = self.seq.load(Ordering::Relaxed);
+        if seq & 1 != 0 {
             return None;
         }
-        // Release: like the reader word's (raw::protocol), so that a worker that reads this
-        // opening store also sees the previous bracket's writes. Ordering it before the
-        // `current` load is reader_barrier's job, paired with the worker's heavy_barrier.
-        self.seq.store(s + 1, Ordering::Release);
+        // Release: so that a worker that reads this opening store also sees the previous
+        // bracket's writes (as the reader word's, raw::protocol). Ordering it before the
+        // loads below is reader_barrier's job, paired with the worker's heavy_barrier.
+        self.seq.store(seq + 1, Ordering::Release);
         reader_barrier();
-        Some(s)
-    }
-
-    #[inline(always)]
-    fn close(&self, s: u64) {
-        // Release: the entries written inside the bracket happen-before the worker's
-        // Acquire load that sees the bracket closed.
-        self.seq.store(s + 2, Ordering::Release);
-    }
-
-    /// Owner: pushes into the current block if it has room.
-    #[inline]
-    pub(crate) fn try_push(&self, entry: Entry, bytes: usize) -> Push {
-        let Some(s) = self.open() else { return Push::Reentrant };
-        // Relaxed: the owner's own store or the worker's swap; the bracket orders it.
-        let block = NonNull::new(self.current.load(Ordering::Relaxed));
-        let outcome = match block {
-            // SAFETY: `current` is ours while the bracket is open: the worker only takes it
-            // by swapping it out, and then waits for this bracket to close.
-            Some(mut b) if !unsafe { b.as_ref() }.is_full() => {
-                // SAFETY: as above.
-                unsafe { b.as_mut() }.push(entry, bytes);
-                self.count_queued();
-                Push::Done
-            }
-            full => Push::NeedBlock(full),
-        };
-        self.close(s);
-        outcome
-    }
-
-    fn count_queued(&self) {
-        // Relaxed load and store, no RMW: only the owner bracket writes it.
-        self.queued.store(self.queued.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+        Some(Bracket { staging: self, seq })
     }
 
     /// Items queued through this slot.
@@ -116,104 +92,195 @@ impl Staging {
         self.queued.load(Ordering::Relaxed)
     }
 
-    /// Owner: takes `full` out of `current` so it can be sealed; false if the worker stole
-    /// it meanwhile (it is then the worker's).
-    pub(crate) fn detach(&self, full: NonNull<Block>) -> bool {
+    /// True if a block is being filled or parked (a hint for the worker's sleep).
+    pub(crate) fn has_blocks(&self) -> bool {
+        // Relaxed: a hint.
+        !self.current.load(Ordering::Relaxed).is_null()
+            || self.parked.iter().any(|p| !p.load(Ordering::Relaxed).is_null())
+    }
+
+    /// Owner: the oldest cookie among the parked blocks, if every parking slot is taken.
+    pub(crate) fn parked_full(&self) -> Option<u64> {
+        let mut oldest = u64::MAX;
+        for (slot, c) in self.parked.iter().zip(&self.parked_cookie) {
+            // Relaxed: the owner's own stores (the worker only ever empties slots).
+            if slot.load(Ordering::Relaxed).is_null() {
+                return None;
+            }
+            // Relaxed: as above.
+            oldest = oldest.min(c.load(Ordering::Relaxed));
+        }
+        Some(oldest)
+    }
+
+    /// Worker (or an exiting owner): takes the current block and every parked block. The
+    /// worker must then `heavy_barrier()` and `wait_quiescent()` before reading `current`'s.
+    pub(crate) fn steal(
+        &self,
+        current: &mut Option<NonNull<Block>>,
+        parked: &mut Vec<NonNull<Block>>,
+    ) {
+        // AcqRel: settles any race with the owner's CAS/swap; whoever wins owns the block.
+        *current = NonNull::new(self.current.swap(ptr::null_mut(), Ordering::AcqRel));
+        self.steal_parked(parked);
+    }
+
+    /// Worker: takes the parked blocks only (they were complete when parked).
+    pub(crate) fn steal_parked(&self, parked: &mut Vec<NonNull<Block>>) {
+        for slot in &self.parked {
+            // AcqRel: Acquire pairs with the Release store in `park`.
+            if let Some(b) = NonNull::new(slot.swap(ptr::null_mut(), Ordering::AcqRel)) {
+                parked.push(b);
+            }
+        }
+    }
+
+    /// Worker: after a heavy barrier, waits until any owner bracket open at the barrier's
+    /// point has closed.
+    pub(crate) fn wait_quiescent(&self) {
+        // Acquire: pairs with the Release in `Bracket::drop`.
+        let s = self.seq.load(Ordering::Acquire);
+        if s & 1 == 0 {
+            return;
+        }
+        let backoff = Backoff::new();
+        // Acquire: as above. Brackets never block, so this ends quickly unless the owner was
+        // preempted inside one (or runs a long batch of its own callbacks in one).
+        while self.seq.load(Ordering::Acquire) == s {
+            backoff.snooze();
+        }
+    }
+
+    /// Exiting owner (or a fork child, for a thread that did not come along): forces the
+    /// bracket shut (its owner will never close it) and takes the cached blocks.
+    pub(crate) fn take_cache(&self, into: &mut ThreadCache) {
+        // Relaxed: single-party access from here on (the owner is exiting or gone).
+        let s = self.seq.load(Ordering::Relaxed) | 1;
+        // Release: as in `Bracket::drop`.
+        self.seq.store(s + 1, Ordering::Release);
+        // SAFETY: no owner bracket can be open any more (see above).
+        let cache = unsafe { &mut *self.cache.get() };
+        while let Some(b) = cache.pop() {
+            if let Err(b) = into.push(b, usize::MAX) {
+                let _ = cache.push(b, usize::MAX);
+                break;
+            }
+        }
+    }
+}
+
+impl Bracket<'_> {
+    /// The current block, if any. Ours while the bracket is open: the worker only takes it
+    /// by swapping it out, and then waits for this bracket to close.
+    fn current(&self) -> Option<NonNull<Block>> {
+        // Relaxed: the owner's own store or the worker's swap; the bracket orders it.
+        NonNull::new(self.staging.current.load(Ordering::Relaxed))
+    }
+
+    fn count_queued(&self) {
+        let q = &self.staging.queued;
+        // Relaxed load and store, no RMW: only the owner's bracket writes it.
+        q.store(q.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+    }
+
+    /// Pushes into the current block if it has room.
+    #[inline(always)]
+    pub(crate) fn try_push(&self, entry: Entry, bytes: usize) -> bool {
+        match self.current() {
+            // SAFETY: see `current`.
+            Some(mut b) if !unsafe { b.as_ref() }.is_full() => {
+                // SAFETY: as above.
+                unsafe { b.as_mut() }.push(entry, bytes);
+                self.count_queued();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Takes the current block out if it is full (to be sealed by the caller, still inside
+    /// this bracket, so that a collection never misses it in transit). `None` if there is no
+    /// full current block or the worker stole it.
+    pub(crate) fn detach_full(&self) -> Option<NonNull<Block>> {
+        let b = self.current()?;
+        // SAFETY: see `current`.
+        if !unsafe { b.as_ref() }.is_full() {
+            return None;
+        }
         // AcqRel: settles the race with the worker's swap; whoever wins owns the block.
-        self.current
-            .compare_exchange(full.as_ptr(), ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
+        self.staging
+            .current
+            .compare_exchange(b.as_ptr(), ptr::null_mut(), Ordering::AcqRel, Ordering::Relaxed)
+            .ok()
+            .and_then(NonNull::new)
     }
 
-    /// Owner: runs `f` on the thread cache inside a bracket; `None` if reentrant.
-    pub(crate) fn with_cache<R>(&self, f: impl FnOnce(&mut ThreadCache) -> R) -> Option<R> {
-        let s = self.open()?;
-        // SAFETY: the bracket is open, so no other party touches the cache (see `Sync`).
-        let r = f(unsafe { &mut *self.cache.get() });
-        self.close(s);
-        Some(r)
-    }
-
-    /// Owner: installs `block` as current (if none is) and pushes `entry` into whichever
-    /// block is current. Returns the block back if it was not needed. `Err` if reentrant.
+    /// Installs `block` (owned by the caller) as current unless one is, and pushes `entry`
+    /// into the current block. Returns the block if it was not needed; `Err` if the current
+    /// block (installed by a signal handler meanwhile) is full.
     pub(crate) fn install_and_push(
         &self,
         mut block: NonNull<Block>,
         entry: Entry,
         bytes: usize,
     ) -> Result<Option<NonNull<Block>>, NonNull<Block>> {
-        let Some(s) = self.open() else { return Err(block) };
-        // Relaxed: as in `try_push`.
-        let spare = match NonNull::new(self.current.load(Ordering::Relaxed)) {
-            // SAFETY: ours inside the bracket (see `try_push`).
-            Some(mut cur) if !unsafe { cur.as_ref() }.is_full() => {
-                // A handler installed a block while we were out fetching ours: use it.
-                // SAFETY: as above.
-                unsafe { cur.as_mut() }.push(entry, bytes);
-                Some(block)
-            }
-            Some(_) => {
-                // Full again already (a handler filled it): seal it through the caller.
-                self.close(s);
-                return Err(block);
-            }
-            None => {
-                // SAFETY: the caller owns `block`; it becomes current below.
-                unsafe { block.as_mut() }.push(entry, bytes);
-                // Relaxed: the bracket's closing Release (and the worker's swap) order it.
-                self.current.store(block.as_ptr(), Ordering::Relaxed);
-                None
-            }
-        };
+        if self.try_push(entry, bytes) {
+            return Ok(Some(block));
+        }
+        if self.current().is_some() {
+            return Err(block);
+        }
+        // SAFETY: the caller owns `block`; it becomes current below.
+        unsafe { block.as_mut() }.push(entry, bytes);
+        // Relaxed: published by the bracket's closing Release (and the worker's swap).
+        self.staging.current.store(block.as_ptr(), Ordering::Relaxed);
         self.count_queued();
-        self.close(s);
-        Ok(spare)
+        Ok(None)
     }
 
-    /// True if a block is being filled (a hint for the worker's sleep).
-    pub(crate) fn has_block(&self) -> bool {
-        // Relaxed: a hint.
-        !self.current.load(Ordering::Relaxed).is_null()
-    }
-
-    /// Worker (or an exiting owner): takes the current block, if any. The caller must then
-    /// `heavy_barrier()` and `wait_quiescent(seq_seen)` before reading it.
-    pub(crate) fn steal(&self) -> Option<NonNull<Block>> {
-        // AcqRel: see `detach`.
-        NonNull::new(self.current.swap(ptr::null_mut(), Ordering::AcqRel))
-    }
-
-    /// Worker: after a steal and a heavy barrier, waits until any owner bracket that could
-    /// have seen the stolen block has closed.
-    pub(crate) fn wait_quiescent(&self) {
-        // Acquire: pairs with the Release in `close`.
-        let s = self.seq.load(Ordering::Acquire);
-        if s & 1 == 0 {
-            return;
-        }
-        let backoff = Backoff::new();
-        // Acquire: as above. A bracket never blocks, so this ends quickly unless the owner
-        // was preempted inside it.
-        while self.seq.load(Ordering::Acquire) == s {
-            backoff.snooze();
-        }
-    }
-
-    /// Exiting owner (or fork child): takes the cached blocks.
-    pub(crate) fn take_cache(&self, into: &mut ThreadCache) {
-        // The owner is exiting (no bracket can be open on its thread) or, in a fork child,
-        // does not exist (its bracket will never close): force the bracket shut.
-        // Relaxed: single-party access from here on.
-        let s = self.seq.load(Ordering::Relaxed) | 1;
-        self.seq.store(s + 1, Ordering::Release);
-        // SAFETY: no owner bracket is open (see above), so we are the only party.
-        let cache = unsafe { &mut *self.cache.get() };
-        while let Some(b) = cache.pop() {
-            if let Err(b) = into.push(b, usize::MAX) {
-                // `into` is full: put it back for the next owner rather than lose it.
-                let _ = cache.push(b, usize::MAX);
-                break;
+    /// Parks a sealed block to run after grace period `cookie`; gives it back if every
+    /// parking slot is taken.
+    pub(crate) fn park(&self, block: NonNull<Block>, cookie: u64) -> Result<(), NonNull<Block>> {
+        for (slot, c) in self.staging.parked.iter().zip(&self.staging.parked_cookie) {
+            // Relaxed: only the owner stores non-null here, inside brackets.
+            if slot.load(Ordering::Relaxed).is_null() {
+                // Relaxed: published by the Release store below.
+                c.store(cookie, Ordering::Relaxed);
+                // Release: publishes the block and its cookie to the worker's swap.
+                slot.store(block.as_ptr(), Ordering::Release);
+                return Ok(());
             }
         }
+        Err(block)
+    }
+
+    /// Takes a parked block whose cookie `is_ready`, if any (the worker may steal them).
+    pub(crate) fn take_ready(&self, is_ready: impl Fn(u64) -> bool) -> Option<NonNull<Block>> {
+        for (slot, c) in self.staging.parked.iter().zip(&self.staging.parked_cookie) {
+            // Relaxed: the owner's own stores.
+            if slot.load(Ordering::Relaxed).is_null() || !is_ready(c.load(Ordering::Relaxed)) {
+                continue;
+            }
+            // AcqRel: settles the race with the worker's swap.
+            if let Some(b) = NonNull::new(slot.swap(ptr::null_mut(), Ordering::AcqRel)) {
+                return Some(b);
+            }
+        }
+        None
+    }
+
+    /// The thread cache.
+    pub(crate) fn cache(&mut self) -> &mut ThreadCache {
+        // SAFETY: the bracket is open and `&mut self` makes this the only borrow.
+        unsafe { &mut *self.staging.cache.get() }
+    }
+}
+
+impl Drop for Bracket<'_> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // Release: what was written inside the bracket happens-before the worker's Acquire
+        // load that sees it closed.
+        self.staging.seq.store(self.seq + 2, Ordering::Release);
     }
 }

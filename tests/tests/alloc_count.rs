@@ -1,0 +1,422 @@
+//! DESIGN §3/§4/§6: "a counting global allocator proves: zero global-allocator calls on every
+//! `Atomic` path".
+//!
+//! The allocator below wraps `System` and counts `alloc`, `alloc_zeroed`, `dealloc` and
+//! `realloc` calls made by the *calling thread* while it is armed (a `const` thread-local, so
+//! counting itself never allocates and other threads, such as the RCU workers and the test
+//! harness, never pollute the count). Objects handed to the runtime are allocated before the
+//! counted region; the region covers only runtime calls.
+//!
+//! The per-token figures (allocator calls per 1 M `kvfree_rcu`) are printed by
+//! `allocator_calls_per_million_kvfree_rcu_by_token`:
+//! `cargo test -p rcu-tests --test alloc_count -- --nocapture per_million`
+//! (lines starting with `per_million:`).
+#![cfg(not(loom))]
+// The runtime takes `Box<Rcu<T>>`: the objects are prepared as boxes on purpose.
+#![allow(clippy::vec_box)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use rcu_core::prelude::*;
+use rcu_core::{AllocConfig, DomainConfig, FallbackReason, FaultConfig, Policy};
+use rcu_tests::drop_log::{DropLog, Tracked};
+
+struct CountingAlloc;
+
+thread_local! {
+    static ARMED: Cell<bool> = const { Cell::new(false) };
+    static CALLS: Cell<u64> = const { Cell::new(0) };
+    /// The subset of `CALLS` that are `dealloc`s.
+    static DEALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn note_call() {
+    // `try_with`: the allocator may be called while the thread's TLS is being torn down.
+    let _ = ARMED.try_with(|armed| {
+        if armed.get() {
+            let _ = CALLS.try_with(|calls| calls.set(calls.get() + 1));
+        }
+    });
+}
+
+fn note_dealloc() {
+    note_call();
+    let _ = ARMED.try_with(|armed| {
+        if armed.get() {
+            let _ = DEALLOCS.try_with(|d| d.set(d.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged, so
+// `System`'s guarantees are ours; the counting touches only `const` thread-locals without
+// destructors, which neither allocate nor unwind.
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_call();
+        // SAFETY: forwarded contract of `GlobalAlloc::alloc`.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_call();
+        // SAFETY: forwarded contract of `GlobalAlloc::alloc_zeroed`.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        note_dealloc();
+        // SAFETY: forwarded contract of `GlobalAlloc::dealloc`.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        note_call();
+        // SAFETY: forwarded contract of `GlobalAlloc::realloc`.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAlloc = CountingAlloc;
+
+thread_local! {
+    static C_CALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+extern "C" {
+    /// glibc's own `calloc`, exported for exactly this: interposing `calloc`.
+    fn __libc_calloc(n: usize, size: usize) -> *mut libc::c_void;
+}
+
+/// Interposes the C library's `calloc` to count C-heap allocations that bypass Rust's global
+/// allocator (glibc itself calls `calloc`, e.g. to register a thread-local destructor).
+///
+/// # Safety
+/// 1. The contract of C `calloc`.
+#[no_mangle]
+pub unsafe extern "C" fn calloc(n: usize, size: usize) -> *mut libc::c_void {
+    let _ = ARMED.try_with(|armed| {
+        if armed.get() {
+            let _ = C_CALLOCS.try_with(|c| c.set(c.get() + 1));
+        }
+    });
+    // SAFETY: (1), forwarded to glibc's implementation.
+    unsafe { __libc_calloc(n, size) }
+}
+
+/// Runs `f` and returns how many global-allocator calls (and C `calloc` calls) this thread
+/// made inside it.
+fn counted<R>(f: impl FnOnce() -> R) -> (R, u64) {
+    let before = CALLS.with(Cell::get) + C_CALLOCS.with(Cell::get);
+    ARMED.with(|armed| armed.set(true));
+    let result = f();
+    ARMED.with(|armed| armed.set(false));
+    (result, CALLS.with(Cell::get) + C_CALLOCS.with(Cell::get) - before)
+}
+
+/// Callbacks run so far by `on_grace_period` (all tests; each test checks its own objects
+/// through its `DropLog`).
+static CALLBACKS_RUN: AtomicU64 = AtomicU64::new(0);
+
+fn on_grace_period(obj: Box<Rcu<Tracked>>, _ctx: &Atomic<'_>) {
+    CALLBACKS_RUN.fetch_add(1, Ordering::SeqCst);
+    drop(obj);
+}
+
+fn boxes(log: &'static DropLog, n: usize) -> Vec<Box<Rcu<Tracked>>> {
+    (0..n).map(|_| Rcu::boxed(log.track())).collect()
+}
+
+/// Preallocated objects for one counted run of every Atomic path.
+struct Prepared {
+    frees: Vec<Box<Rcu<Tracked>>>,
+    callbacks: Vec<Box<Rcu<Tracked>>>,
+    replacements: Vec<Box<Rcu<Tracked>>>,
+    updates: Vec<Box<Rcu<Tracked>>>,
+}
+
+impl Prepared {
+    fn new(log: &'static DropLog, n: usize) -> Self {
+        Prepared {
+            frees: boxes(log, n),
+            callbacks: boxes(log, n),
+            replacements: boxes(log, n / 4),
+            updates: boxes(log, n / 4),
+        }
+    }
+
+    /// Runs every Atomic path on `domain` with `atomic`, consuming the boxes: `kvfree_rcu`,
+    /// `call_rcu`, `RcuCell::replace`, `RcuCell::update`. Makes no allocation of its own
+    /// (`Vec::pop` never allocates).
+    fn run(&mut self, domain: &Domain, cell: &RcuCell<Tracked>, atomic: &Atomic<'_>) {
+        while let Some(b) = self.frees.pop() {
+            domain.kvfree_rcu(atomic, b);
+        }
+        while let Some(b) = self.callbacks.pop() {
+            domain.call_rcu(atomic, b, on_grace_period);
+        }
+        while let Some(b) = self.replacements.pop() {
+            cell.replace(atomic, b);
+        }
+        while !self.updates.is_empty() {
+            // Single writer: the update's CAS cannot fail, so `f` runs once per call.
+            cell.update(atomic, |_old| self.updates.pop().expect("one box per update"));
+        }
+    }
+}
+
+/// Every Atomic path, with an atomic scope and inside a read section, on `domain`: counts the
+/// allocator calls and returns them.
+fn run_atomic_paths(domain: &Domain, log: &'static DropLog, per_path: usize) -> (u64, u64) {
+    let mut ctx = Sleepable::enter();
+    // Registration allocates (once per thread and domain): before the counted region.
+    domain.register_current_thread(&ctx);
+    let cell = RcuCell::new_in(domain, log.track());
+
+    let mut prepared = Prepared::new(log, per_path);
+    let ((), in_scope) = counted(|| {
+        let atomic = ctx.atomic();
+        prepared.run(domain, &cell, &atomic);
+    });
+
+    let mut prepared = Prepared::new(log, per_path);
+    let ((), in_section) = counted(|| {
+        let guard = domain.read_lock(&mut ctx);
+        prepared.run(domain, &cell, guard.ctx());
+    });
+
+    domain.rcu_barrier(&ctx);
+    drop(cell);
+    (in_scope, in_section)
+}
+
+#[test]
+fn atomic_paths_on_the_global_domain_make_no_allocator_calls() {
+    let log = DropLog::new(8 * 1000 + 10);
+    let callbacks_before = CALLBACKS_RUN.load(Ordering::SeqCst);
+    // 1000 per path: several 253-entry blocks, so block boundaries (pool, fallback) are hit.
+    let (in_scope, in_section) = run_atomic_paths(Domain::global(), log, 1000);
+    assert_eq!(in_scope, 0, "allocator calls on Atomic paths (atomic scope), global domain");
+    assert_eq!(in_section, 0, "allocator calls on Atomic paths (read section), global domain");
+    log.assert_all_freed_once();
+    assert!(CALLBACKS_RUN.load(Ordering::SeqCst) - callbacks_before >= 2000);
+}
+
+#[test]
+fn atomic_paths_on_unregistered_threads_make_no_allocator_calls() {
+    // A thread that never registered (e.g. one whose signal handler is the first to use RCU)
+    // still queues through the embedded-head path (`Unregistered`), without allocating: not
+    // even the C heap allocation glibc makes to register a thread-local destructor.
+    let domain = Domain::new(DomainConfig::new().name("alloc-count-unregistered"));
+    let log = DropLog::new(64);
+    let global_cell = RcuCell::new(log.track());
+    let cell = RcuCell::new_in(&domain, log.track());
+    let before = (domain.alloc_stats(), Domain::global().alloc_stats());
+    let calls = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut ctx = Sleepable::enter();
+            let mut boxes = boxes(log, 6);
+            let ((), calls) = counted(|| {
+                let atomic = ctx.atomic();
+                for (d, c) in [(&domain, &cell), (Domain::global(), &global_cell)] {
+                    d.kvfree_rcu(&atomic, boxes.pop().expect("enough boxes"));
+                    d.call_rcu(&atomic, boxes.pop().expect("enough boxes"), on_grace_period);
+                    c.replace(&atomic, boxes.pop().expect("enough boxes"));
+                }
+            });
+            calls
+        })
+        .join()
+        .unwrap()
+    });
+    let after = (domain.alloc_stats(), Domain::global().alloc_stats());
+    let unregistered =
+        |s: &rcu_core::AllocStats| s.fallbacks_of(Policy::NoWait, FallbackReason::Unregistered);
+    assert_eq!(unregistered(&after.0) - unregistered(&before.0), 3, "{:?}", after.0);
+    assert!(unregistered(&after.1) - unregistered(&before.1) >= 3, "{:?}", after.1);
+    assert_eq!(calls, 0, "allocator calls on Atomic paths of an unregistered thread");
+    let ctx = Sleepable::enter();
+    domain.rcu_barrier(&ctx);
+    rcu_core::rcu_barrier(&ctx);
+    drop((cell, global_cell));
+    log.assert_all_freed_once();
+}
+
+#[test]
+fn atomic_paths_with_injected_block_failures_make_no_allocator_calls() {
+    // Every NoWait block request fails: every headed item takes the intrusive list.
+    let domain = Domain::new(
+        DomainConfig::new().name("alloc-count-inject").alloc(AllocConfig::new().small_blocks()),
+    );
+    domain.inject_faults(Policy::NoWait, FaultConfig::every_nth(1));
+    let log = DropLog::new(8 * 200 + 10);
+    let before = domain.alloc_stats();
+    let (in_scope, in_section) = run_atomic_paths(&domain, log, 200);
+    let after = domain.alloc_stats();
+    assert_eq!(in_scope, 0, "allocator calls on Atomic fallback paths (atomic scope)");
+    assert_eq!(in_section, 0, "allocator calls on Atomic fallback paths (read section)");
+    let no_block = after.fallbacks_of(Policy::NoWait, FallbackReason::NoBlock)
+        - before.fallbacks_of(Policy::NoWait, FallbackReason::NoBlock);
+    // Every item needing a block fell back; at most one small block (4 entries) per counted
+    // run could have been current already.
+    assert!(no_block >= 2 * (2 * 200 + 2 * 50) - 8, "NoBlock fallbacks: {no_block}; {after:?}");
+    assert!(after.alloc_failures_injected > before.alloc_failures_injected);
+    log.assert_all_freed_once();
+}
+
+#[test]
+fn atomic_paths_with_an_empty_pool_make_no_allocator_calls() {
+    // No injection: small blocks (4 entries), no thread cache and a pool refilled to 2 blocks
+    // run dry under a burst of Atomic frees, so the real "no block" path is taken.
+    let domain = Domain::new(
+        DomainConfig::new().name("alloc-count-empty").alloc(AllocConfig::new().small_blocks()),
+    );
+    let mut ctx = Sleepable::enter();
+    domain.register_current_thread(&ctx);
+    let log = DropLog::new(100_000);
+    let mut total_calls = 0;
+    let mut rounds = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        rounds += 1;
+        let mut frees = boxes(log, 2000);
+        let ((), calls) = counted(|| {
+            let atomic = ctx.atomic();
+            while let Some(b) = frees.pop() {
+                domain.kvfree_rcu(&atomic, b);
+            }
+        });
+        total_calls += calls;
+        let stats = domain.alloc_stats();
+        if stats.fallbacks_of(Policy::NoWait, FallbackReason::NoBlock) > 0 {
+            assert!(stats.pool_empty > 0, "{stats:?}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline && rounds < 40,
+            "the pool never ran dry in {rounds} bursts of 2000 Atomic frees: {stats:?}"
+        );
+    }
+    assert_eq!(total_calls, 0, "allocator calls on the Atomic empty-pool path");
+    domain.rcu_barrier(&ctx);
+    log.assert_all_freed_once();
+}
+
+/// A payload that counts its drops.
+struct Counted(#[allow(dead_code)] u64);
+
+static COUNTED_DROPS: AtomicU64 = AtomicU64::new(0);
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        COUNTED_DROPS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Token {
+    Sleepable,
+    NoReclaim,
+    Atomic,
+}
+
+/// `kvfree_rcu` of `N` preallocated objects with one token kind, counting only inside each
+/// call; returns the allocator calls and, of those, the `dealloc`s.
+fn kvfree_many(domain: &Domain, token: Token, objects: Vec<Box<Rcu<Counted>>>) -> (u64, u64) {
+    let deallocs_before = DEALLOCS.with(Cell::get);
+    let calls = kvfree_each(domain, token, objects);
+    (calls, DEALLOCS.with(Cell::get) - deallocs_before)
+}
+
+fn kvfree_each(domain: &Domain, token: Token, objects: Vec<Box<Rcu<Counted>>>) -> u64 {
+    let mut ctx = Sleepable::enter();
+    let mut calls = 0;
+    match token {
+        Token::Sleepable => {
+            for b in objects {
+                calls += counted(|| domain.kvfree_rcu(&ctx, b)).1;
+            }
+        }
+        Token::NoReclaim => {
+            let nr = ctx.no_reclaim();
+            for b in objects {
+                calls += counted(|| domain.kvfree_rcu(&nr, b)).1;
+            }
+        }
+        Token::Atomic => {
+            let atomic = ctx.atomic();
+            for b in objects {
+                calls += counted(|| domain.kvfree_rcu(&atomic, b)).1;
+            }
+        }
+    }
+    calls
+}
+
+/// Prints the global-allocator calls the runtime makes on the calling thread per 1 M
+/// `kvfree_rcu` calls, for each token, on two domains: the default configuration (the
+/// refill worker keeps the pool stocked, so callers rarely allocate blocks themselves) and one
+/// without refill or thread cache (callers that may allocate must allocate their blocks).
+#[test]
+fn allocator_calls_per_million_kvfree_rcu_by_token() {
+    const N: usize = 1_000_000;
+    // Sanity check of the counter itself: a box is one alloc and one dealloc.
+    assert_eq!(counted(|| drop(std::hint::black_box(Box::new(7u64)))).1, 2);
+    let block_capacity = AllocConfig::new().block_capacity() as u64;
+    let configs = [
+        ("default", AllocConfig::new()),
+        ("no-refill", AllocConfig::new().thread_cache_blocks(0).pool_watermarks(0, 0)),
+    ];
+    let drops_before = COUNTED_DROPS.load(Ordering::SeqCst);
+    for (name, alloc) in configs {
+        let domain = Domain::new(DomainConfig::new().name(name).alloc(alloc));
+        let ctx = Sleepable::enter();
+        domain.register_current_thread(&ctx);
+        for token in [Token::Sleepable, Token::NoReclaim, Token::Atomic] {
+            let objects: Vec<_> = (0..N as u64).map(|i| Rcu::boxed(Counted(i))).collect();
+            let blocks_before = domain.alloc_stats().blocks_allocated;
+            let started = Instant::now();
+            let (calls, deallocs) = kvfree_many(&domain, token, objects);
+            let elapsed = started.elapsed();
+            let stats = domain.alloc_stats();
+            let runtime_calls = calls - deallocs;
+            println!(
+                "per_million: {name} domain, {token:?}: {calls} global-allocator calls per 1M \
+                 kvfree_rcu on the calling thread, of which {deallocs} deallocs \
+                 ({elapsed:.0?}; blocks allocated by the domain meanwhile, any thread: {}; \
+                 fallbacks so far: {:?})",
+                stats.blocks_allocated - blocks_before,
+                stats.fallbacks
+            );
+            match token {
+                Token::Atomic => assert_eq!(calls, 0, "Atomic kvfree_rcu called the allocator"),
+                // Sleepable runs its own ready frees inline (a reclaim action): about one
+                // dealloc per freed object, on this thread. The runtime's own allocations
+                // stay at most one block (and one surplus-block free) per block's worth.
+                Token::Sleepable => {
+                    assert!(
+                        runtime_calls <= 2 * (N as u64 / block_capacity) + 64,
+                        "Sleepable: {runtime_calls} non-dealloc allocator calls for {N} kvfree_rcu"
+                    );
+                    assert!(deallocs <= N as u64 + 2 * (N as u64 / block_capacity) + 64);
+                }
+                // NoReclaim never runs frees inline: no per-object calls at all.
+                Token::NoReclaim => assert!(
+                    calls <= 2 * (N as u64 / block_capacity) + 64,
+                    "NoReclaim: {calls} allocator calls for {N} kvfree_rcu"
+                ),
+            }
+            if name == "no-refill" && matches!(token, Token::Sleepable) {
+                // The domain's first block request found the pool empty and allocated: the
+                // counter sees the runtime's own calls.
+                assert!(runtime_calls > 0, "no allocation counted where one must have happened");
+            }
+            domain.rcu_barrier(&ctx);
+        }
+    }
+    assert_eq!(COUNTED_DROPS.load(Ordering::SeqCst) - drops_before, 6 * N as u64);
+}
