@@ -100,7 +100,7 @@ impl BlockAllocator {
         }
         Counters::add(&self.counters.alloc_failures_real, 1);
         if policy.may_reclaim() {
-            let (_, calls) = shrinker::shrink_all(self.config.pool_high.max(1));
+            let (_, calls) = shrinker::shrink_all();
             Counters::add(&self.counters.shrinker_calls, calls);
             if let Some(block) = self.allocate() {
                 return Some(block);

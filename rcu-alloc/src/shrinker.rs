@@ -64,9 +64,10 @@ impl Drop for ShrinkerHandle {
     }
 }
 
-/// Asks every registered shrinker to free up to `target` objects in total; returns how
-/// many were freed and how many shrinkers were called. Only the `Reclaim` policy calls this.
-pub(crate) fn shrink_all(target: usize) -> (usize, u64) {
+/// A real allocation failure: memory is short, so every registered shrinker is asked to free
+/// everything it counts (the runtime's own pools included). Returns the objects freed and
+/// the shrinkers called. Only the `Reclaim` policy calls this.
+pub(crate) fn shrink_all() -> (usize, u64) {
     // Clone the list out: a shrinker may take its own locks, or (un)register others.
     let shrinkers: Vec<Arc<dyn Shrinker>> = SHRINKERS
         .lock()
@@ -77,12 +78,10 @@ pub(crate) fn shrink_all(target: usize) -> (usize, u64) {
     let mut freed = 0;
     let mut calls = 0;
     for s in shrinkers {
-        if freed >= target {
-            break;
-        }
-        if s.count() > 0 {
+        let count = s.count();
+        if count > 0 {
             calls += 1;
-            freed += s.scan(target - freed);
+            freed += s.scan(count);
         }
     }
     (freed, calls)

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use rcu_ctx::{Context, ContextKind, MayAlloc};
 
 use crate::deferred;
-use crate::domain::{Domain, DomainRef};
+use crate::domain::{Domain, DomainRef, DomainState};
 use crate::head::Rcu;
 use crate::raw::protocol::ReaderWord;
 use crate::reader::ReadGuard;
@@ -45,6 +45,8 @@ pub struct RcuCell<T> {
     /// Never null: always a `Box<Rcu<T>>` turned into a raw pointer.
     ptr: AtomicPtr<Rcu<T>>,
     domain: DomainRef,
+    /// `&*domain`, cached: `load` checks the guard's domain with one comparison.
+    domain_state: *const DomainState,
     _owns: PhantomData<Box<Rcu<T>>>,
 }
 
@@ -62,9 +64,11 @@ impl<T> RcuCell<T> {
 
     /// A cell of `domain`: load it under that domain's read guards.
     pub fn new_in(domain: &Domain, value: T) -> Self {
+        let domain = domain.state_ref();
         RcuCell {
             ptr: AtomicPtr::new(Box::into_raw(Rcu::boxed(value))),
-            domain: domain.state_ref(),
+            domain_state: &*domain,
+            domain,
             _owns: PhantomData,
         }
     }
@@ -77,7 +81,7 @@ impl<T> RcuCell<T> {
     #[inline]
     pub fn load<'g>(&'g self, guard: &'g ReadGuard<'_>) -> &'g T {
         assert!(
-            ptr::eq(guard.domain_state(), &*self.domain),
+            ptr::eq(guard.domain_state(), self.domain_state),
             "rcu-core: RcuCell loaded under a read guard of another domain: use a guard of the \
              cell's own domain"
         );

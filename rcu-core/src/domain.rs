@@ -3,7 +3,7 @@
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use rcu_ctx::{Atomic, Context, ContextKind, MayAlloc, MayReclaim, MaySleep, ReadSection};
@@ -17,7 +17,9 @@ use crate::registry::{Registry, Slot};
 use crate::stall::{StallHandler, StallSink};
 use crate::stats::{Counters, DomainStats};
 use crate::worker::Worker;
-use rcu_alloc::{AllocConfig, AllocStats, FaultConfig, Policy};
+use rcu_alloc::{
+    register_shrinker, AllocConfig, AllocStats, FaultConfig, Policy, Shrinker, ShrinkerHandle,
+};
 
 /// How a domain behaves. Build with [`DomainConfig::new`] and the setters.
 ///
@@ -142,7 +144,34 @@ const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(21);
 /// Long enough to batch a burst of frees, short enough that memory comes back promptly.
 const DEFAULT_BATCH_DELAY: Duration = Duration::from_millis(5);
 
-static GLOBAL: Domain = Domain { state: DomainRef::Global(&GLOBAL_STATE) };
+static GLOBAL: Domain = Domain { state: DomainRef::Global(&GLOBAL_STATE), _pool_shrinker: None };
+
+/// A domain's block pool as a shrinker (DESIGN §4: the runtime's own caches are shrinkers
+/// too). The global domain's is registered once by `process::init`; others' by `Domain::new`.
+pub(crate) struct PoolShrinker(pub(crate) Weak<DomainState>);
+
+impl Shrinker for PoolShrinker {
+    fn count(&self) -> usize {
+        self.0.upgrade().map_or(0, |s| s.reclaim.alloc.count())
+    }
+
+    fn scan(&self, nr_to_scan: usize) -> usize {
+        self.0.upgrade().map_or(0, |s| s.reclaim.alloc.scan(nr_to_scan))
+    }
+}
+
+/// The global domain's pool as a shrinker.
+pub(crate) struct GlobalPoolShrinker;
+
+impl Shrinker for GlobalPoolShrinker {
+    fn count(&self) -> usize {
+        GLOBAL_STATE.reclaim.alloc.count()
+    }
+
+    fn scan(&self, nr_to_scan: usize) -> usize {
+        GLOBAL_STATE.reclaim.alloc.scan(nr_to_scan)
+    }
+}
 
 impl DomainState {
     /// Takes the configuration in parts: a `const fn` cannot drop a `DomainConfig`.
@@ -274,6 +303,8 @@ impl core::ops::Deref for DomainRef {
 #[derive(Debug)]
 pub struct Domain {
     state: DomainRef,
+    /// Keeps the domain's block pool registered as a shrinker while the domain lives.
+    _pool_shrinker: Option<ShrinkerHandle>,
 }
 
 impl Domain {
@@ -292,7 +323,9 @@ impl Domain {
         let state = Arc::new(DomainState::new(id, name, stall_timeout, expedited, reclaim));
         crate::process::track(&state);
         Worker::start(DomainRef::Owned(state.clone()));
-        Domain { state: DomainRef::Owned(state) }
+        let pool = PoolShrinker(Arc::downgrade(&state));
+        let shrinker = register_shrinker(Arc::new(pool));
+        Domain { state: DomainRef::Owned(state), _pool_shrinker: Some(shrinker) }
     }
 
     pub(crate) fn state(&self) -> &DomainState {
@@ -452,7 +485,7 @@ impl Domain {
     /// Sends stall reports to `handler` instead of stderr (`None` restores the default).
     ///
     /// ```
-    /// use std::sync::Arc;
+    /// use std::sync::{Arc, Weak};
     /// use rcu_core::Domain;
     ///
     /// Domain::global().set_stall_handler(Some(Arc::new(|report| eprintln!("STALL: {report}"))));
@@ -514,7 +547,7 @@ impl Domain {
     ///
     /// ```
     /// use std::sync::atomic::{AtomicBool, Ordering};
-    /// use std::sync::Arc;
+    /// use std::sync::{Arc, Weak};
     /// use rcu_core::prelude::*;
     ///
     /// let ran = Arc::new(AtomicBool::new(false));

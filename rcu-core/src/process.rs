@@ -29,6 +29,10 @@ static INIT: Once = Once::new();
 pub(crate) fn init() {
     barrier::init();
     INIT.call_once(|| {
+        // The global domain's block pool is a shrinker for the life of the process.
+        core::mem::forget(rcu_alloc::register_shrinker(std::sync::Arc::new(
+            crate::domain::GlobalPoolShrinker,
+        )));
         // SAFETY: `child_after_fork` is an `extern "C" fn()` that lives forever.
         let rc = unsafe { libc::pthread_atfork(None, None, Some(child_after_fork)) };
         assert!(rc == 0, "rcu-core: pthread_atfork failed ({rc})");

@@ -59,6 +59,7 @@ impl Slot {
     }
 
     fn set_owner(&self) {
+        self.word.set_fence_mode(!crate::raw::barrier::uses_membarrier());
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() };
         // Relaxed: informational; the slot was claimed with an Acquire CAS already.

@@ -221,7 +221,7 @@ pub mod readers {
 
     use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
 
-    use rcu_core::{Domain, Rcu, ReadGuard, Sleepable};
+    use rcu_core::{Domain, Rcu, RcuCell, ReadGuard, Sleepable};
 
     use crate::drop_log::Tracked;
 
@@ -271,6 +271,24 @@ pub mod readers {
         }
     }
 
+    /// Something a checking reader loads a tracked object from under a read guard.
+    pub trait LoadTracked: Sync {
+        /// The current object, valid while `guard` lives.
+        fn load_tracked<'g>(&'g self, guard: &'g ReadGuard<'_>) -> &'g Tracked;
+    }
+
+    impl LoadTracked for Published {
+        fn load_tracked<'g>(&'g self, guard: &'g ReadGuard<'_>) -> &'g Tracked {
+            self.load(guard)
+        }
+    }
+
+    impl LoadTracked for RcuCell<Tracked> {
+        fn load_tracked<'g>(&'g self, guard: &'g ReadGuard<'_>) -> &'g Tracked {
+            self.load(guard)
+        }
+    }
+
     /// What one checking reader saw.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
     pub struct ReaderReport {
@@ -280,25 +298,42 @@ pub mod readers {
         pub violations: u64,
     }
 
-    /// Reads `load(guard)` in read sections of `domain` until `stop`, holding each object
+    /// Sets its flag when dropped: a writer holds one so that checking readers stop even if
+    /// the writer panics (the scope joining them would otherwise wait forever).
+    #[derive(Debug)]
+    pub struct StopOnDrop<'a>(pub &'a AtomicBool);
+
+    impl Drop for StopOnDrop<'_> {
+        fn drop(&mut self) {
+            // SeqCst: a flag, read by `check_reads`.
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Loads from `source` in read sections of `domain` until `stop`, holding each object
     /// across a few yields and checking it was not freed meanwhile. Run on its own thread.
     pub fn check_reads(
         domain: &Domain,
         stop: &AtomicBool,
-        load: impl for<'g> Fn(&'g ReadGuard<'_>) -> &'g Tracked,
+        source: &impl LoadTracked,
     ) -> ReaderReport {
         let mut ctx = Sleepable::enter();
         let mut report = ReaderReport::default();
         // SeqCst: a flag; the harness joins the thread afterwards anyway.
         while !stop.load(Ordering::SeqCst) || report.reads == 0 {
             let guard = domain.read_lock(&mut ctx);
-            let obj = load(&guard);
+            let obj = source.load_tracked(&guard);
             let (id, log) = (obj.id(), obj.log());
             if log.is_freed(id) {
                 report.violations += 1;
             }
             for _ in 0..(report.reads % 4) {
                 std::thread::yield_now();
+            }
+            if report.reads % 16 == 0 {
+                // Now and then a longer hold, so that batches run while readers hold objects.
+                let hold = if report.reads % 128 == 0 { 1000 } else { 200 };
+                std::thread::sleep(std::time::Duration::from_micros(hold));
             }
             if log.is_freed(id) || obj.id() != id {
                 report.violations += 1;

@@ -30,6 +30,10 @@ const NEST_MASK: u64 = (1 << NEST_BITS) - 1;
 #[derive(Debug)]
 pub struct ReaderWord {
     word: AtomicU64,
+    /// The process's barrier mode, copied here at registration so that the read path tests
+    /// a flag in the cache line it already touches instead of a global (see raw::barrier).
+    #[cfg(not(loom))]
+    fence_mode: core::sync::atomic::AtomicBool,
 }
 
 impl Default for ReaderWord {
@@ -42,7 +46,32 @@ impl ReaderWord {
     /// A word outside any read section.
     #[cfg(not(loom))]
     pub const fn new() -> Self {
-        ReaderWord { word: AtomicU64::new(0) }
+        ReaderWord {
+            word: AtomicU64::new(0),
+            fence_mode: core::sync::atomic::AtomicBool::new(true),
+        }
+    }
+
+    /// Records the process's barrier mode (`raw::barrier::uses_membarrier`) for this word's
+    /// owner; called at registration, after the mode was decided. Until then the word uses
+    /// fences, which is always correct.
+    #[cfg(not(loom))]
+    pub fn set_fence_mode(&self, fence: bool) {
+        // Relaxed: the owner sets it before its first section, on its own thread.
+        self.fence_mode.store(fence, Ordering::Relaxed);
+    }
+
+    /// The reader's half of the barrier pair (see raw::barrier).
+    #[inline(always)]
+    fn barrier(&self) {
+        #[cfg(not(loom))]
+        // Relaxed: a per-process constant, set by the owner at registration.
+        if !self.fence_mode.load(Ordering::Relaxed) {
+            // Compiler-only: the CPU side is covered by the grace period's membarrier.
+            crate::sync::compiler_fence(Ordering::SeqCst);
+            return;
+        }
+        reader_barrier();
     }
 
     /// A word outside any read section.
@@ -77,14 +106,14 @@ impl ReaderWord {
             // (Found by the loom model `b_consecutive_sections_both_read`.)
             self.word.store((snapshot << NEST_BITS) | 1, Ordering::Release);
             signal();
-            reader_barrier();
+            self.barrier();
         } else {
             assert!(cur & NEST_MASK != NEST_MASK, "rcu-core: read sections nested 65535 deep");
             // Release: as above, every store to the word carries what came before it.
             self.word.store(cur + 1, Ordering::Release);
             // A signal handler may nest here between the outermost store and its barrier;
             // in fence mode it needs its own fence (a compiler barrier in membarrier mode).
-            reader_barrier();
+            self.barrier();
         }
     }
 
