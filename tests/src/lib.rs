@@ -344,3 +344,36 @@ pub mod readers {
         report
     }
 }
+
+/// `std::thread::scope` whose threads are joined explicitly before it returns.
+///
+/// A plain scope waits for its threads inside std, and std is not instrumented in the
+/// ThreadSanitizer stage (ci/tsan.sh), so TSan would not see the threads' ends happen before
+/// what follows the scope and would report races that cannot happen. An explicit join is a
+/// `pthread_join`, which TSan understands. A thread's panic is propagated.
+pub fn scope<'env, T>(f: impl for<'scope> FnOnce(&JoiningScope<'scope, 'env>) -> T) -> T {
+    std::thread::scope(|s| {
+        let joining = JoiningScope { scope: s, handles: std::cell::RefCell::new(Vec::new()) };
+        let result = f(&joining);
+        for handle in joining.handles.into_inner() {
+            if let Err(panic) = handle.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        result
+    })
+}
+
+/// The scope handed out by [`scope`]: spawned threads are joined when it ends.
+#[derive(Debug)]
+pub struct JoiningScope<'scope, 'env: 'scope> {
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    handles: std::cell::RefCell<Vec<std::thread::ScopedJoinHandle<'scope, ()>>>,
+}
+
+impl<'scope> JoiningScope<'scope, '_> {
+    /// Spawns a thread that is joined when the scope ends.
+    pub fn spawn(&self, f: impl FnOnce() + Send + 'scope) {
+        self.handles.borrow_mut().push(self.scope.spawn(f));
+    }
+}

@@ -135,7 +135,7 @@ fn many_domains_come_and_go_cleanly() {
         }
         to_lingerer.send(Some(domain.clone())).unwrap();
         let cell = RcuCell::new_in(&domain, i);
-        std::thread::scope(|s| {
+        rcu_tests::scope(|s| {
             for t in 0..3 {
                 let (domain, cell) = (&domain, &cell);
                 s.spawn(move || {

@@ -168,6 +168,10 @@ fn fork_and_run(domain: &Domain, cell: &RcuCell<String>, global_cell: &RcuCell<S
 }
 
 #[test]
+#[cfg_attr(
+    rcu_sanitizer = "thread",
+    ignore = "ThreadSanitizer cannot start threads in the child of a multi-threaded fork"
+)]
 fn child_after_fork_uses_rcu_while_parent_threads_are_in_read_sections() {
     let domain = Arc::new(Domain::new(DomainConfig::new().name("fork-dom")));
     let cell = RcuCell::new_in(&domain, String::from("parent"));

@@ -256,7 +256,7 @@ fn concurrent_updates_lose_no_increment() {
     let domain = Domain::new(DomainConfig::new().name("cell-update"));
     let tracker = Tracker::new((10 * THREADS * UPDATES + 1) as usize);
     let mut cell = RcuCell::new_in(&domain, Value::new(&tracker, 0));
-    std::thread::scope(|s| {
+    rcu_tests::scope(|s| {
         for _ in 0..THREADS {
             let (cell, tracker) = (&cell, &tracker);
             s.spawn(move || {

@@ -73,7 +73,7 @@ fn staged_work_of_an_exited_thread_is_covered_by_rcu_barrier() {
     let domain = lazy_domain("thread-exit");
     let log = DropLog::new(10 * 1000);
     for round in 0..10 {
-        std::thread::scope(|s| {
+        rcu_tests::scope(|s| {
             s.spawn(|| {
                 let mut ctx = Sleepable::enter();
                 // Fewer than a block's worth each: they stay staged in the thread's block.
@@ -121,7 +121,7 @@ fn rcu_barrier_covers_kvfree_batches_and_other_threads_staged_items() {
 
     // Live threads queue, tell us, and keep living (their blocks must be collected, not
     // adopted): the barrier we then call covers what they queued.
-    std::thread::scope(|s| {
+    rcu_tests::scope(|s| {
         let (queued_tx, queued) = mpsc::channel();
         let mut go = Vec::new();
         for p in 0..PRODUCERS {
@@ -363,7 +363,7 @@ fn rcu_cell_concurrent_updates_are_not_lost() {
     let domain = Domain::new(DomainConfig::new().name("cell-updates"));
     let log = DropLog::new(WRITERS * UPDATES * 16 + 1);
     let cell = RcuCell::new_in(&domain, (log.track(), 0u64));
-    std::thread::scope(|s| {
+    rcu_tests::scope(|s| {
         for w in 0..WRITERS {
             let (cell, domain) = (&cell, &domain);
             s.spawn(move || {

@@ -304,7 +304,7 @@ fn run_case(ops: &[Op]) {
     let cell = RcuCell::new_in(&domain, first);
     let mut ctx = Sleepable::enter();
     domain.register_current_thread(&ctx);
-    std::thread::scope(|s| {
+    rcu_tests::scope(|s| {
         let (to_reader, commands) = mpsc::channel();
         let (ack, reader_ack) = mpsc::channel();
         let domain_ref = &domain;
