@@ -346,7 +346,10 @@ impl DomainState {
                     // for the oldest (backpressure, a reclaim action) rather than hand new
                     // blocks to the worker, whose frees on another thread cost the caller
                     // its allocator's warm memory.
-                    self.wait_for(oldest, Urgency::Normal);
+                    if !self.gp.seq.is_completed(oldest) {
+                        self.reclaim.alloc.note_backpressure();
+                        self.wait_for(oldest, Urgency::Normal);
+                    }
                 }
             }
             // Seal and reclaim inside one bracket: a block in transit between `current`

@@ -30,7 +30,7 @@ use rcu_alloc::{Block, Entry, ThreadCache};
 use crate::raw::barrier::reader_barrier;
 
 /// Blocks a thread can park to run itself after their grace period (`Reclaim` policy).
-const PARKED: usize = 8;
+const PARKED: usize = 16;
 
 /// The staging area.
 #[derive(Debug)]
