@@ -19,6 +19,16 @@ use crate::stats::{AllocStats, Counters, FallbackReason};
 use crate::thread_cache::ThreadCache;
 
 /// One domain's block allocator.
+///
+/// ```
+/// use rcu_alloc::{AllocConfig, BlockAllocator, Policy, ThreadCache};
+///
+/// let alloc = BlockAllocator::new(AllocConfig::new().budget_bytes(1 << 20));
+/// let mut cache = ThreadCache::new();
+/// let block = alloc.get(Policy::Reclaim, &mut cache).unwrap();
+/// alloc.put(block); // back to the pool
+/// assert_eq!(alloc.stats().blocks_pooled, 1);
+/// ```
 #[derive(Debug)]
 pub struct BlockAllocator {
     config: AllocConfig,
@@ -31,6 +41,12 @@ pub struct BlockAllocator {
 
 impl BlockAllocator {
     /// An allocator with `config`; `const` so the global domain's can be a `static`.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator};
+    /// static ALLOC: BlockAllocator = BlockAllocator::new(AllocConfig::new());
+    /// assert_eq!(ALLOC.block_bytes(), 4096);
+    /// ```
     pub const fn new(config: AllocConfig) -> Self {
         BlockAllocator {
             config,
@@ -43,21 +59,48 @@ impl BlockAllocator {
     }
 
     /// The configuration.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator};
+    /// let alloc = BlockAllocator::new(AllocConfig::new().small_blocks());
+    /// assert_eq!(alloc.config().block_capacity(), 4);
+    /// ```
     pub fn config(&self) -> &AllocConfig {
         &self.config
     }
 
     /// The pending-memory budget.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator};
+    /// let alloc = BlockAllocator::new(AllocConfig::new().budget_bytes(1 << 20));
+    /// assert_eq!(alloc.budget().limit(), 1 << 20);
+    /// assert_eq!(alloc.budget().pending(), 0);
+    /// ```
     pub fn budget(&self) -> &Budget {
         &self.budget
     }
 
     /// Block size in bytes.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator};
+    /// assert_eq!(BlockAllocator::new(AllocConfig::new()).block_bytes(), 4096);
+    /// ```
     pub fn block_bytes(&self) -> usize {
         self.config.block_bytes
     }
 
     /// Makes block requests of `policy` fail as `config` says (for tests).
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, FaultConfig, Policy, ThreadCache};
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// alloc.inject_faults(Policy::Reclaim, FaultConfig::every_nth(1));
+    /// let mut cache = ThreadCache::new();
+    /// assert!(alloc.get(Policy::Reclaim, &mut cache).is_none()); // failed on purpose
+    /// assert_eq!(alloc.stats().alloc_failures_injected, 1);
+    /// ```
     pub fn inject_faults(&self, policy: Policy, config: FaultConfig) {
         self.faults.configure(policy, config);
     }
@@ -65,6 +108,17 @@ impl BlockAllocator {
     /// A block for a caller running under `policy`, using `cache` first (and topping it up
     /// from the pool under policies that may block). `None` means no block can be had under
     /// this policy right now: the caller falls back.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, Policy, ThreadCache};
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// let mut cache = ThreadCache::new();
+    /// assert!(alloc.get(Policy::NoWait, &mut cache).is_none()); // empty pool, may not allocate
+    /// alloc.refill_pool(); // what the refill worker does
+    /// let block = alloc.get(Policy::NoWait, &mut cache).expect("the pool has blocks now");
+    /// alloc.put(block);
+    /// alloc.put_cache(&mut cache);
+    /// ```
     pub fn get(&self, policy: Policy, cache: &mut ThreadCache) -> Option<NonNull<Block>> {
         if self.faults.should_fail(policy) {
             Counters::add(&self.counters.alloc_failures_injected, 1);
@@ -112,6 +166,14 @@ impl BlockAllocator {
 
     /// Returns an empty block: to the pool, or to the global allocator if the pool is full.
     /// Callers: threads that may call the global allocator.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, Policy, ThreadCache};
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// let block = alloc.get(Policy::Reclaim, &mut ThreadCache::new()).unwrap();
+    /// alloc.put(block);
+    /// assert_eq!(alloc.stats().blocks_pooled, 1);
+    /// ```
     pub fn put(&self, block: NonNull<Block>) {
         if let Err(block) = self.pool.push(block) {
             self.free(block);
@@ -120,11 +182,31 @@ impl BlockAllocator {
 
     /// Returns an empty block to the pool only: never calls the global allocator, so any
     /// policy may; gives the block back if the pool is full.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, Policy, ThreadCache};
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// let block = alloc.get(Policy::Reclaim, &mut ThreadCache::new()).unwrap();
+    /// // Never calls the global allocator: fine for any policy. A full pool hands it back.
+    /// if let Err(block) = alloc.put_to_pool(block) {
+    ///     alloc.put(block);
+    /// }
+    /// ```
     pub fn put_to_pool(&self, block: NonNull<Block>) -> Result<(), NonNull<Block>> {
         self.pool.push(block)
     }
 
     /// Returns a thread's cached blocks (at thread exit).
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, Policy, ThreadCache};
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// let mut cache = ThreadCache::new();
+    /// let block = alloc.get(Policy::Reclaim, &mut cache).unwrap();
+    /// cache.push(block, 4).unwrap();
+    /// alloc.put_cache(&mut cache); // e.g. at thread exit
+    /// assert!(cache.is_empty());
+    /// ```
     pub fn put_cache(&self, cache: &mut ThreadCache) {
         while let Some(block) = cache.pop() {
             self.put(block);
@@ -146,6 +228,14 @@ impl BlockAllocator {
 
     /// Tops the pool up to its high watermark (the refill worker's job; callable by any
     /// thread that may allocate).
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator};
+    /// let alloc = BlockAllocator::new(AllocConfig::new().pool_watermarks(2, 8));
+    /// alloc.refill_pool();
+    /// assert_eq!(alloc.stats().blocks_pooled, 8);
+    /// assert_eq!(alloc.stats().refills, 1);
+    /// ```
     pub fn refill_pool(&self) {
         let mut added = false;
         while self.pool.len() < self.config.pool_high {
@@ -162,21 +252,50 @@ impl BlockAllocator {
     }
 
     /// Stops the refill worker (if running) and waits for it.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator};
+    /// static ALLOC: BlockAllocator = BlockAllocator::new(AllocConfig::new());
+    /// BlockAllocator::start_refill(&ALLOC, "doc");
+    /// ALLOC.stop_refill();
+    /// ```
     pub fn stop_refill(&self) {
         self.refill.stop();
     }
 
     /// Counts a fallback taken by the runtime.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, FallbackReason, Policy};
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// alloc.note_fallback(Policy::NoWait, FallbackReason::NoBlock);
+    /// assert_eq!(alloc.stats().fallbacks_of(Policy::NoWait, FallbackReason::NoBlock), 1);
+    /// ```
     pub fn note_fallback(&self, policy: Policy, reason: FallbackReason) {
         self.counters.fallback(policy, reason);
     }
 
     /// Counts a backpressure wait (a `Reclaim` caller waited for pending memory to drain).
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator};
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// alloc.note_backpressure();
+    /// assert_eq!(alloc.stats().backpressure_waits, 1);
+    /// ```
     pub fn note_backpressure(&self) {
         Counters::add(&self.counters.backpressure_waits, 1);
     }
 
     /// A snapshot of the statistics.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator};
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// let stats = alloc.stats();
+    /// assert_eq!((stats.blocks_allocated, stats.blocks_pooled), (0, 0));
+    /// assert!(stats.fallbacks.is_empty());
+    /// ```
     pub fn stats(&self) -> AllocStats {
         self.counters.snapshot(self.pool.len())
     }

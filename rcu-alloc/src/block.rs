@@ -12,6 +12,25 @@ use std::alloc::{self, Layout};
 
 /// One deferred action: run `run(obj, ctx)` after a grace period. `run` either drops `obj`
 /// (a deferred free) or calls the user's callback with it.
+///
+/// ```
+/// use rcu_alloc::Entry;
+/// use rcu_ctx::{Atomic, Context, Sleepable};
+///
+/// /// Rebuilds the box and drops it: a deferred free of a `u64`.
+/// ///
+/// /// # Safety
+/// /// 1. `obj` came from `Box::<u64>::into_raw` and is owned by the caller.
+/// unsafe fn free_u64(obj: *mut (), _ctx: &Atomic<'_>) {
+///     // SAFETY: (1).
+///     drop(unsafe { Box::from_raw(obj.cast::<u64>()) });
+/// }
+/// let entry = Entry { obj: Box::into_raw(Box::new(7u64)).cast(), run: free_u64 };
+/// let mut ctx = Sleepable::enter();
+/// let atomic = ctx.atomic();
+/// // SAFETY: (1) the entry was made from a `Box<u64>` and is run exactly once.
+/// unsafe { (entry.run)(entry.obj, &atomic) };
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct Entry {
     /// The object (type-erased owning pointer).
@@ -34,6 +53,17 @@ struct Header {
 }
 
 /// A block. Only ever handled through `NonNull<Block>`; its entries follow the header.
+///
+/// ```
+/// use rcu_alloc::{AllocConfig, BlockAllocator, Policy, ThreadCache};
+/// let alloc = BlockAllocator::new(AllocConfig::new());
+/// let block = alloc.get(Policy::Reclaim, &mut ThreadCache::new()).unwrap();
+/// // SAFETY: `get` handed the block over; we are its only user until `put`.
+/// let b = unsafe { &mut *block.as_ptr() };
+/// assert!(b.is_empty() && !b.is_full());
+/// assert_eq!(b.len(), 0);
+/// alloc.put(block);
+/// ```
 #[repr(C)]
 pub struct Block {
     header: Header,
@@ -53,21 +83,35 @@ const HEADER: usize = size_of::<Header>();
 const _: () = assert!(HEADER % align_of::<Entry>() == 0);
 
 /// The smallest block that still batches: room for two entries.
+///
+/// ```
+/// use rcu_alloc::{capacity_for, MIN_BLOCK_BYTES};
+/// assert_eq!(capacity_for(MIN_BLOCK_BYTES), 2);
+/// ```
 pub const MIN_BLOCK_BYTES: usize = HEADER + 2 * size_of::<Entry>();
 
 /// How many entries a block of `block_bytes` holds.
+///
+/// ```
+/// assert_eq!(rcu_alloc::capacity_for(4096), 253);
+/// ```
 pub const fn capacity_for(block_bytes: usize) -> usize {
     (block_bytes - HEADER) / size_of::<Entry>()
 }
 
 fn layout(block_bytes: usize) -> Layout {
-    Layout::from_size_align(block_bytes, 64).expect("rcu-alloc: invalid block size")
+    Layout::from_size_align(block_bytes, 64)
+        .expect("rcu-alloc: block size too large for an allocation (over isize::MAX)")
 }
 
 impl Block {
     /// Allocates an empty block from the global allocator; `None` if it fails.
     pub(crate) fn allocate(block_bytes: usize) -> Option<NonNull<Block>> {
-        assert!(block_bytes >= MIN_BLOCK_BYTES, "rcu-alloc: block smaller than MIN_BLOCK_BYTES");
+        assert!(
+            block_bytes >= MIN_BLOCK_BYTES,
+            "rcu-alloc: a block of {block_bytes} bytes is smaller than MIN_BLOCK_BYTES \
+             ({MIN_BLOCK_BYTES}); configure sizes through AllocConfig::block_bytes"
+        );
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc::alloc(layout(block_bytes)) }.cast::<Block>();
         let block = NonNull::new(raw)?;
@@ -103,30 +147,113 @@ impl Block {
     }
 
     /// Entries queued.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, Entry, Policy, ThreadCache};
+    /// use rcu_ctx::Atomic;
+    ///
+    /// unsafe fn forget(_obj: *mut (), _ctx: &Atomic<'_>) {}
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// let block = alloc.get(Policy::Reclaim, &mut ThreadCache::new()).unwrap();
+    /// // SAFETY: `get` handed the block over; we are its only user until `put`.
+    /// let b = unsafe { &mut *block.as_ptr() };
+    /// b.push(Entry { obj: std::ptr::null_mut(), run: forget }, 8);
+    /// assert_eq!(b.len(), 1);
+    /// let _ = b.drain();
+    /// alloc.put(block);
+    /// ```
     pub fn len(&self) -> usize {
         self.header.len
     }
 
     /// True if no entry is queued.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, Entry, Policy, ThreadCache};
+    /// use rcu_ctx::Atomic;
+    ///
+    /// unsafe fn forget(_obj: *mut (), _ctx: &Atomic<'_>) {}
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// let block = alloc.get(Policy::Reclaim, &mut ThreadCache::new()).unwrap();
+    /// // SAFETY: `get` handed the block over; we are its only user until `put`.
+    /// let b = unsafe { &mut *block.as_ptr() };
+    /// assert!(b.is_empty());
+    /// alloc.put(block);
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.header.len == 0
     }
 
     /// True if no more entries fit.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, Entry, Policy, ThreadCache};
+    /// use rcu_ctx::Atomic;
+    ///
+    /// unsafe fn forget(_obj: *mut (), _ctx: &Atomic<'_>) {}
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// let block = alloc.get(Policy::Reclaim, &mut ThreadCache::new()).unwrap();
+    /// // SAFETY: `get` handed the block over; we are its only user until `put`.
+    /// let b = unsafe { &mut *block.as_ptr() };
+    /// while !b.is_full() {
+    ///     b.push(Entry { obj: std::ptr::null_mut(), run: forget }, 0);
+    /// }
+    /// assert_eq!(b.len(), 253);
+    /// let _ = b.drain();
+    /// alloc.put(block);
+    /// ```
     pub fn is_full(&self) -> bool {
         self.header.len == self.header.capacity
     }
 
     /// Bytes the queued entries keep alive, plus the block itself once it holds any.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, Entry, Policy, ThreadCache};
+    /// use rcu_ctx::Atomic;
+    ///
+    /// unsafe fn forget(_obj: *mut (), _ctx: &Atomic<'_>) {}
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// let block = alloc.get(Policy::Reclaim, &mut ThreadCache::new()).unwrap();
+    /// // SAFETY: `get` handed the block over; we are its only user until `put`.
+    /// let b = unsafe { &mut *block.as_ptr() };
+    /// b.push(Entry { obj: std::ptr::null_mut(), run: forget }, 100);
+    /// b.push(Entry { obj: std::ptr::null_mut(), run: forget }, 28);
+    /// assert_eq!(b.pending_bytes(), 128);
+    /// let (_, bytes) = b.drain();
+    /// assert_eq!(bytes, 128);
+    /// alloc.put(block);
+    /// ```
     pub fn pending_bytes(&self) -> usize {
         self.header.pending_bytes
     }
 
     /// Appends an entry that keeps `bytes` of memory alive. The caller checked `!is_full()`.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, Entry, Policy, ThreadCache};
+    /// use rcu_ctx::Atomic;
+    ///
+    /// unsafe fn forget(_obj: *mut (), _ctx: &Atomic<'_>) {}
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// let block = alloc.get(Policy::Reclaim, &mut ThreadCache::new()).unwrap();
+    /// // SAFETY: `get` handed the block over; we are its only user until `put`.
+    /// let b = unsafe { &mut *block.as_ptr() };
+    /// if !b.is_full() {
+    ///     b.push(Entry { obj: std::ptr::null_mut(), run: forget }, 16);
+    /// }
+    /// let _ = b.drain();
+    /// alloc.put(block);
+    /// ```
     #[inline]
     pub fn push(&mut self, entry: Entry, bytes: usize) {
         let len = self.header.len;
-        assert!(len < self.header.capacity, "rcu-alloc: push into a full block");
+        assert!(
+            len < self.header.capacity,
+            "rcu-alloc: Block::push into a full block (capacity {}): check is_full() first and \
+             seal the block",
+            self.header.capacity
+        );
         // SAFETY: `len < capacity`, so the slot is inside the allocation.
         unsafe { self.entries_ptr().add(len).write(entry) };
         self.header.len = len + 1;
@@ -134,6 +261,35 @@ impl Block {
     }
 
     /// Takes the entries out, leaving the block empty; returns them with their byte count.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, Entry, Policy, ThreadCache};
+    /// use rcu_ctx::{Atomic, Context, Sleepable};
+    ///
+    /// /// # Safety
+    /// /// 1. `obj` came from `Box::<u32>::into_raw` and is owned by the caller.
+    /// unsafe fn free_u32(obj: *mut (), _ctx: &Atomic<'_>) {
+    ///     // SAFETY: (1).
+    ///     drop(unsafe { Box::from_raw(obj.cast::<u32>()) });
+    /// }
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// let block = alloc.get(Policy::Reclaim, &mut ThreadCache::new()).unwrap();
+    /// // SAFETY: `get` handed the block over; we are its only user until `put`.
+    /// let b = unsafe { &mut *block.as_ptr() };
+    /// for i in 0..3u32 {
+    ///     b.push(Entry { obj: Box::into_raw(Box::new(i)).cast(), run: free_u32 }, 4);
+    /// }
+    /// let mut ctx = Sleepable::enter();
+    /// let atomic = ctx.atomic();
+    /// let (entries, bytes) = b.drain();
+    /// assert_eq!(bytes, 12);
+    /// for e in entries {
+    ///     // SAFETY: (1) each entry holds a `Box<u32>` and runs once.
+    ///     unsafe { (e.run)(e.obj, &atomic) };
+    /// }
+    /// assert!(b.is_empty());
+    /// alloc.put(block);
+    /// ```
     pub fn drain(&mut self) -> (Drain<'_>, usize) {
         let len = core::mem::take(&mut self.header.len);
         let bytes = core::mem::take(&mut self.header.pending_bytes);
@@ -142,27 +298,101 @@ impl Block {
     }
 
     /// The holder's tag (see `set_tag`).
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, Entry, Policy, ThreadCache};
+    /// use rcu_ctx::Atomic;
+    ///
+    /// unsafe fn forget(_obj: *mut (), _ctx: &Atomic<'_>) {}
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// let block = alloc.get(Policy::Reclaim, &mut ThreadCache::new()).unwrap();
+    /// // SAFETY: `get` handed the block over; we are its only user until `put`.
+    /// let b = unsafe { &mut *block.as_ptr() };
+    /// b.set_tag(42); // e.g. the grace period the entries wait for
+    /// assert_eq!(b.tag(), 42);
+    /// alloc.put(block);
+    /// ```
     pub fn tag(&self) -> u64 {
         self.header.tag
     }
 
     /// Stores a value for the block's current holder (the runtime: a grace-period cookie).
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, Entry, Policy, ThreadCache};
+    /// use rcu_ctx::Atomic;
+    ///
+    /// unsafe fn forget(_obj: *mut (), _ctx: &Atomic<'_>) {}
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// let block = alloc.get(Policy::Reclaim, &mut ThreadCache::new()).unwrap();
+    /// // SAFETY: `get` handed the block over; we are its only user until `put`.
+    /// let b = unsafe { &mut *block.as_ptr() };
+    /// b.set_tag(7);
+    /// assert_eq!(b.tag(), 7);
+    /// alloc.put(block);
+    /// ```
     pub fn set_tag(&mut self, tag: u64) {
         self.header.tag = tag;
     }
 
     /// The list link.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, Entry, Policy, ThreadCache};
+    /// use rcu_ctx::Atomic;
+    ///
+    /// unsafe fn forget(_obj: *mut (), _ctx: &Atomic<'_>) {}
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// let block = alloc.get(Policy::Reclaim, &mut ThreadCache::new()).unwrap();
+    /// // SAFETY: `get` handed the block over; we are its only user until `put`.
+    /// let b = unsafe { &mut *block.as_ptr() };
+    /// b.set_next(std::ptr::null_mut());
+    /// assert!(b.next().is_null());
+    /// alloc.put(block);
+    /// ```
     pub fn next(&self) -> *mut Block {
         self.header.next
     }
 
     /// Sets the list link.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, Policy, ThreadCache};
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// let mut cache = ThreadCache::new();
+    /// let first = alloc.get(Policy::Reclaim, &mut cache).unwrap();
+    /// let second = alloc.get(Policy::Reclaim, &mut cache).unwrap();
+    /// // SAFETY: both blocks were handed over by `get`; we are their only user until `put`.
+    /// unsafe { (*first.as_ptr()).set_next(second.as_ptr()) }; // a two-block list
+    /// // SAFETY: as above.
+    /// assert_eq!(unsafe { (*first.as_ptr()).next() }, second.as_ptr());
+    /// alloc.put(first);
+    /// alloc.put(second);
+    /// ```
     pub fn set_next(&mut self, next: *mut Block) {
         self.header.next = next;
     }
 }
 
 /// The entries taken out of a block, in the order they were pushed.
+///
+/// ```
+/// use rcu_alloc::{AllocConfig, BlockAllocator, Entry, Policy, ThreadCache};
+/// use rcu_ctx::Atomic;
+///
+/// unsafe fn nothing(_obj: *mut (), _ctx: &Atomic<'_>) {}
+/// let alloc = BlockAllocator::new(AllocConfig::new());
+/// let block = alloc.get(Policy::Reclaim, &mut ThreadCache::new()).unwrap();
+/// // SAFETY: `get` handed the block over; we are its only user until `put`.
+/// let b = unsafe { &mut *block.as_ptr() };
+/// for i in 0..3usize {
+///     b.push(Entry { obj: i as *mut (), run: nothing }, 0);
+/// }
+/// let (drain, _) = b.drain();
+/// let order: Vec<usize> = drain.map(|e| e.obj as usize).collect();
+/// assert_eq!(order, [0, 1, 2]); // in push order
+/// alloc.put(block);
+/// ```
 #[derive(Debug)]
 pub struct Drain<'a> {
     entries: *mut Entry,

@@ -5,6 +5,16 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A domain's budget.
+///
+/// ```
+/// use rcu_alloc::Budget;
+/// let budget = Budget::new(1000);
+/// budget.charge(600);
+/// assert!(!budget.is_over(0));
+/// assert!(budget.is_over(500)); // 600 pending + 500 not yet accounted > 1000
+/// budget.release(600);
+/// assert_eq!((budget.pending(), budget.peak()), (0, 600));
+/// ```
 #[derive(Debug)]
 pub struct Budget {
     limit: AtomicUsize,
@@ -14,6 +24,11 @@ pub struct Budget {
 
 impl Budget {
     /// A budget of `limit` bytes.
+    ///
+    /// ```
+    /// static BUDGET: rcu_alloc::Budget = rcu_alloc::Budget::new(64 << 20);
+    /// assert_eq!(BUDGET.limit(), 64 << 20);
+    /// ```
     pub const fn new(limit: usize) -> Self {
         Budget {
             limit: AtomicUsize::new(limit),
@@ -23,24 +38,47 @@ impl Budget {
     }
 
     /// The limit in bytes.
+    ///
+    /// ```
+    /// assert_eq!(rcu_alloc::Budget::new(10).limit(), 10);
+    /// ```
     pub fn limit(&self) -> usize {
         // Relaxed: a setting.
         self.limit.load(Ordering::Relaxed)
     }
 
     /// Changes the limit.
+    ///
+    /// ```
+    /// let budget = rcu_alloc::Budget::new(10);
+    /// budget.set_limit(20);
+    /// assert_eq!(budget.limit(), 20);
+    /// ```
     pub fn set_limit(&self, limit: usize) {
         // Relaxed: a setting.
         self.limit.store(limit, Ordering::Relaxed);
     }
 
     /// Bytes accounted as pending.
+    ///
+    /// ```
+    /// let budget = rcu_alloc::Budget::new(100);
+    /// budget.charge(30);
+    /// assert_eq!(budget.pending(), 30);
+    /// ```
     pub fn pending(&self) -> usize {
         // Relaxed: a level, compared against the limit; approximate by nature.
         self.pending.load(Ordering::Relaxed)
     }
 
     /// The highest `pending` seen.
+    ///
+    /// ```
+    /// let budget = rcu_alloc::Budget::new(100);
+    /// budget.charge(70);
+    /// budget.release(50);
+    /// assert_eq!((budget.pending(), budget.peak()), (20, 70));
+    /// ```
     pub fn peak(&self) -> usize {
         // Relaxed: a statistic.
         self.peak.load(Ordering::Relaxed)
@@ -48,12 +86,25 @@ impl Budget {
 
     /// True if `pending` plus `unaccounted` (bytes a thread holds in its unsealed block)
     /// exceeds the limit.
+    ///
+    /// ```
+    /// let budget = rcu_alloc::Budget::new(100);
+    /// budget.charge(90);
+    /// assert!(!budget.is_over(10));
+    /// assert!(budget.is_over(11));
+    /// ```
     #[inline]
     pub fn is_over(&self, unaccounted: usize) -> bool {
         self.pending() + unaccounted > self.limit()
     }
 
     /// Accounts `bytes` more as pending.
+    ///
+    /// ```
+    /// let budget = rcu_alloc::Budget::new(100);
+    /// budget.charge(4096 + 128); // a block and the objects it keeps alive
+    /// assert!(budget.is_over(0));
+    /// ```
     pub fn charge(&self, bytes: usize) {
         // Relaxed: a level (see `pending`).
         let now = self.pending.fetch_add(bytes, Ordering::Relaxed) + bytes;
@@ -62,6 +113,13 @@ impl Budget {
     }
 
     /// Accounts `bytes` as no longer pending.
+    ///
+    /// ```
+    /// let budget = rcu_alloc::Budget::new(100);
+    /// budget.charge(150);
+    /// budget.release(150); // the batch ran
+    /// assert_eq!(budget.pending(), 0);
+    /// ```
     pub fn release(&self, bytes: usize) {
         // Relaxed: a level.
         self.pending.fetch_sub(bytes, Ordering::Relaxed);

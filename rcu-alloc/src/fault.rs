@@ -10,6 +10,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::policy::Policy;
 
 /// What to inject for one policy. The default injects nothing.
+///
+/// ```
+/// use rcu_alloc::FaultConfig;
+/// let every_third = FaultConfig::every_nth(3);
+/// let one_in_ten = FaultConfig::probability(0.1, 0x5eed);
+/// let both = FaultConfig { every_nth: 3, ..one_in_ten };
+/// assert_eq!(both.every_nth, every_third.every_nth);
+/// assert_eq!(FaultConfig::default(), FaultConfig { every_nth: 0, probability: 0.0, seed: 0 });
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct FaultConfig {
     /// Fail every Nth block request (0: never).
@@ -22,13 +31,34 @@ pub struct FaultConfig {
 
 impl FaultConfig {
     /// Fail every `n`th request.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, FaultConfig, Policy, ThreadCache};
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// alloc.inject_faults(Policy::Reclaim, FaultConfig::every_nth(2));
+    /// let mut cache = ThreadCache::new();
+    /// let first = alloc.get(Policy::Reclaim, &mut cache);
+    /// assert!(first.is_some());
+    /// assert!(alloc.get(Policy::Reclaim, &mut cache).is_none()); // the 2nd request fails
+    /// alloc.put(first.unwrap());
+    /// ```
     pub fn every_nth(n: u64) -> Self {
         FaultConfig { every_nth: n, ..Self::default() }
     }
 
     /// Fail each request with probability `p`, drawing from a generator seeded with `seed`.
+    ///
+    /// ```
+    /// use rcu_alloc::FaultConfig;
+    /// let config = FaultConfig::probability(0.3, 42); // same seed, same failures
+    /// assert_eq!((config.probability, config.seed), (0.3, 42));
+    /// ```
     pub fn probability(p: f64, seed: u64) -> Self {
-        assert!((0.0..=1.0).contains(&p), "rcu-alloc: fault probability must be in 0.0..=1.0");
+        assert!(
+            (0.0..=1.0).contains(&p),
+            "rcu-alloc: FaultConfig::probability({p}) is not a probability. Fix: pass a value \
+             in 0.0..=1.0"
+        );
         FaultConfig { probability: p, seed, ..Self::default() }
     }
 }

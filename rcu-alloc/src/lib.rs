@@ -11,6 +11,23 @@
 //! - [`Shrinker`]s, run only under the `Reclaim` policy;
 //! - fault injection ([`FaultConfig`]) so every fallback path runs in tests;
 //! - [`AllocStats`], with fallbacks counted by policy and [`FallbackReason`].
+//!
+//! Users reach all of this through `rcu-core` (`Domain::alloc_stats`, `DomainConfig::alloc`,
+//! `Domain::inject_faults`, `register_shrinker`); the types are public so the runtime and its
+//! tests can drive them directly:
+//!
+//! ```
+//! use rcu_alloc::{AllocConfig, BlockAllocator, Policy, ThreadCache};
+//!
+//! let alloc = BlockAllocator::new(AllocConfig::new());
+//! let mut cache = ThreadCache::new();
+//! // An `Atomic` caller never calls the global allocator: with an empty pool, no block.
+//! assert!(alloc.get(Policy::NoWait, &mut cache).is_none());
+//! // A caller that may allocate gets one, and hands it back when done.
+//! let block = alloc.get(Policy::NoReclaim, &mut cache).expect("may allocate");
+//! alloc.put(block);
+//! assert_eq!(alloc.stats().blocks_allocated, 1);
+//! ```
 
 mod allocator;
 mod block;

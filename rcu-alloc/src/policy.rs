@@ -3,6 +3,14 @@
 use rcu_ctx::{Context, ContextKind};
 
 /// How a call may obtain memory and how it behaves when memory is short.
+///
+/// ```
+/// use rcu_alloc::Policy;
+/// use rcu_ctx::Sleepable;
+/// let policy = Policy::of::<Sleepable>();
+/// assert!(policy.may_alloc() && policy.may_block() && policy.may_reclaim());
+/// assert!(!Policy::NoWait.may_alloc());
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Policy {
     /// `Sleepable`: thread cache, global pool, global allocator, then reclaim (shrinkers,
@@ -37,16 +45,34 @@ impl Policy {
     }
 
     /// May this policy call the global allocator?
+    ///
+    /// ```
+    /// use rcu_alloc::Policy;
+    /// assert!(Policy::NoReclaim.may_alloc());
+    /// assert!(!Policy::NoWait.may_alloc());
+    /// ```
     pub const fn may_alloc(self) -> bool {
         !matches!(self, Policy::NoWait)
     }
 
     /// May this policy block (on locks, the allocator, other threads)?
+    ///
+    /// ```
+    /// use rcu_alloc::Policy;
+    /// assert!(Policy::Reclaim.may_block() && Policy::NoReclaim.may_block());
+    /// assert!(!Policy::NoWait.may_block());
+    /// ```
     pub const fn may_block(self) -> bool {
         !matches!(self, Policy::NoWait)
     }
 
     /// May this policy reclaim (run shrinkers, wait for a grace period to free memory)?
+    ///
+    /// ```
+    /// use rcu_alloc::Policy;
+    /// assert!(Policy::Reclaim.may_reclaim());
+    /// assert!(!Policy::NoReclaim.may_reclaim());
+    /// ```
     pub const fn may_reclaim(self) -> bool {
         matches!(self, Policy::Reclaim)
     }

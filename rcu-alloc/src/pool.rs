@@ -14,6 +14,12 @@ use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use crate::block::Block;
 
 /// Most blocks the pool holds (512 KiB of 4 KiB blocks).
+///
+/// ```
+/// use rcu_alloc::{AllocConfig, POOL_CAPACITY};
+/// let config = AllocConfig::new().pool_watermarks(8, POOL_CAPACITY); // the largest pool
+/// assert_eq!(config.block_capacity(), 253);
+/// ```
 pub const POOL_CAPACITY: usize = 128;
 
 const NIL: u32 = u32::MAX;

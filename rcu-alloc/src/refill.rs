@@ -66,6 +66,19 @@ impl Refill {
 impl BlockAllocator {
     /// Starts the refill worker unless it runs. `handle` keeps the allocator alive for the
     /// thread (a `&'static` for a static allocator, or a handle to the state that owns it).
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, Policy, ThreadCache};
+    /// static ALLOC: BlockAllocator = BlockAllocator::new(AllocConfig::new());
+    /// BlockAllocator::start_refill(&ALLOC, "doc");
+    /// assert!(ALLOC.refill_started());
+    /// // Atomic callers can only take pooled blocks; the worker keeps the pool stocked.
+    /// let mut cache = ThreadCache::new();
+    /// while ALLOC.get(Policy::NoWait, &mut cache).map(|b| ALLOC.put(b)).is_none() {
+    ///     std::thread::yield_now();
+    /// }
+    /// ALLOC.stop_refill();
+    /// ```
     pub fn start_refill<H>(handle: H, name: &str)
     where
         H: Deref<Target = BlockAllocator> + Clone + Send + 'static,
@@ -83,11 +96,20 @@ impl BlockAllocator {
         let join = std::thread::Builder::new()
             .name(format!("rcu-refill-{name}"))
             .spawn(move || run(&for_thread))
-            .expect("rcu-alloc: could not spawn the refill worker");
+            .expect(
+                "rcu-alloc: could not spawn the refill worker, which keeps the block pool \
+                 stocked (the process is at its thread limit or out of memory)",
+            );
         *handle.refill.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(join);
     }
 
     /// True once the refill worker was started (and not forgotten after a fork).
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator};
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// assert!(!alloc.refill_started()); // started on demand by the runtime
+    /// ```
     pub fn refill_started(&self) -> bool {
         // Relaxed: a hint; `start_refill` re-checks with a CAS.
         self.refill.state.load(Ordering::Relaxed) != NOT_STARTED
@@ -95,6 +117,13 @@ impl BlockAllocator {
 
     /// In a forked child the refill thread does not exist: forget it so it restarts on
     /// demand and is never joined. Call single-threaded (from a fork child handler).
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator};
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// alloc.reset_after_fork(); // what a fork child handler calls, single-threaded
+    /// assert!(!alloc.refill_started());
+    /// ```
     pub fn reset_after_fork(&self) {
         if let Ok(mut h) = self.refill.handle.try_lock() {
             core::mem::forget(h.take());

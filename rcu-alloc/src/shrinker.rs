@@ -33,8 +33,43 @@ use std::sync::{Arc, Mutex};
 /// ```
 pub trait Shrinker: Send + Sync {
     /// How many objects could be freed now.
+    ///
+    /// ```
+    /// use rcu_alloc::Shrinker;
+    /// struct Empty;
+    /// impl Shrinker for Empty {
+    ///     fn count(&self) -> usize {
+    ///         0 // nothing to give back: `scan` will not be called
+    ///     }
+    ///     fn scan(&self, _nr_to_scan: usize) -> usize {
+    ///         0
+    ///     }
+    /// }
+    /// assert_eq!(Empty.count(), 0);
+    /// ```
     fn count(&self) -> usize;
     /// Frees up to `nr_to_scan` objects; returns how many were freed.
+    ///
+    /// ```
+    /// use std::sync::Mutex;
+    /// use rcu_alloc::Shrinker;
+    /// struct FreeList(Mutex<Vec<Box<[u8; 256]>>>);
+    /// impl Shrinker for FreeList {
+    ///     fn count(&self) -> usize {
+    ///         self.0.lock().unwrap().len()
+    ///     }
+    ///     fn scan(&self, nr_to_scan: usize) -> usize {
+    ///         let mut list = self.0.lock().unwrap();
+    ///         let n = nr_to_scan.min(list.len());
+    ///         let keep = list.len() - n;
+    ///         list.truncate(keep);
+    ///         n
+    ///     }
+    /// }
+    /// let cache = FreeList(Mutex::new(vec![Box::new([0; 256]); 10]));
+    /// assert_eq!(cache.scan(4), 4);
+    /// assert_eq!(cache.count(), 6);
+    /// ```
     fn scan(&self, nr_to_scan: usize) -> usize;
 }
 
@@ -44,6 +79,18 @@ static SHRINKERS: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Keeps a shrinker registered; dropping it unregisters.
+///
+/// ```
+/// use std::sync::Arc;
+/// use rcu_alloc::{register_shrinker, Shrinker};
+/// struct Nothing;
+/// impl Shrinker for Nothing {
+///     fn count(&self) -> usize { 0 }
+///     fn scan(&self, _: usize) -> usize { 0 }
+/// }
+/// let handle = register_shrinker(Arc::new(Nothing));
+/// drop(handle); // unregistered from here on
+/// ```
 #[derive(Debug)]
 #[must_use = "the shrinker is unregistered when the handle is dropped"]
 pub struct ShrinkerHandle {
@@ -51,6 +98,26 @@ pub struct ShrinkerHandle {
 }
 
 /// Registers `shrinker` for every domain's `Reclaim`-policy calls.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use std::sync::Arc;
+/// use rcu_alloc::{register_shrinker, Shrinker};
+///
+/// struct Pool(AtomicUsize);
+/// impl Shrinker for Pool {
+///     fn count(&self) -> usize {
+///         self.0.load(Ordering::Relaxed)
+///     }
+///     fn scan(&self, n: usize) -> usize {
+///         let freed = n.min(self.count());
+///         self.0.fetch_sub(freed, Ordering::Relaxed);
+///         freed
+///     }
+/// }
+/// // Keep the handle as long as the cache lives (e.g. in the same struct).
+/// let _handle = register_shrinker(Arc::new(Pool(AtomicUsize::new(32))));
+/// ```
 pub fn register_shrinker(shrinker: Arc<dyn Shrinker>) -> ShrinkerHandle {
     // Relaxed: a unique id is all that is needed.
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);

@@ -7,6 +7,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::policy::Policy;
 
 /// Why a deferred free or callback took a fallback path instead of a block.
+///
+/// ```
+/// use rcu_alloc::FallbackReason;
+/// for reason in FallbackReason::ALL {
+///     println!("{reason:?}");
+/// }
+/// assert_eq!(FallbackReason::ALL.len(), 4);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum FallbackReason {
     /// No block could be had: cache and pool empty, and the policy may not allocate or the
@@ -46,6 +54,17 @@ fn policy_index(p: Policy) -> usize {
 }
 
 /// A snapshot of an allocator's statistics.
+///
+/// ```
+/// use rcu_alloc::{AllocConfig, BlockAllocator, FallbackReason, Policy};
+/// let alloc = BlockAllocator::new(AllocConfig::new());
+/// alloc.note_fallback(Policy::NoReclaim, FallbackReason::OverBudget);
+/// let stats = alloc.stats();
+/// for (policy, reason, count) in &stats.fallbacks {
+///     println!("{policy:?} fell back {count} time(s): {reason:?}");
+/// }
+/// assert_eq!(stats.fallbacks_total(Policy::NoReclaim), 1);
+/// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AllocStats {
     /// Blocks obtained from the global allocator.
@@ -74,6 +93,16 @@ pub struct AllocStats {
 
 impl AllocStats {
     /// Fallbacks of one policy and reason.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocStats, FallbackReason, Policy};
+    /// let stats = AllocStats {
+    ///     fallbacks: vec![(Policy::NoWait, FallbackReason::Reentrant, 3)],
+    ///     ..AllocStats::default()
+    /// };
+    /// assert_eq!(stats.fallbacks_of(Policy::NoWait, FallbackReason::Reentrant), 3);
+    /// assert_eq!(stats.fallbacks_of(Policy::NoWait, FallbackReason::NoBlock), 0);
+    /// ```
     pub fn fallbacks_of(&self, policy: Policy, reason: FallbackReason) -> u64 {
         self.fallbacks
             .iter()
@@ -82,6 +111,19 @@ impl AllocStats {
     }
 
     /// All fallbacks of one policy.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocStats, FallbackReason, Policy};
+    /// let stats = AllocStats {
+    ///     fallbacks: vec![
+    ///         (Policy::NoWait, FallbackReason::NoBlock, 2),
+    ///         (Policy::NoWait, FallbackReason::OverBudget, 5),
+    ///     ],
+    ///     ..AllocStats::default()
+    /// };
+    /// assert_eq!(stats.fallbacks_total(Policy::NoWait), 7);
+    /// assert_eq!(stats.fallbacks_total(Policy::Reclaim), 0);
+    /// ```
     pub fn fallbacks_total(&self, policy: Policy) -> u64 {
         self.fallbacks.iter().filter(|(p, _, _)| *p == policy).map(|(_, _, n)| n).sum()
     }

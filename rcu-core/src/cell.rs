@@ -5,7 +5,7 @@ use core::marker::PhantomData;
 use core::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use rcu_ctx::{Context, ContextKind, MayAlloc};
+use rcu_ctx::{Atomic, Context, ContextKind, MayAlloc, ReadSection};
 
 use crate::deferred;
 use crate::domain::{Domain, DomainRef, DomainState};
@@ -58,11 +58,29 @@ unsafe impl<T: Send + Sync> Sync for RcuCell<T> {}
 
 impl<T> RcuCell<T> {
     /// A cell of the global domain.
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// let cell = RcuCell::new(String::from("hello"));
+    /// let mut ctx = Sleepable::enter();
+    /// let guard = read_lock(&mut ctx); // a guard of the global domain
+    /// assert_eq!(cell.load(&guard), "hello");
+    /// ```
     pub fn new(value: T) -> Self {
         Self::new_in(Domain::global(), value)
     }
 
     /// A cell of `domain`: load it under that domain's read guards.
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::DomainConfig;
+    /// let domain = Domain::new(DomainConfig::new().name("tables"));
+    /// let cell = RcuCell::new_in(&domain, vec![1, 2, 3]);
+    /// let mut ctx = Sleepable::enter();
+    /// let guard = domain.read_lock(&mut ctx); // a guard of the cell's domain
+    /// assert_eq!(cell.load(&guard).len(), 3);
+    /// ```
     pub fn new_in(domain: &Domain, value: T) -> Self {
         let domain = domain.state_ref();
         RcuCell {
@@ -78,12 +96,26 @@ impl<T> RcuCell<T> {
     /// # Panics
     /// If `guard` is a read section of another domain than the cell's: it would not keep
     /// the value alive.
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// let cell = RcuCell::new(5u32);
+    /// let mut ctx = Sleepable::enter();
+    /// let value = {
+    ///     let guard = read_lock(&mut ctx);
+    ///     *cell.load(&guard) // copy out what must outlive the section
+    /// };
+    /// assert_eq!(value, 5);
+    /// ```
     #[inline]
     pub fn load<'g>(&'g self, guard: &'g ReadGuard<'_>) -> &'g T {
         assert!(
             ptr::eq(guard.domain_state(), self.domain_state),
-            "rcu-core: RcuCell loaded under a read guard of another domain: use a guard of the \
-             cell's own domain"
+            "rcu-core: RcuCell loaded under a read guard of another domain: a read section \
+             protects only its own domain's data (rule: load a cell under a guard of the \
+             domain it was created in). Fix: RcuCell::new cells use read_lock(); \
+             RcuCell::new_in(&d, ..) cells use d.read_lock() (or d.read_lock_nested(guard.ctx()) \
+             from inside another domain's section)"
         );
         // Acquire: pairs with the Release half of the swap/CAS that published the value:
         // its initialisation is visible before we dereference it.
@@ -95,12 +127,23 @@ impl<T> RcuCell<T> {
     }
 
     /// The value, through exclusive access (no reader can hold it).
+    ///
+    /// ```
+    /// let mut cell = rcu_core::RcuCell::new(vec![1]);
+    /// cell.get_mut().push(2); // no reader can exist while we hold `&mut`
+    /// assert_eq!(cell.into_inner(), [1, 2]);
+    /// ```
     pub fn get_mut(&mut self) -> &mut T {
         // SAFETY: `&mut self` excludes readers (they borrow the cell) and writers.
         unsafe { &mut *self.ptr.load(Ordering::Relaxed) }
     }
 
     /// The value, consuming the cell.
+    ///
+    /// ```
+    /// let cell = rcu_core::RcuCell::new(String::from("last"));
+    /// assert_eq!(cell.into_inner(), "last");
+    /// ```
     pub fn into_inner(self) -> T {
         let this = core::mem::ManuallyDrop::new(self);
         // SAFETY: we own the cell; `domain` is read out so that its drop runs.
@@ -114,6 +157,20 @@ impl<T> RcuCell<T> {
 impl<T: Send + 'static> RcuCell<T> {
     /// Publishes `new` and retires the old value: it is dropped after a grace period under
     /// the policy of `ctx` (any token; under `Atomic` this never allocates or blocks).
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// let cell = RcuCell::new(1u64);
+    /// let mut ctx = Sleepable::enter();
+    /// let next = Rcu::boxed(2); // allocated beforehand...
+    /// {
+    ///     let spin = ctx.atomic();
+    ///     cell.replace(&spin, next); // ...published without allocating or blocking
+    /// }
+    /// rcu_barrier(&ctx); // the old value has been dropped
+    /// let guard = read_lock(&mut ctx);
+    /// assert_eq!(*cell.load(&guard), 2);
+    /// ```
     #[track_caller]
     pub fn replace<C: Context>(&self, ctx: &C, new: Box<Rcu<T>>) {
         let slot = self.domain.prepare(ctx);
@@ -124,6 +181,15 @@ impl<T: Send + 'static> RcuCell<T> {
     }
 
     /// Boxes `value` and publishes it, as `replace` (boxing allocates: `MayAlloc`).
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// let cell = RcuCell::new("v1");
+    /// let mut ctx = Sleepable::enter();
+    /// cell.set(&ctx, "v2");
+    /// let guard = read_lock(&mut ctx);
+    /// assert_eq!(*cell.load(&guard), "v2");
+    /// ```
     #[track_caller]
     pub fn set<C: MayAlloc>(&self, ctx: &C, value: T) {
         self.replace(ctx, Rcu::boxed(value));
@@ -139,30 +205,67 @@ impl<T: Send + 'static> RcuCell<T> {
     /// # Panics
     /// With an `Atomic` token on a thread that never registered with the cell's domain (see
     /// [`Domain::register_current_thread`]): registration allocates, which `Atomic` may not.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rcu_core::prelude::*;
+    ///
+    /// let counter = Arc::new(RcuCell::new(0u64));
+    /// std::thread::scope(|s| {
+    ///     for _ in 0..4 {
+    ///         s.spawn(|| {
+    ///             let ctx = Sleepable::enter();
+    ///             for _ in 0..100 {
+    ///                 counter.update(&ctx, |n| Rcu::boxed(n + 1)); // no increment is lost
+    ///             }
+    ///         });
+    ///     }
+    /// });
+    /// let mut ctx = Sleepable::enter();
+    /// let guard = read_lock(&mut ctx);
+    /// assert_eq!(*counter.load(&guard), 400);
+    /// drop(guard);
+    /// rcu_barrier(&ctx);
+    /// ```
     #[track_caller]
     pub fn update<C: Context>(&self, ctx: &C, mut f: impl FnMut(&T) -> Box<Rcu<T>>) {
         let slot = self.domain.prepare(ctx);
         let slot = slot.unwrap_or_else(|| {
             panic!(
                 "rcu-core: RcuCell::update with an Atomic token on a thread not registered \
-                 with the cell's domain: registering allocates. Call \
-                 Domain::register_current_thread (or read once) with a Sleepable token first"
+                 with the cell's domain: registering allocates, which Atomic may not (rule: \
+                 Atomic never allocates). Fix: register the thread beforehand with \
+                 domain.register_current_thread(&ctx) (or one read_lock of that domain) using \
+                 a Sleepable or NoReclaim token; or update with that token"
             )
         });
         loop {
-            // A read section without a guard: it keeps `cur` alive while `f` looks at it.
-            // `section` ends it when dropped, also if `f` panics (a section left open would
-            // hold up every later grace period of the domain).
-            slot.word.enter(self.domain.gp.seq.started_counter());
-            let section = ExitOnDrop(&slot.word);
-            // Acquire: as in `load`.
-            let cur = self.ptr.load(Ordering::Acquire);
-            // SAFETY: protected by the read section just entered (see `load`).
-            let new = Box::into_raw(f(unsafe { &**cur }));
-            // AcqRel: as in `replace`. Acquire on failure: we retry from the newer value.
-            let swapped =
-                self.ptr.compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire).is_ok();
-            drop(section);
+            let (cur, new, swapped) = {
+                // `f` runs inside a read section, and the thread's context state says so, so
+                // the token rules hold inside `f` too (a `Sleepable::enter` there panics, a
+                // captured `Sleepable` is reported by debug validation).
+                // SAFETY: (1) dropped at the end of this block, before `update` returns,
+                // unwinding included; (2) the only scope opened meanwhile, `_context`, is
+                // dropped before it.
+                let atomic = unsafe { Atomic::assume() };
+                let _context = ReadSection::enter_nested(&atomic);
+                // A read section without a guard: it keeps `cur` alive while `f` looks at
+                // it. `section` ends it when dropped, also if `f` panics (a section left
+                // open would hold up every later grace period of the domain).
+                slot.word.enter(self.domain.gp.seq.started_counter());
+                let section = ExitOnDrop(&slot.word);
+                // Acquire: as in `load`.
+                let cur = self.ptr.load(Ordering::Acquire);
+                // SAFETY: protected by the read section just entered (see `load`).
+                let new = Box::into_raw(f(unsafe { &**cur }));
+                // AcqRel: as in `replace`. Acquire on failure: we retry from the newer value.
+                let swapped = self
+                    .ptr
+                    .compare_exchange(cur, new, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok();
+                drop(section);
+                (cur, new, swapped)
+            };
             if swapped {
                 self.retire::<C>(Some(slot), cur);
                 return;

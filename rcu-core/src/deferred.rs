@@ -13,6 +13,22 @@ use crate::head::{Rcu, RunFn};
 
 /// A user callback for `call_rcu`: receives the object back after its grace period, with
 /// the `Atomic` token callbacks run under.
+///
+/// ```
+/// use rcu_core::prelude::*;
+/// use rcu_core::Callback;
+///
+/// struct Conn {
+///     fd: i32,
+/// }
+/// fn close_conn(conn: Box<Rcu<Conn>>, _ctx: &Atomic<'_>) {
+///     assert!(conn.fd >= 0); // runs on the worker after the grace period; must not block
+/// }
+/// let f: Callback<Conn> = close_conn;
+/// let ctx = Sleepable::enter();
+/// call_rcu(&ctx, Rcu::boxed(Conn { fd: 3 }), f);
+/// rcu_barrier(&ctx);
+/// ```
 pub type Callback<T> = fn(Box<Rcu<T>>, &Atomic<'_>);
 
 /// Drops a `Box<Rcu<T>>`.

@@ -45,6 +45,15 @@ impl DomainConfig {
     /// The defaults: stall timeout 21 s (as the kernel's), normal (not expedited) grace
     /// periods, name "domain", the allocator defaults of [`AllocConfig::new`] and a 5 ms
     /// batching delay.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rcu_core::DomainConfig;
+    /// let config = DomainConfig::new();
+    /// assert_eq!(config, DomainConfig::default());
+    /// let custom = config.stall_timeout(Duration::from_secs(5)).batch_delay(Duration::from_millis(1));
+    /// assert_ne!(custom, DomainConfig::new());
+    /// ```
     pub const fn new() -> Self {
         DomainConfig {
             name: Cow::Borrowed("domain"),
@@ -56,18 +65,38 @@ impl DomainConfig {
     }
 
     /// Name used in stall reports and statistics.
+    ///
+    /// ```
+    /// use rcu_core::{Domain, DomainConfig};
+    /// let domain = Domain::new(DomainConfig::new().name(format!("shard-{}", 3)));
+    /// assert_eq!(domain.name(), "shard-3");
+    /// ```
     pub fn name(mut self, name: impl Into<Cow<'static, str>>) -> Self {
         self.name = name.into();
         self
     }
 
     /// How long a grace period may wait for one reader before a stall is reported.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rcu_core::{Domain, DomainConfig};
+    /// // Readers of this domain are expected to be quick: complain after 100 ms.
+    /// let domain = Domain::new(DomainConfig::new().stall_timeout(Duration::from_millis(100)));
+    /// drop(domain);
+    /// ```
     pub fn stall_timeout(mut self, timeout: Duration) -> Self {
         self.stall_timeout = timeout;
         self
     }
 
     /// Block sizes, caches and the memory budget for deferred reclamation.
+    ///
+    /// ```
+    /// use rcu_core::{AllocConfig, Domain, DomainConfig};
+    /// let domain = Domain::new(DomainConfig::new().alloc(AllocConfig::new().budget_bytes(4 << 20)));
+    /// assert_eq!(domain.stats().budget_bytes, 4 << 20);
+    /// ```
     pub fn alloc(mut self, alloc: AllocConfig) -> Self {
         self.alloc = alloc;
         self
@@ -75,6 +104,14 @@ impl DomainConfig {
 
     /// How long queued items may wait to be collected into a batch: longer batches more
     /// items per grace period, shorter frees memory sooner.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rcu_core::{Domain, DomainConfig};
+    /// // Free memory promptly rather than batching many frees per grace period.
+    /// let domain = Domain::new(DomainConfig::new().batch_delay(Duration::from_millis(1)));
+    /// drop(domain);
+    /// ```
     pub fn batch_delay(mut self, delay: Duration) -> Self {
         self.batch_delay = delay;
         self
@@ -82,6 +119,14 @@ impl DomainConfig {
 
     /// Makes `synchronize_rcu` behave as `synchronize_rcu_expedited` (lower latency, more
     /// CPU while waiting).
+    ///
+    /// ```
+    /// use rcu_core::{Domain, DomainConfig, Sleepable};
+    /// let domain = Domain::new(DomainConfig::new().expedited(true));
+    /// let ctx = Sleepable::enter();
+    /// domain.synchronize_rcu(&ctx); // runs an expedited grace period
+    /// assert!(domain.stats().gps_expedited >= 1);
+    /// ```
     pub fn expedited(mut self, expedited: bool) -> Self {
         self.expedited = expedited;
         self
@@ -97,6 +142,16 @@ impl Default for DomainConfig {
 /// A grace-period number: the first grace period that begins after the cookie was taken.
 /// Once it has completed, every reader that could have seen what was removed before the
 /// cookie was taken has finished. Compare cookies of one domain only.
+///
+/// ```
+/// use rcu_core::prelude::*;
+/// let ctx = Sleepable::enter();
+/// let cookie: GpCookie = get_state();
+/// assert!(!poll(cookie));
+/// synchronize_rcu(&ctx);
+/// assert!(poll(cookie));
+/// assert!(get_state() > cookie); // cookies of one domain are ordered
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct GpCookie {
     seq: u64,
@@ -105,6 +160,13 @@ pub struct GpCookie {
 
 impl GpCookie {
     /// The grace-period sequence number this cookie waits for.
+    ///
+    /// ```
+    /// use rcu_core::Domain;
+    /// let domain = Domain::global();
+    /// let cookie = domain.get_state();
+    /// assert_eq!(cookie.seq(), domain.stats().gp_seq + 1); // the next grace period
+    /// ```
     pub fn seq(&self) -> u64 {
         self.seq
     }
@@ -234,8 +296,11 @@ impl DomainState {
     fn check_cookie(&self, cookie: GpCookie) {
         assert!(
             cookie.domain == self.id,
-            "rcu-core: a GpCookie of one domain used with another: cookies compare grace \
-             periods of the domain that issued them only"
+            "rcu-core: a GpCookie of one domain used with another (domain '{}'): a cookie \
+             names a grace period of the domain that issued it, and means nothing to another \
+             (rule: one cookie, one domain). Fix: poll or cond_synchronize on the domain whose \
+             get_state/start_poll returned it (the free functions use Domain::global())",
+            self.name()
         );
     }
 
@@ -246,7 +311,12 @@ impl DomainState {
         assert!(
             !reader::in_read_section(self),
             "rcu-core: waiting for a grace period inside a read section of the same domain \
-             would wait for itself forever: end the read section first"
+             would wait for itself forever (rule: no synchronize_rcu or cond_synchronize inside \
+             a read section). The token types rule this out except through a token the section \
+             did not borrow: one captured by an RcuCell::update closure (which runs inside a \
+             read section), a second root Sleepable, or a copy made with unsafe code. Fix: end \
+             the read section first (in update closures, only compute the new value), or use \
+             start_poll/poll or call_rcu instead of waiting"
         );
         crate::process::init();
         self.gp.wait_until_completed(self, cookie, urgency);
@@ -300,6 +370,22 @@ impl core::ops::Deref for DomainRef {
 /// [`Domain::global`] (or the free functions of this crate, which use it); a library that
 /// wants its slow readers or many grace periods kept apart makes its own with
 /// [`Domain::new`]. Dropping a domain stops its worker thread.
+///
+/// ```
+/// use rcu_core::prelude::*;
+/// use rcu_core::DomainConfig;
+///
+/// let domain = Domain::new(DomainConfig::new().name("sessions"));
+/// let sessions = RcuCell::new_in(&domain, vec!["alice"]);
+/// let mut ctx = Sleepable::enter();
+/// {
+///     let guard = domain.read_lock(&mut ctx);
+///     assert_eq!(sessions.load(&guard)[0], "alice");
+/// }
+/// sessions.set(&ctx, vec!["alice", "bob"]);
+/// domain.synchronize_rcu(&ctx); // waits for this domain's readers only
+/// domain.rcu_barrier(&ctx);
+/// ```
 #[derive(Debug)]
 pub struct Domain {
     state: DomainRef,
@@ -309,15 +395,35 @@ pub struct Domain {
 
 impl Domain {
     /// The process-wide domain, started on first use.
+    ///
+    /// ```
+    /// use rcu_core::Domain;
+    /// let global = Domain::global();
+    /// assert!(global.is_global());
+    /// assert_eq!(global.name(), "global");
+    /// ```
     pub fn global() -> &'static Domain {
         &GLOBAL
     }
 
     /// A new, isolated domain with its own readers, grace periods and worker thread.
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::DomainConfig;
+    /// let domain = Domain::new(DomainConfig::new().name("private"));
+    /// let ctx = Sleepable::enter();
+    /// domain.kvfree_rcu(&ctx, Rcu::boxed(1u8));
+    /// drop(domain); // runs what is still queued, then stops the domain's worker
+    /// ```
     pub fn new(config: DomainConfig) -> Domain {
         // Relaxed: a unique id is all that is needed.
         let id = NEXT_DOMAIN_ID.fetch_add(1, Ordering::Relaxed);
-        assert!(id != 0, "rcu-core: domain ids exhausted");
+        assert!(
+            id != 0,
+            "rcu-core: domain ids exhausted (2^32 domains created): create domains once and \
+             share them instead of making one per operation"
+        );
         let DomainConfig { name, stall_timeout, expedited, alloc, batch_delay } = config;
         let reclaim = Reclaim::new(alloc, batch_delay);
         let state = Arc::new(DomainState::new(id, name, stall_timeout, expedited, reclaim));
@@ -337,11 +443,22 @@ impl Domain {
     }
 
     /// The domain's name ("global" for the global domain).
+    ///
+    /// ```
+    /// use rcu_core::{Domain, DomainConfig};
+    /// assert_eq!(Domain::new(DomainConfig::new()).name(), "domain"); // the default name
+    /// ```
     pub fn name(&self) -> &str {
         self.state().name()
     }
 
     /// True for the global domain.
+    ///
+    /// ```
+    /// use rcu_core::{Domain, DomainConfig};
+    /// assert!(Domain::global().is_global());
+    /// assert!(!Domain::new(DomainConfig::new()).is_global());
+    /// ```
     pub fn is_global(&self) -> bool {
         matches!(self.state, DomainRef::Global(_))
     }
@@ -400,6 +517,20 @@ impl Domain {
     /// # Panics
     /// If the calling thread is inside a read section of this domain (which would wait for
     /// itself forever); the token types already rule this out unless a token was smuggled.
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::DomainConfig;
+    /// let domain = Domain::new(DomainConfig::new());
+    /// let mut ctx = Sleepable::enter();
+    /// let cookie = domain.get_state();
+    /// domain.synchronize_rcu(&ctx);
+    /// assert!(domain.poll(cookie));
+    /// {
+    ///     let nr = ctx.no_reclaim(); // NoReclaim may wait for a grace period too
+    ///     domain.synchronize_rcu(&nr);
+    /// }
+    /// ```
     #[track_caller]
     pub fn synchronize_rcu<C: MaySleep>(&self, ctx: &C) {
         ctx.validate();
@@ -409,6 +540,14 @@ impl Domain {
 
     /// As [`Domain::synchronize_rcu`], but waits for readers by spinning and short sleeps
     /// instead of longer sleeps: lower latency, more CPU.
+    ///
+    /// ```
+    /// use rcu_core::{Domain, Sleepable};
+    /// let ctx = Sleepable::enter();
+    /// let before = Domain::global().stats().gps_expedited;
+    /// Domain::global().synchronize_rcu_expedited(&ctx);
+    /// assert!(Domain::global().stats().gps_expedited > before);
+    /// ```
     #[track_caller]
     pub fn synchronize_rcu_expedited<C: MaySleep>(&self, ctx: &C) {
         ctx.validate();
@@ -418,6 +557,15 @@ impl Domain {
 
     /// A cookie for the polled API: `poll(cookie)` becomes true once a full grace period has
     /// elapsed after this call. Does not start a grace period; never blocks; any context.
+    ///
+    /// ```
+    /// use rcu_core::{Domain, DomainConfig, Sleepable};
+    /// let domain = Domain::new(DomainConfig::new());
+    /// let cookie = domain.get_state(); // no grace period is requested
+    /// let ctx = Sleepable::enter();
+    /// domain.cond_synchronize(&ctx, cookie);
+    /// assert!(domain.poll(cookie));
+    /// ```
     pub fn get_state(&self) -> GpCookie {
         self.state().cookie()
     }
@@ -428,6 +576,20 @@ impl Domain {
     /// With a token that may allocate, the domain's worker is started if it has not been
     /// yet; with `Atomic` the request is recorded and the worker woken if it runs (the global
     /// domain's worker starts with its first reader or sleepable call).
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::DomainConfig;
+    /// let domain = Domain::new(DomainConfig::new());
+    /// let mut ctx = Sleepable::enter();
+    /// let cookie = {
+    ///     let spin = ctx.atomic();
+    ///     domain.start_poll(&spin) // never blocks: fine in an atomic scope
+    /// };
+    /// while !domain.poll(cookie) {
+    ///     std::thread::yield_now(); // the domain's worker runs the grace period
+    /// }
+    /// ```
     pub fn start_poll<C: Context>(&self, ctx: &C) -> GpCookie {
         ctx.validate();
         self.ensure_worker::<C>();
@@ -442,6 +604,19 @@ impl Domain {
     ///
     /// # Panics
     /// If `cookie` was issued by another domain.
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::DomainConfig;
+    /// let domain = Domain::new(DomainConfig::new());
+    /// let mut ctx = Sleepable::enter();
+    /// let guard = domain.read_lock(&mut ctx);
+    /// let cookie = domain.start_poll(guard.ctx());
+    /// assert!(!domain.poll(cookie)); // cannot complete while this section lives
+    /// drop(guard);
+    /// domain.cond_synchronize(&ctx, cookie);
+    /// assert!(domain.poll(cookie));
+    /// ```
     #[inline]
     #[track_caller]
     pub fn poll(&self, cookie: GpCookie) -> bool {
@@ -451,6 +626,15 @@ impl Domain {
     }
 
     /// Waits for grace period `cookie` unless it has already completed.
+    ///
+    /// ```
+    /// use rcu_core::{Domain, Sleepable};
+    /// let domain = Domain::global();
+    /// let ctx = Sleepable::enter();
+    /// let cookie = domain.get_state();
+    /// domain.synchronize_rcu(&ctx);
+    /// domain.cond_synchronize(&ctx, cookie); // already elapsed: returns at once
+    /// ```
     #[track_caller]
     pub fn cond_synchronize<C: MaySleep>(&self, ctx: &C, cookie: GpCookie) {
         ctx.validate();
@@ -462,6 +646,18 @@ impl Domain {
     }
 
     /// A snapshot of the domain's statistics.
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::DomainConfig;
+    /// let domain = Domain::new(DomainConfig::new());
+    /// let ctx = Sleepable::enter();
+    /// domain.kvfree_rcu(&ctx, Rcu::boxed([0u8; 32]));
+    /// domain.rcu_barrier(&ctx);
+    /// let stats = domain.stats();
+    /// assert_eq!((stats.callbacks_queued, stats.callbacks_invoked), (1, 1));
+    /// assert!(stats.gp_completed >= 1);
+    /// ```
     pub fn stats(&self) -> DomainStats {
         let s = self.state();
         DomainStats {
@@ -496,6 +692,14 @@ impl Domain {
     }
 
     /// Changes how long a grace period waits for one reader before reporting a stall.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rcu_core::Domain;
+    /// // e.g. while debugging a slow reader: report it sooner.
+    /// Domain::global().set_stall_timeout(Duration::from_secs(2));
+    /// Domain::global().set_stall_timeout(Duration::from_secs(21)); // back to the default
+    /// ```
     pub fn set_stall_timeout(&self, timeout: Duration) {
         // Relaxed: a setting, read at the start of each grace period.
         self.state().stall_timeout_ns.store(timeout.as_nanos() as u64, Ordering::Relaxed);
@@ -609,13 +813,34 @@ impl Domain {
     ///
     /// # Panics
     /// Inside a read section of this domain (it would wait for itself).
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::DomainConfig;
+    ///
+    /// static RAN: AtomicU32 = AtomicU32::new(0);
+    /// fn count(_obj: Box<Rcu<()>>, _ctx: &Atomic<'_>) {
+    ///     RAN.fetch_add(1, Ordering::Relaxed);
+    /// }
+    /// let domain = Domain::new(DomainConfig::new());
+    /// let ctx = Sleepable::enter();
+    /// for _ in 0..10 {
+    ///     domain.call_rcu(&ctx, Rcu::boxed(()), count);
+    /// }
+    /// domain.rcu_barrier(&ctx);
+    /// assert_eq!(RAN.load(Ordering::Relaxed), 10);
+    /// ```
     #[track_caller]
     pub fn rcu_barrier<C: MayReclaim>(&self, ctx: &C) {
         let _ = self.prepare(ctx);
         assert!(
             !crate::reader::in_read_section(self.state()),
             "rcu-core: rcu_barrier inside a read section of the same domain would wait for \
-             itself forever: end the read section first"
+             itself forever (rule: no rcu_barrier inside a read section). The token types rule \
+             this out except through a token the section did not borrow: one captured by an \
+             RcuCell::update closure, a second root Sleepable, or a copy made with unsafe code. \
+             Fix: end the read section first"
         );
         self.state().barrier();
     }
@@ -623,27 +848,79 @@ impl Domain {
     /// Registers the calling thread with this domain now rather than on first use (which
     /// allocates). Do this before a thread's signal handlers use the domain: an unregistered
     /// thread's `Atomic` calls still work, through the embedded-head path.
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::{DomainConfig, FallbackReason, Policy};
+    /// let domain = Domain::new(DomainConfig::new());
+    /// let mut ctx = Sleepable::enter();
+    /// domain.register_current_thread(&ctx); // e.g. before installing a signal handler
+    /// {
+    ///     let spin = ctx.atomic(); // stands for the handler's `Atomic::assume()`
+    ///     domain.kvfree_rcu(&spin, Rcu::boxed(1u32));
+    /// }
+    /// let stats = domain.alloc_stats();
+    /// assert_eq!(stats.fallbacks_of(Policy::NoWait, FallbackReason::Unregistered), 0);
+    /// domain.rcu_barrier(&ctx);
+    /// ```
     pub fn register_current_thread<C: MayAlloc>(&self, ctx: &C) {
         let _ = self.prepare(ctx);
     }
 
     /// The allocation side's statistics: blocks, pool, fallbacks by policy and reason.
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::{DomainConfig, Policy};
+    /// let domain = Domain::new(DomainConfig::new());
+    /// let ctx = Sleepable::enter();
+    /// domain.kvfree_rcu(&ctx, Rcu::boxed(0u64));
+    /// let stats = domain.alloc_stats();
+    /// assert!(stats.blocks_allocated + stats.pool_hits >= 1); // the item's block came from somewhere
+    /// assert_eq!(stats.fallbacks_total(Policy::Reclaim), 0);
+    /// domain.rcu_barrier(&ctx);
+    /// ```
     pub fn alloc_stats(&self) -> AllocStats {
         self.state().reclaim.alloc.stats()
     }
 
     /// Makes this domain's block requests under `policy` fail as `config` says, so fallback
     /// paths run (tests).
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::{DomainConfig, FallbackReason, FaultConfig, Policy};
+    /// let domain = Domain::new(DomainConfig::new());
+    /// domain.inject_faults(Policy::Reclaim, FaultConfig::every_nth(1)); // no block, ever
+    /// let ctx = Sleepable::enter();
+    /// domain.kvfree_rcu(&ctx, Rcu::boxed(1u8)); // still works: the embedded head carries it
+    /// assert_eq!(domain.alloc_stats().fallbacks_of(Policy::Reclaim, FallbackReason::NoBlock), 1);
+    /// domain.rcu_barrier(&ctx);
+    /// ```
     pub fn inject_faults(&self, policy: Policy, config: FaultConfig) {
         self.state().reclaim.alloc.inject_faults(policy, config);
     }
 
     /// Changes how long queued items wait to be collected into a batch.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rcu_core::{Domain, DomainConfig};
+    /// let domain = Domain::new(DomainConfig::new());
+    /// domain.set_batch_delay(Duration::from_millis(20)); // fewer, larger batches
+    /// ```
     pub fn set_batch_delay(&self, delay: Duration) {
         self.state().reclaim.set_batch_delay(delay);
     }
 
     /// Changes the budget for pending reclamation, in bytes.
+    ///
+    /// ```
+    /// use rcu_core::{Domain, DomainConfig};
+    /// let domain = Domain::new(DomainConfig::new());
+    /// domain.set_budget(1 << 20);
+    /// assert_eq!(domain.stats().budget_bytes, 1 << 20);
+    /// ```
     pub fn set_budget(&self, bytes: usize) {
         self.state().reclaim.alloc.budget().set_limit(bytes);
     }

@@ -18,6 +18,14 @@ use rcu_ctx::Atomic;
 pub(crate) type RunFn = unsafe fn(*mut (), &Atomic<'_>);
 
 /// The bookkeeping an object carries while it is queued. Opaque; lives inside [`Rcu<T>`].
+///
+/// ```
+/// use rcu_core::Rcu;
+/// // You never build a head yourself: `Rcu<T>` carries one in front of your value.
+/// let obj = Rcu::boxed(5u32);
+/// assert_eq!(**obj, 5);
+/// assert!(std::mem::size_of::<Rcu<u32>>() > std::mem::size_of::<rcu_core::RcuHead>());
+/// ```
 pub struct RcuHead {
     /// Intrusive list link (fallback path only).
     pub(crate) next: UnsafeCell<*mut RcuHead>,
@@ -76,16 +84,35 @@ pub struct Rcu<T> {
 
 impl<T> Rcu<T> {
     /// Wraps `value`.
+    ///
+    /// ```
+    /// use rcu_core::Rcu;
+    /// const EMPTY: Rcu<Vec<u8>> = Rcu::new(Vec::new());
+    /// let boxed = Box::new(EMPTY);
+    /// assert!(boxed.is_empty());
+    /// ```
     pub const fn new(value: T) -> Self {
         Rcu { head: RcuHead::new(), value }
     }
 
     /// Wraps and boxes `value`: the form `call_rcu` and `kvfree_rcu` take.
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// let ctx = Sleepable::enter();
+    /// kvfree_rcu(&ctx, Rcu::boxed(String::from("retired")));
+    /// ```
     pub fn boxed(value: T) -> Box<Self> {
         Box::new(Self::new(value))
     }
 
     /// Unwraps the value.
+    ///
+    /// ```
+    /// let obj = rcu_core::Rcu::boxed(vec![1, 2]);
+    /// let v: Vec<i32> = (*obj).into_inner();
+    /// assert_eq!(v, [1, 2]);
+    /// ```
     pub fn into_inner(self) -> T {
         self.value
     }

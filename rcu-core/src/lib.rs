@@ -73,6 +73,18 @@
 //! # Domains
 //! The free functions use [`Domain::global`]. [`Domain::new`] makes an isolated domain with
 //! its own readers, grace periods and worker; its methods mirror the free functions.
+//!
+//! # Where to go next
+//! - [`guide`] (`docs/guide.md`): a read-mostly configuration, an RCU linked list, choosing
+//!   and passing tokens, behaviour under memory pressure, the polled API, domains, statistics
+//!   and stall reports, and what each error message asks you to change.
+//! - [`migration`] (`docs/migration.md`): liburcu, crossbeam-epoch and Linux kernel calls
+//!   mapped to this API, with the differences that matter.
+//! - The examples in `rcu-core/examples/`, each runnable with
+//!   `cargo run --release -p rcu-core --example NAME`: `config_reload`, `rcu_map`,
+//!   `signal_free`, `reclaim_path` and `tokens_tour`.
+//! - `rcu_ctx`'s documentation (`docs/contexts.md`) for the tokens themselves, and
+//!   `docs/design.md` for how the engine works and why it is correct.
 
 #[cfg(not(loom))]
 mod cell;
@@ -131,6 +143,14 @@ mod api {
 }
 
 /// Everything a caller needs in scope: tokens, capability traits and the RCU API.
+///
+/// ```
+/// use rcu_core::prelude::*;
+/// let mut ctx = Sleepable::enter();
+/// let cell = RcuCell::new(1);
+/// let guard = read_lock(&mut ctx);
+/// assert_eq!(*cell.load(&guard), 1);
+/// ```
 #[cfg(not(loom))]
 pub mod prelude {
     pub use crate::{
@@ -320,6 +340,14 @@ pub fn kvfree_rcu_mightsleep<C: MaySleep, T: Send + 'static>(ctx: &C, obj: Box<T
 pub fn rcu_barrier<C: MayReclaim>(ctx: &C) {
     Domain::global().rcu_barrier(ctx)
 }
+
+#[cfg(not(loom))]
+#[doc = include_str!("../../docs/guide.md")]
+pub mod guide {}
+
+#[cfg(not(loom))]
+#[doc = include_str!("../../docs/migration.md")]
+pub mod migration {}
 
 /// The README's examples are compiled and run as doctests, so the quick start cannot rot.
 #[cfg(all(doctest, not(loom)))]

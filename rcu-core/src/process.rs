@@ -35,7 +35,11 @@ pub(crate) fn init() {
         )));
         // SAFETY: `child_after_fork` is an `extern "C" fn()` that lives forever.
         let rc = unsafe { libc::pthread_atfork(None, None, Some(child_after_fork)) };
-        assert!(rc == 0, "rcu-core: pthread_atfork failed ({rc})");
+        assert!(
+            rc == 0,
+            "rcu-core: pthread_atfork failed ({rc}, out of memory): the runtime needs its fork \
+             handler to keep working in a forked child"
+        );
     });
 }
 

@@ -25,6 +25,16 @@ use crate::worker::Worker;
 ///
 /// Obtained from [`read_lock`](crate::read_lock) or [`Domain::read_lock`](crate::Domain::read_lock).
 /// It is neither `Send` nor `Sync`: a section belongs to the thread that entered it.
+///
+/// ```
+/// use rcu_core::prelude::*;
+/// let cell = RcuCell::new(10);
+/// let mut ctx = Sleepable::enter();
+/// let guard: ReadGuard<'_> = read_lock(&mut ctx);
+/// let value = cell.load(&guard);
+/// assert_eq!(*value, 10);
+/// drop(guard); // ends the section; `value` can no longer be used
+/// ```
 #[must_use = "the read section ends when the guard is dropped"]
 #[derive(Debug)]
 pub struct ReadGuard<'a> {
@@ -36,6 +46,17 @@ pub struct ReadGuard<'a> {
 impl<'a> ReadGuard<'a> {
     /// The `Atomic` token for code inside the section: it may call non-blocking,
     /// non-allocating operations such as `poll`.
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// let mut ctx = Sleepable::enter();
+    /// let guard = read_lock(&mut ctx);
+    /// let atomic = guard.ctx();
+    /// kvfree_rcu(atomic, Rcu::boxed(1u8)); // queueing is fine inside a section
+    /// let _cookie = start_poll(atomic);
+    /// drop(guard);
+    /// rcu_barrier(&ctx);
+    /// ```
     #[inline]
     pub fn ctx(&self) -> &Atomic<'a> {
         self.section.token()
@@ -43,11 +64,39 @@ impl<'a> ReadGuard<'a> {
 
     /// Enters a read section nested in this one (same domain). Nesting is cheap: it only
     /// counts; the outermost section is what grace periods wait for.
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// let mut ctx = Sleepable::enter();
+    /// let outer = read_lock(&mut ctx);
+    /// let inner = outer.nest();
+    /// assert_eq!(rcu_core::thread_state::snapshot().read_depth, 2);
+    /// drop(inner);
+    /// drop(outer);
+    /// ```
     #[inline]
     pub fn nest(&self) -> ReadGuard<'_> {
         let section = ReadSection::enter_nested(self.ctx());
         self.word.enter(self.domain.gp.seq.started_counter());
         ReadGuard { word: self.word, domain: self.domain, section }
+    }
+
+    /// True if this guard is a read section of `domain`: what a data structure of that
+    /// domain checks before trusting the guard to keep its data alive (as
+    /// [`RcuCell::load`](crate::RcuCell::load) does).
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::{Domain, DomainConfig};
+    /// let other = Domain::new(DomainConfig::new());
+    /// let mut ctx = Sleepable::enter();
+    /// let guard = read_lock(&mut ctx);
+    /// assert!(guard.is_of(Domain::global()));
+    /// assert!(!guard.is_of(&other));
+    /// ```
+    #[inline]
+    pub fn is_of(&self, domain: &crate::Domain) -> bool {
+        ptr::eq(self.domain, domain.state())
     }
 
     /// Is this guard a read section of `domain`'s? Used to check that data of one domain is
@@ -113,8 +162,10 @@ fn release(domain: &DomainState, slot: &Slot) {
         let _ = writeln!(
             std::io::stderr(),
             "rcu-core: thread '{}' (tid {}) exited inside {} read section(s) of domain '{}': \
-             a ReadGuard was leaked (mem::forget?). The section was ended so grace periods \
-             can proceed; drop guards instead of forgetting them.",
+             a ReadGuard was leaked (mem::forget, or kept in a thread-local or static). The \
+             section was ended so grace periods can proceed (rule: a read section ends, by \
+             dropping its guard, on the thread that entered it). Fix: drop every guard; never \
+             forget or store one.",
             slot.name().as_deref().unwrap_or("<unnamed>"),
             slot.tid(),
             leaked,
@@ -188,8 +239,9 @@ fn register_in(domain: &Arc<DomainState>) -> *const Slot {
         HAS_DOMAIN_SLOTS.with(|has| has.set(true));
         let mut list = list.try_borrow_mut().expect(
             "rcu-core: a signal handler entered a read section of a domain while the thread it \
-             interrupted was registering with a domain: register threads (read once, or \
-             Domain::register_current_thread) before their handlers use RCU",
+             interrupted was registering with a domain (rule: registering allocates, so a \
+             handler must find its thread already registered). Fix: register threads (one \
+             read_lock, or Domain::register_current_thread) before their handlers use RCU",
         );
         // Registrations with dropped domains only keep their memory alive: let them go.
         list.retain(|r| r.domain.is_live());

@@ -246,7 +246,7 @@ impl RunCount {
             // running frees the object.
             let (next, run, bytes) =
                 unsafe { (*(*head).next.get(), *(*head).run.get(), *(*head).bytes.get()) };
-            let run = run.expect("rcu-core: intrusive item without a trampoline");
+            let run = run.expect("rcu-core internal error: intrusive item without a trampoline");
             // SAFETY: as above: queued once, run once.
             self.count(unsafe { deferred::run(Entry { obj: head.cast(), run }, ctx) });
             r.alloc.budget().release(bytes);
@@ -263,8 +263,10 @@ impl RunCount {
             r.panics.fetch_add(self.panics, Ordering::Relaxed);
             eprintln!(
                 "rcu-core: {} RCU callback(s) of domain '{domain}' panicked (see the panic \
-                 messages above); the rest of their batch ran. Callbacks must not panic: no \
-                 caller is there to handle it.",
+                 messages above); the rest of their batch ran and the objects they owned were \
+                 dropped while unwinding. Rule: callbacks must not panic, there is no caller to \
+                 handle it. Fix: handle failures inside the callback (log or count them) \
+                 instead of unwrap/expect/assert.",
                 self.panics
             );
         }

@@ -5,6 +5,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// A grace period held up by one reader for longer than the domain's stall timeout.
+///
+/// ```
+/// use std::time::Duration;
+/// use rcu_core::StallReport;
+/// let report = StallReport {
+///     domain: "global".into(),
+///     thread_name: Some("worker-3".into()),
+///     tid: 4242,
+///     blocked_for: Duration::from_millis(21_500),
+///     gp_seq: 17,
+///     pending_callbacks: 1000,
+/// };
+/// let line = report.to_string(); // what the default handler prints on stderr
+/// assert!(line.starts_with("rcu: grace period 17 of domain 'global' stalled for 21.500s"));
+/// assert!(line.contains("'worker-3' (tid 4242)"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StallReport {
     /// Name of the domain ("global" for the global domain).
@@ -26,8 +42,10 @@ impl core::fmt::Display for StallReport {
         write!(
             f,
             "rcu: grace period {} of domain '{}' stalled for {:.3}s by reader thread '{}' \
-             (tid {}); {} callbacks pending: a read section is held too long (a blocked or \
-             looping reader?)",
+             (tid {}); {} callbacks pending. Rule: read sections are short and never block. \
+             Fix: find where that thread holds a ReadGuard (blocked, sleeping or looping inside \
+             the section) and end the section sooner; give long readers a domain of their own, \
+             or raise the domain's stall timeout if the wait is expected",
             self.gp_seq,
             self.domain,
             self.blocked_for.as_secs_f64(),
@@ -39,6 +57,20 @@ impl core::fmt::Display for StallReport {
 }
 
 /// Receives stall reports; called on the thread that drives the grace period.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use std::sync::Arc;
+/// use rcu_core::{Domain, StallHandler, StallReport};
+///
+/// static STALLS: AtomicU64 = AtomicU64::new(0);
+/// let handler: StallHandler = Arc::new(|report: &StallReport| {
+///     STALLS.fetch_add(1, Ordering::Relaxed);
+///     eprintln!("{report}");
+/// });
+/// Domain::global().set_stall_handler(Some(handler));
+/// Domain::global().set_stall_handler(None);
+/// ```
 pub type StallHandler = Arc<dyn Fn(&StallReport) + Send + Sync>;
 
 /// Where a domain's stall reports go: the default prints one line to stderr.

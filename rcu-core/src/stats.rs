@@ -3,6 +3,16 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A snapshot of a domain's statistics (see [`Domain::stats`](crate::Domain::stats)).
+///
+/// ```
+/// use rcu_core::prelude::*;
+/// let ctx = Sleepable::enter();
+/// let before = Domain::global().stats();
+/// synchronize_rcu(&ctx);
+/// let after = Domain::global().stats();
+/// assert!(after.gp_completed > before.gp_completed);
+/// println!("pending {} of {} bytes", after.pending_bytes, after.budget_bytes);
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct DomainStats {
     /// The last grace period started.

@@ -72,7 +72,10 @@ impl Worker {
         let handle = std::thread::Builder::new()
             .name(format!("rcu-gp-{}", domain.name()))
             .spawn(move || run(&for_thread))
-            .expect("rcu-core: could not spawn the domain's worker thread");
+            .expect(
+                "rcu-core: could not spawn the domain's worker thread, which runs its grace \
+                 periods and callbacks (the process is at its thread limit or out of memory)",
+            );
         *worker.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
     }
 

@@ -10,6 +10,18 @@ use crate::token::{Atomic, NoReclaim, Sleepable};
 ///
 /// Policies elsewhere (allocation, waiting) are `const` functions of this value, so the
 /// decision is made by the compiler, never by inspecting the thread at run time.
+///
+/// ```
+/// use rcu_ctx::{Context, ContextKind, NoReclaim, Sleepable};
+///
+/// fn kind_of<C: Context>(_: &C) -> ContextKind {
+///     C::KIND // a constant: the compiler resolves it per token type
+/// }
+/// let mut ctx = Sleepable::enter();
+/// assert_eq!(kind_of(&ctx), ContextKind::Sleepable);
+/// assert_eq!(kind_of(&ctx.atomic()), ContextKind::Atomic);
+/// assert_eq!(<NoReclaim<'_> as Context>::KIND, ContextKind::NoReclaim);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum ContextKind {
     /// May block, allocate and reclaim.
@@ -29,6 +41,21 @@ pub(crate) mod sealed {
 ///
 /// Operations that are allowed everywhere (e.g. `call_rcu` with an embedded head) take
 /// `&impl Context`; their behaviour is then a compile-time function of [`Context::KIND`].
+///
+/// ```
+/// use rcu_ctx::{Context, Sleepable};
+///
+/// /// Legal in every context: takes any token.
+/// fn count<C: Context>(ctx: &C, n: &mut u32) {
+///     ctx.validate();
+///     *n += 1;
+/// }
+/// let mut ctx = Sleepable::enter();
+/// let mut n = 0;
+/// count(&ctx, &mut n);
+/// count(&ctx.atomic(), &mut n);
+/// assert_eq!(n, 2);
+/// ```
 pub trait Context: sealed::Sealed {
     /// The context this token stands for.
     const KIND: ContextKind;
@@ -36,6 +63,14 @@ pub trait Context: sealed::Sealed {
     /// Debug validation: reports a violation if this token disagrees with the calling thread's
     /// real state (a token smuggled past the borrow checker with `unsafe`). A no-op in release
     /// builds without the `checks` feature. Every token-taking API calls it on entry.
+    ///
+    /// ```
+    /// use rcu_ctx::{Context, Sleepable};
+    /// let mut ctx = Sleepable::enter();
+    /// ctx.validate(); // agrees with the thread: silent
+    /// let spin = ctx.atomic();
+    /// spin.validate(); // so does the scope's token
+    /// ```
     #[track_caller]
     fn validate(&self) {
         crate::validate::token(Self::KIND);
@@ -43,12 +78,36 @@ pub trait Context: sealed::Sealed {
 
     /// Enters an atomic scope (e.g. while holding a spinlock): the parent token is unusable
     /// until the returned token is dropped.
+    ///
+    /// ```
+    /// use rcu_ctx::{thread_state, Context, Sleepable};
+    /// let mut ctx = Sleepable::enter();
+    /// {
+    ///     let _spin = ctx.atomic(); // e.g. while a spinlock is held
+    ///     assert_eq!(thread_state::snapshot().atomic_depth, 1);
+    /// } // the scope ends when the token is dropped
+    /// assert_eq!(thread_state::snapshot().atomic_depth, 0);
+    /// ```
     fn atomic(&mut self) -> Atomic<'_> {
         Atomic::enter_scope()
     }
 }
 
 /// Tokens that may call the global allocator: `Sleepable` and `NoReclaim`.
+///
+/// ```
+/// use rcu_ctx::{MayAlloc, MaySleep, Sleepable};
+///
+/// fn stash<C: MayAlloc>(_ctx: &C, buf: &mut Vec<u8>) {
+///     buf.push(1); // may call the global allocator
+/// }
+/// let mut ctx = Sleepable::enter();
+/// let mut buf = Vec::new();
+/// stash(&ctx, &mut buf);
+/// stash(&ctx.no_reclaim(), &mut buf);
+/// // stash(&ctx.atomic(), &mut buf); // does not compile: `Atomic` may not allocate
+/// assert_eq!(buf.len(), 2);
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` may not allocate: this call may call the global allocator",
     label = "an allocating call needs a `Sleepable` or `NoReclaim` token",
@@ -58,6 +117,20 @@ pub trait Context: sealed::Sealed {
 pub trait MayAlloc: Context {}
 
 /// Tokens that may block: `Sleepable` and `NoReclaim`.
+///
+/// ```
+/// use std::sync::Mutex;
+/// use rcu_ctx::{MaySleep, Sleepable};
+///
+/// fn locked<C: MaySleep>(_ctx: &C, m: &Mutex<u32>) -> u32 {
+///     *m.lock().unwrap() // may block
+/// }
+/// let m = Mutex::new(7);
+/// let mut ctx = Sleepable::enter();
+/// assert_eq!(locked(&ctx, &m), 7);
+/// assert_eq!(locked(&ctx.no_reclaim(), &m), 7);
+/// // locked(&ctx.atomic(), &m); // does not compile: `Atomic` may not sleep
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` may not sleep: this call may block",
     label = "a blocking call needs a `Sleepable` or `NoReclaim` token",
@@ -67,6 +140,17 @@ pub trait MayAlloc: Context {}
 pub trait MaySleep: Context {
     /// Enters a no-reclaim scope (e.g. inside a memory-reclaim path): the parent token is
     /// unusable until the returned token is dropped.
+    ///
+    /// ```
+    /// use rcu_ctx::{thread_state, MaySleep, Sleepable};
+    /// let mut ctx = Sleepable::enter();
+    /// {
+    ///     let mut nr = ctx.no_reclaim(); // `ctx` is unusable until `nr` is dropped
+    ///     let _inner = nr.no_reclaim(); // scopes nest
+    ///     assert_eq!(thread_state::snapshot().no_reclaim_depth, 2);
+    /// }
+    /// assert!(thread_state::snapshot().may_reclaim());
+    /// ```
     fn no_reclaim(&mut self) -> NoReclaim<'_> {
         NoReclaim::enter_scope()
     }
@@ -74,6 +158,20 @@ pub trait MaySleep: Context {
 
 /// Tokens that may reclaim (run shrinkers, wait for grace periods to free memory, run
 /// ready callbacks inline): `Sleepable` only.
+///
+/// ```
+/// use rcu_ctx::{MayReclaim, Sleepable};
+///
+/// fn shrink<C: MayReclaim>(_ctx: &C, cache: &mut Vec<u8>) {
+///     cache.clear();
+///     cache.shrink_to_fit(); // stands for running shrinkers or waiting for frees
+/// }
+/// let ctx = Sleepable::enter();
+/// let mut cache = vec![0u8; 1024];
+/// shrink(&ctx, &mut cache);
+/// // shrink(&ctx.no_reclaim(), &mut cache); // does not compile: `NoReclaim` may not reclaim
+/// assert_eq!(cache.capacity(), 0);
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` may not reclaim: this call may run shrinkers or wait for memory to be freed",
     label = "a reclaiming call needs a `Sleepable` token",

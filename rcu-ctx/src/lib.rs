@@ -16,6 +16,15 @@ pub use validate::{might_alloc, might_sleep};
 
 /// Everything a caller needs in scope to use tokens: the token types and the capability
 /// traits (whose methods open scopes).
+///
+/// ```
+/// use rcu_ctx::prelude::*;
+/// let mut ctx = Sleepable::enter();
+/// let nr: NoReclaim<'_> = ctx.no_reclaim();
+/// drop(nr);
+/// let spin: Atomic<'_> = ctx.atomic();
+/// drop(spin);
+/// ```
 pub mod prelude {
     pub use crate::{Atomic, Context, MayAlloc, MayReclaim, MaySleep, NoReclaim, Sleepable};
 }

@@ -10,6 +10,19 @@
 //! The state only moves in strict LIFO order (scopes are values dropped in reverse order of
 //! creation, unwinding included), so a signal handler that opens and closes a scope leaves
 //! the interrupted code's view unchanged.
+//!
+//! ```
+//! use rcu_ctx::thread_state::{snapshot, Snapshot};
+//! use rcu_ctx::{Context, MaySleep, Sleepable};
+//!
+//! let mut ctx = Sleepable::enter();
+//! let mut nr = ctx.no_reclaim();
+//! let spin = nr.atomic();
+//! assert_eq!(snapshot(), Snapshot { read_depth: 0, atomic_depth: 1, no_reclaim_depth: 1 });
+//! drop(spin);
+//! drop(nr);
+//! assert_eq!(snapshot(), Snapshot::default());
+//! ```
 
 use core::cell::Cell;
 
@@ -28,6 +41,14 @@ thread_local! {
 }
 
 /// A copy of the calling thread's context state, for tests and diagnostics.
+///
+/// ```
+/// use rcu_ctx::thread_state::{snapshot, Snapshot};
+/// use rcu_ctx::{MaySleep, Sleepable};
+/// let mut ctx = Sleepable::enter();
+/// let _nr = ctx.no_reclaim();
+/// assert_eq!(snapshot(), Snapshot { read_depth: 0, atomic_depth: 0, no_reclaim_depth: 1 });
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Snapshot {
     /// Nesting depth of RCU read sections.
@@ -40,17 +61,41 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// True when the thread may block and allocate: no read section, no atomic scope.
+    ///
+    /// ```
+    /// use rcu_ctx::{thread_state::snapshot, Context, Sleepable};
+    /// let mut ctx = Sleepable::enter();
+    /// assert!(snapshot().may_sleep());
+    /// let _spin = ctx.atomic();
+    /// assert!(!snapshot().may_sleep());
+    /// ```
     pub fn may_sleep(&self) -> bool {
         self.read_depth == 0 && self.atomic_depth == 0
     }
 
     /// True when the thread may also reclaim: additionally no no-reclaim scope.
+    ///
+    /// ```
+    /// use rcu_ctx::{thread_state::snapshot, MaySleep, Sleepable};
+    /// let mut ctx = Sleepable::enter();
+    /// assert!(snapshot().may_reclaim());
+    /// let _nr = ctx.no_reclaim();
+    /// assert!(snapshot().may_sleep() && !snapshot().may_reclaim());
+    /// ```
     pub fn may_reclaim(&self) -> bool {
         self.may_sleep() && self.no_reclaim_depth == 0
     }
 }
 
 /// The calling thread's context state.
+///
+/// ```
+/// use rcu_ctx::{thread_state, ReadSection, Sleepable};
+/// let mut ctx = Sleepable::enter();
+/// let section = ReadSection::enter(&mut ctx);
+/// assert_eq!(thread_state::snapshot().read_depth, 1);
+/// drop(section);
+/// ```
 #[inline]
 pub fn snapshot() -> Snapshot {
     DEPTHS.with(|d| Snapshot {
@@ -118,6 +163,21 @@ pub(crate) fn exit_no_reclaim() {
 /// stays exclusively borrowed, and [`ReadSection::token`] hands out the `Atomic` token that
 /// code inside the section uses. The grace-period half (announcing the reader to writers)
 /// belongs to the runtime; this type knows nothing about it.
+///
+/// ```
+/// use rcu_ctx::{thread_state, ReadSection, Sleepable};
+/// let mut ctx = Sleepable::enter();
+/// let section = ReadSection::enter(&mut ctx);
+/// let token = section.token(); // the `Atomic` token for code inside
+/// token_user(token);
+/// assert_eq!(thread_state::snapshot().read_depth, 1);
+/// drop(section);
+/// assert_eq!(thread_state::snapshot().read_depth, 0);
+///
+/// fn token_user<C: rcu_ctx::Context>(ctx: &C) {
+///     ctx.validate();
+/// }
+/// ```
 #[derive(Debug)]
 #[must_use = "the read section ends when this value is dropped"]
 pub struct ReadSection<'parent> {
@@ -127,6 +187,14 @@ pub struct ReadSection<'parent> {
 
 impl<'parent> ReadSection<'parent> {
     /// Enters a read section from any context; `parent` is unusable until this is dropped.
+    ///
+    /// ```
+    /// use rcu_ctx::{Context, ReadSection, Sleepable};
+    /// let mut ctx = Sleepable::enter();
+    /// let mut spin = ctx.atomic();
+    /// let section = ReadSection::enter(&mut spin); // from any token
+    /// drop(section);
+    /// ```
     #[inline]
     pub fn enter<C: crate::Context>(parent: &'parent mut C) -> Self {
         parent.validate();
@@ -137,6 +205,16 @@ impl<'parent> ReadSection<'parent> {
     /// Enters a read section nested in code that only holds an `Atomic` token (an enclosing
     /// read section, an atomic scope, a callback). Borrowing an `Atomic` shared is enough:
     /// using it inside the nested section can do nothing the nested section forbids.
+    ///
+    /// ```
+    /// use rcu_ctx::{thread_state, ReadSection, Sleepable};
+    /// let mut ctx = Sleepable::enter();
+    /// let outer = ReadSection::enter(&mut ctx);
+    /// let inner = ReadSection::enter_nested(outer.token()); // a shared borrow is enough
+    /// assert_eq!(thread_state::snapshot().read_depth, 2);
+    /// drop(inner);
+    /// drop(outer);
+    /// ```
     #[inline]
     pub fn enter_nested(parent: &'parent Atomic<'_>) -> Self {
         crate::Context::validate(parent);
@@ -145,6 +223,15 @@ impl<'parent> ReadSection<'parent> {
     }
 
     /// The `Atomic` token for code inside the section; it cannot outlive the section.
+    ///
+    /// ```
+    /// use rcu_ctx::{Atomic, ReadSection, Sleepable};
+    /// let mut ctx = Sleepable::enter();
+    /// let section = ReadSection::enter(&mut ctx);
+    /// let token: &Atomic<'_> = section.token();
+    /// let _ = token;
+    /// drop(section);
+    /// ```
     #[inline]
     pub fn token(&self) -> &Atomic<'parent> {
         &self.token

@@ -17,6 +17,16 @@ type NotSendSync = PhantomData<*mut ()>;
 /// A thread acquires its root token explicitly with [`Sleepable::enter`], where it knows it
 /// may sleep (the top of a worker loop, `main`, a request handler): the context is stated by
 /// the caller, never guessed.
+///
+/// ```
+/// use rcu_ctx::{MaySleep, Sleepable};
+///
+/// fn main_loop(ctx: &mut Sleepable) {
+///     let _nr = ctx.no_reclaim(); // derive narrower contexts from it as needed
+/// }
+/// let mut ctx = Sleepable::enter(); // at the top of the thread
+/// main_loop(&mut ctx);
+/// ```
 #[derive(Debug)]
 pub struct Sleepable {
     _not_send_sync: NotSendSync,
@@ -29,14 +39,26 @@ impl Sleepable {
     /// Inside a read section, an atomic scope or a no-reclaim scope: a sleepable context
     /// cannot be conjured up from a restricted one. Acquire the root where the thread is
     /// known to be sleepable and pass it down. This check runs in every build.
+    ///
+    /// ```
+    /// use rcu_ctx::{Context, Sleepable};
+    /// let mut ctx = Sleepable::enter();
+    /// let spin = ctx.atomic();
+    /// // Sleepable::enter() here would panic: a sleepable root cannot be conjured up inside an
+    /// // atomic scope.
+    /// drop(spin);
+    /// let _again = Sleepable::enter(); // fine once no scope is open
+    /// ```
     #[track_caller]
     pub fn enter() -> Sleepable {
         if let Some(scope) = thread_state::innermost_restriction() {
             panic!(
                 "rcu-ctx: Sleepable::enter() called inside {scope}: the root Sleepable token \
-                 may only be acquired where the thread may block, allocate and reclaim. \
-                 Acquire it before entering the scope and pass the token down (rule: context \
-                 is explicit, never assumed)."
+                 may only be acquired where the thread may block, allocate and reclaim (rule: \
+                 context is explicit, never assumed). Fix: acquire it once at the top of the \
+                 thread, before entering the scope, and pass the token down; inside the scope \
+                 use the scope's own token (a read guard's ctx(), the NoReclaim or Atomic \
+                 token)."
             );
         }
         Sleepable { _not_send_sync: PhantomData }
@@ -47,6 +69,20 @@ impl Sleepable {
 ///
 /// Created by `MaySleep::no_reclaim` on a `Sleepable` or another `NoReclaim` token, which
 /// stays borrowed until this token is dropped.
+///
+/// ```
+/// use rcu_ctx::{Context, MaySleep, NoReclaim, Sleepable};
+///
+/// fn evict(ctx: &NoReclaim<'_>, spare: &mut Vec<Box<[u8; 64]>>) {
+///     ctx.validate();
+///     spare.push(Box::new([0; 64])); // may allocate, may block, must not reclaim
+/// }
+/// let mut ctx = Sleepable::enter();
+/// let nr = ctx.no_reclaim();
+/// let mut spare = Vec::new();
+/// evict(&nr, &mut spare);
+/// assert_eq!(spare.len(), 1);
+/// ```
 #[derive(Debug)]
 #[must_use = "the no-reclaim scope ends when this token is dropped"]
 pub struct NoReclaim<'parent> {
@@ -73,6 +109,19 @@ impl Drop for NoReclaim<'_> {
 /// Created by `Context::atomic` on any token (which stays borrowed until this one is
 /// dropped), handed out by read sections and to callbacks, or assumed with
 /// [`Atomic::assume`] where no token can be passed in.
+///
+/// ```
+/// use rcu_ctx::{Atomic, Context, Sleepable};
+///
+/// fn under_spinlock(ctx: &Atomic<'_>, counter: &mut u64) {
+///     ctx.validate(); // no blocking, no allocation, no reclaim in here
+///     *counter += 1;
+/// }
+/// let mut ctx = Sleepable::enter();
+/// let mut counter = 0;
+/// under_spinlock(&ctx.atomic(), &mut counter);
+/// assert_eq!(counter, 1);
+/// ```
 #[derive(Debug)]
 #[must_use = "the atomic scope ends when this token is dropped"]
 pub struct Atomic<'parent> {

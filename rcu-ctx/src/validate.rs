@@ -7,6 +7,21 @@
 //! acquired before a scope, ...). Validation reports such a mismatch through a settable
 //! handler and never changes behaviour. It is compiled in with `debug_assertions` or the
 //! `checks` feature; otherwise every check here is an empty inline function.
+//!
+//! ```
+//! use rcu_ctx::validate;
+//! use rcu_ctx::{Context, Sleepable};
+//!
+//! fn count_only(_: &validate::Violation) {} // a test might record or panic instead
+//! validate::set_violation_handler(count_only);
+//! let before = validate::violation_count();
+//! let mut ctx = Sleepable::enter();
+//! let spin = ctx.atomic();
+//! rcu_ctx::might_sleep(); // a blocking call would be a bug here: reported
+//! drop(spin);
+//! let expected = if validate::ENABLED { 1 } else { 0 };
+//! assert_eq!(validate::violation_count() - before, expected);
+//! ```
 
 use core::panic::Location;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
@@ -15,9 +30,32 @@ use crate::capability::ContextKind;
 use crate::thread_state::{self, Snapshot};
 
 /// True when validation is compiled in.
+///
+/// ```
+/// // Validation is on in debug builds (and with the `checks` feature).
+/// if rcu_ctx::validate::ENABLED {
+///     println!("token validation is compiled in");
+/// }
+/// ```
 pub const ENABLED: bool = cfg!(any(debug_assertions, feature = "checks"));
 
 /// A disagreement between a token (or an assertion) and the thread's real context.
+///
+/// ```
+/// use rcu_ctx::validate::{self, Violation};
+/// use rcu_ctx::{Context, Sleepable};
+///
+/// fn record(v: &Violation) {
+///     assert!(v.rule.starts_with("might_sleep()"));
+///     assert_eq!(v.state.atomic_depth, 1);
+///     eprintln!("{v}"); // "rcu-ctx: context violation at FILE:LINE: might_sleep() inside ..."
+/// }
+/// validate::set_violation_handler(record);
+/// let mut ctx = Sleepable::enter();
+/// let spin = ctx.atomic();
+/// rcu_ctx::might_sleep(); // reported (in checking builds) to `record`
+/// drop(spin);
+/// ```
 #[derive(Debug)]
 pub struct Violation {
     /// The rule that was broken, in a sentence that names the fix.
@@ -44,6 +82,16 @@ impl core::fmt::Display for Violation {
 }
 
 /// A function that receives every violation.
+///
+/// ```
+/// use rcu_ctx::validate::{set_violation_handler, Violation, ViolationHandler};
+///
+/// fn log(v: &Violation) {
+///     eprintln!("{v}");
+/// }
+/// let handler: ViolationHandler = log;
+/// set_violation_handler(handler);
+/// ```
 pub type ViolationHandler = fn(&Violation);
 
 fn print_violation(v: &Violation) {
@@ -57,12 +105,28 @@ static COUNT: AtomicU64 = AtomicU64::new(0);
 /// Installs the handler that receives every violation (the default prints one line to
 /// stderr). A test can install one that panics or records. Returns nothing: handlers are
 /// plain functions so that reporting never allocates.
+///
+/// ```
+/// use rcu_ctx::validate::{self, Violation};
+///
+/// fn fail_test(v: &Violation) {
+///     panic!("{v}");
+/// }
+/// validate::set_violation_handler(fail_test);
+/// rcu_ctx::might_alloc(); // allowed here: no report, no panic
+/// ```
 pub fn set_violation_handler(handler: ViolationHandler) {
     // Release: publishes the handler; pairs with the Acquire load in `report`.
     HANDLER.store(handler as *mut (), Ordering::Release);
 }
 
 /// How many violations this process has reported.
+///
+/// ```
+/// let before = rcu_ctx::validate::violation_count();
+/// rcu_ctx::might_sleep(); // no scope is open: nothing to report
+/// assert_eq!(rcu_ctx::validate::violation_count(), before);
+/// ```
 pub fn violation_count() -> u64 {
     // Relaxed: a statistic; ordered with nothing else.
     COUNT.load(Ordering::Relaxed)
@@ -94,7 +158,9 @@ pub(crate) fn report_unbalanced(what: &str) {
     let _ = what;
     report(
         "a scope ended more often than it began: an Atomic::assume() token outlived its \
-         handler or scopes were dropped out of order",
+         handler or scopes were dropped out of order (rule: scopes end in the reverse order they \
+         began). Fix: drop an assumed token before its handler returns, after every scope opened \
+         from it, and never copy tokens with unsafe code",
         thread_state::snapshot(),
     );
 }
@@ -113,25 +179,35 @@ fn check_token(kind: ContextKind) {
     let s = thread_state::snapshot();
     let rule = match kind {
         ContextKind::Sleepable if s.read_depth != 0 => {
-            "a Sleepable token used inside a read section: the token was smuggled in (unsafe \
-             copy or a second root); use the Atomic token the read guard hands out"
+            "a Sleepable token used inside a read section (rule: a token must match the \
+             thread's context; this one was smuggled in by an unsafe copy or a second root). \
+             Fix: inside the section use the Atomic token the read guard hands out (ctx())"
         }
         ContextKind::Sleepable if s.atomic_depth != 0 => {
-            "a Sleepable token used inside an atomic scope: use the scope's Atomic token"
+            "a Sleepable token used inside an atomic scope (rule: a token must match the \
+             thread's context; this one was copied with unsafe code or is a second root). Fix: \
+             use the scope's Atomic token until the scope ends"
         }
         ContextKind::Sleepable if s.no_reclaim_depth != 0 => {
-            "a Sleepable token used inside a no-reclaim scope: use the scope's NoReclaim token"
+            "a Sleepable token used inside a no-reclaim scope (rule: a token must match the \
+             thread's context; this one was copied with unsafe code or is a second root). Fix: \
+             use the scope's NoReclaim token until the scope ends"
         }
         ContextKind::NoReclaim if !s.may_sleep() => {
-            "a NoReclaim token used inside a read section or atomic scope: use the Atomic token"
+            "a NoReclaim token used inside a read section or atomic scope (rule: a token must \
+             match the thread's context). Fix: use the Atomic token of the innermost scope \
+             (a read guard's ctx(), or the Atomic scope token)"
         }
         ContextKind::NoReclaim if s.no_reclaim_depth == 0 => {
-            "a NoReclaim token used outside any no-reclaim scope: it outlived its scope \
-             through unsafe code"
+            "a NoReclaim token used outside any no-reclaim scope (rule: a scope token lives \
+             only as long as its scope; this one outlived it through unsafe code). Fix: do not \
+             copy or leak scope tokens; open a new scope with no_reclaim() where needed"
         }
         ContextKind::Atomic if s.read_depth == 0 && s.atomic_depth == 0 => {
-            "an Atomic token used outside any atomic scope or read section: it outlived its \
-             scope through unsafe code"
+            "an Atomic token used outside any atomic scope or read section (rule: a scope \
+             token lives only as long as its scope; this one outlived it through unsafe code, \
+             or an Atomic::assume() token was kept past its handler). Fix: do not copy, store \
+             or leak Atomic tokens; drop an assumed one before the handler returns"
         }
         _ => return,
     };
@@ -151,7 +227,12 @@ pub fn might_sleep() {
     if ENABLED {
         let s = thread_state::snapshot();
         if !s.may_sleep() {
-            report("might_sleep() inside a read section or atomic scope: this call may block", s);
+            report(
+                "might_sleep() inside a read section or atomic scope: this call may block (rule: \
+                 nothing blocks while a read section or atomic scope is open). Fix: move the \
+                 call after the section or scope, or use a non-blocking variant",
+                s,
+            );
         }
     }
 }
@@ -172,7 +253,10 @@ pub fn might_alloc() {
         let s = thread_state::snapshot();
         if !s.may_sleep() {
             report(
-                "might_alloc() inside a read section or atomic scope: this call may allocate",
+                "might_alloc() inside a read section or atomic scope: this call may allocate \
+                 (rule: no global-allocator calls while a read section or atomic scope is open). \
+                 Fix: allocate before entering, or use a variant that takes a pre-allocated \
+                 Rcu<T>",
                 s,
             );
         }

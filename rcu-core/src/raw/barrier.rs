@@ -17,6 +17,15 @@
 //! store-buffering pair. The choice is made once per process by [`init`], from what the
 //! kernel offers (a property of the OS, never of the caller), before any reader is
 //! registered.
+//!
+//! ```
+//! use rcu_core::raw::barrier;
+//! barrier::init();
+//! // Reader side: after announcing itself, before reading.
+//! barrier::reader_barrier();
+//! // Grace-period side: after advancing the sequence, before scanning reader words.
+//! barrier::heavy_barrier();
+//! ```
 
 use crate::sync::{compiler_fence, fence, Ordering};
 
@@ -74,11 +83,22 @@ mod mode {
 
 /// Decides, once per process, whether membarrier is available. Idempotent and cheap after
 /// the first call; called before any reader registers and before any grace period.
+///
+/// ```
+/// rcu_core::raw::barrier::init();
+/// rcu_core::raw::barrier::init(); // idempotent
+/// ```
 pub fn init() {
     mode::init();
 }
 
 /// True when readers use only a compiler barrier and grace periods use membarrier.
+///
+/// ```
+/// use rcu_core::raw::barrier;
+/// barrier::init();
+/// println!("readers use {}", if barrier::uses_membarrier() { "a compiler barrier" } else { "a fence" });
+/// ```
 #[inline(always)]
 pub fn uses_membarrier() -> bool {
     mode::uses_membarrier()
@@ -100,6 +120,12 @@ pub(crate) fn reregister_after_fork() {
 }
 
 /// The reader's half: orders the reader word's store before the read section's loads.
+///
+/// ```
+/// use rcu_core::raw::barrier;
+/// barrier::init();
+/// barrier::reader_barrier(); // between the reader word's store and the section's loads
+/// ```
 #[inline(always)]
 pub fn reader_barrier() {
     if uses_membarrier() {
@@ -113,11 +139,22 @@ pub fn reader_barrier() {
 
 /// The grace-period side's half: after it returns, every reader either has its announcement
 /// visible to us, or will see everything we (and whatever happens-before us) did before.
+///
+/// ```
+/// use rcu_core::raw::barrier;
+/// barrier::init();
+/// barrier::heavy_barrier(); // every running thread of the process passes a full barrier
+/// ```
 pub fn heavy_barrier() {
     #[cfg(not(loom))]
     if uses_membarrier() {
         let rc = mode::membarrier(libc::MEMBARRIER_CMD_PRIVATE_EXPEDITED);
-        assert!(rc == 0, "rcu-core: membarrier(PRIVATE_EXPEDITED) failed after registration");
+        assert!(
+            rc == 0,
+            "rcu-core: membarrier(PRIVATE_EXPEDITED) failed after the process registered for it: \
+             readers would be unprotected, so this is fatal (a seccomp filter added after \
+             start-up?)"
+        );
         return;
     }
     // SeqCst fence: pairs with the SeqCst fence in reader_barrier (fence mode).
@@ -126,6 +163,11 @@ pub fn heavy_barrier() {
 
 /// One `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` call, timed by benchmarks as the
 /// physical floor of a grace period. Returns false if membarrier is not in use.
+///
+/// ```
+/// let used = rcu_core::raw::barrier::membarrier_once();
+/// assert_eq!(used, rcu_core::raw::barrier::uses_membarrier());
+/// ```
 #[cfg(not(loom))]
 pub fn membarrier_once() -> bool {
     init();

@@ -18,6 +18,24 @@
 //! store the gap is unbounded in principle, but mistaking a stale snapshot for the current
 //! one would need the sequence to advance by exactly 2^48 (2.8e14 grace periods, years at
 //! any achievable rate) inside those two instructions.
+//!
+//! One reader and one grace period, step by step:
+//!
+//! ```
+//! use rcu_core::raw::protocol::{GpSequence, ReaderWord};
+//!
+//! let seq = GpSequence::new();
+//! let reader = ReaderWord::new();
+//! reader.enter(seq.started_counter()); // a section begins before the grace period
+//! let cookie = seq.cookie(); // a writer unpublished something: it needs grace period 2
+//! let gp = seq.start(); // the leader starts it
+//! assert_eq!(gp, cookie);
+//! assert!(reader.blocks(gp)); // the section may hold the old pointer: wait for it
+//! reader.exit();
+//! assert!(!reader.blocks(gp));
+//! seq.complete(gp);
+//! assert!(seq.is_completed(cookie)); // now the writer may free
+//! ```
 
 use crate::raw::barrier::{heavy_barrier, reader_barrier};
 use crate::sync::{AtomicU64, Ordering};
@@ -27,6 +45,18 @@ pub(crate) const NEST_BITS: u32 = 16;
 const NEST_MASK: u64 = (1 << NEST_BITS) - 1;
 
 /// One thread's announcement to grace periods, for one domain.
+///
+/// ```
+/// use rcu_core::raw::protocol::{GpSequence, ReaderWord};
+/// let seq = GpSequence::new();
+/// let word = ReaderWord::new();
+/// word.enter(seq.started_counter());
+/// word.enter(seq.started_counter()); // nested: only counts
+/// assert_eq!(word.depth(), 2);
+/// word.exit();
+/// word.exit();
+/// assert_eq!(word.depth(), 0);
+/// ```
 #[derive(Debug)]
 pub struct ReaderWord {
     word: AtomicU64,
@@ -44,6 +74,13 @@ impl Default for ReaderWord {
 
 impl ReaderWord {
     /// A word outside any read section.
+    ///
+    /// ```
+    /// use rcu_core::raw::protocol::ReaderWord;
+    /// static WORD: ReaderWord = ReaderWord::new();
+    /// assert_eq!(WORD.depth(), 0);
+    /// assert!(!WORD.blocks(2));
+    /// ```
     #[cfg(not(loom))]
     pub const fn new() -> Self {
         ReaderWord {
@@ -55,6 +92,13 @@ impl ReaderWord {
     /// Records the process's barrier mode (`raw::barrier::uses_membarrier`) for this word's
     /// owner; called at registration, after the mode was decided. Until then the word uses
     /// fences, which is always correct.
+    ///
+    /// ```
+    /// use rcu_core::raw::{barrier, protocol::ReaderWord};
+    /// barrier::init();
+    /// let word = ReaderWord::new();
+    /// word.set_fence_mode(!barrier::uses_membarrier()); // what registration does
+    /// ```
     #[cfg(not(loom))]
     pub fn set_fence_mode(&self, fence: bool) {
         // Relaxed: the owner sets it before its first section, on its own thread.
@@ -81,6 +125,15 @@ impl ReaderWord {
     }
 
     /// Enters a read section (owner thread only). `gp_seq` is the domain's sequence.
+    ///
+    /// ```
+    /// use rcu_core::raw::protocol::{GpSequence, ReaderWord};
+    /// let seq = GpSequence::new();
+    /// let word = ReaderWord::new();
+    /// word.enter(seq.started_counter()); // snapshot: grace period 1
+    /// assert!(word.blocks(2) && !word.blocks(1));
+    /// word.exit();
+    /// ```
     #[inline(always)]
     pub fn enter(&self, gp_seq: &AtomicU64) {
         self.enter_interrupted(gp_seq, || {});
@@ -88,6 +141,19 @@ impl ReaderWord {
 
     /// `enter`, with `signal` run where a signal handler could land in the outermost path:
     /// after the word store, before the barrier. For the loom model of that window.
+    ///
+    /// ```
+    /// use rcu_core::raw::protocol::{GpSequence, ReaderWord};
+    /// let seq = GpSequence::new();
+    /// let word = ReaderWord::new();
+    /// word.enter_interrupted(seq.started_counter(), || {
+    ///     // A "signal handler" running a whole nested section in the window.
+    ///     word.enter(seq.started_counter());
+    ///     word.exit();
+    /// });
+    /// assert_eq!(word.depth(), 1);
+    /// word.exit();
+    /// ```
     #[inline(always)]
     pub fn enter_interrupted(&self, gp_seq: &AtomicU64, signal: impl FnOnce()) {
         // Relaxed: only this thread writes the word, so this reads our own last store.
@@ -108,7 +174,12 @@ impl ReaderWord {
             signal();
             self.barrier();
         } else {
-            assert!(cur & NEST_MASK != NEST_MASK, "rcu-core: read sections nested 65535 deep");
+            assert!(
+                cur & NEST_MASK != NEST_MASK,
+                "rcu-core: read sections nested 65535 deep on one thread (rule: every read \
+                 section ends): guards are being created in a loop and kept or forgotten. Fix: \
+                 drop each ReadGuard before entering the next section"
+            );
             // Release: as above, every store to the word carries what came before it.
             self.word.store(cur + 1, Ordering::Release);
             // A signal handler may nest here between the outermost store and its barrier;
@@ -118,6 +189,15 @@ impl ReaderWord {
     }
 
     /// Leaves a read section (owner thread only).
+    ///
+    /// ```
+    /// use rcu_core::raw::protocol::{GpSequence, ReaderWord};
+    /// let seq = GpSequence::new();
+    /// let word = ReaderWord::new();
+    /// word.enter(seq.started_counter());
+    /// word.exit(); // the section's loads are ordered before this store
+    /// assert_eq!(word.depth(), 0);
+    /// ```
     #[inline(always)]
     pub fn exit(&self) {
         // Relaxed: our own last store.
@@ -136,6 +216,15 @@ impl ReaderWord {
     }
 
     /// Nesting depth of the owner's read sections (owner thread, or any thread for reports).
+    ///
+    /// ```
+    /// use rcu_core::raw::protocol::{GpSequence, ReaderWord};
+    /// let seq = GpSequence::new();
+    /// let word = ReaderWord::new();
+    /// word.enter(seq.started_counter());
+    /// assert_eq!(word.depth(), 1);
+    /// word.exit();
+    /// ```
     pub fn depth(&self) -> u64 {
         // Relaxed: informational.
         self.word.load(Ordering::Relaxed) & NEST_MASK
@@ -143,6 +232,17 @@ impl ReaderWord {
 
     /// True while this word holds up grace period `gp`: in a section that began before `gp`
     /// started.
+    ///
+    /// ```
+    /// use rcu_core::raw::protocol::{GpSequence, ReaderWord};
+    /// let seq = GpSequence::new();
+    /// let word = ReaderWord::new();
+    /// let gp = seq.start(); // grace period 2 begins first...
+    /// word.enter(seq.started_counter()); // ...so this section saw it and is not waited for
+    /// assert!(!word.blocks(gp));
+    /// word.exit();
+    /// seq.complete(gp);
+    /// ```
     #[inline]
     pub fn blocks(&self, gp: u64) -> bool {
         // Acquire: pairs with the Release store in `exit`: once we see the section over, its
@@ -153,6 +253,16 @@ impl ReaderWord {
 
     /// Forces the word out of any section: for a thread that exited with a leaked guard, and
     /// for other threads' words in a child after `fork()`. Returns the depth it had.
+    ///
+    /// ```
+    /// use rcu_core::raw::protocol::{GpSequence, ReaderWord};
+    /// let seq = GpSequence::new();
+    /// let word = ReaderWord::new();
+    /// word.enter(seq.started_counter());
+    /// word.enter(seq.started_counter());
+    /// assert_eq!(word.force_exit(), 2); // e.g. its thread exited with leaked guards
+    /// assert!(!word.blocks(2));
+    /// ```
     pub fn force_exit(&self) -> u64 {
         // Release: whatever the dead section did is ordered before its end, as in `exit`.
         let old = self.word.swap(0, Ordering::AcqRel);
@@ -166,7 +276,9 @@ impl ReaderWord {
 fn exit_without_entry() {
     debug_assert!(
         false,
-        "rcu-core: read section exit without entry (guard outlived its thread's registration)"
+        "rcu-core: read section exit without entry: a ReadGuard outlived its thread's \
+         registration (kept in a thread-local destroyed after the runtime's). Fix: do not store \
+         guards in thread-locals; its reads were not protected after the registration ended"
     );
 }
 
@@ -174,6 +286,17 @@ fn exit_without_entry() {
 ///
 /// `started` is what readers snapshot; grace period `g` begins when `started` becomes `g` and
 /// ends when `completed` becomes `g`. Both start at 1, meaning "grace period 1 is over".
+///
+/// ```
+/// use rcu_core::raw::protocol::GpSequence;
+/// let seq = GpSequence::new();
+/// let cookie = seq.cookie();
+/// assert!(!seq.is_completed(cookie));
+/// let gp = seq.start();
+/// seq.complete(gp);
+/// assert!(seq.is_completed(cookie));
+/// assert_eq!((seq.started(), seq.completed()), (2, 2));
+/// ```
 #[derive(Debug)]
 pub struct GpSequence {
     started: AtomicU64,
@@ -188,6 +311,12 @@ impl Default for GpSequence {
 
 impl GpSequence {
     /// A sequence at rest.
+    ///
+    /// ```
+    /// use rcu_core::raw::protocol::GpSequence;
+    /// static SEQ: GpSequence = GpSequence::new();
+    /// assert_eq!((SEQ.started(), SEQ.completed()), (1, 1)); // "grace period 1 is over"
+    /// ```
     #[cfg(not(loom))]
     pub const fn new() -> Self {
         GpSequence { started: AtomicU64::new(1), completed: AtomicU64::new(1) }
@@ -200,6 +329,13 @@ impl GpSequence {
     }
 
     /// The counter readers snapshot.
+    ///
+    /// ```
+    /// use std::sync::atomic::Ordering;
+    /// use rcu_core::raw::protocol::GpSequence;
+    /// let seq = GpSequence::new();
+    /// assert_eq!(seq.started_counter().load(Ordering::Relaxed), 1);
+    /// ```
     #[inline(always)]
     pub fn started_counter(&self) -> &AtomicU64 {
         &self.started
@@ -207,6 +343,12 @@ impl GpSequence {
 
     /// The first grace period that begins after this call: once it completes, every reader
     /// that could have seen what the caller removed before calling has finished.
+    ///
+    /// ```
+    /// use rcu_core::raw::protocol::GpSequence;
+    /// let seq = GpSequence::new();
+    /// assert_eq!(seq.cookie(), 2); // grace period 1 is over; 2 is the next to begin
+    /// ```
     pub fn cookie(&self) -> u64 {
         // AcqRel read-modify-write (of zero): the grace period that starts next advances
         // `started` with an RMW, which reads from ours, so our Release synchronizes with it:
@@ -216,6 +358,13 @@ impl GpSequence {
     }
 
     /// True once grace period `cookie` has completed.
+    ///
+    /// ```
+    /// use rcu_core::raw::protocol::GpSequence;
+    /// let seq = GpSequence::new();
+    /// assert!(seq.is_completed(1));
+    /// assert!(!seq.is_completed(seq.cookie()));
+    /// ```
     #[inline]
     pub fn is_completed(&self, cookie: u64) -> bool {
         // Acquire: pairs with the Release store in `complete`: the caller sees every reader
@@ -224,12 +373,28 @@ impl GpSequence {
     }
 
     /// The last completed grace period.
+    ///
+    /// ```
+    /// use rcu_core::raw::protocol::GpSequence;
+    /// let seq = GpSequence::new();
+    /// let gp = seq.start();
+    /// assert_eq!(seq.completed(), 1); // started, not completed yet
+    /// seq.complete(gp);
+    /// assert_eq!(seq.completed(), 2);
+    /// ```
     pub fn completed(&self) -> u64 {
         // Acquire: as in `is_completed`.
         self.completed.load(Ordering::Acquire)
     }
 
     /// The last started grace period.
+    ///
+    /// ```
+    /// use rcu_core::raw::protocol::GpSequence;
+    /// let seq = GpSequence::new();
+    /// seq.start();
+    /// assert_eq!(seq.started(), 2);
+    /// ```
     pub fn started(&self) -> u64 {
         // Relaxed: informational (statistics and reports).
         self.started.load(Ordering::Relaxed)
@@ -237,6 +402,14 @@ impl GpSequence {
 
     /// Starts the next grace period and returns its number. Caller: the single grace-period
     /// leader, which then waits until no reader word `blocks` it and calls `complete`.
+    ///
+    /// ```
+    /// use rcu_core::raw::protocol::GpSequence;
+    /// let seq = GpSequence::new();
+    /// let gp = seq.start(); // issues the heavy barrier
+    /// assert_eq!(gp, 2);
+    /// seq.complete(gp);
+    /// ```
     pub fn start(&self) -> u64 {
         // AcqRel: Release pairs with the Acquire snapshot in `ReaderWord::enter`; Acquire
         // completes the synchronization with `cookie`'s RMW (see there).
@@ -248,6 +421,15 @@ impl GpSequence {
     }
 
     /// Marks grace period `gp` complete. Caller: the leader, after no reader word blocks it.
+    ///
+    /// ```
+    /// use rcu_core::raw::protocol::GpSequence;
+    /// let seq = GpSequence::new();
+    /// let cookie = seq.cookie();
+    /// let gp = seq.start();
+    /// seq.complete(gp);
+    /// assert!(seq.is_completed(cookie));
+    /// ```
     pub fn complete(&self, gp: u64) {
         // Release: pairs with the Acquire in `is_completed`; carries the Acquire loads of the
         // reader words (their sections' ends) to whoever polls.
