@@ -13,7 +13,7 @@ use crate::config::AllocConfig;
 use crate::fault::{FaultConfig, FaultInjector};
 use crate::policy::Policy;
 use crate::pool::Pool;
-use crate::refill::Refill;
+use crate::service::ServiceThread;
 use crate::shrinker::{self, Shrinker};
 use crate::stats::{AllocStats, Counters, FallbackReason};
 use crate::thread_cache::ThreadCache;
@@ -36,7 +36,7 @@ pub struct BlockAllocator {
     faults: FaultInjector,
     counters: Counters,
     budget: Budget,
-    pub(crate) refill: Refill,
+    pub(crate) refill: ServiceThread,
 }
 
 impl BlockAllocator {
@@ -54,7 +54,7 @@ impl BlockAllocator {
             faults: FaultInjector::new(),
             counters: Counters::new(),
             budget: Budget::new(config.budget_bytes),
-            refill: Refill::new(),
+            refill: ServiceThread::new(),
         }
     }
 

@@ -6,22 +6,15 @@
 //! `synchronize_rcu`; it hurries (expedited grace periods, immediate collection) while a
 //! barrier waits, the domain is over budget, or it is stopping. Stopping drains everything.
 
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering};
-use std::sync::Mutex;
-use std::thread::JoinHandle;
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rcu_alloc::futex;
-use rcu_alloc::BlockAllocator;
+use rcu_alloc::{BlockAllocator, ServiceThread};
 use rcu_ctx::{Context, Sleepable};
 
 use crate::domain::{DomainRef, DomainState};
 use crate::grace_period::Urgency;
 use crate::reclaim::Batches;
-
-const NOT_STARTED: u8 = 0;
-const RUNNING: u8 = 1;
-const STOPPING: u8 = 2;
 
 /// Defensive bound on one idle sleep; see `grace_period::MAX_EVENT_WAIT`.
 const MAX_IDLE: Duration = Duration::from_secs(1);
@@ -29,54 +22,35 @@ const MAX_IDLE: Duration = Duration::from_secs(1);
 /// The worker's controls, part of the domain state.
 #[derive(Debug)]
 pub(crate) struct Worker {
-    /// The highest grace-period number requested through `start_poll`.
+    /// The highest grace-period number requested through `start_poll` or a parked block.
     requested: AtomicU64,
-    /// Bumped to wake the worker; it sleeps on it.
-    event: AtomicU32,
+    /// True while the worker is asleep or about to sleep (wakers skip the syscall otherwise).
     sleeping: AtomicBool,
-    state: AtomicU8,
-    handle: Mutex<Option<JoinHandle<()>>>,
+    thread: ServiceThread,
 }
 
 impl Worker {
     pub(crate) const fn new() -> Self {
         Worker {
             requested: AtomicU64::new(0),
-            event: AtomicU32::new(0),
             sleeping: AtomicBool::new(false),
-            state: AtomicU8::new(NOT_STARTED),
-            handle: Mutex::new(None),
+            thread: ServiceThread::new(),
         }
     }
 
     pub(crate) fn is_started(&self) -> bool {
-        // Relaxed: a hint; `start` re-checks with a CAS.
-        self.state.load(Ordering::Relaxed) != NOT_STARTED
+        self.thread.is_started()
     }
 
     /// Starts the worker (and the allocator's refill worker) of `domain` unless running.
     pub(crate) fn start(domain: DomainRef) {
-        let worker = &domain.worker;
-        // Relaxed: only elects the one thread that spawns; the spawn itself synchronizes
-        // with the new thread.
-        if worker
-            .state
-            .compare_exchange(NOT_STARTED, RUNNING, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-        {
+        if domain.worker.is_started() {
             return;
         }
         crate::process::init();
         BlockAllocator::start_refill(AllocHandle(domain.clone()), domain.name());
         let for_thread = domain.clone();
-        let handle = std::thread::Builder::new()
-            .name(format!("rcu-gp-{}", domain.name()))
-            .spawn(move || run(&for_thread))
-            .expect(
-                "rcu-core: could not spawn the domain's worker thread, which runs its grace \
-                 periods and callbacks (the process is at its thread limit or out of memory)",
-            );
-        *worker.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        domain.worker.thread.start(format!("rcu-gp-{}", domain.name()), move || run(&for_thread));
     }
 
     /// Records a request for grace period `seq` and wakes the worker if it sleeps. Never
@@ -96,46 +70,25 @@ impl Worker {
         fence(Ordering::SeqCst);
         // Relaxed: ordered by the fence above.
         if self.sleeping.load(Ordering::Relaxed) {
-            self.wake();
+            self.thread.wake();
         }
-    }
-
-    fn wake(&self) {
-        // SeqCst: the futex re-check in `idle` then sees the bump, or the wake reaches it.
-        self.event.fetch_add(1, Ordering::SeqCst);
-        futex::wake_all(&self.event);
     }
 
     /// Stops the worker, which first runs everything queued, and waits for it.
     pub(crate) fn stop(&self) {
-        // SeqCst: ordered before the wake, checked by `run` on every loop.
-        self.state.store(STOPPING, Ordering::SeqCst);
-        self.wake();
-        let handle = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(h) = handle {
-            // A panic in the worker was already reported by the panic hook.
-            let _ = h.join();
-        }
+        self.thread.stop();
     }
 
     /// In a forked child the worker thread does not exist: forget it, so that it is started
     /// again on demand and never joined.
     pub(crate) fn reset_after_fork(&self) {
-        if let Ok(mut h) = self.handle.try_lock() {
-            core::mem::forget(h.take());
-        }
+        self.thread.forget_after_fork();
         // Relaxed: the child has a single thread.
         self.sleeping.store(false, Ordering::Relaxed);
-        // Relaxed: as above.
-        if self.state.load(Ordering::Relaxed) == RUNNING {
-            // Relaxed: as above.
-            self.state.store(NOT_STARTED, Ordering::Relaxed);
-        }
     }
 
     fn stopping(&self) -> bool {
-        // SeqCst: see `stop`.
-        self.state.load(Ordering::SeqCst) == STOPPING
+        self.thread.stopping()
     }
 }
 
@@ -211,7 +164,7 @@ fn idle(domain: &DomainState, until_collect: Duration) {
     // SeqCst: see `Worker::wake_if_sleeping`.
     worker.sleeping.store(true, Ordering::SeqCst);
     fence(Ordering::SeqCst);
-    let seen = worker.event.load(Ordering::SeqCst);
+    let seen = worker.thread.event();
     // SeqCst: as above.
     let requested = worker.requested.load(Ordering::SeqCst);
     let work_waiting = !domain.gp.seq.is_completed(requested)
@@ -221,7 +174,7 @@ fn idle(domain: &DomainState, until_collect: Duration) {
     if !work_waiting {
         let timeout = if domain.anything_staged() { until_collect } else { MAX_IDLE };
         if !timeout.is_zero() {
-            futex::wait(&worker.event, seen, Some(timeout));
+            worker.thread.sleep(seen, timeout);
         }
     }
     // Relaxed: only this thread decides on it; a waker that still sees `true` wakes us

@@ -1,0 +1,140 @@
+//! A background thread's lifecycle: started once, on demand; woken through a futex event;
+//! stopped and joined; forgotten in a forked child (where it does not exist). The runtime's
+//! background threads, each domain's worker and each allocator's refill worker, are built
+//! on it.
+
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::Mutex;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crate::futex;
+
+const NOT_STARTED: u8 = 0;
+const RUNNING: u8 = 1;
+const STOPPING: u8 = 2;
+
+/// The controls of one background thread.
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use rcu_alloc::ServiceThread;
+///
+/// let service = Arc::new(ServiceThread::new());
+/// let for_thread = service.clone();
+/// assert!(service.start("example".into(), move || {
+///     while !for_thread.stopping() {
+///         let seen = for_thread.event();
+///         // ... do the work ...
+///         for_thread.sleep(seen, Duration::from_millis(10));
+///     }
+/// }));
+/// service.wake();
+/// service.stop(); // wakes it and joins it
+/// ```
+#[derive(Debug)]
+pub struct ServiceThread {
+    /// Bumped by every wake; the thread sleeps on it.
+    event: AtomicU32,
+    state: AtomicU8,
+    handle: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Default for ServiceThread {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ServiceThread {
+    /// Controls of a thread not started yet; `const`, for statics.
+    pub const fn new() -> Self {
+        ServiceThread {
+            event: AtomicU32::new(0),
+            state: AtomicU8::new(NOT_STARTED),
+            handle: Mutex::new(None),
+        }
+    }
+
+    /// True once started (until forgotten after a fork).
+    pub fn is_started(&self) -> bool {
+        // Relaxed: a hint; `start` re-checks with a CAS.
+        self.state.load(Ordering::Relaxed) != NOT_STARTED
+    }
+
+    /// Spawns the thread running `body`, unless it was started before. Returns whether this
+    /// call started it.
+    ///
+    /// # Panics
+    /// If the thread cannot be spawned (the process is at its thread limit or out of memory).
+    pub fn start(&self, name: String, body: impl FnOnce() + Send + 'static) -> bool {
+        // Relaxed: elects the one spawning thread; the spawn synchronizes with the thread.
+        if self
+            .state
+            .compare_exchange(NOT_STARTED, RUNNING, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
+        let join = std::thread::Builder::new().name(name.clone()).spawn(body).unwrap_or_else(|e| {
+            panic!(
+                "rcu: could not spawn the background thread '{name}' ({e}): the process is at \
+                 its thread limit or out of memory"
+            )
+        });
+        *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(join);
+        true
+    }
+
+    /// Wakes the thread. Never blocks, allocates or locks: a futex wake, async-signal-safe.
+    pub fn wake(&self) {
+        // SeqCst: the thread reads the event (`event`) before re-checking for work and sleeps
+        // only while it is unchanged: either it sees our bump or the futex wake reaches it.
+        self.event.fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(&self.event);
+    }
+
+    /// The thread side: the event to pass to `sleep` after re-checking for work.
+    pub fn event(&self) -> u32 {
+        // SeqCst: see `wake`.
+        self.event.load(Ordering::SeqCst)
+    }
+
+    /// The thread side: sleeps while the event is still `seen`, at most `timeout` (a bound on
+    /// the damage of a lost wake-up, which the protocol rules out).
+    pub fn sleep(&self, seen: u32, timeout: Duration) {
+        futex::wait(&self.event, seen, Some(timeout));
+    }
+
+    /// Asks the thread to stop, wakes it and waits for it to exit (if it was running).
+    pub fn stop(&self) {
+        // SeqCst: ordered before the wake; the thread checks `stopping` after each wake-up.
+        if self.state.swap(STOPPING, Ordering::SeqCst) != RUNNING {
+            return;
+        }
+        self.wake();
+        if let Some(h) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            // A panic on the thread was already reported by the panic hook.
+            let _ = h.join();
+        }
+    }
+
+    /// The thread side: true once `stop` was called.
+    pub fn stopping(&self) -> bool {
+        // SeqCst: see `stop`.
+        self.state.load(Ordering::SeqCst) == STOPPING
+    }
+
+    /// In a forked child the thread does not exist: forget it, so that it is started again on
+    /// demand and never joined. Call single-threaded (from a fork child handler).
+    pub fn forget_after_fork(&self) {
+        if let Ok(mut h) = self.handle.try_lock() {
+            core::mem::forget(h.take());
+        }
+        // Relaxed (both): the child has a single thread.
+        if self.state.load(Ordering::Relaxed) == RUNNING {
+            self.state.store(NOT_STARTED, Ordering::Relaxed);
+        }
+    }
+}
