@@ -134,6 +134,7 @@ impl<T> RcuCell<T> {
     /// assert_eq!(cell.into_inner(), [1, 2]);
     /// ```
     pub fn get_mut(&mut self) -> &mut T {
+        // Relaxed: exclusive access (`&mut self`).
         // SAFETY: `&mut self` excludes readers (they borrow the cell) and writers.
         unsafe { &mut *self.ptr.load(Ordering::Relaxed) }
     }

@@ -201,6 +201,7 @@ impl Drop for Registry {
             // SAFETY: every node was created by Box::into_raw in `claim` and is owned by the
             // list; `&mut self` means no walker or owner is left (owners hold the domain alive).
             let node = unsafe { Box::from_raw(cur) };
+            // Relaxed: exclusive access (`&mut self`).
             cur = node.next.load(Ordering::Relaxed);
         }
     }
