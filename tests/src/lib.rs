@@ -377,3 +377,52 @@ impl<'scope> JoiningScope<'scope, '_> {
         self.handles.borrow_mut().push(self.scope.spawn(f));
     }
 }
+
+/// A minimal spin lock for test bookkeeping shared with runtime threads (e.g. a stall
+/// handler's records).
+///
+/// `std::sync::Mutex` would do, except in the ThreadSanitizer stage: std is not instrumented
+/// there, so TSan cannot see the mutex's ordering and reports the data behind it as racing.
+/// This lock's Acquire/Release operations are compiled in this crate, where TSan sees them.
+#[derive(Debug, Default)]
+pub struct SpinLock<T> {
+    locked: std::sync::atomic::AtomicBool,
+    value: std::cell::UnsafeCell<T>,
+}
+
+// SAFETY: the lock gives one thread at a time access to `value` (needs `T: Send`).
+unsafe impl<T: Send> Sync for SpinLock<T> {}
+
+impl<T> SpinLock<T> {
+    /// A lock around `value`.
+    pub const fn new(value: T) -> Self {
+        SpinLock {
+            locked: std::sync::atomic::AtomicBool::new(false),
+            value: std::cell::UnsafeCell::new(value),
+        }
+    }
+
+    /// Runs `f` with exclusive access to the value.
+    pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        use std::sync::atomic::Ordering;
+        // Acquire: pairs with the Release store below: the previous holder's writes are
+        // visible.
+        while self
+            .locked
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::thread::yield_now();
+        }
+        struct Unlock<'a>(&'a std::sync::atomic::AtomicBool);
+        impl Drop for Unlock<'_> {
+            fn drop(&mut self) {
+                // Release: publishes this holder's writes (also when `f` panics).
+                self.0.store(false, Ordering::Release);
+            }
+        }
+        let _unlock = Unlock(&self.locked);
+        // SAFETY: the lock is held until `_unlock` drops, after `f` returns.
+        f(unsafe { &mut *self.value.get() })
+    }
+}

@@ -4,7 +4,9 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use rcu_tests::SpinLock;
 use std::time::{Duration, Instant};
 
 use common::{wait_until, Pending, ReaderThread, HOLD, PATIENCE};
@@ -21,20 +23,20 @@ const MIN_HOLD: Duration = Duration::from_millis(400);
 /// every few milliseconds); the extra allows for a loaded machine.
 const REPORT_BOUND: Duration = Duration::from_millis(2 * 100 + 300);
 
-type Reports = Arc<Mutex<Vec<(Instant, StallReport)>>>;
+type Reports = Arc<SpinLock<Vec<(Instant, StallReport)>>>;
 
 /// Installs a handler on `domain` that records each report with its arrival time.
 fn record_reports(domain: &Domain) -> Reports {
     let reports: Reports = Arc::default();
     let sink = reports.clone();
     domain.set_stall_handler(Some(Arc::new(move |report: &StallReport| {
-        sink.lock().unwrap().push((Instant::now(), report.clone()));
+        sink.with(|r| r.push((Instant::now(), report.clone())));
     })));
     reports
 }
 
 fn count(reports: &Reports) -> usize {
-    reports.lock().unwrap().len()
+    reports.with(|r| r.len())
 }
 
 /// What one held-up grace period produced.
@@ -75,7 +77,7 @@ fn hold_up_a_grace_period(
     reader.exit();
     writer.join("the stalled grace period after its reader left");
     let total = start.elapsed();
-    let reports: Vec<_> = reports.lock().unwrap()[already..].to_vec();
+    let reports: Vec<_> = reports.with(|r| r[already..].to_vec());
     assert!(
         reported && !reports.is_empty(),
         "no stall report while a reader held a grace period for {total:?} \

@@ -2,7 +2,6 @@
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use super::arena::PIPE_LEN;
 
@@ -31,7 +30,7 @@ pub struct Counters {
     pub stalls: AtomicU64,
     /// Failures detected.
     pub errors: AtomicU64,
-    messages: Mutex<Vec<String>>,
+    messages: crate::SpinLock<Vec<String>>,
 }
 
 /// Keep this many failure messages; the rest are only counted.
@@ -51,15 +50,17 @@ impl Counters {
     /// Records a failure.
     pub fn fail(&self, message: impl Into<String>) {
         Self::bump(&self.errors);
-        let mut m = self.messages.lock().unwrap_or_else(|e| e.into_inner());
-        if m.len() < MAX_MESSAGES {
-            m.push(message.into());
-        }
+        let message = message.into();
+        self.messages.with(|m| {
+            if m.len() < MAX_MESSAGES {
+                m.push(message);
+            }
+        });
     }
 
     /// The failure messages kept.
     pub fn messages(&self) -> Vec<String> {
-        self.messages.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.messages.with(|m| m.clone())
     }
 
     /// The age histogram.
