@@ -188,6 +188,21 @@ fn model(f: impl Fn() -> Arc<World> + Sync + Send + 'static) -> Explored {
     explored
 }
 
+/// The frame most models share: one reader thread runs `read` while the writer unpublishes
+/// the object, runs one grace period (scanning one reader word) and frees the old object.
+fn reader_against_grace_period(read: fn(&World)) -> Arc<World> {
+    let w = World::new();
+    let reader = {
+        let w = w.clone();
+        thread::spawn(move || read(&w))
+    };
+    let old = w.unpublish();
+    w.grace_period(1);
+    w.objs[old].free();
+    reader.join().unwrap();
+    w
+}
+
 /// The model reached the interleaving that matters: a reader holding the old object while
 /// the grace period waited for it (so a pass is not just every reader seeing the new one).
 fn assert_explored(explored: &Explored) {
@@ -257,27 +272,18 @@ fn a_synchronize_path_with_cookie() {
 #[test]
 fn b_nested_sections_wait_for_outermost_exit() {
     let explored = model(|| {
-        let w = World::new();
-        let reader = {
-            let w = w.clone();
-            thread::spawn(move || {
-                let word = &w.words[0];
-                word.enter(w.seq.started_counter());
-                word.enter(w.seq.started_counter());
-                let i = w.load_and_read();
-                word.exit();
-                assert_eq!(word.depth(), 1);
-                // Still inside the outer section: the object loaded above must still be live.
-                w.objs[i].read();
-                word.exit();
-                assert_eq!(word.depth(), 0);
-            })
-        };
-        let old = w.unpublish();
-        w.grace_period(1);
-        w.objs[old].free();
-        reader.join().unwrap();
-        w
+        reader_against_grace_period(|w| {
+            let word = &w.words[0];
+            word.enter(w.seq.started_counter());
+            word.enter(w.seq.started_counter());
+            let i = w.load_and_read();
+            word.exit();
+            assert_eq!(word.depth(), 1);
+            // Still inside the outer section: the object loaded above must still be live.
+            w.objs[i].read();
+            word.exit();
+            assert_eq!(word.depth(), 0);
+        })
     });
     assert_explored(&explored);
 }
@@ -289,45 +295,36 @@ fn b_nested_sections_wait_for_outermost_exit() {
 /// so it must see the new one (its snapshot is the grace period's, so nothing waits for it).
 ///
 /// The first section does not read the object: with a read there, this model is
-/// `b_consecutive_sections_both_read`, which currently fails (see there).
+/// `b_consecutive_sections_both_read`.
 #[test]
 fn b_section_after_gp_start_is_not_waited_for() {
     let explored = model(|| {
-        let w = World::new();
-        let reader = {
-            let w = w.clone();
-            thread::spawn(move || {
-                let word = &w.words[0];
-                word.enter(w.seq.started_counter());
-                word.exit();
+        reader_against_grace_period(|w| {
+            let word = &w.words[0];
+            word.enter(w.seq.started_counter());
+            word.exit();
 
-                // Acquire: as the load in `enter`; if this sees grace period 2 started, so
-                // does the (later) load in `enter`, which then snapshots 2.
-                let seen = w.seq.started_counter().load(Ordering::Acquire);
-                word.enter(w.seq.started_counter());
-                if seen == 2 {
-                    // Grace period 2 must complete while we stay inside this section.
-                    while !w.seq.is_completed(2) {
-                        thread::yield_now();
-                    }
-                    // Relaxed: coverage bookkeeping outside the model.
-                    w.witness.late_section.store(true, std::sync::atomic::Ordering::Relaxed);
-                    assert_eq!(
-                        w.load_and_read(),
-                        1,
-                        "a section that saw gp 2 start saw the old object"
-                    );
-                } else {
-                    w.load_and_read();
+            // Acquire: as the load in `enter`; if this sees grace period 2 started, so
+            // does the (later) load in `enter`, which then snapshots 2.
+            let seen = w.seq.started_counter().load(Ordering::Acquire);
+            word.enter(w.seq.started_counter());
+            if seen == 2 {
+                // Grace period 2 must complete while we stay inside this section.
+                while !w.seq.is_completed(2) {
+                    thread::yield_now();
                 }
-                word.exit();
-            })
-        };
-        let old = w.unpublish();
-        w.grace_period(1);
-        w.objs[old].free();
-        reader.join().unwrap();
-        w
+                // Relaxed: coverage bookkeeping outside the model.
+                w.witness.late_section.store(true, std::sync::atomic::Ordering::Relaxed);
+                assert_eq!(
+                    w.load_and_read(),
+                    1,
+                    "a section that saw gp 2 start saw the old object"
+                );
+            } else {
+                w.load_and_read();
+            }
+            word.exit();
+        })
     });
     assert!(explored.late_sections > 0, "no section began after the grace period started");
 }
@@ -349,24 +346,15 @@ fn b_section_after_gp_start_is_not_waited_for() {
 #[test]
 fn b_consecutive_sections_both_read() {
     model(|| {
-        let w = World::new();
-        let reader = {
-            let w = w.clone();
-            thread::spawn(move || {
-                let word = &w.words[0];
-                word.enter(w.seq.started_counter());
-                w.load_and_read();
-                word.exit();
-                word.enter(w.seq.started_counter());
-                w.load_and_read();
-                word.exit();
-            })
-        };
-        let old = w.unpublish();
-        w.grace_period(1);
-        w.objs[old].free();
-        reader.join().unwrap();
-        w
+        reader_against_grace_period(|w| {
+            let word = &w.words[0];
+            word.enter(w.seq.started_counter());
+            w.load_and_read();
+            word.exit();
+            word.enter(w.seq.started_counter());
+            w.load_and_read();
+            word.exit();
+        })
     });
 }
 
@@ -376,22 +364,13 @@ fn b_consecutive_sections_both_read() {
 #[test]
 fn b_leaked_guard_force_exit() {
     let explored = model(|| {
-        let w = World::new();
-        let reader = {
-            let w = w.clone();
-            thread::spawn(move || {
-                let word = &w.words[0];
-                word.enter(w.seq.started_counter());
-                w.load_and_read();
-                // The guard is leaked; the thread exits and its exit hook runs.
-                assert_eq!(word.force_exit(), 1);
-            })
-        };
-        let old = w.unpublish();
-        w.grace_period(1);
-        w.objs[old].free();
-        reader.join().unwrap();
-        w
+        reader_against_grace_period(|w| {
+            let word = &w.words[0];
+            word.enter(w.seq.started_counter());
+            w.load_and_read();
+            // The guard is leaked; the thread exits and its exit hook runs.
+            assert_eq!(word.force_exit(), 1);
+        })
     });
     assert_explored(&explored);
 }
@@ -571,23 +550,14 @@ fn broken_cookie_from_plain_load_is_caught() {
 #[test]
 fn b_signal_handler_in_the_enter_window() {
     model(|| {
-        let w = World::new();
-        let reader = {
-            let w = w.clone();
-            thread::spawn(move || {
-                let word = &w.words[0];
-                word.enter_interrupted(w.seq.started_counter(), || {
-                    word.enter(w.seq.started_counter());
-                    w.load_and_read();
-                    word.exit();
-                });
+        reader_against_grace_period(|w| {
+            let word = &w.words[0];
+            word.enter_interrupted(w.seq.started_counter(), || {
+                word.enter(w.seq.started_counter());
+                w.load_and_read();
                 word.exit();
-            })
-        };
-        let old = w.unpublish();
-        w.grace_period(1);
-        w.objs[old].free();
-        reader.join().unwrap();
-        w
+            });
+            word.exit();
+        })
     });
 }
