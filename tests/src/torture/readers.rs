@@ -56,6 +56,7 @@ pub fn run(
             }
             if nest {
                 flavor.read_nested(atomic, || {
+                    // Acquire: as the outer load; only the nesting is exercised here.
                     let _ = published.current.load(Ordering::Acquire);
                 });
             }

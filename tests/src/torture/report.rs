@@ -39,11 +39,13 @@ const MAX_MESSAGES: usize = 20;
 impl Counters {
     /// Adds one to `c`.
     pub fn bump(c: &AtomicU64) {
+        // Relaxed: a statistic (see the type's docs).
         c.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Reads `c`.
     pub fn get(c: &AtomicU64) -> u64 {
+        // Relaxed: a statistic (see the type's docs).
         c.load(Ordering::Relaxed)
     }
 

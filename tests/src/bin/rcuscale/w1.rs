@@ -60,6 +60,7 @@ fn crossbeam(n: u64) -> f64 {
     let start = Instant::now();
     for _ in 0..n {
         let guard = epoch::pin();
+        // Acquire: the peer's equivalent of the load under our guard (same loop shape).
         let p = black_box(&atomic).load(Ordering::Acquire, &guard);
         // SAFETY: non-null (initialised above) and never retired while the loop runs.
         black_box(unsafe { p.deref() }.data[0]);
@@ -77,6 +78,7 @@ fn seize(n: u64) -> f64 {
     let start = Instant::now();
     for _ in 0..n {
         let guard = collector.enter();
+        // Acquire: as above, through seize's `protect`.
         let p = guard.protect(black_box(&ptr), Ordering::Acquire);
         // SAFETY: never retired while the loop runs.
         black_box(unsafe { &*p }.data[0]);
@@ -106,6 +108,7 @@ fn crossbeam_nested(n: u64) -> f64 {
     let start = Instant::now();
     for _ in 0..n {
         let guard = epoch::pin();
+        // Acquire: the peer's equivalent of the load under our guard (same loop shape).
         let p = black_box(&atomic).load(Ordering::Acquire, &guard);
         // SAFETY: as in `crossbeam`.
         black_box(unsafe { p.deref() }.data[0]);
@@ -124,6 +127,7 @@ fn seize_nested(n: u64) -> f64 {
     let start = Instant::now();
     for _ in 0..n {
         let guard = collector.enter();
+        // Acquire: as above, through seize's `protect`.
         let p = guard.protect(black_box(&ptr), Ordering::Acquire);
         // SAFETY: as in `seize`.
         black_box(unsafe { &*p }.data[0]);
