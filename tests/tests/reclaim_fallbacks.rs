@@ -301,27 +301,48 @@ fn atomic_frees_drain_the_pool_and_the_refill_worker_restocks_it() {
     assert!(wait_until(Duration::from_secs(5), || fx.domain.alloc_stats().blocks_pooled >= 2));
     let refills_before = fx.domain.alloc_stats().refills;
     let mut rounds = 0;
-    let reports = fx.with_readers(|| loop {
-        rounds += 1;
-        for _ in 0..500 {
-            for api in APIS {
-                fx.retire_one(&mut ctx, TokenKind::Atomic, api);
+    // A reader holds a section of the domain across the flood and the check below: no batch
+    // can complete meanwhile, so no block comes back to the pool that way, and only the
+    // refill worker can restock it (without the holder, returned blocks could fill the pool
+    // first and leave the refill worker nothing to do).
+    let (release, released) = mpsc::channel::<()>();
+    let (entered_tx, entered) = mpsc::channel::<()>();
+    let domain = &fx.domain;
+    let (reports, stats) = rcu_tests::scope(|s| {
+        // Owned by this closure: a failing assertion below drops it while unwinding, which
+        // releases the holder, so the scope's join cannot hang.
+        let release = release;
+        s.spawn(move || {
+            let mut ctx = Sleepable::enter();
+            let _guard = domain.read_lock(&mut ctx);
+            entered_tx.send(()).unwrap();
+            let _ = released.recv();
+        });
+        entered.recv().unwrap();
+        let reports = fx.with_readers(|| loop {
+            rounds += 1;
+            for _ in 0..500 {
+                for api in APIS {
+                    fx.retire_one(&mut ctx, TokenKind::Atomic, api);
+                }
             }
-        }
+            let stats = fx.domain.alloc_stats();
+            if stats.fallbacks_of(Policy::NoWait, FallbackReason::NoBlock) > 0 {
+                assert!(stats.pool_empty > 0, "{stats:?}");
+                break;
+            }
+            assert!(rounds < 12, "the pool never ran dry: {stats:?}");
+        });
+        // The empty pool woke the refill worker, which topped it up again.
+        assert!(
+            wait_until(Duration::from_secs(5), || fx.domain.alloc_stats().refills > refills_before),
+            "no refill after the pool ran dry: {:?}",
+            fx.domain.alloc_stats()
+        );
         let stats = fx.domain.alloc_stats();
-        if stats.fallbacks_of(Policy::NoWait, FallbackReason::NoBlock) > 0 {
-            assert!(stats.pool_empty > 0, "{stats:?}");
-            break;
-        }
-        assert!(rounds < 12, "the pool never ran dry: {stats:?}");
+        release.send(()).unwrap();
+        (reports, stats)
     });
-    // The empty pool woke the refill worker, which topped it up again.
-    assert!(
-        wait_until(Duration::from_secs(5), || fx.domain.alloc_stats().refills > refills_before),
-        "no refill after the pool ran dry: {:?}",
-        fx.domain.alloc_stats()
-    );
-    let stats = fx.domain.alloc_stats();
     println!(
         "empty pool: {rounds} round(s); NoBlock fallbacks {}, pool_empty {}, refills {} -> {}",
         stats.fallbacks_of(Policy::NoWait, FallbackReason::NoBlock),
