@@ -4,6 +4,7 @@
 mod capability;
 #[cfg(doctest)]
 mod compile_fail;
+pub mod enforce;
 mod facts;
 pub mod thread_state;
 mod token;

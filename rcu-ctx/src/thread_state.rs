@@ -32,12 +32,66 @@ struct Depths {
     read: Cell<u32>,
     atomic: Cell<u32>,
     no_reclaim: Cell<u32>,
+    /// Root `Sleepable` tokens acquired on this thread and not dropped (leaked ones stay
+    /// counted for ever). See [`live_roots`].
+    roots: Cell<u32>,
 }
 
 thread_local! {
     static DEPTHS: Depths = const {
-        Depths { read: Cell::new(0), atomic: Cell::new(0), no_reclaim: Cell::new(0) }
+        Depths {
+            read: Cell::new(0),
+            atomic: Cell::new(0),
+            no_reclaim: Cell::new(0),
+            roots: Cell::new(0),
+        }
     };
+}
+
+/// How many root [`Sleepable`](crate::Sleepable) tokens of this thread are alive: acquired
+/// with `Sleepable::enter` and not dropped. A leaked root (`Box::leak`, `mem::forget`) stays
+/// counted for ever.
+///
+/// This is what lets an RCU runtime decide, at thread exit, whether a read section left open
+/// can still be reached: every guard and every reference loaded through it borrows a root
+/// (directly or through scopes derived from it). Once every root of the thread is dropped,
+/// no such borrow can be alive; a leaked root, on the other hand, may have lent out guards and
+/// references that are `'static`.
+///
+/// ```
+/// use rcu_ctx::{thread_state::live_roots, Sleepable};
+/// std::thread::spawn(|| {
+///     assert_eq!(live_roots(), 0);
+///     let ctx = Sleepable::enter();
+///     assert_eq!(live_roots(), 1);
+///     drop(ctx);
+///     assert_eq!(live_roots(), 0);
+///     let _leaked: &'static mut Sleepable = Box::leak(Box::new(Sleepable::enter()));
+///     assert_eq!(live_roots(), 1); // never dropped: counted for ever
+/// })
+/// .join()
+/// .unwrap();
+/// ```
+#[inline]
+pub fn live_roots() -> u32 {
+    DEPTHS.with(|d| d.roots.get())
+}
+
+/// Counts a new root. Saturates: a thread that leaked 2^32 roots keeps counting as leaked.
+#[inline]
+pub(crate) fn enter_root() {
+    DEPTHS.with(|d| d.roots.set(d.roots.get().saturating_add(1)));
+}
+
+/// Uncounts a dropped root (a saturated count stays: some root was leaked).
+#[inline]
+pub(crate) fn exit_root() {
+    DEPTHS.with(|d| {
+        let n = d.roots.get();
+        if n != u32::MAX {
+            d.roots.set(n.saturating_sub(1));
+        }
+    });
 }
 
 /// A copy of the calling thread's context state, for tests and diagnostics.

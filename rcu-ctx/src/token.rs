@@ -61,7 +61,17 @@ impl Sleepable {
                  token)."
             );
         }
+        thread_state::enter_root();
         Sleepable { _not_send_sync: PhantomData }
+    }
+}
+
+impl Drop for Sleepable {
+    /// Uncounts the root (see [`thread_state::live_roots`]): once a thread's roots are all
+    /// dropped, nothing borrowed from them (read guards, references loaded under them) is
+    /// alive.
+    fn drop(&mut self) {
+        thread_state::exit_root();
     }
 }
 
