@@ -263,6 +263,18 @@ impl BlockAllocator {
         self.refill.stop();
     }
 
+    /// Asks the refill worker (if running) to stop, without waiting for it.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator};
+    /// static ALLOC: BlockAllocator = BlockAllocator::new(AllocConfig::new());
+    /// BlockAllocator::start_refill(&ALLOC, "doc-async");
+    /// ALLOC.request_stop_refill(); // returns at once; the worker exits by itself
+    /// ```
+    pub fn request_stop_refill(&self) {
+        self.refill.request_stop();
+    }
+
     /// Counts a fallback taken by the runtime.
     ///
     /// ```

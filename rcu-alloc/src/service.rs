@@ -14,6 +14,34 @@ const NOT_STARTED: u8 = 0;
 const RUNNING: u8 = 1;
 const STOPPING: u8 = 2;
 
+/// Spawns `body` on a thread that starts with every signal blocked (a thread inherits its
+/// creator's mask): the process's signal handlers never run on a runtime thread, where they
+/// could interrupt the runtime's own allocations (DESIGN §5.1; liburcu's threads do the same).
+fn spawn_with_signals_blocked(
+    name: &str,
+    body: impl FnOnce() + Send + 'static,
+) -> std::io::Result<JoinHandle<()>> {
+    struct RestoreMask(libc::sigset_t);
+    impl Drop for RestoreMask {
+        fn drop(&mut self) {
+            // SAFETY: restores the mask saved when this guard was made (also on unwind).
+            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, core::ptr::null_mut()) };
+        }
+    }
+    // SAFETY: sigset_t is plain data; sigfillset initialises it.
+    let mut all: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: as above.
+    let mut old: libc::sigset_t = unsafe { core::mem::zeroed() };
+    // SAFETY: both are valid sigset_t; pthread_sigmask only changes this thread's mask,
+    // which `_restore` puts back before this function returns or unwinds.
+    unsafe {
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
+    }
+    let _restore = RestoreMask(old);
+    std::thread::Builder::new().name(name.to_owned()).spawn(body)
+}
+
 /// The controls of one background thread.
 ///
 /// ```
@@ -77,7 +105,7 @@ impl ServiceThread {
         {
             return false;
         }
-        let join = std::thread::Builder::new().name(name.clone()).spawn(body).unwrap_or_else(|e| {
+        let join = spawn_with_signals_blocked(&name, body).unwrap_or_else(|e| {
             panic!(
                 "rcu: could not spawn the background thread '{name}' ({e}): the process is at \
                  its thread limit or out of memory"
@@ -120,7 +148,20 @@ impl ServiceThread {
         }
     }
 
-    /// The thread side: true once `stop` was called.
+    /// Asks the thread to stop and wakes it, without waiting for it: the thread finishes on
+    /// its own and its handle is detached. For callers that may be the thread itself, or may
+    /// run code the thread waits for (a domain dropped from one of its own callbacks).
+    pub fn request_stop(&self) {
+        // SeqCst: as in `stop`.
+        if self.state.swap(STOPPING, Ordering::SeqCst) != RUNNING {
+            return;
+        }
+        self.wake();
+        // Detach: dropping a JoinHandle never waits.
+        drop(self.handle.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
+
+    /// The thread side: true once `stop` or `request_stop` was called.
     pub fn stopping(&self) -> bool {
         // SeqCst: see `stop`.
         self.state.load(Ordering::SeqCst) == STOPPING

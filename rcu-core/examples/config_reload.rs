@@ -140,14 +140,14 @@ fn main() {
 
     // The writer: reloads the whole value; the old one is retired and dropped after a grace
     // period, on the domain's worker thread. Readers never wait for the writer.
-    let ctx = Sleepable::enter();
+    let mut ctx = Sleepable::enter();
     let start = Instant::now();
     for version in 2..=RELOADS + 1 {
         std::thread::sleep(RELOAD_EVERY);
         if version % 10 == 0 {
             // `update` computes the new value from the current one (retrying if another
             // writer got in first); here: keep the routes, raise the body limit.
-            config.update(&ctx, |old| {
+            config.update(&mut ctx, |old| {
                 let mut next = Config {
                     version,
                     max_body: old.max_body + 100,

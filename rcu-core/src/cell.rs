@@ -36,7 +36,7 @@ use crate::registry::Slot;
 ///     let cfg = cell.load(&guard);
 ///     assert_eq!(cfg.limit, 10);
 /// }
-/// cell.update(&ctx, |old| Rcu::boxed(Config { verbose: true, ..*old }));
+/// cell.update(&mut ctx, |old| Rcu::boxed(Config { verbose: true, ..*old }));
 /// let guard = read_lock(&mut ctx);
 /// assert!(cell.load(&guard).verbose);
 /// ```
@@ -174,7 +174,7 @@ impl<T: Send + 'static> RcuCell<T> {
     /// ```
     #[track_caller]
     pub fn replace<C: Context>(&self, ctx: &C, new: Box<Rcu<T>>) {
-        let slot = self.domain.prepare(ctx);
+        let slot = self.domain.prepare(ctx, "RcuCell::replace");
         // AcqRel: Release publishes `new` to readers (Acquire in `load`); Acquire makes the
         // old value's contents ours to retire.
         let old = self.ptr.swap(Box::into_raw(new), Ordering::AcqRel);
@@ -201,7 +201,9 @@ impl<T: Send + 'static> RcuCell<T> {
     ///
     /// `f` runs inside a read section of the cell's domain, so it must not block; it gets
     /// the current value and returns the new one boxed (with `Rcu::boxed`, which allocates,
-    /// or from the caller's own pool under `Atomic`).
+    /// or from the caller's own pool under `Atomic`). `ctx` is borrowed mutably for the call,
+    /// so `f` cannot capture it and block or reclaim with it inside the section. Holding only
+    /// a shared `&Atomic` (in a callback, under a guard), pass `&mut atomic.nested()`.
     ///
     /// # Panics
     /// With an `Atomic` token on a thread that never registered with the cell's domain (see
@@ -215,9 +217,9 @@ impl<T: Send + 'static> RcuCell<T> {
     /// std::thread::scope(|s| {
     ///     for _ in 0..4 {
     ///         s.spawn(|| {
-    ///             let ctx = Sleepable::enter();
+    ///             let mut ctx = Sleepable::enter();
     ///             for _ in 0..100 {
-    ///                 counter.update(&ctx, |n| Rcu::boxed(n + 1)); // no increment is lost
+    ///                 counter.update(&mut ctx, |n| Rcu::boxed(n + 1)); // no increment is lost
     ///             }
     ///         });
     ///     }
@@ -229,8 +231,8 @@ impl<T: Send + 'static> RcuCell<T> {
     /// rcu_barrier(&ctx);
     /// ```
     #[track_caller]
-    pub fn update<C: Context>(&self, ctx: &C, mut f: impl FnMut(&T) -> Box<Rcu<T>>) {
-        let slot = self.domain.prepare(ctx);
+    pub fn update<C: Context>(&self, ctx: &mut C, mut f: impl FnMut(&T) -> Box<Rcu<T>>) {
+        let slot = self.domain.prepare(&*ctx, "RcuCell::update");
         let slot = slot.unwrap_or_else(|| {
             panic!(
                 "rcu-core: RcuCell::update with an Atomic token on a thread not registered \

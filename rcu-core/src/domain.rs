@@ -342,10 +342,15 @@ impl DomainRef {
     /// allocate, the worker and this thread's registration (both allocate the first time).
     /// Returns the calling thread's slot: `None` only for an `Atomic` caller on a thread
     /// that never registered.
+    ///
+    /// # Panics
+    /// When the thread's real state forbids what the token claims (`rcu_ctx::enforce`):
+    /// checked in every build, so a second root cannot carry `call` past a scope.
     #[track_caller]
     #[inline]
-    pub(crate) fn prepare<C: Context>(&self, ctx: &C) -> Option<&Slot> {
+    pub(crate) fn prepare<C: Context>(&self, ctx: &C, call: &'static str) -> Option<&Slot> {
         ctx.validate();
+        rcu_ctx::enforce::token_fits::<C>(call);
         if matches!(C::KIND, ContextKind::Atomic) {
             return crate::reader::current_slot(self);
         }
@@ -487,12 +492,19 @@ impl Domain {
     /// callback, or inside a read section of another domain. (Within one domain,
     /// [`ReadGuard::nest`] does the same.)
     ///
+    /// # Panics
+    /// If the calling thread never registered with this domain: registering allocates, which
+    /// an atomic context may not. Register it beforehand with
+    /// [`Domain::register_current_thread`] (or one [`Domain::read_lock`] from a token that
+    /// may allocate).
+    ///
     /// ```
     /// use rcu_core::prelude::*;
     /// use rcu_core::{Domain, DomainConfig};
     ///
     /// let other = Domain::new(DomainConfig::new());
     /// let mut ctx = Sleepable::enter();
+    /// other.register_current_thread(&ctx); // registering allocates: do it outside sections
     /// let global_guard = read_lock(&mut ctx);
     /// let other_guard = other.read_lock_nested(global_guard.ctx());
     /// drop(other_guard);
@@ -534,6 +546,7 @@ impl Domain {
     #[track_caller]
     pub fn synchronize_rcu<C: MaySleep>(&self, ctx: &C) {
         ctx.validate();
+        rcu_ctx::enforce::may_sleep("synchronize_rcu");
         self.ensure_worker::<C>();
         self.state().synchronize();
     }
@@ -551,6 +564,7 @@ impl Domain {
     #[track_caller]
     pub fn synchronize_rcu_expedited<C: MaySleep>(&self, ctx: &C) {
         ctx.validate();
+        rcu_ctx::enforce::may_sleep("synchronize_rcu_expedited");
         let state = self.state();
         state.wait_for(state.gp.seq.cookie(), Urgency::Expedited);
     }
@@ -590,8 +604,11 @@ impl Domain {
     ///     std::thread::yield_now(); // the domain's worker runs the grace period
     /// }
     /// ```
+    #[track_caller]
     pub fn start_poll<C: Context>(&self, ctx: &C) -> GpCookie {
         ctx.validate();
+        // With a token that may allocate it may start the worker (spawns a thread).
+        rcu_ctx::enforce::token_fits::<C>("start_poll");
         self.ensure_worker::<C>();
         let state = self.state();
         let cookie = state.cookie();
@@ -638,6 +655,7 @@ impl Domain {
     #[track_caller]
     pub fn cond_synchronize<C: MaySleep>(&self, ctx: &C, cookie: GpCookie) {
         ctx.validate();
+        rcu_ctx::enforce::may_sleep("cond_synchronize");
         let state = self.state();
         state.check_cookie(cookie);
         if !state.gp.seq.is_completed(cookie.seq) {
@@ -714,8 +732,8 @@ impl Domain {
     /// allocate, the worker and this thread's registration (both allocate the first time).
     #[track_caller]
     #[inline]
-    fn prepare<C: Context>(&self, ctx: &C) -> Option<&Slot> {
-        self.state.prepare(ctx)
+    fn prepare<C: Context>(&self, ctx: &C, call: &'static str) -> Option<&Slot> {
+        self.state.prepare(ctx, call)
     }
 
     /// Queues `f(obj, ctx)` to run after a grace period, on the domain's worker with an
@@ -742,7 +760,7 @@ impl Domain {
         obj: Box<Rcu<T>>,
         f: Callback<T>,
     ) {
-        let slot = self.prepare(ctx);
+        let slot = self.prepare(ctx, "call_rcu");
         self.state().defer_headed::<C>(slot, deferred::callback_entry(obj, f));
     }
 
@@ -766,7 +784,7 @@ impl Domain {
     where
         F: FnOnce(&Atomic<'_>) + Send + 'static,
     {
-        let slot = self.prepare(ctx);
+        let slot = self.prepare(ctx, "call_rcu_fn");
         self.state().defer_headed::<C>(slot, deferred::closure_entry(f));
     }
 
@@ -782,7 +800,7 @@ impl Domain {
     /// ```
     #[track_caller]
     pub fn kvfree_rcu<C: Context, T: Send + 'static>(&self, ctx: &C, obj: Box<Rcu<T>>) {
-        let slot = self.prepare(ctx);
+        let slot = self.prepare(ctx, "kvfree_rcu");
         self.state().defer_headed::<C>(slot, deferred::free_entry(obj));
     }
 
@@ -797,7 +815,7 @@ impl Domain {
     /// ```
     #[track_caller]
     pub fn kvfree_rcu_mightsleep<C: MaySleep, T: Send + 'static>(&self, ctx: &C, obj: Box<T>) {
-        let slot = self.prepare(ctx);
+        let slot = self.prepare(ctx, "kvfree_rcu_mightsleep");
         let (entry, bytes) = deferred::headless_entry(obj);
         if let Err(entry) = self.state().defer_headless::<C>(slot, entry, bytes) {
             self.state().synchronize();
@@ -833,7 +851,8 @@ impl Domain {
     /// ```
     #[track_caller]
     pub fn rcu_barrier<C: MayReclaim>(&self, ctx: &C) {
-        let _ = self.prepare(ctx);
+        rcu_ctx::enforce::may_reclaim("rcu_barrier");
+        let _ = self.prepare(ctx, "rcu_barrier");
         assert!(
             !crate::reader::in_read_section(self.state()),
             "rcu-core: rcu_barrier inside a read section of the same domain would wait for \
@@ -863,8 +882,9 @@ impl Domain {
     /// assert_eq!(stats.fallbacks_of(Policy::NoWait, FallbackReason::Unregistered), 0);
     /// domain.rcu_barrier(&ctx);
     /// ```
+    #[track_caller]
     pub fn register_current_thread<C: MayAlloc>(&self, ctx: &C) {
-        let _ = self.prepare(ctx);
+        let _ = self.prepare(ctx, "register_current_thread");
     }
 
     /// The allocation side's statistics: blocks, pool, fallbacks by policy and reason.
@@ -927,16 +947,24 @@ impl Domain {
 }
 
 impl Drop for Domain {
+    /// Only signals: the domain's worker runs what is queued and keeps serving cells and
+    /// registered threads that still hold the state, then exits and frees it (see
+    /// `worker`). Never waits, so a domain may be dropped anywhere, even in its own callback.
     fn drop(&mut self) {
         if let DomainRef::Owned(state) = &self.state {
             // Release: pairs with the Acquire in `is_live`: threads that see the domain dead
             // drop their registration.
             state.live.store(false, Ordering::Release);
-            crate::process::untrack(state);
-            state.worker.stop();
-            // The refill worker holds the state alive; stopping it lets the state go once
-            // the last registered thread has exited.
-            state.reclaim.alloc.stop_refill();
+            state.worker.request_stop();
+            // The refill worker holds the state alive; it lets go once stopped.
+            state.reclaim.alloc.request_stop_refill();
         }
+    }
+}
+
+impl Drop for DomainState {
+    fn drop(&mut self) {
+        // First, while every field is intact: a fork from now on must not see this state.
+        crate::process::untrack(self);
     }
 }

@@ -126,10 +126,12 @@ impl GracePeriods {
                 return;
             }
             if self.try_lead() {
+                // Stops leading also when unwinding (a panic inside the grace period must not
+                // leave the domain without a leader for ever).
+                let _leading = Leading(self);
                 while !self.seq.is_completed(cookie) {
                     self.run_one(domain, urgency);
                 }
-                self.stop_leading();
                 return;
             }
             self.wait_for_event();
@@ -157,6 +159,15 @@ impl GracePeriods {
         // Relaxed: the child has a single thread.
         self.leader.store(0, Ordering::Relaxed);
         self.sleepers.store(0, Ordering::Relaxed);
+    }
+}
+
+/// The leader's role, given up on drop (return or unwind).
+struct Leading<'a>(&'a GracePeriods);
+
+impl Drop for Leading<'_> {
+    fn drop(&mut self) {
+        self.0.stop_leading();
     }
 }
 
@@ -191,6 +202,7 @@ fn wait_for_reader(
                 blocked_for: elapsed,
                 gp_seq: gp,
                 pending_callbacks: domain.callbacks_pending(),
+                leaked_guard: slot.is_abandoned(),
             });
         }
     }

@@ -58,14 +58,13 @@
 //!
 //! // The writer replaces the whole value; the old one is dropped after a grace period,
 //! // when no reader can still be looking at it.
-//! let ctx = Sleepable::enter();
+//! let mut ctx = Sleepable::enter();
 //! config.set(&ctx, Config { name: "v2".into(), max_connections: 20 });
-//! config.update(&ctx, |old| Rcu::boxed(Config { name: "v3".into(), ..*old }));
+//! config.update(&mut ctx, |old| Rcu::boxed(Config { name: "v3".into(), ..*old }));
 //!
 //! for r in readers {
 //!     r.join().unwrap();
 //! }
-//! let mut ctx = ctx;
 //! let guard = read_lock(&mut ctx);
 //! assert_eq!(config.load(&guard).name, "v3");
 //! ```
@@ -107,6 +106,8 @@ pub mod raw;
 mod reader;
 #[cfg(not(loom))]
 mod reclaim;
+#[cfg(not(loom))]
+mod registration;
 #[cfg(not(loom))]
 mod registry;
 #[cfg(not(loom))]

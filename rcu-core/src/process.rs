@@ -79,9 +79,9 @@ pub(crate) fn track(state: &Arc<DomainState>) {
     }
 }
 
-/// Removes a domain (being dropped) from the list.
-pub(crate) fn untrack(state: &Arc<DomainState>) {
-    let raw = Arc::as_ptr(state) as *mut DomainState;
+/// Removes a domain state (being dropped) from the list; a no-op for untracked states.
+pub(crate) fn untrack(state: &DomainState) {
+    let raw = state as *const DomainState as *mut DomainState;
     for t in tracked() {
         // Release: the entry may be reused once free.
         if t.state
@@ -109,8 +109,9 @@ extern "C" fn child_after_fork() {
     for t in tracked() {
         // Relaxed: the child has a single thread.
         let state = t.state.load(Ordering::Relaxed);
-        // SAFETY: a non-null entry is a live domain: `untrack` clears it before the state
-        // can be freed, and no other thread exists to free it now.
+        // SAFETY: a non-null entry is a live domain state: `untrack` clears it first thing in
+        // the state's `Drop`, before any field is freed, and no other thread exists to free
+        // it now.
         if let Some(state) = unsafe { state.as_ref() } {
             state.reset_after_fork();
         }

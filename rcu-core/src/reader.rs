@@ -4,11 +4,9 @@
 //! in the domain's registry and remembers it in a thread-local. The global domain's slot sits
 //! in a `const`-initialised thread-local cell, so the fast path is a thread-pointer-relative
 //! load, a null check and the reader word update of `raw::protocol`. Other domains' slots are
-//! found in a short per-thread list. At thread exit the slots are released; a section left
-//! open by a leaked guard is reported and force-ended so grace periods do not wait forever.
+//! found in a short per-thread list (`registration`, which also says how registrations end
+//! at thread exit, and what happens to a section left open by a leaked guard).
 
-use std::cell::{Cell, RefCell};
-use std::io::Write;
 use std::ptr;
 use std::sync::Arc;
 
@@ -16,8 +14,8 @@ use rcu_ctx::{Atomic, ReadSection};
 
 use crate::domain::{DomainRef, DomainState, GLOBAL_STATE};
 use crate::raw::protocol::ReaderWord;
+use crate::registration;
 use crate::registry::Slot;
-use crate::stats::Counters;
 use crate::worker::Worker;
 
 /// A read section. While it lives, nothing removed from the domain's data after the section
@@ -114,72 +112,12 @@ impl Drop for ReadGuard<'_> {
     }
 }
 
-thread_local! {
-    /// This thread's slot in the global domain, or null before registration.
-    static GLOBAL_SLOT: Cell<*const Slot> = const { Cell::new(ptr::null()) };
-    /// Releases the global slot at thread exit.
-    static GLOBAL_EXIT: GlobalExit = const { GlobalExit };
-    /// This thread's slots in other domains.
-    static DOMAIN_SLOTS: RefCell<Vec<Registration>> = const { RefCell::new(Vec::new()) };
-    /// True once this thread has touched `DOMAIN_SLOTS`. The first access to a thread-local
-    /// with a destructor registers the destructor, which allocates (glibc `calloc`) and takes
-    /// a loader lock: `find_slot`, which `Atomic` paths call, must not be that access. No
-    /// destructor, so reading this one is a plain thread-local load.
-    static HAS_DOMAIN_SLOTS: Cell<bool> = const { Cell::new(false) };
-}
-
-struct GlobalExit;
-
-impl Drop for GlobalExit {
-    fn drop(&mut self) {
-        let slot = GLOBAL_SLOT.with(|s| s.replace(ptr::null()));
-        // SAFETY: the global registry lives forever; the slot was claimed by this thread.
-        if let Some(slot) = unsafe { slot.as_ref() } {
-            release(&GLOBAL_STATE, slot);
-        }
-    }
-}
-
-/// A thread's registration with a non-global domain; keeps the domain's state alive.
-struct Registration {
-    domain: Arc<DomainState>,
-    slot: *const Slot,
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        // SAFETY: slots live as long as their registry, which `self.domain` keeps alive.
-        release(&self.domain, unsafe { &*self.slot });
-    }
-}
-
-fn release(domain: &DomainState, slot: &Slot) {
-    domain.adopt(slot);
-    let leaked = domain.readers.release(slot);
-    if leaked != 0 {
-        Counters::bump(&domain.counters.leaked_read_sections);
-        // Best effort: at thread exit stderr may be gone; nothing else to do then.
-        let _ = writeln!(
-            std::io::stderr(),
-            "rcu-core: thread '{}' (tid {}) exited inside {} read section(s) of domain '{}': \
-             a ReadGuard was leaked (mem::forget, or kept in a thread-local or static). The \
-             section was ended so grace periods can proceed (rule: a read section ends, by \
-             dropping its guard, on the thread that entered it). Fix: drop every guard; never \
-             forget or store one.",
-            slot.name().as_deref().unwrap_or("<unnamed>"),
-            slot.tid(),
-            leaked,
-            domain.name()
-        );
-    }
-}
-
 /// Enters a read section of the global domain: the fast path.
 #[inline]
 pub(crate) fn read_lock_global<'a>(section: ReadSection<'a>) -> ReadGuard<'a> {
-    let mut slot = GLOBAL_SLOT.with(Cell::get);
+    let mut slot = registration::global_slot();
     if slot.is_null() {
-        slot = register_global();
+        slot = register_reader(&DomainRef::Global(&GLOBAL_STATE));
     }
     // SAFETY: a registered slot stays valid until this thread's exit, and the global
     // registry is never freed.
@@ -188,65 +126,47 @@ pub(crate) fn read_lock_global<'a>(section: ReadSection<'a>) -> ReadGuard<'a> {
     ReadGuard { word, domain: &GLOBAL_STATE, section }
 }
 
-#[cold]
-fn register_global() -> *const Slot {
-    crate::process::init();
-    let slot: *const Slot = GLOBAL_STATE.readers.claim();
-    GLOBAL_SLOT.with(|s| s.set(slot));
-    // Arms the exit hook. During thread teardown it may already be gone: the slot then stays
-    // claimed (but outside any section, so it holds up nothing) instead of being reused.
-    let _ = GLOBAL_EXIT.try_with(|_| ());
-    // The global domain's worker starts with its first reader (private domains start theirs
-    // in `Domain::new`): a reader's `Atomic` requests (`start_poll`, `kvfree_rcu`) cannot
-    // start it, and would otherwise wait for a sleepable call that may never come.
-    // Registration allocates anyway; this is the same cold path.
-    Worker::start(DomainRef::Global(&GLOBAL_STATE));
-    slot
-}
-
 /// Enters a read section of a non-global domain.
 #[inline]
 pub(crate) fn read_lock_in<'a>(
     domain: &'a Arc<DomainState>,
     section: ReadSection<'a>,
 ) -> ReadGuard<'a> {
-    let slot = find_slot(domain).unwrap_or_else(|| register_in(domain));
+    let slot = registration::find_slot(domain)
+        .unwrap_or_else(|| register_reader(&DomainRef::Owned(domain.clone())));
     // SAFETY: the slot lives as long as the domain state, which `domain` borrows for 'a.
     let word: &'a ReaderWord = unsafe { &(*slot).word };
     word.enter(domain.gp.seq.started_counter());
     ReadGuard { word, domain, section }
 }
 
-/// This thread's slot in a non-global domain. `None` also while the list is being changed
-/// by the code a signal handler interrupted (the handler then counts as unregistered).
-fn find_slot(domain: &DomainState) -> Option<*const Slot> {
-    if !HAS_DOMAIN_SLOTS.with(Cell::get) {
-        return None;
-    }
-    DOMAIN_SLOTS.with(|list| {
-        let list = list.try_borrow().ok()?;
-        list.iter().find(|r| ptr::eq(&*r.domain, domain)).map(|r| r.slot)
-    })
-}
-
+/// Registers a thread entering its first read section of a domain (the section was just
+/// entered in the context state). Registering allocates, so it must not happen in an atomic
+/// context: a read section entered from an `Atomic` token (a signal handler, a spinlock, a
+/// callback, another section) on an unregistered thread panics instead of allocating.
 #[cold]
-fn register_in(domain: &Arc<DomainState>) -> *const Slot {
-    crate::process::init();
-    let slot: *const Slot = domain.readers.claim();
-    DOMAIN_SLOTS.with(|list| {
-        // Set inside: `DOMAIN_SLOTS` (and its destructor) is initialised by now, so a signal
-        // handler that sees the flag never makes the first access.
-        HAS_DOMAIN_SLOTS.with(|has| has.set(true));
-        let mut list = list.try_borrow_mut().expect(
-            "rcu-core: a signal handler entered a read section of a domain while the thread it \
-             interrupted was registering with a domain (rule: registering allocates, so a \
-             handler must find its thread already registered). Fix: register threads (one \
-             read_lock, or Domain::register_current_thread) before their handlers use RCU",
+#[track_caller]
+fn register_reader(domain: &DomainRef) -> *const Slot {
+    let state = rcu_ctx::thread_state::snapshot();
+    if state.read_depth > 1 || state.atomic_depth != 0 {
+        panic!(
+            "rcu-core: first read section of domain '{}' on this thread entered from an atomic \
+             context (a signal handler, an atomic scope, a callback or another read section): \
+             registering the thread allocates, which an Atomic context may not (rule: Atomic \
+             never allocates, even on a thread the runtime has never seen). Fix: register the \
+             thread beforehand, where it may allocate: domain.register_current_thread(&ctx), or \
+             one read_lock of that domain from a Sleepable or NoReclaim token",
+            domain.name()
         );
-        // Registrations with dropped domains only keep their memory alive: let them go.
-        list.retain(|r| r.domain.is_live());
-        list.push(Registration { domain: domain.clone(), slot });
-    });
+    }
+    let slot: *const Slot = registration::register(domain);
+    if let DomainRef::Global(state) = domain {
+        // The global domain's worker starts with its first reader (private domains start
+        // theirs in `Domain::new`): a reader's `Atomic` requests (`start_poll`, `kvfree_rcu`)
+        // cannot start it, and would otherwise wait for a sleepable call that may never come.
+        // Registration allocates anyway; this is the same cold path.
+        Worker::start(DomainRef::Global(state));
+    }
     slot
 }
 
@@ -254,9 +174,9 @@ fn register_in(domain: &Arc<DomainState>) -> *const Slot {
 #[inline]
 pub(crate) fn current_slot(domain: &DomainState) -> Option<&Slot> {
     let slot = if ptr::eq(domain, &GLOBAL_STATE) {
-        Some(GLOBAL_SLOT.with(Cell::get)).filter(|s| !s.is_null())
+        Some(registration::global_slot()).filter(|s| !s.is_null())
     } else {
-        find_slot(domain)
+        registration::find_slot(domain)
     };
     // SAFETY: a registered slot stays valid while the thread lives and the domain is
     // borrowed (the registration holds the domain alive).
@@ -264,21 +184,13 @@ pub(crate) fn current_slot(domain: &DomainState) -> Option<&Slot> {
 }
 
 /// Registers the calling thread with `domain` unless it is (allocates the first time).
-pub(crate) fn ensure_registered(domain: &DomainRef) {
-    if current_slot(domain).is_none() {
-        register(domain);
-    }
-}
-
-/// Registers the calling thread with `domain` (allocates).
-#[cold]
 pub(crate) fn register(domain: &DomainRef) -> &Slot {
-    let slot = match domain {
-        DomainRef::Global(_) => register_global(),
-        DomainRef::Owned(state) => register_in(state),
-    };
-    // SAFETY: as in `current_slot`.
-    unsafe { &*slot }
+    let fresh = current_slot(domain).is_none();
+    let slot = registration::register(domain);
+    if fresh && matches!(domain, DomainRef::Global(_)) {
+        Worker::start(domain.clone());
+    }
+    slot
 }
 
 /// Is the calling thread inside a read section of `domain`?

@@ -517,18 +517,26 @@ impl DomainState {
     }
 
     /// Backpressure (`Reclaim` policy only): wait until the pending memory, plus `bytes`,
-    /// fits the budget again. The worker collects and runs batches meanwhile.
+    /// fits the budget again, or until everything that was pending when the caller arrived
+    /// has run, whichever comes first. The second bound keeps `Sleepable` writers going while
+    /// `NoReclaim`/`Atomic` writers (which never wait) keep the domain over budget: each
+    /// waits for one collection and its grace period, not for others to stop.
     fn wait_for_drain(&self, bytes: usize) {
         self.reclaim.alloc.note_backpressure();
         let budget = self.reclaim.alloc.budget();
         // Once nothing is pending, waiting cannot help (an item larger than the budget).
-        while budget.is_over(bytes) && budget.pending() > 0 {
-            // SeqCst: as in `rcu_barrier`'s wait.
+        if !budget.is_over(bytes) || budget.pending() == 0 {
+            return;
+        }
+        let generation = self.request_collection();
+        self.hurry();
+        loop {
+            // SeqCst: as in `barrier`'s wait.
             let seen = self.reclaim.drained_event.load(Ordering::SeqCst);
-            self.request_collection();
-            self.hurry();
-            if !budget.is_over(bytes) || budget.pending() == 0 {
-                break;
+            // Acquire: as in `barrier`.
+            let drained = self.reclaim.completed_generation.load(Ordering::Acquire) >= generation;
+            if drained || !budget.is_over(bytes) || budget.pending() == 0 {
+                return;
             }
             self.sleep_until_drained(seen);
         }

@@ -21,6 +21,9 @@ pub(crate) struct Slot {
     /// The owner's deferred-work staging area in this domain.
     pub(crate) staging: CachePadded<Staging>,
     in_use: AtomicBool,
+    /// Set when the owner exited inside a section that may still be reached (a leaked guard
+    /// and root): the slot is never reused and its section never ends.
+    abandoned: AtomicBool,
     /// Address of the owner thread's `OWNER_MARK` thread-local: unique among live threads and
     /// unchanged in a child after `fork()`, which is how the child recognises its own slots.
     owner_mark: AtomicUsize,
@@ -48,6 +51,13 @@ impl Slot {
     pub(crate) fn tid(&self) -> i32 {
         // Relaxed: informational.
         self.tid.load(Ordering::Relaxed)
+    }
+
+    /// True if the owner exited inside a section that may still be reached (see
+    /// `registration`): it holds up every later grace period for ever.
+    pub(crate) fn is_abandoned(&self) -> bool {
+        // Relaxed: informational (stall reports).
+        self.abandoned.load(Ordering::Relaxed)
     }
 
     /// The owner's thread name, if it had one.
@@ -117,6 +127,7 @@ impl Registry {
             word: CachePadded::new(ReaderWord::new()),
             staging: CachePadded::new(Staging::new()),
             in_use: AtomicBool::new(true),
+            abandoned: AtomicBool::new(false),
             owner_mark: AtomicUsize::new(0),
             tid: AtomicI32::new(0),
             name: Default::default(),
@@ -139,19 +150,27 @@ impl Registry {
         }
     }
 
-    /// Returns a slot to the pool at thread exit. Returns the depth of a leaked section that
-    /// was force-ended, if any; such a slot is quarantined (never reused), because the guard
-    /// may still live in a thread-local destroyed later, and its exit must not touch the
-    /// section of the slot's next owner.
-    pub(crate) fn release(&self, slot: &Slot) -> u64 {
-        let leaked = slot.word.force_exit();
-        if leaked == 0 {
-            // Release: pairs with the Acquire CAS in `claim`.
-            slot.in_use.store(false, Ordering::Release);
-        }
+    /// Returns a slot whose owner is outside any section to the pool.
+    pub(crate) fn release(&self, slot: &Slot) {
+        debug_assert_eq!(
+            slot.word.depth(),
+            0,
+            "rcu-core internal error: released inside a section"
+        );
+        // Release: pairs with the Acquire CAS in `claim`.
+        slot.in_use.store(false, Ordering::Release);
         // Relaxed: a statistic.
         self.registered.fetch_sub(1, Ordering::Relaxed);
-        leaked
+    }
+
+    /// Gives up a slot whose owner exited inside a section that may still be reached: the
+    /// slot stays claimed (never reused) and its section open, so grace periods keep waiting
+    /// for it; it no longer counts as a registered thread.
+    pub(crate) fn abandon(&self, slot: &Slot) {
+        // Relaxed: informational; the slot itself stays as it is.
+        slot.abandoned.store(true, Ordering::Relaxed);
+        // Relaxed: a statistic.
+        self.registered.fetch_sub(1, Ordering::Relaxed);
     }
 
     /// Every slot, in use or not.
@@ -170,11 +189,15 @@ impl Registry {
 
     /// In a forked child: every slot not owned by the calling (only) thread belonged to a
     /// thread that does not exist here. Hand it to `on_dead` (to adopt its staged work), end
-    /// its section and free it.
+    /// its section and free it. Abandoned slots stay as they are: their sections may be
+    /// reached for ever, in the child as in the parent.
     pub(crate) fn reset_after_fork(&self, on_dead: impl Fn(&Slot)) {
         let me = current_owner_mark();
         let mut live = 0;
         for slot in self.iter() {
+            if slot.is_abandoned() {
+                continue;
+            }
             // Relaxed: the child has a single thread.
             if slot.in_use.load(Ordering::Relaxed) && slot.owner_mark.load(Ordering::Relaxed) == me
             {

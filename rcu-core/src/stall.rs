@@ -16,6 +16,7 @@ use std::time::Duration;
 ///     blocked_for: Duration::from_millis(21_500),
 ///     gp_seq: 17,
 ///     pending_callbacks: 1000,
+///     leaked_guard: false,
 /// };
 /// let line = report.to_string(); // what the default handler prints on stderr
 /// assert!(line.starts_with("rcu: grace period 17 of domain 'global' stalled for 21.500s"));
@@ -35,6 +36,10 @@ pub struct StallReport {
     pub gp_seq: u64,
     /// Callbacks and deferred frees queued on the domain and not yet run.
     pub pending_callbacks: u64,
+    /// True when the reader thread has exited inside the section, having leaked the guard
+    /// together with its root `Sleepable`: the guard and references loaded through it may
+    /// live for ever, so the section never ends and neither does this grace period.
+    pub leaked_guard: bool,
 }
 
 impl core::fmt::Display for StallReport {
@@ -42,17 +47,30 @@ impl core::fmt::Display for StallReport {
         write!(
             f,
             "rcu: grace period {} of domain '{}' stalled for {:.3}s by reader thread '{}' \
-             (tid {}); {} callbacks pending. Rule: read sections are short and never block. \
-             Fix: find where that thread holds a ReadGuard (blocked, sleeping or looping inside \
-             the section) and end the section sooner; give long readers a domain of their own, \
-             or raise the domain's stall timeout if the wait is expected",
+             (tid {}); {} callbacks pending. ",
             self.gp_seq,
             self.domain,
             self.blocked_for.as_secs_f64(),
             self.thread_name.as_deref().unwrap_or("<unnamed>"),
             self.tid,
             self.pending_callbacks
-        )
+        )?;
+        if self.leaked_guard {
+            f.write_str(
+                "That thread has exited inside the section: a read guard was leaked together \
+                 with its root Sleepable (Box::leak), so the guard and references loaded \
+                 through it may live for ever, and this grace period can never end. Rule: a \
+                 read section ends when its guard is dropped. Fix: drop every guard on the \
+                 thread that made it; never leak a root token or store a guard",
+            )
+        } else {
+            f.write_str(
+                "Rule: read sections are short and never block. Fix: find where that thread \
+                 holds a ReadGuard (blocked, sleeping or looping inside the section) and end the \
+                 section sooner; give long readers a domain of their own, or raise the domain's \
+                 stall timeout if the wait is expected",
+            )
+        }
     }
 }
 
@@ -93,12 +111,32 @@ impl StallSink {
         *self.handler.lock().unwrap_or_else(|e| e.into_inner()) = handler;
     }
 
+    /// Hands `report` to the handler. The handler runs on the thread leading the stalled
+    /// grace period, so it runs in an atomic scope: a blocking call inside it (say
+    /// `synchronize_rcu` through a thread-local root, which would wait for the grace period
+    /// that waits for the handler) panics instead of deadlocking. A panic is caught and
+    /// reported here; the grace period carries on.
     pub(crate) fn report(&self, report: &StallReport) {
         // Clone out, so the handler runs without the lock held.
         let handler = self.handler.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        match handler {
-            Some(h) => h(report),
-            None => eprintln!("{report}"),
+        let Some(handler) = handler else {
+            eprintln!("{report}");
+            return;
+        };
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            // SAFETY: (1) dropped when this closure returns or unwinds, before `report`
+            // returns; (2) scopes the handler opens are values it drops before returning.
+            let _atomic = unsafe { rcu_ctx::Atomic::assume() };
+            handler(report)
+        }));
+        if outcome.is_err() {
+            eprintln!(
+                "rcu-core: the stall handler of domain '{}' panicked (see the message above); \
+                 the report was: {report}. Rule: a stall handler runs in an atomic scope on the \
+                 thread leading the grace period; it must not block or panic. Fix: only record \
+                 or print the report there",
+                report.domain
+            );
         }
     }
 }

@@ -4,7 +4,13 @@
 //!
 //! The worker is a known-sleepable context. It leads grace periods like any caller of
 //! `synchronize_rcu`; it hurries (expedited grace periods, immediate collection) while a
-//! barrier waits, the domain is over budget, or it is stopping. Stopping drains everything.
+//! barrier waits or the domain is over budget.
+//!
+//! Dropping a `Domain` only asks its worker to stop: the worker keeps serving while anything
+//! else holds the domain's state (cells that still retire values, threads still registered),
+//! then runs what is left, exits and frees the state itself. So a `Domain` may be dropped
+//! anywhere, in one of its own callbacks or in a value freed inline, without waiting for a
+//! thread that waits for the caller.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -18,6 +24,10 @@ use crate::reclaim::Batches;
 
 /// Defensive bound on one idle sleep; see `grace_period::MAX_EVENT_WAIT`.
 const MAX_IDLE: Duration = Duration::from_secs(1);
+
+/// How often a stopping worker checks whether it holds the last reference to its domain's
+/// state (cells and registrations that let go wake it; this bounds the wait for the others).
+const STOPPING_IDLE: Duration = Duration::from_millis(50);
 
 /// The worker's controls, part of the domain state.
 #[derive(Debug)]
@@ -74,9 +84,10 @@ impl Worker {
         }
     }
 
-    /// Stops the worker, which first runs everything queued, and waits for it.
-    pub(crate) fn stop(&self) {
-        self.thread.stop();
+    /// Asks the worker to stop once nothing but itself holds the domain's state; never
+    /// waits (see the module docs).
+    pub(crate) fn request_stop(&self) {
+        self.thread.request_stop();
     }
 
     /// In a forked child the worker thread does not exist: forget it, so that it is started
@@ -115,7 +126,7 @@ fn run(domain: &DomainRef) {
     // The worker is a sleepable context by construction; callbacks get an Atomic scope.
     let mut root = Sleepable::enter();
     // Registered, so callbacks that queue more work use a block like anyone else.
-    crate::reader::ensure_registered(domain);
+    crate::reader::register(domain);
     let mut batches = Batches::new();
     let mut last_collect = Instant::now();
     loop {
@@ -127,6 +138,7 @@ fn run(domain: &DomainRef) {
         }
 
         let reclaim = &domain.reclaim;
+        // A dropped domain hurries too: its memory should come back promptly.
         let hurry = stopping || reclaim.collection_wanted() || reclaim.expediting();
         if hurry || last_collect.elapsed() >= reclaim.batch_delay() {
             last_collect = Instant::now();
@@ -144,11 +156,12 @@ fn run(domain: &DomainRef) {
             }
         }
 
-        if stopping {
-            if batches.is_empty() && !domain.anything_staged() {
+        if stopping && batches.is_empty() && !domain.anything_staged() {
+            // The handle is gone; this thread's own registration holds the state too.
+            crate::registration::unregister(domain);
+            if holds_the_last_reference(domain) {
                 break;
             }
-            continue;
         }
         if batches.is_empty() {
             let until_collect = reclaim.batch_delay().saturating_sub(last_collect.elapsed());
@@ -157,8 +170,17 @@ fn run(domain: &DomainRef) {
     }
 }
 
+/// True when only the worker itself holds its domain's state: nobody can queue work or read
+/// any more, and what was queued has run.
+fn holds_the_last_reference(domain: &DomainRef) -> bool {
+    match domain {
+        DomainRef::Global(_) => false,
+        DomainRef::Owned(state) => std::sync::Arc::strong_count(state) == 1,
+    }
+}
+
 /// Sleeps until woken, or for `until_collect` if items are staged (they must be collected
-/// within the batch delay), or `MAX_IDLE`.
+/// within the batch delay), or `MAX_IDLE` (`STOPPING_IDLE` once stopping).
 fn idle(domain: &DomainState, until_collect: Duration) {
     let worker = &domain.worker;
     // SeqCst: see `Worker::wake_if_sleeping`.
@@ -169,10 +191,10 @@ fn idle(domain: &DomainState, until_collect: Duration) {
     let requested = worker.requested.load(Ordering::SeqCst);
     let work_waiting = !domain.gp.seq.is_completed(requested)
         || domain.reclaim.collection_wanted()
-        || domain.reclaim.expediting()
-        || worker.stopping();
+        || domain.reclaim.expediting();
     if !work_waiting {
-        let timeout = if domain.anything_staged() { until_collect } else { MAX_IDLE };
+        let idle = if worker.stopping() { STOPPING_IDLE } else { MAX_IDLE };
+        let timeout = if domain.anything_staged() { until_collect.min(idle) } else { idle };
         if !timeout.is_zero() {
             worker.thread.sleep(seen, timeout);
         }

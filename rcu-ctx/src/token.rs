@@ -180,6 +180,27 @@ impl Atomic<'_> {
     pub unsafe fn assume<'a>() -> Atomic<'a> {
         Atomic::enter_scope()
     }
+
+    /// Opens an atomic scope nested in this one from a shared borrow: for code that holds
+    /// only `&Atomic` (a callback, a read guard's `ctx()`) and calls an API that borrows its
+    /// token mutably. Sound because an `Atomic` token permits nothing the nested scope
+    /// forbids.
+    ///
+    /// ```
+    /// use rcu_ctx::{thread_state, Atomic, Context, Sleepable};
+    ///
+    /// fn needs_mut<C: Context>(_ctx: &mut C) {}
+    /// fn callback(ctx: &Atomic<'_>) {
+    ///     needs_mut(&mut ctx.nested());
+    ///     assert_eq!(thread_state::snapshot().atomic_depth, 1);
+    /// }
+    /// let mut ctx = Sleepable::enter();
+    /// callback(&ctx.atomic());
+    /// ```
+    pub fn nested(&self) -> Atomic<'_> {
+        crate::Context::validate(self);
+        Atomic::enter_scope()
+    }
 }
 
 impl Drop for Atomic<'_> {

@@ -189,6 +189,31 @@ impl TokenKind {
 /// `domain` for the duration of `body`. The body is instantiated once per token type.
 #[macro_export]
 macro_rules! with_token {
+    // `$t` bound to `&mut` the token, for APIs that borrow it mutably (`RcuCell::update`).
+    ($ctx:expr, $domain:expr, $kind:expr, |mut $t:ident| $body:expr) => {
+        match $kind {
+            $crate::TokenKind::Sleepable => {
+                let $t = &mut *$ctx;
+                $body
+            }
+            $crate::TokenKind::NoReclaim => {
+                let mut scope = ::rcu_core::MaySleep::no_reclaim(&mut *$ctx);
+                let $t = &mut scope;
+                $body
+            }
+            $crate::TokenKind::Atomic => {
+                let mut scope = ::rcu_core::Context::atomic(&mut *$ctx);
+                let $t = &mut scope;
+                $body
+            }
+            $crate::TokenKind::InReadSection => {
+                let guard = $domain.read_lock(&mut *$ctx);
+                let mut scope = guard.ctx().nested();
+                let $t = &mut scope;
+                $body
+            }
+        }
+    };
     ($ctx:expr, $domain:expr, $kind:expr, |$t:ident| $body:expr) => {
         match $kind {
             $crate::TokenKind::Sleepable => {

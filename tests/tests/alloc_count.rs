@@ -166,7 +166,9 @@ impl Prepared {
         }
         while !self.updates.is_empty() {
             // Single writer: the update's CAS cannot fail, so `f` runs once per call.
-            cell.update(atomic, |_old| self.updates.pop().expect("one box per update"));
+            cell.update(&mut atomic.nested(), |_old| {
+                self.updates.pop().expect("one box per update")
+            });
         }
     }
 }

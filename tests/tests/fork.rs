@@ -87,7 +87,7 @@ fn child_body(
     domain.synchronize_rcu(&ctx);
     domain.synchronize_rcu_expedited(&ctx);
     cell.set(&ctx, String::from("child"));
-    cell.update(&ctx, |s| Rcu::boxed(format!("{s}!")));
+    cell.update(&mut ctx, |s| Rcu::boxed(format!("{s}!")));
     {
         let guard = domain.read_lock(&mut ctx);
         child_check!(cell.load(&guard) == "child!", "custom cell: replace/update lost");
@@ -192,6 +192,8 @@ fn child_after_fork_uses_rcu_while_parent_threads_are_in_read_sections() {
             let domain = domain.clone();
             move || {
                 let mut ctx = Sleepable::enter();
+                // Registering allocates: not inside the global section (an atomic context).
+                domain.register_current_thread(&ctx);
                 let guard = read_lock(&mut ctx);
                 let inner = domain.read_lock_nested(guard.ctx());
                 entered_tx.send(()).unwrap();

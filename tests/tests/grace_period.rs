@@ -312,6 +312,8 @@ fn sections_nested_across_domains_hold_their_own_domain() {
         let (outer_domain, inner_domain) = (outer_domain.clone(), inner_domain.clone());
         move || {
             let mut ctx = Sleepable::enter();
+            // Registering allocates: not inside the outer section (an atomic context).
+            inner_domain.register_current_thread(&ctx);
             let outer = outer_domain.read_lock(&mut ctx);
             let inner = inner_domain.read_lock_nested(outer.ctx());
             step_tx.send("both").unwrap();

@@ -148,7 +148,7 @@ where
             .map(|w| {
                 let (cell, tracker, loads) = (&cell, &tracker, &loads);
                 s.spawn(move || {
-                    let ctx = Sleepable::enter();
+                    let mut ctx = Sleepable::enter();
                     for i in 0..OPS {
                         // Let the readers load the current value a few times first, so that
                         // every retirement races with readers.
@@ -161,9 +161,8 @@ where
                         match (w + i) % 3 {
                             0 => cell.replace(&ctx, Rcu::boxed(Value::new(tracker, 0))),
                             1 => cell.set(&ctx, Value::new(tracker, 0)),
-                            _ => {
-                                cell.update(&ctx, |old| Rcu::boxed(Value::new(tracker, old.n + 1)))
-                            }
+                            _ => cell
+                                .update(&mut ctx, |old| Rcu::boxed(Value::new(tracker, old.n + 1))),
                         }
                     }
                 })
@@ -260,9 +259,9 @@ fn concurrent_updates_lose_no_increment() {
         for _ in 0..THREADS {
             let (cell, tracker) = (&cell, &tracker);
             s.spawn(move || {
-                let ctx = Sleepable::enter();
+                let mut ctx = Sleepable::enter();
                 for _ in 0..UPDATES {
-                    cell.update(&ctx, |old| Rcu::boxed(Value::new(tracker, old.n + 1)));
+                    cell.update(&mut ctx, |old| Rcu::boxed(Value::new(tracker, old.n + 1)));
                 }
             });
         }
@@ -292,7 +291,7 @@ fn drops(counter: &AtomicUsize) -> usize {
 #[test]
 fn drop_replace_get_mut_and_into_inner_drop_each_value_once() {
     let counter = Arc::new(AtomicUsize::new(0));
-    let ctx = Sleepable::enter();
+    let mut ctx = Sleepable::enter();
 
     // Drop drops the current value, once, at once.
     let cell = RcuCell::new(Counted(counter.clone(), 1));
@@ -307,7 +306,7 @@ fn drop_replace_get_mut_and_into_inner_drop_each_value_once() {
     domain.rcu_barrier(&ctx);
     assert_eq!(drops(&counter), 2);
     cell.set(&ctx, Counted(counter.clone(), 3));
-    cell.update(&ctx, |old| Rcu::boxed(Counted(old.0.clone(), old.1 + 1)));
+    cell.update(&mut ctx, |old| Rcu::boxed(Counted(old.0.clone(), old.1 + 1)));
     domain.rcu_barrier(&ctx);
     assert_eq!(drops(&counter), 4);
 

@@ -262,7 +262,7 @@ impl Model<'_> {
                 let old = self.live;
                 let mut spare = Some(obj);
                 let cell = self.cell;
-                with_token!(ctx, domain, kind, |t| cell.update(t, |cur| {
+                with_token!(ctx, domain, kind, |mut t| cell.update(t, |cur| {
                     assert_eq!(cur.id(), old, "update saw another value than the live one");
                     spare.take().expect("single writer: f runs once")
                 }));

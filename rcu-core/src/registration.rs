@@ -1,0 +1,262 @@
+//! A thread's registrations with domains, and how they end when the thread exits.
+//!
+//! A thread registers with a domain the first time it reads there, or queues work there with
+//! a token that may allocate: it claims a slot in the domain's registry. The global domain's
+//! slot sits in a `const` thread-local cell (the read fast path); other domains' in a list on
+//! the heap, reached through a `const` thread-local pointer. Neither thread-local has a
+//! destructor, so both stay usable from any other thread-local's destructor, in any order.
+//!
+//! Registrations end in the destructor of a pthread key, which glibc runs after every
+//! `thread_local!` destructor of the thread (`__call_tls_dtors` runs before
+//! `__nptl_deallocate_tsd` in `start_thread`): by then every guard kept in a thread-local has
+//! been dropped, unless it never will be. Another key's destructor that uses RCU registers
+//! again and re-arms the key; glibc then runs the destructors once more (up to
+//! `PTHREAD_DESTRUCTOR_ITERATIONS` rounds).
+//!
+//! # A section left open at thread exit (DESIGN §5.1)
+//! A read section ends when its guard is dropped, or when nothing can reach through it any
+//! more. At exit, a slot whose word still shows an open section had its guard forgotten or
+//! leaked. Every guard borrows a root `Sleepable` of its thread (directly, or through the
+//! scopes and guards derived from it), and every reference loaded through a guard borrows the
+//! guard. So:
+//! - if every root the thread acquired has been dropped (`live_roots() == 0`), no borrow of
+//!   one is alive, hence no guard and no reference loaded through one: the guard was
+//!   `mem::forget`-ed (which moves it, so nothing borrowed it any more). The section is ended,
+//!   reported, and the slot reused;
+//! - otherwise a root was leaked (`Box::leak`), and the guard and its references may be
+//!   `'static`, held by other threads. The section stays open for ever: the slot is abandoned
+//!   (never reused, still scanned), its domain is kept alive, every later grace period of the
+//!   domain waits for it, and stall reports name it as a leaked guard.
+//!
+//! A domain whose `Domain` handle was dropped is different: no guard can borrow it any more,
+//! so a registration with it is released (and an open section ended) whenever convenient.
+
+use std::cell::{Cell, RefCell};
+use std::io::Write;
+use std::ptr;
+use std::sync::{Arc, OnceLock};
+
+use rcu_ctx::thread_state;
+
+use crate::domain::{DomainRef, DomainState, GLOBAL_STATE};
+use crate::registry::Slot;
+use crate::stats::Counters;
+
+/// A thread's registration with a non-global domain; keeps the domain's state alive.
+struct Registration {
+    domain: Arc<DomainState>,
+    slot: *const Slot,
+}
+
+type DomainList = RefCell<Vec<Registration>>;
+
+thread_local! {
+    /// This thread's slot in the global domain, or null before registration.
+    static GLOBAL_SLOT: Cell<*const Slot> = const { Cell::new(ptr::null()) };
+    /// This thread's registrations with other domains (a leaked `Box<DomainList>`), or null.
+    static DOMAIN_LIST: Cell<*const DomainList> = const { Cell::new(ptr::null()) };
+}
+
+/// The calling thread's global slot, or null: the read fast path.
+#[inline(always)]
+pub(crate) fn global_slot() -> *const Slot {
+    GLOBAL_SLOT.with(Cell::get)
+}
+
+/// Registers the calling thread with the global domain (allocates the first time a slot is
+/// added to the registry).
+#[cold]
+pub(crate) fn register_global() -> *const Slot {
+    crate::process::init();
+    let slot: *const Slot = GLOBAL_STATE.readers.claim();
+    GLOBAL_SLOT.with(|s| s.set(slot));
+    arm_exit_hook();
+    slot
+}
+
+/// This thread's slot in a non-global domain. `None` also while the list is being changed by
+/// the code a signal handler interrupted (the handler then counts as unregistered).
+#[inline]
+pub(crate) fn find_slot(domain: &DomainState) -> Option<*const Slot> {
+    let list = DOMAIN_LIST.with(Cell::get);
+    // SAFETY: a non-null pointer is this thread's live list: only the exit hook frees it, on
+    // this thread, after nulling the pointer.
+    let list = unsafe { list.as_ref()? };
+    let list = list.try_borrow().ok()?;
+    list.iter().find(|r| ptr::eq(&*r.domain, domain)).map(|r| r.slot)
+}
+
+/// Registers the calling thread with a non-global domain (allocates).
+#[cold]
+pub(crate) fn register_in(domain: &Arc<DomainState>) -> *const Slot {
+    crate::process::init();
+    let mut list = DOMAIN_LIST.with(Cell::get);
+    if list.is_null() {
+        list = Box::into_raw(Box::new(DomainList::new(Vec::new())));
+        DOMAIN_LIST.with(|l| l.set(list));
+    }
+    arm_exit_hook();
+    // SAFETY: as in `find_slot`.
+    let list = unsafe { &*list };
+    let mut list = list.try_borrow_mut().expect(
+        "rcu-core: a signal handler entered a read section of a domain while the thread it \
+         interrupted was registering with a domain (rule: registering allocates, so a handler \
+         must find its thread already registered). Fix: register threads (one read_lock, or \
+         Domain::register_current_thread) before their handlers use RCU",
+    );
+    // Registrations with dropped domains only keep their state alive: no guard can borrow a
+    // dropped domain, so they end now.
+    let (dead, live): (Vec<_>, Vec<_>) = list.drain(..).partition(|r| !r.domain.is_live());
+    *list = live;
+    let slot: *const Slot = domain.readers.claim();
+    list.push(Registration { domain: domain.clone(), slot });
+    drop(list);
+    for r in dead {
+        end(&r.domain, r.slot, Ending::DomainDropped);
+    }
+    slot
+}
+
+/// Registers the calling thread with `domain` unless it is (allocates the first time).
+pub(crate) fn register(domain: &DomainRef) -> &Slot {
+    let slot = match domain {
+        DomainRef::Global(_) => match global_slot() {
+            s if s.is_null() => register_global(),
+            s => s,
+        },
+        DomainRef::Owned(state) => find_slot(state).unwrap_or_else(|| register_in(state)),
+    };
+    // SAFETY: a registered slot stays valid while the registration lives, and the caller
+    // borrows the domain.
+    unsafe { &*slot }
+}
+
+/// Ends the calling thread's registration with `domain`, if any (a worker that stops).
+/// The thread must not be inside a read section of `domain`.
+pub(crate) fn unregister(domain: &DomainState) {
+    if ptr::eq(domain, &GLOBAL_STATE) {
+        let slot = GLOBAL_SLOT.with(|s| s.replace(ptr::null()));
+        if !slot.is_null() {
+            end(domain, slot, Ending::Unregistered);
+        }
+        return;
+    }
+    let list = DOMAIN_LIST.with(Cell::get);
+    // SAFETY: as in `find_slot`.
+    let Some(list) = (unsafe { list.as_ref() }) else { return };
+    let Ok(mut list) = list.try_borrow_mut() else { return };
+    let Some(i) = list.iter().position(|r| ptr::eq(&*r.domain, domain)) else { return };
+    let r = list.swap_remove(i);
+    drop(list);
+    end(&r.domain, r.slot, Ending::Unregistered);
+}
+
+/// Why a registration ends.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// The thread is exiting.
+    ThreadExit,
+    /// The domain's handle was dropped: no guard can borrow it.
+    DomainDropped,
+    /// The thread asked (outside any section of the domain).
+    Unregistered,
+}
+
+/// Ends one registration: hands the slot's staged work to the domain's worker, then releases
+/// the slot, or abandons it with its section open (see the module docs). Returns true if the
+/// slot was abandoned: the caller must then keep the domain's state alive for ever.
+fn end(domain: &DomainState, slot: *const Slot, why: Ending) -> bool {
+    // SAFETY: the registration being ended kept the slot (and its registry) alive.
+    let slot = unsafe { &*slot };
+    domain.adopt(slot);
+    let depth = slot.word.depth();
+    if depth == 0 {
+        domain.readers.release(slot);
+        return false;
+    }
+    Counters::bump(&domain.counters.leaked_read_sections);
+    if why == Ending::ThreadExit && thread_state::live_roots() != 0 {
+        domain.readers.abandon(slot);
+        report(domain, slot, depth, true);
+        return true;
+    }
+    // No guard can reach the section: forgotten guards, or a dropped domain.
+    slot.word.force_exit();
+    domain.readers.release(slot);
+    if why == Ending::ThreadExit {
+        report(domain, slot, depth, false);
+    }
+    false
+}
+
+fn report(domain: &DomainState, slot: &Slot, depth: u64, kept: bool) {
+    let what = if kept {
+        "Its root Sleepable was leaked too, so the guard and references loaded through it may \
+         live for ever: the section stays open, and every later grace period of the domain \
+         waits for it (stall reports name this thread)"
+    } else {
+        "Every root Sleepable of the thread had been dropped, so nothing could reach through \
+         the guard (it was mem::forget-ed): the section was ended"
+    };
+    // Best effort: at thread exit stderr may be gone; nothing else to do then.
+    let _ = writeln!(
+        std::io::stderr(),
+        "rcu-core: thread '{}' (tid {}) exited inside {} read section(s) of domain '{}': a \
+         ReadGuard was leaked. {what}. Rule: a read section ends when its guard is dropped. \
+         Fix: drop every guard on the thread that made it; never forget, leak or store one.",
+        slot.name().as_deref().unwrap_or("<unnamed>"),
+        slot.tid(),
+        depth,
+        domain.name()
+    );
+}
+
+/// The pthread key whose destructor ends the thread's registrations.
+fn exit_key() -> libc::pthread_key_t {
+    static KEY: OnceLock<libc::pthread_key_t> = OnceLock::new();
+    *KEY.get_or_init(|| {
+        let mut key: libc::pthread_key_t = 0;
+        // SAFETY: `key` is writable; the destructor is an `extern "C" fn` that lives forever.
+        let rc = unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) };
+        assert!(
+            rc == 0,
+            "rcu-core: pthread_key_create failed ({rc}): the process is out of thread keys \
+             (PTHREAD_KEYS_MAX) or memory; the runtime needs one to end registrations at \
+             thread exit"
+        );
+        key
+    })
+}
+
+/// Makes sure `on_thread_exit` runs when this thread exits (idempotent).
+fn arm_exit_hook() {
+    // Any non-null value arms the destructor; it carries no data.
+    let armed = ptr::NonNull::<u8>::dangling().as_ptr().cast::<libc::c_void>();
+    // SAFETY: a key from `pthread_key_create`; the value is never dereferenced.
+    unsafe { libc::pthread_setspecific(exit_key(), armed) };
+}
+
+extern "C" fn on_thread_exit(_armed: *mut libc::c_void) {
+    // Nothing may unwind out of a C destructor; nothing below is expected to panic.
+    let _ = std::panic::catch_unwind(end_thread_registrations);
+}
+
+fn end_thread_registrations() {
+    let slot = GLOBAL_SLOT.with(|s| s.replace(ptr::null()));
+    if !slot.is_null() {
+        end(&GLOBAL_STATE, slot, Ending::ThreadExit);
+    }
+    let list = DOMAIN_LIST.with(|l| l.replace(ptr::null()));
+    if list.is_null() {
+        return;
+    }
+    // SAFETY: created by Box::into_raw in `register_in`; the pointer was taken out of the
+    // thread-local above, so this is its only owner.
+    let list = unsafe { Box::from_raw(list.cast_mut()) };
+    for r in list.into_inner() {
+        if end(&r.domain, r.slot, Ending::ThreadExit) {
+            // The abandoned section may be reached for ever: so may the domain's state.
+            core::mem::forget(r.domain);
+        }
+    }
+}
