@@ -1,0 +1,114 @@
+//! Hostile program 1 of the soundness issue, on the global domain: a read guard leaked
+//! together with its root outlives its thread, and the reference loaded through it is sent
+//! to another thread. That reference must stay valid for ever: the section is never ended,
+//! every later grace period of the global domain waits for it, and stall reports name it as
+//! a leaked guard. Meanwhile `Atomic` and `NoReclaim` callers keep going on the budget's
+//! fallbacks.
+//!
+//! Alone in its file, so in a process of its own: the leaked section rightly holds up every
+//! later global grace period, which would stall any other test.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{assert_holds_for, wait_until, HOLD, PATIENCE};
+use rcu_core::prelude::*;
+use rcu_core::StallReport;
+
+/// A value that records its drop and poisons itself, so a read after free is visible.
+struct Canary {
+    value: AtomicU64,
+    dropped: &'static AtomicBool,
+}
+
+impl Canary {
+    fn new(value: u64, dropped: &'static AtomicBool) -> Self {
+        Canary { value: AtomicU64::new(value), dropped }
+    }
+
+    fn value(&self) -> u64 {
+        // Relaxed: read by the test thread after the RCU publication ordered the write.
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Canary {
+    fn drop(&mut self) {
+        // Relaxed (both): poison; the test reads them as evidence only.
+        self.value.store(0xdead_dead, Ordering::Relaxed);
+        self.dropped.store(true, Ordering::Relaxed);
+    }
+}
+
+static DROPPED_42: AtomicBool = AtomicBool::new(false);
+static DROPPED_7: AtomicBool = AtomicBool::new(false);
+static REPORTS: Mutex<Vec<StallReport>> = Mutex::new(Vec::new());
+
+#[test]
+fn a_guard_leaked_with_its_root_keeps_what_it_loaded_alive_for_ever() {
+    let global = Domain::global();
+    global.set_stall_timeout(Duration::from_millis(50));
+    global.set_stall_handler(Some(Arc::new(|report: &StallReport| {
+        REPORTS.lock().unwrap_or_else(|e| e.into_inner()).push(report.clone());
+    })));
+
+    // The program from the issue, as a user would write it.
+    let cell: &'static RcuCell<Canary> =
+        Box::leak(Box::new(RcuCell::new(Canary::new(42, &DROPPED_42))));
+    let r: &'static Canary = std::thread::Builder::new()
+        .name("guard-leaker".into())
+        .spawn(move || {
+            let ctx: &'static mut Sleepable = Box::leak(Box::new(Sleepable::enter()));
+            let g: &'static ReadGuard<'static> = Box::leak(Box::new(read_lock(ctx)));
+            cell.load(g)
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(r.value(), 42);
+    assert!(global.stats().leaked_read_sections >= 1);
+
+    // A writer retires the value the leaked section can still reach. Waiting for a grace
+    // period would rightly wait for ever: poll it instead, with a bounded wait.
+    let mut ctx = Sleepable::enter();
+    let mut cookie = {
+        let nr = ctx.no_reclaim();
+        cell.set(&nr, Canary::new(7, &DROPPED_7)); // never waits, whatever the budget
+        start_poll(&nr)
+    };
+    assert!(
+        wait_until(PATIENCE, || {
+            REPORTS
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .any(|rep| rep.leaked_guard && rep.thread_name.as_deref() == Some("guard-leaker"))
+        }),
+        "no stall report named the leaked guard: {:?}",
+        REPORTS.lock().unwrap_or_else(|e| e.into_inner())
+    );
+    let report = REPORTS.lock().unwrap_or_else(|e| e.into_inner())[0].to_string();
+    assert!(report.contains("a read guard was leaked"), "{report}");
+    assert_holds_for(HOLD, "the leaked section's grace period completed", || {
+        !poll(cookie) && !DROPPED_42.load(Ordering::Relaxed)
+    });
+    assert_eq!(r.value(), 42, "the value read through the leaked guard was freed");
+
+    // Callers that never wait keep going while every grace period is held up.
+    for i in 0..20_000u64 {
+        if i % 2 == 0 {
+            let atomic = ctx.atomic();
+            kvfree_rcu(&atomic, Rcu::boxed([i; 4]));
+        } else {
+            let nr = ctx.no_reclaim();
+            kvfree_rcu(&nr, Rcu::boxed([i; 4]));
+            cookie = start_poll(&nr);
+        }
+    }
+    assert!(!poll(cookie));
+    assert!(!DROPPED_42.load(Ordering::Relaxed));
+    assert_eq!(r.value(), 42);
+}
