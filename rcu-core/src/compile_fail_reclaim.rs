@@ -164,3 +164,39 @@ pub struct CellSetWithAtomic;
 /// kvfree_rcu_mightsleep(&no_reclaim, Box::new(1u8));
 /// ```
 pub struct ReclaimWithNoReclaim;
+
+/// An `RcuCell::update` closure runs inside a read section, so it cannot capture the token
+/// it was handed and block or reclaim with it there: `update` borrows the token mutably.
+///
+/// ```compile_fail,E0502
+/// use rcu_core::prelude::*;
+/// let cell = RcuCell::new(1u32);
+/// let mut ctx = Sleepable::enter();
+/// cell.update(&mut ctx, |old| {
+///     synchronize_rcu(&ctx); // would wait for the section it runs in
+///     Rcu::boxed(old + 1)
+/// });
+/// ```
+///
+/// ```compile_fail,E0502
+/// use rcu_core::prelude::*;
+/// let cell = RcuCell::new(1u32);
+/// let mut ctx = Sleepable::enter();
+/// cell.update(&mut ctx, |old| {
+///     kvfree_rcu_mightsleep(&ctx, Box::new(*old)); // may wait for a grace period
+///     Rcu::boxed(old + 1)
+/// });
+/// ```
+///
+/// Twin: the closure only computes the new value; blocking calls come after.
+///
+/// ```
+/// use rcu_core::prelude::*;
+/// let cell = RcuCell::new(1u32);
+/// let mut ctx = Sleepable::enter();
+/// cell.update(&mut ctx, |old| Rcu::boxed(old + 1));
+/// kvfree_rcu_mightsleep(&ctx, Box::new(0u32));
+/// synchronize_rcu(&ctx);
+/// # rcu_barrier(&ctx);
+/// ```
+pub struct TokenCapturedByAnUpdateClosure;

@@ -484,6 +484,7 @@ impl Domain {
     /// domain.synchronize_rcu(&ctx);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn read_lock<'a, C: Context>(&'a self, ctx: &'a mut C) -> ReadGuard<'a> {
         self.enter(ReadSection::enter(ctx))
     }
@@ -511,11 +512,13 @@ impl Domain {
     /// drop(global_guard);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn read_lock_nested<'a>(&'a self, ctx: &'a Atomic<'_>) -> ReadGuard<'a> {
         self.enter(ReadSection::enter_nested(ctx))
     }
 
     #[inline]
+    #[track_caller]
     fn enter<'a>(&'a self, section: ReadSection<'a>) -> ReadGuard<'a> {
         match &self.state {
             DomainRef::Global(_) => reader::read_lock_global(section),
@@ -963,8 +966,13 @@ impl Drop for Domain {
 }
 
 impl Drop for DomainState {
+    /// The last reference is gone: no `Domain`, cell or guard is left, so no reader and no
+    /// caller. What threads still have staged goes to the final run (`Reclaim::drop`).
     fn drop(&mut self) {
         // First, while every field is intact: a fork from now on must not see this state.
         crate::process::untrack(self);
+        for slot in self.readers.iter() {
+            self.adopt(slot);
+        }
     }
 }

@@ -173,6 +173,7 @@ pub mod prelude {
 /// ```
 #[cfg(not(loom))]
 #[inline]
+#[track_caller]
 pub fn read_lock<C: Context>(ctx: &mut C) -> ReadGuard<'_> {
     reader::read_lock_global(rcu_ctx::ReadSection::enter(ctx))
 }
@@ -228,6 +229,7 @@ pub fn get_state() -> GpCookie {
 /// }
 /// ```
 #[cfg(not(loom))]
+#[track_caller]
 pub fn start_poll<C: Context>(ctx: &C) -> GpCookie {
     Domain::global().start_poll(ctx)
 }

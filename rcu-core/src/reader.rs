@@ -114,6 +114,7 @@ impl Drop for ReadGuard<'_> {
 
 /// Enters a read section of the global domain: the fast path.
 #[inline]
+#[track_caller]
 pub(crate) fn read_lock_global<'a>(section: ReadSection<'a>) -> ReadGuard<'a> {
     let mut slot = registration::global_slot();
     if slot.is_null() {
@@ -128,12 +129,15 @@ pub(crate) fn read_lock_global<'a>(section: ReadSection<'a>) -> ReadGuard<'a> {
 
 /// Enters a read section of a non-global domain.
 #[inline]
+#[track_caller]
 pub(crate) fn read_lock_in<'a>(
     domain: &'a Arc<DomainState>,
     section: ReadSection<'a>,
 ) -> ReadGuard<'a> {
-    let slot = registration::find_slot(domain)
-        .unwrap_or_else(|| register_reader(&DomainRef::Owned(domain.clone())));
+    let slot = match registration::find_slot(domain) {
+        Some(slot) => slot,
+        None => register_reader(&DomainRef::Owned(domain.clone())),
+    };
     // SAFETY: the slot lives as long as the domain state, which `domain` borrows for 'a.
     let word: &'a ReaderWord = unsafe { &(*slot).word };
     word.enter(domain.gp.seq.started_counter());

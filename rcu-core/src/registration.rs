@@ -34,7 +34,7 @@
 use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::ptr;
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 
 use rcu_ctx::thread_state;
 
@@ -42,9 +42,15 @@ use crate::domain::{DomainRef, DomainState, GLOBAL_STATE};
 use crate::registry::Slot;
 use crate::stats::Counters;
 
-/// A thread's registration with a non-global domain; keeps the domain's state alive.
+/// A thread's registration with a non-global domain. It does not keep the domain's state
+/// alive (a thread that used a domain once must not keep its worker running for the rest of
+/// its life): the state outlives every registration's use of it because every use borrows a
+/// `Domain` or a cell, which hold the state. The `Weak` keeps the state's allocation, so its
+/// address cannot be reused by another domain while this entry exists. When the last strong
+/// reference goes, the state runs what its slots still hold and frees them
+/// (`DomainState::drop`); the entry is then dead and skipped.
 struct Registration {
-    domain: Arc<DomainState>,
+    domain: Weak<DomainState>,
     slot: *const Slot,
 }
 
@@ -83,7 +89,7 @@ pub(crate) fn find_slot(domain: &DomainState) -> Option<*const Slot> {
     // this thread, after nulling the pointer.
     let list = unsafe { list.as_ref()? };
     let list = list.try_borrow().ok()?;
-    list.iter().find(|r| ptr::eq(&*r.domain, domain)).map(|r| r.slot)
+    list.iter().find(|r| ptr::eq(r.domain.as_ptr(), domain)).map(|r| r.slot)
 }
 
 /// Registers the calling thread with a non-global domain (allocates).
@@ -104,15 +110,17 @@ pub(crate) fn register_in(domain: &Arc<DomainState>) -> *const Slot {
          must find its thread already registered). Fix: register threads (one read_lock, or \
          Domain::register_current_thread) before their handlers use RCU",
     );
-    // Registrations with dropped domains only keep their state alive: no guard can borrow a
-    // dropped domain, so they end now.
-    let (dead, live): (Vec<_>, Vec<_>) = list.drain(..).partition(|r| !r.domain.is_live());
+    // Registrations with dropped domains end now: no guard can borrow a dropped domain.
+    let (dead, live): (Vec<_>, Vec<_>) =
+        list.drain(..).partition(|r| r.domain.upgrade().map_or(true, |state| !state.is_live()));
     *list = live;
     let slot: *const Slot = domain.readers.claim();
-    list.push(Registration { domain: domain.clone(), slot });
+    list.push(Registration { domain: Arc::downgrade(domain), slot });
     drop(list);
     for r in dead {
-        end(&r.domain, r.slot, Ending::DomainDropped);
+        if let Some(state) = r.domain.upgrade() {
+            end(&state, r.slot, Ending::DomainDropped);
+        }
     }
     slot
 }
@@ -145,10 +153,10 @@ pub(crate) fn unregister(domain: &DomainState) {
     // SAFETY: as in `find_slot`.
     let Some(list) = (unsafe { list.as_ref() }) else { return };
     let Ok(mut list) = list.try_borrow_mut() else { return };
-    let Some(i) = list.iter().position(|r| ptr::eq(&*r.domain, domain)) else { return };
+    let Some(i) = list.iter().position(|r| ptr::eq(r.domain.as_ptr(), domain)) else { return };
     let r = list.swap_remove(i);
     drop(list);
-    end(&r.domain, r.slot, Ending::Unregistered);
+    end(domain, r.slot, Ending::Unregistered);
 }
 
 /// Why a registration ends.
@@ -254,9 +262,11 @@ fn end_thread_registrations() {
     // thread-local above, so this is its only owner.
     let list = unsafe { Box::from_raw(list.cast_mut()) };
     for r in list.into_inner() {
-        if end(&r.domain, r.slot, Ending::ThreadExit) {
+        // A state already gone ran and freed its slots itself.
+        let Some(state) = r.domain.upgrade() else { continue };
+        if end(&state, r.slot, Ending::ThreadExit) {
             // The abandoned section may be reached for ever: so may the domain's state.
-            core::mem::forget(r.domain);
+            core::mem::forget(state);
         }
     }
 }
