@@ -43,12 +43,22 @@ pub struct BlockAllocator {
 impl BlockAllocator {
     /// An allocator with `config`; `const` so the global domain's can be a `static`.
     ///
+    /// # Panics
+    /// If `config` fails [`AllocConfig::validate`] (in a `static`, that is a compile error).
+    /// The message names the field; `validate` also gives its value.
+    ///
     /// ```
     /// use rcu_alloc::{AllocConfig, BlockAllocator};
     /// static ALLOC: BlockAllocator = BlockAllocator::new(AllocConfig::new());
     /// assert_eq!(ALLOC.block_bytes(), 4096);
+    ///
+    /// let too_big = AllocConfig::new().block_bytes(usize::MAX);
+    /// assert!(too_big.validate().is_err());
+    /// assert!(std::panic::catch_unwind(|| BlockAllocator::new(too_big)).is_err());
     /// ```
+    #[track_caller]
     pub const fn new(config: AllocConfig) -> Self {
+        config.assert_valid();
         BlockAllocator {
             config,
             pool: Pool::new(),

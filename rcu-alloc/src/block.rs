@@ -88,6 +88,18 @@ impl core::fmt::Debug for Block {
 
 const HEADER: usize = size_of::<Header>();
 
+/// The largest block: 1 MiB, 65,533 entries. Larger blocks batch no better (one grace period
+/// already serves the whole batch), while every cached, pooled and parked block would hold
+/// that much memory (a full pool of `POOL_CAPACITY` blocks alone 128 MiB).
+///
+/// ```
+/// use rcu_alloc::{capacity_for, AllocConfig, MAX_BLOCK_BYTES};
+/// assert_eq!(capacity_for(MAX_BLOCK_BYTES), 65_533);
+/// assert!(AllocConfig::new().block_bytes(MAX_BLOCK_BYTES).validate().is_ok());
+/// assert!(AllocConfig::new().block_bytes(MAX_BLOCK_BYTES + 1).validate().is_err());
+/// ```
+pub const MAX_BLOCK_BYTES: usize = 1 << 20;
+
 const _: () = assert!(HEADER % align_of::<Entry>() == 0);
 
 /// The smallest block that still batches: its header and room for two entries.
@@ -99,13 +111,14 @@ const _: () = assert!(HEADER % align_of::<Entry>() == 0);
 /// ```
 pub const MIN_BLOCK_BYTES: usize = HEADER + 2 * size_of::<Entry>();
 
-/// How many entries a block of `block_bytes` holds.
+/// How many entries a block of `block_bytes` holds (0 if not even the header fits).
 ///
 /// ```
 /// assert_eq!(rcu_alloc::capacity_for(4096), 253);
+/// assert_eq!(rcu_alloc::capacity_for(16), 0);
 /// ```
 pub const fn capacity_for(block_bytes: usize) -> usize {
-    (block_bytes - HEADER) / size_of::<Entry>()
+    block_bytes.saturating_sub(HEADER) / size_of::<Entry>()
 }
 
 fn layout(block_bytes: usize) -> Layout {
@@ -117,9 +130,10 @@ impl Block {
     /// Allocates an empty block from the global allocator; `None` if it fails.
     pub(crate) fn allocate(block_bytes: usize) -> Option<NonNull<Block>> {
         assert!(
-            block_bytes >= MIN_BLOCK_BYTES,
-            "rcu-alloc: a block of {block_bytes} bytes is smaller than MIN_BLOCK_BYTES \
-             ({MIN_BLOCK_BYTES}); configure sizes through AllocConfig::block_bytes"
+            (MIN_BLOCK_BYTES..=MAX_BLOCK_BYTES).contains(&block_bytes),
+            "rcu-alloc internal error: a block of {block_bytes} bytes is outside \
+             MIN_BLOCK_BYTES..=MAX_BLOCK_BYTES ({MIN_BLOCK_BYTES}..={MAX_BLOCK_BYTES}), which \
+             BlockAllocator::new rules out"
         );
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc::alloc(layout(block_bytes)) }.cast::<Block>();

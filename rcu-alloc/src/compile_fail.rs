@@ -1,9 +1,10 @@
-//! The compile-time spec of block ownership: every function that frees a block, or stores it
-//! where it will be freed or handed out again, is `unsafe`, because only the caller knows that
-//! the pointer is one of this crate's blocks and theirs to give. Each misuse is a
-//! `compile_fail` example with a compiling twin that differs only in the `unsafe` block (and
-//! its `SAFETY` comment). Error codes are checked when rustdoc runs with `RUSTC_BOOTSTRAP=1`
-//! (see `ci/compile-fail-codes.sh`).
+//! The compile-time spec of the allocator's API. Block ownership: every function that frees a
+//! block, or stores it where it will be freed or handed out again, is `unsafe`, because only
+//! the caller knows that the pointer is one of this crate's blocks and theirs to give.
+//! Configuration: a `static` allocator with an invalid configuration is a compile error.
+//! Each misuse is a `compile_fail` example with a compiling twin that differs only in the
+//! misuse. Error codes are checked when rustdoc runs with `RUSTC_BOOTSTRAP=1` (see
+//! `ci/compile-fail-codes.sh`).
 
 /// `BlockAllocator::put` without `unsafe` does not compile. (Before, a safe `put` took any
 /// pointer: `alloc.put(NonNull::from(&mut x).cast())` compiled, and dropping the allocator
@@ -95,3 +96,21 @@ pub(crate) struct ThreadCachePushIsUnsafe;
 /// # drop(alloc);
 /// ```
 pub(crate) struct ForeignPointerIsUnsafe;
+
+/// A `static` allocator whose configuration fails `AllocConfig::validate` does not compile:
+/// `BlockAllocator::new` checks it during constant evaluation.
+///
+/// ```compile_fail,E0080
+/// use rcu_alloc::{AllocConfig, BlockAllocator};
+/// static ALLOC: BlockAllocator = BlockAllocator::new(AllocConfig::new().block_bytes(16));
+/// assert_eq!(ALLOC.block_bytes(), 16);
+/// ```
+///
+/// Twin: a block size in range.
+///
+/// ```
+/// use rcu_alloc::{AllocConfig, BlockAllocator};
+/// static ALLOC: BlockAllocator = BlockAllocator::new(AllocConfig::new().block_bytes(4096));
+/// assert_eq!(ALLOC.block_bytes(), 4096);
+/// ```
+pub(crate) struct InvalidStaticConfig;

@@ -8,6 +8,8 @@
 //! - a per-thread [`ThreadCache`], a lock-free global pool inside each [`BlockAllocator`]
 //!   that `Atomic` callers may take from, and a refill worker that keeps the pool stocked;
 //! - a [`Budget`] for pending reclamation;
+//! - [`AllocConfig`], whose [`AllocConfig::validate`] names a bad field ([`ConfigError`])
+//!   before anything is built;
 //! - [`Shrinker`]s, run only under the `Reclaim` policy;
 //! - fault injection ([`FaultConfig`]) so every fallback path runs in tests;
 //! - [`AllocStats`], with fallbacks counted by policy and [`FallbackReason`].
@@ -47,9 +49,9 @@ mod stats;
 mod thread_cache;
 
 pub use allocator::BlockAllocator;
-pub use block::{capacity_for, Block, Drain, Entry, MIN_BLOCK_BYTES};
+pub use block::{capacity_for, Block, Drain, Entry, MAX_BLOCK_BYTES, MIN_BLOCK_BYTES};
 pub use budget::Budget;
-pub use config::AllocConfig;
+pub use config::{AllocConfig, ConfigError};
 pub use fault::FaultConfig;
 pub use policy::Policy;
 pub use pool::POOL_CAPACITY;
