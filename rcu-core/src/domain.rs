@@ -82,7 +82,8 @@ impl DomainConfig {
     }
 
     /// How long a grace period may wait for one reader before a stall is reported. Must not
-    /// be zero.
+    /// be zero; durations beyond `u64::MAX` nanoseconds (584 years) count as 584 years, that
+    /// is never.
     ///
     /// ```
     /// use std::time::Duration;
@@ -109,7 +110,10 @@ impl DomainConfig {
     }
 
     /// How long queued items may wait to be collected into a batch: longer batches more
-    /// items per grace period, shorter frees memory sooner.
+    /// items per grace period, shorter frees memory sooner. Any value is valid: zero collects
+    /// whatever is queued at once, and a duration of 584 years or more (`u64::MAX`
+    /// nanoseconds; `Duration::MAX` too) means only when hurried: by `rcu_barrier`, an
+    /// over-budget domain, or the domain's drop.
     ///
     /// ```
     /// use std::time::Duration;
@@ -250,6 +254,17 @@ const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(21);
 /// Long enough to batch a burst of frees, short enough that memory comes back promptly.
 const DEFAULT_BATCH_DELAY: Duration = Duration::from_millis(5);
 
+/// `d` in nanoseconds for an `AtomicU64` setting, saturating at `u64::MAX` (584 years, which
+/// every use treats as never) instead of wrapping to an arbitrary short time.
+pub(crate) const fn saturating_nanos(d: Duration) -> u64 {
+    let nanos = d.as_nanos();
+    if nanos > u64::MAX as u128 {
+        u64::MAX
+    } else {
+        nanos as u64
+    }
+}
+
 static GLOBAL: Domain = Domain { state: DomainRef::Global(&GLOBAL_STATE), _pool_shrinker: None };
 
 /// A domain's block pool as a shrinker (DESIGN §4: the runtime's own caches are shrinkers
@@ -295,7 +310,7 @@ impl DomainState {
             readers: Registry::new(),
             counters: Counters::new(),
             stall_sink: StallSink::new(),
-            stall_timeout_ns: AtomicU64::new(stall_timeout.as_nanos() as u64),
+            stall_timeout_ns: AtomicU64::new(saturating_nanos(stall_timeout)),
             expedited: AtomicBool::new(expedited),
             worker: Worker::new(),
             reclaim,
@@ -769,7 +784,12 @@ impl Domain {
         self.state().stall_sink.set(handler);
     }
 
-    /// Changes how long a grace period waits for one reader before reporting a stall.
+    /// Changes how long a grace period waits for one reader before reporting a stall. As in
+    /// [`DomainConfig::stall_timeout`], 584 years or more (`Duration::MAX` too) means never.
+    ///
+    /// # Panics
+    /// At the caller, if `timeout` is zero (it would report every reader a grace period
+    /// waits for).
     ///
     /// ```
     /// use std::time::Duration;
@@ -778,9 +798,17 @@ impl Domain {
     /// Domain::global().set_stall_timeout(Duration::from_secs(2));
     /// Domain::global().set_stall_timeout(Duration::from_secs(21)); // back to the default
     /// ```
+    #[track_caller]
     pub fn set_stall_timeout(&self, timeout: Duration) {
+        assert!(
+            !timeout.is_zero(),
+            "rcu-core: Domain::set_stall_timeout(0): a zero stall timeout would report a stall \
+             for every reader a grace period waits for (rule: the stall timeout is positive). \
+             Fix: pass a positive duration; to never report stalls, pass a very long one such \
+             as Duration::MAX"
+        );
         // Relaxed: a setting, read at the start of each grace period.
-        self.state().stall_timeout_ns.store(timeout.as_nanos() as u64, Ordering::Relaxed);
+        self.state().stall_timeout_ns.store(saturating_nanos(timeout), Ordering::Relaxed);
     }
 
     /// Starts the worker if this token may allocate and the worker is not running yet.
@@ -979,7 +1007,8 @@ impl Domain {
         self.state().reclaim.alloc.inject_faults(policy, config);
     }
 
-    /// Changes how long queued items wait to be collected into a batch.
+    /// Changes how long queued items wait to be collected into a batch. Any value is valid;
+    /// see [`DomainConfig::batch_delay`] for zero and very long delays.
     ///
     /// ```
     /// use std::time::Duration;
@@ -991,7 +1020,9 @@ impl Domain {
         self.state().reclaim.set_batch_delay(delay);
     }
 
-    /// Changes the budget for pending reclamation, in bytes.
+    /// Changes the budget for pending reclamation, in bytes. Any value is valid, as in
+    /// [`AllocConfig::budget_bytes`]: 0 means always over budget (`Sleepable` callers wait
+    /// for the queue to drain, the other tokens fall back), `usize::MAX` means no budget.
     ///
     /// ```
     /// use rcu_core::{Domain, DomainConfig};

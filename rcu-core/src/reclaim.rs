@@ -22,7 +22,7 @@ use rcu_alloc::{AllocConfig, Block, BlockAllocator, Entry, FallbackReason, Polic
 use rcu_ctx::{Atomic, Context};
 
 use crate::deferred::{self, Headed};
-use crate::domain::DomainState;
+use crate::domain::{saturating_nanos, DomainState};
 use crate::grace_period::Urgency;
 use crate::head::RcuHead;
 use crate::raw::barrier::heavy_barrier;
@@ -87,7 +87,7 @@ impl Reclaim {
             drained_event: AtomicU32::new(0),
             drain_sleepers: AtomicU32::new(0),
             expedite: AtomicBool::new(false),
-            batch_delay_ns: AtomicU64::new(batch_delay.as_nanos() as u64),
+            batch_delay_ns: AtomicU64::new(saturating_nanos(batch_delay)),
         }
     }
 
@@ -98,7 +98,7 @@ impl Reclaim {
 
     pub(crate) fn set_batch_delay(&self, delay: Duration) {
         // Relaxed: a setting.
-        self.batch_delay_ns.store(delay.as_nanos() as u64, Ordering::Relaxed);
+        self.batch_delay_ns.store(saturating_nanos(delay), Ordering::Relaxed);
     }
 
     pub(crate) fn invoked(&self) -> u64 {
