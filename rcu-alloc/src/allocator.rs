@@ -26,7 +26,8 @@ use crate::thread_cache::ThreadCache;
 /// let alloc = BlockAllocator::new(AllocConfig::new().budget_bytes(1 << 20));
 /// let mut cache = ThreadCache::new();
 /// let block = alloc.get(Policy::Reclaim, &mut cache).unwrap();
-/// alloc.put(block); // back to the pool
+/// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+/// unsafe { alloc.put(block) }; // back to the pool
 /// assert_eq!(alloc.stats().blocks_pooled, 1);
 /// ```
 #[derive(Debug)]
@@ -42,12 +43,22 @@ pub struct BlockAllocator {
 impl BlockAllocator {
     /// An allocator with `config`; `const` so the global domain's can be a `static`.
     ///
+    /// # Panics
+    /// If `config` fails [`AllocConfig::validate`] (in a `static`, that is a compile error).
+    /// The message names the field; `validate` also gives its value.
+    ///
     /// ```
     /// use rcu_alloc::{AllocConfig, BlockAllocator};
     /// static ALLOC: BlockAllocator = BlockAllocator::new(AllocConfig::new());
     /// assert_eq!(ALLOC.block_bytes(), 4096);
+    ///
+    /// let too_big = AllocConfig::new().block_bytes(usize::MAX);
+    /// assert!(too_big.validate().is_err());
+    /// assert!(std::panic::catch_unwind(|| BlockAllocator::new(too_big)).is_err());
     /// ```
+    #[track_caller]
     pub const fn new(config: AllocConfig) -> Self {
+        config.assert_valid();
         BlockAllocator {
             config,
             pool: Pool::new(),
@@ -116,7 +127,8 @@ impl BlockAllocator {
     /// assert!(alloc.get(Policy::NoWait, &mut cache).is_none()); // empty pool, may not allocate
     /// alloc.refill_pool(); // what the refill worker does
     /// let block = alloc.get(Policy::NoWait, &mut cache).expect("the pool has blocks now");
-    /// alloc.put(block);
+    /// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// unsafe { alloc.put(block) };
     /// alloc.put_cache(&mut cache);
     /// ```
     pub fn get(&self, policy: Policy, cache: &mut ThreadCache) -> Option<NonNull<Block>> {
@@ -133,8 +145,12 @@ impl BlockAllocator {
                 // Top the cache up while we are at the pool anyway.
                 while cache.len() < self.config.thread_cache_blocks {
                     let Some(extra) = self.pool.pop() else { break };
-                    if let Err(extra) = cache.push(extra, self.config.thread_cache_blocks) {
-                        self.put(extra);
+                    let limit = self.config.thread_cache_blocks;
+                    // SAFETY: (1) pooled blocks are this crate's; (2) popped, so ours;
+                    // (3) blocks are pooled empty (`put`'s and `put_to_pool`'s condition 3).
+                    if let Err(extra) = unsafe { cache.push(extra, limit) } {
+                        // SAFETY: as above; `push` handed it back.
+                        unsafe { self.put(extra) };
                         break;
                     }
                 }
@@ -167,49 +183,75 @@ impl BlockAllocator {
     /// Returns an empty block: to the pool, or to the global allocator if the pool is full.
     /// Callers: threads that may call the global allocator.
     ///
+    /// # Safety
+    /// 1. `block` is a block of this crate: `get` or `ThreadCache::pop` returned it. (Normally
+    ///    this allocator's; another `BlockAllocator`'s is sound, since a block records its own
+    ///    size, but skews both allocators' statistics.)
+    /// 2. The caller owns it and gives it up: it is in no list, cache or pool, and nobody uses
+    ///    it afterwards.
+    /// 3. It holds no entries (`Block::drain` it first): the block's next user would find
+    ///    them and could run entries it never queued.
+    ///
     /// ```
     /// use rcu_alloc::{AllocConfig, BlockAllocator, Policy, ThreadCache};
     /// let alloc = BlockAllocator::new(AllocConfig::new());
     /// let block = alloc.get(Policy::Reclaim, &mut ThreadCache::new()).unwrap();
-    /// alloc.put(block);
+    /// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// unsafe { alloc.put(block) };
     /// assert_eq!(alloc.stats().blocks_pooled, 1);
     /// ```
-    pub fn put(&self, block: NonNull<Block>) {
-        if let Err(block) = self.pool.push(block) {
-            self.free(block);
+    pub unsafe fn put(&self, block: NonNull<Block>) {
+        // SAFETY: (1)-(3) are the caller's.
+        if let Err(block) = unsafe { self.pool.push(block) } {
+            // SAFETY: (1) and (2) are the caller's; the pool handed the block back.
+            unsafe { self.free(block) };
         }
     }
 
     /// Returns an empty block to the pool only: never calls the global allocator, so any
-    /// policy may; gives the block back if the pool is full.
+    /// policy may; gives the block back if the pool is full (the caller still owns it then).
+    ///
+    /// # Safety
+    /// As for [`BlockAllocator::put`]:
+    /// 1. `block` is a block of this crate: `get` or `ThreadCache::pop` returned it.
+    /// 2. The caller owns it and gives it up (unless it is handed back): it is in no list,
+    ///    cache or pool, and nobody uses it afterwards.
+    /// 3. It holds no entries.
     ///
     /// ```
     /// use rcu_alloc::{AllocConfig, BlockAllocator, Policy, ThreadCache};
     /// let alloc = BlockAllocator::new(AllocConfig::new());
     /// let block = alloc.get(Policy::Reclaim, &mut ThreadCache::new()).unwrap();
     /// // Never calls the global allocator: fine for any policy. A full pool hands it back.
-    /// if let Err(block) = alloc.put_to_pool(block) {
-    ///     alloc.put(block);
+    /// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// if let Err(block) = unsafe { alloc.put_to_pool(block) } {
+    ///     // SAFETY: as above: the pool handed it back.
+    ///     unsafe { alloc.put(block) };
     /// }
     /// ```
-    pub fn put_to_pool(&self, block: NonNull<Block>) -> Result<(), NonNull<Block>> {
-        self.pool.push(block)
+    pub unsafe fn put_to_pool(&self, block: NonNull<Block>) -> Result<(), NonNull<Block>> {
+        // SAFETY: (1)-(3) are the caller's.
+        unsafe { self.pool.push(block) }
     }
 
-    /// Returns a thread's cached blocks (at thread exit).
+    /// Returns a thread's cached blocks (at thread exit). Safe: a cache holds only blocks
+    /// that satisfy `put`'s conditions (`ThreadCache::push` requires them).
     ///
     /// ```
     /// use rcu_alloc::{AllocConfig, BlockAllocator, Policy, ThreadCache};
     /// let alloc = BlockAllocator::new(AllocConfig::new());
     /// let mut cache = ThreadCache::new();
     /// let block = alloc.get(Policy::Reclaim, &mut cache).unwrap();
-    /// cache.push(block, 4).unwrap();
+    /// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// unsafe { cache.push(block, 4) }.unwrap();
     /// alloc.put_cache(&mut cache); // e.g. at thread exit
     /// assert!(cache.is_empty());
     /// ```
     pub fn put_cache(&self, cache: &mut ThreadCache) {
         while let Some(block) = cache.pop() {
-            self.put(block);
+            // SAFETY: (1)-(3) were promised to `ThreadCache::push` (or `get` filled the cache
+            // from the pool); popped, so ours.
+            unsafe { self.put(block) };
         }
     }
 
@@ -219,10 +261,14 @@ impl BlockAllocator {
         Some(block)
     }
 
-    fn free(&self, block: NonNull<Block>) {
-        // SAFETY: (1) every block of this allocator has its configured size; (2) the caller
-        // handed it over.
-        unsafe { Block::free(block, self.config.block_bytes) };
+    /// Frees a block to the global allocator, counting it.
+    ///
+    /// # Safety
+    /// 1. `block` is a block of this crate (`Block::allocate` made it).
+    /// 2. The caller owns it and nobody uses it afterwards.
+    unsafe fn free(&self, block: NonNull<Block>) {
+        // SAFETY: (1) and (2) are `Block::free`'s.
+        unsafe { Block::free(block) };
         Counters::add(&self.counters.blocks_freed, 1);
     }
 
@@ -240,8 +286,10 @@ impl BlockAllocator {
         let mut added = false;
         while self.pool.len() < self.config.pool_high {
             let Some(block) = self.allocate() else { break };
-            if let Err(block) = self.pool.push(block) {
-                self.free(block);
+            // SAFETY: (1) just allocated, (2) by us, (3) empty.
+            if let Err(block) = unsafe { self.pool.push(block) } {
+                // SAFETY: (1) just allocated; (2) the pool handed it back.
+                unsafe { self.free(block) };
                 break;
             }
             added = true;
@@ -323,7 +371,8 @@ impl Shrinker for BlockAllocator {
         let mut freed = 0;
         while freed < nr_to_scan {
             let Some(block) = self.pool.pop() else { break };
-            self.free(block);
+            // SAFETY: (1) pooled blocks are this crate's; (2) popped, so ours.
+            unsafe { self.free(block) };
             freed += 1;
         }
         freed
@@ -334,7 +383,8 @@ impl Drop for BlockAllocator {
     fn drop(&mut self) {
         self.refill.stop();
         while let Some(block) = self.pool.pop() {
-            self.free(block);
+            // SAFETY: as in `scan`.
+            unsafe { self.free(block) };
         }
     }
 }

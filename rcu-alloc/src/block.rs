@@ -2,9 +2,13 @@
 //! callbacks (like the kernel's page of pointers for `kvfree_rcu`).
 //!
 //! A block is one allocation of `block_bytes` (default 4 KiB): a header followed by as many
-//! [`Entry`]s as fit (253 at 4 KiB). Blocks move between a thread's staging, the domain's
-//! queues, the global pool and thread caches as raw pointers; whoever holds the pointer owns
-//! the block.
+//! [`Entry`]s as fit (253 at 4 KiB). The header records the allocation's size, so a block is
+//! freed with the layout it was allocated with whichever allocator it ends up in. Blocks move
+//! between a thread's staging, the domain's queues, the global pool and thread caches as raw
+//! pointers; whoever holds the pointer owns the block. The functions that take a block back
+//! for reuse or freeing (`BlockAllocator::put`, `put_to_pool`, `ThreadCache::push`) are
+//! `unsafe`: only the caller knows that the pointer is one of this crate's blocks and theirs
+//! to give.
 
 use core::mem::{align_of, size_of};
 use core::ptr::{self, NonNull};
@@ -50,6 +54,8 @@ struct Header {
     /// For the block's current holder: the runtime stores the grace-period cookie that
     /// must complete before the entries may run.
     tag: u64,
+    /// The size the block was allocated with: `free` needs the allocation's layout.
+    block_bytes: usize,
 }
 
 /// A block. Only ever handled through `NonNull<Block>`; its entries follow the header.
@@ -62,7 +68,8 @@ struct Header {
 /// let b = unsafe { &mut *block.as_ptr() };
 /// assert!(b.is_empty() && !b.is_full());
 /// assert_eq!(b.len(), 0);
-/// alloc.put(block);
+/// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+/// unsafe { alloc.put(block) };
 /// ```
 #[repr(C)]
 pub struct Block {
@@ -80,23 +87,38 @@ impl core::fmt::Debug for Block {
 }
 
 const HEADER: usize = size_of::<Header>();
+
+/// The largest block: 1 MiB, 65,533 entries. Larger blocks batch no better (one grace period
+/// already serves the whole batch), while every cached, pooled and parked block would hold
+/// that much memory (a full pool of `POOL_CAPACITY` blocks alone 128 MiB).
+///
+/// ```
+/// use rcu_alloc::{capacity_for, AllocConfig, MAX_BLOCK_BYTES};
+/// assert_eq!(capacity_for(MAX_BLOCK_BYTES), 65_533);
+/// assert!(AllocConfig::new().block_bytes(MAX_BLOCK_BYTES).validate().is_ok());
+/// assert!(AllocConfig::new().block_bytes(MAX_BLOCK_BYTES + 1).validate().is_err());
+/// ```
+pub const MAX_BLOCK_BYTES: usize = 1 << 20;
+
 const _: () = assert!(HEADER % align_of::<Entry>() == 0);
 
-/// The smallest block that still batches: room for two entries.
+/// The smallest block that still batches: its header and room for two entries.
 ///
 /// ```
 /// use rcu_alloc::{capacity_for, MIN_BLOCK_BYTES};
 /// assert_eq!(capacity_for(MIN_BLOCK_BYTES), 2);
+/// assert_eq!(MIN_BLOCK_BYTES, 80); // a 48-byte header and two 16-byte entries
 /// ```
 pub const MIN_BLOCK_BYTES: usize = HEADER + 2 * size_of::<Entry>();
 
-/// How many entries a block of `block_bytes` holds.
+/// How many entries a block of `block_bytes` holds (0 if not even the header fits).
 ///
 /// ```
 /// assert_eq!(rcu_alloc::capacity_for(4096), 253);
+/// assert_eq!(rcu_alloc::capacity_for(16), 0);
 /// ```
 pub const fn capacity_for(block_bytes: usize) -> usize {
-    (block_bytes - HEADER) / size_of::<Entry>()
+    block_bytes.saturating_sub(HEADER) / size_of::<Entry>()
 }
 
 fn layout(block_bytes: usize) -> Layout {
@@ -108,9 +130,10 @@ impl Block {
     /// Allocates an empty block from the global allocator; `None` if it fails.
     pub(crate) fn allocate(block_bytes: usize) -> Option<NonNull<Block>> {
         assert!(
-            block_bytes >= MIN_BLOCK_BYTES,
-            "rcu-alloc: a block of {block_bytes} bytes is smaller than MIN_BLOCK_BYTES \
-             ({MIN_BLOCK_BYTES}); configure sizes through AllocConfig::block_bytes"
+            (MIN_BLOCK_BYTES..=MAX_BLOCK_BYTES).contains(&block_bytes),
+            "rcu-alloc internal error: a block of {block_bytes} bytes is outside \
+             MIN_BLOCK_BYTES..=MAX_BLOCK_BYTES ({MIN_BLOCK_BYTES}..={MAX_BLOCK_BYTES}), which \
+             BlockAllocator::new rules out"
         );
         // SAFETY: the layout has a non-zero size.
         let raw = unsafe { alloc::alloc(layout(block_bytes)) }.cast::<Block>();
@@ -125,19 +148,23 @@ impl Block {
                     capacity: capacity_for(block_bytes),
                     pending_bytes: 0,
                     tag: 0,
+                    block_bytes,
                 },
             )
         };
         Some(block)
     }
 
-    /// Returns an empty block to the global allocator.
+    /// Returns a block to the global allocator (its entries, if any, are forgotten).
     ///
     /// # Safety
-    /// 1. `block` came from `Block::allocate(block_bytes)` with this `block_bytes`.
+    /// 1. `block` came from `Block::allocate`.
     /// 2. The caller owns it and it is not used afterwards.
-    pub(crate) unsafe fn free(block: NonNull<Block>, block_bytes: usize) {
-        // SAFETY: (1) same layout as the allocation; (2) no further use.
+    pub(crate) unsafe fn free(block: NonNull<Block>) {
+        // SAFETY: (1) a live block, so its header is initialized; (2) nobody else uses it.
+        let block_bytes = unsafe { block.as_ref() }.header.block_bytes;
+        // SAFETY: (1) `Block::allocate` used `layout(block_bytes)`, the size its header
+        // records; (2) no further use.
         unsafe { alloc::dealloc(block.as_ptr().cast(), layout(block_bytes)) };
     }
 
@@ -160,7 +187,8 @@ impl Block {
     /// b.push(Entry { obj: std::ptr::null_mut(), run: forget }, 8);
     /// assert_eq!(b.len(), 1);
     /// let _ = b.drain();
-    /// alloc.put(block);
+    /// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// unsafe { alloc.put(block) };
     /// ```
     pub fn len(&self) -> usize {
         self.header.len
@@ -178,7 +206,8 @@ impl Block {
     /// // SAFETY: `get` handed the block over; we are its only user until `put`.
     /// let b = unsafe { &mut *block.as_ptr() };
     /// assert!(b.is_empty());
-    /// alloc.put(block);
+    /// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// unsafe { alloc.put(block) };
     /// ```
     pub fn is_empty(&self) -> bool {
         self.header.len == 0
@@ -200,7 +229,8 @@ impl Block {
     /// }
     /// assert_eq!(b.len(), 253);
     /// let _ = b.drain();
-    /// alloc.put(block);
+    /// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// unsafe { alloc.put(block) };
     /// ```
     pub fn is_full(&self) -> bool {
         self.header.len == self.header.capacity
@@ -222,7 +252,8 @@ impl Block {
     /// assert_eq!(b.pending_bytes(), 128);
     /// let (_, bytes) = b.drain();
     /// assert_eq!(bytes, 128);
-    /// alloc.put(block);
+    /// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// unsafe { alloc.put(block) };
     /// ```
     pub fn pending_bytes(&self) -> usize {
         self.header.pending_bytes
@@ -243,7 +274,8 @@ impl Block {
     ///     b.push(Entry { obj: std::ptr::null_mut(), run: forget }, 16);
     /// }
     /// let _ = b.drain();
-    /// alloc.put(block);
+    /// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// unsafe { alloc.put(block) };
     /// ```
     #[inline]
     pub fn push(&mut self, entry: Entry, bytes: usize) {
@@ -288,7 +320,8 @@ impl Block {
     ///     unsafe { (e.run)(e.obj, &atomic) };
     /// }
     /// assert!(b.is_empty());
-    /// alloc.put(block);
+    /// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// unsafe { alloc.put(block) };
     /// ```
     pub fn drain(&mut self) -> (Drain<'_>, usize) {
         let len = core::mem::take(&mut self.header.len);
@@ -310,7 +343,8 @@ impl Block {
     /// let b = unsafe { &mut *block.as_ptr() };
     /// b.set_tag(42); // e.g. the grace period the entries wait for
     /// assert_eq!(b.tag(), 42);
-    /// alloc.put(block);
+    /// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// unsafe { alloc.put(block) };
     /// ```
     pub fn tag(&self) -> u64 {
         self.header.tag
@@ -329,13 +363,14 @@ impl Block {
     /// let b = unsafe { &mut *block.as_ptr() };
     /// b.set_tag(7);
     /// assert_eq!(b.tag(), 7);
-    /// alloc.put(block);
+    /// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// unsafe { alloc.put(block) };
     /// ```
     pub fn set_tag(&mut self, tag: u64) {
         self.header.tag = tag;
     }
 
-    /// The list link.
+    /// The list link (see `set_next`).
     ///
     /// ```
     /// use rcu_alloc::{AllocConfig, BlockAllocator, Entry, Policy, ThreadCache};
@@ -348,13 +383,16 @@ impl Block {
     /// let b = unsafe { &mut *block.as_ptr() };
     /// b.set_next(std::ptr::null_mut());
     /// assert!(b.next().is_null());
-    /// alloc.put(block);
+    /// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// unsafe { alloc.put(block) };
     /// ```
     pub fn next(&self) -> *mut Block {
         self.header.next
     }
 
-    /// Sets the list link.
+    /// Sets the list link, for the block's current holder to chain blocks it owns. This crate
+    /// never follows the link (its pool and caches keep their own), so any value is safe to
+    /// store; code that follows links trusts only lists it built itself.
     ///
     /// ```
     /// use rcu_alloc::{AllocConfig, BlockAllocator, Policy, ThreadCache};
@@ -366,8 +404,10 @@ impl Block {
     /// unsafe { (*first.as_ptr()).set_next(second.as_ptr()) }; // a two-block list
     /// // SAFETY: as above.
     /// assert_eq!(unsafe { (*first.as_ptr()).next() }, second.as_ptr());
-    /// alloc.put(first);
-    /// alloc.put(second);
+    /// // SAFETY: (1) `first` came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// unsafe { alloc.put(first) };
+    /// // SAFETY: (1) `second` came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// unsafe { alloc.put(second) };
     /// ```
     pub fn set_next(&mut self, next: *mut Block) {
         self.header.next = next;
@@ -391,7 +431,8 @@ impl Block {
 /// let (drain, _) = b.drain();
 /// let order: Vec<usize> = drain.map(|e| e.obj as usize).collect();
 /// assert_eq!(order, [0, 1, 2]); // in push order
-/// alloc.put(block);
+/// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+/// unsafe { alloc.put(block) };
 /// ```
 #[derive(Debug)]
 pub struct Drain<'a> {

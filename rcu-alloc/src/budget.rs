@@ -47,12 +47,17 @@ impl Budget {
         self.limit.load(Ordering::Relaxed)
     }
 
-    /// Changes the limit.
+    /// Changes the limit. Any value is meaningful: 0 means always over budget, `usize::MAX`
+    /// never.
     ///
     /// ```
     /// let budget = rcu_alloc::Budget::new(10);
     /// budget.set_limit(20);
     /// assert_eq!(budget.limit(), 20);
+    /// budget.set_limit(0);
+    /// assert!(budget.is_over(1));
+    /// budget.set_limit(usize::MAX);
+    /// assert!(!budget.is_over(usize::MAX));
     /// ```
     pub fn set_limit(&self, limit: usize) {
         // Relaxed: a setting.
@@ -95,7 +100,8 @@ impl Budget {
     /// ```
     #[inline]
     pub fn is_over(&self, unaccounted: usize) -> bool {
-        self.pending() + unaccounted > self.limit()
+        // Saturating: an absurd `unaccounted` is over any budget but `usize::MAX`.
+        self.pending().saturating_add(unaccounted) > self.limit()
     }
 
     /// Accounts `bytes` more as pending.

@@ -40,7 +40,8 @@ impl FaultConfig {
     /// let first = alloc.get(Policy::Reclaim, &mut cache);
     /// assert!(first.is_some());
     /// assert!(alloc.get(Policy::Reclaim, &mut cache).is_none()); // the 2nd request fails
-    /// alloc.put(first.unwrap());
+    /// // SAFETY: (1) it came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// unsafe { alloc.put(first.unwrap()) };
     /// ```
     pub fn every_nth(n: u64) -> Self {
         FaultConfig { every_nth: n, ..Self::default() }

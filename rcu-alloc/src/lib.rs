@@ -8,6 +8,8 @@
 //! - a per-thread [`ThreadCache`], a lock-free global pool inside each [`BlockAllocator`]
 //!   that `Atomic` callers may take from, and a refill worker that keeps the pool stocked;
 //! - a [`Budget`] for pending reclamation;
+//! - [`AllocConfig`], whose [`AllocConfig::validate`] names a bad field ([`ConfigError`])
+//!   before anything is built;
 //! - [`Shrinker`]s, run only under the `Reclaim` policy;
 //! - fault injection ([`FaultConfig`]) so every fallback path runs in tests;
 //! - [`AllocStats`], with fallbacks counted by policy and [`FallbackReason`].
@@ -25,13 +27,16 @@
 //! assert!(alloc.get(Policy::NoWait, &mut cache).is_none());
 //! // A caller that may allocate gets one, and hands it back when done.
 //! let block = alloc.get(Policy::NoReclaim, &mut cache).expect("may allocate");
-//! alloc.put(block);
+//! // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+//! unsafe { alloc.put(block) };
 //! assert_eq!(alloc.stats().blocks_allocated, 1);
 //! ```
 
 mod allocator;
 mod block;
 mod budget;
+#[cfg(doctest)]
+mod compile_fail;
 mod config;
 mod fault;
 pub mod futex;
@@ -44,9 +49,9 @@ mod stats;
 mod thread_cache;
 
 pub use allocator::BlockAllocator;
-pub use block::{capacity_for, Block, Drain, Entry, MIN_BLOCK_BYTES};
+pub use block::{capacity_for, Block, Drain, Entry, MAX_BLOCK_BYTES, MIN_BLOCK_BYTES};
 pub use budget::Budget;
-pub use config::AllocConfig;
+pub use config::{AllocConfig, ConfigError};
 pub use fault::FaultConfig;
 pub use policy::Policy;
 pub use pool::POOL_CAPACITY;

@@ -130,8 +130,15 @@ impl Pool {
         NonNull::new(block)
     }
 
-    /// Stores a block; gives it back if the pool is full.
-    pub(crate) fn push(&self, block: NonNull<Block>) -> Result<(), NonNull<Block>> {
+    /// Stores a block; gives it back if the pool is full (the caller still owns it then).
+    ///
+    /// # Safety
+    /// As for `BlockAllocator::put`, whose pool this is (whoever pops a block frees it or
+    /// hands it out as a fresh one):
+    /// 1. `block` is a block of this crate.
+    /// 2. The caller owns it and gives it up (unless it is handed back).
+    /// 3. It holds no entries.
+    pub(crate) unsafe fn push(&self, block: NonNull<Block>) -> Result<(), NonNull<Block>> {
         let Some(index) = self.empty.pop(&self.nodes) else {
             return Err(block);
         };

@@ -16,6 +16,10 @@ impl BlockAllocator {
     /// Starts the refill worker unless it runs. `handle` keeps the allocator alive for the
     /// thread (a `&'static` for a static allocator, or a handle to the state that owns it).
     ///
+    /// # Panics
+    /// If `name` contains a NUL byte (it becomes part of the thread's name), or if the system
+    /// refuses a thread.
+    ///
     /// ```
     /// use rcu_alloc::{AllocConfig, BlockAllocator};
     ///
@@ -24,6 +28,7 @@ impl BlockAllocator {
     /// assert!(ALLOC.refill_started());
     /// ALLOC.stop_refill();
     /// ```
+    #[track_caller]
     pub fn start_refill<H>(handle: H, name: &str)
     where
         H: Deref<Target = BlockAllocator> + Clone + Send + 'static,

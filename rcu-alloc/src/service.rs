@@ -95,8 +95,16 @@ impl ServiceThread {
     /// call started it.
     ///
     /// # Panics
-    /// If the thread cannot be spawned (the process is at its thread limit or out of memory).
+    /// If `name` contains a NUL byte (before anything is started), or if the thread cannot be
+    /// spawned (the process is at its thread limit or out of memory).
+    #[track_caller]
     pub fn start(&self, name: String, body: impl FnOnce() + Send + 'static) -> bool {
+        assert!(
+            !name.contains('\0'),
+            "rcu-alloc: background thread name {name:?} contains a NUL byte: thread names are C \
+             strings. Fix: remove the NUL byte (a domain's name is part of its threads' names; \
+             Domain::try_new reports it as a ConfigError)"
+        );
         // Relaxed: elects the one spawning thread; the spawn synchronizes with the thread.
         if self
             .state

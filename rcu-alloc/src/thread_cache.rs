@@ -1,7 +1,8 @@
 //! A thread's private stash of empty blocks, so most block requests touch no shared state.
 //!
 //! Owned by one thread and used only by it (the runtime guards it against its own signal
-//! handlers), so it is a plain array with no synchronization.
+//! handlers), so it is a plain array with no synchronization. What goes in is freed later
+//! (`BlockAllocator::put_cache`), so `push` is `unsafe`: the caller vouches for the block.
 
 use core::ptr::NonNull;
 
@@ -23,11 +24,13 @@ pub const MAX_THREAD_CACHE: usize = 16;
 /// let alloc = BlockAllocator::new(AllocConfig::new());
 /// let mut cache = ThreadCache::new();
 /// let block = alloc.get(Policy::Reclaim, &mut cache).unwrap();
-/// cache.push(block, 4).unwrap();
+/// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+/// unsafe { cache.push(block, 4) }.unwrap();
 /// assert_eq!(cache.len(), 1);
-/// let again = alloc.get(Policy::NoWait, &mut cache); // served from the cache
-/// assert!(again.is_some() && cache.is_empty());
-/// alloc.put(again.unwrap());
+/// let again = alloc.get(Policy::NoWait, &mut cache).unwrap(); // served from the cache
+/// assert!(cache.is_empty());
+/// // SAFETY: (1) `again` came from `get`; (2) ours, not used afterwards; (3) empty.
+/// unsafe { alloc.put(again) };
 /// ```
 #[derive(Debug)]
 pub struct ThreadCache {
@@ -78,15 +81,28 @@ impl ThreadCache {
     /// let mut cache = ThreadCache::new();
     /// assert!(cache.pop().is_none());
     /// let block = alloc.get(Policy::Reclaim, &mut cache).unwrap();
-    /// cache.push(block, 1).unwrap();
-    /// alloc.put(cache.pop().unwrap());
+    /// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// unsafe { cache.push(block, 1) }.unwrap();
+    /// let block = cache.pop().unwrap(); // ours again
+    /// // SAFETY: (1) from `pop`; (2) ours, not used afterwards; (3) empty.
+    /// unsafe { alloc.put(block) };
     /// ```
     pub fn pop(&mut self) -> Option<NonNull<Block>> {
         self.len = self.len.checked_sub(1)?;
         self.blocks[self.len].take()
     }
 
-    /// Stores a block unless `limit` (at most `MAX_THREAD_CACHE`) are held already.
+    /// Stores a block unless `limit` (at most `MAX_THREAD_CACHE`) are held already; gives
+    /// it back otherwise (the caller still owns it then).
+    ///
+    /// # Safety
+    /// As for `BlockAllocator::put`, since the cache hands its blocks out as fresh ones and
+    /// `BlockAllocator::put_cache` frees them:
+    /// 1. `block` is a block of this crate: `BlockAllocator::get` or `ThreadCache::pop`
+    ///    returned it.
+    /// 2. The caller owns it and gives it up (unless it is handed back): it is in no list,
+    ///    cache or pool, and nobody uses it afterwards.
+    /// 3. It holds no entries.
     ///
     /// ```
     /// use rcu_alloc::{AllocConfig, BlockAllocator, Policy, ThreadCache};
@@ -94,10 +110,16 @@ impl ThreadCache {
     /// let mut cache = ThreadCache::new();
     /// let block = alloc.get(Policy::Reclaim, &mut cache).unwrap();
     /// // A limit of 0 keeps nothing: the block comes back.
-    /// let block = cache.push(block, 0).unwrap_err();
-    /// alloc.put(block);
+    /// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// let block = unsafe { cache.push(block, 0) }.unwrap_err();
+    /// // SAFETY: as above: `push` handed it back.
+    /// unsafe { alloc.put(block) };
     /// ```
-    pub fn push(&mut self, block: NonNull<Block>, limit: usize) -> Result<(), NonNull<Block>> {
+    pub unsafe fn push(
+        &mut self,
+        block: NonNull<Block>,
+        limit: usize,
+    ) -> Result<(), NonNull<Block>> {
         if self.len >= limit.min(MAX_THREAD_CACHE) {
             return Err(block);
         }

@@ -18,10 +18,13 @@ use crate::stall::{StallHandler, StallSink};
 use crate::stats::{Counters, DomainStats};
 use crate::worker::Worker;
 use rcu_alloc::{
-    register_shrinker, AllocConfig, AllocStats, FaultConfig, Policy, Shrinker, ShrinkerHandle,
+    register_shrinker, AllocConfig, AllocStats, ConfigError, FaultConfig, Policy, Shrinker,
+    ShrinkerHandle,
 };
 
-/// How a domain behaves. Build with [`DomainConfig::new`] and the setters.
+/// How a domain behaves. Build with [`DomainConfig::new`] and the setters; the setters
+/// accept any value, and [`Domain::try_new`] (through [`DomainConfig::validate`]) rejects
+/// those the runtime cannot work with before anything is started.
 ///
 /// ```
 /// use std::time::Duration;
@@ -64,7 +67,9 @@ impl DomainConfig {
         }
     }
 
-    /// Name used in stall reports and statistics.
+    /// Name used in stall reports and statistics, and in the domain's thread names
+    /// (`rcu-gp-NAME`, `rcu-refill-NAME`, truncated by the system to 15 bytes), so it may not
+    /// contain a NUL byte.
     ///
     /// ```
     /// use rcu_core::{Domain, DomainConfig};
@@ -76,7 +81,9 @@ impl DomainConfig {
         self
     }
 
-    /// How long a grace period may wait for one reader before a stall is reported.
+    /// How long a grace period may wait for one reader before a stall is reported. Must not
+    /// be zero; durations beyond `u64::MAX` nanoseconds (584 years) count as 584 years, that
+    /// is never.
     ///
     /// ```
     /// use std::time::Duration;
@@ -103,7 +110,10 @@ impl DomainConfig {
     }
 
     /// How long queued items may wait to be collected into a batch: longer batches more
-    /// items per grace period, shorter frees memory sooner.
+    /// items per grace period, shorter frees memory sooner. Any value is valid: zero collects
+    /// whatever is queued at once, and a duration of 584 years or more (`u64::MAX`
+    /// nanoseconds; `Duration::MAX` too) means only when hurried: by `rcu_barrier`, an
+    /// over-budget domain, or the domain's drop.
     ///
     /// ```
     /// use std::time::Duration;
@@ -130,6 +140,44 @@ impl DomainConfig {
     pub fn expedited(mut self, expedited: bool) -> Self {
         self.expedited = expedited;
         self
+    }
+
+    /// Checks every field, so that a value the runtime cannot work with is reported by name
+    /// before anything is registered or started ([`Domain::try_new`] calls this):
+    ///
+    /// | field | valid | why |
+    /// |---|---|---|
+    /// | `name` | no NUL byte | it becomes part of the domain's thread names, which are C strings |
+    /// | `stall_timeout` | not zero | zero would report a stall for every reader a grace period waits for |
+    /// | `batch_delay`, `expedited` | any | see [`DomainConfig::batch_delay`] |
+    /// | `alloc` | [`AllocConfig::validate`] | block size, cache and pool bounds |
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rcu_core::DomainConfig;
+    /// assert!(DomainConfig::new().validate().is_ok());
+    /// let err = DomainConfig::new().stall_timeout(Duration::ZERO).validate().unwrap_err();
+    /// assert_eq!(err.field(), "DomainConfig.stall_timeout");
+    /// ```
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(index) = self.name.bytes().position(|b| b == 0) {
+            return Err(ConfigError::new(
+                "DomainConfig.name",
+                format!("contains a NUL byte at index {index}"),
+                "names become thread names (rcu-gp-NAME, rcu-refill-NAME), which are C strings \
+                 and cannot contain NUL. Fix: remove the NUL byte",
+            ));
+        }
+        if self.stall_timeout.is_zero() {
+            return Err(ConfigError::new(
+                "DomainConfig.stall_timeout",
+                "is zero",
+                "a grace period would report a stall for every reader it waits for (rule: the \
+                 stall timeout is positive). Fix: pass a positive duration (the default is \
+                 21 s); to never report stalls, pass a very long one such as Duration::MAX",
+            ));
+        }
+        self.alloc.validate()
     }
 }
 
@@ -206,6 +254,17 @@ const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(21);
 /// Long enough to batch a burst of frees, short enough that memory comes back promptly.
 const DEFAULT_BATCH_DELAY: Duration = Duration::from_millis(5);
 
+/// `d` in nanoseconds for an `AtomicU64` setting, saturating at `u64::MAX` (584 years, which
+/// every use treats as never) instead of wrapping to an arbitrary short time.
+pub(crate) const fn saturating_nanos(d: Duration) -> u64 {
+    let nanos = d.as_nanos();
+    if nanos > u64::MAX as u128 {
+        u64::MAX
+    } else {
+        nanos as u64
+    }
+}
+
 static GLOBAL: Domain = Domain { state: DomainRef::Global(&GLOBAL_STATE), _pool_shrinker: None };
 
 /// A domain's block pool as a shrinker (DESIGN §4: the runtime's own caches are shrinkers
@@ -251,7 +310,7 @@ impl DomainState {
             readers: Registry::new(),
             counters: Counters::new(),
             stall_sink: StallSink::new(),
-            stall_timeout_ns: AtomicU64::new(stall_timeout.as_nanos() as u64),
+            stall_timeout_ns: AtomicU64::new(saturating_nanos(stall_timeout)),
             expedited: AtomicBool::new(expedited),
             worker: Worker::new(),
             reclaim,
@@ -413,6 +472,11 @@ impl Domain {
 
     /// A new, isolated domain with its own readers, grace periods and worker thread.
     ///
+    /// # Panics
+    /// At the caller, with the [`ConfigError`]'s message (`rcu-core: DomainConfig.name
+    /// contains a NUL byte ...`), if `config` fails [`DomainConfig::validate`]; use
+    /// [`Domain::try_new`] to handle that instead. Also if the system refuses a thread.
+    ///
     /// ```
     /// use rcu_core::prelude::*;
     /// use rcu_core::DomainConfig;
@@ -421,7 +485,33 @@ impl Domain {
     /// domain.kvfree_rcu(&ctx, Rcu::boxed(1u8));
     /// drop(domain); // runs what is still queued, then stops the domain's worker
     /// ```
+    #[track_caller]
     pub fn new(config: DomainConfig) -> Domain {
+        match Domain::try_new(config) {
+            Ok(domain) => domain,
+            Err(err) => panic!("rcu-core: {err}"),
+        }
+    }
+
+    /// As [`Domain::new`], but a configuration that fails [`DomainConfig::validate`] is
+    /// returned as an error, before anything is registered or started.
+    ///
+    /// # Panics
+    /// If the system refuses a thread for the domain's worker (the half-built domain is
+    /// unregistered again while unwinding), or after 2^32 domains.
+    ///
+    /// ```
+    /// use rcu_core::{Domain, DomainConfig};
+    /// let err = Domain::try_new(DomainConfig::new().name("bad\0name")).unwrap_err();
+    /// assert_eq!(err.field(), "DomainConfig.name");
+    /// assert!(err.to_string().starts_with("DomainConfig.name contains a NUL byte at index 3"));
+    ///
+    /// let domain = Domain::try_new(DomainConfig::new().name("good"))?;
+    /// assert_eq!(domain.name(), "good");
+    /// # Ok::<(), rcu_core::ConfigError>(())
+    /// ```
+    pub fn try_new(config: DomainConfig) -> Result<Domain, ConfigError> {
+        config.validate()?;
         // Relaxed: a unique id is all that is needed.
         let id = NEXT_DOMAIN_ID.fetch_add(1, Ordering::Relaxed);
         assert!(
@@ -433,10 +523,13 @@ impl Domain {
         let reclaim = Reclaim::new(alloc, batch_delay);
         let state = Arc::new(DomainState::new(id, name, stall_timeout, expedited, reclaim));
         crate::process::track(&state);
-        Worker::start(DomainRef::Owned(state.clone()));
         let pool = PoolShrinker(Arc::downgrade(&state));
         let shrinker = register_shrinker(Arc::new(pool));
-        Domain { state: DomainRef::Owned(state), _pool_shrinker: Some(shrinker) }
+        // The `Domain` exists before its threads do: if starting them panics, unwinding drops
+        // it, and `Drop` unregisters the state (the fork handler must never see it freed).
+        let domain = Domain { state: DomainRef::Owned(state), _pool_shrinker: Some(shrinker) };
+        Worker::start(domain.state_ref());
+        Ok(domain)
     }
 
     pub(crate) fn state(&self) -> &DomainState {
@@ -712,7 +805,12 @@ impl Domain {
         self.state().stall_sink.set(handler);
     }
 
-    /// Changes how long a grace period waits for one reader before reporting a stall.
+    /// Changes how long a grace period waits for one reader before reporting a stall. As in
+    /// [`DomainConfig::stall_timeout`], 584 years or more (`Duration::MAX` too) means never.
+    ///
+    /// # Panics
+    /// At the caller, if `timeout` is zero (it would report every reader a grace period
+    /// waits for).
     ///
     /// ```
     /// use std::time::Duration;
@@ -721,9 +819,17 @@ impl Domain {
     /// Domain::global().set_stall_timeout(Duration::from_secs(2));
     /// Domain::global().set_stall_timeout(Duration::from_secs(21)); // back to the default
     /// ```
+    #[track_caller]
     pub fn set_stall_timeout(&self, timeout: Duration) {
+        assert!(
+            !timeout.is_zero(),
+            "rcu-core: Domain::set_stall_timeout(0): a zero stall timeout would report a stall \
+             for every reader a grace period waits for (rule: the stall timeout is positive). \
+             Fix: pass a positive duration; to never report stalls, pass a very long one such \
+             as Duration::MAX"
+        );
         // Relaxed: a setting, read at the start of each grace period.
-        self.state().stall_timeout_ns.store(timeout.as_nanos() as u64, Ordering::Relaxed);
+        self.state().stall_timeout_ns.store(saturating_nanos(timeout), Ordering::Relaxed);
     }
 
     /// Starts the worker if this token may allocate and the worker is not running yet.
@@ -924,7 +1030,8 @@ impl Domain {
         self.state().reclaim.alloc.inject_faults(policy, config);
     }
 
-    /// Changes how long queued items wait to be collected into a batch.
+    /// Changes how long queued items wait to be collected into a batch. Any value is valid;
+    /// see [`DomainConfig::batch_delay`] for zero and very long delays.
     ///
     /// ```
     /// use std::time::Duration;
@@ -936,7 +1043,9 @@ impl Domain {
         self.state().reclaim.set_batch_delay(delay);
     }
 
-    /// Changes the budget for pending reclamation, in bytes.
+    /// Changes the budget for pending reclamation, in bytes. Any value is valid, as in
+    /// [`AllocConfig::budget_bytes`]: 0 means always over budget (`Sleepable` callers wait
+    /// for the queue to drain, the other tokens fall back), `usize::MAX` means no budget.
     ///
     /// ```
     /// use rcu_core::{Domain, DomainConfig};

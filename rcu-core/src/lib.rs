@@ -134,8 +134,9 @@ mod api {
     pub use crate::stall::{StallHandler, StallReport};
     pub use crate::stats::DomainStats;
     pub use rcu_alloc::{
-        register_shrinker, AllocConfig, AllocStats, FallbackReason, FaultConfig, Policy, Shrinker,
-        ShrinkerHandle,
+        register_shrinker, AllocConfig, AllocStats, ConfigError, FallbackReason, FaultConfig,
+        Policy, Shrinker, ShrinkerHandle, MAX_BLOCK_BYTES, MAX_THREAD_CACHE, MIN_BLOCK_BYTES,
+        POOL_CAPACITY,
     };
     pub use rcu_ctx::{
         might_alloc, might_sleep, thread_state, validate, Atomic, Context, ContextKind, MayAlloc,

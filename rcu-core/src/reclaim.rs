@@ -22,7 +22,7 @@ use rcu_alloc::{AllocConfig, Block, BlockAllocator, Entry, FallbackReason, Polic
 use rcu_ctx::{Atomic, Context};
 
 use crate::deferred::{self, Headed};
-use crate::domain::DomainState;
+use crate::domain::{saturating_nanos, DomainState};
 use crate::grace_period::Urgency;
 use crate::head::RcuHead;
 use crate::raw::barrier::heavy_barrier;
@@ -87,7 +87,7 @@ impl Reclaim {
             drained_event: AtomicU32::new(0),
             drain_sleepers: AtomicU32::new(0),
             expedite: AtomicBool::new(false),
-            batch_delay_ns: AtomicU64::new(batch_delay.as_nanos() as u64),
+            batch_delay_ns: AtomicU64::new(saturating_nanos(batch_delay)),
         }
     }
 
@@ -98,7 +98,7 @@ impl Reclaim {
 
     pub(crate) fn set_batch_delay(&self, delay: Duration) {
         // Relaxed: a setting.
-        self.batch_delay_ns.store(delay.as_nanos() as u64, Ordering::Relaxed);
+        self.batch_delay_ns.store(saturating_nanos(delay), Ordering::Relaxed);
     }
 
     pub(crate) fn invoked(&self) -> u64 {
@@ -209,7 +209,9 @@ impl Drop for Reclaim {
         let mut run = RunCount::default();
         for block in blocks {
             run.block(self, block, &ctx);
-            self.alloc.put(block);
+            // SAFETY: (1) every block this domain handles came from its allocator; (2) taken
+            // off the sealed list, so ours; (3) `run.block` drained it.
+            unsafe { self.alloc.put(block) };
         }
         run.heads(self, heads, &ctx);
     }
@@ -450,9 +452,10 @@ impl DomainState {
             run.block(&self.reclaim, block, &ctx);
             run.publish(&self.reclaim, self.name());
             if let Some(extra) = reuse.replace(block) {
-                self.reclaim
-                    .alloc
-                    .put_to_pool(extra)
+                // SAFETY: (1) every block this domain handles came from its allocator;
+                // (2) taken from our parking slot, so ours (a full pool hands it back);
+                // (3) `run.block` drained it.
+                unsafe { self.reclaim.alloc.put_to_pool(extra) }
                     .unwrap_or_else(|b| self.reclaim.push_sealed(b));
             }
         }
@@ -480,8 +483,11 @@ impl DomainState {
             if let Some(mut bracket) = staging.open() {
                 let cache = bracket.cache();
                 while let Some(b) = extra.pop() {
-                    if let Err(b) = cache.push(b, limit) {
-                        let _ = extra.push(b, usize::MAX);
+                    // SAFETY: (1) `get` filled `extra` from this domain's pool; (2) popped, so
+                    // ours (handed back if the cache is full); (3) pooled blocks are empty.
+                    if let Err(b) = unsafe { cache.push(b, limit) } {
+                        // SAFETY: as above; it goes back where it came from.
+                        let _ = unsafe { extra.push(b, usize::MAX) };
                         break;
                     }
                 }
@@ -491,17 +497,22 @@ impl DomainState {
         Ok(block)
     }
 
-    /// Gives back a block this call did not need.
+    /// Gives back a block this call did not need: the caller owns it and it is empty (never
+    /// installed, or drained by `reclaim_parked`).
     fn return_block(&self, staging: &Staging, block: NonNull<Block>, policy: Policy) {
         let limit = self.reclaim.alloc.config().thread_cache_limit();
         if let Some(mut bracket) = staging.open() {
-            if bracket.cache().push(block, limit).is_ok() {
+            // SAFETY: (1) every block this domain handles came from its allocator; (2) the
+            // caller hands it over (a full cache hands it back); (3) empty, as above.
+            if unsafe { bracket.cache().push(block, limit) }.is_ok() {
                 return;
             }
         }
-        let Err(block) = self.reclaim.alloc.put_to_pool(block) else { return };
+        // SAFETY: as above.
+        let Err(block) = (unsafe { self.reclaim.alloc.put_to_pool(block) }) else { return };
         if policy.may_alloc() {
-            self.reclaim.alloc.put(block);
+            // SAFETY: as above; the pool handed it back.
+            unsafe { self.reclaim.alloc.put(block) };
         } else {
             // `put` may free to the global allocator, which this policy may not call: park
             // it as an empty sealed block; the worker returns it.
@@ -649,7 +660,9 @@ impl DomainState {
         let mut run = RunCount::default();
         for block in batch.blocks {
             run.block(r, block, ctx);
-            r.alloc.put(block);
+            // SAFETY: (1) every block this domain handles came from its allocator; (2) the
+            // batch owned it and is consumed here; (3) `run.block` drained it.
+            unsafe { r.alloc.put(block) };
         }
         run.heads(r, batch.heads, ctx);
         run.publish(r, self.name());

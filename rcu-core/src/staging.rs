@@ -161,8 +161,11 @@ impl Staging {
         // SAFETY: no owner bracket can be open any more (see above).
         let cache = unsafe { &mut *self.cache.get() };
         while let Some(b) = cache.pop() {
-            if let Err(b) = into.push(b, usize::MAX) {
-                let _ = cache.push(b, usize::MAX);
+            // SAFETY: (1)-(3) were promised when the block entered this cache (a block of the
+            // domain's allocator, given up, empty); popped, so ours until pushed on.
+            if let Err(b) = unsafe { into.push(b, usize::MAX) } {
+                // SAFETY: as above; it goes back where it came from.
+                let _ = unsafe { cache.push(b, usize::MAX) };
                 break;
             }
         }

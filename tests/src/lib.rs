@@ -150,14 +150,16 @@ pub mod drop_log {
 
     /// Polls `cond` every millisecond until it holds or `timeout` passes; returns its last
     /// value. For conditions that depend on background workers: generous timeouts, no
-    /// assumption about how fast the machine is.
+    /// assumption about how fast the machine is. A timeout past what `Instant` can represent
+    /// (`Duration::MAX`) waits forever.
     pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-        let deadline = Instant::now() + timeout;
+        // None: beyond any representable instant, that is never.
+        let deadline = Instant::now().checked_add(timeout);
         loop {
             if cond() {
                 return true;
             }
-            if Instant::now() >= deadline {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 return false;
             }
             std::thread::sleep(Duration::from_millis(1));

@@ -90,12 +90,13 @@ pub(crate) fn wait_freed(
     timeout: Duration,
     mut nudge: impl FnMut(),
 ) -> bool {
-    let deadline = std::time::Instant::now() + timeout;
+    // None: beyond any representable instant, that is never.
+    let deadline = std::time::Instant::now().checked_add(timeout);
     loop {
         if freed(s) >= target {
             return true;
         }
-        if std::time::Instant::now() >= deadline {
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             return false;
         }
         nudge();

@@ -1,0 +1,108 @@
+//! A rejected configuration leaves nothing registered: the fork handler, which walks every
+//! live domain in the child, never meets a half-built one. (`Domain::new` used to register
+//! the domain's state for the fork handler, then panic spawning a thread named after a name
+//! with a NUL byte, freeing the state while it was still registered; the handler of a later
+//! fork then walked freed memory.)
+//!
+//! A single test, so that no other test's threads are running when it forks (see `fork.rs`).
+
+use std::panic::{self, catch_unwind};
+use std::time::{Duration, Instant};
+
+use rcu_core::prelude::*;
+use rcu_core::DomainConfig;
+
+/// Writes `msg` to fd 2 without locks (the child may not take the parent's).
+fn raw_eprint(msg: &str) {
+    // SAFETY: writes `msg.len()` bytes from a live buffer to fd 2.
+    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+}
+
+/// What the child does after its fork handler ran: use the parent's domain and a new one.
+fn child_body(live: &Domain) {
+    let mut ctx = Sleepable::enter();
+    drop(live.read_lock(&mut ctx));
+    live.synchronize_rcu(&ctx);
+    let fresh = Domain::new(DomainConfig::new().name("fork-fresh"));
+    fresh.kvfree_rcu(&ctx, Rcu::boxed(1u64));
+    fresh.rcu_barrier(&ctx);
+}
+
+#[test]
+#[cfg_attr(
+    rcu_sanitizer = "thread",
+    ignore = "ThreadSanitizer cannot start threads in the child of a multi-threaded fork"
+)]
+fn fork_after_rejected_configurations_meets_only_live_domains() {
+    let live = Domain::new(DomainConfig::new().name("fork-live"));
+    {
+        let mut ctx = Sleepable::enter();
+        drop(live.read_lock(&mut ctx));
+    }
+
+    // Rejected by `try_new`, and by `Domain::new` (a panic, caught; silenced meanwhile).
+    let bad = || DomainConfig::new().name("bad\0name");
+    for _ in 0..8 {
+        assert!(Domain::try_new(bad()).is_err(), "try_new accepted a NUL in the name");
+    }
+    let hook = panic::take_hook();
+    panic::set_hook(Box::new(|_| {}));
+    let panicked = (0..8).filter(|_| catch_unwind(|| Domain::new(bad())).is_err()).count();
+    panic::set_hook(hook);
+    assert_eq!(panicked, 8, "Domain::new accepted a NUL in the name");
+    // Reuse freed memory with a pattern that is no valid pointer, so that a handler walking
+    // a freed state would crash rather than read stale but plausible values.
+    let scribble: Vec<Vec<u8>> = (1..=512).map(|i| vec![0xA5; 64 * (i % 128 + 1)]).collect();
+
+    // SAFETY: the child only runs `child_body` (rcu-core, whose fork handler makes it
+    // consistent, and the allocator, which glibc makes fork-safe) and then `_exit`s; it never
+    // returns into the harness or runs the parent's destructors.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = match catch_unwind(|| child_body(&live)) {
+            Ok(()) => 0,
+            Err(_) => {
+                raw_eprint("fork child: panicked\n");
+                2
+            }
+        };
+        // SAFETY: ends the child without running the parent's exit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    drop(scribble);
+
+    // Parent: wait for the child, at most 20 s.
+    let start = Instant::now();
+    let mut status = 0;
+    loop {
+        // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        assert!(rc >= 0, "waitpid failed");
+        if rc == pid {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            // SAFETY: kill and reap our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            panic!("the forked child hung");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        libc::WIFEXITED(status),
+        "the forked child died (status {status:#x}): did its fork handler walk a freed domain?"
+    );
+    assert_eq!(libc::WEXITSTATUS(status), 0, "the forked child failed; see its message above");
+    exercise_after(&live);
+}
+
+/// The parent carries on too.
+fn exercise_after(live: &Domain) {
+    let ctx = Sleepable::enter();
+    live.synchronize_rcu(&ctx);
+    live.rcu_barrier(&ctx);
+}
