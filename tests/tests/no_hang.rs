@@ -146,7 +146,8 @@ static BARRIER_RAN: AtomicUsize = AtomicUsize::new(0);
 static INLINE_RUNS: AtomicUsize = AtomicUsize::new(0);
 static CALLER: OnceLock<std::thread::ThreadId> = OnceLock::new();
 
-fn barrier_from_a_callback(_obj: Box<Rcu<()>>, _ctx: &Atomic<'_>) {
+fn barrier_from_a_callback(obj: Box<Rcu<()>>, _ctx: &Atomic<'_>) {
+    drop(obj);
     if CALLER.get() == Some(&std::thread::current().id()) {
         // SeqCst: statistics read after rcu_barrier.
         INLINE_RUNS.fetch_add(1, Ordering::SeqCst);
