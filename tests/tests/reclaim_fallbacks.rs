@@ -3,7 +3,9 @@
 //!
 //! - the intrusive list (embedded head) for headed items, under each policy;
 //! - headless `kvfree_rcu_mightsleep`: synchronize, then free inline (and not before a reader
-//!   that predates the call has left);
+//!   that predates the call has left); with a block, return at once and free later (the
+//!   reader stays inside until the call has returned, so that "at once" means "while the
+//!   reader is certainly inside", however slowly the call is scheduled);
 //! - an empty pool under `Atomic` (no injection), and the refill worker topping it up;
 //! - probabilistic, seeded injection on every policy at once.
 //!
@@ -185,11 +187,22 @@ struct Witnessed {
     dropped: Arc<AtomicBool>,
 }
 
+/// How long the reader of `mightsleep_against_reader` stays inside.
+#[derive(Clone, Copy, Debug)]
+enum Hold {
+    /// This long: a call that waits for the reader returns once it has left on its own.
+    For(Duration),
+    /// Until the call has returned (for a call that must not wait for the reader), at most
+    /// five seconds: a call that does wait then returns late, with the reader gone, instead
+    /// of hanging.
+    UntilTheCallReturns,
+}
+
 /// Runs `call` (a `kvfree_rcu_mightsleep` of a `WitnessDrop`) while another thread sits in a
-/// read section of `domain` that began before the call and lasts `hold`.
+/// read section of `domain` that began before the call and lasts as `hold` says.
 fn mightsleep_against_reader(
     domain: &Domain,
-    hold: Duration,
+    hold: Hold,
     call: impl FnOnce(WitnessDrop),
 ) -> Witnessed {
     let reader_left = Arc::new(AtomicBool::new(false));
@@ -202,12 +215,19 @@ fn mightsleep_against_reader(
     };
     std::thread::scope(|s| {
         let (entered_tx, entered_rx) = mpsc::channel();
+        // Dropped once the call has returned (also when it panics): releases the reader.
+        let (release, released) = mpsc::channel::<()>();
         let left = reader_left.clone();
         let reader = s.spawn(move || {
             let mut ctx = Sleepable::enter();
             let guard = domain.read_lock(&mut ctx);
             entered_tx.send(()).unwrap();
-            std::thread::sleep(hold);
+            match hold {
+                Hold::For(duration) => std::thread::sleep(duration),
+                Hold::UntilTheCallReturns => {
+                    let _ = released.recv_timeout(Duration::from_secs(5));
+                }
+            }
             // SeqCst: set before the section ends, so a grace period that waited for the
             // section also orders this store before whatever follows it.
             left.store(true, Ordering::SeqCst);
@@ -222,6 +242,7 @@ fn mightsleep_against_reader(
             dropped_after_reader,
             dropped,
         };
+        drop(release);
         reader.join().unwrap();
         witnessed
     })
@@ -250,7 +271,7 @@ fn headless_mightsleep_synchronizes_then_frees_inline_when_no_block_can_be_had()
     assert!(log.is_freed(id), "NoReclaim: the headless object was not freed inline");
 
     // With a reader that entered before the call: the call waits for it, then frees.
-    let hold = Duration::from_millis(300);
+    let hold = Hold::For(Duration::from_millis(300));
     let w = mightsleep_against_reader(&domain, hold, |w| {
         domain.kvfree_rcu_mightsleep(&ctx, Box::new(w))
     });
@@ -278,8 +299,7 @@ fn headless_mightsleep_with_a_block_is_deferred_past_the_reader() {
     let domain = Domain::new(DomainConfig::new().name("mightsleep-deferred"));
     let ctx = Sleepable::enter();
     domain.register_current_thread(&ctx);
-    // The reader holds for a second: the call must return long before.
-    let w = mightsleep_against_reader(&domain, Duration::from_secs(1), |w| {
+    let w = mightsleep_against_reader(&domain, Hold::UntilTheCallReturns, |w| {
         domain.kvfree_rcu_mightsleep(&ctx, Box::new(w))
     });
     assert!(!w.reader_left_at_return, "a call that had a block waited for the reader");

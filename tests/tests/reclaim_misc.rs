@@ -4,7 +4,9 @@
 //! - a thread's staged work survives its exit and `rcu_barrier` from another thread covers it;
 //! - `rcu_barrier` covers kvfree batches and items other (live) threads queued before it;
 //! - callbacks queue more work with their `Atomic` token (a chain, one link per barrier);
-//! - `call_rcu_fn` closures run, and only after a grace period;
+//! - `call_rcu_fn` closures run, and only after a grace period; with every block request
+//!   failing they take the intrusive list, each one (a barrier first takes the blocks the
+//!   thread holds, so no block is left to it, however fast the worker is);
 //! - `RcuCell` replace/update/set under every token, with concurrent readers and writers;
 //! - dropping a domain runs everything queued on it.
 #![cfg(not(loom))]
@@ -14,7 +16,7 @@ use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
 use rcu_core::prelude::*;
-use rcu_core::{DomainConfig, FaultConfig, Policy};
+use rcu_core::{AllocConfig, DomainConfig, FallbackReason, FaultConfig, Policy};
 use rcu_tests::drop_log::wait_until;
 use rcu_tests::drop_log::{DropLog, Tracked};
 use rcu_tests::readers::{check_reads, StopOnDrop};
@@ -247,7 +249,11 @@ fn callbacks_queue_more_callbacks_with_their_atomic_token() {
 
 #[test]
 fn call_rcu_fn_closures_run_once_after_a_grace_period() {
-    let domain = Domain::new(DomainConfig::new().name("closures"));
+    // No thread cache: the only blocks this thread can hold are its current and parked ones,
+    // which a barrier takes away (see below).
+    let domain = Domain::new(
+        DomainConfig::new().name("closures").alloc(AllocConfig::new().thread_cache_blocks(0)),
+    );
     let mut ctx = Sleepable::enter();
     let log = DropLog::new(4000);
     let ran = Arc::new(AtomicU64::new(0));
@@ -268,15 +274,28 @@ fn call_rcu_fn_closures_run_once_after_a_grace_period() {
         }
     };
     queue(&mut ctx, 1000);
-    // With every block request failing: the closures ride the intrusive list.
+    // The barrier's collection takes this thread's current block and its parked ones (blocks
+    // it sealed under Reclaim and would reuse once their grace period has passed, with no
+    // block request). Without it, whether a later Reclaim call needs a new block depends on
+    // how soon the worker completes those grace periods.
+    domain.rcu_barrier(&ctx);
+    assert_eq!(ran.load(Ordering::SeqCst), 1000);
+    // With every block request failing and no block left to this thread, every closure
+    // rides the intrusive list: half of them under each policy.
+    let before = domain.alloc_stats();
     domain.inject_faults(Policy::Reclaim, FaultConfig::every_nth(1));
     domain.inject_faults(Policy::NoReclaim, FaultConfig::every_nth(1));
     queue(&mut ctx, 1000);
     domain.inject_faults(Policy::Reclaim, FaultConfig::default());
     domain.inject_faults(Policy::NoReclaim, FaultConfig::default());
+    let after = domain.alloc_stats();
+    for policy in [Policy::Reclaim, Policy::NoReclaim] {
+        let no_block = after.fallbacks_of(policy, FallbackReason::NoBlock)
+            - before.fallbacks_of(policy, FallbackReason::NoBlock);
+        assert_eq!(no_block, 500, "{policy:?}: {before:?} -> {after:?}");
+    }
     domain.rcu_barrier(&ctx);
     assert_eq!(ran.load(Ordering::SeqCst), 2000);
-    assert!(domain.alloc_stats().fallbacks_total(Policy::Reclaim) > 0);
     log.assert_all_freed_once();
 
     // A closure queued while an older reader is inside does not run before it leaves.

@@ -1,20 +1,31 @@
 //! Concurrent `synchronize_rcu` callers share grace periods (DESIGN §5).
 //!
 //! Sharing is a fact about the engine, not a timing target, but it can only show when calls
-//! overlap. The first test makes them overlap by construction: a reader holds the grace
-//! period up until every caller is blocked, and then one or two grace periods must serve
-//! them all. The second runs callers in a loop against a reader whose sections make each
-//! grace period sleep, so that even on one free core the callers pile up.
+//! overlap, and left to the scheduler they need not: a caller whose grace period finds no
+//! reader inside may finish it before any other caller has arrived, so even hundreds of calls
+//! from several looping threads may run one grace period each. Both tests therefore force the
+//! overlap. A reader enters first, so that the first caller's grace period cannot end while
+//! it is inside; the callers are started, and the reader leaves only once every caller has
+//! been seen blocked (asleep, three polls in a row). Nothing a caller does on its way into
+//! `synchronize_rcu` sleeps before it takes its cookie (the domain's worker, which the call
+//! would start, was started by `Domain::new`), so by then every caller has taken its cookie
+//! while that grace period was in flight: the cookie names that grace period or the next
+//! one, and one or two grace periods must serve them all, the one in flight and one led by a
+//! caller that arrived after it had started. Without sharing, each caller would run its own.
+//!
+//! The first test does this once with fresh threads, half of them expedited. The second
+//! repeats it for several rounds with the same threads calling `synchronize_rcu` again each
+//! round (leadership passes from caller to caller), and checks the bound in every round.
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Barrier};
+use std::sync::mpsc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{thread_state, wait_until, Pending, ReaderThread, PATIENCE};
 use rcu_core::prelude::*;
-use rcu_core::DomainConfig;
+use rcu_core::{DomainConfig, DomainStats};
 
 const CALLERS: usize = 6;
 
@@ -39,13 +50,33 @@ fn wait_until_all_asleep(tids: &[i32]) {
     }
 }
 
+/// With a reader inside since before `before` was taken and the callers `tids` on their way
+/// into `synchronize_rcu`: waits until a grace period has started (the first caller leads it,
+/// and it waits for the reader) and every caller is blocked, and checks that no grace period
+/// ended meanwhile.
+fn hold_until_all_blocked(domain: &Domain, before: &DomainStats, tids: &[i32]) {
+    assert!(
+        wait_until(PATIENCE, || domain.stats().gp_seq > before.gp_seq),
+        "no caller started a grace period: {:?}",
+        domain.stats()
+    );
+    wait_until_all_asleep(tids);
+    let held = domain.stats();
+    assert_eq!(held.gp_completed, before.gp_completed, "a grace period ended under the reader");
+}
+
+/// Grace periods (normal and expedited) completed from `before` to `after`.
+fn grace_periods_between(before: &DomainStats, after: &DomainStats) -> u64 {
+    (after.gps_normal + after.gps_expedited) - (before.gps_normal + before.gps_expedited)
+}
+
 #[test]
 fn callers_blocked_behind_one_reader_share_one_or_two_grace_periods() {
     let domain = Arc::new(Domain::new(DomainConfig::new().name("share-pile")));
     let mut reader = ReaderThread::spawn(domain.clone(), "pile-reader");
     reader.enter();
     let before = domain.stats();
-    let (tid_tx, tid_rx) = std::sync::mpsc::channel();
+    let (tid_tx, tid_rx) = mpsc::channel();
     let callers: Vec<_> = (0..CALLERS)
         .map(|i| {
             let (domain, tid_tx) = (domain.clone(), tid_tx.clone());
@@ -64,16 +95,13 @@ fn callers_blocked_behind_one_reader_share_one_or_two_grace_periods() {
         (0..CALLERS).map(|_| tid_rx.recv_timeout(PATIENCE).expect("caller started")).collect();
     // The first caller leads a grace period that waits for the reader; the others wait for
     // it and for the one after it.
-    assert!(wait_until(PATIENCE, || domain.stats().gp_seq > before.gp_seq));
-    wait_until_all_asleep(&tids);
-    let held = domain.stats();
-    assert_eq!(held.gp_completed, before.gp_completed, "a grace period ended under the reader");
+    hold_until_all_blocked(&domain, &before, &tids);
     reader.exit();
     for c in callers {
         c.join("a caller after the reader left");
     }
     let after = domain.stats();
-    let gps = (after.gps_normal + after.gps_expedited) - (before.gps_normal + before.gps_expedited);
+    let gps = grace_periods_between(&before, &after);
     assert!(
         (1..=2).contains(&gps),
         "{CALLERS} callers blocked behind one reader took {gps} grace periods \
@@ -83,63 +111,63 @@ fn callers_blocked_behind_one_reader_share_one_or_two_grace_periods() {
 
 #[test]
 fn looping_callers_share_grace_periods() {
-    const THREADS: usize = 4;
-    const CALLS: u64 = 200;
+    const ROUNDS: usize = 10;
     let domain = Arc::new(Domain::new(DomainConfig::new().name("share-loop")));
-    // A reader in back-to-back sections that each sleep ~0.5 ms: it is (almost) always
-    // inside with a snapshot older than any new grace period, so every grace period sleeps
-    // until its section ends, which lets the other callers run, arrive and wait for the one
-    // after it, even with only one free core.
-    let stop = Arc::new(AtomicBool::new(false));
-    let readers: Vec<_> = (0..1)
-        .map(|_| {
-            let (domain, stop) = (domain.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut ctx = Sleepable::enter();
-                // Relaxed: a stop flag.
-                while !stop.load(Ordering::Relaxed) {
-                    let guard = domain.read_lock(&mut ctx);
-                    std::thread::sleep(Duration::from_micros(500));
-                    drop(guard);
-                }
-            })
-        })
-        .collect();
-    let before = domain.stats();
-    let start = Arc::new(Barrier::new(THREADS));
-    let callers: Vec<_> = (0..THREADS)
+    let mut reader = ReaderThread::spawn(domain.clone(), "loop-reader");
+    let (tid_tx, tid_rx) = mpsc::channel();
+    let (arrived_tx, arrived_rx) = mpsc::channel();
+    let (returned_tx, returned_rx) = mpsc::channel();
+    let mut go = Vec::new();
+    let callers: Vec<_> = (0..CALLERS)
         .map(|i| {
-            let (domain, start) = (domain.clone(), start.clone());
+            let (go_tx, go_rx) = mpsc::channel::<()>();
+            go.push(go_tx);
+            let (domain, tid_tx, arrived_tx, returned_tx) =
+                (domain.clone(), tid_tx.clone(), arrived_tx.clone(), returned_tx.clone());
             Pending::spawn(&format!("loop-caller-{i}"), move || {
                 let ctx = Sleepable::enter();
-                start.wait();
-                for _ in 0..CALLS {
+                tid_tx.send(common::gettid()).unwrap();
+                // Ends when the test drops its senders (also when it fails).
+                while go_rx.recv().is_ok() {
+                    // Sent after the wait for `go`, so that the test does not take this
+                    // thread's sleep there for a sleep in `synchronize_rcu`.
+                    arrived_tx.send(i).unwrap();
                     domain.synchronize_rcu(&ctx);
+                    returned_tx.send(i).unwrap();
                 }
             })
         })
         .collect();
-    let results: Vec<_> = callers
-        .into_iter()
-        .map(|c| std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| c.join("loop caller"))))
-        .collect();
-    // Relaxed: a stop flag.
-    stop.store(true, Ordering::Relaxed);
-    for r in readers {
-        r.join().unwrap();
-    }
-    for r in results {
-        if let Err(panic) = r {
-            std::panic::resume_unwind(panic);
+    let tids: Vec<i32> =
+        (0..CALLERS).map(|_| tid_rx.recv_timeout(PATIENCE).expect("caller started")).collect();
+    let mut total = 0;
+    for round in 0..ROUNDS {
+        reader.enter();
+        let before = domain.stats();
+        for g in &go {
+            g.send(()).unwrap();
         }
+        for _ in 0..CALLERS {
+            arrived_rx.recv_timeout(PATIENCE).expect("a caller took up the round");
+        }
+        hold_until_all_blocked(&domain, &before, &tids);
+        reader.exit();
+        for _ in 0..CALLERS {
+            returned_rx.recv_timeout(PATIENCE).expect("a caller returned after the reader left");
+        }
+        let after = domain.stats();
+        let gps = grace_periods_between(&before, &after);
+        assert!(
+            (1..=2).contains(&gps),
+            "round {round}: {CALLERS} callers blocked behind one reader took {gps} grace \
+             periods (expected the one in flight plus at most one more): {before:?} -> {after:?}"
+        );
+        total += gps;
     }
-    let after = domain.stats();
-    let gps = after.gps_normal - before.gps_normal;
-    let calls = THREADS as u64 * CALLS;
-    assert!(gps >= 1);
-    assert!(
-        gps < calls,
-        "{calls} overlapping synchronize_rcu calls ran {gps} grace periods: none was shared"
-    );
-    println!("{calls} calls, {gps} grace periods");
+    // Closing the channels ends the callers' loops.
+    drop(go);
+    for c in callers {
+        c.join("a caller after its last round");
+    }
+    println!("{ROUNDS} rounds of {CALLERS} calls: {total} grace periods");
 }
