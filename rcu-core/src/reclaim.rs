@@ -527,30 +527,25 @@ impl DomainState {
         self.wake_worker();
     }
 
-    /// Backpressure (`Reclaim` policy only): wait until the pending memory, plus `bytes`,
-    /// fits the budget again, or until everything that was pending when the caller arrived
-    /// has run, whichever comes first. The second bound keeps `Sleepable` writers going while
-    /// `NoReclaim`/`Atomic` writers (which never wait) keep the domain over budget: each
-    /// waits for one collection and its grace period, not for others to stop.
+    /// Backpressure (`Reclaim` policy only): over budget, ask the worker to collect and
+    /// hurry, then wait for one grace period that begins after the call (leading it if
+    /// nobody else does). After it, everything queued before the call may be freed, and the
+    /// worker is freeing it; the caller goes on whether or not the domain is back under
+    /// budget. Waiting "until under budget" would starve `Sleepable` writers while
+    /// `NoReclaim`/`Atomic` writers, which never wait, keep the domain over it; waiting for
+    /// everything pending at arrival would be as unbounded, since they may queue faster than
+    /// the worker frees.
+    #[track_caller]
     fn wait_for_drain(&self, bytes: usize) {
-        self.reclaim.alloc.note_backpressure();
         let budget = self.reclaim.alloc.budget();
         // Once nothing is pending, waiting cannot help (an item larger than the budget).
         if !budget.is_over(bytes) || budget.pending() == 0 {
             return;
         }
-        let generation = self.request_collection();
+        self.reclaim.alloc.note_backpressure();
+        self.request_collection();
         self.hurry();
-        loop {
-            // SeqCst: as in `barrier`'s wait.
-            let seen = self.reclaim.drained_event.load(Ordering::SeqCst);
-            // Acquire: as in `barrier`.
-            let drained = self.reclaim.completed_generation.load(Ordering::Acquire) >= generation;
-            if drained || !budget.is_over(bytes) || budget.pending() == 0 {
-                return;
-            }
-            self.sleep_until_drained(seen);
-        }
+        self.wait_for(self.gp.seq.cookie(), Urgency::Expedited);
     }
 
     /// Asks the worker for a collection that starts after this call; returns its generation.

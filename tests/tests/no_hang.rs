@@ -351,18 +351,30 @@ fn sleepable_writers_keep_going_while_others_keep_the_domain_over_budget() {
             })
         })
         .collect();
+    let done = Arc::new(AtomicUsize::new(0));
     let sleepable = Pending::spawn("fair-sleepable", {
-        let domain = domain.clone();
+        let (domain, done) = (domain.clone(), done.clone());
         move || {
             let ctx = Sleepable::enter();
             for _ in 0..5_000 {
                 domain.kvfree_rcu(&ctx, Rcu::boxed([0u8; 1024]));
+                // Relaxed: progress, for the failure message.
+                done.fetch_add(1, Ordering::Relaxed);
             }
         }
     });
     let result = catch_unwind(AssertUnwindSafe(|| {
         sleepable.join("a Sleepable writer while NoReclaim/Atomic writers flood the budget")
     }));
+    if result.is_err() {
+        // Relaxed: progress.
+        eprintln!(
+            "the Sleepable writer made {} of 5000 calls; {:?}; {:?}",
+            done.load(Ordering::Relaxed),
+            domain.stats(),
+            domain.alloc_stats()
+        );
+    }
     // Relaxed: a stop flag.
     stop.store(true, Ordering::Relaxed);
     for f in floods {
