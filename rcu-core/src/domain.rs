@@ -433,7 +433,8 @@ impl core::ops::Deref for DomainRef {
 /// Readers of one domain never hold up another domain's grace periods. Most programs use
 /// [`Domain::global`] (or the free functions of this crate, which use it); a library that
 /// wants its slow readers or many grace periods kept apart makes its own with
-/// [`Domain::new`]. Dropping a domain stops its worker thread.
+/// [`Domain::new`]. Dropping a domain never waits: its worker runs what is queued, serves
+/// the domain's cells for as long as they live, then exits and frees the domain's state.
 ///
 /// ```
 /// use rcu_core::prelude::*;
@@ -483,7 +484,7 @@ impl Domain {
     /// let domain = Domain::new(DomainConfig::new().name("private"));
     /// let ctx = Sleepable::enter();
     /// domain.kvfree_rcu(&ctx, Rcu::boxed(1u8));
-    /// drop(domain); // runs what is still queued, then stops the domain's worker
+    /// drop(domain); // never waits: the worker runs what is queued, then exits
     /// ```
     #[track_caller]
     pub fn new(config: DomainConfig) -> Domain {
