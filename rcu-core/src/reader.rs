@@ -182,8 +182,8 @@ pub(crate) fn current_slot(domain: &DomainState) -> Option<&Slot> {
     } else {
         registration::find_slot(domain)
     };
-    // SAFETY: a registered slot stays valid while the thread lives and the domain is
-    // borrowed (the registration holds the domain alive).
+    // SAFETY: a registered slot lives as long as its domain's state, which the caller's
+    // borrow of `domain` keeps alive.
     slot.map(|s| unsafe { &*s })
 }
 

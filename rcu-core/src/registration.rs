@@ -111,15 +111,22 @@ pub(crate) fn register_in(domain: &Arc<DomainState>) -> *const Slot {
          Domain::register_current_thread) before their handlers use RCU",
     );
     // Registrations with dropped domains end now: no guard can borrow a dropped domain.
-    let (dead, live): (Vec<_>, Vec<_>) =
-        list.drain(..).partition(|r| r.domain.upgrade().map_or(true, |state| !state.is_live()));
-    *list = live;
+    // They are ended, and their states let go (possibly the last reference, whose drop runs
+    // callbacks), only after the list is no longer borrowed.
+    let mut ended = Vec::new();
+    let mut i = 0;
+    while i < list.len() {
+        match list[i].domain.upgrade() {
+            Some(state) if state.is_live() => i += 1,
+            state => ended.push((state, list.swap_remove(i).slot)),
+        }
+    }
     let slot: *const Slot = domain.readers.claim();
     list.push(Registration { domain: Arc::downgrade(domain), slot });
     drop(list);
-    for r in dead {
-        if let Some(state) = r.domain.upgrade() {
-            end(&state, r.slot, Ending::DomainDropped);
+    for (state, slot) in ended {
+        if let Some(state) = state {
+            end(&state, slot, Ending::DomainDropped);
         }
     }
     slot
@@ -134,8 +141,8 @@ pub(crate) fn register(domain: &DomainRef) -> &Slot {
         },
         DomainRef::Owned(state) => find_slot(state).unwrap_or_else(|| register_in(state)),
     };
-    // SAFETY: a registered slot stays valid while the registration lives, and the caller
-    // borrows the domain.
+    // SAFETY: a slot lives as long as its domain's state (the global one for ever), which
+    // the caller's borrow of `domain` keeps alive.
     unsafe { &*slot }
 }
 

@@ -7,8 +7,8 @@
 //! barrier waits or the domain is over budget.
 //!
 //! Dropping a `Domain` only asks its worker to stop: the worker keeps serving while anything
-//! else holds the domain's state (cells that still retire values, threads still registered),
-//! then runs what is left, exits and frees the state itself. So a `Domain` may be dropped
+//! else holds the domain's state (cells that still retire values; thread registrations hold
+//! it only weakly), then runs what is left, exits and frees the state itself. So a `Domain` may be dropped
 //! anywhere, in one of its own callbacks or in a value freed inline, without waiting for a
 //! thread that waits for the caller.
 
@@ -26,7 +26,8 @@ use crate::reclaim::Batches;
 const MAX_IDLE: Duration = Duration::from_secs(1);
 
 /// How often a stopping worker checks whether it holds the last reference to its domain's
-/// state (cells and registrations that let go wake it; this bounds the wait for the others).
+/// state: nothing wakes it when the last cell goes, so this bounds how long the state and
+/// the thread outlive their last user.
 const STOPPING_IDLE: Duration = Duration::from_millis(50);
 
 /// The worker's controls, part of the domain state.
@@ -138,8 +139,10 @@ fn run(domain: &DomainRef) {
         }
 
         let reclaim = &domain.reclaim;
-        // A dropped domain hurries too: its memory should come back promptly.
-        let hurry = stopping || reclaim.collection_wanted() || reclaim.expediting();
+        // A dropped domain hurries what is staged: its memory should come back promptly.
+        let hurry = (stopping && domain.anything_staged())
+            || reclaim.collection_wanted()
+            || reclaim.expediting();
         if hurry || last_collect.elapsed() >= reclaim.batch_delay() {
             last_collect = Instant::now();
             batches.push_back(domain.collect());
