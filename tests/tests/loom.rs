@@ -69,6 +69,10 @@ struct World {
     words: [ReaderWord; 2],
     /// Index of the published object: 0 at first, 1 after the writer's update.
     current: AtomicUsize,
+    /// `registry::Slot::in_use` of the slot that holds `words[0]` (the registry is not built
+    /// under loom, so the model carries the flag, with the registry's orderings). Claimed from
+    /// the start, by the model's first reader; only the thread-exit models release it.
+    in_use: AtomicBool,
     objs: [Obj; 2],
     /// What happened in this execution (outside the model: plain std atomics, not explored).
     witness: Witness,
@@ -82,6 +86,15 @@ struct Witness {
     waited: std::sync::atomic::AtomicBool,
     /// A section began after the grace period started and stayed inside until it completed.
     late_section: std::sync::atomic::AtomicBool,
+    /// A grace period's scan is running (between `start` and `complete`). loom runs one
+    /// thread at a time, so this follows the schedule.
+    scanning: std::sync::atomic::AtomicBool,
+    /// A new owner claimed the released slot and entered a section on its word while a grace
+    /// period was scanning (models D).
+    reused_mid_gp: std::sync::atomic::AtomicBool,
+    /// A section that read the old object was abandoned, and the grace period was still held
+    /// after its thread had ended (model D).
+    held_after_exit: std::sync::atomic::AtomicBool,
 }
 
 impl World {
@@ -90,6 +103,7 @@ impl World {
             seq: GpSequence::new(),
             words: [ReaderWord::new(), ReaderWord::new()],
             current: AtomicUsize::new(0),
+            in_use: AtomicBool::new(true),
             objs: [Obj::new(), Obj::new()],
             witness: Witness::default(),
         })
@@ -120,6 +134,8 @@ impl World {
     /// scanned.
     fn grace_period(&self, nreaders: usize) -> u64 {
         let gp = self.seq.start();
+        // Relaxed: coverage bookkeeping outside the model.
+        self.witness.scanning.store(true, std::sync::atomic::Ordering::Relaxed);
         for word in &self.words[..nreaders] {
             while word.blocks(gp) {
                 // Relaxed: coverage bookkeeping outside the model.
@@ -127,8 +143,26 @@ impl World {
                 thread::yield_now();
             }
         }
+        // Relaxed: coverage bookkeeping outside the model.
+        self.witness.scanning.store(false, std::sync::atomic::Ordering::Relaxed);
         self.seq.complete(gp);
         gp
+    }
+
+    /// `Registry::release`: the owner of `words[0]`, outside any section, returns its slot to
+    /// the pool.
+    fn release_slot(&self) {
+        assert_eq!(self.words[0].depth(), 0, "released inside a section");
+        // Release: as `Registry::release`; pairs with the Acquire CAS in `claim_slot`.
+        self.in_use.store(false, Ordering::Release);
+    }
+
+    /// One attempt of `Registry::claim` at the slot of `words[0]`: true if the calling thread
+    /// now owns it (a thread that finds it taken uses another slot, outside the model).
+    fn claim_slot(&self) -> bool {
+        // Acquire: as `Registry::claim`: the previous owner's last word store (its section's
+        // end) happens before our first `enter`, whose Relaxed load of the word must read it.
+        self.in_use.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
     }
 
     /// `synchronize_rcu` by a caller that becomes the leader: as
@@ -150,6 +184,12 @@ struct Explored {
     /// Executions in which a section that began after the grace period started stayed
     /// inside until it completed (model B).
     late_sections: usize,
+    /// Executions in which a new owner entered a section on a released word while a grace
+    /// period was scanning it (models D).
+    reused_mid_gp: usize,
+    /// Executions in which an abandoned section held the old object and the grace period was
+    /// still held after its thread ended (model D).
+    held_after_exit: usize,
 }
 
 /// Runs `f` under loom with the preemption bound and other limits taken from the `LOOM_*`
@@ -157,7 +197,7 @@ struct Explored {
 /// printed (visible with `--nocapture`) and returned.
 fn model(f: impl Fn() -> Arc<World> + Sync + Send + 'static) -> Explored {
     use std::sync::atomic::{AtomicUsize as Count, Ordering::Relaxed};
-    let counts = std::sync::Arc::new([Count::new(0), Count::new(0), Count::new(0)]);
+    let counts = std::sync::Arc::new([(); 5].map(|()| Count::new(0)));
     let c = counts.clone();
     loom::model::Builder::new().check(move || {
         let w = f();
@@ -170,20 +210,32 @@ fn model(f: impl Fn() -> Arc<World> + Sync + Send + 'static) -> Explored {
         if w.witness.late_section.load(Relaxed) {
             c[2].fetch_add(1, Relaxed);
         }
+        if w.witness.reused_mid_gp.load(Relaxed) {
+            c[3].fetch_add(1, Relaxed);
+        }
+        if w.witness.held_after_exit.load(Relaxed) {
+            c[4].fetch_add(1, Relaxed);
+        }
     });
     let explored = Explored {
         executions: counts[0].load(Relaxed),
         held_and_waited: counts[1].load(Relaxed),
         late_sections: counts[2].load(Relaxed),
+        reused_mid_gp: counts[3].load(Relaxed),
+        held_after_exit: counts[4].load(Relaxed),
     };
     let name = std::thread::current().name().map(str::to_owned);
     eprintln!(
         "loom model {}: {} executions; {} with a reader holding the old object while a grace \
-         period waited for it; {} with a section begun after the grace period started",
+         period waited for it; {} with a section begun after the grace period started; {} \
+         with a released word reused during a grace period; {} with an abandoned section \
+         holding the grace period",
         name.as_deref().unwrap_or("?"),
         explored.executions,
         explored.held_and_waited,
         explored.late_sections,
+        explored.reused_mid_gp,
+        explored.held_after_exit,
     );
     explored
 }
@@ -476,6 +528,192 @@ fn leader(w: &World, requested: &AtomicU64) {
             w.grace_period(1);
         }
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model D: thread exit with an open section (`registration::end`): the slot's release against
+// a grace period's scan.
+// ---------------------------------------------------------------------------------------------
+
+/// The frame of the slot-release models: thread A owns the slot of `words[0]` and runs
+/// `owner` (a section, then its thread's exit hook); thread C is another thread registering,
+/// which takes the slot if A has released it and runs one section on the same word; the
+/// writer unpublishes, runs one grace period scanning that word, and frees.
+fn exit_then_new_owner(owner: fn(&World)) -> Arc<World> {
+    let w = World::new();
+    let a = {
+        let w = w.clone();
+        thread::spawn(move || owner(&w))
+    };
+    let c = {
+        let w = w.clone();
+        thread::spawn(move || {
+            if !w.claim_slot() {
+                return;
+            }
+            let word = &w.words[0];
+            word.enter(w.seq.started_counter());
+            // Our own store, unless a store of A's is ordered after it.
+            assert_eq!(
+                word.depth(),
+                1,
+                "the previous owner's word stores are not ordered before this claim"
+            );
+            // Relaxed: coverage bookkeeping outside the model.
+            if w.witness.scanning.load(std::sync::atomic::Ordering::Relaxed) {
+                w.witness.reused_mid_gp.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            w.load_and_read();
+            word.exit();
+        })
+    };
+    let old = w.unpublish();
+    w.grace_period(1);
+    w.objs[old].free();
+    a.join().unwrap();
+    c.join().unwrap();
+    w
+}
+
+/// The interleavings that matter for a released word were reached: the grace period waited
+/// for A holding the old object, and a new owner's section began on the word mid-scan.
+fn assert_explored_reuse(explored: &Explored) {
+    assert_explored(explored);
+    assert!(explored.reused_mid_gp > 0, "no new owner entered during a scan: {explored:?}");
+}
+
+/// A thread ends its section, and its exit hook releases the slot (`registration::end` at
+/// depth 0: `Registry::release`, a Release store of `in_use`); another thread claims the slot
+/// (the Acquire CAS of `Registry::claim`) and runs its own section on the same word, while a
+/// grace period scans that word. No reader sees the freed object.
+///
+/// The interleaving that matters: the scan waits for A's section (which read the old object),
+/// A exits and releases, C claims and enters, and the scan's next load reads C's entry store
+/// rather than A's exit. If C's snapshot is the grace period's, the scan stops there, so A's
+/// reads must happen before the free through C's store: A's reads are sequenced before its
+/// Release exit and `in_use` stores, the claim's Acquire CAS reads the latter, and C's entry
+/// store is Release (the cross-thread form of `b_consecutive_sections_both_read`). The
+/// release/claim pair also orders A's word stores before C's: without it C's first `enter`
+/// (a Relaxed load of the word, "our own last store") may read A's entry and nest on it, so
+/// the word never returns to 0 (loom: the scan never ends), or A's exit store may come after
+/// C's entry in the word's modification order and erase C's section (C's depth assertion;
+/// the scan would then pass C while it holds the old object).
+#[test]
+fn exit_releases_after_the_section_then_a_new_owner_reuses_the_word() {
+    let explored = model(|| {
+        exit_then_new_owner(|w| {
+            let word = &w.words[0];
+            word.enter(w.seq.started_counter());
+            w.load_and_read();
+            word.exit();
+            // The thread exits: `registration::end` finds depth 0 and releases the slot.
+            w.release_slot();
+        })
+    });
+    assert_explored_reuse(&explored);
+}
+
+/// A thread exits with a forgotten guard (every root dropped: nothing can reach the section):
+/// its exit hook force-ends the section (`ReaderWord::force_exit`, an AcqRel swap to 0) and
+/// releases the slot, as `registration::end` does; another thread may then claim the slot and
+/// run a section on the word (as in the model above) while a grace period scans it.
+///
+/// The interleaving that matters: the scan waits for A's section (which read the old object)
+/// and its next load reads the 0 written by `force_exit`, then the writer frees. The swap is
+/// the section's end: A's reads are sequenced before it and its Release half synchronizes with
+/// the scan's Acquire load, so they happen before the free. (When the scan instead reads C's
+/// entry store, the ordering comes through `in_use` as in the model above.)
+#[test]
+fn forgotten_section_force_ended_at_exit_only_after_its_reads() {
+    let explored = model(|| {
+        exit_then_new_owner(|w| {
+            let word = &w.words[0];
+            word.enter(w.seq.started_counter());
+            w.load_and_read();
+            // The guard is forgotten; the thread exits and `registration::end` runs: the word
+            // shows an open section, no root is live, so the section is ended and the slot
+            // released.
+            assert_eq!(word.depth(), 1);
+            assert_eq!(word.force_exit(), 1);
+            w.release_slot();
+        })
+    });
+    assert_explored_reuse(&explored);
+}
+
+/// How often the writer of the abandoned-section model scans before, and again after, the
+/// reader's thread ends (the engine scans until the word stops blocking, i.e. for ever here).
+const SCANS: usize = 2;
+
+/// A thread exits inside a section whose guard may still be reached (a leaked root): its exit
+/// hook abandons the slot (`Registry::abandon`): `in_use` stays set, so no other thread can
+/// own the word, and the word keeps the open section. The grace period that started while the
+/// section held the old object must never complete, and the object is never freed.
+///
+/// The writer runs the engine's scan, bounded (an unbounded one would not terminate): SCANS
+/// loads while A may still be running, then, once A's thread has ended (joined), SCANS more.
+/// If a scan ever finds the word not blocking, the grace period completes and the writer
+/// frees, which is correct only if A's section did not need it: A began after the grace
+/// period started (its snapshot is the grace period's, so it read the new object), or A had
+/// not announced itself yet (the store-buffering argument: it then reads the new object).
+/// Before the join loom checks that through the poison; after it, the assertion does. The
+/// interleaving that matters: A's section snapshots the previous grace period and loads the
+/// old object, the scan sees it blocking, A's thread ends, and the scans after the join still
+/// see it blocking.
+#[test]
+fn abandoned_section_holds_the_grace_period() {
+    let explored = model(|| {
+        let w = World::new();
+        let a = {
+            let w = w.clone();
+            thread::spawn(move || {
+                let word = &w.words[0];
+                word.enter(w.seq.started_counter());
+                let read = w.load_and_read();
+                // The guard and a root are leaked; the thread exits and `registration::end`
+                // abandons the slot: it stays claimed and its word is left as it is.
+                assert_eq!(word.depth(), 1);
+                read
+            })
+        };
+        let word = &w.words[0];
+        let old = w.unpublish();
+        let gp = w.seq.start();
+        let mut ended = false;
+        for _ in 0..SCANS {
+            if !word.blocks(gp) {
+                ended = true;
+                break;
+            }
+            // Relaxed: coverage bookkeeping outside the model.
+            w.witness.waited.store(true, std::sync::atomic::Ordering::Relaxed);
+            thread::yield_now();
+        }
+        let read = a.join().unwrap();
+        if !ended {
+            // A's thread is gone: nothing will ever end its section, and no other thread can
+            // claim its slot to write the word.
+            assert!(!w.claim_slot(), "an abandoned slot was claimed");
+            ended = (0..SCANS).any(|_| !word.blocks(gp));
+        }
+        if ended {
+            w.seq.complete(gp);
+            w.objs[old].free();
+            assert_ne!(
+                read, old,
+                "a grace period completed while an abandoned section held the old object"
+            );
+        } else {
+            assert_eq!(word.depth(), 1, "the abandoned section was ended");
+            if read == old {
+                // Relaxed: coverage bookkeeping outside the model.
+                w.witness.held_after_exit.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        w
+    });
+    assert_explored(&explored);
+    assert!(explored.held_after_exit > 0, "no abandoned section held the grace period");
 }
 
 // ---------------------------------------------------------------------------------------------
