@@ -34,7 +34,8 @@
 use std::cell::{Cell, RefCell};
 use std::io::Write;
 use std::ptr;
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 
 use rcu_ctx::thread_state;
 
@@ -226,21 +227,35 @@ fn report(domain: &DomainState, slot: &Slot, depth: u64, kept: bool) {
     );
 }
 
-/// The pthread key whose destructor ends the thread's registrations.
+/// The pthread key whose destructor ends the thread's registrations. Made by the first
+/// registration; a race makes two and keeps one. (An atomic rather than a `OnceLock`, whose
+/// synchronisation inside uninstrumented std ThreadSanitizer cannot see.)
 fn exit_key() -> libc::pthread_key_t {
-    static KEY: OnceLock<libc::pthread_key_t> = OnceLock::new();
-    *KEY.get_or_init(|| {
-        let mut key: libc::pthread_key_t = 0;
-        // SAFETY: `key` is writable; the destructor is an `extern "C" fn` that lives forever.
-        let rc = unsafe { libc::pthread_key_create(&mut key, Some(on_thread_exit)) };
-        assert!(
-            rc == 0,
-            "rcu-core: pthread_key_create failed ({rc}): the process is out of thread keys \
-             (PTHREAD_KEYS_MAX) or memory; the runtime needs one to end registrations at \
-             thread exit"
-        );
-        key
-    })
+    const UNSET: u64 = u64::MAX;
+    static KEY: AtomicU64 = AtomicU64::new(UNSET);
+    // Acquire: pairs with the Release CAS below that published the key.
+    let key = KEY.load(Ordering::Acquire);
+    if key != UNSET {
+        return key as libc::pthread_key_t;
+    }
+    let mut new: libc::pthread_key_t = 0;
+    // SAFETY: `new` is writable; the destructor is an `extern "C" fn` that lives forever.
+    let rc = unsafe { libc::pthread_key_create(&mut new, Some(on_thread_exit)) };
+    assert!(
+        rc == 0,
+        "rcu-core: pthread_key_create failed ({rc}): the process is out of thread keys \
+         (PTHREAD_KEYS_MAX) or memory; the runtime needs one to end registrations at thread \
+         exit"
+    );
+    // Release: publishes the key; Acquire on failure: pairs with the winner's Release.
+    match KEY.compare_exchange(UNSET, u64::from(new), Ordering::Release, Ordering::Acquire) {
+        Ok(_) => new,
+        Err(winner) => {
+            // SAFETY: `new` was created above and never armed on any thread.
+            unsafe { libc::pthread_key_delete(new) };
+            winner as libc::pthread_key_t
+        }
+    }
 }
 
 /// Makes sure `on_thread_exit` runs when this thread exits (idempotent).
