@@ -627,6 +627,12 @@ impl DomainState {
         }
         for slot in self.readers.iter() {
             slot.staging.steal_parked(&mut blocks);
+            // An owner bracket that took a parked block before this sweep (to run it inline,
+            // its grace period having passed) may still be running it: wait for it, so that
+            // the block has run by the time this collection's generation completes. The
+            // owner opened the bracket before its take; our swap, later in the parked
+            // slot's modification order, reads its swap, so this sees the bracket open.
+            slot.staging.wait_quiescent();
         }
         // Acquire: pairs with the Release CAS in `push_sealed`.
         let mut sealed = r.sealed.swap(ptr::null_mut(), Ordering::Acquire);
@@ -673,19 +679,29 @@ impl DomainState {
     }
 
     /// Hands a slot's staged work to the worker and its cached blocks to the pool: at
-    /// thread exit, and in a fork child for the threads that did not come along.
+    /// thread exit (the owner itself, with no read section of the domain open), in a fork
+    /// child for the threads that did not come along, and when the state is dropped.
+    ///
+    /// The owner hands over inside its own bracket: a block in transit from the slot to the
+    /// sealed list is then never invisible to a concurrent collection, which waits for the
+    /// bracket (see `collect`), so an `rcu_barrier` cannot miss it. In a fork child or a
+    /// dropped state nobody collects concurrently, and a dead owner's bracket may be stuck
+    /// open (`open` gives `None`): the hand-over then needs none.
     pub(crate) fn adopt(&self, slot: &Slot) {
+        {
+            let _bracket = slot.staging.open();
+            let mut current = None;
+            let mut parked = Vec::new();
+            slot.staging.steal(&mut current, &mut parked);
+            if let Some(block) = current {
+                self.reclaim.push_sealed(block);
+            }
+            for block in parked {
+                self.reclaim.push_sealed_charged(block);
+            }
+        }
         let mut cache = ThreadCache::new();
         slot.staging.take_cache(&mut cache);
-        let mut current = None;
-        let mut parked = Vec::new();
-        slot.staging.steal(&mut current, &mut parked);
-        if let Some(block) = current {
-            self.reclaim.push_sealed(block);
-        }
-        for block in parked {
-            self.reclaim.push_sealed_charged(block);
-        }
         while let Some(block) = cache.pop() {
             self.reclaim.push_sealed(block);
         }
