@@ -130,4 +130,19 @@ impl Budget {
         // Relaxed: a level.
         self.pending.fetch_sub(bytes, Ordering::Relaxed);
     }
+
+    /// Sets the pending level to `bytes`, recounted from what is really queued: in a forked
+    /// child, whose copy still counts batches the parent's worker held (they do not exist
+    /// there). Call single-threaded.
+    ///
+    /// ```
+    /// let budget = rcu_alloc::Budget::new(100);
+    /// budget.charge(150); // counted by a batch that was lost
+    /// budget.reset_pending(40); // what is really still queued
+    /// assert_eq!(budget.pending(), 40);
+    /// ```
+    pub fn reset_pending(&self, bytes: usize) {
+        // Relaxed: single-threaded by contract.
+        self.pending.store(bytes, Ordering::Relaxed);
+    }
 }

@@ -39,6 +39,7 @@ mod budget;
 mod compile_fail;
 mod config;
 mod fault;
+mod fork_lock;
 pub mod futex;
 mod policy;
 mod pool;
@@ -53,9 +54,13 @@ pub use block::{capacity_for, Block, Drain, Entry, MAX_BLOCK_BYTES, MIN_BLOCK_BY
 pub use budget::Budget;
 pub use config::{AllocConfig, ConfigError};
 pub use fault::FaultConfig;
+pub use fork_lock::ForkLock;
 pub use policy::Policy;
 pub use pool::POOL_CAPACITY;
 pub use service::ServiceThread;
-pub use shrinker::{register_shrinker, Shrinker, ShrinkerHandle};
+pub use shrinker::{
+    hold_registry_for_fork, register_shrinker, release_registry_after_fork, Shrinker,
+    ShrinkerHandle,
+};
 pub use stats::{AllocStats, FallbackReason};
 pub use thread_cache::{ThreadCache, MAX_THREAD_CACHE};

@@ -3,8 +3,7 @@
 //! background threads, each domain's worker and each allocator's refill worker, are built
 //! on it.
 
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -66,7 +65,9 @@ pub struct ServiceThread {
     /// Bumped by every wake; the thread sleeps on it.
     event: AtomicU32,
     state: AtomicU8,
-    handle: Mutex<Option<JoinHandle<()>>>,
+    /// The thread's `JoinHandle`, boxed, or null. An atomic pointer rather than a mutex: a
+    /// mutex held by a thread that does not exist in a forked child would block the child.
+    handle: AtomicPtr<JoinHandle<()>>,
 }
 
 impl Default for ServiceThread {
@@ -81,7 +82,7 @@ impl ServiceThread {
         ServiceThread {
             event: AtomicU32::new(0),
             state: AtomicU8::new(NOT_STARTED),
-            handle: Mutex::new(None),
+            handle: AtomicPtr::new(core::ptr::null_mut()),
         }
     }
 
@@ -119,7 +120,7 @@ impl ServiceThread {
                  its thread limit or out of memory"
             )
         });
-        *self.handle.lock().unwrap_or_else(|e| e.into_inner()) = Some(join);
+        self.put_handle(join);
         true
     }
 
@@ -150,10 +151,29 @@ impl ServiceThread {
             return;
         }
         self.wake();
-        if let Some(h) = self.handle.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(h) = self.take_handle() {
             // A panic on the thread was already reported by the panic hook.
             let _ = h.join();
         }
+    }
+
+    fn put_handle(&self, join: JoinHandle<()>) {
+        let boxed = Box::into_raw(Box::new(join));
+        // AcqRel: Release publishes the box to `take_handle`; Acquire takes ownership of a
+        // box left by an earlier start (none in practice: a thread starts once).
+        let old = self.handle.swap(boxed, Ordering::AcqRel);
+        if !old.is_null() {
+            // SAFETY: every non-null value stored came from Box::into_raw above, and the swap
+            // made it ours. Dropping a JoinHandle detaches the thread.
+            drop(unsafe { Box::from_raw(old) });
+        }
+    }
+
+    fn take_handle(&self) -> Option<JoinHandle<()>> {
+        // AcqRel: Acquire pairs with the Release in `put_handle`.
+        let raw = self.handle.swap(core::ptr::null_mut(), Ordering::AcqRel);
+        // SAFETY: as in `put_handle`: a box from Box::into_raw, now ours.
+        (!raw.is_null()).then(|| *unsafe { Box::from_raw(raw) })
     }
 
     /// Asks the thread to stop and wakes it, without waiting for it: the thread finishes on
@@ -165,8 +185,9 @@ impl ServiceThread {
             return;
         }
         self.wake();
-        // Detach: dropping a JoinHandle never waits.
-        drop(self.handle.lock().unwrap_or_else(|e| e.into_inner()).take());
+        // Detach: dropping a JoinHandle never waits. (A `start` racing with this stores its
+        // handle later; `Drop` detaches that one.)
+        drop(self.take_handle());
     }
 
     /// The thread side: true once `stop` or `request_stop` was called.
@@ -177,13 +198,21 @@ impl ServiceThread {
 
     /// In a forked child the thread does not exist: forget it, so that it is started again on
     /// demand and never joined. Call single-threaded (from a fork child handler).
-    pub fn forget_after_fork(&self) {
-        if let Ok(mut h) = self.handle.try_lock() {
-            core::mem::forget(h.take());
-        }
+    ///
+    /// Returns true if the thread had been started (running or stopping) in the parent.
+    pub fn forget_after_fork(&self) -> bool {
+        // Leaked, never dropped: detaching a thread that does not exist is undefined.
+        core::mem::forget(self.take_handle());
         // Relaxed (both): the child has a single thread.
-        if self.state.load(Ordering::Relaxed) == RUNNING {
-            self.state.store(NOT_STARTED, Ordering::Relaxed);
-        }
+        let was = self.state.swap(NOT_STARTED, Ordering::Relaxed);
+        was != NOT_STARTED
+    }
+}
+
+impl Drop for ServiceThread {
+    fn drop(&mut self) {
+        // Detaches a thread whose handle nobody took (a `start` that raced with
+        // `request_stop`); the thread itself holds what it needs.
+        drop(self.take_handle());
     }
 }

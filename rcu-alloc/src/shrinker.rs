@@ -6,7 +6,9 @@
 //! own. The runtime's own block pools are shrinkers too.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::ForkLock;
 
 /// A cache that can release memory on request.
 ///
@@ -75,7 +77,8 @@ pub trait Shrinker: Send + Sync {
 
 type Registered = (u64, Arc<dyn Shrinker>);
 
-static SHRINKERS: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
+/// Fork-safe (see `ForkLock`): the runtime's atfork handlers hold it across `fork()`.
+static SHRINKERS: ForkLock<Vec<Registered>> = ForkLock::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Keeps a shrinker registered; dropping it unregisters.
@@ -121,13 +124,40 @@ pub struct ShrinkerHandle {
 pub fn register_shrinker(shrinker: Arc<dyn Shrinker>) -> ShrinkerHandle {
     // Relaxed: a unique id is all that is needed.
     let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-    SHRINKERS.lock().unwrap_or_else(|e| e.into_inner()).push((id, shrinker));
+    SHRINKERS.with(|list| list.push((id, shrinker)));
     ShrinkerHandle { id }
+}
+
+/// The runtime's `pthread_atfork` prepare handler: holds the shrinker registry across the
+/// fork, so that the child never finds it held by a thread that does not exist there.
+///
+/// ```
+/// rcu_alloc::hold_registry_for_fork();
+/// // SAFETY: (1) held just above by this thread.
+/// unsafe { rcu_alloc::release_registry_after_fork() };
+/// ```
+pub fn hold_registry_for_fork() {
+    SHRINKERS.hold_for_fork();
+}
+
+/// The parent and child handlers: releases what `hold_registry_for_fork` took.
+///
+/// # Safety
+/// 1. `hold_registry_for_fork` was called by this thread (or, in a child, by the thread it
+///    was forked from) and not released since.
+pub unsafe fn release_registry_after_fork() {
+    // SAFETY: (1) is the caller's promise.
+    unsafe { SHRINKERS.release_after_fork() };
 }
 
 impl Drop for ShrinkerHandle {
     fn drop(&mut self) {
-        SHRINKERS.lock().unwrap_or_else(|e| e.into_inner()).retain(|(id, _)| *id != self.id);
+        // The shrinker is dropped after the lock is released: its drop is the owner's code.
+        let removed = SHRINKERS.with(|list| {
+            let i = list.iter().position(|(id, _)| *id == self.id)?;
+            Some(list.swap_remove(i))
+        });
+        drop(removed);
     }
 }
 
@@ -136,12 +166,8 @@ impl Drop for ShrinkerHandle {
 /// the shrinkers called. Only the `Reclaim` policy calls this.
 pub(crate) fn shrink_all() -> (usize, u64) {
     // Clone the list out: a shrinker may take its own locks, or (un)register others.
-    let shrinkers: Vec<Arc<dyn Shrinker>> = SHRINKERS
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .map(|(_, s)| s.clone())
-        .collect();
+    let shrinkers: Vec<Arc<dyn Shrinker>> =
+        SHRINKERS.with(|list| list.iter().map(|(_, s)| s.clone()).collect());
     let mut freed = 0;
     let mut calls = 0;
     for s in shrinkers {

@@ -116,6 +116,8 @@ mod staging;
 mod stall;
 #[cfg(not(loom))]
 mod stats;
+#[cfg(not(loom))]
+mod stderr;
 mod sync;
 #[cfg(not(loom))]
 mod worker;

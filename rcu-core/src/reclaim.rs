@@ -263,14 +263,14 @@ impl RunCount {
         if self.panics != 0 {
             // Relaxed: a statistic.
             r.panics.fetch_add(self.panics, Ordering::Relaxed);
-            eprintln!(
+            crate::stderr::report_line(&format!(
                 "rcu-core: {} RCU callback(s) of domain '{domain}' panicked (see the panic \
                  messages above); the rest of their batch ran and the objects they owned were \
                  dropped while unwinding. Rule: callbacks must not panic, there is no caller to \
                  handle it. Fix: handle failures inside the callback (log or count them) \
                  instead of unwrap/expect/assert.",
                 self.panics
-            );
+            ));
         }
     }
 }
@@ -706,6 +706,35 @@ impl DomainState {
             self.reclaim.push_sealed(block);
         }
         self.wake_worker();
+    }
+
+    /// In a forked child: the budget still counts batches the parent's worker held, which do
+    /// not exist here. Recount it from what is really queued: sealed blocks, the intrusive
+    /// list and parked blocks (each charged when it got there; blocks being filled are
+    /// charged when sealed or stolen). Call single-threaded, after dead threads' slots were
+    /// adopted.
+    pub(crate) fn recount_budget_after_fork(&self) {
+        let r = &self.reclaim;
+        let mut pending = 0;
+        // Relaxed (all): the child has a single thread.
+        let mut block = r.sealed.load(Ordering::Relaxed);
+        while let Some(b) = NonNull::new(block) {
+            pending += r.block_charge(b);
+            // SAFETY: a listed block stays valid while listed; single-threaded.
+            block = unsafe { b.as_ref() }.next();
+        }
+        let mut head = r.intrusive.load(Ordering::Relaxed);
+        while !head.is_null() {
+            // SAFETY: a listed object stays valid while listed; single-threaded.
+            unsafe {
+                pending += *(*head).bytes.get();
+                head = *(*head).next.get();
+            }
+        }
+        for slot in self.readers.iter() {
+            pending += slot.staging.parked_blocks().map(|b| r.block_charge(b)).sum::<usize>();
+        }
+        r.alloc.budget().reset_pending(pending);
     }
 
     /// Pending items: queued and not yet run.

@@ -32,7 +32,6 @@
 //! so a registration with it is released (and an open section ended) whenever convenient.
 
 use std::cell::{Cell, RefCell};
-use std::io::Write;
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -214,9 +213,7 @@ fn report(domain: &DomainState, slot: &Slot, depth: u64, kept: bool) {
         "Every root Sleepable of the thread had been dropped, so nothing could reach through \
          the guard (it was mem::forget-ed): the section was ended"
     };
-    // Best effort: at thread exit stderr may be gone; nothing else to do then.
-    let _ = writeln!(
-        std::io::stderr(),
+    crate::stderr::report_line(&format!(
         "rcu-core: thread '{}' (tid {}) exited inside {} read section(s) of domain '{}': a \
          ReadGuard was leaked. {what}. Rule: a read section ends when its guard is dropped. \
          Fix: drop every guard on the thread that made it; never forget, leak or store one.",
@@ -224,7 +221,7 @@ fn report(domain: &DomainState, slot: &Slot, depth: u64, kept: bool) {
         slot.tid(),
         depth,
         domain.name()
-    );
+    ));
 }
 
 /// The pthread key whose destructor ends the thread's registrations. Made by the first

@@ -135,6 +135,12 @@ impl Staging {
         }
     }
 
+    /// The parked blocks, for a single-threaded recount (a fork child's budget).
+    pub(crate) fn parked_blocks(&self) -> impl Iterator<Item = NonNull<Block>> + '_ {
+        // Relaxed: single-threaded use.
+        self.parked.iter().filter_map(|p| NonNull::new(p.load(Ordering::Relaxed)))
+    }
+
     /// Worker: after a heavy barrier, waits until any owner bracket open at the barrier's
     /// point has closed.
     pub(crate) fn wait_quiescent(&self) {

@@ -1,7 +1,10 @@
 //! Stall detection: what is reported when a reader holds up a grace period too long, and to
 //! whom.
 
-use std::sync::{Arc, Mutex};
+use core::cell::UnsafeCell;
+use std::sync::Arc;
+
+use rcu_alloc::ForkLock;
 use std::time::Duration;
 
 /// A grace period held up by one reader for longer than the domain's stall timeout.
@@ -91,10 +94,24 @@ impl core::fmt::Display for StallReport {
 /// ```
 pub type StallHandler = Arc<dyn Fn(&StallReport) + Send + Sync>;
 
+/// Guards every domain's handler slot. One process-wide lock, so that the atfork prepare
+/// handler can hold it across `fork()` (a lock held by a thread that does not exist in the
+/// child would block the child's stall reports for ever).
+static HANDLERS: ForkLock<()> = ForkLock::new(());
+
 /// Where a domain's stall reports go: the default prints one line to stderr.
 pub(crate) struct StallSink {
-    handler: Mutex<Option<StallHandler>>,
+    /// Read and written only under `HANDLERS`.
+    handler: UnsafeCell<Option<StallHandler>>,
 }
+
+// SAFETY: `handler` is only touched under `HANDLERS`; the handler itself is `Send + Sync`.
+unsafe impl Sync for StallSink {}
+
+// No user code runs while `HANDLERS` is held (the old handler is dropped and the current one
+// called outside it), so a panic cannot leave a slot half-written: as unwind-safe as the
+// `Mutex` it replaces.
+impl std::panic::RefUnwindSafe for StallSink {}
 
 impl core::fmt::Debug for StallSink {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -104,11 +121,30 @@ impl core::fmt::Debug for StallSink {
 
 impl StallSink {
     pub(crate) const fn new() -> Self {
-        StallSink { handler: Mutex::new(None) }
+        StallSink { handler: UnsafeCell::new(None) }
     }
 
     pub(crate) fn set(&self, handler: Option<StallHandler>) {
-        *self.handler.lock().unwrap_or_else(|e| e.into_inner()) = handler;
+        // SAFETY: under `HANDLERS`, the only access to `handler`.
+        let old =
+            HANDLERS.with(|_| core::mem::replace(unsafe { &mut *self.handler.get() }, handler));
+        // Dropped outside the lock: a handler's drop is the user's code.
+        drop(old);
+    }
+
+    /// The atfork prepare handler's half (see `HANDLERS`).
+    pub(crate) fn hold_for_fork() {
+        HANDLERS.hold_for_fork();
+    }
+
+    /// The atfork parent and child handlers' half.
+    ///
+    /// # Safety
+    /// 1. `hold_for_fork` was called by this thread (or, in a child, by the thread it was
+    ///    forked from) and not released since.
+    pub(crate) unsafe fn release_after_fork() {
+        // SAFETY: (1) is the caller's promise.
+        unsafe { HANDLERS.release_after_fork() };
     }
 
     /// Hands `report` to the handler. The handler runs on the thread leading the stalled
@@ -118,9 +154,10 @@ impl StallSink {
     /// reported here; the grace period carries on.
     pub(crate) fn report(&self, report: &StallReport) {
         // Clone out, so the handler runs without the lock held.
-        let handler = self.handler.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        // SAFETY: under `HANDLERS`, the only access to `handler`.
+        let handler = HANDLERS.with(|_| unsafe { (*self.handler.get()).clone() });
         let Some(handler) = handler else {
-            eprintln!("{report}");
+            crate::stderr::report_line(&report.to_string());
             return;
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -130,13 +167,13 @@ impl StallSink {
             handler(report)
         }));
         if outcome.is_err() {
-            eprintln!(
+            crate::stderr::report_line(&format!(
                 "rcu-core: the stall handler of domain '{}' panicked (see the message above); \
                  the report was: {report}. Rule: a stall handler runs in an atomic scope on the \
                  thread leading the grace period; it must not block or panic. Fix: only record \
                  or print the report there",
                 report.domain
-            );
+            ));
         }
     }
 }

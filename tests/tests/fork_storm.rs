@@ -1,0 +1,217 @@
+//! A storm of `fork()`s while other threads read, queue deferred work with every token,
+//! change stall handlers, and create and drop domains (DESIGN §5: "works after fork() in the
+//! child"). Every child must finish its RCU work within a watchdog's bound:
+//! - an `Atomic`-only `start_poll` completes (the child restarts the workers that ran in the
+//!   parent: an `Atomic` caller cannot start one);
+//! - after `rcu_barrier` nothing is pending, so the budget no longer counts batches the
+//!   parent's worker held (they do not exist in the child);
+//! - creating and dropping domains and setting stall handlers never blocks on a lock some
+//!   parent thread held at the fork (the runtime holds its locks across `fork()`).
+//!
+//! Alone in its file: only this test's threads run when it forks.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rcu_core::prelude::*;
+use rcu_core::{AllocConfig, DomainConfig, StallReport};
+
+/// Forks in the storm. Each child takes a few milliseconds.
+const FORKS: usize = 300;
+/// A child that takes longer than this has hung.
+const WATCHDOG: Duration = Duration::from_secs(30);
+/// Bound on one wait inside a child.
+const CHILD_PATIENCE: Duration = Duration::from_secs(10);
+
+/// Writes `msg` to fd 2 without locks (the child may not take the parent's).
+fn raw_eprint(msg: &str) {
+    // SAFETY: writes `msg.len()` bytes from a live buffer to fd 2.
+    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+}
+
+fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while !cond() {
+        if start.elapsed() > CHILD_PATIENCE {
+            return false;
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    true
+}
+
+macro_rules! check {
+    ($cond:expr, $msg:expr) => {
+        if !$cond {
+            return Err($msg);
+        }
+    };
+}
+
+fn drop_it(obj: Box<Rcu<u64>>, _ctx: &Atomic<'_>) {
+    drop(obj);
+}
+
+/// The child's work, in an order that tests the restart first: nothing before the `Atomic`
+/// polls could have started a worker.
+fn child_body(domain: &Domain, cell: &RcuCell<u64>) -> Result<(), &'static str> {
+    let mut ctx = Sleepable::enter();
+    {
+        let spin = ctx.atomic();
+        let global = start_poll(&spin);
+        let private = domain.start_poll(&spin);
+        check!(wait_until(|| poll(global)), "global: an Atomic start_poll never completed");
+        check!(
+            wait_until(|| domain.poll(private)),
+            "private: an Atomic start_poll never completed"
+        );
+    }
+    {
+        let guard = domain.read_lock(&mut ctx);
+        check!(*cell.load(&guard) >= 1, "the cell's value is wrong");
+    }
+    for i in 0..2_000u64 {
+        cell.set(&ctx, i + 1);
+        domain.kvfree_rcu(&ctx, Rcu::boxed(i));
+        kvfree_rcu(&ctx.no_reclaim(), Rcu::boxed(i));
+        call_rcu(&ctx.atomic(), Rcu::boxed(i), drop_it);
+    }
+    synchronize_rcu(&ctx);
+    domain.synchronize_rcu_expedited(&ctx);
+    rcu_barrier(&ctx);
+    domain.rcu_barrier(&ctx);
+    check!(domain.stats().pending_bytes == 0, "private: the budget still counts lost batches");
+    check!(
+        Domain::global().stats().pending_bytes == 0,
+        "global: the budget still counts lost batches"
+    );
+    domain.set_stall_handler(Some(Arc::new(|_: &StallReport| ())));
+    let fresh = Domain::new(DomainConfig::new().name("storm-child"));
+    fresh.kvfree_rcu(&ctx, Rcu::boxed(7u64));
+    fresh.rcu_barrier(&ctx);
+    drop(fresh);
+    Ok(())
+}
+
+/// Forks, runs `child_body` in the child, and waits for it with a watchdog. Returns the
+/// child's exit status, or `None` if it hung.
+fn fork_and_run(domain: &Domain, cell: &RcuCell<u64>) -> Option<i32> {
+    // SAFETY: the child only runs `child_body` (rcu-core, whose fork handlers make it
+    // consistent; glibc's fork-safe allocator) and then `_exit`s; it never returns into the
+    // harness or runs the parent's destructors, and it uses no reference another parent
+    // thread loaded under its guard.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0, "fork failed");
+    if pid == 0 {
+        let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            child_body(domain, cell)
+        })) {
+            Ok(Ok(())) => 0,
+            Ok(Err(msg)) => {
+                raw_eprint(&format!("fork storm child: {msg}\n"));
+                1
+            }
+            Err(_) => 2,
+        };
+        // SAFETY: ends the child without running the parent's exit handlers.
+        unsafe { libc::_exit(code) };
+    }
+    let start = Instant::now();
+    let mut status = 0;
+    loop {
+        // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        assert!(rc >= 0, "waitpid failed");
+        if rc == pid {
+            break;
+        }
+        if start.elapsed() > WATCHDOG {
+            // SAFETY: kill and reap our own child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Some(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + status })
+}
+
+#[test]
+#[cfg_attr(
+    rcu_sanitizer = "thread",
+    ignore = "ThreadSanitizer cannot start threads in the child of a multi-threaded fork"
+)]
+fn hundreds_of_forks_while_threads_read_queue_and_churn_domains() {
+    let domain = Arc::new(Domain::new(
+        DomainConfig::new().name("storm").alloc(AllocConfig::new().budget_bytes(256 << 10)),
+    ));
+    let cell = Arc::new(RcuCell::new_in(&domain, 1u64));
+    let mut ctx = Sleepable::enter();
+    drop(read_lock(&mut ctx));
+    drop(domain.read_lock(&mut ctx));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let work = Arc::new(AtomicU64::new(0));
+    let mut threads = Vec::new();
+    for r in 0..2 {
+        let (domain, cell, stop, work) = (domain.clone(), cell.clone(), stop.clone(), work.clone());
+        threads.push(std::thread::spawn(move || {
+            let mut ctx = Sleepable::enter();
+            domain.register_current_thread(&ctx);
+            // Relaxed (all in this test): stop flags and progress counters.
+            while !stop.load(Ordering::Relaxed) {
+                let g = read_lock(&mut ctx);
+                let inner = domain.read_lock_nested(g.ctx());
+                assert!(*cell.load(&inner) >= 1);
+                drop(inner);
+                drop(g);
+                if r == 1 {
+                    kvfree_rcu(&ctx.atomic(), Rcu::boxed(r));
+                    domain.kvfree_rcu(&ctx.no_reclaim(), Rcu::boxed(r));
+                    cell.set(&ctx, 2);
+                }
+                work.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    {
+        let (domain, stop, work) = (domain.clone(), stop.clone(), work.clone());
+        threads.push(std::thread::spawn(move || {
+            let ctx = Sleepable::enter();
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let churn = Domain::new(DomainConfig::new().name("storm-churn"));
+                churn.kvfree_rcu(&ctx, Rcu::boxed(n));
+                churn.set_stall_handler(Some(Arc::new(|_: &StallReport| ())));
+                drop(churn);
+                domain.set_stall_handler(if n % 2 == 0 {
+                    Some(Arc::new(|_: &StallReport| ()))
+                } else {
+                    None
+                });
+                synchronize_rcu(&ctx);
+                n += 1;
+                work.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+
+    let mut failures = Vec::new();
+    for i in 0..FORKS {
+        match fork_and_run(&domain, &cell) {
+            Some(0) => {}
+            Some(code) => failures.push(format!("fork {i}: exit {code}")),
+            None => failures.push(format!("fork {i}: hung (killed after {WATCHDOG:?})")),
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(work.load(Ordering::Relaxed) > 0, "the parent's threads never ran");
+    assert!(failures.is_empty(), "{} of {FORKS} children failed: {failures:?}", failures.len());
+    domain.rcu_barrier(&ctx);
+}
