@@ -69,6 +69,8 @@ pub(crate) struct Reclaim {
     drain_sleepers: AtomicU32,
     /// Set while over budget: the worker collects at once and expedites grace periods.
     expedite: AtomicBool,
+    /// Times a caller that never waits (`NoReclaim`, `Atomic`) found the domain over budget.
+    unwaiting_over_budget: AtomicU64,
     batch_delay_ns: AtomicU64,
 }
 
@@ -87,6 +89,7 @@ impl Reclaim {
             drained_event: AtomicU32::new(0),
             drain_sleepers: AtomicU32::new(0),
             expedite: AtomicBool::new(false),
+            unwaiting_over_budget: AtomicU64::new(0),
             batch_delay_ns: AtomicU64::new(saturating_nanos(batch_delay)),
         }
     }
@@ -378,6 +381,9 @@ impl DomainState {
                 if policy.may_reclaim() {
                     self.wait_for_drain(request.bytes);
                 } else {
+                    // Relaxed: a count compared by waiting `Sleepable` callers (see
+                    // `wait_for_drain`); no data is published through it.
+                    self.reclaim.unwaiting_over_budget.fetch_add(1, Ordering::Relaxed);
                     self.hurry();
                     if request.headed {
                         if let Some(block) = ready {
@@ -528,24 +534,47 @@ impl DomainState {
     }
 
     /// Backpressure (`Reclaim` policy only): over budget, ask the worker to collect and
-    /// hurry, then wait for one grace period that begins after the call (leading it if
-    /// nobody else does). After it, everything queued before the call may be freed, and the
-    /// worker is freeing it; the caller goes on whether or not the domain is back under
-    /// budget. Waiting "until under budget" would starve `Sleepable` writers while
-    /// `NoReclaim`/`Atomic` writers, which never wait, keep the domain over it; waiting for
-    /// everything pending at arrival would be as unbounded, since they may queue faster than
-    /// the worker frees.
+    /// hurry, then wait until the pending memory, plus `bytes`, fits the budget again, or
+    /// until everything pending when the caller arrived has run (the collection it asked
+    /// for), whichever comes first: a `Sleepable` flood is throttled to what the worker
+    /// frees, so it never runs far over the budget.
+    ///
+    /// Callers that never wait (`NoReclaim`, `Atomic`) may keep the domain over budget, and
+    /// queue faster than the worker frees, so that neither condition comes. Once one of them
+    /// has met the budget since this caller arrived, the wait ends after the one grace period
+    /// every wait includes: waiting longer would only starve `Sleepable` writers (which used
+    /// to make 50 calls per second against millions), not free memory sooner.
     #[track_caller]
     fn wait_for_drain(&self, bytes: usize) {
-        let budget = self.reclaim.alloc.budget();
+        let r = &self.reclaim;
+        let budget = r.alloc.budget();
         // Once nothing is pending, waiting cannot help (an item larger than the budget).
         if !budget.is_over(bytes) || budget.pending() == 0 {
             return;
         }
-        self.reclaim.alloc.note_backpressure();
-        self.request_collection();
+        r.alloc.note_backpressure();
+        // Relaxed: see where it is counted.
+        let unwaiting = r.unwaiting_over_budget.load(Ordering::Relaxed);
+        let generation = self.request_collection();
         self.hurry();
+        // One grace period that began after the arrival, led by this caller if nobody else
+        // leads one (the worker may be busy running a backlog): the least any wait includes.
         self.wait_for(self.gp.seq.cookie(), Urgency::Expedited);
+        loop {
+            // SeqCst: as in `barrier`'s wait.
+            let seen = r.drained_event.load(Ordering::SeqCst);
+            // Acquire: as in `barrier`.
+            let drained = r.completed_generation.load(Ordering::Acquire) >= generation;
+            if drained || !budget.is_over(bytes) || budget.pending() == 0 {
+                return;
+            }
+            // Relaxed: as above.
+            if r.unwaiting_over_budget.load(Ordering::Relaxed) != unwaiting {
+                return;
+            }
+            // Woken by every batch the worker runs (it is hurrying); at most MAX_DRAIN_WAIT.
+            self.sleep_until_drained(seen);
+        }
     }
 
     /// Asks the worker for a collection that starts after this call; returns its generation.
