@@ -43,6 +43,7 @@ mod fork_lock;
 pub mod futex;
 mod policy;
 mod pool;
+mod raw_thread;
 mod refill;
 mod service;
 mod shrinker;

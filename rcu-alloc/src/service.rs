@@ -3,43 +3,15 @@
 //! background threads, each domain's worker and each allocator's refill worker, are built
 //! on it.
 
-use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicU8, Ordering};
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 
 use crate::futex;
+use crate::raw_thread::{self, RawThread};
 
 const NOT_STARTED: u8 = 0;
 const RUNNING: u8 = 1;
 const STOPPING: u8 = 2;
-
-/// Spawns `body` on a thread that starts with every signal blocked (a thread inherits its
-/// creator's mask): the process's signal handlers never run on a runtime thread, where they
-/// could interrupt the runtime's own allocations (DESIGN §5.1; liburcu's threads do the same).
-fn spawn_with_signals_blocked(
-    name: &str,
-    body: impl FnOnce() + Send + 'static,
-) -> std::io::Result<JoinHandle<()>> {
-    struct RestoreMask(libc::sigset_t);
-    impl Drop for RestoreMask {
-        fn drop(&mut self) {
-            // SAFETY: restores the mask saved when this guard was made (also on unwind).
-            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, core::ptr::null_mut()) };
-        }
-    }
-    // SAFETY: sigset_t is plain data; sigfillset initialises it.
-    let mut all: libc::sigset_t = unsafe { core::mem::zeroed() };
-    // SAFETY: as above.
-    let mut old: libc::sigset_t = unsafe { core::mem::zeroed() };
-    // SAFETY: both are valid sigset_t; pthread_sigmask only changes this thread's mask,
-    // which `_restore` puts back before this function returns or unwinds.
-    unsafe {
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut old);
-    }
-    let _restore = RestoreMask(old);
-    std::thread::Builder::new().name(name.to_owned()).spawn(body)
-}
 
 /// The controls of one background thread.
 ///
@@ -65,9 +37,10 @@ pub struct ServiceThread {
     /// Bumped by every wake; the thread sleeps on it.
     event: AtomicU32,
     state: AtomicU8,
-    /// The thread's `JoinHandle`, boxed, or null. An atomic pointer rather than a mutex: a
-    /// mutex held by a thread that does not exist in a forked child would block the child.
-    handle: AtomicPtr<JoinHandle<()>>,
+    /// The thread's `pthread_t`, or 0 (no valid `pthread_t` is 0 on Linux). An atomic rather
+    /// than a mutex: a mutex held by a thread that does not exist in a forked child would
+    /// block the child.
+    handle: AtomicU64,
 }
 
 impl Default for ServiceThread {
@@ -82,7 +55,7 @@ impl ServiceThread {
         ServiceThread {
             event: AtomicU32::new(0),
             state: AtomicU8::new(NOT_STARTED),
-            handle: AtomicPtr::new(core::ptr::null_mut()),
+            handle: AtomicU64::new(0),
         }
     }
 
@@ -114,7 +87,7 @@ impl ServiceThread {
         {
             return false;
         }
-        let join = spawn_with_signals_blocked(&name, body).unwrap_or_else(|e| {
+        let join = raw_thread::spawn(&name, body).unwrap_or_else(|e| {
             panic!(
                 "rcu: could not spawn the background thread '{name}' ({e}): the process is at \
                  its thread limit or out of memory"
@@ -151,29 +124,25 @@ impl ServiceThread {
             return;
         }
         self.wake();
-        if let Some(h) = self.take_handle() {
-            // A panic on the thread was already reported by the panic hook.
-            let _ = h.join();
+        if let Some(thread) = self.take_handle() {
+            thread.join();
         }
     }
 
-    fn put_handle(&self, join: JoinHandle<()>) {
-        let boxed = Box::into_raw(Box::new(join));
-        // AcqRel: Release publishes the box to `take_handle`; Acquire takes ownership of a
-        // box left by an earlier start (none in practice: a thread starts once).
-        let old = self.handle.swap(boxed, Ordering::AcqRel);
-        if !old.is_null() {
-            // SAFETY: every non-null value stored came from Box::into_raw above, and the swap
-            // made it ours. Dropping a JoinHandle detaches the thread.
-            drop(unsafe { Box::from_raw(old) });
+    fn put_handle(&self, thread: RawThread) {
+        // AcqRel: Release publishes the handle to `take_handle`; Acquire takes one left by an
+        // earlier start (none in practice: a thread starts once), which is detached.
+        let old = self.handle.swap(thread.0 as u64, Ordering::AcqRel);
+        if old != 0 {
+            RawThread(old as libc::pthread_t).detach();
         }
     }
 
-    fn take_handle(&self) -> Option<JoinHandle<()>> {
+    /// Takes the handle: whoever gets it joins, detaches or forgets it, once.
+    fn take_handle(&self) -> Option<RawThread> {
         // AcqRel: Acquire pairs with the Release in `put_handle`.
-        let raw = self.handle.swap(core::ptr::null_mut(), Ordering::AcqRel);
-        // SAFETY: as in `put_handle`: a box from Box::into_raw, now ours.
-        (!raw.is_null()).then(|| *unsafe { Box::from_raw(raw) })
+        let raw = self.handle.swap(0, Ordering::AcqRel);
+        (raw != 0).then_some(RawThread(raw as libc::pthread_t))
     }
 
     /// Asks the thread to stop and wakes it, without waiting for it: the thread finishes on
@@ -185,9 +154,11 @@ impl ServiceThread {
             return;
         }
         self.wake();
-        // Detach: dropping a JoinHandle never waits. (A `start` racing with this stores its
+        // Detach: the thread finishes on its own. (A `start` racing with this stores its
         // handle later; `Drop` detaches that one.)
-        drop(self.take_handle());
+        if let Some(thread) = self.take_handle() {
+            thread.detach();
+        }
     }
 
     /// The thread side: true once `stop` or `request_stop` was called.
@@ -201,8 +172,8 @@ impl ServiceThread {
     ///
     /// Returns true if the thread had been started (running or stopping) in the parent.
     pub fn forget_after_fork(&self) -> bool {
-        // Leaked, never dropped: detaching a thread that does not exist is undefined.
-        core::mem::forget(self.take_handle());
+        // Forgotten, neither joined nor detached: the thread does not exist here.
+        let _ = self.take_handle();
         // Relaxed (both): the child has a single thread.
         let was = self.state.swap(NOT_STARTED, Ordering::Relaxed);
         was != NOT_STARTED
@@ -213,6 +184,8 @@ impl Drop for ServiceThread {
     fn drop(&mut self) {
         // Detaches a thread whose handle nobody took (a `start` that raced with
         // `request_stop`); the thread itself holds what it needs.
-        drop(self.take_handle());
+        if let Some(thread) = self.take_handle() {
+            thread.detach();
+        }
     }
 }

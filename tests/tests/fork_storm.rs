@@ -109,7 +109,25 @@ fn fork_and_run(domain: &Domain, cell: &RcuCell<u64>) -> Option<i32> {
         })) {
             Ok(Ok(())) => 0,
             Ok(Err(msg)) => {
-                raw_eprint(&format!("fork storm child: {msg}\n"));
+                let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
+                    .map(|tasks| {
+                        tasks
+                            .filter_map(|t| {
+                                let path = t.ok()?.path();
+                                let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+                                let call = std::fs::read_to_string(path.join("syscall"))
+                                    .unwrap_or_default();
+                                let stat: String = stat.chars().take(24).collect();
+                                Some(format!("{stat} syscall {}", call.trim_end()))
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                raw_eprint(&format!(
+                    "fork storm child: {msg}\n  global: {:?}\n  private: {:?}\n  threads: {threads:?}\n",
+                    Domain::global().stats(),
+                    domain.stats()
+                ));
                 1
             }
             Err(_) => 2,
