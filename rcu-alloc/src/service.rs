@@ -37,7 +37,7 @@ pub struct ServiceThread {
     /// Bumped by every wake; the thread sleeps on it.
     event: AtomicU32,
     state: AtomicU8,
-    /// The thread's `pthread_t`, or 0 (no valid `pthread_t` is 0 on Linux). An atomic rather
+    /// The thread's `pthread_t` (a `u64` on Linux), or 0 (no valid `pthread_t` is 0). An atomic rather
     /// than a mutex: a mutex held by a thread that does not exist in a forked child would
     /// block the child.
     handle: AtomicU64,
@@ -132,9 +132,9 @@ impl ServiceThread {
     fn put_handle(&self, thread: RawThread) {
         // AcqRel: Release publishes the handle to `take_handle`; Acquire takes one left by an
         // earlier start (none in practice: a thread starts once), which is detached.
-        let old = self.handle.swap(thread.0 as u64, Ordering::AcqRel);
+        let old = self.handle.swap(thread.0, Ordering::AcqRel);
         if old != 0 {
-            RawThread(old as libc::pthread_t).detach();
+            RawThread(old).detach();
         }
     }
 
@@ -142,7 +142,7 @@ impl ServiceThread {
     fn take_handle(&self) -> Option<RawThread> {
         // AcqRel: Acquire pairs with the Release in `put_handle`.
         let raw = self.handle.swap(0, Ordering::AcqRel);
-        (raw != 0).then_some(RawThread(raw as libc::pthread_t))
+        (raw != 0).then_some(RawThread(raw))
     }
 
     /// Asks the thread to stop and wakes it, without waiting for it: the thread finishes on
