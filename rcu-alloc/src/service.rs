@@ -1,5 +1,6 @@
-//! A background thread's lifecycle: started once, on demand; woken through a futex event;
-//! stopped and joined; forgotten in a forked child (where it does not exist). The runtime's
+//! A background thread's lifecycle: started once, on demand (with `pthread_create`, see
+//! `raw_thread`); woken through a futex event; stopped and joined, or detached; forgotten in
+//! a forked child (where it does not exist). The runtime's
 //! background threads, each domain's worker and each allocator's refill worker, are built
 //! on it.
 
@@ -37,9 +38,9 @@ pub struct ServiceThread {
     /// Bumped by every wake; the thread sleeps on it.
     event: AtomicU32,
     state: AtomicU8,
-    /// The thread's `pthread_t` (a `u64` on Linux), or 0 (no valid `pthread_t` is 0). An atomic rather
-    /// than a mutex: a mutex held by a thread that does not exist in a forked child would
-    /// block the child.
+    /// The thread's `pthread_t` (a `u64` on Linux), or 0 (no valid `pthread_t` is 0). An
+    /// atomic rather than a mutex: a mutex held by a thread that does not exist in a forked
+    /// child would block the child.
     handle: AtomicU64,
 }
 
