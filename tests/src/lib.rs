@@ -453,3 +453,76 @@ impl<T> SpinLock<T> {
         f(unsafe { &mut *self.value.get() })
     }
 }
+
+pub mod fork {
+    //! Running code in a forked child under a watchdog, for the `fork()` tests.
+
+    use std::time::{Duration, Instant};
+
+    /// Writes `msg` to fd 2 without locks (a forked child may not take its parent's).
+    pub fn raw_eprint(msg: &str) {
+        // SAFETY: writes `msg.len()` bytes from a live buffer to fd 2.
+        unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+    }
+
+    /// How a forked child ended.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum ChildEnd {
+        /// It exited with this status (0: success).
+        Exited(i32),
+        /// A signal ended it (`waitpid`'s raw status).
+        Died(i32),
+        /// It outlived the watchdog and was killed.
+        Hung,
+    }
+
+    /// Forks. The child runs `body`, whose value is its exit status (a panic exits with 2),
+    /// and `_exit`s without returning into the harness or running the parent's destructors.
+    /// The parent waits for it at most `watchdog`, then kills it.
+    ///
+    /// # Safety
+    /// 1. `body` does only what a child of a multi-threaded process may: rcu-core calls (its
+    ///    fork handlers make it consistent), allocation (glibc makes it fork-safe), `write(2)`
+    ///    (see [`raw_eprint`]); no std lock another parent thread may have held (stdout,
+    ///    stderr, `std::thread::spawn`).
+    /// 2. `body` uses no reference that another parent thread loaded under its read guard
+    ///    (that thread's section is ended in the child).
+    pub unsafe fn run_in_child(watchdog: Duration, body: impl FnOnce() -> i32) -> ChildEnd {
+        // SAFETY: (1) and (2) are the caller's; the child never returns from this block.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork failed");
+        if pid == 0 {
+            let code =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or_else(|_| {
+                    raw_eprint("fork child: panicked\n");
+                    2
+                });
+            // SAFETY: ends the child without running the parent's exit handlers.
+            unsafe { libc::_exit(code) };
+        }
+        let start = Instant::now();
+        let mut status = 0;
+        loop {
+            // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+            let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            assert!(rc >= 0, "waitpid failed");
+            if rc == pid {
+                break;
+            }
+            if start.elapsed() > watchdog {
+                // SAFETY: kill and reap our own child.
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, &mut status, 0);
+                }
+                return ChildEnd::Hung;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        if libc::WIFEXITED(status) {
+            ChildEnd::Exited(libc::WEXITSTATUS(status))
+        } else {
+            ChildEnd::Died(status)
+        }
+    }
+}

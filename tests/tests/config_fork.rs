@@ -7,16 +7,11 @@
 //! A single test, so that no other test's threads are running when it forks (see `fork.rs`).
 
 use std::panic::{self, catch_unwind};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rcu_core::prelude::*;
 use rcu_core::DomainConfig;
-
-/// Writes `msg` to fd 2 without locks (the child may not take the parent's).
-fn raw_eprint(msg: &str) {
-    // SAFETY: writes `msg.len()` bytes from a live buffer to fd 2.
-    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
-}
+use rcu_tests::fork::{run_in_child, ChildEnd};
 
 /// What the child does after its fork handler ran: use the parent's domain and a new one.
 fn child_body(live: &Domain) {
@@ -54,49 +49,20 @@ fn fork_after_rejected_configurations_meets_only_live_domains() {
     // a freed state would crash rather than read stale but plausible values.
     let scribble: Vec<Vec<u8>> = (1..=512).map(|i| vec![0xA5; 64 * (i % 128 + 1)]).collect();
 
-    // SAFETY: the child only runs `child_body` (rcu-core, whose fork handler makes it
-    // consistent, and the allocator, which glibc makes fork-safe) and then `_exit`s; it never
-    // returns into the harness or runs the parent's destructors.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let code = match catch_unwind(|| child_body(&live)) {
-            Ok(()) => 0,
-            Err(_) => {
-                raw_eprint("fork child: panicked\n");
-                2
-            }
-        };
-        // SAFETY: ends the child without running the parent's exit handlers.
-        unsafe { libc::_exit(code) };
-    }
+    // SAFETY: (1) the child only runs `child_body`: rcu-core calls and allocation; (2) it
+    // uses no reference loaded by another thread.
+    let end = unsafe {
+        run_in_child(Duration::from_secs(20), || {
+            child_body(&live);
+            0
+        })
+    };
     drop(scribble);
-
-    // Parent: wait for the child, at most 20 s.
-    let start = Instant::now();
-    let mut status = 0;
-    loop {
-        // SAFETY: `pid` is our child; `status` is a valid out-pointer.
-        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        assert!(rc >= 0, "waitpid failed");
-        if rc == pid {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            // SAFETY: kill and reap our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("the forked child hung");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    assert!(
-        libc::WIFEXITED(status),
-        "the forked child died (status {status:#x}): did its fork handler walk a freed domain?"
+    assert_eq!(
+        end,
+        ChildEnd::Exited(0),
+        "the forked child failed, hung or died: did its fork handler walk a freed domain?"
     );
-    assert_eq!(libc::WEXITSTATUS(status), 0, "the forked child failed; see its message above");
     exercise_after(&live);
 }
 

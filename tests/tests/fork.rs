@@ -11,17 +11,12 @@ mod common;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::{wait_until, Pending, PATIENCE};
 use rcu_core::prelude::*;
 use rcu_core::{DomainConfig, Rcu};
-
-/// Writes `msg` to fd 2 without locks (the child may not take the parent's).
-fn raw_eprint(msg: &str) {
-    // SAFETY: writes `msg.len()` bytes from a live buffer to fd 2.
-    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
-}
+use rcu_tests::fork::{raw_eprint, run_in_child, ChildEnd};
 
 /// Fails the child with a message.
 macro_rules! child_check {
@@ -124,48 +119,31 @@ fn child_body(
 
 /// Runs `child_body` in a forked child; returns its exit status (0 = success).
 fn fork_and_run(domain: &Domain, cell: &RcuCell<String>, global_cell: &RcuCell<String>) -> i32 {
-    // SAFETY: the child only runs `child_body` (Rust code that uses rcu-core, whose fork
-    // handler makes it consistent, and the allocator, which glibc makes fork-safe) and then
-    // `_exit`s; it never returns into the harness or runs the parent's destructors.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let code = match catch_unwind(AssertUnwindSafe(|| child_body(domain, cell, global_cell))) {
-            Ok(Ok(())) => 0,
-            Ok(Err(msg)) => {
-                raw_eprint(&format!("fork child: {msg}\n"));
-                1
+    // SAFETY: (1) the child only runs `child_body`: rcu-core calls, allocation, a thread of
+    // its own (no parent thread creates threads meanwhile) and `raw_eprint`; (2) it reads
+    // only the cells, through its own read guards.
+    let end = unsafe {
+        run_in_child(Duration::from_secs(20), || {
+            match catch_unwind(AssertUnwindSafe(|| child_body(domain, cell, global_cell))) {
+                Ok(Ok(())) => 0,
+                Ok(Err(msg)) => {
+                    raw_eprint(&format!("fork child: {msg}\n"));
+                    1
+                }
+                Err(_) => {
+                    raw_eprint("fork child: panicked\n");
+                    2
+                }
             }
-            Err(_) => {
-                raw_eprint("fork child: panicked\n");
-                2
-            }
-        };
-        // SAFETY: ends the child without running the parent's exit handlers.
-        unsafe { libc::_exit(code) };
-    }
-    // Parent: wait for the child, at most 20 s (it does a few bounded waits of its own).
-    let start = Instant::now();
-    let mut status = 0;
-    loop {
-        // SAFETY: `pid` is our child; `status` is a valid out-pointer.
-        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        assert!(rc >= 0, "waitpid failed");
-        if rc == pid {
-            break;
+        })
+    };
+    match end {
+        ChildEnd::Exited(code) => code,
+        ChildEnd::Died(status) => panic!("the child did not exit normally: status {status:#x}"),
+        ChildEnd::Hung => {
+            panic!("the forked child hung (waiting for a reader or leader of the parent?)")
         }
-        if start.elapsed() > Duration::from_secs(20) {
-            // SAFETY: kill and reap our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("the forked child hung (waiting for a reader or leader of the parent?)");
-        }
-        std::thread::sleep(Duration::from_millis(5));
     }
-    assert!(libc::WIFEXITED(status), "the child did not exit normally: status {status:#x}");
-    libc::WEXITSTATUS(status)
 }
 
 #[test]

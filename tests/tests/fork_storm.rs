@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
 use rcu_core::{AllocConfig, DomainConfig, StallReport};
+use rcu_tests::fork::{raw_eprint, run_in_child, ChildEnd};
 
 /// Forks in the storm. Each child takes a few milliseconds.
 const FORKS: usize = 300;
@@ -23,12 +24,6 @@ const FORKS: usize = 300;
 const WATCHDOG: Duration = Duration::from_secs(30);
 /// Bound on one wait inside a child.
 const CHILD_PATIENCE: Duration = Duration::from_secs(10);
-
-/// Writes `msg` to fd 2 without locks (the child may not take the parent's).
-fn raw_eprint(msg: &str) {
-    // SAFETY: writes `msg.len()` bytes from a live buffer to fd 2.
-    unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
-}
 
 fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -94,21 +89,14 @@ fn child_body(domain: &Domain, cell: &RcuCell<u64>) -> Result<(), &'static str> 
     Ok(())
 }
 
-/// Forks, runs `child_body` in the child, and waits for it with a watchdog. Returns the
-/// child's exit status, or `None` if it hung.
-fn fork_and_run(domain: &Domain, cell: &RcuCell<u64>) -> Option<i32> {
-    // SAFETY: the child only runs `child_body` (rcu-core, whose fork handlers make it
-    // consistent; glibc's fork-safe allocator) and then `_exit`s; it never returns into the
-    // harness or runs the parent's destructors, and it uses no reference another parent
-    // thread loaded under its guard.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let code = match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            child_body(domain, cell)
-        })) {
-            Ok(Ok(())) => 0,
-            Ok(Err(msg)) => {
+/// Forks, runs `child_body` in the child, and waits for it with a watchdog.
+fn fork_and_run(domain: &Domain, cell: &RcuCell<u64>) -> ChildEnd {
+    // SAFETY: (1) the child only runs `child_body`: rcu-core calls, allocation and
+    // `raw_eprint`; (2) it reads only the cell, through its own read guard.
+    unsafe {
+        run_in_child(WATCHDOG, || match child_body(domain, cell) {
+            Ok(()) => 0,
+            Err(msg) => {
                 let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
                     .map(|tasks| {
                         tasks
@@ -130,31 +118,8 @@ fn fork_and_run(domain: &Domain, cell: &RcuCell<u64>) -> Option<i32> {
                 ));
                 1
             }
-            Err(_) => 2,
-        };
-        // SAFETY: ends the child without running the parent's exit handlers.
-        unsafe { libc::_exit(code) };
+        })
     }
-    let start = Instant::now();
-    let mut status = 0;
-    loop {
-        // SAFETY: `pid` is our child; `status` is a valid out-pointer.
-        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        assert!(rc >= 0, "waitpid failed");
-        if rc == pid {
-            break;
-        }
-        if start.elapsed() > WATCHDOG {
-            // SAFETY: kill and reap our own child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    Some(if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + status })
 }
 
 #[test]
@@ -220,9 +185,8 @@ fn hundreds_of_forks_while_threads_read_queue_and_churn_domains() {
     let mut failures = Vec::new();
     for i in 0..FORKS {
         match fork_and_run(&domain, &cell) {
-            Some(0) => {}
-            Some(code) => failures.push(format!("fork {i}: exit {code}")),
-            None => failures.push(format!("fork {i}: hung (killed after {WATCHDOG:?})")),
+            ChildEnd::Exited(0) => {}
+            end => failures.push(format!("fork {i}: {end:?} (watchdog {WATCHDOG:?})")),
         }
     }
     stop.store(true, Ordering::Relaxed);

@@ -10,42 +10,15 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{assert_holds_for, wait_until, HOLD, PATIENCE};
+use common::{assert_holds_for, wait_until, Canary, HOLD, PATIENCE};
 use rcu_core::prelude::*;
 use rcu_core::StallReport;
 use rcu_tests::SpinLock;
 
-/// A value that records its drop and poisons itself, so a read after free is visible.
-struct Canary {
-    value: AtomicU64,
-    dropped: &'static AtomicBool,
-}
-
-impl Canary {
-    fn new(value: u64, dropped: &'static AtomicBool) -> Self {
-        Canary { value: AtomicU64::new(value), dropped }
-    }
-
-    fn value(&self) -> u64 {
-        // Relaxed: read by the test thread after the RCU publication ordered the write.
-        self.value.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Canary {
-    fn drop(&mut self) {
-        // Relaxed (both): poison; the test reads them as evidence only.
-        self.value.store(0xdead_dead, Ordering::Relaxed);
-        self.dropped.store(true, Ordering::Relaxed);
-    }
-}
-
-static DROPPED_42: AtomicBool = AtomicBool::new(false);
-static DROPPED_7: AtomicBool = AtomicBool::new(false);
 /// A spin lock rather than a `Mutex`: ThreadSanitizer sees its ordering (see `SpinLock`).
 static REPORTS: SpinLock<Vec<StallReport>> = SpinLock::new(Vec::new());
 
@@ -58,8 +31,8 @@ fn a_guard_leaked_with_its_root_keeps_what_it_loaded_alive_for_ever() {
     })));
 
     // The program from the issue, as a user would write it.
-    let cell: &'static RcuCell<Canary> =
-        Box::leak(Box::new(RcuCell::new(Canary::new(42, &DROPPED_42))));
+    let (canary, dropped_42) = Canary::new(42);
+    let cell: &'static RcuCell<Canary> = Box::leak(Box::new(RcuCell::new(canary)));
     let r: &'static Canary = std::thread::Builder::new()
         .name("guard-leaker".into())
         .spawn(move || {
@@ -78,7 +51,7 @@ fn a_guard_leaked_with_its_root_keeps_what_it_loaded_alive_for_ever() {
     let mut ctx = Sleepable::enter();
     let mut cookie = {
         let nr = ctx.no_reclaim();
-        cell.set(&nr, Canary::new(7, &DROPPED_7)); // never waits, whatever the budget
+        cell.set(&nr, Canary::new(7).0); // never waits, whatever the budget
         start_poll(&nr)
     };
     assert!(
@@ -95,7 +68,7 @@ fn a_guard_leaked_with_its_root_keeps_what_it_loaded_alive_for_ever() {
     let report = REPORTS.with(|r| r[0].to_string());
     assert!(report.contains("a read guard was leaked"), "{report}");
     assert_holds_for(HOLD, "the leaked section's grace period completed", || {
-        !poll(cookie) && !DROPPED_42.load(Ordering::Relaxed)
+        !poll(cookie) && !dropped_42.load(Ordering::SeqCst)
     });
     assert_eq!(r.value(), 42, "the value read through the leaked guard was freed");
 
@@ -111,6 +84,6 @@ fn a_guard_leaked_with_its_root_keeps_what_it_loaded_alive_for_ever() {
         }
     }
     assert!(!poll(cookie));
-    assert!(!DROPPED_42.load(Ordering::Relaxed));
+    assert!(!dropped_42.load(Ordering::SeqCst));
     assert_eq!(r.value(), 42);
 }

@@ -11,12 +11,14 @@
 mod common;
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::{assert_holds_for, settled_domain, thread_names, wait_until, Pending, HOLD, PATIENCE};
+use common::{
+    assert_holds_for, settled_domain, thread_names, wait_until, Canary, Pending, HOLD, PATIENCE,
+};
 use rcu_core::prelude::*;
 use rcu_core::{DomainConfig, FallbackReason, Policy, StallReport};
 use rcu_tests::drop_log::DropLog;
@@ -26,32 +28,6 @@ use rcu_tests::{with_token, SpinLock, TokenKind};
 /// threads themselves never register with the global domain (their exit would change the
 /// count), only threads they spawn and join.
 static GLOBAL: Mutex<()> = Mutex::new(());
-
-/// A value that records its drop and poisons itself.
-struct Canary {
-    value: AtomicU64,
-    dropped: Arc<AtomicBool>,
-}
-
-impl Canary {
-    fn new(value: u64) -> (Self, Arc<AtomicBool>) {
-        let dropped = Arc::new(AtomicBool::new(false));
-        (Canary { value: AtomicU64::new(value), dropped: dropped.clone() }, dropped)
-    }
-
-    fn value(&self) -> u64 {
-        // Relaxed: ordered by the RCU publication or the test's channels.
-        self.value.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for Canary {
-    fn drop(&mut self) {
-        // Relaxed: poison, read as evidence by the test thread after joins or barriers.
-        self.value.store(0xdead_dead, Ordering::Relaxed);
-        self.dropped.store(true, Ordering::SeqCst);
-    }
-}
 
 fn leaked_domain(name: &str) -> &'static Domain {
     Box::leak(Box::new(Domain::new(DomainConfig::new().name(name.to_owned()))))

@@ -10,6 +10,7 @@
 #![allow(dead_code)]
 
 use std::ops::Deref;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -321,4 +322,30 @@ pub(crate) fn settled_domain(config: DomainConfig) -> Arc<Domain> {
         domain.stats()
     );
     domain
+}
+
+/// A value that records its drop and poisons itself.
+pub(crate) struct Canary {
+    value: AtomicU64,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Canary {
+    pub(crate) fn new(value: u64) -> (Self, Arc<AtomicBool>) {
+        let dropped = Arc::new(AtomicBool::new(false));
+        (Canary { value: AtomicU64::new(value), dropped: dropped.clone() }, dropped)
+    }
+
+    pub(crate) fn value(&self) -> u64 {
+        // Relaxed: ordered by the RCU publication or the test's channels.
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for Canary {
+    fn drop(&mut self) {
+        // Relaxed: poison, read as evidence by the test thread after joins or barriers.
+        self.value.store(0xdead_dead, Ordering::Relaxed);
+        self.dropped.store(true, Ordering::SeqCst);
+    }
 }
