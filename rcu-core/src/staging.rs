@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 use crossbeam_utils::Backoff;
 use rcu_alloc::{Block, Entry, ThreadCache};
 
-use crate::raw::barrier::reader_barrier;
+use crate::raw::barrier::{heavy_barrier, reader_barrier};
 
 /// Blocks a thread can park to run itself after their grace period (`Reclaim` policy).
 const PARKED: usize = 16;
@@ -113,26 +113,111 @@ impl Staging {
         Some(oldest)
     }
 
-    /// Worker (or an exiting owner): takes the current block and every parked block. The
-    /// worker must then `heavy_barrier()` and `wait_quiescent()` before reading `current`'s.
+    /// Worker: takes the current block and every parked block. The worker must then
+    /// `heavy_barrier()` and `wait_quiescent()` before reading `current`'s (as `collect`
+    /// does).
     pub(crate) fn steal(
         &self,
         current: &mut Option<NonNull<Block>>,
         parked: &mut Vec<NonNull<Block>>,
     ) {
-        // AcqRel: settles any race with the owner's CAS/swap; whoever wins owns the block.
-        *current = NonNull::new(self.current.swap(ptr::null_mut(), Ordering::AcqRel));
+        *current = self.take_current();
         self.steal_parked(parked);
     }
 
     /// Worker: takes the parked blocks only (they were complete when parked).
     pub(crate) fn steal_parked(&self, parked: &mut Vec<NonNull<Block>>) {
+        self.take_parked(|b| parked.push(b));
+    }
+
+    /// Swaps `current` out.
+    fn take_current(&self) -> Option<NonNull<Block>> {
+        // AcqRel: settles any race with the owner's CAS in `detach_full` (whoever wins owns
+        // the block); Release also makes a steal by the owner itself (`hand_over`) visible to
+        // a collection's swap that reads it.
+        NonNull::new(self.current.swap(ptr::null_mut(), Ordering::AcqRel))
+    }
+
+    /// Swaps every parking slot out, handing each block found to `f`.
+    fn take_parked(&self, mut f: impl FnMut(NonNull<Block>)) {
         for slot in &self.parked {
-            // AcqRel: Acquire pairs with the Release store in `park`.
+            // AcqRel: Acquire pairs with the Release store in `park`; both halves settle the
+            // race with the owner's swap in `take_ready` (whoever wins owns the block), and
+            // a collection's swap that reads the owner's null synchronizes with it (see
+            // `collect`).
             if let Some(b) = NonNull::new(slot.swap(ptr::null_mut(), Ordering::AcqRel)) {
-                parked.push(b);
+                f(b);
             }
         }
+    }
+
+    /// Worker: the staging half of a collection, over every slot `slots()` yields (it is
+    /// called once per pass). Every block taken goes to `blocks`; each current block (stolen
+    /// while being filled) is first shown to `on_stolen` (the caller charges it to the
+    /// budget), once its owner's bracket has closed. The caller swaps the domain's lists
+    /// (sealed blocks, headed items) afterwards.
+    ///
+    /// Steals every slot's current and parked blocks, issues one heavy barrier, and waits
+    /// for every owner bracket open at the barrier's point to close (a bracket may be
+    /// sealing a block or running parked ones); it then sweeps each slot's parked blocks
+    /// again: what those brackets parked is caught by this second sweep, and what they
+    /// pushed to the lists is visible to the caller's swaps. What brackets opened after the
+    /// barrier's point touch was queued after the collection began.
+    ///
+    /// After a slot's second sweep it waits once more. An owner bracket that took a parked
+    /// block before that sweep (to run it inline, its grace period having passed) may still
+    /// be running it; without this wait, the block would be neither in this collection nor
+    /// run when its generation completes, and an `rcu_barrier` waiting for it would return
+    /// early. The owner opened that bracket before its take, and our swap, later in the
+    /// slot's modification order, reads the owner's swap (or a later store of the owner's),
+    /// so the wait sees the bracket open.
+    pub(crate) fn collect<'a, I>(
+        slots: impl Fn() -> I,
+        blocks: &mut Vec<NonNull<Block>>,
+        mut on_stolen: impl FnMut(NonNull<Block>),
+    ) where
+        I: Iterator<Item = &'a Staging>,
+    {
+        let mut stolen = Vec::new();
+        for staging in slots() {
+            let mut current = None;
+            staging.steal(&mut current, blocks);
+            stolen.extend(current);
+        }
+        heavy_barrier();
+        for staging in slots() {
+            staging.wait_quiescent();
+        }
+        for block in stolen {
+            on_stolen(block);
+            blocks.push(block);
+        }
+        for staging in slots() {
+            staging.steal_parked(blocks);
+            staging.wait_quiescent();
+        }
+    }
+
+    /// Exiting owner: takes its own current and parked blocks and hands them to `current`
+    /// (the block being filled) and `parked` (sealed blocks), which push them on the
+    /// domain's sealed list, all inside its own bracket. A block in transit from the slot to
+    /// the list is then never invisible to a concurrent collection: one whose swaps find the
+    /// slot already empty read ours, so it waits for this bracket (see `collect`) and its
+    /// sweep of the list sees the pushes.
+    ///
+    /// If the bracket cannot be opened (a dead owner's stuck open, in a fork child, or a
+    /// dropped state), nobody collects concurrently and the hand-over needs none. Takes no
+    /// lock and allocates nothing itself, as every bracket.
+    pub(crate) fn hand_over(
+        &self,
+        current: impl FnOnce(NonNull<Block>),
+        parked: impl FnMut(NonNull<Block>),
+    ) {
+        let _bracket = self.open();
+        if let Some(block) = self.take_current() {
+            current(block);
+        }
+        self.take_parked(parked);
     }
 
     /// Worker: after a heavy barrier, waits until any owner bracket open at the barrier's
