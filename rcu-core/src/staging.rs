@@ -190,7 +190,8 @@ impl Staging {
     /// run when its generation completes, and an `rcu_barrier` waiting for it would return
     /// early. The owner opened that bracket before its take, and our swap, later in the
     /// slot's modification order, reads the owner's swap (or a later store of the owner's),
-    /// so the wait sees the bracket open.
+    /// so the wait sees the bracket open (loom:
+    /// `e_collection_waits_for_a_parked_block_run_inline`).
     pub fn collect<'a, I>(
         slots: impl Fn() -> I,
         blocks: &mut Vec<NonNull<Block>>,
@@ -223,7 +224,7 @@ impl Staging {
     /// domain's sealed list, all inside its own bracket. A block in transit from the slot to
     /// the list is then never invisible to a concurrent collection: one whose swaps find the
     /// slot already empty read ours, so it waits for this bracket (see `collect`) and its
-    /// sweep of the list sees the pushes.
+    /// sweep of the list sees the pushes. (loom: `e_exit_hand_over_is_never_missed`.)
     ///
     /// If the bracket cannot be opened (a dead owner's stuck open, in a fork child, or a
     /// dropped state), nobody collects concurrently and the hand-over needs none. Takes no
