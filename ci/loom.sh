@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# loom models of the reader/grace-period protocol (tests/tests/loom.rs).
+# loom models of the reader/grace-period protocol and of the staging protocol
+# (tests/tests/loom.rs).
 #
 # Builds rcu-core's raw layer on loom's atomics (`--cfg loom`) in its own target directory,
 # so the normal build is not invalidated, and explores every interleaving up to

@@ -112,6 +112,11 @@ mod registration;
 mod registry;
 #[cfg(not(loom))]
 mod staging;
+/// Under loom only: the staging protocol, for the models of `tests/tests/loom.rs` (not an
+/// API; the normal build keeps this module private).
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod staging;
 #[cfg(not(loom))]
 mod stall;
 #[cfg(not(loom))]
@@ -125,7 +130,8 @@ mod worker;
 #[cfg(not(loom))]
 pub use api::*;
 
-/// The safe API; under `cfg(loom)` only the raw protocol is built, for the loom models.
+/// The safe API; under `cfg(loom)` only the raw protocol and the staging area are built, for
+/// the loom models.
 #[cfg(not(loom))]
 mod api {
     pub use crate::cell::RcuCell;

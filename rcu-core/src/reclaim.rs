@@ -25,7 +25,6 @@ use crate::deferred::{self, Headed};
 use crate::domain::{saturating_nanos, DomainState};
 use crate::grace_period::Urgency;
 use crate::head::RcuHead;
-use crate::raw::barrier::heavy_barrier;
 use crate::registry::Slot;
 use crate::staging::{Bracket, Staging};
 use rcu_alloc::futex;
@@ -625,11 +624,10 @@ impl DomainState {
     /// nothing still yields an (empty) batch: generations must complete in order, so a
     /// barrier waiting for it is released only after every earlier batch has run.
     ///
-    /// Steals every thread's current and parked blocks, issues one heavy barrier, waits for
-    /// every owner bracket open at the barrier's point to close (a bracket may be sealing a
-    /// block or running parked ones), then sweeps the parked slots and the lists again: what
-    /// those brackets moved is caught by the second sweep, what later brackets touch was
-    /// queued after the collection began.
+    /// Takes every thread's current and parked blocks the way `Staging::collect` describes
+    /// (steal, one heavy barrier, wait for the owner brackets open at its point, sweep the
+    /// parked slots again, and wait for brackets that took a parked block to run it inline),
+    /// then swaps the lists: what the brackets waited for sealed or handed over is on them.
     pub(crate) fn collect(&self) -> Batch {
         let r = &self.reclaim;
         // AcqRel: see `request_collection`.
@@ -637,32 +635,12 @@ impl DomainState {
         // Relaxed: the hint is cleared before collecting; a racing `hurry` sets it again.
         r.expedite.store(false, Ordering::Relaxed);
         let mut blocks = Vec::new();
-        let mut stolen = Vec::new();
-        for slot in self.readers.iter() {
-            let mut current = None;
-            slot.staging.steal(&mut current, &mut blocks);
-            if let Some(block) = current {
-                stolen.push(block);
-            }
-        }
-        heavy_barrier();
-        for slot in self.readers.iter() {
-            slot.staging.wait_quiescent();
-        }
-        for block in stolen {
+        Staging::collect(
+            || self.readers.iter().map(|slot| &*slot.staging),
+            &mut blocks,
             // Stolen while being filled: charged now; sealed and parked blocks already were.
-            r.alloc.budget().charge(r.block_charge(block));
-            blocks.push(block);
-        }
-        for slot in self.readers.iter() {
-            slot.staging.steal_parked(&mut blocks);
-            // An owner bracket that took a parked block before this sweep (to run it inline,
-            // its grace period having passed) may still be running it: wait for it, so that
-            // the block has run by the time this collection's generation completes. The
-            // owner opened the bracket before its take; our swap, later in the parked
-            // slot's modification order, reads its swap, so this sees the bracket open.
-            slot.staging.wait_quiescent();
-        }
+            |stolen| r.alloc.budget().charge(r.block_charge(stolen)),
+        );
         // Acquire: pairs with the Release CAS in `push_sealed`.
         let mut sealed = r.sealed.swap(ptr::null_mut(), Ordering::Acquire);
         while let Some(block) = NonNull::new(sealed) {
@@ -717,18 +695,10 @@ impl DomainState {
     /// dropped state nobody collects concurrently, and a dead owner's bracket may be stuck
     /// open (`open` gives `None`): the hand-over then needs none.
     pub(crate) fn adopt(&self, slot: &Slot) {
-        {
-            let _bracket = slot.staging.open();
-            let mut current = None;
-            let mut parked = Vec::new();
-            slot.staging.steal(&mut current, &mut parked);
-            if let Some(block) = current {
-                self.reclaim.push_sealed(block);
-            }
-            for block in parked {
-                self.reclaim.push_sealed_charged(block);
-            }
-        }
+        slot.staging.hand_over(
+            |current| self.reclaim.push_sealed(current),
+            |parked| self.reclaim.push_sealed_charged(parked),
+        );
         let mut cache = ThreadCache::new();
         slot.staging.take_cache(&mut cache);
         while let Some(block) = cache.pop() {

@@ -19,22 +19,29 @@
 //! memory) happens between brackets. A bracket also makes the owner's state safe against its
 //! own signal handlers: a handler that interrupts an open bracket finds `seq` odd and takes
 //! the embedded-head path instead of touching the blocks or the cache.
+//!
+//! Its atomics, fences and spin-waits come through `crate::sync`, so under `cfg(loom)` this
+//! module is built on loom's and exported (hidden) for the models in `tests/tests/loom.rs`;
+//! that is why its items are `pub` (in the normal build the module is private, so they are
+//! crate-private there).
+#![cfg_attr(not(loom), allow(unreachable_pub))]
 
 use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
-use crossbeam_utils::Backoff;
 use rcu_alloc::{Block, Entry, ThreadCache};
 
-use crate::raw::barrier::reader_barrier;
+use crate::raw::barrier::{heavy_barrier, reader_barrier};
+use crate::sync::{AtomicPtr, AtomicU64, Backoff, Ordering};
 
-/// Blocks a thread can park to run itself after their grace period (`Reclaim` policy).
-const PARKED: usize = 16;
+/// Blocks a thread can park to run itself after their grace period (`Reclaim` policy). Two
+/// under loom: enough for a slot to be taken while another is not, and each slot is a loom
+/// atomic that every sweep touches.
+const PARKED: usize = if cfg!(loom) { 2 } else { 16 };
 
 /// The staging area.
 #[derive(Debug)]
-pub(crate) struct Staging {
+pub struct Staging {
     seq: AtomicU64,
     current: AtomicPtr<Block>,
     /// Sealed blocks waiting for the grace period in `parked_cookie`, to be run by the owner.
@@ -52,13 +59,16 @@ pub(crate) struct Staging {
 unsafe impl Sync for Staging {}
 
 /// The owner's exclusive access, from `open` to drop (unwinding included).
-pub(crate) struct Bracket<'a> {
+#[derive(Debug)]
+pub struct Bracket<'a> {
     staging: &'a Staging,
     seq: u64,
 }
 
 impl Staging {
-    pub(crate) const fn new() -> Self {
+    /// An empty staging area, no bracket open.
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
         Staging {
             seq: AtomicU64::new(0),
             current: AtomicPtr::new(ptr::null_mut()),
@@ -69,10 +79,24 @@ impl Staging {
         }
     }
 
+    /// An empty staging area, no bracket open (loom's atomics have no `const` constructor).
+    #[cfg(loom)]
+    #[allow(clippy::new_without_default)]
+    pub fn new() -> Self {
+        Staging {
+            seq: AtomicU64::new(0),
+            current: AtomicPtr::new(ptr::null_mut()),
+            parked: core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
+            parked_cookie: core::array::from_fn(|_| AtomicU64::new(0)),
+            cache: UnsafeCell::new(ThreadCache::new()),
+            queued: AtomicU64::new(0),
+        }
+    }
+
     /// Opens the owner's bracket; `None` if it is already open (a reentrant call from a
     /// signal handler that interrupted it).
     #[inline(always)]
-    pub(crate) fn open(&self) -> Option<Bracket<'_>> {
+    pub fn open(&self) -> Option<Bracket<'_>> {
         // Relaxed: only the owner (and its handlers, which restore it) writes `seq`.
         let seq = self.seq.load(Ordering::Relaxed);
         if seq & 1 != 0 {
@@ -87,20 +111,20 @@ impl Staging {
     }
 
     /// Items queued through this slot.
-    pub(crate) fn queued(&self) -> u64 {
+    pub fn queued(&self) -> u64 {
         // Relaxed: a statistic.
         self.queued.load(Ordering::Relaxed)
     }
 
     /// True if a block is being filled or parked (a hint for the worker's sleep).
-    pub(crate) fn has_blocks(&self) -> bool {
+    pub fn has_blocks(&self) -> bool {
         // Relaxed: a hint.
         !self.current.load(Ordering::Relaxed).is_null()
             || self.parked.iter().any(|p| !p.load(Ordering::Relaxed).is_null())
     }
 
     /// Owner: the oldest cookie among the parked blocks, if every parking slot is taken.
-    pub(crate) fn parked_full(&self) -> Option<u64> {
+    pub fn parked_full(&self) -> Option<u64> {
         let mut oldest = u64::MAX;
         for (slot, c) in self.parked.iter().zip(&self.parked_cookie) {
             // Relaxed: the owner's own stores (the worker only ever empties slots).
@@ -113,24 +137,36 @@ impl Staging {
         Some(oldest)
     }
 
-    /// Worker (or an exiting owner): takes the current block and every parked block. The
-    /// worker must then `heavy_barrier()` and `wait_quiescent()` before reading `current`'s.
-    pub(crate) fn steal(
-        &self,
-        current: &mut Option<NonNull<Block>>,
-        parked: &mut Vec<NonNull<Block>>,
-    ) {
-        // AcqRel: settles any race with the owner's CAS/swap; whoever wins owns the block.
-        *current = NonNull::new(self.current.swap(ptr::null_mut(), Ordering::AcqRel));
+    /// Worker: takes the current block and every parked block. The worker must then
+    /// `heavy_barrier()` and `wait_quiescent()` before reading `current`'s (as `collect`
+    /// does).
+    pub fn steal(&self, current: &mut Option<NonNull<Block>>, parked: &mut Vec<NonNull<Block>>) {
+        *current = self.take_current();
         self.steal_parked(parked);
     }
 
     /// Worker: takes the parked blocks only (they were complete when parked).
-    pub(crate) fn steal_parked(&self, parked: &mut Vec<NonNull<Block>>) {
+    pub fn steal_parked(&self, parked: &mut Vec<NonNull<Block>>) {
+        self.take_parked(|b| parked.push(b));
+    }
+
+    /// Swaps `current` out.
+    fn take_current(&self) -> Option<NonNull<Block>> {
+        // AcqRel: settles any race with the owner's CAS in `detach_full` (whoever wins owns
+        // the block); Release also makes a steal by the owner itself (`hand_over`) visible to
+        // a collection's swap that reads it.
+        NonNull::new(self.current.swap(ptr::null_mut(), Ordering::AcqRel))
+    }
+
+    /// Swaps every parking slot out, handing each block found to `f`.
+    fn take_parked(&self, mut f: impl FnMut(NonNull<Block>)) {
         for slot in &self.parked {
-            // AcqRel: Acquire pairs with the Release store in `park`.
+            // AcqRel: Acquire pairs with the Release store in `park`; both halves settle the
+            // race with the owner's swap in `take_ready` (whoever wins owns the block), and
+            // a collection's swap that reads the owner's null synchronizes with it (see
+            // `collect`).
             if let Some(b) = NonNull::new(slot.swap(ptr::null_mut(), Ordering::AcqRel)) {
-                parked.push(b);
+                f(b);
             }
         }
     }
@@ -141,9 +177,79 @@ impl Staging {
         self.parked.iter().filter_map(|p| NonNull::new(p.load(Ordering::Relaxed)))
     }
 
+    /// Worker: the staging half of a collection, over every slot `slots()` yields (it is
+    /// called once per pass). Every block taken goes to `blocks`; each current block (stolen
+    /// while being filled) is first shown to `on_stolen` (the caller charges it to the
+    /// budget), once its owner's bracket has closed. The caller swaps the domain's lists
+    /// (sealed blocks, headed items) afterwards.
+    ///
+    /// Steals every slot's current and parked blocks, issues one heavy barrier, and waits
+    /// for every owner bracket open at the barrier's point to close (a bracket may be
+    /// sealing a block or running parked ones); it then sweeps each slot's parked blocks
+    /// again: what those brackets parked is caught by this second sweep, and what they
+    /// pushed to the lists is visible to the caller's swaps. What brackets opened after the
+    /// barrier's point touch was queued after the collection began.
+    ///
+    /// After a slot's second sweep it waits once more. An owner bracket that took a parked
+    /// block before that sweep (to run it inline, its grace period having passed) may still
+    /// be running it; without this wait, the block would be neither in this collection nor
+    /// run when its generation completes, and an `rcu_barrier` waiting for it would return
+    /// early. The owner opened that bracket before its take, and our swap, later in the
+    /// slot's modification order, reads the owner's swap (or a later store of the owner's),
+    /// so the wait sees the bracket open (loom:
+    /// `e_collection_waits_for_a_parked_block_run_inline`).
+    pub fn collect<'a, I>(
+        slots: impl Fn() -> I,
+        blocks: &mut Vec<NonNull<Block>>,
+        mut on_stolen: impl FnMut(NonNull<Block>),
+    ) where
+        I: Iterator<Item = &'a Staging>,
+    {
+        let mut stolen = Vec::new();
+        for staging in slots() {
+            let mut current = None;
+            staging.steal(&mut current, blocks);
+            stolen.extend(current);
+        }
+        heavy_barrier();
+        for staging in slots() {
+            staging.wait_quiescent();
+        }
+        for block in stolen {
+            on_stolen(block);
+            blocks.push(block);
+        }
+        for staging in slots() {
+            staging.steal_parked(blocks);
+            staging.wait_quiescent();
+        }
+    }
+
+    /// Exiting owner: takes its own current and parked blocks and hands them to `current`
+    /// (the block being filled) and `parked` (sealed blocks), which push them on the
+    /// domain's sealed list, all inside its own bracket. A block in transit from the slot to
+    /// the list is then never invisible to a concurrent collection: one whose swaps find the
+    /// slot already empty read ours, so it waits for this bracket (see `collect`) and its
+    /// sweep of the list sees the pushes. (loom: `e_exit_hand_over_is_never_missed`.)
+    ///
+    /// If the bracket cannot be opened (a dead owner's stuck open, in a fork child, or a
+    /// dropped state), nobody collects concurrently and the hand-over needs none. Takes no
+    /// lock and allocates nothing itself, as every bracket.
+    pub fn hand_over(
+        &self,
+        current: impl FnOnce(NonNull<Block>),
+        parked: impl FnMut(NonNull<Block>),
+    ) {
+        let _bracket = self.open();
+        if let Some(block) = self.take_current() {
+            current(block);
+        }
+        self.take_parked(parked);
+    }
+
     /// Worker: after a heavy barrier, waits until any owner bracket open at the barrier's
     /// point has closed.
-    pub(crate) fn wait_quiescent(&self) {
+    pub fn wait_quiescent(&self) {
         // Acquire: pairs with the Release in `Bracket::drop`.
         let s = self.seq.load(Ordering::Acquire);
         if s & 1 == 0 {
@@ -159,7 +265,7 @@ impl Staging {
 
     /// Exiting owner (or a fork child, for a thread that did not come along): forces the
     /// bracket shut (its owner will never close it) and takes the cached blocks.
-    pub(crate) fn take_cache(&self, into: &mut ThreadCache) {
+    pub fn take_cache(&self, into: &mut ThreadCache) {
         // Relaxed: single-party access from here on (the owner is exiting or gone).
         let s = self.seq.load(Ordering::Relaxed) | 1;
         // Release: as in `Bracket::drop`.
@@ -194,7 +300,7 @@ impl Bracket<'_> {
 
     /// Pushes into the current block if it has room.
     #[inline(always)]
-    pub(crate) fn try_push(&self, entry: Entry, bytes: usize) -> bool {
+    pub fn try_push(&self, entry: Entry, bytes: usize) -> bool {
         match self.current() {
             // SAFETY: see `current`.
             Some(mut b) if !unsafe { b.as_ref() }.is_full() => {
@@ -210,7 +316,7 @@ impl Bracket<'_> {
     /// Takes the current block out if it is full (to be sealed by the caller, still inside
     /// this bracket, so that a collection never misses it in transit). `None` if there is no
     /// full current block or the worker stole it.
-    pub(crate) fn detach_full(&self) -> Option<NonNull<Block>> {
+    pub fn detach_full(&self) -> Option<NonNull<Block>> {
         let b = self.current()?;
         // SAFETY: see `current`.
         if !unsafe { b.as_ref() }.is_full() {
@@ -227,7 +333,7 @@ impl Bracket<'_> {
     /// Installs `block` (owned by the caller) as current unless one is, and pushes `entry`
     /// into the current block. Returns the block if it was not needed; `Err` if the current
     /// block (installed by a signal handler meanwhile) is full.
-    pub(crate) fn install_and_push(
+    pub fn install_and_push(
         &self,
         mut block: NonNull<Block>,
         entry: Entry,
@@ -249,7 +355,7 @@ impl Bracket<'_> {
 
     /// Parks a sealed block to run after grace period `cookie`; gives it back if every
     /// parking slot is taken.
-    pub(crate) fn park(&self, block: NonNull<Block>, cookie: u64) -> Result<(), NonNull<Block>> {
+    pub fn park(&self, block: NonNull<Block>, cookie: u64) -> Result<(), NonNull<Block>> {
         for (slot, c) in self.staging.parked.iter().zip(&self.staging.parked_cookie) {
             // Relaxed: only the owner stores non-null here, inside brackets.
             if slot.load(Ordering::Relaxed).is_null() {
@@ -264,7 +370,7 @@ impl Bracket<'_> {
     }
 
     /// Takes a parked block whose cookie `is_ready`, if any (the worker may steal them).
-    pub(crate) fn take_ready(&self, is_ready: impl Fn(u64) -> bool) -> Option<NonNull<Block>> {
+    pub fn take_ready(&self, is_ready: impl Fn(u64) -> bool) -> Option<NonNull<Block>> {
         for (slot, c) in self.staging.parked.iter().zip(&self.staging.parked_cookie) {
             // Relaxed: the owner's own stores.
             if slot.load(Ordering::Relaxed).is_null() || !is_ready(c.load(Ordering::Relaxed)) {
@@ -279,7 +385,7 @@ impl Bracket<'_> {
     }
 
     /// The thread cache.
-    pub(crate) fn cache(&mut self) -> &mut ThreadCache {
+    pub fn cache(&mut self) -> &mut ThreadCache {
         // SAFETY: the bracket is open and `&mut self` makes this the only borrow.
         unsafe { &mut *self.staging.cache.get() }
     }

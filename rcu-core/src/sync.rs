@@ -1,5 +1,6 @@
-//! The one door through which the engine's atomics and fences come, so that loom can model
-//! them: under `cfg(loom)` these are loom's types, otherwise std's.
+//! The one door through which the engine's atomics, fences and spin-waits come, so that loom
+//! can model them: under `cfg(loom)` these are loom's types, otherwise std's (and
+//! crossbeam's `Backoff`).
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU64, Ordering};
@@ -9,4 +10,80 @@ pub(crate) use loom::sync::atomic::{fence, AtomicU64, Ordering};
 pub(crate) use std::sync::atomic::compiler_fence;
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{compiler_fence, fence, AtomicU64, Ordering};
+pub(crate) use crossbeam_utils::Backoff;
+#[cfg(not(loom))]
+pub(crate) use std::sync::atomic::{compiler_fence, fence, AtomicPtr, AtomicU64, Ordering};
+
+/// Under loom a spin-wait must yield to the model's scheduler: loom explores other threads
+/// only at its own operations, so a loop of `spin_loop` hints would spin for ever in an
+/// execution that never runs the thread it waits for. Same interface as crossbeam's.
+#[cfg(loom)]
+#[derive(Debug, Default)]
+pub(crate) struct Backoff(());
+
+#[cfg(loom)]
+impl Backoff {
+    pub(crate) fn new() -> Self {
+        Backoff(())
+    }
+
+    /// Lets loom run another thread (the one being waited for).
+    pub(crate) fn snooze(&self) {
+        loom::thread::yield_now();
+    }
+}
+
+/// loom's `AtomicPtr`, except that `store` is a `swap` whose result is dropped.
+///
+/// loom 0.7 can let a plain store that races with another thread's read-modify-write slip in
+/// between that RMW's read and its write (tokio-rs/loom#254, open): the stored value is then
+/// overwritten although the RMW did not return it, an execution no C++/Rust memory model
+/// allows. The staging protocol races plain stores with swaps (an owner parks a block or
+/// installs `current` while the worker swaps both out), so under loom a parked block could
+/// vanish. An RMW is ordered after the RMW it races with, so loom orders it correctly.
+///
+/// The price is a slightly stronger model than the real code: an RMW write continues the
+/// release sequence of the Release write before it in the pointer's modification order, so
+/// a thread whose Acquire RMW reads it also synchronizes with that earlier write (a plain
+/// store does not). For `current` and the parking slots that earlier write is the worker's
+/// swap, the owner's own CAS or swap, or a previous park: the worker (or owner) reading an
+/// owner's store then also learns what preceded that earlier write, never what the bracket
+/// that made the store did after opening, which is what the fence pair must deliver.
+#[cfg(loom)]
+#[derive(Debug)]
+pub(crate) struct AtomicPtr<T>(loom::sync::atomic::AtomicPtr<T>);
+
+#[cfg(loom)]
+impl<T> AtomicPtr<T> {
+    #[track_caller]
+    pub(crate) fn new(ptr: *mut T) -> Self {
+        AtomicPtr(loom::sync::atomic::AtomicPtr::new(ptr))
+    }
+
+    #[track_caller]
+    pub(crate) fn load(&self, order: Ordering) -> *mut T {
+        self.0.load(order)
+    }
+
+    /// A `swap` (see the type's docs).
+    #[track_caller]
+    pub(crate) fn store(&self, ptr: *mut T, order: Ordering) {
+        let _ = self.0.swap(ptr, order);
+    }
+
+    #[track_caller]
+    pub(crate) fn swap(&self, ptr: *mut T, order: Ordering) -> *mut T {
+        self.0.swap(ptr, order)
+    }
+
+    #[track_caller]
+    pub(crate) fn compare_exchange(
+        &self,
+        current: *mut T,
+        new: *mut T,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<*mut T, *mut T> {
+        self.0.compare_exchange(current, new, success, failure)
+    }
+}

@@ -1,6 +1,6 @@
 //! loom models of the reader/grace-period protocol, run on the real `rcu_core::raw::protocol`
-//! code (under `--cfg loom` rcu-core builds only its `raw` layer, on loom's atomics; both
-//! barriers are then `fence(SeqCst)`, i.e. the fence-mode protocol).
+//! code (under `--cfg loom` rcu-core builds only its `raw` layer and its staging area, on
+//! loom's atomics; both barriers are then `fence(SeqCst)`, i.e. the fence-mode protocol).
 //!
 //! Every model has the same shape: an RCU-protected pointer (`World::current`, an index into
 //! two objects), readers that load it inside read sections and read the object, and a writer
@@ -9,6 +9,11 @@
 //! causality checker reports any read of the payload that is not ordered before the free (a
 //! data race, that is a use after free), and sets a `freed` flag that readers assert on.
 //!
+//! Model E is of another shape: the deferred-reclamation staging protocol (`staging.rs`: an
+//! owner's brackets against the worker's steals and collections), run on the real `Staging`,
+//! with items whose runs loom checks are ordered after their queueing and before whoever
+//! relies on them (an `rcu_barrier`).
+//!
 //! See `docs/design.md`, "What the loom models check", for how each model maps to the ordering
 //! argument and what loom cannot check (membarrier itself).
 //!
@@ -16,11 +21,17 @@
 //! `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" cargo test -p rcu-tests --test loom --release`.
 #![cfg(loom)]
 
+use core::ptr::NonNull;
+
 use loom::cell::UnsafeCell;
-use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
+use rcu_alloc::{AllocConfig, Block, BlockAllocator, Entry, Policy, ThreadCache, MIN_BLOCK_BYTES};
+use rcu_core::raw::barrier::heavy_barrier;
 use rcu_core::raw::protocol::{GpSequence, ReaderWord};
+use rcu_core::staging::{Bracket, Staging};
+use rcu_ctx::Atomic;
 
 /// Payload of a live object.
 const LIVE: u64 = 0x00A1_1CE0;
@@ -717,6 +728,531 @@ fn abandoned_section_holds_the_grace_period() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Model E: staging, collection and rcu_barrier (`staging.rs`, `reclaim.rs`).
+// ---------------------------------------------------------------------------------------------
+
+/// The models' blocks: `MIN_BLOCK_BYTES`, so two entries fill one. Outside the model (std
+/// atomics): each execution takes its blocks before its threads start and gives them back
+/// after they are joined.
+static BLOCKS: BlockAllocator =
+    BlockAllocator::new(AllocConfig::new().block_bytes(MIN_BLOCK_BYTES));
+
+/// A queued item: an object its owner initialises before queueing it, and how often it ran.
+/// Both are loom cells: loom reports a run not ordered after the queueing, and a check of the
+/// count that a run is not ordered before (a block run inline that nobody waited for).
+struct Item {
+    payload: UnsafeCell<u64>,
+    runs: UnsafeCell<u32>,
+}
+
+impl Item {
+    fn new() -> Self {
+        Item { payload: UnsafeCell::new(0), runs: UnsafeCell::new(0) }
+    }
+
+    /// The owner initialises the object and makes the entry it queues.
+    fn entry(&self) -> Entry {
+        // SAFETY: a plain write; loom reports it if a run's read is not ordered after it.
+        self.payload.with_mut(|p| unsafe { *p = LIVE });
+        Entry { obj: (self as *const Item).cast_mut().cast(), run: run_by_the_model }
+    }
+
+    /// Runs the item: its callback reads the object.
+    fn run(&self) {
+        // SAFETY: a plain read; loom reports it if it is not ordered after `entry`'s write.
+        let v = self.payload.with(|p| unsafe { *p });
+        assert_eq!(v, LIVE, "an item ran before it was queued");
+        // SAFETY: a plain read and write; loom reports two runs not ordered with each other.
+        self.runs.with_mut(|r| unsafe { *r += 1 });
+    }
+
+    /// How often it ran, as seen by the caller (loom reports a run not ordered before this).
+    fn runs(&self) -> u32 {
+        // SAFETY: a plain read, see above.
+        self.runs.with(|r| unsafe { *r })
+    }
+}
+
+/// The models' entries name this trampoline but never call it: the models run a block's
+/// entries themselves (`Staged::run_block`), without the `Atomic` token it would need.
+fn run_by_the_model(_obj: *mut (), _ctx: &Atomic<'_>) {
+    unreachable!("the loom models run their entries themselves");
+}
+
+/// One thread's staging area of one domain (the real `rcu_core::staging::Staging`, on loom's
+/// atomics), with what the models need around it: the domain's grace-period sequence, its
+/// sealed list, two blocks and two items.
+///
+/// `reclaim.rs` is not built under loom (it needs the whole domain state), so the models do
+/// what its `stage_slow`, `seal`, `reclaim_parked` and `adopt` do with the real `Staging` and
+/// `Bracket` calls, in the same order and brackets; the collection calls the real
+/// `Staging::collect` (the staging half of `DomainState::collect`) and then swaps the model's
+/// sealed list as `collect` does.
+struct Staged {
+    staging: Staging,
+    gp: GpSequence,
+    /// `Reclaim::sealed`, with the orderings of `push_sealed_charged` and `collect`.
+    sealed: AtomicPtr<Block>,
+    /// The owner queued its item: the model's `rcu_barrier` caller. A collection that reads
+    /// it began after the item was queued (as the barrier's RMW on `collections`, which the
+    /// worker's collection RMW reads, orders it).
+    queued: AtomicBool,
+    blocks: [NonNull<Block>; 2],
+    items: [Item; 2],
+    /// What happened in this execution (outside the model).
+    witness: StagedWitness,
+}
+
+// SAFETY: the blocks are handed between the model's threads by the staging protocol (which
+// is what the model checks: loom reports an item touched by two threads without ordering);
+// every other field is an atomic, a loom cell or the `Staging` shared as the runtime shares it.
+unsafe impl Send for Staged {}
+// SAFETY: as above.
+unsafe impl Sync for Staged {}
+
+/// Coverage witness of one execution of a model E (plain std atomics; loom runs one thread at
+/// a time, so they follow the schedule).
+#[derive(Default)]
+struct StagedWitness {
+    /// Passes the collection made over the slots: 1 stealing, 2 waiting after the heavy
+    /// barrier, 3 the second sweep (and its wait); later passes are the final collection's.
+    pass: std::sync::atomic::AtomicUsize,
+    /// An owner bracket is open (set once `open` returned, cleared before it closes).
+    open: std::sync::atomic::AtomicBool,
+    /// An owner bracket was open when the collection began its waits: it straddled the
+    /// collection's heavy barrier.
+    straddled: std::sync::atomic::AtomicBool,
+    /// The interleaving the model is about happened (each model says which).
+    key: std::sync::atomic::AtomicBool,
+}
+
+impl StagedWitness {
+    /// The collection begins a pass over the slots.
+    fn pass(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        // Relaxed (all): coverage bookkeeping outside the model.
+        let pass = self.pass.fetch_add(1, Relaxed) + 1;
+        if pass == 2 && self.open.load(Relaxed) {
+            self.straddled.store(true, Relaxed);
+        }
+    }
+
+    /// The collection is between its first sweep of the parked slots and its second.
+    fn between_sweeps(&self) -> bool {
+        // Relaxed: coverage bookkeeping outside the model.
+        matches!(self.pass.load(std::sync::atomic::Ordering::Relaxed), 2 | 3)
+    }
+
+    fn key(&self) {
+        // Relaxed: coverage bookkeeping outside the model.
+        self.key.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+impl Staged {
+    fn new() -> Arc<Self> {
+        let mut cache = ThreadCache::new();
+        let mut block = || BLOCKS.get(Policy::NoReclaim, &mut cache).expect("a block");
+        let blocks = [block(), block()];
+        Arc::new(Staged {
+            staging: Staging::new(),
+            gp: GpSequence::new(),
+            sealed: AtomicPtr::new(core::ptr::null_mut()),
+            queued: AtomicBool::new(false),
+            blocks,
+            items: [Item::new(), Item::new()],
+            witness: StagedWitness::default(),
+        })
+    }
+
+    /// Runs `f` inside an owner bracket (`Staging::open`; the owner's bracket is never open
+    /// already here).
+    fn bracket<R>(&self, f: impl FnOnce(&Bracket<'_>) -> R) -> R {
+        let bracket = self.staging.open().expect("the owner's bracket was open");
+        // Relaxed: coverage bookkeeping outside the model.
+        self.witness.open.store(true, std::sync::atomic::Ordering::Relaxed);
+        let r = f(&bracket);
+        // Relaxed: as above.
+        self.witness.open.store(false, std::sync::atomic::Ordering::Relaxed);
+        drop(bracket);
+        r
+    }
+
+    /// Queues item `i` as `stage` and `stage_slow` do: into the current block in one bracket;
+    /// failing that (no current block, or it is full), `spare` (a new block, taken between
+    /// brackets) becomes current in the next.
+    fn stage(&self, i: usize, spare: NonNull<Block>) {
+        let entry = self.items[i].entry();
+        if self.bracket(|b| b.try_push(entry, 8)) {
+            return;
+        }
+        let installed = self.bracket(|b| b.install_and_push(spare, entry, 8));
+        assert!(matches!(installed, Ok(None)), "the spare block was not installed");
+    }
+
+    /// `reclaim_parked`: takes and runs, inside `bracket`, every parked block whose grace
+    /// period has completed. True if it ran one.
+    fn reclaim_parked(&self, bracket: &Bracket<'_>) -> bool {
+        let mut ran = false;
+        while let Some(block) = bracket.take_ready(|cookie| self.gp.is_completed(cookie)) {
+            if self.witness.between_sweeps() {
+                // Taken after the collection's first sweep and before its second: neither
+                // finds it (model E2).
+                self.witness.key();
+            }
+            self.run_block(block);
+            ran = true;
+        }
+        ran
+    }
+
+    /// Runs a block's items and leaves it empty. Caller: the block's owner.
+    fn run_block(&self, mut block: NonNull<Block>) {
+        // SAFETY: the caller owns the block (if the protocol is broken and it does not, loom
+        // reports the items' runs racing with their queueing, or an item runs twice or never).
+        let (entries, _) = unsafe { block.as_mut() }.drain();
+        for entry in entries {
+            let item = self.items.iter().find(|item| core::ptr::eq(*item, entry.obj.cast()));
+            item.expect("an entry the model did not queue").run();
+        }
+    }
+
+    /// `push_sealed_charged`: pushes a block on the sealed list.
+    fn push_sealed(&self, mut block: NonNull<Block>) {
+        // Relaxed: the CAS publishes.
+        let mut head = self.sealed.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the caller owns the block until the CAS publishes it.
+            unsafe { block.as_mut() }.set_next(head);
+            // Release: as `push_sealed_charged`: publishes the block's entries to the
+            // collection's Acquire swap.
+            match self.sealed.compare_exchange(
+                head,
+                block.as_ptr(),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(actual) => head = actual,
+            }
+        }
+    }
+
+    /// `DomainState::collect` for this one slot: the real `Staging::collect`, then the swap of
+    /// the sealed list. Returns how many blocks came from the list.
+    fn collect(&self, batch: &mut Vec<NonNull<Block>>) -> usize {
+        Staging::collect(
+            || {
+                self.witness.pass();
+                std::iter::once(&self.staging)
+            },
+            batch,
+            |_stolen| {},
+        );
+        self.take_sealed(batch)
+    }
+
+    /// `collect`'s sweep of the sealed list.
+    fn take_sealed(&self, batch: &mut Vec<NonNull<Block>>) -> usize {
+        // Acquire: as `collect`; pairs with the Release CAS in `push_sealed`.
+        let mut sealed = self.sealed.swap(core::ptr::null_mut(), Ordering::Acquire);
+        let mut n = 0;
+        while let Some(block) = NonNull::new(sealed) {
+            // SAFETY: taken from the list: ours.
+            sealed = unsafe { block.as_ref() }.next();
+            batch.push(block);
+            n += 1;
+        }
+        n
+    }
+
+    /// The worker runs a collected batch (after its grace period, which no reader holds in
+    /// these models); then the collection's generation completes and `rcu_barrier` returns.
+    fn run_batch(&self, batch: &[NonNull<Block>]) {
+        for &block in batch {
+            self.run_block(block);
+        }
+    }
+
+    /// After every thread is joined: collects and runs what is left, and checks that every
+    /// item ran exactly once and no block kept an entry (one pushed into a block after the
+    /// collection that took it had run it).
+    fn finish(&self) {
+        let mut rest = Vec::new();
+        self.collect(&mut rest);
+        self.run_batch(&rest);
+        assert!(!self.staging.has_blocks(), "a block is still staged");
+        for (i, item) in self.items.iter().enumerate() {
+            assert_eq!(item.runs(), 1, "item {i} ran {} times", item.runs());
+        }
+        for block in &self.blocks {
+            // SAFETY: every thread is joined: the blocks are ours.
+            assert!(unsafe { block.as_ref() }.is_empty(), "an entry was pushed after its run");
+        }
+    }
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return; // a failed execution: leak the blocks rather than guess who holds them
+        }
+        for &block in &self.blocks {
+            // SAFETY: (1) from `BLOCKS.get`; (2) the execution is over and its state is being
+            // dropped, so nothing uses the block any more; (3) `finish` checked it is empty.
+            unsafe { BLOCKS.put(block) };
+        }
+    }
+}
+
+/// What a model E explored.
+#[derive(Debug)]
+struct StagedExplored {
+    executions: usize,
+    /// Executions in which an owner bracket straddled the collection's heavy barrier.
+    straddled: usize,
+    /// Executions in which the model's key interleaving happened.
+    key: usize,
+}
+
+/// As `model`, for the staging models.
+fn model_staged(f: impl Fn() -> Arc<Staged> + Sync + Send + 'static) -> StagedExplored {
+    use std::sync::atomic::{AtomicUsize as Count, Ordering::Relaxed};
+    let counts = std::sync::Arc::new([(); 3].map(|()| Count::new(0)));
+    let c = counts.clone();
+    loom::model::Builder::new().check(move || {
+        let w = f();
+        // Relaxed (all): plain counters outside the model; loom runs one execution at a time.
+        c[0].fetch_add(1, Relaxed);
+        if w.witness.straddled.load(Relaxed) {
+            c[1].fetch_add(1, Relaxed);
+        }
+        if w.witness.key.load(Relaxed) {
+            c[2].fetch_add(1, Relaxed);
+        }
+    });
+    let explored = StagedExplored {
+        executions: counts[0].load(Relaxed),
+        straddled: counts[1].load(Relaxed),
+        key: counts[2].load(Relaxed),
+    };
+    let name = std::thread::current().name().map(str::to_owned);
+    eprintln!(
+        "loom model {}: {} executions; {} with an owner bracket straddling the collection's \
+         heavy barrier; {} with the model's key interleaving",
+        name.as_deref().unwrap_or("?"),
+        explored.executions,
+        explored.straddled,
+        explored.key,
+    );
+    explored
+}
+
+/// The frame of model E1: before the threads, item 0 is queued in block 0 (current). The
+/// owner queues item 1 (`stage`: into the current block, or into block 1 if it finds none)
+/// while the worker collects with `collect` and runs the batch. Item 0, queued before the
+/// collection began, must be in it; item 1 must end up in exactly one place.
+///
+/// Like every model E frame, the worker is the last thread spawned: loom's default schedule
+/// (no preemption) runs the lowest-numbered runnable thread, so the owner's steps come first
+/// and the interleavings that matter are reached within the preemption bound.
+fn push_against_collection(collect: fn(&Staged, &mut Vec<NonNull<Block>>)) -> Arc<Staged> {
+    let w = Staged::new();
+    w.stage(0, w.blocks[0]);
+    let owner = {
+        let w = w.clone();
+        thread::spawn(move || w.stage(1, w.blocks[1]))
+    };
+    let worker = {
+        let w = w.clone();
+        thread::spawn(move || {
+            let mut batch = Vec::new();
+            collect(&w, &mut batch);
+            w.run_batch(&batch);
+            assert_eq!(w.items[0].runs(), 1, "the collection missed an item queued before it");
+            // The owner runs nothing in this model: reading item 1's count races with nothing.
+            if w.witness.straddled.load(std::sync::atomic::Ordering::Relaxed)
+                && w.items[1].runs() == 1
+            {
+                // The owner's bracket was open across the heavy barrier and its push landed in
+                // the block the collection had stolen: the collection waited for it.
+                w.witness.key();
+            }
+        })
+    };
+    owner.join().unwrap();
+    worker.join().unwrap();
+    w.finish();
+    w
+}
+
+/// E1, the steal protocol: an owner pushes an item into its current block inside a bracket
+/// while the worker steals `current`, issues the heavy barrier and waits for brackets open
+/// at its point (`Staging::collect`). The worker must see the item (loom checks that its run
+/// is ordered after the owner's queueing) or the owner must find the block gone and install
+/// a new one; no item is lost or run twice, and the owner never pushes into a stolen block
+/// after the worker read it (`finish`).
+///
+/// The interleaving that matters: the owner's bracket loads `current` before the steal and
+/// pushes after it; the bracket's odd `seq` is then visible to the worker after the heavy
+/// barrier (the SeqCst fence pair), which waits for the close and acquires the push.
+#[test]
+fn e_steal_waits_for_the_owners_push() {
+    let explored = model_staged(|| {
+        push_against_collection(|w, batch| {
+            w.collect(batch);
+        })
+    });
+    assert!(explored.key > 0, "no push landed in a stolen block mid-collection: {explored:?}");
+}
+
+/// The frame of model E2: before the threads, block 0 is current and full (items 0 and 1). The
+/// owner's next block boundary (`stage_slow`'s sealing bracket) detaches it, seals it under
+/// `Reclaim` (parks it with a fresh cookie) and runs what is ready; its later boundaries (up
+/// to `POLLS`, yielding between) run what has become ready. A third thread leads a grace
+/// period, which may complete the parked block's cookie. The worker collects with `collect`,
+/// runs the batch, and then its generation is complete: an `rcu_barrier` waiting for it
+/// returns, so both items must have run by then, in the batch or inline on the owner, and in
+/// the latter case the run must happen before (loom checks the `runs` read).
+fn parked_block_against_collection(collect: fn(&Staged, &mut Vec<NonNull<Block>>)) -> Arc<Staged> {
+    let w = Staged::new();
+    w.stage(0, w.blocks[0]);
+    w.stage(1, w.blocks[1]);
+    let owner = {
+        let w = w.clone();
+        thread::spawn(move || {
+            w.bracket(|b| {
+                // The current block is full (the new item goes to a new block, outside the
+                // model): detach it and seal it, parked with the grace period it waits for.
+                if let Some(full) = b.detach_full() {
+                    let parked = b.park(full, w.gp.cookie());
+                    assert!(parked.is_ok(), "no free parking slot");
+                }
+                w.reclaim_parked(b);
+            });
+            for _ in 0..POLLS {
+                if w.bracket(|b| w.reclaim_parked(b)) {
+                    break;
+                }
+                thread::yield_now();
+            }
+        })
+    };
+    let leader = {
+        let w = w.clone();
+        thread::spawn(move || {
+            let gp = w.gp.start();
+            w.gp.complete(gp);
+        })
+    };
+    let worker = {
+        let w = w.clone();
+        thread::spawn(move || {
+            let mut batch = Vec::new();
+            collect(&w, &mut batch);
+            w.run_batch(&batch);
+            for (i, item) in w.items.iter().enumerate() {
+                assert_eq!(item.runs(), 1, "rcu_barrier would return before item {i} ran");
+            }
+        })
+    };
+    owner.join().unwrap();
+    leader.join().unwrap();
+    worker.join().unwrap();
+    w.finish();
+    w
+}
+
+/// E2, issue 12 item 2: an owner bracket that straddles the collection's heavy barrier parks
+/// a detached full block after the collection's first sweep; another thread's grace period
+/// completes its cookie; the owner's next bracket takes it (`take_ready`) and runs it inline,
+/// winning against the collection's second sweep. `Staging::collect` then waits for that
+/// bracket after the sweep, so the run happens before the collection's generation completes.
+///
+/// The interleaving that matters (the key witness): the owner takes the block after the
+/// first sweep and before the second. Without the wait after the second sweep this model
+/// fails: the owner's bracket detaches the block before the steal and parks it after the
+/// first sweep; the worker's wait reads that bracket's close; the grace period completes;
+/// the owner's next bracket takes the block and runs it; the second sweep finds the slot
+/// empty and the collection returns, and the worker's check of the run counts is not ordered
+/// after the inline run (loom: "Causality violation: Concurrent read and write accesses";
+/// see `broken_collection_without_the_second_wait_is_caught` and `docs/design.md` §7).
+#[test]
+fn e_collection_waits_for_a_parked_block_run_inline() {
+    let explored = model_staged(|| {
+        parked_block_against_collection(|w, batch| {
+            w.collect(batch);
+        })
+    });
+    assert!(explored.straddled > 0, "no bracket straddled the heavy barrier: {explored:?}");
+    assert!(explored.key > 0, "no parked block was taken between the sweeps: {explored:?}");
+}
+
+/// The frame of model E3: the owner queues item 0 (a fresh current block, block 0), lets the
+/// model's `rcu_barrier` caller know (`queued`), and exits: `hand_over` does what `adopt` does
+/// first, then `take_cache` forces the bracket shut. The worker collects meanwhile; if it read
+/// `queued`, its collection began after the item was queued and must contain it.
+fn exit_against_collection(hand_over: fn(&Staged)) -> Arc<Staged> {
+    let w = Staged::new();
+    let owner = {
+        let w = w.clone();
+        thread::spawn(move || {
+            w.stage(0, w.blocks[0]);
+            // Release: the barrier caller learns of the item (pairs with the Acquire below).
+            w.queued.store(true, Ordering::Release);
+            hand_over(&w);
+            w.staging.take_cache(&mut ThreadCache::new());
+        })
+    };
+    let worker = {
+        let w = w.clone();
+        thread::spawn(move || {
+            // Acquire: pairs with the Release store above.
+            let after = w.queued.load(Ordering::Acquire);
+            let mut batch = Vec::new();
+            let from_list = w.collect(&mut batch);
+            w.run_batch(&batch);
+            if after {
+                assert_eq!(
+                    w.items[0].runs(),
+                    1,
+                    "a collection that began after the item missed it"
+                );
+                if from_list > 0 {
+                    // The owner's hand-over won the race for the block; the collection found
+                    // it on the list because it waited for the hand-over's bracket.
+                    w.witness.key();
+                }
+            }
+        })
+    };
+    owner.join().unwrap();
+    worker.join().unwrap();
+    // Item 1 is not used here: queue and run it so that `finish` accounts for it.
+    w.stage(1, w.blocks[1]);
+    w.finish();
+    w
+}
+
+/// E3, issue 12 item 2, second part: at thread exit `adopt` moves the thread's blocks from its
+/// slot to the sealed list inside the owner's own bracket (`Staging::hand_over`), so a
+/// collection that began after the item was queued either steals the block itself or finds
+/// the slot empty, waits for the hand-over's bracket, and finds the block on the list.
+///
+/// The interleaving that matters (the key witness): the hand-over's steal wins, the
+/// collection's swaps read it and the collection's list swap comes after the push. Without
+/// the bracket this model fails (see `broken_hand_over_outside_the_bracket_is_caught`).
+#[test]
+fn e_exit_hand_over_is_never_missed() {
+    let explored = model_staged(|| {
+        exit_against_collection(|w| {
+            w.staging.hand_over(|b| w.push_sealed(b), |b| w.push_sealed(b));
+        })
+    });
+    assert!(explored.key > 0, "no hand-over won the race for the block: {explored:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Sanity: the models have teeth.
 // ---------------------------------------------------------------------------------------------
 
@@ -779,6 +1315,67 @@ fn broken_cookie_from_plain_load_is_caught() {
         w.objs[old].free();
         reader.join().unwrap();
         w
+    });
+}
+
+/// A broken worker that steals the current block and runs it after the heavy barrier without
+/// waiting for the owner's bracket (model E1's frame): loom must find the owner's push
+/// landing in the stolen block unordered with the worker's run, or after it.
+#[test]
+#[should_panic(expected = "item 1 ran 0 times")]
+fn broken_steal_without_waiting_is_caught() {
+    model_staged(|| {
+        push_against_collection(|w, batch| {
+            let mut current = None;
+            w.witness.pass();
+            w.staging.steal(&mut current, batch);
+            heavy_barrier();
+            // Broken: no `wait_quiescent`.
+            batch.extend(current);
+            w.take_sealed(batch);
+        })
+    });
+}
+
+/// The collection as it was before issue 12 was fixed (model E2's frame): steal, heavy
+/// barrier, wait, second sweep, and no wait after the second sweep. loom must find the owner
+/// taking the parked block between the sweeps and the collection returning before it ran.
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn broken_collection_without_the_second_wait_is_caught() {
+    model_staged(|| {
+        parked_block_against_collection(|w, batch| {
+            let mut current = None;
+            w.witness.pass();
+            w.staging.steal(&mut current, batch);
+            heavy_barrier();
+            w.witness.pass();
+            w.staging.wait_quiescent();
+            batch.extend(current);
+            w.witness.pass();
+            w.staging.steal_parked(batch);
+            // Broken: no `wait_quiescent` after the second sweep.
+            w.take_sealed(batch);
+        })
+    });
+}
+
+/// `adopt` as it was before issue 12 was fixed (model E3's frame): the exiting owner steals
+/// its own blocks and pushes them on the sealed list outside any bracket. loom must find a
+/// collection that began after the item was queued and missed it: the owner's steal won, so
+/// the collection's swaps found nothing, nothing made it wait, and its list swap came before
+/// the owner's push.
+#[test]
+#[should_panic(expected = "a collection that began after the item missed it")]
+fn broken_hand_over_outside_the_bracket_is_caught() {
+    model_staged(|| {
+        exit_against_collection(|w| {
+            // Broken: no bracket.
+            let mut current = None;
+            let mut parked = Vec::new();
+            w.staging.steal(&mut current, &mut parked);
+            current.into_iter().chain(parked).for_each(|b| w.push_sealed(b));
+        })
     });
 }
 
