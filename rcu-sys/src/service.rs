@@ -19,7 +19,7 @@ const STOPPING: u8 = 2;
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use rcu_alloc::ServiceThread;
+/// use rcu_sys::ServiceThread;
 ///
 /// let service = Arc::new(ServiceThread::new());
 /// let for_thread = service.clone();
