@@ -4,14 +4,25 @@
 mod capability;
 #[cfg(doctest)]
 mod compile_fail;
+mod depths;
 pub mod enforce;
 mod facts;
-pub mod thread_state;
 mod token;
 pub mod validate;
 
+/// Per-thread context state: how deep the thread is in read sections, atomic scopes and
+/// no-reclaim scopes, and how many root tokens it holds.
+///
+/// ```
+/// use rcu_ctx::thread_state::{snapshot, Snapshot};
+/// assert_eq!(snapshot(), Snapshot::default());
+/// ```
+pub mod thread_state {
+    pub use crate::depths::{live_roots, snapshot, ReadSection, Snapshot};
+}
+
 pub use capability::{Context, ContextKind, MayAlloc, MayReclaim, MaySleep};
-pub use thread_state::ReadSection;
+pub use depths::ReadSection;
 pub use token::{Atomic, NoReclaim, Sleepable};
 pub use validate::{might_alloc, might_sleep};
 
