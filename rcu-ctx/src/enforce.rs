@@ -25,8 +25,9 @@
 //! drop(spare);
 //! ```
 
-use crate::capability::{Context, ContextKind};
+use crate::capability::Context;
 use crate::depths;
+use crate::kind::ContextKind;
 
 /// Panics unless the calling thread may block: not inside a read section or an atomic scope.
 /// `call` names the operation in the message.

@@ -7,6 +7,7 @@ mod compile_fail;
 mod depths;
 pub mod enforce;
 mod facts;
+mod kind;
 mod token;
 pub mod validate;
 
@@ -21,8 +22,9 @@ pub mod thread_state {
     pub use crate::depths::{live_roots, snapshot, ReadSection, Snapshot};
 }
 
-pub use capability::{Context, ContextKind, MayAlloc, MayReclaim, MaySleep};
+pub use capability::{Context, MayAlloc, MayReclaim, MaySleep};
 pub use depths::ReadSection;
+pub use kind::ContextKind;
 pub use token::{Atomic, NoReclaim, Sleepable};
 pub use validate::{might_alloc, might_sleep};
 

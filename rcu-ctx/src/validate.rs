@@ -26,8 +26,8 @@
 use core::panic::Location;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
-use crate::capability::ContextKind;
 use crate::depths::{self, Snapshot};
+use crate::kind::ContextKind;
 
 /// True when validation is compiled in.
 ///
