@@ -1,32 +1,9 @@
-//! Per-thread context state: how deep the thread is in read sections, atomic scopes and
-//! no-reclaim scopes.
-//!
-//! Maintained in every build (it is what makes [`Sleepable::enter`](crate::Sleepable::enter)
-//! safe to offer), at the cost of one non-atomic thread-local increment per scope. The
-//! thread-local has a `const` initializer and no destructor, so access is a plain
-//! thread-pointer-relative load with no lazy-initialisation check, and it stays usable while
-//! the thread's other thread-locals are being destroyed.
-//!
-//! The state only moves in strict LIFO order (scopes are values dropped in reverse order of
-//! creation, unwinding included), so a signal handler that opens and closes a scope leaves
-//! the interrupted code's view unchanged.
-//!
-//! ```
-//! use rcu_ctx::thread_state::{snapshot, Snapshot};
-//! use rcu_ctx::{Context, MaySleep, Sleepable};
-//!
-//! let mut ctx = Sleepable::enter();
-//! let mut nr = ctx.no_reclaim();
-//! let spin = nr.atomic();
-//! assert_eq!(snapshot(), Snapshot { read_depth: 0, atomic_depth: 1, no_reclaim_depth: 1 });
-//! drop(spin);
-//! drop(nr);
-//! assert_eq!(snapshot(), Snapshot::default());
-//! ```
+//! The per-thread counters behind [`thread_state`](crate::thread_state): read-section,
+//! atomic-scope and no-reclaim-scope depths, and live roots. At the bottom of the crate: the
+//! scopes (tokens, read sections) move the counters, validation and enforcement read them,
+//! and the counters know of none of them.
 
 use core::cell::Cell;
-
-use crate::token::Atomic;
 
 struct Depths {
     read: Cell<u32>,
@@ -211,92 +188,14 @@ pub(crate) fn exit_no_reclaim() {
     DEPTHS.with(|d| decrement(&d.no_reclaim, "no-reclaim scope"));
 }
 
-/// The context half of an RCU read section, for the RCU runtime's read guard.
-///
-/// While it lives the thread counts as inside a read section, the token it was entered from
-/// stays exclusively borrowed, and [`ReadSection::token`] hands out the `Atomic` token that
-/// code inside the section uses. The grace-period half (announcing the reader to writers)
-/// belongs to the runtime; this type knows nothing about it.
-///
-/// ```
-/// use rcu_ctx::{thread_state, ReadSection, Sleepable};
-/// let mut ctx = Sleepable::enter();
-/// let section = ReadSection::enter(&mut ctx);
-/// let token = section.token(); // the `Atomic` token for code inside
-/// token_user(token);
-/// assert_eq!(thread_state::snapshot().read_depth, 1);
-/// drop(section);
-/// assert_eq!(thread_state::snapshot().read_depth, 0);
-///
-/// fn token_user<C: rcu_ctx::Context>(ctx: &C) {
-///     ctx.validate();
-/// }
-/// ```
-#[derive(Debug)]
-#[must_use = "the read section ends when this value is dropped"]
-pub struct ReadSection<'parent> {
-    // Not dropped: a read section is accounted as `read_depth`, not as an atomic scope.
-    token: core::mem::ManuallyDrop<Atomic<'parent>>,
+#[inline]
+pub(crate) fn enter_read() {
+    DEPTHS.with(|d| increment(&d.read));
 }
 
-impl<'parent> ReadSection<'parent> {
-    /// Enters a read section from any context; `parent` is unusable until this is dropped.
-    ///
-    /// ```
-    /// use rcu_ctx::{Context, ReadSection, Sleepable};
-    /// let mut ctx = Sleepable::enter();
-    /// let mut spin = ctx.atomic();
-    /// let section = ReadSection::enter(&mut spin); // from any token
-    /// drop(section);
-    /// ```
-    #[inline]
-    pub fn enter<C: crate::Context>(parent: &'parent mut C) -> Self {
-        parent.validate();
-        DEPTHS.with(|d| increment(&d.read));
-        ReadSection { token: core::mem::ManuallyDrop::new(Atomic::marker()) }
-    }
-
-    /// Enters a read section nested in code that only holds an `Atomic` token (an enclosing
-    /// read section, an atomic scope, a callback). Borrowing an `Atomic` shared is enough:
-    /// using it inside the nested section can do nothing the nested section forbids.
-    ///
-    /// ```
-    /// use rcu_ctx::{thread_state, ReadSection, Sleepable};
-    /// let mut ctx = Sleepable::enter();
-    /// let outer = ReadSection::enter(&mut ctx);
-    /// let inner = ReadSection::enter_nested(outer.token()); // a shared borrow is enough
-    /// assert_eq!(thread_state::snapshot().read_depth, 2);
-    /// drop(inner);
-    /// drop(outer);
-    /// ```
-    #[inline]
-    pub fn enter_nested(parent: &'parent Atomic<'_>) -> Self {
-        crate::Context::validate(parent);
-        DEPTHS.with(|d| increment(&d.read));
-        ReadSection { token: core::mem::ManuallyDrop::new(Atomic::marker()) }
-    }
-
-    /// The `Atomic` token for code inside the section; it cannot outlive the section.
-    ///
-    /// ```
-    /// use rcu_ctx::{Atomic, ReadSection, Sleepable};
-    /// let mut ctx = Sleepable::enter();
-    /// let section = ReadSection::enter(&mut ctx);
-    /// let token: &Atomic<'_> = section.token();
-    /// let _ = token;
-    /// drop(section);
-    /// ```
-    #[inline]
-    pub fn token(&self) -> &Atomic<'parent> {
-        &self.token
-    }
-}
-
-impl Drop for ReadSection<'_> {
-    #[inline]
-    fn drop(&mut self) {
-        DEPTHS.with(|d| decrement(&d.read, "read section"));
-    }
+#[inline]
+pub(crate) fn exit_read() {
+    DEPTHS.with(|d| decrement(&d.read, "read section"));
 }
 
 #[cfg(test)]

@@ -8,23 +8,14 @@ mod depths;
 pub mod enforce;
 mod facts;
 mod kind;
+mod read_section;
+pub mod thread_state;
 mod token;
 pub mod validate;
 
-/// Per-thread context state: how deep the thread is in read sections, atomic scopes and
-/// no-reclaim scopes, and how many root tokens it holds.
-///
-/// ```
-/// use rcu_ctx::thread_state::{snapshot, Snapshot};
-/// assert_eq!(snapshot(), Snapshot::default());
-/// ```
-pub mod thread_state {
-    pub use crate::depths::{live_roots, snapshot, ReadSection, Snapshot};
-}
-
 pub use capability::{Context, MayAlloc, MayReclaim, MaySleep};
-pub use depths::ReadSection;
 pub use kind::ContextKind;
+pub use read_section::ReadSection;
 pub use token::{Atomic, NoReclaim, Sleepable};
 pub use validate::{might_alloc, might_sleep};
 
