@@ -159,12 +159,16 @@ fn increment(cell: &Cell<u32>) {
     cell.set(cell.get() + 1);
 }
 
-/// Decrements, reporting (not wrapping) on an unbalanced exit so the state stays sane.
+/// Decrements and returns true; on an unbalanced exit (the depth is already 0) leaves the
+/// depth at 0 rather than wrapping, so the state stays sane, and returns false.
 #[inline]
-fn decrement(cell: &Cell<u32>, what: &str) {
+fn decrement(cell: &Cell<u32>) -> bool {
     match cell.get().checked_sub(1) {
-        Some(depth) => cell.set(depth),
-        None => crate::validate::report_unbalanced(what),
+        Some(depth) => {
+            cell.set(depth);
+            true
+        }
+        None => false,
     }
 }
 
@@ -173,9 +177,12 @@ pub(crate) fn enter_atomic() {
     DEPTHS.with(|d| increment(&d.atomic));
 }
 
+/// Ends an atomic scope. False if none was open (only possible after a broken
+/// `Atomic::assume` contract): the caller reports it.
 #[inline]
-pub(crate) fn exit_atomic() {
-    DEPTHS.with(|d| decrement(&d.atomic, "atomic scope"));
+#[must_use = "an unbalanced exit is a bug to report"]
+pub(crate) fn exit_atomic() -> bool {
+    DEPTHS.with(|d| decrement(&d.atomic))
 }
 
 #[inline]
@@ -183,9 +190,11 @@ pub(crate) fn enter_no_reclaim() {
     DEPTHS.with(|d| increment(&d.no_reclaim));
 }
 
+/// Ends a no-reclaim scope. False if none was open: the caller reports it.
 #[inline]
-pub(crate) fn exit_no_reclaim() {
-    DEPTHS.with(|d| decrement(&d.no_reclaim, "no-reclaim scope"));
+#[must_use = "an unbalanced exit is a bug to report"]
+pub(crate) fn exit_no_reclaim() -> bool {
+    DEPTHS.with(|d| decrement(&d.no_reclaim))
 }
 
 #[inline]
@@ -193,9 +202,11 @@ pub(crate) fn enter_read() {
     DEPTHS.with(|d| increment(&d.read));
 }
 
+/// Ends a read section. False if none was open: the caller reports it.
 #[inline]
-pub(crate) fn exit_read() {
-    DEPTHS.with(|d| decrement(&d.read, "read section"));
+#[must_use = "an unbalanced exit is a bug to report"]
+pub(crate) fn exit_read() -> bool {
+    DEPTHS.with(|d| decrement(&d.read))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use crate::capability::Context;
 use crate::depths;
 use crate::token::Atomic;
+use crate::validate;
 
 /// The context half of an RCU read section, for the RCU runtime's read guard.
 ///
@@ -89,6 +90,8 @@ impl<'parent> ReadSection<'parent> {
 impl Drop for ReadSection<'_> {
     #[inline]
     fn drop(&mut self) {
-        depths::exit_read();
+        if !depths::exit_read() {
+            validate::report_unbalanced("read section");
+        }
     }
 }

@@ -8,6 +8,7 @@
 use core::marker::PhantomData;
 
 use crate::depths;
+use crate::validate;
 
 /// "Not `Send`, not `Sync`": raw pointers are neither, and the marker costs nothing.
 type NotSendSync = PhantomData<*mut ()>;
@@ -109,7 +110,9 @@ impl NoReclaim<'_> {
 
 impl Drop for NoReclaim<'_> {
     fn drop(&mut self) {
-        depths::exit_no_reclaim();
+        if !depths::exit_no_reclaim() {
+            validate::report_unbalanced("no-reclaim scope");
+        }
     }
 }
 
@@ -205,7 +208,9 @@ impl Atomic<'_> {
 
 impl Drop for Atomic<'_> {
     fn drop(&mut self) {
-        depths::exit_atomic();
+        if !depths::exit_atomic() {
+            validate::report_unbalanced("atomic scope");
+        }
     }
 }
 

@@ -150,7 +150,7 @@ fn report(rule: &'static str, state: Snapshot) {
     }
 }
 
-/// Called by the scope bookkeeping when an exit has no matching entry (only possible after a
+/// Called by a scope's drop when its exit had no matching entry (only possible after a
 /// broken `Atomic::assume` contract). Reported in every build: it is already a bug.
 #[track_caller]
 #[cold]
