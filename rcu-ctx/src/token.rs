@@ -8,6 +8,7 @@
 use core::marker::PhantomData;
 
 use crate::depths;
+use crate::kind::ContextKind;
 use crate::validate;
 
 /// "Not `Send`, not `Sync`": raw pointers are neither, and the marker costs nothing.
@@ -201,7 +202,8 @@ impl Atomic<'_> {
     /// callback(&ctx.atomic());
     /// ```
     pub fn nested(&self) -> Atomic<'_> {
-        crate::Context::validate(self);
+        // What `Context::validate` does for an `Atomic` token (the trait sits above this file).
+        validate::token(ContextKind::Atomic);
         Atomic::enter_scope()
     }
 }
