@@ -7,13 +7,14 @@
 
 use core::ptr::NonNull;
 
+use rcu_sys::ServiceThread;
+
 use crate::block::Block;
 use crate::budget::Budget;
 use crate::config::AllocConfig;
 use crate::fault::{FaultConfig, FaultInjector};
 use crate::policy::Policy;
 use crate::pool::Pool;
-use crate::service::ServiceThread;
 use crate::shrinker::{self, Shrinker};
 use crate::stats::{AllocStats, Counters, FallbackReason};
 use crate::thread_cache::ThreadCache;

@@ -14,6 +14,9 @@
 //! - fault injection ([`FaultConfig`]) so every fallback path runs in tests;
 //! - [`AllocStats`], with fallbacks counted by policy and [`FallbackReason`].
 //!
+//! Only policy lives here: the refill worker's thread is an `rcu_sys::ServiceThread` and the
+//! shrinker registry an `rcu_sys::ForkLock` (`rcu-sys` holds the OS and threading primitives).
+//!
 //! Users reach all of this through `rcu-core` (`Domain::alloc_stats`, `DomainConfig::alloc`,
 //! `Domain::inject_faults`, `register_shrinker`); the types are public so the runtime and its
 //! tests can drive them directly:
@@ -39,13 +42,9 @@ mod budget;
 mod compile_fail;
 mod config;
 mod fault;
-mod fork_lock;
-pub mod futex;
 mod policy;
 mod pool;
-mod raw_thread;
 mod refill;
-mod service;
 mod shrinker;
 mod stats;
 mod thread_cache;
@@ -55,10 +54,8 @@ pub use block::{capacity_for, Block, Drain, Entry, MAX_BLOCK_BYTES, MIN_BLOCK_BY
 pub use budget::Budget;
 pub use config::{AllocConfig, ConfigError};
 pub use fault::FaultConfig;
-pub use fork_lock::ForkLock;
 pub use policy::Policy;
 pub use pool::POOL_CAPACITY;
-pub use service::ServiceThread;
 pub use shrinker::{
     hold_registry_for_fork, register_shrinker, release_registry_after_fork, Shrinker,
     ShrinkerHandle,

@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::ForkLock;
+use rcu_sys::ForkLock;
 
 /// A cache that can release memory on request.
 ///
@@ -77,7 +77,7 @@ pub trait Shrinker: Send + Sync {
 
 type Registered = (u64, Arc<dyn Shrinker>);
 
-/// Fork-safe (see `ForkLock`): the runtime's atfork handlers hold it across `fork()`.
+/// Fork-safe (see `rcu_sys::ForkLock`): the runtime's atfork handlers hold it across `fork()`.
 static SHRINKERS: ForkLock<Vec<Registered>> = ForkLock::new(Vec::new());
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 

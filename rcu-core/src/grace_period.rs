@@ -24,7 +24,7 @@ use crate::raw::protocol::GpSequence;
 use crate::registry::Slot;
 use crate::stall::{StallClock, StallReport};
 use crate::stats::Counters;
-use rcu_alloc::futex;
+use rcu_sys::futex;
 
 /// How a grace period waits for readers that are still inside their sections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -27,7 +27,7 @@ use crate::grace_period::Urgency;
 use crate::head::RcuHead;
 use crate::registry::Slot;
 use crate::staging::{Bracket, Staging};
-use rcu_alloc::futex;
+use rcu_sys::futex;
 
 /// Defensive bound on one wait for the worker; see `grace_period::MAX_EVENT_WAIT`.
 const MAX_DRAIN_WAIT: Duration = Duration::from_millis(100);

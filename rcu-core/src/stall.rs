@@ -4,7 +4,7 @@
 use core::cell::UnsafeCell;
 use std::sync::Arc;
 
-use rcu_alloc::ForkLock;
+use rcu_sys::ForkLock;
 use std::time::Duration;
 
 /// A grace period held up by one reader for longer than the domain's stall timeout.

@@ -15,8 +15,9 @@
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use rcu_alloc::{BlockAllocator, ServiceThread};
+use rcu_alloc::BlockAllocator;
 use rcu_ctx::{Context, Sleepable};
+use rcu_sys::ServiceThread;
 
 use crate::domain::{DomainRef, DomainState};
 use crate::grace_period::Urgency;

@@ -4,33 +4,8 @@
 //! token that lacks it fails to compile. The traits are sealed: only the three tokens of this
 //! crate implement them, so no foreign type can claim a capability.
 
+use crate::kind::ContextKind;
 use crate::token::{Atomic, NoReclaim, Sleepable};
-
-/// Which of the three contexts a token stands for; a compile-time constant of the token type.
-///
-/// Policies elsewhere (allocation, waiting) are `const` functions of this value, so the
-/// decision is made by the compiler, never by inspecting the thread at run time.
-///
-/// ```
-/// use rcu_ctx::{Context, ContextKind, NoReclaim, Sleepable};
-///
-/// fn kind_of<C: Context>(_: &C) -> ContextKind {
-///     C::KIND // a constant: the compiler resolves it per token type
-/// }
-/// let mut ctx = Sleepable::enter();
-/// assert_eq!(kind_of(&ctx), ContextKind::Sleepable);
-/// assert_eq!(kind_of(&ctx.atomic()), ContextKind::Atomic);
-/// assert_eq!(<NoReclaim<'_> as Context>::KIND, ContextKind::NoReclaim);
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum ContextKind {
-    /// May block, allocate and reclaim.
-    Sleepable,
-    /// May block and allocate, must not reclaim.
-    NoReclaim,
-    /// Must not block, allocate or reclaim.
-    Atomic,
-}
 
 pub(crate) mod sealed {
     /// Prevents implementations outside this crate.

@@ -25,8 +25,9 @@
 //! drop(spare);
 //! ```
 
-use crate::capability::{Context, ContextKind};
-use crate::thread_state;
+use crate::capability::Context;
+use crate::depths;
+use crate::kind::ContextKind;
 
 /// Panics unless the calling thread may block: not inside a read section or an atomic scope.
 /// `call` names the operation in the message.
@@ -43,7 +44,7 @@ use crate::thread_state;
 #[track_caller]
 #[inline]
 pub fn may_sleep(call: &'static str) {
-    if !thread_state::snapshot().may_sleep() {
+    if !depths::snapshot().may_sleep() {
         forbidden(call, "may block");
     }
 }
@@ -61,7 +62,7 @@ pub fn may_sleep(call: &'static str) {
 #[track_caller]
 #[inline]
 pub fn may_reclaim(call: &'static str) {
-    if !thread_state::snapshot().may_reclaim() {
+    if !depths::snapshot().may_reclaim() {
         forbidden(call, "may reclaim");
     }
 }
@@ -95,7 +96,7 @@ pub fn token_fits<C: Context>(call: &'static str) {
 #[cold]
 #[inline(never)]
 fn forbidden(call: &'static str, what: &'static str) -> ! {
-    let scope = thread_state::innermost_restriction().unwrap_or("a restricted context");
+    let scope = depths::innermost_restriction().unwrap_or("a restricted context");
     let fix = if scope == "a no-reclaim scope" {
         "pass the scope's NoReclaim token (its policy never reclaims) or make the call after \
          the scope ends"

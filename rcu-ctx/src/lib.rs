@@ -4,14 +4,18 @@
 mod capability;
 #[cfg(doctest)]
 mod compile_fail;
+mod depths;
 pub mod enforce;
 mod facts;
+mod kind;
+mod read_section;
 pub mod thread_state;
 mod token;
 pub mod validate;
 
-pub use capability::{Context, ContextKind, MayAlloc, MayReclaim, MaySleep};
-pub use thread_state::ReadSection;
+pub use capability::{Context, MayAlloc, MayReclaim, MaySleep};
+pub use kind::ContextKind;
+pub use read_section::ReadSection;
 pub use token::{Atomic, NoReclaim, Sleepable};
 pub use validate::{might_alloc, might_sleep};
 

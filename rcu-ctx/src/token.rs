@@ -7,7 +7,9 @@
 
 use core::marker::PhantomData;
 
-use crate::thread_state;
+use crate::depths;
+use crate::kind::ContextKind;
+use crate::validate;
 
 /// "Not `Send`, not `Sync`": raw pointers are neither, and the marker costs nothing.
 type NotSendSync = PhantomData<*mut ()>;
@@ -51,7 +53,7 @@ impl Sleepable {
     /// ```
     #[track_caller]
     pub fn enter() -> Sleepable {
-        if let Some(scope) = thread_state::innermost_restriction() {
+        if let Some(scope) = depths::innermost_restriction() {
             panic!(
                 "rcu-ctx: Sleepable::enter() called inside {scope}: the root Sleepable token \
                  may only be acquired where the thread may block, allocate and reclaim (rule: \
@@ -61,17 +63,17 @@ impl Sleepable {
                  token)."
             );
         }
-        thread_state::enter_root();
+        depths::enter_root();
         Sleepable { _not_send_sync: PhantomData }
     }
 }
 
 impl Drop for Sleepable {
-    /// Uncounts the root (see [`thread_state::live_roots`]): once a thread's roots are all
-    /// dropped, nothing borrowed from them (read guards, references loaded under them) is
-    /// alive.
+    /// Uncounts the root (see [`thread_state::live_roots`](crate::thread_state::live_roots)):
+    /// once a thread's roots are all dropped, nothing borrowed from them (read guards,
+    /// references loaded under them) is alive.
     fn drop(&mut self) {
-        thread_state::exit_root();
+        depths::exit_root();
     }
 }
 
@@ -102,14 +104,16 @@ pub struct NoReclaim<'parent> {
 
 impl NoReclaim<'_> {
     pub(crate) fn enter_scope() -> Self {
-        thread_state::enter_no_reclaim();
+        depths::enter_no_reclaim();
         NoReclaim { _parent: PhantomData, _not_send_sync: PhantomData }
     }
 }
 
 impl Drop for NoReclaim<'_> {
     fn drop(&mut self) {
-        thread_state::exit_no_reclaim();
+        if !depths::exit_no_reclaim() {
+            validate::report_unbalanced("no-reclaim scope");
+        }
     }
 }
 
@@ -141,7 +145,7 @@ pub struct Atomic<'parent> {
 
 impl Atomic<'_> {
     pub(crate) fn enter_scope() -> Self {
-        thread_state::enter_atomic();
+        depths::enter_atomic();
         Self::marker()
     }
 
@@ -198,14 +202,17 @@ impl Atomic<'_> {
     /// callback(&ctx.atomic());
     /// ```
     pub fn nested(&self) -> Atomic<'_> {
-        crate::Context::validate(self);
+        // What `Context::validate` does for an `Atomic` token (the trait sits above this file).
+        validate::token(ContextKind::Atomic);
         Atomic::enter_scope()
     }
 }
 
 impl Drop for Atomic<'_> {
     fn drop(&mut self) {
-        thread_state::exit_atomic();
+        if !depths::exit_atomic() {
+            validate::report_unbalanced("atomic scope");
+        }
     }
 }
 

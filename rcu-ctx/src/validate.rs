@@ -26,8 +26,8 @@
 use core::panic::Location;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
-use crate::capability::ContextKind;
-use crate::thread_state::{self, Snapshot};
+use crate::depths::{self, Snapshot};
+use crate::kind::ContextKind;
 
 /// True when validation is compiled in.
 ///
@@ -150,7 +150,7 @@ fn report(rule: &'static str, state: Snapshot) {
     }
 }
 
-/// Called by the scope bookkeeping when an exit has no matching entry (only possible after a
+/// Called by a scope's drop when its exit had no matching entry (only possible after a
 /// broken `Atomic::assume` contract). Reported in every build: it is already a bug.
 #[track_caller]
 #[cold]
@@ -161,7 +161,7 @@ pub(crate) fn report_unbalanced(what: &str) {
          handler or scopes were dropped out of order (rule: scopes end in the reverse order they \
          began). Fix: drop an assumed token before its handler returns, after every scope opened \
          from it, and never copy tokens with unsafe code",
-        thread_state::snapshot(),
+        depths::snapshot(),
     );
 }
 
@@ -176,7 +176,7 @@ pub(crate) fn token(kind: ContextKind) {
 
 #[track_caller]
 fn check_token(kind: ContextKind) {
-    let s = thread_state::snapshot();
+    let s = depths::snapshot();
     let rule = match kind {
         ContextKind::Sleepable if s.read_depth != 0 => {
             "a Sleepable token used inside a read section (rule: a token must match the \
@@ -225,7 +225,7 @@ fn check_token(kind: ContextKind) {
 #[inline]
 pub fn might_sleep() {
     if ENABLED {
-        let s = thread_state::snapshot();
+        let s = depths::snapshot();
         if !s.may_sleep() {
             report(
                 "might_sleep() inside a read section or atomic scope: this call may block (rule: \
@@ -250,7 +250,7 @@ pub fn might_sleep() {
 #[inline]
 pub fn might_alloc() {
     if ENABLED {
-        let s = thread_state::snapshot();
+        let s = depths::snapshot();
         if !s.may_sleep() {
             report(
                 "might_alloc() inside a read section or atomic scope: this call may allocate \

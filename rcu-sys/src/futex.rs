@@ -7,7 +7,7 @@
 //! ```
 //! use std::sync::atomic::{AtomicU32, Ordering};
 //! use std::time::Duration;
-//! use rcu_alloc::futex;
+//! use rcu_sys::futex;
 //!
 //! let word = AtomicU32::new(0);
 //! std::thread::scope(|s| {
@@ -31,8 +31,8 @@ use std::time::Duration;
 /// use std::sync::atomic::AtomicU32;
 /// use std::time::Duration;
 /// let word = AtomicU32::new(5);
-/// rcu_alloc::futex::wait(&word, 4, None); // returns at once: the word is not 4
-/// rcu_alloc::futex::wait(&word, 5, Some(Duration::from_millis(1))); // times out
+/// rcu_sys::futex::wait(&word, 4, None); // returns at once: the word is not 4
+/// rcu_sys::futex::wait(&word, 5, Some(Duration::from_millis(1))); // times out
 /// ```
 pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let ts = timeout.map(|t| libc::timespec {
@@ -58,7 +58,7 @@ pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 /// ```
 /// use std::sync::atomic::AtomicU32;
 /// let word = AtomicU32::new(0);
-/// rcu_alloc::futex::wake_all(&word); // no sleeper: nothing happens
+/// rcu_sys::futex::wake_all(&word); // no sleeper: nothing happens
 /// ```
 pub fn wake_all(word: &AtomicU32) {
     // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE does not access user memory beyond

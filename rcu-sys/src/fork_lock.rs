@@ -8,7 +8,7 @@
 //! waiters spin, then yield.
 //!
 //! ```
-//! use rcu_alloc::ForkLock;
+//! use rcu_sys::ForkLock;
 //! static NAMES: ForkLock<Vec<&'static str>> = ForkLock::new(Vec::new());
 //! NAMES.with(|v| v.push("a"));
 //! assert_eq!(NAMES.with(|v| v.len()), 1);
@@ -57,7 +57,7 @@ impl<T> ForkLock<T> {
     /// Runs `f` with exclusive access to the value. `f` must not fork or take this lock.
     ///
     /// ```
-    /// use rcu_alloc::ForkLock;
+    /// use rcu_sys::ForkLock;
     /// let counter = ForkLock::new(0u32);
     /// counter.with(|n| *n += 1);
     /// assert_eq!(counter.with(|n| *n), 1);
@@ -79,7 +79,7 @@ impl<T> ForkLock<T> {
     /// fork.
     ///
     /// ```
-    /// use rcu_alloc::ForkLock;
+    /// use rcu_sys::ForkLock;
     /// let lock = ForkLock::new(());
     /// lock.hold_for_fork();
     /// // SAFETY: (1) held by this thread through `hold_for_fork`, not released since.

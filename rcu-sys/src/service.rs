@@ -19,7 +19,7 @@ const STOPPING: u8 = 2;
 /// ```
 /// use std::sync::Arc;
 /// use std::time::Duration;
-/// use rcu_alloc::ServiceThread;
+/// use rcu_sys::ServiceThread;
 ///
 /// let service = Arc::new(ServiceThread::new());
 /// let for_thread = service.clone();
@@ -76,7 +76,7 @@ impl ServiceThread {
     pub fn start(&self, name: String, body: impl FnOnce() + Send + 'static) -> bool {
         assert!(
             !name.contains('\0'),
-            "rcu-alloc: background thread name {name:?} contains a NUL byte: thread names are C \
+            "rcu-sys: background thread name {name:?} contains a NUL byte: thread names are C \
              strings. Fix: remove the NUL byte (a domain's name is part of its threads' names; \
              Domain::try_new reports it as a ConfigError)"
         );
@@ -90,7 +90,7 @@ impl ServiceThread {
         }
         let join = raw_thread::spawn(&name, body).unwrap_or_else(|e| {
             panic!(
-                "rcu: could not spawn the background thread '{name}' ({e}): the process is at \
+                "rcu-sys: could not spawn the background thread '{name}' ({e}): the process is at \
                  its thread limit or out of memory"
             )
         });
