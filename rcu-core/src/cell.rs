@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 use rcu_ctx::{Atomic, Context, ContextKind, MayAlloc, ReadSection};
 
 use crate::deferred;
-use crate::domain::{Domain, DomainRef, DomainState};
+use crate::domain::Domain;
 use crate::head::Rcu;
 use crate::raw::protocol::ReaderWord;
 use crate::reader::ReadGuard;
 use crate::registry::Slot;
+use crate::state::{DomainRef, DomainState};
 
 /// An RCU-protected value of one domain.
 ///

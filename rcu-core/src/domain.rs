@@ -2,24 +2,27 @@
 //! code uses (it has the fastest read path); `Domain::new` makes an isolated one.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rcu_ctx::{Atomic, Context, ContextKind, MayAlloc, MayReclaim, MaySleep, ReadSection};
 
 use crate::deferred::{self, Callback};
-use crate::grace_period::{GracePeriods, Urgency};
+use crate::grace_period::Urgency;
 use crate::head::Rcu;
 use crate::reader::{self, ReadGuard};
 use crate::reclaim::Reclaim;
-use crate::registry::{Registry, Slot};
-use crate::stall::{StallHandler, StallSink};
+use crate::registry::Slot;
+use crate::setting::saturating_nanos;
+use crate::stall::StallHandler;
+use crate::state::{
+    DomainRef, DomainState, GpCookie, PoolShrinker, DEFAULT_BATCH_DELAY, DEFAULT_STALL_TIMEOUT,
+    GLOBAL_STATE,
+};
 use crate::stats::{Counters, DomainStats};
-use crate::worker::Worker;
 use rcu_alloc::{
-    register_shrinker, AllocConfig, AllocStats, ConfigError, FaultConfig, Policy, Shrinker,
-    ShrinkerHandle,
+    register_shrinker, AllocConfig, AllocStats, ConfigError, FaultConfig, Policy, ShrinkerHandle,
 };
 
 /// How a domain behaves. Build with [`DomainConfig::new`] and the setters; the setters
@@ -187,213 +190,15 @@ impl Default for DomainConfig {
     }
 }
 
-/// A grace-period number: the first grace period that begins after the cookie was taken.
-/// Once it has completed, every reader that could have seen what was removed before the
-/// cookie was taken has finished. Compare cookies of one domain only.
-///
-/// ```
-/// use rcu_core::prelude::*;
-/// let ctx = Sleepable::enter();
-/// let cookie: GpCookie = get_state();
-/// assert!(!poll(cookie));
-/// synchronize_rcu(&ctx);
-/// assert!(poll(cookie));
-/// assert!(get_state() > cookie); // cookies of one domain are ordered
-/// ```
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct GpCookie {
-    seq: u64,
-    domain: u32,
-}
-
-impl GpCookie {
-    /// The grace-period sequence number this cookie waits for.
-    ///
-    /// ```
-    /// use rcu_core::Domain;
-    /// let domain = Domain::global();
-    /// let cookie = domain.get_state();
-    /// assert_eq!(cookie.seq(), domain.stats().gp_seq + 1); // the next grace period
-    /// ```
-    pub fn seq(&self) -> u64 {
-        self.seq
-    }
-}
-
-/// The shared state of one domain. The global domain's lives in a `static` (so the read path
-/// reaches it without indirection); others' in an `Arc`.
-#[derive(Debug)]
-pub(crate) struct DomainState {
-    id: u32,
-    name: Cow<'static, str>,
-    pub(crate) gp: GracePeriods,
-    pub(crate) readers: Registry,
-    pub(crate) counters: Counters,
-    pub(crate) stall_sink: StallSink,
-    stall_timeout_ns: AtomicU64,
-    expedited: AtomicBool,
-    pub(crate) worker: Worker,
-    pub(crate) reclaim: Reclaim,
-    /// False once the owning `Domain` has been dropped.
-    live: AtomicBool,
-}
-
 static NEXT_DOMAIN_ID: AtomicU32 = AtomicU32::new(1);
 
-pub(crate) static GLOBAL_STATE: DomainState = DomainState::new(
-    0,
-    Cow::Borrowed("global"),
-    DEFAULT_STALL_TIMEOUT,
-    false,
-    Reclaim::new(AllocConfig::new(), DEFAULT_BATCH_DELAY),
-);
-
-/// As the kernel's default `rcu_cpu_stall_timeout`.
-const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(21);
-
-/// Long enough to batch a burst of frees, short enough that memory comes back promptly.
-const DEFAULT_BATCH_DELAY: Duration = Duration::from_millis(5);
-
-/// `d` in nanoseconds for an `AtomicU64` setting, saturating at `u64::MAX` (584 years, which
-/// every use treats as never) instead of wrapping to an arbitrary short time.
-pub(crate) const fn saturating_nanos(d: Duration) -> u64 {
-    let nanos = d.as_nanos();
-    if nanos > u64::MAX as u128 {
-        u64::MAX
-    } else {
-        nanos as u64
-    }
-}
-
 static GLOBAL: Domain = Domain { state: DomainRef::Global(&GLOBAL_STATE), _pool_shrinker: None };
-
-/// A domain's block pool as a shrinker (DESIGN §4: the runtime's own caches are shrinkers
-/// too). The global domain's is registered once by `process::init`; others' by `Domain::new`.
-pub(crate) struct PoolShrinker(pub(crate) Weak<DomainState>);
-
-impl Shrinker for PoolShrinker {
-    fn count(&self) -> usize {
-        self.0.upgrade().map_or(0, |s| s.reclaim.alloc.count())
-    }
-
-    fn scan(&self, nr_to_scan: usize) -> usize {
-        self.0.upgrade().map_or(0, |s| s.reclaim.alloc.scan(nr_to_scan))
-    }
-}
-
-/// The global domain's pool as a shrinker.
-pub(crate) struct GlobalPoolShrinker;
-
-impl Shrinker for GlobalPoolShrinker {
-    fn count(&self) -> usize {
-        GLOBAL_STATE.reclaim.alloc.count()
-    }
-
-    fn scan(&self, nr_to_scan: usize) -> usize {
-        GLOBAL_STATE.reclaim.alloc.scan(nr_to_scan)
-    }
-}
-
-impl DomainState {
-    /// Takes the configuration in parts: a `const fn` cannot drop a `DomainConfig`.
-    const fn new(
-        id: u32,
-        name: Cow<'static, str>,
-        stall_timeout: Duration,
-        expedited: bool,
-        reclaim: Reclaim,
-    ) -> Self {
-        DomainState {
-            id,
-            name,
-            gp: GracePeriods::new(),
-            readers: Registry::new(),
-            counters: Counters::new(),
-            stall_sink: StallSink::new(),
-            stall_timeout_ns: AtomicU64::new(saturating_nanos(stall_timeout)),
-            expedited: AtomicBool::new(expedited),
-            worker: Worker::new(),
-            reclaim,
-            live: AtomicBool::new(true),
-        }
-    }
-
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
-    pub(crate) fn stall_timeout(&self) -> Duration {
-        // Relaxed: a setting; any recent value will do.
-        Duration::from_nanos(self.stall_timeout_ns.load(Ordering::Relaxed))
-    }
-
-    pub(crate) fn is_live(&self) -> bool {
-        // Acquire: pairs with the Release in `Domain::drop`.
-        self.live.load(Ordering::Acquire)
-    }
-
-    fn default_urgency(&self) -> Urgency {
-        // Relaxed: a setting.
-        if self.expedited.load(Ordering::Relaxed) {
-            Urgency::Expedited
-        } else {
-            Urgency::Normal
-        }
-    }
-
-    /// `synchronize_rcu` at the domain's default urgency.
-    #[track_caller]
-    pub(crate) fn synchronize(&self) {
-        self.wait_for(self.gp.seq.cookie(), self.default_urgency());
-    }
-
-    pub(crate) fn cookie(&self) -> GpCookie {
-        GpCookie { seq: self.gp.seq.cookie(), domain: self.id }
-    }
-
-    #[track_caller]
-    fn check_cookie(&self, cookie: GpCookie) {
-        assert!(
-            cookie.domain == self.id,
-            "rcu-core: a GpCookie of one domain used with another (domain '{}'): a cookie \
-             names a grace period of the domain that issued it, and means nothing to another \
-             (rule: one cookie, one domain). Fix: poll or cond_synchronize on the domain whose \
-             get_state/start_poll returned it (the free functions use Domain::global())",
-            self.name()
-        );
-    }
-
-    /// Waits for grace period `cookie`. Caller: a thread that may sleep, not in a read
-    /// section of this domain.
-    #[track_caller]
-    pub(crate) fn wait_for(&self, cookie: u64, urgency: Urgency) {
-        assert!(
-            !reader::in_read_section(self),
-            "rcu-core: waiting for a grace period inside a read section of the same domain \
-             would wait for itself forever (rule: no synchronize_rcu or cond_synchronize inside \
-             a read section). The token types rule this out except through a token the section \
-             did not borrow: one captured by an RcuCell::update closure (which runs inside a \
-             read section), a second root Sleepable, or a copy made with unsafe code. Fix: end \
-             the read section first (in update closures, only compute the new value), or use \
-             start_poll/poll or call_rcu instead of waiting"
-        );
-        crate::process::init();
-        self.gp.wait_until_completed(self, cookie, urgency);
-    }
-}
-
-/// A counted reference to a domain's state: held by `Domain`, its worker and its cells.
-#[derive(Debug, Clone)]
-pub(crate) enum DomainRef {
-    Global(&'static DomainState),
-    Owned(Arc<DomainState>),
-}
 
 impl DomainRef {
     /// Starts the worker if this token may allocate and the worker is not running yet.
     pub(crate) fn ensure_worker<C: Context>(&self) {
         if !matches!(C::KIND, ContextKind::Atomic) && !self.worker.is_started() {
-            Worker::start(self.clone());
+            crate::worker_thread::start(self.clone());
         }
     }
 
@@ -415,16 +220,6 @@ impl DomainRef {
         }
         self.ensure_worker::<C>();
         Some(crate::reader::current_slot(self).unwrap_or_else(|| crate::reader::register(self)))
-    }
-}
-
-impl core::ops::Deref for DomainRef {
-    type Target = DomainState;
-    fn deref(&self) -> &DomainState {
-        match self {
-            DomainRef::Global(s) => s,
-            DomainRef::Owned(s) => s,
-        }
     }
 }
 
@@ -523,13 +318,14 @@ impl Domain {
         let DomainConfig { name, stall_timeout, expedited, alloc, batch_delay } = config;
         let reclaim = Reclaim::new(alloc, batch_delay);
         let state = Arc::new(DomainState::new(id, name, stall_timeout, expedited, reclaim));
-        crate::process::track(&state);
+        crate::process::init();
+        crate::tracking::track(Arc::as_ptr(&state).cast());
         let pool = PoolShrinker(Arc::downgrade(&state));
         let shrinker = register_shrinker(Arc::new(pool));
         // The `Domain` exists before its threads do: if starting them panics, unwinding drops
         // it, and `Drop` unregisters the state (the fork handler must never see it freed).
         let domain = Domain { state: DomainRef::Owned(state), _pool_shrinker: Some(shrinker) };
-        Worker::start(domain.state_ref());
+        crate::worker_thread::start(domain.state_ref());
         Ok(domain)
     }
 
@@ -645,6 +441,7 @@ impl Domain {
         ctx.validate();
         rcu_ctx::enforce::may_sleep("synchronize_rcu");
         self.ensure_worker::<C>();
+        self.before_waiting();
         self.state().synchronize();
     }
 
@@ -662,6 +459,7 @@ impl Domain {
     pub fn synchronize_rcu_expedited<C: MaySleep>(&self, ctx: &C) {
         ctx.validate();
         rcu_ctx::enforce::may_sleep("synchronize_rcu_expedited");
+        self.before_waiting();
         let state = self.state();
         state.wait_for(state.gp.seq.cookie(), Urgency::Expedited);
     }
@@ -709,7 +507,7 @@ impl Domain {
         self.ensure_worker::<C>();
         let state = self.state();
         let cookie = state.cookie();
-        state.worker.request(cookie.seq);
+        state.worker.request(cookie.seq());
         cookie
     }
 
@@ -736,7 +534,7 @@ impl Domain {
     pub fn poll(&self, cookie: GpCookie) -> bool {
         let state = self.state();
         state.check_cookie(cookie);
-        state.gp.seq.is_completed(cookie.seq)
+        state.gp.seq.is_completed(cookie.seq())
     }
 
     /// Waits for grace period `cookie` unless it has already completed.
@@ -755,8 +553,9 @@ impl Domain {
         rcu_ctx::enforce::may_sleep("cond_synchronize");
         let state = self.state();
         state.check_cookie(cookie);
-        if !state.gp.seq.is_completed(cookie.seq) {
-            state.wait_for(cookie.seq, state.default_urgency());
+        if !state.gp.seq.is_completed(cookie.seq()) {
+            self.before_waiting();
+            state.wait_for(cookie.seq(), state.default_urgency());
         }
     }
 
@@ -796,7 +595,7 @@ impl Domain {
     /// Sends stall reports to `handler` instead of stderr (`None` restores the default).
     ///
     /// ```
-    /// use std::sync::{Arc, Weak};
+    /// use std::sync::Arc;
     /// use rcu_core::Domain;
     ///
     /// Domain::global().set_stall_handler(Some(Arc::new(|report| eprintln!("STALL: {report}"))));
@@ -831,6 +630,15 @@ impl Domain {
         );
         // Relaxed: a setting, read at the start of each grace period.
         self.state().stall_timeout_ns.store(saturating_nanos(timeout), Ordering::Relaxed);
+    }
+
+    /// Checks before a caller waits for a grace period of this domain: not inside one of its
+    /// read sections (which `rcu_ctx::enforce` already rules out for any section; this names
+    /// the same-domain case), and the process set up.
+    #[track_caller]
+    fn before_waiting(&self) {
+        reader::assert_outside_section(self.state());
+        crate::process::init();
     }
 
     /// Starts the worker if this token may allocate and the worker is not running yet.
@@ -879,7 +687,7 @@ impl Domain {
     ///
     /// ```
     /// use std::sync::atomic::{AtomicBool, Ordering};
-    /// use std::sync::{Arc, Weak};
+    /// use std::sync::Arc;
     /// use rcu_core::prelude::*;
     ///
     /// let ran = Arc::new(AtomicBool::new(false));
@@ -1075,14 +883,22 @@ impl Drop for Domain {
     }
 }
 
-impl Drop for DomainState {
-    /// The last reference is gone: no `Domain`, cell or guard is left, so no reader and no
-    /// caller. What threads still have staged goes to the final run (`Reclaim::drop`).
-    fn drop(&mut self) {
-        // First, while every field is intact: a fork from now on must not see this state.
-        crate::process::untrack(self);
-        for slot in self.readers.iter() {
-            self.adopt(slot);
-        }
+impl ReadGuard<'_> {
+    /// True if this guard is a read section of `domain`: what a data structure of that
+    /// domain checks before trusting the guard to keep its data alive (as
+    /// [`RcuCell::load`](crate::RcuCell::load) does).
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::{Domain, DomainConfig};
+    /// let other = Domain::new(DomainConfig::new());
+    /// let mut ctx = Sleepable::enter();
+    /// let guard = read_lock(&mut ctx);
+    /// assert!(guard.is_of(Domain::global()));
+    /// assert!(!guard.is_of(&other));
+    /// ```
+    #[inline]
+    pub fn is_of(&self, domain: &crate::Domain) -> bool {
+        core::ptr::eq(self.domain_state(), domain.state())
     }
 }

@@ -19,9 +19,10 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 
-use crate::domain::DomainState;
 use crate::raw::protocol::GpSequence;
+use crate::registry::Registry;
 use crate::registry::Slot;
+use crate::stall::StallSink;
 use crate::stall::{StallClock, StallReport};
 use crate::stats::Counters;
 use rcu_sys::futex;
@@ -42,6 +43,24 @@ impl Urgency {
             Urgency::Expedited => Duration::from_micros(50),
         }
     }
+}
+
+/// What a grace period needs from the domain it runs in: the readers to wait for, and where
+/// its statistics and stall reports go. The domain's state provides it (`state.rs`); this
+/// module knows nothing else of a domain.
+pub(crate) trait GpHost {
+    /// The readers every grace period waits for.
+    fn readers(&self) -> &Registry;
+    /// Grace-period and stall counters.
+    fn counters(&self) -> &Counters;
+    /// Where stall reports go.
+    fn stall_sink(&self) -> &StallSink;
+    /// How long one reader may hold a grace period before a stall is reported.
+    fn stall_timeout(&self) -> Duration;
+    /// The domain's name, for reports.
+    fn name(&self) -> &str;
+    /// Callbacks queued and not yet run, for reports.
+    fn pending_callbacks(&self) -> u64;
 }
 
 /// Defensive bound on one futex sleep. The wake-up protocol below is argued complete; the
@@ -120,7 +139,12 @@ impl GracePeriods {
     }
 
     /// Returns once grace period `cookie` has completed, leading grace periods as needed.
-    pub(crate) fn wait_until_completed(&self, domain: &DomainState, cookie: u64, urgency: Urgency) {
+    pub(crate) fn wait_until_completed<H: GpHost + ?Sized>(
+        &self,
+        domain: &H,
+        cookie: u64,
+        urgency: Urgency,
+    ) {
         loop {
             if self.seq.is_completed(cookie) {
                 return;
@@ -139,17 +163,17 @@ impl GracePeriods {
     }
 
     /// Runs exactly one grace period. Caller: the leader.
-    fn run_one(&self, domain: &DomainState, urgency: Urgency) {
+    fn run_one<H: GpHost + ?Sized>(&self, domain: &H, urgency: Urgency) {
         let gp = self.seq.start();
         let start = Instant::now();
         let mut clock = StallClock::new(domain.stall_timeout());
-        for slot in domain.readers.iter() {
+        for slot in domain.readers().iter() {
             wait_for_reader(domain, slot, gp, start, &mut clock, urgency);
         }
         self.seq.complete(gp);
         Counters::bump(match urgency {
-            Urgency::Normal => &domain.counters.gps_normal,
-            Urgency::Expedited => &domain.counters.gps_expedited,
+            Urgency::Normal => &domain.counters().gps_normal,
+            Urgency::Expedited => &domain.counters().gps_expedited,
         });
         self.signal_event();
     }
@@ -172,8 +196,8 @@ impl Drop for Leading<'_> {
 }
 
 /// Waits until `slot` no longer holds up grace period `gp`, reporting stalls.
-fn wait_for_reader(
-    domain: &DomainState,
+fn wait_for_reader<H: GpHost + ?Sized>(
+    domain: &H,
     slot: &Slot,
     gp: u64,
     start: Instant,
@@ -194,14 +218,14 @@ fn wait_for_reader(
         }
         let elapsed = start.elapsed();
         if clock.due(elapsed) {
-            Counters::bump(&domain.counters.stalls);
-            domain.stall_sink.report(&StallReport {
+            Counters::bump(&domain.counters().stalls);
+            domain.stall_sink().report(&StallReport {
                 domain: domain.name().to_owned(),
                 thread_name: slot.name(),
                 tid: slot.tid(),
                 blocked_for: elapsed,
                 gp_seq: gp,
-                pending_callbacks: domain.callbacks_pending(),
+                pending_callbacks: domain.pending_callbacks(),
                 leaked_guard: slot.is_abandoned(),
             });
         }

@@ -87,6 +87,8 @@
 
 #[cfg(not(loom))]
 mod cell;
+#[cfg(not(loom))]
+mod collection;
 #[cfg(all(doctest, not(loom)))]
 mod compile_fail;
 #[cfg(all(doctest, not(loom)))]
@@ -95,6 +97,10 @@ mod compile_fail_reclaim;
 mod deferred;
 #[cfg(not(loom))]
 mod domain;
+#[cfg(not(loom))]
+mod enqueue;
+#[cfg(not(loom))]
+mod fork;
 #[cfg(not(loom))]
 mod grace_period;
 #[cfg(not(loom))]
@@ -111,6 +117,8 @@ mod registration;
 #[cfg(not(loom))]
 mod registry;
 #[cfg(not(loom))]
+mod setting;
+#[cfg(not(loom))]
 mod staging;
 /// Under loom only: the staging protocol, for the models of `tests/tests/loom.rs` (not an
 /// API; the normal build keeps this module private).
@@ -120,12 +128,18 @@ pub mod staging;
 #[cfg(not(loom))]
 mod stall;
 #[cfg(not(loom))]
+mod state;
+#[cfg(not(loom))]
 mod stats;
 #[cfg(not(loom))]
 mod stderr;
 mod sync;
 #[cfg(not(loom))]
+mod tracking;
+#[cfg(not(loom))]
 mod worker;
+#[cfg(not(loom))]
+mod worker_thread;
 
 #[cfg(not(loom))]
 pub use api::*;
@@ -136,10 +150,11 @@ pub use api::*;
 mod api {
     pub use crate::cell::RcuCell;
     pub use crate::deferred::Callback;
-    pub use crate::domain::{Domain, DomainConfig, GpCookie};
+    pub use crate::domain::{Domain, DomainConfig};
     pub use crate::head::{Rcu, RcuHead};
     pub use crate::reader::ReadGuard;
     pub use crate::stall::{StallHandler, StallReport};
+    pub use crate::state::GpCookie;
     pub use crate::stats::DomainStats;
     pub use rcu_alloc::{
         register_shrinker, AllocConfig, AllocStats, ConfigError, FallbackReason, FaultConfig,

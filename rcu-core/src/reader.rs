@@ -12,11 +12,10 @@ use std::sync::Arc;
 
 use rcu_ctx::{Atomic, ReadSection};
 
-use crate::domain::{DomainRef, DomainState, GLOBAL_STATE};
 use crate::raw::protocol::ReaderWord;
 use crate::registration;
 use crate::registry::Slot;
-use crate::worker::Worker;
+use crate::state::{DomainRef, DomainState, GLOBAL_STATE};
 
 /// A read section. While it lives, nothing removed from the domain's data after the section
 /// began is freed; references loaded through it cannot outlive it.
@@ -79,26 +78,8 @@ impl<'a> ReadGuard<'a> {
         ReadGuard { word: self.word, domain: self.domain, section }
     }
 
-    /// True if this guard is a read section of `domain`: what a data structure of that
-    /// domain checks before trusting the guard to keep its data alive (as
-    /// [`RcuCell::load`](crate::RcuCell::load) does).
-    ///
-    /// ```
-    /// use rcu_core::prelude::*;
-    /// use rcu_core::{Domain, DomainConfig};
-    /// let other = Domain::new(DomainConfig::new());
-    /// let mut ctx = Sleepable::enter();
-    /// let guard = read_lock(&mut ctx);
-    /// assert!(guard.is_of(Domain::global()));
-    /// assert!(!guard.is_of(&other));
-    /// ```
-    #[inline]
-    pub fn is_of(&self, domain: &crate::Domain) -> bool {
-        ptr::eq(self.domain, domain.state())
-    }
-
-    /// Is this guard a read section of `domain`'s? Used to check that data of one domain is
-    /// not read under another domain's guard.
+    /// The state of the domain this guard is a section of: what `is_of` and `RcuCell::load`
+    /// compare, so that data of one domain is not read under another domain's guard.
     #[inline]
     pub(crate) fn domain_state(&self) -> &DomainState {
         self.domain
@@ -163,13 +144,14 @@ fn register_reader(domain: &DomainRef) -> *const Slot {
             domain.name()
         );
     }
+    crate::process::init();
     let slot: *const Slot = registration::register(domain);
     if let DomainRef::Global(state) = domain {
         // The global domain's worker starts with its first reader (private domains start
         // theirs in `Domain::new`): a reader's `Atomic` requests (`start_poll`, `kvfree_rcu`)
         // cannot start it, and would otherwise wait for a sleepable call that may never come.
         // Registration allocates anyway; this is the same cold path.
-        Worker::start(DomainRef::Global(state));
+        crate::worker_thread::start(DomainRef::Global(state));
     }
     slot
 }
@@ -190,11 +172,28 @@ pub(crate) fn current_slot(domain: &DomainState) -> Option<&Slot> {
 /// Registers the calling thread with `domain` unless it is (allocates the first time).
 pub(crate) fn register(domain: &DomainRef) -> &Slot {
     let fresh = current_slot(domain).is_none();
+    crate::process::init();
     let slot = registration::register(domain);
     if fresh && matches!(domain, DomainRef::Global(_)) {
-        Worker::start(domain.clone());
+        crate::worker_thread::start(domain.clone());
     }
     slot
+}
+
+/// Panics if the calling thread is inside a read section of `domain`: waiting for its grace
+/// period would wait for itself forever.
+#[track_caller]
+pub(crate) fn assert_outside_section(domain: &DomainState) {
+    assert!(
+        !in_read_section(domain),
+        "rcu-core: waiting for a grace period inside a read section of the same domain \
+         would wait for itself forever (rule: no synchronize_rcu or cond_synchronize inside \
+         a read section). The token types rule this out except through a token the section \
+         did not borrow: one captured by an RcuCell::update closure (which runs inside a \
+         read section), a second root Sleepable, or a copy made with unsafe code. Fix: end \
+         the read section first (in update closures, only compute the new value), or use \
+         start_poll/poll or call_rcu instead of waiting"
+    );
 }
 
 /// Is the calling thread inside a read section of `domain`?

@@ -38,8 +38,8 @@ use std::sync::{Arc, Weak};
 
 use rcu_ctx::thread_state;
 
-use crate::domain::{DomainRef, DomainState, GLOBAL_STATE};
 use crate::registry::Slot;
+use crate::state::{DomainRef, DomainState, GLOBAL_STATE};
 use crate::stats::Counters;
 
 /// A thread's registration with a non-global domain. It does not keep the domain's state
@@ -73,7 +73,9 @@ pub(crate) fn global_slot() -> *const Slot {
 /// added to the registry).
 #[cold]
 pub(crate) fn register_global() -> *const Slot {
-    crate::process::init();
+    // The reader words' barrier mode must be decided before a slot is set up (the rest of
+    // `process::init` has run: callers register through `reader`, or are runtime threads).
+    crate::raw::barrier::init();
     let slot: *const Slot = GLOBAL_STATE.readers.claim();
     GLOBAL_SLOT.with(|s| s.set(slot));
     arm_exit_hook();
@@ -95,7 +97,9 @@ pub(crate) fn find_slot(domain: &DomainState) -> Option<*const Slot> {
 /// Registers the calling thread with a non-global domain (allocates).
 #[cold]
 pub(crate) fn register_in(domain: &Arc<DomainState>) -> *const Slot {
-    crate::process::init();
+    // The reader words' barrier mode must be decided before a slot is set up (the rest of
+    // `process::init` has run: callers register through `reader`, or are runtime threads).
+    crate::raw::barrier::init();
     let mut list = DOMAIN_LIST.with(Cell::get);
     if list.is_null() {
         list = Box::into_raw(Box::new(DomainList::new(Vec::new())));

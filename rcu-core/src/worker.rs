@@ -1,44 +1,18 @@
-//! A domain's worker thread: it drives the grace periods that `start_poll` asked for, and
-//! runs deferred reclamation: every batch delay it collects queued items into a batch, waits
-//! for the batch's grace period, and runs it with an `Atomic` token.
-//!
-//! The worker is a known-sleepable context. It leads grace periods like any caller of
-//! `synchronize_rcu`; it hurries (expedited grace periods, immediate collection) while a
-//! barrier waits or the domain is over budget.
-//!
-//! Dropping a `Domain` only asks its worker to stop: the worker keeps serving while anything
-//! else holds the domain's state (cells that still retire values; thread registrations hold
-//! it only weakly), then runs what is left, exits and frees the state itself. So a `Domain` may be dropped
-//! anywhere, in one of its own callbacks or in a value freed inline, without waiting for a
-//! thread that waits for the caller.
+//! A domain worker's controls: what callers use to ask it for grace periods and wake it,
+//! and its thread's lifecycle. What the worker does is `worker_thread`.
 
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
-use rcu_alloc::BlockAllocator;
-use rcu_ctx::{Context, Sleepable};
 use rcu_sys::ServiceThread;
-
-use crate::domain::{DomainRef, DomainState};
-use crate::grace_period::Urgency;
-use crate::reclaim::Batches;
-
-/// Defensive bound on one idle sleep; see `grace_period::MAX_EVENT_WAIT`.
-const MAX_IDLE: Duration = Duration::from_secs(1);
-
-/// How often a stopping worker checks whether it holds the last reference to its domain's
-/// state: nothing wakes it when the last cell goes, so this bounds how long the state and
-/// the thread outlive their last user.
-const STOPPING_IDLE: Duration = Duration::from_millis(50);
 
 /// The worker's controls, part of the domain state.
 #[derive(Debug)]
 pub(crate) struct Worker {
     /// The highest grace-period number requested through `start_poll` or a parked block.
-    requested: AtomicU64,
+    pub(crate) requested: AtomicU64,
     /// True while the worker is asleep or about to sleep (wakers skip the syscall otherwise).
-    sleeping: AtomicBool,
-    thread: ServiceThread,
+    pub(crate) sleeping: AtomicBool,
+    pub(crate) thread: ServiceThread,
 }
 
 impl Worker {
@@ -52,17 +26,6 @@ impl Worker {
 
     pub(crate) fn is_started(&self) -> bool {
         self.thread.is_started()
-    }
-
-    /// Starts the worker (and the allocator's refill worker) of `domain` unless running.
-    pub(crate) fn start(domain: DomainRef) {
-        if domain.worker.is_started() {
-            return;
-        }
-        crate::process::init();
-        BlockAllocator::start_refill(AllocHandle(domain.clone()), domain.name());
-        let for_thread = domain.clone();
-        domain.worker.thread.start(format!("rcu-gp-{}", domain.name()), move || run(&for_thread));
     }
 
     /// Records a request for grace period `seq` and wakes the worker if it sleeps. Never
@@ -100,110 +63,7 @@ impl Worker {
         self.sleeping.store(false, Ordering::Relaxed);
     }
 
-    fn stopping(&self) -> bool {
+    pub(crate) fn stopping(&self) -> bool {
         self.thread.stopping()
     }
-}
-
-impl DomainState {
-    /// Wakes this domain's worker if it sleeps (see `Worker::wake_if_sleeping`).
-    pub(crate) fn wake_worker(&self) {
-        self.worker.wake_if_sleeping();
-    }
-}
-
-/// Lets the refill worker hold the domain (and so its allocator) alive.
-#[derive(Clone)]
-struct AllocHandle(DomainRef);
-
-impl core::ops::Deref for AllocHandle {
-    type Target = BlockAllocator;
-    fn deref(&self) -> &BlockAllocator {
-        &self.0.reclaim.alloc
-    }
-}
-
-fn run(domain: &DomainRef) {
-    let worker = &domain.worker;
-    // The worker is a sleepable context by construction; callbacks get an Atomic scope.
-    let mut root = Sleepable::enter();
-    // Registered, so callbacks that queue more work use a block like anyone else.
-    crate::reader::register(domain);
-    let mut batches = Batches::new();
-    let mut last_collect = Instant::now();
-    loop {
-        let stopping = worker.stopping();
-        // SeqCst: see `Worker::wake_if_sleeping`.
-        let wanted = worker.requested.load(Ordering::SeqCst);
-        if !domain.gp.seq.is_completed(wanted) {
-            domain.gp.wait_until_completed(domain, wanted, Urgency::Normal);
-        }
-
-        let reclaim = &domain.reclaim;
-        // A dropped domain hurries what is staged: its memory should come back promptly.
-        let hurry = (stopping && domain.anything_staged())
-            || reclaim.collection_wanted()
-            || reclaim.expediting();
-        if hurry || last_collect.elapsed() >= reclaim.batch_delay() {
-            last_collect = Instant::now();
-            batches.push_back(domain.collect());
-        }
-        if let Some(oldest) = batches.front() {
-            let urgency = if hurry { Urgency::Expedited } else { Urgency::Normal };
-            domain.gp.wait_until_completed(domain, oldest.cookie, urgency);
-        }
-        {
-            let atomic = root.atomic();
-            while batches.front().is_some_and(|b| domain.gp.seq.is_completed(b.cookie)) {
-                let batch = batches.pop_front().expect("front exists");
-                domain.run_batch(batch, &atomic);
-            }
-        }
-
-        if stopping && batches.is_empty() && !domain.anything_staged() {
-            // The handle is gone; this thread's own registration holds the state too.
-            crate::registration::unregister(domain);
-            if holds_the_last_reference(domain) {
-                break;
-            }
-        }
-        if batches.is_empty() {
-            let until_collect = reclaim.batch_delay().saturating_sub(last_collect.elapsed());
-            idle(domain, until_collect);
-        }
-    }
-}
-
-/// True when only the worker itself holds its domain's state: nobody can queue work or read
-/// any more, and what was queued has run.
-fn holds_the_last_reference(domain: &DomainRef) -> bool {
-    match domain {
-        DomainRef::Global(_) => false,
-        DomainRef::Owned(state) => std::sync::Arc::strong_count(state) == 1,
-    }
-}
-
-/// Sleeps until woken, or for `until_collect` if items are staged (they must be collected
-/// within the batch delay), or `MAX_IDLE` (`STOPPING_IDLE` once stopping).
-fn idle(domain: &DomainState, until_collect: Duration) {
-    let worker = &domain.worker;
-    // SeqCst: see `Worker::wake_if_sleeping`.
-    worker.sleeping.store(true, Ordering::SeqCst);
-    fence(Ordering::SeqCst);
-    let seen = worker.thread.event();
-    // SeqCst: as above.
-    let requested = worker.requested.load(Ordering::SeqCst);
-    let work_waiting = !domain.gp.seq.is_completed(requested)
-        || domain.reclaim.collection_wanted()
-        || domain.reclaim.expediting();
-    if !work_waiting {
-        let idle = if worker.stopping() { STOPPING_IDLE } else { MAX_IDLE };
-        let timeout = if domain.anything_staged() { until_collect.min(idle) } else { idle };
-        if !timeout.is_zero() {
-            worker.thread.sleep(seen, timeout);
-        }
-    }
-    // Relaxed: only this thread decides on it; a waker that still sees `true` wakes us
-    // needlessly, which is harmless.
-    worker.sleeping.store(false, Ordering::Relaxed);
 }

@@ -1,0 +1,198 @@
+//! Collecting what threads queued into batches, running a batch after its grace period, and
+//! the barrier and drain waits built on the collections' generations.
+//!
+//! The worker periodically *collects*: it steals every thread's current block, takes the
+//! sealed blocks and the intrusive list, and stamps them with a grace-period cookie taken
+//! after the collection, so everything in the batch was queued before that grace period
+//! began. Once the grace period completes it runs the batch with an `Atomic` token.
+
+use core::ptr::{self, NonNull};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use rcu_alloc::ThreadCache;
+use rcu_ctx::Atomic;
+use rcu_sys::futex;
+
+use crate::reclaim::{Batch, RunCount};
+use crate::registry::Slot;
+use crate::staging::Staging;
+use crate::state::DomainState;
+
+/// Defensive bound on one wait for the worker; see `grace_period::MAX_EVENT_WAIT`.
+const MAX_DRAIN_WAIT: Duration = Duration::from_millis(100);
+
+impl DomainState {
+    /// Asks the worker for a collection that starts after this call; returns its generation.
+    pub(crate) fn request_collection(&self) -> u64 {
+        // AcqRel RMW (of zero): the worker's collection RMW that makes generation `g + 1`
+        // reads from ours, so everything we did before (queueing items) happens-before that
+        // collection's steals and swaps, which therefore see it.
+        let g = self.reclaim.collections.fetch_add(0, Ordering::AcqRel) + 1;
+        // SeqCst: read by `collection_wanted` on the worker.
+        self.reclaim.wanted_generation.fetch_max(g, Ordering::SeqCst);
+        self.wake_worker();
+        g
+    }
+
+    pub(crate) fn sleep_until_drained(&self, seen: u32) {
+        // SeqCst: store-buffering pair with `signal_drained` (see grace_period.rs).
+        self.reclaim.drain_sleepers.fetch_add(1, Ordering::SeqCst);
+        futex::wait(&self.reclaim.drained_event, seen, Some(MAX_DRAIN_WAIT));
+        // SeqCst: as above.
+        self.reclaim.drain_sleepers.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    fn signal_drained(&self) {
+        // SeqCst: see `sleep_until_drained`.
+        self.reclaim.drained_event.fetch_add(1, Ordering::SeqCst);
+        if self.reclaim.drain_sleepers.load(Ordering::SeqCst) != 0 {
+            futex::wake_all(&self.reclaim.drained_event);
+        }
+    }
+
+    /// `rcu_barrier`: returns once every item queued before the call, on any thread, has
+    /// run. Caller: a thread that may sleep.
+    pub(crate) fn barrier(&self) {
+        let generation = self.request_collection();
+        loop {
+            // SeqCst: read the event before the condition, as in `wait_for_event`.
+            let seen = self.reclaim.drained_event.load(Ordering::SeqCst);
+            // Acquire: pairs with the Release store in `run_batch`: the batch's effects are
+            // visible to the barrier's caller.
+            if self.reclaim.completed_generation.load(Ordering::Acquire) >= generation {
+                return;
+            }
+            self.sleep_until_drained(seen);
+        }
+    }
+
+    /// Worker: collects everything queued so far into a batch. A collection that found
+    /// nothing still yields an (empty) batch: generations must complete in order, so a
+    /// barrier waiting for it is released only after every earlier batch has run.
+    ///
+    /// Takes every thread's current and parked blocks the way `Staging::collect` describes
+    /// (steal, one heavy barrier, wait for the owner brackets open at its point, sweep the
+    /// parked slots again, and wait for brackets that took a parked block to run it inline),
+    /// then swaps the lists: what the brackets waited for sealed or handed over is on them.
+    pub(crate) fn collect(&self) -> Batch {
+        let r = &self.reclaim;
+        // AcqRel: see `request_collection`.
+        let generation = r.collections.fetch_add(1, Ordering::AcqRel) + 1;
+        // Relaxed: the hint is cleared before collecting; a racing `hurry` sets it again.
+        r.expedite.store(false, Ordering::Relaxed);
+        let mut blocks = Vec::new();
+        Staging::collect(
+            || self.readers.iter().map(|slot| &*slot.staging),
+            &mut blocks,
+            // Stolen while being filled: charged now; sealed and parked blocks already were.
+            |stolen| r.alloc.budget().charge(r.block_charge(stolen)),
+        );
+        // Acquire: pairs with the Release CAS in `push_sealed`.
+        let mut sealed = r.sealed.swap(ptr::null_mut(), Ordering::Acquire);
+        while let Some(block) = NonNull::new(sealed) {
+            // SAFETY: taken from the list: ours.
+            sealed = unsafe { block.as_ref() }.next();
+            blocks.push(block);
+        }
+        // Acquire: pairs with the Release CAS in `push_intrusive`.
+        let heads = r.intrusive.swap(ptr::null_mut(), Ordering::Acquire);
+        // Taken after the collection: the grace period it names begins after every item
+        // in the batch was queued. An empty batch needs no grace period at all.
+        let cookie = if blocks.is_empty() && heads.is_null() { 0 } else { self.gp.seq.cookie() };
+        Batch { cookie, generation, blocks, heads }
+    }
+
+    fn finish_generation(&self, generation: u64) {
+        // Release: pairs with the Acquire in `barrier`. Monotonic: batches run in order.
+        self.reclaim.completed_generation.fetch_max(generation, Ordering::Release);
+        self.signal_drained();
+    }
+
+    /// Worker: runs a batch whose grace period has completed, with `ctx`.
+    pub(crate) fn run_batch(&self, batch: Batch, ctx: &Atomic<'_>) {
+        let r = &self.reclaim;
+        let mut run = RunCount::default();
+        for block in batch.blocks {
+            run.block(r, block, ctx);
+            // SAFETY: (1) every block this domain handles came from its allocator; (2) the
+            // batch owned it and is consumed here; (3) `run.block` drained it.
+            unsafe { r.alloc.put(block) };
+        }
+        run.heads(r, batch.heads, ctx);
+        run.publish(r, self.name());
+        self.finish_generation(batch.generation);
+    }
+
+    /// True if any thread has a block being filled, or a list holds items.
+    pub(crate) fn anything_staged(&self) -> bool {
+        // Relaxed: a hint for the worker's sleep; enqueuers that create the first work wake it.
+        !self.reclaim.sealed.load(Ordering::Relaxed).is_null()
+            || !self.reclaim.intrusive.load(Ordering::Relaxed).is_null()
+            || self.readers.iter().any(|s| s.staging.has_blocks())
+    }
+
+    /// Hands a slot's staged work to the worker and its cached blocks to the pool: at
+    /// thread exit (the owner itself, with no read section of the domain open), in a fork
+    /// child for the threads that did not come along, and when the state is dropped.
+    ///
+    /// The owner hands over inside its own bracket: a block in transit from the slot to the
+    /// sealed list is then never invisible to a concurrent collection, which waits for the
+    /// bracket (see `collect`), so an `rcu_barrier` cannot miss it. In a fork child or a
+    /// dropped state nobody collects concurrently, and a dead owner's bracket may be stuck
+    /// open (`open` gives `None`): the hand-over then needs none.
+    pub(crate) fn adopt(&self, slot: &Slot) {
+        slot.staging.hand_over(
+            |current| self.reclaim.push_sealed(current),
+            |parked| self.reclaim.push_sealed_charged(parked),
+        );
+        let mut cache = ThreadCache::new();
+        slot.staging.take_cache(&mut cache);
+        while let Some(block) = cache.pop() {
+            self.reclaim.push_sealed(block);
+        }
+        self.wake_worker();
+    }
+
+    /// In a forked child: the budget still counts batches the parent's worker held, which do
+    /// not exist here. Recount it from what is really queued: sealed blocks, the intrusive
+    /// list and parked blocks (each charged when it got there; blocks being filled are
+    /// charged when sealed or stolen). Call single-threaded, after dead threads' slots were
+    /// adopted.
+    pub(crate) fn recount_budget_after_fork(&self) {
+        let r = &self.reclaim;
+        let mut pending = 0;
+        // Relaxed (all): the child has a single thread.
+        let mut block = r.sealed.load(Ordering::Relaxed);
+        while let Some(b) = NonNull::new(block) {
+            pending += r.block_charge(b);
+            // SAFETY: a listed block stays valid while listed; single-threaded.
+            block = unsafe { b.as_ref() }.next();
+        }
+        let mut head = r.intrusive.load(Ordering::Relaxed);
+        while !head.is_null() {
+            // SAFETY: a listed object stays valid while listed; single-threaded.
+            unsafe {
+                pending += *(*head).bytes.get();
+                head = *(*head).next.get();
+            }
+        }
+        for slot in self.readers.iter() {
+            pending += slot.staging.parked_blocks().map(|b| r.block_charge(b)).sum::<usize>();
+        }
+        r.alloc.budget().reset_pending(pending);
+    }
+}
+
+/// The state's end belongs with the hand-over it does (`adopt`).
+impl Drop for DomainState {
+    /// The last reference is gone: no `Domain`, cell or guard is left, so no reader and no
+    /// caller. What threads still have staged goes to the final run (`Reclaim::drop`).
+    fn drop(&mut self) {
+        // First, while every field is intact: a fork from now on must not see this state.
+        crate::tracking::untrack(self as *const DomainState as *const ());
+        for slot in self.readers.iter() {
+            self.adopt(slot);
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! Queueing a deferred item: where it goes, and how the token's policy picks the path.
+//!
+//! Paths for an item, in order of preference:
+//! 1. the thread's current block (fast path: no atomic read-modify-write);
+//! 2. a new block from the thread cache, the pool or (if the policy may allocate) the
+//!    global allocator;
+//! 3. the fallback: for an object with an embedded head, the domain's intrusive list (one
+//!    CAS, no memory needed); for a headless object, `synchronize_rcu` then drop inline.
+//!
+//! Over budget, `Sleepable` callers wait (bounded backpressure); the others fall back.
+
+use core::ptr::NonNull;
+use std::sync::atomic::Ordering;
+
+use rcu_alloc::{Block, Entry, FallbackReason, Policy, ThreadCache};
+use rcu_ctx::{Atomic, Context};
+
+use crate::deferred::Headed;
+use crate::grace_period::Urgency;
+use crate::reclaim::RunCount;
+use crate::registry::Slot;
+use crate::staging::{Bracket, Staging};
+use crate::state::DomainState;
+
+/// What a staging attempt needs besides the entry.
+struct StageRequest {
+    entry: Entry,
+    bytes: usize,
+    /// Headed items have the intrusive fallback, so over budget they never take new blocks.
+    headed: bool,
+}
+
+impl DomainState {
+    /// Queues a headed item under the policy of `C`. Never fails; under `Atomic` never
+    /// allocates, blocks or takes a lock.
+    #[inline]
+    pub(crate) fn defer_headed<C: Context>(&self, slot: Option<&Slot>, item: Headed) {
+        let request = StageRequest { entry: item.entry(), bytes: item.bytes, headed: true };
+        if let Err(reason) = self.stage::<C>(slot, request) {
+            self.reclaim.alloc.note_fallback(Policy::of::<C>(), reason);
+            self.reclaim.push_intrusive(&item);
+            self.wake_worker();
+        }
+    }
+
+    /// Queues a headless item; `Err` gives it back when no block could be had (the caller
+    /// then waits for a grace period and drops it inline).
+    pub(crate) fn defer_headless<C: Context>(
+        &self,
+        slot: Option<&Slot>,
+        entry: Entry,
+        bytes: usize,
+    ) -> Result<(), Entry> {
+        match self.stage::<C>(slot, StageRequest { entry, bytes, headed: false }) {
+            Ok(()) => Ok(()),
+            Err(reason) => {
+                self.reclaim.alloc.note_fallback(Policy::of::<C>(), reason);
+                Err(entry)
+            }
+        }
+    }
+
+    #[inline]
+    fn stage<C: Context>(
+        &self,
+        slot: Option<&Slot>,
+        request: StageRequest,
+    ) -> Result<(), FallbackReason> {
+        // Callers whose policy may allocate registered the thread beforehand.
+        let Some(slot) = slot else {
+            return Err(FallbackReason::Unregistered);
+        };
+        let Some(bracket) = slot.staging.open() else {
+            return Err(FallbackReason::Reentrant);
+        };
+        if bracket.try_push(request.entry, request.bytes) {
+            return Ok(());
+        }
+        drop(bracket);
+        self.stage_slow::<C>(slot, request)
+    }
+
+    /// The current block is full or missing: seal it, reclaim what this thread may run
+    /// itself, get a new block (waiting or falling back as the policy says), push.
+    #[cold]
+    fn stage_slow<C: Context>(
+        &self,
+        slot: &Slot,
+        request: StageRequest,
+    ) -> Result<(), FallbackReason> {
+        let policy = Policy::of::<C>();
+        let staging = &slot.staging;
+        loop {
+            if policy.may_reclaim() {
+                if let Some(oldest) = staging.parked_full() {
+                    // Every parking slot holds a block waiting for its grace period: wait
+                    // for the oldest (backpressure, a reclaim action) rather than hand new
+                    // blocks to the worker, whose frees on another thread cost the caller
+                    // its allocator's warm memory.
+                    if !self.gp.seq.is_completed(oldest) {
+                        self.reclaim.alloc.note_backpressure();
+                        self.wait_for(oldest, Urgency::Normal);
+                    }
+                }
+            }
+            // Seal and reclaim inside one bracket: a block in transit between `current`
+            // and its next place is never invisible to a collection (see `collect`).
+            let ready = {
+                let Some(bracket) = staging.open() else {
+                    return Err(FallbackReason::Reentrant);
+                };
+                if bracket.try_push(request.entry, request.bytes) {
+                    return Ok(());
+                }
+                if let Some(full) = bracket.detach_full() {
+                    self.seal(&bracket, full, policy);
+                }
+                if policy.may_reclaim() {
+                    self.reclaim_parked(&bracket)
+                } else {
+                    None
+                }
+            };
+            if self.reclaim.alloc.budget().is_over(request.bytes) {
+                if policy.may_reclaim() {
+                    self.wait_for_drain(request.bytes);
+                } else {
+                    // Relaxed: a count compared by waiting `Sleepable` callers (see
+                    // `wait_for_drain`); no data is published through it.
+                    self.reclaim.unwaiting_over_budget.fetch_add(1, Ordering::Relaxed);
+                    self.hurry();
+                    if request.headed {
+                        if let Some(block) = ready {
+                            self.return_block(staging, block, policy);
+                        }
+                        return Err(FallbackReason::OverBudget);
+                    }
+                    // Headless items have no list to fall back to; a block (which this
+                    // policy may allocate) is better than waiting, which it may not.
+                    self.reclaim.alloc.note_fallback(policy, FallbackReason::OverBudget);
+                }
+            }
+            let block = match ready {
+                Some(block) => block,
+                None => self.take_block(staging, policy)?,
+            };
+            let Some(bracket) = staging.open() else {
+                self.return_block(staging, block, policy);
+                return Err(FallbackReason::Reentrant);
+            };
+            match bracket.install_and_push(block, request.entry, request.bytes) {
+                Ok(spare) => {
+                    drop(bracket);
+                    if let Some(spare) = spare {
+                        self.return_block(staging, spare, policy);
+                    }
+                    // A fresh block is the first sign of work for an idle worker.
+                    self.wake_worker();
+                    return Ok(());
+                }
+                Err(block) => {
+                    // A signal handler installed a block meanwhile and filled it: go again.
+                    drop(bracket);
+                    self.return_block(staging, block, policy);
+                }
+            }
+        }
+    }
+
+    /// Seals a full block detached inside `bracket`. Under `Reclaim` it is parked with its
+    /// cookie, for this thread to run once the grace period has passed (running ready
+    /// callbacks inline is a reclaim action: it may run code the caller does not own, which
+    /// is what `NoReclaim` rules out). Otherwise, or with no parking slot free, it goes to
+    /// the worker.
+    fn seal(&self, bracket: &Bracket<'_>, block: NonNull<Block>, policy: Policy) {
+        self.reclaim.alloc.budget().charge(self.reclaim.block_charge(block));
+        if policy.may_reclaim() {
+            let cookie = self.gp.seq.cookie();
+            match bracket.park(block, cookie) {
+                Ok(()) => {
+                    // The worker drives grace periods that are asked for.
+                    self.worker.request(cookie);
+                    return;
+                }
+                Err(block) => self.reclaim.push_sealed_charged(block),
+            }
+        } else {
+            self.reclaim.push_sealed_charged(block);
+        }
+        self.wake_worker();
+    }
+
+    /// Runs, on this thread, every parked block whose grace period has completed, inside
+    /// `bracket` (a collection waits for it). Returns one drained block to reuse.
+    fn reclaim_parked(&self, bracket: &Bracket<'_>) -> Option<NonNull<Block>> {
+        let mut reuse = None;
+        while let Some(block) = bracket.take_ready(|cookie| self.gp.seq.is_completed(cookie)) {
+            // SAFETY: (1) dropped before this function returns; (2) no scope is opened
+            // meanwhile on this thread (entries run in it; their own scopes nest inside).
+            let ctx = unsafe { Atomic::assume() };
+            let mut run = RunCount::default();
+            run.block(&self.reclaim, block, &ctx);
+            run.publish(&self.reclaim, self.name());
+            if let Some(extra) = reuse.replace(block) {
+                // SAFETY: (1) every block this domain handles came from its allocator;
+                // (2) taken from our parking slot, so ours (a full pool hands it back);
+                // (3) `run.block` drained it.
+                unsafe { self.reclaim.alloc.put_to_pool(extra) }
+                    .unwrap_or_else(|b| self.reclaim.push_sealed(b));
+            }
+        }
+        reuse
+    }
+
+    /// A new block: thread cache first (inside a bracket), then the allocator.
+    fn take_block(
+        &self,
+        staging: &Staging,
+        policy: Policy,
+    ) -> Result<NonNull<Block>, FallbackReason> {
+        {
+            let Some(mut bracket) = staging.open() else {
+                return Err(FallbackReason::Reentrant);
+            };
+            if let Some(block) = bracket.cache().pop() {
+                return Ok(block);
+            }
+        }
+        let mut extra = ThreadCache::new();
+        let block = self.reclaim.alloc.get(policy, &mut extra).ok_or(FallbackReason::NoBlock)?;
+        if !extra.is_empty() {
+            let limit = self.reclaim.alloc.config().thread_cache_limit();
+            if let Some(mut bracket) = staging.open() {
+                let cache = bracket.cache();
+                while let Some(b) = extra.pop() {
+                    // SAFETY: (1) `get` filled `extra` from this domain's pool; (2) popped, so
+                    // ours (handed back if the cache is full); (3) pooled blocks are empty.
+                    if let Err(b) = unsafe { cache.push(b, limit) } {
+                        // SAFETY: as above; it goes back where it came from.
+                        let _ = unsafe { extra.push(b, usize::MAX) };
+                        break;
+                    }
+                }
+            }
+            self.reclaim.alloc.put_cache(&mut extra);
+        }
+        Ok(block)
+    }
+
+    /// Gives back a block this call did not need: the caller owns it and it is empty (never
+    /// installed, or drained by `reclaim_parked`).
+    fn return_block(&self, staging: &Staging, block: NonNull<Block>, policy: Policy) {
+        let limit = self.reclaim.alloc.config().thread_cache_limit();
+        if let Some(mut bracket) = staging.open() {
+            // SAFETY: (1) every block this domain handles came from its allocator; (2) the
+            // caller hands it over (a full cache hands it back); (3) empty, as above.
+            if unsafe { bracket.cache().push(block, limit) }.is_ok() {
+                return;
+            }
+        }
+        // SAFETY: as above.
+        let Err(block) = (unsafe { self.reclaim.alloc.put_to_pool(block) }) else { return };
+        if policy.may_alloc() {
+            // SAFETY: as above; the pool handed it back.
+            unsafe { self.reclaim.alloc.put(block) };
+        } else {
+            // `put` may free to the global allocator, which this policy may not call: park
+            // it as an empty sealed block; the worker returns it.
+            self.reclaim.push_sealed(block);
+        }
+    }
+
+    /// Over budget under a policy that may not wait: collect and expedite.
+    fn hurry(&self) {
+        // Relaxed: a hint the worker re-reads each loop; the wake below delivers it.
+        self.reclaim.expedite.store(true, Ordering::Relaxed);
+        self.wake_worker();
+    }
+
+    /// Backpressure (`Reclaim` policy only): over budget, ask the worker to collect and
+    /// hurry, then wait until the pending memory, plus `bytes`, fits the budget again, or
+    /// until everything pending when the caller arrived has run (the collection it asked
+    /// for), whichever comes first: a `Sleepable` flood is throttled to what the worker
+    /// frees, so it never runs far over the budget.
+    ///
+    /// Callers that never wait (`NoReclaim`, `Atomic`) may keep the domain over budget, and
+    /// queue faster than the worker frees, so that neither condition comes. Once one of them
+    /// has met the budget since this caller arrived, the wait ends after the one grace period
+    /// every wait includes: waiting longer would only starve `Sleepable` writers (which used
+    /// to make 50 calls per second against millions), not free memory sooner.
+    #[track_caller]
+    fn wait_for_drain(&self, bytes: usize) {
+        let r = &self.reclaim;
+        let budget = r.alloc.budget();
+        // Once nothing is pending, waiting cannot help (an item larger than the budget).
+        if !budget.is_over(bytes) || budget.pending() == 0 {
+            return;
+        }
+        r.alloc.note_backpressure();
+        // Relaxed: see where it is counted.
+        let unwaiting = r.unwaiting_over_budget.load(Ordering::Relaxed);
+        let generation = self.request_collection();
+        self.hurry();
+        // One grace period that began after the arrival, led by this caller if nobody else
+        // leads one (the worker may be busy running a backlog): the least any wait includes.
+        self.wait_for(self.gp.seq.cookie(), Urgency::Expedited);
+        loop {
+            // SeqCst: as in `barrier`'s wait.
+            let seen = r.drained_event.load(Ordering::SeqCst);
+            // Acquire: as in `barrier`.
+            let drained = r.completed_generation.load(Ordering::Acquire) >= generation;
+            if drained || !budget.is_over(bytes) || budget.pending() == 0 {
+                return;
+            }
+            // Relaxed: as above.
+            if r.unwaiting_over_budget.load(Ordering::Relaxed) != unwaiting {
+                return;
+            }
+            // Woken by every batch the worker runs (it is hurrying); at most MAX_DRAIN_WAIT.
+            self.sleep_until_drained(seen);
+        }
+    }
+}

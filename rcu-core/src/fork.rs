@@ -1,0 +1,87 @@
+//! `fork()` support. Before the fork, the prepare handler holds the runtime's locks, so the
+//! child never finds one held by a thread that does not exist there. In the child only the
+//! forking thread exists, so the child handler, running single-threaded, makes every domain
+//! consistent again: other threads' reader slots are ended and freed, no grace-period leader
+//! or sleeper is left, the budget is recounted without the batches the parent's worker held,
+//! the process re-registers with membarrier, and the workers that ran in the parent are
+//! started again (an `Atomic` caller could not start them).
+
+use std::sync::Arc;
+
+use crate::raw::barrier;
+use crate::stall::StallSink;
+use crate::state::{DomainRef, DomainState, GLOBAL_STATE};
+
+impl DomainState {
+    /// Single-threaded repair in a forked child; see the module docs.
+    fn reset_after_fork(&self) {
+        self.readers.reset_after_fork(|slot| self.adopt(slot));
+        self.recount_budget_after_fork();
+        self.reclaim.alloc.reset_after_fork();
+        self.gp.reset_after_fork();
+        self.worker.reset_after_fork();
+    }
+}
+
+/// Restarts, in a forked child, a worker that ran in the parent: an `Atomic` caller cannot
+/// start one (it may not allocate), so a child whose only requests are `Atomic` ones
+/// (`start_poll`, `kvfree_rcu` under a spinlock) would otherwise never see them served. A
+/// dropped domain's worker is told to stop again, so it serves what is left and exits.
+fn restart_worker(domain: DomainRef, was_running: bool) {
+    if !was_running {
+        return;
+    }
+    let live = domain.is_live();
+    crate::worker_thread::start(domain.clone());
+    if !live {
+        domain.worker.request_stop();
+    }
+}
+
+/// Before `fork()`: holds the runtime's locks, so that no other thread is inside one of
+/// their critical sections when the process is copied.
+pub(crate) extern "C" fn prepare_fork() {
+    StallSink::hold_for_fork();
+    rcu_alloc::hold_registry_for_fork();
+}
+
+/// After `fork()`, in the parent: releases what `prepare_fork` took.
+pub(crate) extern "C" fn parent_after_fork() {
+    // SAFETY: (1) `prepare_fork` took both on this thread just before the fork.
+    unsafe {
+        rcu_alloc::release_registry_after_fork();
+        StallSink::release_after_fork();
+    }
+}
+
+pub(crate) extern "C" fn child_after_fork() {
+    // SAFETY: (1) the thread this child was forked from took both in `prepare_fork`.
+    unsafe {
+        rcu_alloc::release_registry_after_fork();
+        StallSink::release_after_fork();
+    }
+    barrier::reregister_after_fork();
+    let global_ran = GLOBAL_STATE.worker.is_started();
+    GLOBAL_STATE.reset_after_fork();
+    let mut restart = vec![(DomainRef::Global(&GLOBAL_STATE), global_ran)];
+    for state in crate::tracking::tracked() {
+        // SAFETY: a tracked pointer is a live domain state (`Domain::try_new` tracks its
+        // `Arc`'s pointer; `untrack` clears it first thing in the state's `Drop`, before any
+        // field is freed), and no other thread exists to free it now.
+        if let Some(state) = unsafe { state.cast::<DomainState>().as_ref() } {
+            let ran = state.worker.is_started();
+            state.reset_after_fork();
+            // SAFETY: `state` came from `Arc::as_ptr` of a live Arc (tracked while alive):
+            // taking one more strong reference to it is sound.
+            let arc = unsafe {
+                Arc::increment_strong_count(state);
+                Arc::from_raw(state)
+            };
+            restart.push((DomainRef::Owned(arc), ran));
+        }
+    }
+    // Only once every domain is consistent: the new workers start at once.
+    for (domain, ran) in restart {
+        restart_worker(domain, ran);
+    }
+}
