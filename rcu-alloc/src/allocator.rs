@@ -13,7 +13,7 @@ use crate::block::Block;
 use crate::budget::Budget;
 use crate::config::AllocConfig;
 use crate::fault::{FaultConfig, FaultInjector};
-use crate::policy::Policy;
+use crate::policy::{BlockSource, Policy};
 use crate::pool::Pool;
 use crate::shrinker::{self, Shrinker};
 use crate::stats::{AllocStats, Counters, FallbackReason};
@@ -137,48 +137,62 @@ impl BlockAllocator {
             Counters::add(&self.counters.alloc_failures_injected, 1);
             return None;
         }
-        if let Some(block) = cache.pop() {
-            return Some(block);
-        }
-        if let Some(block) = self.pool.pop() {
-            Counters::add(&self.counters.pool_hits, 1);
-            if policy.may_block() {
-                // Top the cache up while we are at the pool anyway.
-                while cache.len() < self.config.thread_cache_blocks {
-                    let Some(extra) = self.pool.pop() else { break };
-                    let limit = self.config.thread_cache_blocks;
-                    // SAFETY: (1) pooled blocks are this crate's; (2) popped, so ours;
-                    // (3) blocks are pooled empty (`put`'s and `put_to_pool`'s condition 3).
-                    if let Err(extra) = unsafe { cache.push(extra, limit) } {
-                        // SAFETY: as above; `push` handed it back.
-                        unsafe { self.put(extra) };
-                        break;
+        // The sources of `policy`'s row of the table, in order.
+        for &source in policy.rules().sources {
+            match source {
+                BlockSource::ThreadCache => {
+                    if let Some(block) = cache.pop() {
+                        return Some(block);
                     }
                 }
+                BlockSource::Pool => {
+                    if let Some(block) = self.pool.pop() {
+                        Counters::add(&self.counters.pool_hits, 1);
+                        if policy.may_block() {
+                            self.top_up(cache);
+                        }
+                        if self.pool.len() < self.config.pool_low {
+                            self.refill.wake();
+                        }
+                        return Some(block);
+                    }
+                    self.refill.wake();
+                }
+                BlockSource::GlobalAllocator => {
+                    if let Some(block) = self.allocate() {
+                        return Some(block);
+                    }
+                    Counters::add(&self.counters.alloc_failures_real, 1);
+                }
+                BlockSource::Shrinkers => {
+                    let (_, calls) = shrinker::shrink_all();
+                    Counters::add(&self.counters.shrinker_calls, calls);
+                    if let Some(block) = self.allocate() {
+                        return Some(block);
+                    }
+                    Counters::add(&self.counters.alloc_failures_real, 1);
+                }
             }
-            if self.pool.len() < self.config.pool_low {
-                self.refill.wake();
-            }
-            return Some(block);
         }
-        self.refill.wake();
         if !policy.may_alloc() {
             Counters::add(&self.counters.pool_empty, 1);
-            return None;
-        }
-        if let Some(block) = self.allocate() {
-            return Some(block);
-        }
-        Counters::add(&self.counters.alloc_failures_real, 1);
-        if policy.may_reclaim() {
-            let (_, calls) = shrinker::shrink_all();
-            Counters::add(&self.counters.shrinker_calls, calls);
-            if let Some(block) = self.allocate() {
-                return Some(block);
-            }
-            Counters::add(&self.counters.alloc_failures_real, 1);
         }
         None
+    }
+
+    /// Tops `cache` up from the pool while the caller is at the pool anyway.
+    fn top_up(&self, cache: &mut ThreadCache) {
+        while cache.len() < self.config.thread_cache_blocks {
+            let Some(extra) = self.pool.pop() else { break };
+            let limit = self.config.thread_cache_blocks;
+            // SAFETY: (1) pooled blocks are this crate's; (2) popped, so ours; (3) blocks are
+            // pooled empty (`put`'s and `put_to_pool`'s condition 3).
+            if let Err(extra) = unsafe { cache.push(extra, limit) } {
+                // SAFETY: as above; `push` handed it back.
+                unsafe { self.put(extra) };
+                break;
+            }
+        }
     }
 
     /// Returns an empty block: to the pool, or to the global allocator if the pool is full.

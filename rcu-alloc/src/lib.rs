@@ -54,7 +54,7 @@ pub use block::{capacity_for, Block, Drain, Entry, MAX_BLOCK_BYTES, MIN_BLOCK_BY
 pub use budget::Budget;
 pub use config::{AllocConfig, ConfigError};
 pub use fault::FaultConfig;
-pub use policy::Policy;
+pub use policy::{BlockSource, NoBlock, OverBudget, Policy, Rules, POLICY_TABLE};
 pub use pool::POOL_CAPACITY;
 pub use shrinker::{
     hold_registry_for_fork, register_shrinker, release_registry_after_fork, Shrinker,

@@ -12,9 +12,8 @@ use std::time::Duration;
 
 use rcu_alloc::ThreadCache;
 use rcu_ctx::Atomic;
-use rcu_sys::futex;
 
-use crate::reclaim::{Batch, RunCount};
+use crate::queues::{Batch, RunCount};
 use crate::registry::Slot;
 use crate::staging::Staging;
 use crate::state::DomainState;
@@ -28,27 +27,21 @@ impl DomainState {
         // AcqRel RMW (of zero): the worker's collection RMW that makes generation `g + 1`
         // reads from ours, so everything we did before (queueing items) happens-before that
         // collection's steals and swaps, which therefore see it.
-        let g = self.reclaim.collections.fetch_add(0, Ordering::AcqRel) + 1;
+        let g = self.queues.collections.fetch_add(0, Ordering::AcqRel) + 1;
         // SeqCst: read by `collection_wanted` on the worker.
-        self.reclaim.wanted_generation.fetch_max(g, Ordering::SeqCst);
+        self.queues.wanted_generation.fetch_max(g, Ordering::SeqCst);
         self.wake_worker();
         g
     }
 
-    pub(crate) fn sleep_until_drained(&self, seen: u32) {
-        // SeqCst: store-buffering pair with `signal_drained` (see grace_period.rs).
-        self.reclaim.drain_sleepers.fetch_add(1, Ordering::SeqCst);
-        futex::wait(&self.reclaim.drained_event, seen, Some(MAX_DRAIN_WAIT));
-        // SeqCst: as above.
-        self.reclaim.drain_sleepers.fetch_sub(1, Ordering::SeqCst);
+    /// Sleeps until a batch runs after `key` was read (`queues.drained.key()`, taken before
+    /// checking the condition), at most `MAX_DRAIN_WAIT`.
+    pub(crate) fn sleep_until_drained(&self, key: u32) {
+        self.queues.drained.wait(key, Some(MAX_DRAIN_WAIT));
     }
 
     fn signal_drained(&self) {
-        // SeqCst: see `sleep_until_drained`.
-        self.reclaim.drained_event.fetch_add(1, Ordering::SeqCst);
-        if self.reclaim.drain_sleepers.load(Ordering::SeqCst) != 0 {
-            futex::wake_all(&self.reclaim.drained_event);
-        }
+        self.queues.drained.notify_all();
     }
 
     /// `rcu_barrier`: returns once every item queued before the call, on any thread, has
@@ -56,11 +49,11 @@ impl DomainState {
     pub(crate) fn barrier(&self) {
         let generation = self.request_collection();
         loop {
-            // SeqCst: read the event before the condition, as in `wait_for_event`.
-            let seen = self.reclaim.drained_event.load(Ordering::SeqCst);
+            // The key before the condition (see `rcu_sys::EventCount`).
+            let seen = self.queues.drained.key();
             // Acquire: pairs with the Release store in `run_batch`: the batch's effects are
             // visible to the barrier's caller.
-            if self.reclaim.completed_generation.load(Ordering::Acquire) >= generation {
+            if self.queues.completed_generation.load(Ordering::Acquire) >= generation {
                 return;
             }
             self.sleep_until_drained(seen);
@@ -76,7 +69,7 @@ impl DomainState {
     /// parked slots again, and wait for brackets that took a parked block to run it inline),
     /// then swaps the lists: what the brackets waited for sealed or handed over is on them.
     pub(crate) fn collect(&self) -> Batch {
-        let r = &self.reclaim;
+        let r = &self.queues;
         // AcqRel: see `request_collection`.
         let generation = r.collections.fetch_add(1, Ordering::AcqRel) + 1;
         // Relaxed: the hint is cleared before collecting; a racing `hurry` sets it again.
@@ -105,13 +98,13 @@ impl DomainState {
 
     fn finish_generation(&self, generation: u64) {
         // Release: pairs with the Acquire in `barrier`. Monotonic: batches run in order.
-        self.reclaim.completed_generation.fetch_max(generation, Ordering::Release);
+        self.queues.completed_generation.fetch_max(generation, Ordering::Release);
         self.signal_drained();
     }
 
     /// Worker: runs a batch whose grace period has completed, with `ctx`.
     pub(crate) fn run_batch(&self, batch: Batch, ctx: &Atomic<'_>) {
-        let r = &self.reclaim;
+        let r = &self.queues;
         let mut run = RunCount::default();
         for block in batch.blocks {
             run.block(r, block, ctx);
@@ -127,8 +120,8 @@ impl DomainState {
     /// True if any thread has a block being filled, or a list holds items.
     pub(crate) fn anything_staged(&self) -> bool {
         // Relaxed: a hint for the worker's sleep; enqueuers that create the first work wake it.
-        !self.reclaim.sealed.load(Ordering::Relaxed).is_null()
-            || !self.reclaim.intrusive.load(Ordering::Relaxed).is_null()
+        !self.queues.sealed.load(Ordering::Relaxed).is_null()
+            || !self.queues.intrusive.load(Ordering::Relaxed).is_null()
             || self.readers.iter().any(|s| s.staging.has_blocks())
     }
 
@@ -143,13 +136,13 @@ impl DomainState {
     /// open (`open` gives `None`): the hand-over then needs none.
     pub(crate) fn adopt(&self, slot: &Slot) {
         slot.staging.hand_over(
-            |current| self.reclaim.push_sealed(current),
-            |parked| self.reclaim.push_sealed_charged(parked),
+            |current| self.queues.push_sealed(current),
+            |parked| self.queues.push_sealed_charged(parked),
         );
         let mut cache = ThreadCache::new();
         slot.staging.take_cache(&mut cache);
         while let Some(block) = cache.pop() {
-            self.reclaim.push_sealed(block);
+            self.queues.push_sealed(block);
         }
         self.wake_worker();
     }
@@ -160,7 +153,7 @@ impl DomainState {
     /// charged when sealed or stolen). Call single-threaded, after dead threads' slots were
     /// adopted.
     pub(crate) fn recount_budget_after_fork(&self) {
-        let r = &self.reclaim;
+        let r = &self.queues;
         let mut pending = 0;
         // Relaxed (all): the child has a single thread.
         let mut block = r.sealed.load(Ordering::Relaxed);
@@ -187,7 +180,7 @@ impl DomainState {
 /// The state's end belongs with the hand-over it does (`adopt`).
 impl Drop for DomainState {
     /// The last reference is gone: no `Domain`, cell or guard is left, so no reader and no
-    /// caller. What threads still have staged goes to the final run (`Reclaim::drop`).
+    /// caller. What threads still have staged goes to the final run (`Queues::drop`).
     fn drop(&mut self) {
         // First, while every field is intact: a fork from now on must not see this state.
         crate::tracking::untrack(self as *const DomainState as *const ());

@@ -11,8 +11,8 @@ use rcu_ctx::{Atomic, Context, ContextKind, MayAlloc, MayReclaim, MaySleep, Read
 use crate::deferred::{self, Callback};
 use crate::grace_period::Urgency;
 use crate::head::Rcu;
+use crate::queues::Queues;
 use crate::reader::{self, ReadGuard};
-use crate::reclaim::Reclaim;
 use crate::registry::Slot;
 use crate::setting::saturating_nanos;
 use crate::stall::StallHandler;
@@ -316,8 +316,8 @@ impl Domain {
              share them instead of making one per operation"
         );
         let DomainConfig { name, stall_timeout, expedited, alloc, batch_delay } = config;
-        let reclaim = Reclaim::new(alloc, batch_delay);
-        let state = Arc::new(DomainState::new(id, name, stall_timeout, expedited, reclaim));
+        let queues = Queues::new(alloc, batch_delay);
+        let state = Arc::new(DomainState::new(id, name, stall_timeout, expedited, queues));
         crate::process::init();
         crate::tracking::track(Arc::as_ptr(&state).cast());
         let pool = PoolShrinker(Arc::downgrade(&state));
@@ -583,12 +583,12 @@ impl Domain {
             stalls: Counters::get(&s.counters.stalls),
             leaked_read_sections: Counters::get(&s.counters.leaked_read_sections),
             callbacks_queued: s.callbacks_queued(),
-            callbacks_invoked: s.reclaim.invoked(),
+            callbacks_invoked: s.queues.invoked(),
             callbacks_pending: s.callbacks_pending(),
-            callback_panics: s.reclaim.panics(),
-            pending_bytes: s.reclaim.alloc.budget().pending() as u64,
-            peak_pending_bytes: s.reclaim.alloc.budget().peak() as u64,
-            budget_bytes: s.reclaim.alloc.budget().limit() as u64,
+            callback_panics: s.queues.panics(),
+            pending_bytes: s.queues.alloc.budget().pending() as u64,
+            peak_pending_bytes: s.queues.alloc.budget().peak() as u64,
+            budget_bytes: s.queues.alloc.budget().limit() as u64,
         }
     }
 
@@ -819,7 +819,7 @@ impl Domain {
     /// domain.rcu_barrier(&ctx);
     /// ```
     pub fn alloc_stats(&self) -> AllocStats {
-        self.state().reclaim.alloc.stats()
+        self.state().queues.alloc.stats()
     }
 
     /// Makes this domain's block requests under `policy` fail as `config` says, so fallback
@@ -836,7 +836,7 @@ impl Domain {
     /// domain.rcu_barrier(&ctx);
     /// ```
     pub fn inject_faults(&self, policy: Policy, config: FaultConfig) {
-        self.state().reclaim.alloc.inject_faults(policy, config);
+        self.state().queues.alloc.inject_faults(policy, config);
     }
 
     /// Changes how long queued items wait to be collected into a batch. Any value is valid;
@@ -849,7 +849,7 @@ impl Domain {
     /// domain.set_batch_delay(Duration::from_millis(20)); // fewer, larger batches
     /// ```
     pub fn set_batch_delay(&self, delay: Duration) {
-        self.state().reclaim.set_batch_delay(delay);
+        self.state().queues.set_batch_delay(delay);
     }
 
     /// Changes the budget for pending reclamation, in bytes. Any value is valid, as in
@@ -863,7 +863,7 @@ impl Domain {
     /// assert_eq!(domain.stats().budget_bytes, 1 << 20);
     /// ```
     pub fn set_budget(&self, bytes: usize) {
-        self.state().reclaim.alloc.budget().set_limit(bytes);
+        self.state().queues.alloc.budget().set_limit(bytes);
     }
 }
 
@@ -878,7 +878,7 @@ impl Drop for Domain {
             state.live.store(false, Ordering::Release);
             state.worker.request_stop();
             // The refill worker holds the state alive; it lets go once stopped.
-            state.reclaim.alloc.request_stop_refill();
+            state.queues.alloc.request_stop_refill();
         }
     }
 }

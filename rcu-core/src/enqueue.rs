@@ -12,12 +12,12 @@
 use core::ptr::NonNull;
 use std::sync::atomic::Ordering;
 
-use rcu_alloc::{Block, Entry, FallbackReason, Policy, ThreadCache};
+use rcu_alloc::{Block, Entry, FallbackReason, OverBudget, Policy, ThreadCache};
 use rcu_ctx::{Atomic, Context};
 
 use crate::deferred::Headed;
 use crate::grace_period::Urgency;
-use crate::reclaim::RunCount;
+use crate::queues::RunCount;
 use crate::registry::Slot;
 use crate::staging::{Bracket, Staging};
 use crate::state::DomainState;
@@ -37,8 +37,8 @@ impl DomainState {
     pub(crate) fn defer_headed<C: Context>(&self, slot: Option<&Slot>, item: Headed) {
         let request = StageRequest { entry: item.entry(), bytes: item.bytes, headed: true };
         if let Err(reason) = self.stage::<C>(slot, request) {
-            self.reclaim.alloc.note_fallback(Policy::of::<C>(), reason);
-            self.reclaim.push_intrusive(&item);
+            self.queues.alloc.note_fallback(Policy::of::<C>(), reason);
+            self.queues.push_intrusive(&item);
             self.wake_worker();
         }
     }
@@ -54,7 +54,7 @@ impl DomainState {
         match self.stage::<C>(slot, StageRequest { entry, bytes, headed: false }) {
             Ok(()) => Ok(()),
             Err(reason) => {
-                self.reclaim.alloc.note_fallback(Policy::of::<C>(), reason);
+                self.queues.alloc.note_fallback(Policy::of::<C>(), reason);
                 Err(entry)
             }
         }
@@ -98,7 +98,7 @@ impl DomainState {
                     // blocks to the worker, whose frees on another thread cost the caller
                     // its allocator's warm memory.
                     if !self.gp.seq.is_completed(oldest) {
-                        self.reclaim.alloc.note_backpressure();
+                        self.queues.alloc.note_backpressure();
                         self.wait_for(oldest, Urgency::Normal);
                     }
                 }
@@ -116,18 +116,18 @@ impl DomainState {
                     self.seal(&bracket, full, policy);
                 }
                 if policy.may_reclaim() {
-                    self.reclaim_parked(&bracket)
+                    self.run_ready_parked(&bracket)
                 } else {
                     None
                 }
             };
-            if self.reclaim.alloc.budget().is_over(request.bytes) {
-                if policy.may_reclaim() {
+            if self.queues.alloc.budget().is_over(request.bytes) {
+                if policy.rules().over_budget == OverBudget::Backpressure {
                     self.wait_for_drain(request.bytes);
                 } else {
                     // Relaxed: a count compared by waiting `Sleepable` callers (see
                     // `wait_for_drain`); no data is published through it.
-                    self.reclaim.unwaiting_over_budget.fetch_add(1, Ordering::Relaxed);
+                    self.queues.unwaiting_over_budget.fetch_add(1, Ordering::Relaxed);
                     self.hurry();
                     if request.headed {
                         if let Some(block) = ready {
@@ -137,7 +137,7 @@ impl DomainState {
                     }
                     // Headless items have no list to fall back to; a block (which this
                     // policy may allocate) is better than waiting, which it may not.
-                    self.reclaim.alloc.note_fallback(policy, FallbackReason::OverBudget);
+                    self.queues.alloc.note_fallback(policy, FallbackReason::OverBudget);
                 }
             }
             let block = match ready {
@@ -173,7 +173,7 @@ impl DomainState {
     /// is what `NoReclaim` rules out). Otherwise, or with no parking slot free, it goes to
     /// the worker.
     fn seal(&self, bracket: &Bracket<'_>, block: NonNull<Block>, policy: Policy) {
-        self.reclaim.alloc.budget().charge(self.reclaim.block_charge(block));
+        self.queues.alloc.budget().charge(self.queues.block_charge(block));
         if policy.may_reclaim() {
             let cookie = self.gp.seq.cookie();
             match bracket.park(block, cookie) {
@@ -182,31 +182,31 @@ impl DomainState {
                     self.worker.request(cookie);
                     return;
                 }
-                Err(block) => self.reclaim.push_sealed_charged(block),
+                Err(block) => self.queues.push_sealed_charged(block),
             }
         } else {
-            self.reclaim.push_sealed_charged(block);
+            self.queues.push_sealed_charged(block);
         }
         self.wake_worker();
     }
 
     /// Runs, on this thread, every parked block whose grace period has completed, inside
     /// `bracket` (a collection waits for it). Returns one drained block to reuse.
-    fn reclaim_parked(&self, bracket: &Bracket<'_>) -> Option<NonNull<Block>> {
+    fn run_ready_parked(&self, bracket: &Bracket<'_>) -> Option<NonNull<Block>> {
         let mut reuse = None;
         while let Some(block) = bracket.take_ready(|cookie| self.gp.seq.is_completed(cookie)) {
             // SAFETY: (1) dropped before this function returns; (2) no scope is opened
             // meanwhile on this thread (entries run in it; their own scopes nest inside).
             let ctx = unsafe { Atomic::assume() };
             let mut run = RunCount::default();
-            run.block(&self.reclaim, block, &ctx);
-            run.publish(&self.reclaim, self.name());
+            run.block(&self.queues, block, &ctx);
+            run.publish(&self.queues, self.name());
             if let Some(extra) = reuse.replace(block) {
                 // SAFETY: (1) every block this domain handles came from its allocator;
                 // (2) taken from our parking slot, so ours (a full pool hands it back);
                 // (3) `run.block` drained it.
-                unsafe { self.reclaim.alloc.put_to_pool(extra) }
-                    .unwrap_or_else(|b| self.reclaim.push_sealed(b));
+                unsafe { self.queues.alloc.put_to_pool(extra) }
+                    .unwrap_or_else(|b| self.queues.push_sealed(b));
             }
         }
         reuse
@@ -227,9 +227,9 @@ impl DomainState {
             }
         }
         let mut extra = ThreadCache::new();
-        let block = self.reclaim.alloc.get(policy, &mut extra).ok_or(FallbackReason::NoBlock)?;
+        let block = self.queues.alloc.get(policy, &mut extra).ok_or(FallbackReason::NoBlock)?;
         if !extra.is_empty() {
-            let limit = self.reclaim.alloc.config().thread_cache_limit();
+            let limit = self.queues.alloc.config().thread_cache_limit();
             if let Some(mut bracket) = staging.open() {
                 let cache = bracket.cache();
                 while let Some(b) = extra.pop() {
@@ -242,15 +242,15 @@ impl DomainState {
                     }
                 }
             }
-            self.reclaim.alloc.put_cache(&mut extra);
+            self.queues.alloc.put_cache(&mut extra);
         }
         Ok(block)
     }
 
     /// Gives back a block this call did not need: the caller owns it and it is empty (never
-    /// installed, or drained by `reclaim_parked`).
+    /// installed, or drained by `run_ready_parked`).
     fn return_block(&self, staging: &Staging, block: NonNull<Block>, policy: Policy) {
-        let limit = self.reclaim.alloc.config().thread_cache_limit();
+        let limit = self.queues.alloc.config().thread_cache_limit();
         if let Some(mut bracket) = staging.open() {
             // SAFETY: (1) every block this domain handles came from its allocator; (2) the
             // caller hands it over (a full cache hands it back); (3) empty, as above.
@@ -259,21 +259,21 @@ impl DomainState {
             }
         }
         // SAFETY: as above.
-        let Err(block) = (unsafe { self.reclaim.alloc.put_to_pool(block) }) else { return };
+        let Err(block) = (unsafe { self.queues.alloc.put_to_pool(block) }) else { return };
         if policy.may_alloc() {
             // SAFETY: as above; the pool handed it back.
-            unsafe { self.reclaim.alloc.put(block) };
+            unsafe { self.queues.alloc.put(block) };
         } else {
             // `put` may free to the global allocator, which this policy may not call: park
             // it as an empty sealed block; the worker returns it.
-            self.reclaim.push_sealed(block);
+            self.queues.push_sealed(block);
         }
     }
 
     /// Over budget under a policy that may not wait: collect and expedite.
     fn hurry(&self) {
         // Relaxed: a hint the worker re-reads each loop; the wake below delivers it.
-        self.reclaim.expedite.store(true, Ordering::Relaxed);
+        self.queues.expedite.store(true, Ordering::Relaxed);
         self.wake_worker();
     }
 
@@ -290,7 +290,7 @@ impl DomainState {
     /// to make 50 calls per second against millions), not free memory sooner.
     #[track_caller]
     fn wait_for_drain(&self, bytes: usize) {
-        let r = &self.reclaim;
+        let r = &self.queues;
         let budget = r.alloc.budget();
         // Once nothing is pending, waiting cannot help (an item larger than the budget).
         if !budget.is_over(bytes) || budget.pending() == 0 {
@@ -305,8 +305,8 @@ impl DomainState {
         // leads one (the worker may be busy running a backlog): the least any wait includes.
         self.wait_for(self.gp.seq.cookie(), Urgency::Expedited);
         loop {
-            // SeqCst: as in `barrier`'s wait.
-            let seen = r.drained_event.load(Ordering::SeqCst);
+            // The key before the conditions (see `rcu_sys::EventCount`).
+            let seen = r.drained.key();
             // Acquire: as in `barrier`.
             let drained = r.completed_generation.load(Ordering::Acquire) >= generation;
             if drained || !budget.is_over(bytes) || budget.pending() == 0 {

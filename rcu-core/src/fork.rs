@@ -17,7 +17,8 @@ impl DomainState {
     fn reset_after_fork(&self) {
         self.readers.reset_after_fork(|slot| self.adopt(slot));
         self.recount_budget_after_fork();
-        self.reclaim.alloc.reset_after_fork();
+        self.queues.drained.reset_after_fork();
+        self.queues.alloc.reset_after_fork();
         self.gp.reset_after_fork();
         self.worker.reset_after_fork();
     }

@@ -25,7 +25,7 @@ use crate::registry::Slot;
 use crate::stall::StallSink;
 use crate::stall::{StallClock, StallReport};
 use crate::stats::Counters;
-use rcu_sys::futex;
+use rcu_sys::EventCount;
 
 /// How a grace period waits for readers that are still inside their sections.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,19 +74,12 @@ pub(crate) struct GracePeriods {
     /// 1 while a leader runs grace periods.
     leader: AtomicU32,
     /// Bumped after every completion; waiters sleep on it.
-    done_event: AtomicU32,
-    /// Threads asleep (or about to sleep) on `done_event`.
-    sleepers: AtomicU32,
+    done: EventCount,
 }
 
 impl GracePeriods {
     pub(crate) const fn new() -> Self {
-        GracePeriods {
-            seq: GpSequence::new(),
-            leader: AtomicU32::new(0),
-            done_event: AtomicU32::new(0),
-            sleepers: AtomicU32::new(0),
-        }
+        GracePeriods { seq: GpSequence::new(), leader: AtomicU32::new(0), done: EventCount::new() }
     }
 
     fn try_lead(&self) -> bool {
@@ -103,39 +96,28 @@ impl GracePeriods {
     }
 
     fn signal_event(&self) {
-        // SeqCst: store-buffering pair with `wait_for_event` (our bump, then sleepers load;
-        // theirs, sleepers increment, then the kernel's re-check of the event): either we see
-        // a sleeper and wake it, or its futex re-check sees the new value.
-        self.done_event.fetch_add(1, Ordering::SeqCst);
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
-            futex::wake_all(&self.done_event);
-        }
+        self.done.notify_all();
     }
 
     /// Sleeps until a completion event after the current leader's, or returns at once if no
-    /// leader is running (the caller should then try to lead).
+    /// leader is running (the caller should then try to lead). The condition is "no leader,
+    /// or an event since the key"; `stop_leading` clears the leader before its event, so the
+    /// event count's argument (`rcu_sys::EventCount`) applies.
     fn wait_for_event(&self) {
-        // SeqCst: see `signal_event`/`stop_leading`. We read the event before checking the
-        // leader; if we then see the leader running, its unlock and the bump after it come
-        // later in the total order, so the futex re-check or a wake-up will see the bump.
-        let seen = self.done_event.load(Ordering::SeqCst);
+        let key = self.done.key();
         let backoff = Backoff::new();
-        while !backoff.is_completed() {
-            // SeqCst: as above.
-            if self.leader.load(Ordering::SeqCst) == 0
-                || self.done_event.load(Ordering::SeqCst) != seen
-            {
+        loop {
+            // SeqCst: ordered after the key's load and before the event count's waiter count
+            // in the total order the event count's argument uses.
+            if self.leader.load(Ordering::SeqCst) == 0 || self.done.key() != key {
                 return;
+            }
+            if backoff.is_completed() {
+                break;
             }
             backoff.snooze();
         }
-        // SeqCst: as above.
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        if self.leader.load(Ordering::SeqCst) != 0 {
-            futex::wait(&self.done_event, seen, Some(MAX_EVENT_WAIT));
-        }
-        // SeqCst: as above.
-        self.sleepers.fetch_sub(1, Ordering::SeqCst);
+        self.done.wait(key, Some(MAX_EVENT_WAIT));
     }
 
     /// Returns once grace period `cookie` has completed, leading grace periods as needed.
@@ -182,7 +164,7 @@ impl GracePeriods {
     pub(crate) fn reset_after_fork(&self) {
         // Relaxed: the child has a single thread.
         self.leader.store(0, Ordering::Relaxed);
-        self.sleepers.store(0, Ordering::Relaxed);
+        self.done.reset_after_fork();
     }
 }
 

@@ -107,11 +107,11 @@ mod grace_period;
 mod head;
 #[cfg(not(loom))]
 mod process;
+#[cfg(not(loom))]
+mod queues;
 pub mod raw;
 #[cfg(not(loom))]
 mod reader;
-#[cfg(not(loom))]
-mod reclaim;
 #[cfg(not(loom))]
 mod registration;
 #[cfg(not(loom))]

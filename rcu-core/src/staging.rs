@@ -172,6 +172,7 @@ impl Staging {
     }
 
     /// The parked blocks, for a single-threaded recount (a fork child's budget).
+    #[cfg(not(loom))]
     pub(crate) fn parked_blocks(&self) -> impl Iterator<Item = NonNull<Block>> + '_ {
         // Relaxed: single-threaded use.
         self.parked.iter().filter_map(|p| NonNull::new(p.load(Ordering::Relaxed)))

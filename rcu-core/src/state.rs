@@ -13,7 +13,7 @@ use std::time::Duration;
 use rcu_alloc::{AllocConfig, Shrinker};
 
 use crate::grace_period::{GpHost, GracePeriods, Urgency};
-use crate::reclaim::Reclaim;
+use crate::queues::Queues;
 use crate::registry::Registry;
 use crate::setting::saturating_nanos;
 use crate::stall::StallSink;
@@ -66,7 +66,7 @@ pub(crate) struct DomainState {
     pub(crate) stall_timeout_ns: AtomicU64,
     expedited: AtomicBool,
     pub(crate) worker: Worker,
-    pub(crate) reclaim: Reclaim,
+    pub(crate) queues: Queues,
     /// False once the owning `Domain` has been dropped.
     pub(crate) live: AtomicBool,
 }
@@ -76,7 +76,7 @@ pub(crate) static GLOBAL_STATE: DomainState = DomainState::new(
     Cow::Borrowed("global"),
     DEFAULT_STALL_TIMEOUT,
     false,
-    Reclaim::new(AllocConfig::new(), DEFAULT_BATCH_DELAY),
+    Queues::new(AllocConfig::new(), DEFAULT_BATCH_DELAY),
 );
 
 /// As the kernel's default `rcu_cpu_stall_timeout`.
@@ -91,11 +91,11 @@ pub(crate) struct PoolShrinker(pub(crate) Weak<DomainState>);
 
 impl Shrinker for PoolShrinker {
     fn count(&self) -> usize {
-        self.0.upgrade().map_or(0, |s| s.reclaim.alloc.count())
+        self.0.upgrade().map_or(0, |s| s.queues.alloc.count())
     }
 
     fn scan(&self, nr_to_scan: usize) -> usize {
-        self.0.upgrade().map_or(0, |s| s.reclaim.alloc.scan(nr_to_scan))
+        self.0.upgrade().map_or(0, |s| s.queues.alloc.scan(nr_to_scan))
     }
 }
 
@@ -104,11 +104,11 @@ pub(crate) struct GlobalPoolShrinker;
 
 impl Shrinker for GlobalPoolShrinker {
     fn count(&self) -> usize {
-        GLOBAL_STATE.reclaim.alloc.count()
+        GLOBAL_STATE.queues.alloc.count()
     }
 
     fn scan(&self, nr_to_scan: usize) -> usize {
-        GLOBAL_STATE.reclaim.alloc.scan(nr_to_scan)
+        GLOBAL_STATE.queues.alloc.scan(nr_to_scan)
     }
 }
 
@@ -119,7 +119,7 @@ impl DomainState {
         name: Cow<'static, str>,
         stall_timeout: Duration,
         expedited: bool,
-        reclaim: Reclaim,
+        queues: Queues,
     ) -> Self {
         DomainState {
             id,
@@ -131,7 +131,7 @@ impl DomainState {
             stall_timeout_ns: AtomicU64::new(saturating_nanos(stall_timeout)),
             expedited: AtomicBool::new(expedited),
             worker: Worker::new(),
-            reclaim,
+            queues,
             live: AtomicBool::new(true),
         }
     }
@@ -196,13 +196,13 @@ impl DomainState {
     /// Pending items: queued and not yet run.
     pub(crate) fn callbacks_pending(&self) -> u64 {
         let queued = self.callbacks_queued();
-        queued.saturating_sub(self.reclaim.invoked())
+        queued.saturating_sub(self.queues.invoked())
     }
 
     /// Items queued so far.
     pub(crate) fn callbacks_queued(&self) -> u64 {
         self.readers.iter().map(|s| s.staging.queued()).sum::<u64>()
-            + self.reclaim.queued_intrusive()
+            + self.queues.queued_intrusive()
     }
 }
 

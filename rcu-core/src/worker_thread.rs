@@ -19,7 +19,7 @@ use rcu_alloc::BlockAllocator;
 use rcu_ctx::{Context, Sleepable};
 
 use crate::grace_period::Urgency;
-use crate::reclaim::Batches;
+use crate::queues::Batches;
 use crate::state::{DomainRef, DomainState};
 
 /// Defensive bound on one idle sleep; see `grace_period::MAX_EVENT_WAIT`.
@@ -48,7 +48,7 @@ struct AllocHandle(DomainRef);
 impl core::ops::Deref for AllocHandle {
     type Target = BlockAllocator;
     fn deref(&self) -> &BlockAllocator {
-        &self.0.reclaim.alloc
+        &self.0.queues.alloc
     }
 }
 
@@ -68,12 +68,12 @@ fn run(domain: &DomainRef) {
             domain.gp.wait_until_completed(&**domain, wanted, Urgency::Normal);
         }
 
-        let reclaim = &domain.reclaim;
+        let queues = &domain.queues;
         // A dropped domain hurries what is staged: its memory should come back promptly.
         let hurry = (stopping && domain.anything_staged())
-            || reclaim.collection_wanted()
-            || reclaim.expediting();
-        if hurry || last_collect.elapsed() >= reclaim.batch_delay() {
+            || queues.collection_wanted()
+            || queues.expediting();
+        if hurry || last_collect.elapsed() >= queues.batch_delay() {
             last_collect = Instant::now();
             batches.push_back(domain.collect());
         }
@@ -97,7 +97,7 @@ fn run(domain: &DomainRef) {
             }
         }
         if batches.is_empty() {
-            let until_collect = reclaim.batch_delay().saturating_sub(last_collect.elapsed());
+            let until_collect = queues.batch_delay().saturating_sub(last_collect.elapsed());
             idle(domain, until_collect);
         }
     }
@@ -123,8 +123,8 @@ fn idle(domain: &DomainState, until_collect: Duration) {
     // SeqCst: as above.
     let requested = worker.requested.load(Ordering::SeqCst);
     let work_waiting = !domain.gp.seq.is_completed(requested)
-        || domain.reclaim.collection_wanted()
-        || domain.reclaim.expediting();
+        || domain.queues.collection_wanted()
+        || domain.queues.expediting();
     if !work_waiting {
         let idle = if worker.stopping() { STOPPING_IDLE } else { MAX_IDLE };
         let timeout = if domain.anything_staged() { until_collect.min(idle) } else { idle };

@@ -1,6 +1,8 @@
 //! The OS and threading primitives an RCU runtime stands on, none of which knows about
 //! grace periods, tokens or allocation policy.
 //!
+//! - [`EventCount`]: the one wait/notify primitive (a waiter reads a key, checks its
+//!   condition, sleeps while nothing was notified since), with its proof and loom model.
 //! - [`futex`]: sleeping on a 32-bit word and waking its sleepers. A wake never allocates,
 //!   locks or blocks, so it is usable from any context, a signal handler included.
 //! - [`ServiceThread`]: a background thread's lifecycle (started once on demand, woken
@@ -36,10 +38,12 @@
 //! service.stop(); // wakes the thread and joins it
 //! ```
 
+mod event_count;
 mod fork_lock;
 pub mod futex;
 mod raw_thread;
 mod service;
 
+pub use event_count::{EventCount, EventCountIn, EventWord};
 pub use fork_lock::ForkLock;
 pub use service::ServiceThread;

@@ -4,11 +4,11 @@
 //! background threads, each domain's worker and each allocator's refill worker, are built
 //! on it.
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::time::Duration;
 
-use crate::futex;
 use crate::raw_thread::{self, RawThread};
+use crate::EventCount;
 
 const NOT_STARTED: u8 = 0;
 const RUNNING: u8 = 1;
@@ -36,7 +36,7 @@ const STOPPING: u8 = 2;
 #[derive(Debug)]
 pub struct ServiceThread {
     /// Bumped by every wake; the thread sleeps on it.
-    event: AtomicU32,
+    events: EventCount,
     state: AtomicU8,
     /// The thread's `pthread_t` (a `u64` on Linux), or 0 (no valid `pthread_t` is 0). An
     /// atomic rather than a mutex: a mutex held by a thread that does not exist in a forked
@@ -54,7 +54,7 @@ impl ServiceThread {
     /// Controls of a thread not started yet; `const`, for statics.
     pub const fn new() -> Self {
         ServiceThread {
-            event: AtomicU32::new(0),
+            events: EventCount::new(),
             state: AtomicU8::new(NOT_STARTED),
             handle: AtomicU64::new(0),
         }
@@ -100,22 +100,19 @@ impl ServiceThread {
 
     /// Wakes the thread. Never blocks, allocates or locks: a futex wake, async-signal-safe.
     pub fn wake(&self) {
-        // SeqCst: the thread reads the event (`event`) before re-checking for work and sleeps
-        // only while it is unchanged: either it sees our bump or the futex wake reaches it.
-        self.event.fetch_add(1, Ordering::SeqCst);
-        futex::wake_all(&self.event);
+        // The thread takes `event()` before re-checking for work (see `EventCount`).
+        self.events.notify_all();
     }
 
     /// The thread side: the event to pass to `sleep` after re-checking for work.
     pub fn event(&self) -> u32 {
-        // SeqCst: see `wake`.
-        self.event.load(Ordering::SeqCst)
+        self.events.key()
     }
 
     /// The thread side: sleeps while the event is still `seen`, at most `timeout` (a bound on
     /// the damage of a lost wake-up, which the protocol rules out).
     pub fn sleep(&self, seen: u32, timeout: Duration) {
-        futex::wait(&self.event, seen, Some(timeout));
+        self.events.wait(seen, Some(timeout));
     }
 
     /// Asks the thread to stop, wakes it and waits for it to exit (if it was running).
@@ -173,6 +170,7 @@ impl ServiceThread {
     ///
     /// Returns true if the thread had been started (running or stopping) in the parent.
     pub fn forget_after_fork(&self) -> bool {
+        self.events.reset_after_fork();
         // Forgotten, neither joined nor detached: the thread does not exist here.
         let _ = self.take_handle();
         // Relaxed (both): the child has a single thread.

@@ -1396,3 +1396,57 @@ fn b_signal_handler_in_the_enter_window() {
         })
     });
 }
+
+// ==== Model F: the event count (rcu_sys::EventCount) =========================================
+//
+// The runtime's one wait/notify primitive: grace-period completions, batch completions
+// (barriers, backpressure) and service-thread wake-ups all use it. Under loom its futex is
+// "sleep while the word equals the key" with no timeout, so a lost wake-up is a waiter that
+// never returns, which loom reports (the model never finishes its branches).
+
+/// The runtime's event-count code on loom's atomics.
+type ModelledEvents = rcu_sys::EventCountIn<loom::sync::atomic::AtomicU32>;
+
+/// A waiter that reads the key, checks a condition and waits; a notifier that makes the
+/// condition true (a Release store, as `run_batch`'s generation is) and notifies. The waiter
+/// must return, whatever the interleaving.
+fn event_count_frame(notify: fn(&AtomicBool, &ModelledEvents)) {
+    loom::model(move || {
+        let shared = Arc::new((AtomicBool::new(false), ModelledEvents::new_modelled()));
+        let notifier = {
+            let shared = shared.clone();
+            thread::spawn(move || notify(&shared.0, &shared.1))
+        };
+        loop {
+            let key = shared.1.key();
+            // Acquire: pairs with the notifier's Release store (through the event count's
+            // SeqCst bump when the key is newer).
+            if shared.0.load(Ordering::Acquire) {
+                break;
+            }
+            shared.1.wait(key, None);
+        }
+        notifier.join().unwrap();
+    });
+}
+
+#[test]
+fn f_event_count_never_loses_a_wakeup() {
+    event_count_frame(|ready, events| {
+        // Release: what the waiter's Acquire load pairs with.
+        ready.store(true, Ordering::Release);
+        events.notify_all();
+    });
+}
+
+/// The same with a notifier that notifies before making its condition true: a waiter that
+/// takes its key after the bump, then sees the condition false, sleeps for ever.
+#[test]
+#[should_panic(expected = "Model exceeded maximum number of branches")]
+fn broken_event_count_notify_before_the_condition_is_caught() {
+    event_count_frame(|ready, events| {
+        events.notify_all();
+        // Release: as above, but too late.
+        ready.store(true, Ordering::Release);
+    });
+}

@@ -5,11 +5,12 @@
 
 use core::ptr::{self, NonNull};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rcu_alloc::{AllocConfig, Block, BlockAllocator, Entry};
 use rcu_ctx::Atomic;
+use rcu_sys::EventCount;
 
 use crate::deferred::{self, Headed};
 use crate::head::RcuHead;
@@ -30,7 +31,7 @@ unsafe impl Send for Batch {}
 
 /// The domain-wide part of reclamation.
 #[derive(Debug)]
-pub(crate) struct Reclaim {
+pub(crate) struct Queues {
     pub(crate) alloc: BlockAllocator,
     /// Blocks sealed by their owners (full, or handed over at thread exit).
     pub(crate) sealed: AtomicPtr<Block>,
@@ -47,8 +48,7 @@ pub(crate) struct Reclaim {
     /// Highest generation a barrier (or backpressure) is waiting for.
     pub(crate) wanted_generation: AtomicU64,
     /// Bumped whenever batches are run; barrier and backpressure waiters sleep on it.
-    pub(crate) drained_event: AtomicU32,
-    pub(crate) drain_sleepers: AtomicU32,
+    pub(crate) drained: EventCount,
     /// Set while over budget: the worker collects at once and expedites grace periods.
     pub(crate) expedite: AtomicBool,
     /// Times a caller that never waits (`NoReclaim`, `Atomic`) found the domain over budget.
@@ -56,9 +56,9 @@ pub(crate) struct Reclaim {
     pub(crate) batch_delay_ns: AtomicU64,
 }
 
-impl Reclaim {
+impl Queues {
     pub(crate) const fn new(config: AllocConfig, batch_delay: Duration) -> Self {
-        Reclaim {
+        Queues {
             alloc: BlockAllocator::new(config),
             sealed: AtomicPtr::new(ptr::null_mut()),
             intrusive: AtomicPtr::new(ptr::null_mut()),
@@ -68,8 +68,7 @@ impl Reclaim {
             collections: AtomicU64::new(0),
             completed_generation: AtomicU64::new(0),
             wanted_generation: AtomicU64::new(0),
-            drained_event: AtomicU32::new(0),
-            drain_sleepers: AtomicU32::new(0),
+            drained: EventCount::new(),
             expedite: AtomicBool::new(false),
             unwaiting_over_budget: AtomicU64::new(0),
             batch_delay_ns: AtomicU64::new(saturating_nanos(batch_delay)),
@@ -176,7 +175,7 @@ impl Reclaim {
     }
 }
 
-impl Drop for Reclaim {
+impl Drop for Queues {
     /// The domain state is going away: no thread is registered any more (registrations keep
     /// it alive) and its worker drained everything it could see, so what remains (blocks
     /// handed over by threads that exited afterwards) can run now: no reader is left.
@@ -216,7 +215,7 @@ impl RunCount {
     }
 
     /// Runs a block's entries, leaving it empty (the caller reuses or returns it).
-    pub(crate) fn block(&mut self, r: &Reclaim, mut block: NonNull<Block>, ctx: &Atomic<'_>) {
+    pub(crate) fn block(&mut self, r: &Queues, mut block: NonNull<Block>, ctx: &Atomic<'_>) {
         // SAFETY: the caller owns the block.
         let (entries, bytes) = unsafe { block.as_mut() }.drain();
         for entry in entries {
@@ -227,7 +226,7 @@ impl RunCount {
     }
 
     /// Runs an intrusive list.
-    pub(crate) fn heads(&mut self, r: &Reclaim, mut head: *mut RcuHead, ctx: &Atomic<'_>) {
+    pub(crate) fn heads(&mut self, r: &Queues, mut head: *mut RcuHead, ctx: &Atomic<'_>) {
         while !head.is_null() {
             // SAFETY: the caller owns the listed objects; read the head before running, as
             // running frees the object.
@@ -242,7 +241,7 @@ impl RunCount {
     }
 
     /// Adds the counts to the domain's statistics and reports panics.
-    pub(crate) fn publish(self, r: &Reclaim, domain: &str) {
+    pub(crate) fn publish(self, r: &Queues, domain: &str) {
         // Relaxed: statistics.
         r.invoked.fetch_add(self.invoked, Ordering::Relaxed);
         if self.panics != 0 {
