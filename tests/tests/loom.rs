@@ -728,7 +728,7 @@ fn abandoned_section_holds_the_grace_period() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Model E: staging, collection and rcu_barrier (`staging.rs`, `reclaim.rs`).
+// Model E: staging, collection and rcu_barrier (`staging.rs`, `enqueue.rs`, `collection.rs`).
 // ---------------------------------------------------------------------------------------------
 
 /// The models' blocks: `MIN_BLOCK_BYTES`, so two entries fill one. Outside the model (std
@@ -783,8 +783,8 @@ fn run_by_the_model(_obj: *mut (), _ctx: &Atomic<'_>) {
 /// atomics), with what the models need around it: the domain's grace-period sequence, its
 /// sealed list, two blocks and two items.
 ///
-/// `reclaim.rs` is not built under loom (it needs the whole domain state), so the models do
-/// what its `stage_slow`, `seal`, `reclaim_parked` and `adopt` do with the real `Staging` and
+/// `enqueue.rs` and `collection.rs` are not built under loom (they need the whole domain
+/// state), so the models do what their `stage_slow`, `seal`, `run_ready_parked` and `adopt` do with the real `Staging` and
 /// `Bracket` calls, in the same order and brackets; the collection calls the real
 /// `Staging::collect` (the staging half of `DomainState::collect`) and then swaps the model's
 /// sealed list as `collect` does.
@@ -890,9 +890,9 @@ impl Staged {
         assert!(matches!(installed, Ok(None)), "the spare block was not installed");
     }
 
-    /// `reclaim_parked`: takes and runs, inside `bracket`, every parked block whose grace
+    /// `run_ready_parked`: takes and runs, inside `bracket`, every parked block whose grace
     /// period has completed. True if it ran one.
-    fn reclaim_parked(&self, bracket: &Bracket<'_>) -> bool {
+    fn run_ready_parked(&self, bracket: &Bracket<'_>) -> bool {
         let mut ran = false;
         while let Some(block) = bracket.take_ready(|cookie| self.gp.is_completed(cookie)) {
             if self.witness.between_sweeps() {
@@ -1128,10 +1128,10 @@ fn parked_block_against_collection(collect: fn(&Staged, &mut Vec<NonNull<Block>>
                     let parked = b.park(full, w.gp.cookie());
                     assert!(parked.is_ok(), "no free parking slot");
                 }
-                w.reclaim_parked(b);
+                w.run_ready_parked(b);
             });
             for _ in 0..POLLS {
-                if w.bracket(|b| w.reclaim_parked(b)) {
+                if w.bracket(|b| w.run_ready_parked(b)) {
                     break;
                 }
                 thread::yield_now();
