@@ -131,8 +131,6 @@ mod stall;
 mod state;
 #[cfg(not(loom))]
 mod stats;
-#[cfg(not(loom))]
-mod stderr;
 mod sync;
 #[cfg(not(loom))]
 mod tracking;

@@ -247,7 +247,7 @@ impl RunCount {
         if self.panics != 0 {
             // Relaxed: a statistic.
             r.panics.fetch_add(self.panics, Ordering::Relaxed);
-            crate::stderr::report_line(&format!(
+            rcu_sys::stderr::report_line(&format!(
                 "rcu-core: {} RCU callback(s) of domain '{domain}' panicked (see the panic \
                  messages above); the rest of their batch ran and the objects they owned were \
                  dropped while unwinding. Rule: callbacks must not panic, there is no caller to \

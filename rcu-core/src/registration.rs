@@ -217,7 +217,7 @@ fn report(domain: &DomainState, slot: &Slot, depth: u64, kept: bool) {
         "Every root Sleepable of the thread had been dropped, so nothing could reach through \
          the guard (it was mem::forget-ed): the section was ended"
     };
-    crate::stderr::report_line(&format!(
+    rcu_sys::stderr::report_line(&format!(
         "rcu-core: thread '{}' (tid {}) exited inside {} read section(s) of domain '{}': a \
          ReadGuard was leaked. {what}. Rule: a read section ends when its guard is dropped. \
          Fix: drop every guard on the thread that made it; never forget, leak or store one.",

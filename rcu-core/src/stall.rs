@@ -157,7 +157,7 @@ impl StallSink {
         // SAFETY: under `HANDLERS`, the only access to `handler`.
         let handler = HANDLERS.with(|_| unsafe { (*self.handler.get()).clone() });
         let Some(handler) = handler else {
-            crate::stderr::report_line(&report.to_string());
+            rcu_sys::stderr::report_line(&report.to_string());
             return;
         };
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -167,7 +167,7 @@ impl StallSink {
             handler(report)
         }));
         if outcome.is_err() {
-            crate::stderr::report_line(&format!(
+            rcu_sys::stderr::report_line(&format!(
                 "rcu-core: the stall handler of domain '{}' panicked (see the message above); \
                  the report was: {report}. Rule: a stall handler runs in an atomic scope on the \
                  thread leading the grace period; it must not block or panic. Fix: only record \

@@ -10,6 +10,8 @@
 //!   domain's worker and each allocator's refill worker is one. Its threads are started with
 //!   `pthread_create`, not `std::thread` (a forked child must be able to start them again),
 //!   and run with every signal blocked.
+//! - [`stderr`]: the runtime's reports, written with `write(2)` (no std lock a forked child
+//!   could find held).
 //! - [`ForkLock`]: a small spinning lock that the runtime's `pthread_atfork` handlers hold
 //!   across `fork()`, so a child never inherits it held by a thread that does not exist there.
 //!
@@ -43,6 +45,7 @@ mod fork_lock;
 pub mod futex;
 mod raw_thread;
 mod service;
+pub mod stderr;
 
 pub use event_count::{EventCount, EventCountIn, EventWord};
 pub use fork_lock::ForkLock;

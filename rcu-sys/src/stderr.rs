@@ -4,7 +4,11 @@
 //! for ever, and at thread exit std's stderr may already be gone.
 
 /// Writes `line` and a newline to fd 2, best effort (a report has nowhere else to go).
-pub(crate) fn report_line(line: &str) {
+///
+/// ```
+/// rcu_sys::stderr::report_line("rcu: an example report");
+/// ```
+pub fn report_line(line: &str) {
     let mut rest = line.as_bytes();
     for chunk in [&mut rest, &mut &b"\n"[..]] {
         while !chunk.is_empty() {
