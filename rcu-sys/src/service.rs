@@ -117,14 +117,20 @@ impl ServiceThread {
 
     /// Asks the thread to stop, wakes it and waits for it to exit (if it was running).
     pub fn stop(&self) {
-        // SeqCst: ordered before the wake; the thread checks `stopping` after each wake-up.
-        if self.state.swap(STOPPING, Ordering::SeqCst) != RUNNING {
-            return;
-        }
-        self.wake();
-        if let Some(thread) = self.take_handle() {
+        if let Some(thread) = self.signal_stop() {
             thread.join();
         }
+    }
+
+    /// Marks the thread stopping and wakes it; returns its handle if it was running (and this
+    /// call is the one that stopped it).
+    fn signal_stop(&self) -> Option<RawThread> {
+        // SeqCst: ordered before the wake; the thread checks `stopping` after each wake-up.
+        if self.state.swap(STOPPING, Ordering::SeqCst) != RUNNING {
+            return None;
+        }
+        self.wake();
+        self.take_handle()
     }
 
     fn put_handle(&self, thread: RawThread) {
@@ -147,21 +153,16 @@ impl ServiceThread {
     /// its own and its handle is detached. For callers that may be the thread itself, or may
     /// run code the thread waits for (a domain dropped from one of its own callbacks).
     pub fn request_stop(&self) {
-        // SeqCst: as in `stop`.
-        if self.state.swap(STOPPING, Ordering::SeqCst) != RUNNING {
-            return;
-        }
-        self.wake();
         // Detach: the thread finishes on its own. (A `start` racing with this stores its
         // handle later; `Drop` detaches that one.)
-        if let Some(thread) = self.take_handle() {
+        if let Some(thread) = self.signal_stop() {
             thread.detach();
         }
     }
 
     /// The thread side: true once `stop` or `request_stop` was called.
     pub fn stopping(&self) -> bool {
-        // SeqCst: see `stop`.
+        // SeqCst: pairs with the swap in `signal_stop`.
         self.state.load(Ordering::SeqCst) == STOPPING
     }
 

@@ -260,7 +260,7 @@ impl ReaderWord {
     /// let word = ReaderWord::new();
     /// word.enter(seq.started_counter());
     /// word.enter(seq.started_counter());
-    /// assert_eq!(word.force_exit(), 2); // e.g. its thread exited with leaked guards
+    /// assert_eq!(word.force_exit(), 2); // e.g. its thread exited with forgotten guards
     /// assert!(!word.blocks(2));
     /// ```
     pub fn force_exit(&self) -> u64 {
@@ -270,15 +270,15 @@ impl ReaderWord {
     }
 }
 
-/// A guard outlived its thread's registration (a `ReadGuard` kept in a thread-local that is
-/// destroyed after the runtime's): the section was already force-ended; leave the word be.
+/// An exit with no section open. The runtime never ends a section a live guard could still
+/// exit (`registration`: a section is force-ended only when no guard can reach it), so this
+/// is a bug of the runtime or of `unsafe` code; leave the word be rather than wrap it.
 #[cold]
 fn exit_without_entry() {
     debug_assert!(
         false,
-        "rcu-core: read section exit without entry: a ReadGuard outlived its thread's \
-         registration (kept in a thread-local destroyed after the runtime's). Fix: do not store \
-         guards in thread-locals; its reads were not protected after the registration ended"
+        "rcu-core internal error: read section exit without entry (a section was ended while a \
+         guard of it still lived, or a guard was copied with unsafe code)"
     );
 }
 
