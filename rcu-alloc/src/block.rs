@@ -51,8 +51,8 @@ struct Header {
     capacity: usize,
     /// Bytes of memory the entries keep alive (objects plus this block), for the budget.
     pending_bytes: usize,
-    /// For the block's current holder: the runtime stores the grace-period cookie that
-    /// must complete before the entries may run.
+    /// For the block's current holder (the runtime stores who sealed the block, to give
+    /// it back to).
     tag: u64,
     /// The size the block was allocated with: `free` needs the allocation's layout.
     block_bytes: usize,
@@ -328,6 +328,46 @@ impl Block {
         let bytes = core::mem::take(&mut self.header.pending_bytes);
         let entries = self.entries_ptr();
         (Drain { entries, next: 0, len, _block: core::marker::PhantomData }, bytes)
+    }
+
+    /// Passes each entry, in order, to `f` and keeps (at the front, in order) those it gives
+    /// back; returns the bytes the entries carried, which the block no longer counts (kept
+    /// entries carry none). `f` must not unwind: entries not yet passed to it would be lost.
+    ///
+    /// ```
+    /// use rcu_alloc::{AllocConfig, BlockAllocator, Entry, Policy, ThreadCache};
+    /// use rcu_ctx::Atomic;
+    ///
+    /// unsafe fn forget(_obj: *mut (), _ctx: &Atomic<'_>) {}
+    /// let alloc = BlockAllocator::new(AllocConfig::new());
+    /// let block = alloc.get(Policy::Reclaim, &mut ThreadCache::new()).unwrap();
+    /// // SAFETY: `get` handed the block over; we are its only user until `put`.
+    /// let b = unsafe { &mut *block.as_ptr() };
+    /// for i in 0..4usize {
+    ///     b.push(Entry { obj: i as *mut (), run: forget }, 10);
+    /// }
+    /// let bytes = b.filter_entries(|e| (e.obj as usize % 2 == 1).then_some(e));
+    /// assert_eq!((bytes, b.len(), b.pending_bytes()), (40, 2, 0));
+    /// let _ = b.drain();
+    /// // SAFETY: (1) `block` came from `get`; (2) ours, not used afterwards; (3) empty.
+    /// unsafe { alloc.put(block) };
+    /// ```
+    pub fn filter_entries(&mut self, mut f: impl FnMut(Entry) -> Option<Entry>) -> usize {
+        let len = core::mem::take(&mut self.header.len);
+        let bytes = core::mem::take(&mut self.header.pending_bytes);
+        let entries = self.entries_ptr();
+        let mut kept = 0;
+        for i in 0..len {
+            // SAFETY: `i < len <= capacity`: an initialized entry, read once.
+            let entry = unsafe { entries.add(i).read() };
+            if let Some(keep) = f(entry) {
+                // SAFETY: `kept <= i`: inside the allocation, and entry `kept` was read.
+                unsafe { entries.add(kept).write(keep) };
+                kept += 1;
+            }
+        }
+        self.header.len = kept;
+        bytes
     }
 
     /// The holder's tag (see `set_tag`).

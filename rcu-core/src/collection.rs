@@ -10,9 +10,10 @@ use core::ptr::{self, NonNull};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rcu_alloc::ThreadCache;
+use rcu_alloc::{Block, ThreadCache};
 use rcu_ctx::Atomic;
 
+use crate::head::RcuHead;
 use crate::queues::{Batch, RunCount};
 use crate::registry::Slot;
 use crate::staging::Staging;
@@ -78,9 +79,41 @@ impl DomainState {
         Staging::collect(
             || self.readers.iter().map(|slot| &*slot.staging),
             &mut blocks,
-            // Stolen while being filled: charged now; sealed and parked blocks already were.
-            |stolen| r.alloc.budget().charge(r.block_charge(stolen)),
+            // Stolen while being filled, or given back and not finished: charged now (sealed
+            // and parked blocks already were), and finished by the worker.
+            |mut stolen| {
+                // SAFETY: the collection owns it.
+                unsafe { stolen.as_mut() }.set_tag(0);
+                r.alloc.budget().charge(r.block_charge(stolen));
+            },
         );
+        let (heads, head_bytes) = self.swap_lists(&mut blocks);
+        // Taken after the collection: the grace period it names begins after every item
+        // in the batch was queued. An empty batch needs no grace period at all.
+        let cookie = if blocks.is_empty() && heads.is_null() { 0 } else { self.gp.seq.cookie() };
+        Batch { cookie, generation, blocks, heads, head_bytes, light: false }
+    }
+
+    /// Worker: a light collection, of the lists only (sealed blocks and fallback items), for
+    /// a backlog between full collections. It steals no block being filled, so it needs no
+    /// heavy barrier and must not open a generation: a barrier waits for a full collection.
+    /// It carries the generation of the last full collection, which has been or will be
+    /// finished before it (batches run in order), so finishing it again changes nothing.
+    pub(crate) fn collect_lists(&self) -> Batch {
+        let r = &self.queues;
+        // Acquire: pairs with the AcqRel RMW of the full collection that made it.
+        let generation = r.collections.load(Ordering::Acquire);
+        let mut blocks = Vec::new();
+        let (heads, head_bytes) = self.swap_lists(&mut blocks);
+        // As in `collect`: taken after the swaps.
+        let cookie = if blocks.is_empty() && heads.is_null() { 0 } else { self.gp.seq.cookie() };
+        Batch { cookie, generation, blocks, heads, head_bytes, light: true }
+    }
+
+    /// Takes the sealed-block list (into `blocks`) and the fallback list with the bytes its
+    /// items were charged (returned).
+    fn swap_lists(&self, blocks: &mut Vec<NonNull<Block>>) -> (*mut RcuHead, usize) {
+        let r = &self.queues;
         // Acquire: pairs with the Release CAS in `push_sealed`.
         let mut sealed = r.sealed.swap(ptr::null_mut(), Ordering::Acquire);
         while let Some(block) = NonNull::new(sealed) {
@@ -90,10 +123,12 @@ impl DomainState {
         }
         // Acquire: pairs with the Release CAS in `push_intrusive`.
         let heads = r.intrusive.swap(ptr::null_mut(), Ordering::Acquire);
-        // Taken after the collection: the grace period it names begins after every item
-        // in the batch was queued. An empty batch needs no grace period at all.
-        let cookie = if blocks.is_empty() && heads.is_null() { 0 } else { self.gp.seq.cookie() };
-        Batch { cookie, generation, blocks, heads }
+        // Relaxed: after the Acquire swap above, which makes every taken item's addition
+        // visible here (see `push_intrusive`). It may also take the bytes of an item whose
+        // push is still under way: released one batch early, never twice, so the budget
+        // undercounts by at most the pushes in flight.
+        let bytes = r.intrusive_bytes.swap(0, Ordering::Relaxed);
+        (heads, bytes)
     }
 
     fn finish_generation(&self, generation: u64) {
@@ -103,16 +138,43 @@ impl DomainState {
     }
 
     /// Worker: runs a batch whose grace period has completed, with `ctx`.
+    ///
+    /// A block sealed by a thread whose policy may call the allocator carries that thread's
+    /// staging area in its tag: its deferred frees are dropped here and given back to it to
+    /// deallocate (`deferred::split`), so freed memory returns to the allocator's cache of the
+    /// thread that allocates, not the worker's.
+    ///
+    /// Only blocks of a light batch, and only while no full collection has been made since
+    /// it: a barrier waits for the batch of the first full collection made after its call,
+    /// which holds everything queued before the call (never given back), and which steals
+    /// back whatever was given back before it was made (`Staging::collect`); a light batch
+    /// made after it holds only later items. So no deallocation of an item queued before a
+    /// barrier is left undone when the barrier returns
+    /// (`alloc_count::barrier_waits_for_the_deallocations_given_back`).
     pub(crate) fn run_batch(&self, batch: Batch, ctx: &Atomic<'_>) {
         let r = &self.queues;
+        // Relaxed: only this thread (the worker, in `collect`) advances it.
+        let give_back = batch.light && r.collections.load(Ordering::Relaxed) == batch.generation;
         let mut run = RunCount::default();
         for block in batch.blocks {
-            run.block(r, block, ctx);
+            // SAFETY: the batch owns the block.
+            let owner = unsafe { block.as_ref() }.tag() as *const Staging;
+            if give_back && !owner.is_null() {
+                if run.block_keeping_deallocs(r, block, ctx) {
+                    // SAFETY: a non-zero tag is the address of the staging area of the slot
+                    // that sealed the block (`enqueue::seal`); slots live as long as the
+                    // domain state, which the worker holds.
+                    unsafe { &*owner }.give_back(block);
+                    continue;
+                }
+            } else {
+                run.block(r, block, ctx);
+            }
             // SAFETY: (1) every block this domain handles came from its allocator; (2) the
-            // batch owned it and is consumed here; (3) `run.block` drained it.
+            // batch owned it and is consumed here; (3) drained above.
             unsafe { r.alloc.put(block) };
         }
-        run.heads(r, batch.heads, ctx);
+        run.heads(r, batch.heads, batch.head_bytes, ctx);
         run.publish(r, self.name());
         self.finish_generation(batch.generation);
     }
@@ -162,14 +224,7 @@ impl DomainState {
             // SAFETY: a listed block stays valid while listed; single-threaded.
             block = unsafe { b.as_ref() }.next();
         }
-        let mut head = r.intrusive.load(Ordering::Relaxed);
-        while !head.is_null() {
-            // SAFETY: a listed object stays valid while listed; single-threaded.
-            unsafe {
-                pending += *(*head).bytes.get();
-                head = *(*head).next.get();
-            }
-        }
+        pending += r.intrusive_bytes.load(Ordering::Relaxed);
         for slot in self.readers.iter() {
             pending += slot.staging.parked_blocks().map(|b| r.block_charge(b)).sum::<usize>();
         }

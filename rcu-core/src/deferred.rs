@@ -1,10 +1,19 @@
 //! Turning typed work into type-erased entries, and running them.
 //!
 //! Every queued item is an `(obj, run)` pair: `obj` an owning pointer with its type erased,
-//! `run` a trampoline monomorphised for that type which rebuilds the `Box` and drops it or
-//! hands it to the user's callback. Running an entry is the only place the type comes back.
+//! `run` a trampoline monomorphised for that type which rebuilds the `Box` and drops it, or
+//! the user's `call_rcu` callback itself. Running an entry is the only place the type comes
+//! back.
+//!
+//! A deferred free has two parts: dropping the value, which runs the value's own `Drop`
+//! code (code the caller may not own: a reclaim action), and deallocating its memory, a
+//! plain call to the global allocator. Its entry runs whole or one part at a time
+//! ([`split`]), so that the worker drops and the thread that queued it, when its policy may
+//! call the allocator, deallocates: the memory goes back to the allocator's cache of the
+//! thread that will allocate again, instead of crossing CPUs twice.
 
 use core::panic::AssertUnwindSafe;
+use std::alloc::Layout;
 
 use rcu_alloc::Entry;
 use rcu_ctx::Atomic;
@@ -31,13 +40,33 @@ use crate::head::{Rcu, RunFn};
 /// ```
 pub type Callback<T> = fn(Box<Rcu<T>>, &Atomic<'_>);
 
-/// Drops a `Box<Rcu<T>>`.
+/// Low bits of a deferred free's `obj` (every `Rcu<T>` is aligned to at least 8 bytes:
+/// its head holds pointers): `SPLITTABLE` marks an entry whose trampoline can run one part;
+/// `DROP_ONLY` and `DEALLOC_ONLY` ask for that part.
+const SPLITTABLE: usize = 0b001;
+const DROP_ONLY: usize = 0b010;
+const DEALLOC_ONLY: usize = 0b100;
+const PART_BITS: usize = 0b111;
+const _: () = assert!(core::mem::align_of::<Rcu<()>>() > PART_BITS);
+
+/// Frees a `Box<Rcu<T>>`, whole or one part (the bits of `obj`, see `SPLITTABLE`).
 ///
 /// # Safety
-/// 1. `obj` came from `Box::<Rcu<T>>::into_raw` and is owned by the caller.
-unsafe fn drop_rcu_box<T>(obj: *mut (), _ctx: &Atomic<'_>) {
-    // SAFETY: (1).
-    drop(unsafe { Box::from_raw(obj.cast::<Rcu<T>>()) });
+/// 1. `obj`, without its low bits, came from `Box::<Rcu<T>>::into_raw` and is owned by the
+///    caller.
+/// 2. Parts run at most once each, the drop part before the deallocation part.
+unsafe fn free_rcu_box<T>(obj: *mut (), _ctx: &Atomic<'_>) {
+    let part = obj as usize & PART_BITS;
+    let ptr = obj.wrapping_byte_sub(part).cast::<Rcu<T>>();
+    if part & DEALLOC_ONLY == 0 {
+        // SAFETY: (1) a live, owned value; (2) dropped once.
+        unsafe { core::ptr::drop_in_place(ptr) };
+    }
+    if part & DROP_ONLY == 0 {
+        // SAFETY: (1) allocated by `Box` (the global allocator) with this layout; (2) the
+        // value was dropped and this is the allocation's only release.
+        unsafe { std::alloc::dealloc(ptr.cast(), Layout::new::<Rcu<T>>()) };
+    }
 }
 
 /// Drops a `Box<T>` (headless).
@@ -47,20 +76,6 @@ unsafe fn drop_rcu_box<T>(obj: *mut (), _ctx: &Atomic<'_>) {
 unsafe fn drop_box<T>(obj: *mut (), _ctx: &Atomic<'_>) {
     // SAFETY: (1).
     drop(unsafe { Box::from_raw(obj.cast::<T>()) });
-}
-
-/// Calls the user's callback stored in the head.
-///
-/// # Safety
-/// 1. `obj` came from `Box::<Rcu<T>>::into_raw` and is owned by the caller.
-/// 2. Its head's `func` holds a `Callback<T>` (set by `callback_entry`).
-unsafe fn call_user<T>(obj: *mut (), ctx: &Atomic<'_>) {
-    // SAFETY: (1).
-    let boxed = unsafe { Box::from_raw(obj.cast::<Rcu<T>>()) };
-    // SAFETY: (2): the pointer was made from a `Callback<T>`, and we own the head.
-    let f: Callback<T> =
-        unsafe { core::mem::transmute::<*const (), Callback<T>>(*boxed.head.func.get()) };
-    f(boxed, ctx);
 }
 
 /// Calls a boxed closure.
@@ -75,16 +90,23 @@ unsafe fn call_closure<F: FnOnce(&Atomic<'_>)>(obj: *mut (), ctx: &Atomic<'_>) {
     f(ctx);
 }
 
-/// A headed item ready to queue: its head pointer, trampoline and byte count.
+/// A headed item ready to queue: its head pointer, what runs it and its byte count.
 pub(crate) struct Headed {
     pub(crate) obj: *mut Rcu<()>,
     pub(crate) run: RunFn,
     pub(crate) bytes: usize,
+    /// A deferred free, whose parts can run on different threads (see `split`).
+    splittable: bool,
 }
 
 impl Headed {
     pub(crate) fn entry(&self) -> Entry {
-        Entry { obj: self.obj.cast(), run: self.run }
+        let obj = if self.splittable {
+            self.obj.cast::<()>().wrapping_byte_add(SPLITTABLE)
+        } else {
+            self.obj.cast()
+        };
+        Entry { obj, run: self.run }
     }
 }
 
@@ -92,19 +114,25 @@ impl Headed {
 pub(crate) fn free_entry<T: Send + 'static>(obj: Box<Rcu<T>>) -> Headed {
     Headed {
         obj: Box::into_raw(obj).cast(),
-        run: drop_rcu_box::<T>,
+        run: free_rcu_box::<T>,
         bytes: core::mem::size_of::<Rcu<T>>(),
+        splittable: true,
     }
 }
 
-/// `call_rcu` of a headed box with a user callback.
+/// `call_rcu` of a headed box with a user callback: the callback itself is what runs.
 pub(crate) fn callback_entry<T: Send + 'static>(obj: Box<Rcu<T>>, f: Callback<T>) -> Headed {
-    // SAFETY: we own the box; the head is ours to write until it is queued.
-    unsafe { *obj.head.func.get() = f as *const () };
+    // SAFETY: `fn(Box<Rcu<T>>, &Atomic)` and `unsafe fn(*mut (), &Atomic)` are
+    // ABI-compatible (the standard library's `fn` documentation, "ABI compatibility": same
+    // ABI string; `Box<U>` of a sized `U` and `*mut ()` are both thin pointers, which are
+    // ABI-compatible with each other). The entry is only ever called with the pointer
+    // `Box::into_raw` gave below, so `f` receives exactly the box it was queued with.
+    let run = unsafe { core::mem::transmute::<Callback<T>, RunFn>(f) };
     Headed {
         obj: Box::into_raw(obj).cast(),
-        run: call_user::<T>,
+        run,
         bytes: core::mem::size_of::<Rcu<T>>(),
+        splittable: false,
     }
 }
 
@@ -114,6 +142,7 @@ pub(crate) fn closure_entry<F: FnOnce(&Atomic<'_>) + Send + 'static>(f: F) -> He
         obj: Box::into_raw(Rcu::boxed(f)).cast(),
         run: call_closure::<F>,
         bytes: core::mem::size_of::<Rcu<F>>(),
+        splittable: false,
     }
 }
 
@@ -121,6 +150,16 @@ pub(crate) fn closure_entry<F: FnOnce(&Atomic<'_>) + Send + 'static>(f: F) -> He
 pub(crate) fn headless_entry<T: Send + 'static>(obj: Box<T>) -> (Entry, usize) {
     let bytes = core::mem::size_of::<T>();
     (Entry { obj: Box::into_raw(obj).cast(), run: drop_box::<T> }, bytes)
+}
+
+/// For a whole deferred free (made by `free_entry`, not yet split): its drop part and its
+/// deallocation part, to run in that order, each exactly once. `None` for other entries.
+pub(crate) fn split(entry: Entry) -> Option<(Entry, Entry)> {
+    if entry.obj as usize & PART_BITS != SPLITTABLE {
+        return None;
+    }
+    let part = |bits| Entry { obj: entry.obj.wrapping_byte_add(bits), run: entry.run };
+    Some((part(DROP_ONLY), part(DEALLOC_ONLY)))
 }
 
 /// Runs one entry, containing a panic to that entry. Returns false if it panicked.

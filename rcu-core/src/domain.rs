@@ -512,7 +512,9 @@ impl Domain {
     }
 
     /// True once grace period `cookie` has completed. Never blocks, takes no lock, any
-    /// context.
+    /// context. If no grace period is being run, it moves the one `cookie` needs as far as
+    /// it can without waiting (it completes it when no reader holds it up), so a polling loop
+    /// is never held up by the worker thread's scheduling.
     ///
     /// # Panics
     /// If `cookie` was issued by another domain.
@@ -534,7 +536,11 @@ impl Domain {
     pub fn poll(&self, cookie: GpCookie) -> bool {
         let state = self.state();
         state.check_cookie(cookie);
-        state.gp.seq.is_completed(cookie.seq())
+        if !crate::process::is_ready() {
+            // Nothing has registered or run a grace period yet: nothing to advance.
+            return state.gp.seq.is_completed(cookie.seq());
+        }
+        state.gp.try_advance(state, cookie.seq())
     }
 
     /// Waits for grace period `cookie` unless it has already completed.

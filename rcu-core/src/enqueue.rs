@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 use rcu_alloc::{Block, Entry, FallbackReason, OverBudget, Policy, ThreadCache};
 use rcu_ctx::{Atomic, Context};
 
-use crate::deferred::Headed;
+use crate::deferred::{self, Headed};
 use crate::grace_period::Urgency;
 use crate::queues::RunCount;
 use crate::registry::Slot;
@@ -115,10 +115,12 @@ impl DomainState {
                 if let Some(full) = bracket.detach_full() {
                     self.seal(&bracket, full, policy);
                 }
-                if policy.may_reclaim() {
-                    self.run_ready_parked(&bracket)
+                let parked =
+                    if policy.may_reclaim() { self.run_ready_parked(&bracket) } else { None };
+                if policy.may_alloc() {
+                    self.finish_returned(&bracket, parked)
                 } else {
-                    None
+                    parked
                 }
             };
             if self.queues.alloc.budget().is_over(request.bytes) {
@@ -172,7 +174,14 @@ impl DomainState {
     /// callbacks inline is a reclaim action: it may run code the caller does not own, which
     /// is what `NoReclaim` rules out). Otherwise, or with no parking slot free, it goes to
     /// the worker.
-    fn seal(&self, bracket: &Bracket<'_>, block: NonNull<Block>, policy: Policy) {
+    ///
+    /// A block sealed under a policy that may call the allocator is tagged with this
+    /// thread's staging area: the worker gives it back with the deallocations of its frees
+    /// left for this thread (`collection::run_batch`, `finish_returned`).
+    fn seal(&self, bracket: &Bracket<'_>, mut block: NonNull<Block>, policy: Policy) {
+        let owner = if policy.may_alloc() { bracket.owner_tag() } else { 0 };
+        // SAFETY: detached inside `bracket`: ours.
+        unsafe { block.as_mut() }.set_tag(owner);
         self.queues.alloc.budget().charge(self.queues.block_charge(block));
         if policy.may_reclaim() {
             let cookie = self.gp.seq.cookie();
@@ -209,6 +218,39 @@ impl DomainState {
                     .unwrap_or_else(|b| self.queues.push_sealed(b));
             }
         }
+        reuse
+    }
+
+    /// Finishes, inside `bracket`, the blocks the worker gave back: their entries are the
+    /// deallocations of frees whose values it dropped (plain calls to the allocator, which
+    /// `policy` allows; no code the caller does not own runs). Returns one emptied block to
+    /// reuse, after `reuse`'s turn: the others go to the pool (or back to the worker).
+    fn finish_returned(
+        &self,
+        bracket: &Bracket<'_>,
+        mut reuse: Option<NonNull<Block>>,
+    ) -> Option<NonNull<Block>> {
+        if !bracket.has_returned() {
+            return reuse;
+        }
+        // SAFETY: (1) dropped before this function returns; (2) no scope is opened
+        // meanwhile on this thread (the entries only deallocate).
+        let ctx = unsafe { Atomic::assume() };
+        bracket.take_returned(|mut block| {
+            // SAFETY: taken from our given-back list: ours.
+            let _ = unsafe { block.as_mut() }.filter_entries(|entry| {
+                // SAFETY: each kept entry is the deallocation part of a free whose drop part
+                // ran on the worker, given back once and run once, here.
+                unsafe { deferred::run(entry, &ctx) };
+                None
+            });
+            if let Some(extra) = reuse.replace(block) {
+                // SAFETY: (1) every block this domain handles came from its allocator;
+                // (2) ours, as above; (3) emptied above.
+                unsafe { self.queues.alloc.put_to_pool(extra) }
+                    .unwrap_or_else(|b| self.queues.push_sealed(b));
+            }
+        });
         reuse
     }
 

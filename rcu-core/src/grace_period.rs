@@ -144,14 +144,44 @@ impl GracePeriods {
         }
     }
 
+    /// Returns true once grace period `cookie` has completed, advancing it meanwhile as far
+    /// as it can without waiting: if no leader is running, it leads, starts (or resumes) the
+    /// grace period, and completes it if no reader holds it up; otherwise it leaves it in
+    /// progress for the next leader. Never blocks, never allocates, takes no lock (the
+    /// leader role is only tried), async-signal-safe: what `poll` runs, so that a poller
+    /// never waits for the worker to be scheduled to see a grace period that could end.
+    /// Caller: after `process::init` (the heavy barrier's mode is decided).
+    pub(crate) fn try_advance<H: GpHost + ?Sized>(&self, domain: &H, cookie: u64) -> bool {
+        if self.seq.is_completed(cookie) {
+            return true;
+        }
+        if !self.try_lead() {
+            return false;
+        }
+        let _leading = Leading(self);
+        while !self.seq.is_completed(cookie) {
+            let gp = self.seq.start_or_resume();
+            if domain.readers().iter().any(|slot| slot.word.blocks(gp)) {
+                return false;
+            }
+            self.finish(domain, gp, Urgency::Normal);
+        }
+        true
+    }
+
     /// Runs exactly one grace period. Caller: the leader.
     fn run_one<H: GpHost + ?Sized>(&self, domain: &H, urgency: Urgency) {
-        let gp = self.seq.start();
+        let gp = self.seq.start_or_resume();
         let start = Instant::now();
         let mut clock = StallClock::new(domain.stall_timeout());
         for slot in domain.readers().iter() {
             wait_for_reader(domain, slot, gp, start, &mut clock, urgency);
         }
+        self.finish(domain, gp, urgency);
+    }
+
+    /// Completes grace period `gp`, which no reader holds up any more. Caller: the leader.
+    fn finish<H: GpHost + ?Sized>(&self, domain: &H, gp: u64, urgency: Urgency) {
         self.seq.complete(gp);
         Counters::bump(match urgency {
             Urgency::Normal => &domain.counters().gps_normal,

@@ -19,32 +19,27 @@ pub(crate) type RunFn = unsafe fn(*mut (), &Atomic<'_>);
 
 /// The bookkeeping an object carries while it is queued. Opaque; lives inside [`Rcu<T>`].
 ///
+/// Two words, as the kernel's `struct rcu_head`: a link and one function pointer that is
+/// both the callback and how to run it (the trampoline of a deferred free, or the user's own
+/// `call_rcu` callback, called directly). Bytes are accounted per list, not per head.
+///
 /// ```
 /// use rcu_core::Rcu;
 /// // You never build a head yourself: `Rcu<T>` carries one in front of your value.
 /// let obj = Rcu::boxed(5u32);
 /// assert_eq!(**obj, 5);
-/// assert!(std::mem::size_of::<Rcu<u32>>() > std::mem::size_of::<rcu_core::RcuHead>());
+/// assert_eq!(std::mem::size_of::<rcu_core::RcuHead>(), 16);
 /// ```
 pub struct RcuHead {
     /// Intrusive list link (fallback path only).
     pub(crate) next: UnsafeCell<*mut RcuHead>,
-    /// The trampoline (fallback path only; blocks carry it in the entry).
+    /// What runs the object (fallback path only; blocks carry it in the entry).
     pub(crate) run: UnsafeCell<Option<RunFn>>,
-    /// The user's callback for `call_rcu`, type-erased; read back by its trampoline.
-    pub(crate) func: UnsafeCell<*const ()>,
-    /// Bytes this object keeps alive (fallback path's budget accounting).
-    pub(crate) bytes: UnsafeCell<usize>,
 }
 
 impl RcuHead {
     const fn new() -> Self {
-        RcuHead {
-            next: UnsafeCell::new(ptr::null_mut()),
-            run: UnsafeCell::new(None),
-            func: UnsafeCell::new(ptr::null()),
-            bytes: UnsafeCell::new(0),
-        }
+        RcuHead { next: UnsafeCell::new(ptr::null_mut()), run: UnsafeCell::new(None) }
     }
 }
 

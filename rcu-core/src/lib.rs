@@ -184,6 +184,31 @@ pub mod prelude {
     pub use rcu_ctx::prelude::*;
 }
 
+/// Does the process's one-time set-up now instead of at first use, and registers the calling
+/// thread with the global domain. Call it early in `main`, before other threads start.
+///
+/// Without it the first use pays: the first registration asks the kernel for `membarrier`
+/// (`MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED`, which waits for a kernel grace period), and
+/// the first call with a token that may allocate starts the global domain's worker threads:
+/// 8 to 27 ms in all on the 2-CPU machine of `docs/performance.md`, against about 5 us for a
+/// `synchronize_rcu` right after. Idempotent; each later thread still registers on its
+/// first read (or with [`Domain::register_current_thread`]).
+///
+/// ```
+/// use rcu_core::prelude::*;
+/// let ctx = Sleepable::enter();
+/// rcu_core::init(&ctx); // before spawning readers
+/// let cookie = start_poll(&ctx);
+/// synchronize_rcu(&ctx);
+/// assert!(poll(cookie));
+/// ```
+#[track_caller]
+pub fn init<C: MaySleep + MayAlloc>(ctx: &C) {
+    ctx.validate();
+    rcu_ctx::enforce::may_sleep("init");
+    Domain::global().register_current_thread(ctx);
+}
+
 /// Enters a read section of the global domain. See [`Domain::read_lock`].
 ///
 /// ```

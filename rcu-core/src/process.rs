@@ -2,11 +2,23 @@
 //! runs. It decides the barrier mode (`raw::barrier`), registers the global domain's block
 //! pool as a shrinker, and installs the `pthread_atfork` handlers of `fork`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 
 use crate::raw::barrier;
 
 static INIT: Once = Once::new();
+
+/// Set once `init` has completed (a `Once` cannot be asked without possibly waiting).
+static READY: AtomicBool = AtomicBool::new(false);
+
+/// True once `init` has completed: lock-free, for callers that may not initialize (they
+/// may not allocate or wait), such as `poll` from an atomic context.
+pub(crate) fn is_ready() -> bool {
+    // Acquire: pairs with the Release store at the end of `init`: the barrier mode it
+    // decided is visible.
+    READY.load(Ordering::Acquire)
+}
 
 /// Idempotent process-wide setup; cheap after the first call.
 pub(crate) fn init() {
@@ -29,5 +41,7 @@ pub(crate) fn init() {
             "rcu-core: pthread_atfork failed ({rc}, out of memory): the runtime needs its fork \
              handler to keep working in a forked child"
         );
+        // Release: see `is_ready`.
+        READY.store(true, Ordering::Release);
     });
 }

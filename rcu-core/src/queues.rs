@@ -5,7 +5,7 @@
 
 use core::ptr::{self, NonNull};
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use rcu_alloc::{AllocConfig, Block, BlockAllocator, Entry};
@@ -23,6 +23,10 @@ pub(crate) struct Batch {
     pub(crate) generation: u64,
     pub(crate) blocks: Vec<NonNull<Block>>,
     pub(crate) heads: *mut RcuHead,
+    /// Bytes the fallback items in `heads` were charged (see `Queues::intrusive_bytes`).
+    pub(crate) head_bytes: usize,
+    /// Made by a light collection (`collect_lists`): its blocks may be given back.
+    pub(crate) light: bool,
 }
 
 // SAFETY: a batch owns its blocks and the objects linked from `heads`; it only moves to and
@@ -39,6 +43,9 @@ pub(crate) struct Queues {
     pub(crate) intrusive: AtomicPtr<RcuHead>,
     /// Items queued on the intrusive list (staged items are counted per slot).
     pub(crate) queued_intrusive: AtomicU64,
+    /// Bytes charged for items pushed on the intrusive list and not yet collected: a head
+    /// has no room for its item's size, so a collection takes the list's total with it.
+    pub(crate) intrusive_bytes: AtomicUsize,
     pub(crate) invoked: AtomicU64,
     pub(crate) panics: AtomicU64,
     /// Collections started; a batch carries the generation of its collection.
@@ -63,6 +70,7 @@ impl Queues {
             sealed: AtomicPtr::new(ptr::null_mut()),
             intrusive: AtomicPtr::new(ptr::null_mut()),
             queued_intrusive: AtomicU64::new(0),
+            intrusive_bytes: AtomicUsize::new(0),
             invoked: AtomicU64::new(0),
             panics: AtomicU64::new(0),
             collections: AtomicU64::new(0),
@@ -106,6 +114,16 @@ impl Queues {
         self.expedite.load(Ordering::Relaxed)
     }
 
+    /// True if sealed blocks or fallback items wait for a collection (a backlog: the worker
+    /// collects them without waiting for the batch delay).
+    pub(crate) fn has_backlog(&self) -> bool {
+        // Relaxed: a hint. Whoever pushes the first item wakes the worker after its push
+        // (`Worker::wake_if_sleeping`), and the worker re-checks this after announcing its
+        // sleep, so a backlog is never slept on.
+        !self.sealed.load(Ordering::Relaxed).is_null()
+            || !self.intrusive.load(Ordering::Relaxed).is_null()
+    }
+
     /// True if a barrier or backpressure waits for a collection not yet made.
     pub(crate) fn collection_wanted(&self) -> bool {
         // SeqCst: pairs with the RMW in `request_collection`; a hint re-checked each loop.
@@ -118,8 +136,11 @@ impl Queues {
         unsafe { block.as_ref() }.pending_bytes() + self.alloc.block_bytes()
     }
 
-    /// Pushes a block for the worker, charging it to the budget.
-    pub(crate) fn push_sealed(&self, block: NonNull<Block>) {
+    /// Pushes a block for the worker, charging it to the budget. Its entries (if any) are
+    /// the worker's to finish: it is given back to nobody.
+    pub(crate) fn push_sealed(&self, mut block: NonNull<Block>) {
+        // SAFETY: the caller owns the block until it is pushed.
+        unsafe { block.as_mut() }.set_tag(0);
         self.alloc.budget().charge(self.block_charge(block));
         self.push_sealed_charged(block);
     }
@@ -151,11 +172,11 @@ impl Queues {
         self.alloc.budget().charge(item.bytes);
         // Relaxed: a statistic.
         self.queued_intrusive.fetch_add(1, Ordering::Relaxed);
+        // Relaxed: sequenced before the Release CAS below, so a collection whose Acquire
+        // swap takes this item also sees this addition in its swap of the total.
+        self.intrusive_bytes.fetch_add(item.bytes, Ordering::Relaxed);
         // SAFETY: we own the object (and so its head) until the CAS publishes it.
-        unsafe {
-            *(*head).run.get() = Some(item.run);
-            *(*head).bytes.get() = item.bytes;
-        }
+        unsafe { *(*head).run.get() = Some(item.run) };
         // Relaxed: the CAS publishes.
         let mut top = self.intrusive.load(Ordering::Relaxed);
         loop {
@@ -190,6 +211,7 @@ impl Drop for Queues {
             blocks.push(block);
         }
         let heads = *self.intrusive.get_mut();
+        let head_bytes = *self.intrusive_bytes.get_mut();
         let mut run = RunCount::default();
         for block in blocks {
             run.block(self, block, &ctx);
@@ -197,7 +219,7 @@ impl Drop for Queues {
             // off the sealed list, so ours; (3) `run.block` drained it.
             unsafe { self.alloc.put(block) };
         }
-        run.heads(self, heads, &ctx);
+        run.heads(self, heads, head_bytes, &ctx);
     }
 }
 
@@ -225,19 +247,54 @@ impl RunCount {
         r.alloc.budget().release(bytes + r.alloc.block_bytes());
     }
 
-    /// Runs an intrusive list.
-    pub(crate) fn heads(&mut self, r: &Queues, mut head: *mut RcuHead, ctx: &Atomic<'_>) {
+    /// Runs a block's entries but leaves the deallocation part of each deferred free in
+    /// it, for the thread that queued them (`deferred::split`). Returns true if the block
+    /// kept entries; otherwise it is empty. The budget is released in full: what is left is
+    /// only memory waiting for its owner's next free.
+    pub(crate) fn block_keeping_deallocs(
+        &mut self,
+        r: &Queues,
+        mut block: NonNull<Block>,
+        ctx: &Atomic<'_>,
+    ) -> bool {
+        // SAFETY: the caller owns the block.
+        let b = unsafe { block.as_mut() };
+        let bytes = b.filter_entries(|entry| match deferred::split(entry) {
+            Some((drop_part, dealloc_part)) => {
+                // SAFETY: the whole entry was queued once; its drop part runs once, here, and
+                // its deallocation part is kept for later (even if the drop panicked, as a
+                // `Box` frees its memory when its value's drop unwinds).
+                self.count(unsafe { deferred::run(drop_part, ctx) });
+                Some(dealloc_part)
+            }
+            None => {
+                // SAFETY: queued once, run once, here.
+                self.count(unsafe { deferred::run(entry, ctx) });
+                None
+            }
+        });
+        r.alloc.budget().release(bytes + r.alloc.block_bytes());
+        !b.is_empty()
+    }
+
+    /// Runs an intrusive list whose items were charged `bytes` in all.
+    pub(crate) fn heads(
+        &mut self,
+        r: &Queues,
+        mut head: *mut RcuHead,
+        bytes: usize,
+        ctx: &Atomic<'_>,
+    ) {
         while !head.is_null() {
             // SAFETY: the caller owns the listed objects; read the head before running, as
             // running frees the object.
-            let (next, run, bytes) =
-                unsafe { (*(*head).next.get(), *(*head).run.get(), *(*head).bytes.get()) };
+            let (next, run) = unsafe { (*(*head).next.get(), *(*head).run.get()) };
             let run = run.expect("rcu-core internal error: intrusive item without a trampoline");
             // SAFETY: as above: queued once, run once.
             self.count(unsafe { deferred::run(Entry { obj: head.cast(), run }, ctx) });
-            r.alloc.budget().release(bytes);
             head = next;
         }
+        r.alloc.budget().release(bytes);
     }
 
     /// Adds the counts to the domain's statistics and reports panics.

@@ -1,5 +1,6 @@
 //! A thread's staging area in one domain: the block it is filling, the blocks it sealed and
-//! parked to run itself, and its cache of empty blocks. Queueing an item is, on the fast
+//! parked to run itself, the blocks the worker gave back with frees for it to finish, and
+//! its cache of empty blocks. Queueing an item is, on the fast
 //! path, a few plain loads and stores.
 //!
 //! Two parties touch it. The owner thread does everything inside a *bracket*; the domain's
@@ -49,6 +50,11 @@ pub struct Staging {
     /// The cookie each parked block waits for: atomics, so that the owner never reads the
     /// header of a block the worker may have stolen meanwhile.
     parked_cookie: [AtomicU64; PARKED],
+    /// Blocks the worker ran and gave back (`give_back`), holding the deallocations it left
+    /// to the owner: a list linked through the blocks' headers. The worker pushes; the owner
+    /// takes the whole list inside a bracket, or a collection steals it back like a parked
+    /// block.
+    returned: AtomicPtr<Block>,
     cache: UnsafeCell<ThreadCache>,
     /// Items this slot's owners queued (owner-written, plain load and store).
     queued: AtomicU64,
@@ -74,6 +80,7 @@ impl Staging {
             current: AtomicPtr::new(ptr::null_mut()),
             parked: [const { AtomicPtr::new(ptr::null_mut()) }; PARKED],
             parked_cookie: [const { AtomicU64::new(0) }; PARKED],
+            returned: AtomicPtr::new(ptr::null_mut()),
             cache: UnsafeCell::new(ThreadCache::new()),
             queued: AtomicU64::new(0),
         }
@@ -88,6 +95,7 @@ impl Staging {
             current: AtomicPtr::new(ptr::null_mut()),
             parked: core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             parked_cookie: core::array::from_fn(|_| AtomicU64::new(0)),
+            returned: AtomicPtr::new(ptr::null_mut()),
             cache: UnsafeCell::new(ThreadCache::new()),
             queued: AtomicU64::new(0),
         }
@@ -116,11 +124,50 @@ impl Staging {
         self.queued.load(Ordering::Relaxed)
     }
 
-    /// True if a block is being filled or parked (a hint for the worker's sleep).
+    /// True if a block is being filled, parked or given back (a hint for the worker's
+    /// sleep).
     pub fn has_blocks(&self) -> bool {
         // Relaxed: a hint.
         !self.current.load(Ordering::Relaxed).is_null()
+            || !self.returned.load(Ordering::Relaxed).is_null()
             || self.parked.iter().any(|p| !p.load(Ordering::Relaxed).is_null())
+    }
+
+    /// Worker: gives a run block back to this slot's owner, with the entries it left for the
+    /// owner (deallocations). Never blocks; the owner takes it in its next slow path, or a
+    /// collection steals it back.
+    pub fn give_back(&self, mut block: NonNull<Block>) {
+        // Relaxed: the CAS publishes.
+        let mut head = self.returned.load(Ordering::Relaxed);
+        loop {
+            // SAFETY: the caller owns the block until the CAS publishes it.
+            unsafe { block.as_mut() }.set_next(head);
+            // Release: publishes the block's entries to the owner's (or a collection's)
+            // AcqRel swap in `take_returned`.
+            match self.returned.compare_exchange_weak(
+                head,
+                block.as_ptr(),
+                Ordering::Release,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return,
+                Err(actual) => head = actual,
+            }
+        }
+    }
+
+    /// Swaps the given-back list out, handing each block to `f`.
+    fn take_returned(&self, mut f: impl FnMut(NonNull<Block>)) {
+        // AcqRel: Acquire pairs with the Release CAS in `give_back`; as with the parked
+        // slots, both halves settle the race between the owner and a collection (whoever
+        // swaps first owns the list), and a collection's swap that reads the owner's null
+        // synchronizes with it (see `collect`).
+        let mut next = self.returned.swap(ptr::null_mut(), Ordering::AcqRel);
+        while let Some(block) = NonNull::new(next) {
+            // SAFETY: the list is ours since the swap.
+            next = unsafe { block.as_ref() }.next();
+            f(block);
+        }
     }
 
     /// Owner: the oldest cookie among the parked blocks, if every parking slot is taken.
@@ -143,6 +190,12 @@ impl Staging {
     pub fn steal(&self, current: &mut Option<NonNull<Block>>, parked: &mut Vec<NonNull<Block>>) {
         *current = self.take_current();
         self.steal_parked(parked);
+    }
+
+    /// Worker: takes the given-back blocks (their entries are the deallocations the owner
+    /// did not get to).
+    pub fn steal_returned(&self, returned: &mut Vec<NonNull<Block>>) {
+        self.take_returned(|b| returned.push(b));
     }
 
     /// Worker: takes the parked blocks only (they were complete when parked).
@@ -179,9 +232,10 @@ impl Staging {
     }
 
     /// Worker: the staging half of a collection, over every slot `slots()` yields (it is
-    /// called once per pass). Every block taken goes to `blocks`; each current block (stolen
-    /// while being filled) is first shown to `on_stolen` (the caller charges it to the
-    /// budget), once its owner's bracket has closed. The caller swaps the domain's lists
+    /// called once per pass). Every block taken goes to `blocks`; each current or given-back
+    /// block (neither is charged to the budget) is first shown to `on_stolen` (the caller
+    /// charges it), once its owner's bracket has closed. Given-back blocks are swept with
+    /// the parked ones, under the same argument: an owner runs them only inside a bracket. The caller swaps the domain's lists
     /// (sealed blocks, headed items) afterwards.
     ///
     /// Steals every slot's current and parked blocks, issues one heavy barrier, and waits
@@ -211,6 +265,7 @@ impl Staging {
             let mut current = None;
             staging.steal(&mut current, blocks);
             stolen.extend(current);
+            staging.steal_returned(&mut stolen);
         }
         heavy_barrier();
         for staging in slots() {
@@ -222,12 +277,18 @@ impl Staging {
         }
         for staging in slots() {
             staging.steal_parked(blocks);
+            let mut returned = Vec::new();
+            staging.steal_returned(&mut returned);
             staging.wait_quiescent();
+            for block in returned {
+                on_stolen(block);
+                blocks.push(block);
+            }
         }
     }
 
-    /// Exiting owner: takes its own current and parked blocks and hands them to `current`
-    /// (the block being filled) and `parked` (sealed blocks), which push them on the
+    /// Exiting owner: takes its own current, given-back and parked blocks and hands them to
+    /// `current` (uncharged blocks) and `parked` (sealed blocks), which push them on the
     /// domain's sealed list, all inside its own bracket. A block in transit from the slot to
     /// the list is then never invisible to a concurrent collection: one whose swaps find the
     /// slot already empty read ours, so it waits for this bracket (see `collect`) and its
@@ -238,13 +299,15 @@ impl Staging {
     /// lock and allocates nothing itself, as every bracket.
     pub fn hand_over(
         &self,
-        current: impl FnOnce(NonNull<Block>),
+        current: impl FnMut(NonNull<Block>),
         parked: impl FnMut(NonNull<Block>),
     ) {
         let _bracket = self.open();
+        let mut current = current;
         if let Some(block) = self.take_current() {
             current(block);
         }
+        self.take_returned(&mut current);
         self.take_parked(parked);
     }
 
@@ -383,6 +446,24 @@ impl Bracket<'_> {
             }
         }
         None
+    }
+
+    /// Takes the blocks the worker gave back, handing each to `f` (the owner finishes their
+    /// entries inside this bracket, so that a collection waits for it; see `collect`).
+    pub fn take_returned(&self, f: impl FnMut(NonNull<Block>)) {
+        self.staging.take_returned(f);
+    }
+
+    /// True if the worker gave blocks back (a hint: `take_returned` decides).
+    pub fn has_returned(&self) -> bool {
+        // Relaxed: a hint.
+        !self.staging.returned.load(Ordering::Relaxed).is_null()
+    }
+
+    /// This staging area's address, which the worker uses to give blocks back
+    /// (`Block::set_tag` at sealing).
+    pub fn owner_tag(&self) -> u64 {
+        self.staging as *const Staging as u64
     }
 
     /// The thread cache.

@@ -1,6 +1,7 @@
 //! A domain's worker thread: it drives the grace periods that `start_poll` asked for, and
-//! runs deferred reclamation: every batch delay it collects queued items into a batch, waits
-//! for the batch's grace period, and runs it with an `Atomic` token.
+//! runs deferred reclamation: it collects queued items into a batch (sealed blocks and
+//! fallback items as soon as they wait, blocks being filled every batch delay), waits for
+//! the batch's grace period, and runs it with an `Atomic` token.
 //!
 //! The worker is a known-sleepable context. It leads grace periods like any caller of
 //! `synchronize_rcu`; it hurries (expedited grace periods, immediate collection) while a
@@ -76,6 +77,11 @@ fn run(domain: &DomainRef) {
         if hurry || last_collect.elapsed() >= queues.batch_delay() {
             last_collect = Instant::now();
             batches.push_back(domain.collect());
+        } else if queues.has_backlog() {
+            // Sealed blocks or fallback items wait: a backlog is collected at once (the
+            // batch delay is for blocks still being filled), so a `NoReclaim`/`Atomic`
+            // flood is freed at the pace of grace periods, not of the delay.
+            batches.push_back(domain.collect_lists());
         }
         if let Some(oldest) = batches.front() {
             let urgency = if hurry { Urgency::Expedited } else { Urgency::Normal };
@@ -124,7 +130,8 @@ fn idle(domain: &DomainState, until_collect: Duration) {
     let requested = worker.requested.load(Ordering::SeqCst);
     let work_waiting = !domain.gp.seq.is_completed(requested)
         || domain.queues.collection_wanted()
-        || domain.queues.expediting();
+        || domain.queues.expediting()
+        || domain.queues.has_backlog();
     if !work_waiting {
         let idle = if worker.stopping() { STOPPING_IDLE } else { MAX_IDLE };
         let timeout = if domain.anything_staged() { until_collect.min(idle) } else { idle };

@@ -44,6 +44,18 @@ fn note_call() {
     });
 }
 
+/// A value whose allocation has a size nothing else in these tests uses, so that the
+/// allocator can count the live ones (`MARKED_LIVE`), on every thread.
+struct Marked(#[allow(dead_code)] [u8; 1237]);
+
+static MARKED_LIVE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+fn note_marked(layout: Layout, delta: i64) {
+    if layout == Layout::new::<Rcu<Marked>>() {
+        MARKED_LIVE.fetch_add(delta, Ordering::SeqCst);
+    }
+}
+
 fn note_dealloc() {
     note_call();
     let _ = ARMED.try_with(|armed| {
@@ -59,6 +71,7 @@ fn note_dealloc() {
 unsafe impl GlobalAlloc for CountingAlloc {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         note_call();
+        note_marked(layout, 1);
         // SAFETY: forwarded contract of `GlobalAlloc::alloc`.
         unsafe { System.alloc(layout) }
     }
@@ -71,6 +84,7 @@ unsafe impl GlobalAlloc for CountingAlloc {
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         note_dealloc();
+        note_marked(layout, -1);
         // SAFETY: forwarded contract of `GlobalAlloc::dealloc`.
         unsafe { System.dealloc(ptr, layout) }
     }
@@ -315,9 +329,16 @@ struct Counted(#[allow(dead_code)] u64);
 
 static COUNTED_DROPS: AtomicU64 = AtomicU64::new(0);
 
+thread_local! {
+    /// `Counted` values dropped on this thread: `NoReclaim` and `Atomic` callers must never
+    /// run a value's drop (reclaim: code the caller does not own).
+    static DROPS_HERE: Cell<u64> = const { Cell::new(0) };
+}
+
 impl Drop for Counted {
     fn drop(&mut self) {
         COUNTED_DROPS.fetch_add(1, Ordering::SeqCst);
+        let _ = DROPS_HERE.try_with(|d| d.set(d.get() + 1));
     }
 }
 
@@ -384,7 +405,9 @@ fn allocator_calls_per_million_kvfree_rcu_by_token() {
             let objects: Vec<_> = (0..N as u64).map(|i| Rcu::boxed(Counted(i))).collect();
             let blocks_before = domain.alloc_stats().blocks_allocated;
             let started = Instant::now();
+            let drops_here_before = DROPS_HERE.with(Cell::get);
             let (calls, deallocs) = kvfree_many(&domain, token, objects);
+            let drops_here = DROPS_HERE.with(Cell::get) - drops_here_before;
             let elapsed = started.elapsed();
             let stats = domain.alloc_stats();
             let runtime_calls = calls - deallocs;
@@ -408,11 +431,21 @@ fn allocator_calls_per_million_kvfree_rcu_by_token() {
                     );
                     assert!(deallocs <= N as u64 + 2 * (N as u64 / block_capacity) + 64);
                 }
-                // NoReclaim never runs frees inline: no per-object calls at all.
-                Token::NoReclaim => assert!(
-                    calls <= 2 * (N as u64 / block_capacity) + 64,
-                    "NoReclaim: {calls} allocator calls for {N} kvfree_rcu"
-                ),
+                // NoReclaim never drops a value inline (the worker does), but it may
+                // deallocate: the worker gives blocks back with the deallocations of the
+                // values it dropped, so at most one dealloc per object, and the runtime's own
+                // calls stay at most one block (and one surplus-block free) per block's worth.
+                Token::NoReclaim => {
+                    assert_eq!(drops_here, 0, "NoReclaim kvfree_rcu dropped values inline");
+                    assert!(
+                        runtime_calls <= 2 * (N as u64 / block_capacity) + 64,
+                        "NoReclaim: {runtime_calls} non-dealloc allocator calls for {N} kvfree_rcu"
+                    );
+                    assert!(deallocs <= N as u64 + 2 * (N as u64 / block_capacity) + 64);
+                }
+            }
+            if !matches!(token, Token::Sleepable) {
+                assert_eq!(drops_here, 0, "{token:?} kvfree_rcu dropped values inline");
             }
             if name == "no-refill" && matches!(token, Token::Sleepable) {
                 // The domain's first block request found the pool empty and allocated: the
@@ -423,4 +456,52 @@ fn allocator_calls_per_million_kvfree_rcu_by_token() {
         }
     }
     assert_eq!(COUNTED_DROPS.load(Ordering::SeqCst) - drops_before, 6 * N as u64);
+}
+
+/// `rcu_barrier` returns only once every value queued before it is dropped *and* its memory
+/// deallocated, also for `NoReclaim` frees, whose deallocation the worker leaves to the thread
+/// that queued them: the barrier's collection takes back what that thread did not get to,
+/// whether it goes on queueing (and finishes some itself), stays idle, or has exited.
+#[test]
+fn barrier_waits_for_the_deallocations_given_back() {
+    const N: usize = 20_000;
+    let domain = Domain::new(DomainConfig::new().name("give-back"));
+    let ctx = Sleepable::enter();
+    domain.register_current_thread(&ctx);
+    let live_before = MARKED_LIVE.load(Ordering::SeqCst);
+    let queue = |domain: &Domain| {
+        let mut ctx = Sleepable::enter();
+        let nr = ctx.no_reclaim();
+        for _ in 0..N {
+            domain.kvfree_rcu(&nr, Rcu::boxed(Marked([7; 1237])));
+        }
+    };
+    // This thread: it queues and then only waits.
+    queue(&domain);
+    domain.rcu_barrier(&ctx);
+    assert_eq!(MARKED_LIVE.load(Ordering::SeqCst), live_before, "after a barrier, same thread");
+    // Another thread that exits right after queueing.
+    std::thread::scope(|s| {
+        s.spawn(|| queue(&domain));
+    });
+    domain.rcu_barrier(&ctx);
+    assert_eq!(MARKED_LIVE.load(Ordering::SeqCst), live_before, "after a barrier, exited thread");
+    // Another thread that stays alive and idle while the barrier runs.
+    let (queued_tx, queued_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        let queue = &queue;
+        let domain = &domain;
+        s.spawn(move || {
+            queue(domain);
+            queued_tx.send(()).unwrap();
+            done_rx.recv().unwrap();
+        });
+        queued_rx.recv().unwrap();
+        domain.rcu_barrier(&ctx);
+        let live = MARKED_LIVE.load(Ordering::SeqCst);
+        // Let the thread go first: a failed assertion must not leave the scope waiting.
+        done_tx.send(()).unwrap();
+        assert_eq!(live, live_before, "after a barrier, idle thread");
+    });
 }

@@ -38,7 +38,7 @@
 //! ```
 
 use crate::raw::barrier::{heavy_barrier, reader_barrier};
-use crate::sync::{AtomicU64, Ordering};
+use crate::sync::{fence, AtomicU64, Ordering};
 
 /// Bits of the reader word that count nesting.
 pub(crate) const NEST_BITS: u32 = 16;
@@ -418,6 +418,44 @@ impl GpSequence {
         // reader words, or will see everything ordered before the advance (raw::barrier).
         heavy_barrier();
         gp
+    }
+
+    /// The grace period to wait for next: the one in progress if a leader started it and
+    /// gave up waiting (`GracePeriods::try_advance` never waits), else a new one (`start`).
+    /// Caller: the leader, whose acquisition of the role ordered the previous leader's
+    /// writes before this.
+    ///
+    /// Resuming needs no second heavy barrier, only a full fence on this thread: the first
+    /// leader's barrier made every reader's earlier announcement precede it in the total
+    /// order of SeqCst fences (the barrier acts as a fence on every thread of the process,
+    /// `raw::barrier`), the hand-over of the leader role orders that barrier before this
+    /// fence, so this fence follows those announcements too, and the loads of the reader
+    /// words after it see them (or later stores).
+    ///
+    /// ```
+    /// use rcu_core::raw::protocol::{GpSequence, ReaderWord};
+    /// let seq = GpSequence::new();
+    /// let reader = ReaderWord::new();
+    /// reader.enter(seq.started_counter());
+    /// let gp = seq.start_or_resume(); // a leader starts grace period 2
+    /// assert!(reader.blocks(gp)); // and gives up, leaving it in progress
+    /// reader.exit();
+    /// assert_eq!(seq.start_or_resume(), gp); // the next leader carries on with it
+    /// seq.complete(gp);
+    /// assert_eq!(seq.start_or_resume(), gp + 1);
+    /// ```
+    pub fn start_or_resume(&self) -> u64 {
+        // Relaxed (both): written only by leaders, ordered before us by the role's hand-over
+        // (Release in `stop_leading`, Acquire in `try_lead`). Readers and `cookie` never
+        // change `started` (`cookie` adds zero).
+        let started = self.started.load(Ordering::Relaxed);
+        if self.completed.load(Ordering::Relaxed) < started {
+            // SeqCst: see above.
+            fence(Ordering::SeqCst);
+            started
+        } else {
+            self.start()
+        }
     }
 
     /// Marks grace period `gp` complete. Caller: the leader, after no reader word blocks it.
