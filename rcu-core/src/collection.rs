@@ -55,9 +55,50 @@ impl DomainState {
             // Acquire: pairs with the Release store in `run_batch`: the batch's effects are
             // visible to the barrier's caller.
             if self.queues.completed_generation.load(Ordering::Acquire) >= generation {
-                return;
+                break;
             }
             self.sleep_until_drained(seen);
+        }
+        self.finish_given_back();
+    }
+
+    /// The end of a barrier, once its generation has run: every item queued before the
+    /// barrier was dropped by a batch up to that generation, but its deallocation may have
+    /// been given back to the thread that queued it (`run_batch`). Takes every slot's
+    /// given-back list and runs those deallocations here (the caller may reclaim), then waits
+    /// for owners still finishing a list they took first.
+    ///
+    /// Nothing is missed: the batches up to the barrier's generation gave their blocks back
+    /// before that generation was published (Release in `finish_generation`), which the
+    /// barrier acquired, so each of those pushes precedes this thread's swap of the list. An
+    /// owner takes its list with an AcqRel swap inside a bracket; if that swap precedes ours
+    /// in the list's modification order, ours reads it or a later push (an RMW, which carries
+    /// on its release sequence), so it synchronizes with it and the owner's opening of the
+    /// bracket happens before our wait, which therefore waits for the bracket to close.
+    fn finish_given_back(&self) {
+        // SAFETY: (1) dropped before this function returns; (2) no scope is opened meanwhile
+        // on this thread (the entries only deallocate).
+        let ctx = unsafe { Atomic::assume() };
+        let own = crate::reader::current_slot(self);
+        for slot in self.readers.iter() {
+            let mut returned = Vec::new();
+            slot.staging.steal_returned(&mut returned);
+            for mut block in returned {
+                // SAFETY: taken from the list: ours.
+                let _ = unsafe { block.as_mut() }.filter_entries(|entry| {
+                    // SAFETY: a deallocation part, given back once and run once, here.
+                    unsafe { crate::deferred::run(entry, &ctx) };
+                    None
+                });
+                // SAFETY: (1) every block this domain handles came from its allocator; (2) ours,
+                // as above; (3) emptied above.
+                unsafe { self.queues.alloc.put(block) };
+            }
+            // Not our own slot: if its bracket is open, this barrier runs in a signal handler
+            // that interrupted it, and the bracket cannot close before we return.
+            if !own.is_some_and(|own| core::ptr::eq(own, slot)) {
+                slot.staging.wait_quiescent();
+            }
         }
     }
 
@@ -91,7 +132,7 @@ impl DomainState {
         // Taken after the collection: the grace period it names begins after every item
         // in the batch was queued. An empty batch needs no grace period at all.
         let cookie = if blocks.is_empty() && heads.is_null() { 0 } else { self.gp.seq.cookie() };
-        Batch { cookie, generation, blocks, heads, head_bytes, light: false }
+        Batch { cookie, generation, blocks, heads, head_bytes }
     }
 
     /// Worker: a light collection, of the lists only (sealed blocks and fallback items), for
@@ -107,7 +148,7 @@ impl DomainState {
         let (heads, head_bytes) = self.swap_lists(&mut blocks);
         // As in `collect`: taken after the swaps.
         let cookie = if blocks.is_empty() && heads.is_null() { 0 } else { self.gp.seq.cookie() };
-        Batch { cookie, generation, blocks, heads, head_bytes, light: true }
+        Batch { cookie, generation, blocks, heads, head_bytes }
     }
 
     /// Takes the sealed-block list (into `blocks`) and the fallback list with the bytes its
@@ -142,24 +183,15 @@ impl DomainState {
     /// A block sealed by a thread whose policy may call the allocator carries that thread's
     /// staging area in its tag: its deferred frees are dropped here and given back to it to
     /// deallocate (`deferred::split`), so freed memory returns to the allocator's cache of the
-    /// thread that allocates, not the worker's.
-    ///
-    /// Only blocks of a light batch, and only while no full collection has been made since
-    /// it: a barrier waits for the batch of the first full collection made after its call,
-    /// which holds everything queued before the call (never given back), and which steals
-    /// back whatever was given back before it was made (`Staging::collect`); a light batch
-    /// made after it holds only later items. So no deallocation of an item queued before a
-    /// barrier is left undone when the barrier returns
-    /// (`alloc_count::barrier_waits_for_the_deallocations_given_back`).
+    /// thread that allocates, not the worker's. A barrier finishes what was given back and
+    /// not yet finished (`finish_given_back`).
     pub(crate) fn run_batch(&self, batch: Batch, ctx: &Atomic<'_>) {
         let r = &self.queues;
-        // Relaxed: only this thread (the worker, in `collect`) advances it.
-        let give_back = batch.light && r.collections.load(Ordering::Relaxed) == batch.generation;
         let mut run = RunCount::default();
         for block in batch.blocks {
             // SAFETY: the batch owns the block.
             let owner = unsafe { block.as_ref() }.tag() as *const Staging;
-            if give_back && !owner.is_null() {
+            if !owner.is_null() {
                 if run.block_keeping_deallocs(r, block, ctx) {
                     // SAFETY: a non-zero tag is the address of the staging area of the slot
                     // that sealed the block (`enqueue::seal`); slots live as long as the

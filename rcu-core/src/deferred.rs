@@ -152,6 +152,12 @@ pub(crate) fn headless_entry<T: Send + 'static>(obj: Box<T>) -> (Entry, usize) {
     (Entry { obj: Box::into_raw(obj).cast(), run: drop_box::<T> }, bytes)
 }
 
+/// True for the deallocation part of a split deferred free (see `split`): running it only
+/// gives memory back; the item was counted as run when its drop part ran.
+pub(crate) fn is_dealloc_part(entry: &Entry) -> bool {
+    entry.obj as usize & PART_BITS == SPLITTABLE | DEALLOC_ONLY
+}
+
 /// For a whole deferred free (made by `free_entry`, not yet split): its drop part and its
 /// deallocation part, to run in that order, each exactly once. `None` for other entries.
 pub(crate) fn split(entry: Entry) -> Option<(Entry, Entry)> {

@@ -512,9 +512,10 @@ impl Domain {
     }
 
     /// True once grace period `cookie` has completed. Never blocks, takes no lock, any
-    /// context. If no grace period is being run, it moves the one `cookie` needs as far as
-    /// it can without waiting (it completes it when no reader holds it up), so a polling loop
-    /// is never held up by the worker thread's scheduling.
+    /// context. If that grace period was asked for (`start_poll`) or has started and nobody
+    /// is running it, `poll` moves it as far as it can without waiting (it completes it when
+    /// no reader holds it up), so a polling loop is never held up by the worker thread's
+    /// scheduling or by a long batch of callbacks.
     ///
     /// # Panics
     /// If `cookie` was issued by another domain.
@@ -536,11 +537,17 @@ impl Domain {
     pub fn poll(&self, cookie: GpCookie) -> bool {
         let state = self.state();
         state.check_cookie(cookie);
-        if !crate::process::is_ready() {
-            // Nothing has registered or run a grace period yet: nothing to advance.
-            return state.gp.seq.is_completed(cookie.seq());
+        let seq = cookie.seq();
+        if state.gp.seq.is_completed(seq) {
+            return true;
         }
-        state.gp.try_advance(state, cookie.seq())
+        // Only a grace period someone asked for (`start_poll`, a parked block, a waiter) or
+        // one already started is driven here; a `get_state` cookie alone starts none, as
+        // documented there. Before `process::init` nothing has registered or run one.
+        // SeqCst: as every load of `requested` (see `Worker::request`).
+        let wanted =
+            state.worker.requested.load(Ordering::SeqCst) >= seq || state.gp.seq.started() >= seq;
+        wanted && crate::process::is_ready() && state.gp.try_advance(state, seq)
     }
 
     /// Waits for grace period `cookie` unless it has already completed.

@@ -143,3 +143,17 @@ impl<T> From<T> for Rcu<T> {
         Self::new(value)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel's `struct rcu_head` size (issue 13): a link and one function pointer, and
+    /// the wrapper adds nothing but the head.
+    #[test]
+    fn head_is_sixteen_bytes() {
+        assert_eq!(core::mem::size_of::<RcuHead>(), 16);
+        assert_eq!(core::mem::size_of::<Rcu<[u64; 8]>>(), 16 + 64);
+        assert_eq!(core::mem::size_of::<Option<RunFn>>(), core::mem::size_of::<usize>());
+    }
+}

@@ -25,8 +25,6 @@ pub(crate) struct Batch {
     pub(crate) heads: *mut RcuHead,
     /// Bytes the fallback items in `heads` were charged (see `Queues::intrusive_bytes`).
     pub(crate) head_bytes: usize,
-    /// Made by a light collection (`collect_lists`): its blocks may be given back.
-    pub(crate) light: bool,
 }
 
 // SAFETY: a batch owns its blocks and the objects linked from `heads`; it only moves to and
@@ -242,7 +240,11 @@ impl RunCount {
         let (entries, bytes) = unsafe { block.as_mut() }.drain();
         for entry in entries {
             // SAFETY: each entry was queued once and is run once, here.
-            self.count(unsafe { deferred::run(entry, ctx) });
+            let ok = unsafe { deferred::run(entry, ctx) };
+            // A deallocation part (a given-back block taken back) was counted with its drop.
+            if !deferred::is_dealloc_part(&entry) {
+                self.count(ok);
+            }
         }
         r.alloc.budget().release(bytes + r.alloc.block_bytes());
     }

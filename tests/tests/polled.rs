@@ -168,3 +168,49 @@ fn cond_synchronize_with_another_domains_cookie_panics() {
     let cookie = get_state();
     a.cond_synchronize(&Sleepable::enter(), cookie);
 }
+
+/// `poll` drives a requested grace period itself when nobody runs it: here the domain's
+/// worker is busy inside a long callback (it spins until released), so before issue 13 the
+/// cookie could only complete once the callback returned; now the polling loop completes it.
+#[test]
+fn poll_completes_a_grace_period_while_the_worker_runs_a_long_callback() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let domain = private("poll-busy-worker");
+    let ctx = Sleepable::enter();
+    let running = Arc::new(AtomicBool::new(false));
+    let release = Arc::new(AtomicBool::new(false));
+    let (r, l) = (running.clone(), release.clone());
+    domain.call_rcu_fn(&ctx, move |_| {
+        // SeqCst (both): plain flags between this callback and the test.
+        r.store(true, Ordering::SeqCst);
+        // Bounded, so that a failing test ends: the test releases it long before.
+        let _ = wait_until(PATIENCE * 2, || l.load(Ordering::SeqCst));
+    });
+    domain.start_poll(&ctx);
+    assert!(wait_until(PATIENCE, || running.load(Ordering::SeqCst)), "the callback never ran");
+    let cookie = domain.start_poll(&ctx);
+    let completed = wait_until(PATIENCE, || domain.poll(cookie));
+    release.store(true, Ordering::SeqCst);
+    assert!(completed, "poll did not complete a grace period while the worker was busy");
+    domain.rcu_barrier(&ctx);
+}
+
+/// A grace period that a poll started (or found started) and could not finish because a
+/// reader held it up is resumed by whoever leads next, not replaced by a new one: once the
+/// reader leaves, the cookie completes with no further grace period started.
+#[test]
+fn a_grace_period_left_by_poll_is_resumed() {
+    let domain = Arc::new(private("poll-resume"));
+    let mut reader = ReaderThread::spawn(domain.clone(), "resume-reader");
+    reader.enter();
+    let ctx = Sleepable::enter();
+    let cookie = domain.start_poll(&ctx);
+    assert_holds_for(HOLD, "the cookie completed while a reader was inside", || {
+        !domain.poll(cookie)
+    });
+    assert_eq!(domain.stats().gp_seq, cookie.seq(), "the grace period was not left in progress");
+    reader.exit();
+    assert!(wait_until(PATIENCE, || domain.poll(cookie)));
+    let s = domain.stats();
+    assert_eq!((s.gp_seq, s.gp_completed), (cookie.seq(), cookie.seq()), "{s:?}");
+}
