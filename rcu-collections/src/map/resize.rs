@@ -113,6 +113,7 @@ where
     ///
     /// let map = RcuHashMap::new();
     /// let mut ctx = Sleepable::enter();
+    /// Domain::global().register_current_thread(&ctx); // Atomic writes may not register
     /// let nodes: Vec<_> = (0..100).map(|i| Node::boxed(i, i)).collect();
     /// {
     ///     let mut spin = ctx.atomic();

@@ -175,6 +175,7 @@ where
     ///
     /// let map = RcuHashMap::new();
     /// let mut ctx = Sleepable::enter();
+    /// Domain::global().register_current_thread(&ctx); // Atomic writes may not register
     /// let spare = Node::boxed(42u32, "answer"); // allocated where allocation is allowed
     /// {
     ///     let mut spin = ctx.atomic(); // e.g. holding a spinlock
