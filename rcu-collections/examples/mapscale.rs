@@ -437,7 +437,10 @@ fn main() {
         memory::<Locked>(capacity, entries),
     ];
 
-    println!("| workload | threads | {} | RcuHashMap / papaya | RcuHashMap / dashmap |", names.join(" | "));
+    println!(
+        "| workload | threads | {} | RcuHashMap / papaya | RcuHashMap / dashmap |",
+        names.join(" | ")
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for (mix, threads, m) in &results {
         println!(

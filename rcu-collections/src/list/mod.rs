@@ -15,7 +15,7 @@ use core::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Arc;
 
-use rcu_core::{Context, Domain, ReadGuard, Rcu};
+use rcu_core::{Context, Domain, Rcu, ReadGuard};
 
 use crate::domain::DomainHandle;
 use crate::raw::Linked;

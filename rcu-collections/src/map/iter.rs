@@ -92,8 +92,8 @@ impl<'g, K: Hash + Eq, V, S: BuildHasher> Iterator for Iter<'g, K, V, S> {
             // `RcuHashMap::get`.
             if let Some(node) = unsafe { self.node.as_ref() } {
                 self.node = node.link().next();
-                let keep = !self.filter
-                    || self.base.index(self.hasher.hash_one(node.key())) == self.class;
+                let keep =
+                    !self.filter || self.base.index(self.hasher.hash_one(node.key())) == self.class;
                 if keep {
                     return Some((node.key(), node.value()));
                 }

@@ -21,7 +21,7 @@ use std::collections::hash_map::RandomState;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use rcu_core::{Domain, ReadGuard, Rcu};
+use rcu_core::{Domain, Rcu, ReadGuard};
 
 use crate::domain::DomainHandle;
 use count::Count;
@@ -352,7 +352,11 @@ where
     /// assert_eq!(map.get_key_value(&1, &guard), Some((&1, &'x')));
     /// ```
     #[inline]
-    pub fn get_key_value<'g, Q>(&'g self, key: &Q, guard: &'g ReadGuard<'_>) -> Option<(&'g K, &'g V)>
+    pub fn get_key_value<'g, Q>(
+        &'g self,
+        key: &Q,
+        guard: &'g ReadGuard<'_>,
+    ) -> Option<(&'g K, &'g V)>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,

@@ -54,46 +54,32 @@ impl<K, V> Chain<'_, K, V> {
         (pred, cur, walked)
     }
 
-    /// Points `pred`'s link (or the bucket, if `pred` is null) at `to`.
-    fn set_link(&mut self, pred: NodePtr<K, V>, to: NodePtr<K, V>) {
-        // SAFETY: `pred` is null or a node of the locked chain (allocated, see `find`).
-        match unsafe { pred.as_ref() } {
-            None => self.lock.set_head(to),
-            Some(pred) => pred.link().set(to),
-        }
-    }
-
     /// Publishes `new` at the front of the chain.
     ///
     /// # Safety
     /// 1. `new` came from `Box::into_raw` and is in no chain; it now belongs to the map.
     unsafe fn push_front(&mut self, new: NodePtr<K, V>) {
-        // SAFETY: (1): ours until published by `set_head`.
-        unsafe { &*new }.link().set(self.lock.first());
-        self.lock.set_head(new);
+        // SAFETY: (1): a map node is freed only after a grace period once unlinked.
+        unsafe { self.lock.push_front(new) }
     }
 
     /// Publishes `new` in the place of `old` (whose predecessor is `pred`).
     ///
     /// # Safety
     /// 1. As `push_front` for `new`.
-    /// 2. `old` is in this chain, after `pred`.
+    /// 2. `old` is in this chain, after `pred` (as `find` returned them).
     unsafe fn replace(&mut self, pred: NodePtr<K, V>, old: NodePtr<K, V>, new: NodePtr<K, V>) {
-        // SAFETY: (1), (2). `new` takes over `old`'s successor before it is published, so a
-        // reader reaches either node and continues into the same rest of the chain.
-        unsafe { &*new }.link().set(unsafe { &*old }.link().next_locked());
-        self.set_link(pred, new);
+        // SAFETY: (1), (2) passed on.
+        unsafe { self.lock.replace(pred, old, new) }
     }
 
-    /// Unlinks `old` (whose predecessor is `pred`). Readers already on it continue into the
-    /// rest of the chain through its unchanged link.
+    /// Unlinks `old` (whose predecessor is `pred`); the caller retires it.
     ///
     /// # Safety
     /// 1. `old` is in this chain, after `pred`.
     unsafe fn unlink(&mut self, pred: NodePtr<K, V>, old: NodePtr<K, V>) {
-        // SAFETY: (1).
-        let next = unsafe { &*old }.link().next_locked();
-        self.set_link(pred, next);
+        // SAFETY: (1) passed on.
+        unsafe { self.lock.unlink(pred, old) }
     }
 }
 

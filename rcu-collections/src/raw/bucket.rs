@@ -11,6 +11,7 @@
 use core::marker::PhantomData;
 use core::ptr;
 
+use super::link::Linked;
 use crate::sync::{AtomicPtr, Ordering, SpinWait};
 
 /// Tag: a writer holds the bucket.
@@ -139,6 +140,55 @@ impl<N> BucketLock<'_, N> {
         // Release: everything the resizer moved out of this bucket (published in the next
         // table) happens before a reader or writer that sees the mark (Acquire) goes there.
         this.bucket.word.store(ptr::null_mut::<N>().wrapping_byte_add(MIGRATED), Ordering::Release);
+    }
+}
+
+impl<N: Linked> BucketLock<'_, N> {
+    /// Points `pred`'s link (or the bucket, if `pred` is null) at `to`.
+    ///
+    /// # Safety
+    /// 1. `pred` is null or a node of this chain.
+    unsafe fn set_link(&mut self, pred: *mut N, to: *mut N) {
+        // SAFETY: (1): a node of a locked chain is linked, so not retired: allocated.
+        match unsafe { pred.as_ref() } {
+            None => self.set_head(to),
+            Some(pred) => pred.link().set(to),
+        }
+    }
+
+    /// Publishes `node` at the front of the chain.
+    ///
+    /// # Safety
+    /// 1. `node` is allocated, in no chain, and stays allocated while it is in one.
+    pub unsafe fn push_front(&mut self, node: *mut N) {
+        // SAFETY: (1): ours until published by `set_head`.
+        unsafe { &*node }.link().set(self.first());
+        self.set_head(node);
+    }
+
+    /// Publishes `new` in the place of `old`, whose predecessor is `pred`. A reader reaches
+    /// one or the other, and continues into the same rest of the chain.
+    ///
+    /// # Safety
+    /// 1. As `push_front`, for `new`.
+    /// 2. `old` is a node of this chain, and `pred` its predecessor (null: `old` is first).
+    pub unsafe fn replace(&mut self, pred: *mut N, old: *mut N, new: *mut N) {
+        // SAFETY: (1), (2): `new` takes over `old`'s successor before it is published.
+        unsafe { &*new }.link().set(unsafe { &*old }.link().next_locked());
+        // SAFETY: (2).
+        unsafe { self.set_link(pred, new) };
+    }
+
+    /// Unlinks `old`, whose predecessor is `pred`. Readers already on it continue into the
+    /// rest of the chain through its unchanged link; the caller retires it.
+    ///
+    /// # Safety
+    /// 1. `old` is a node of this chain, and `pred` its predecessor (null: `old` is first).
+    pub unsafe fn unlink(&mut self, pred: *mut N, old: *mut N) {
+        // SAFETY: (1).
+        let next = unsafe { &*old }.link().next_locked();
+        // SAFETY: (1).
+        unsafe { self.set_link(pred, next) };
     }
 }
 

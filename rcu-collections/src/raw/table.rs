@@ -43,7 +43,10 @@ impl<N: Linked> RawTable<N> {
     /// # Panics
     /// If `buckets` is not a power of two.
     pub fn new(buckets: usize) -> Self {
-        assert!(buckets.is_power_of_two(), "rcu-collections: table size {buckets} is not a power of two");
+        assert!(
+            buckets.is_power_of_two(),
+            "rcu-collections: table size {buckets} is not a power of two"
+        );
         RawTable {
             buckets: (0..buckets).map(|_| Bucket::new()).collect(),
             mask: buckets - 1,
