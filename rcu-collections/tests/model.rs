@@ -1,6 +1,7 @@
 //! Property tests: random sequences of map operations, with every token, against
 //! `std::collections::HashMap` as the model, while reader threads look entries up and
 //! iterate during every step, checking each value's integrity.
+#![cfg(not(loom))]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
