@@ -332,7 +332,7 @@ fn memory<M: Bench>(capacity: usize, entries: usize) -> f64 {
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v.sort_by(f64::total_cmp);
     let n = v.len();
     if n % 2 == 1 {
         v[n / 2]
@@ -346,10 +346,21 @@ struct Args {
     ops: f64,
     reps: usize,
     threads: Vec<usize>,
+    /// Only these workloads (for profiling); all if empty.
+    workloads: Vec<String>,
+    /// Only these maps (indices into the table's columns; for profiling); all if empty.
+    maps: Vec<usize>,
 }
 
 fn args() -> Args {
-    let mut a = Args { capacity_log2: 20, ops: 1.0, reps: 5, threads: vec![1, 2] };
+    let mut a = Args {
+        capacity_log2: 20,
+        ops: 1.0,
+        reps: 5,
+        threads: vec![1, 2],
+        workloads: Vec::new(),
+        maps: Vec::new(),
+    };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = || it.next().unwrap_or_else(|| panic!("{arg} needs a value"));
@@ -364,10 +375,22 @@ fn args() -> Args {
             "--threads" => {
                 a.threads = value().split(',').map(|t| t.parse().expect("a number")).collect()
             }
+            "--workloads" => a.workloads = value().split(',').map(String::from).collect(),
+            "--maps" => {
+                let names = value();
+                a.maps = [Rcu::NAME, Papaya::NAME, Dash::NAME, Locked::NAME]
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, n)| names.split(',').any(|m| m == **n))
+                    .map(|(i, _)| i)
+                    .collect();
+            }
             "--help" | "-h" => {
                 println!(
                     "mapscale [--quick] [--capacity-log2 N (20)] [--ops MULTIPLE (1.0)] \
-                     [--reps N (5)] [--threads 1,2]"
+                     [--reps N (5)] [--threads 1,2] [--workloads read_heavy,..] \
+                     [--maps RcuHashMap,papaya,dashmap,RwLock<HashMap>] (the last two for \
+                     profiling: the summary tables need every map and workload)"
                 );
                 std::process::exit(0);
             }
@@ -394,6 +417,9 @@ fn main() {
     // results[(mix, threads)][map] = median Mops/s
     let mut results: Vec<(Mix, usize, [f64; 4])> = Vec::new();
     for mix in [READ_HEAVY, EXCHANGE, RAPID_GROW] {
+        if !a.workloads.is_empty() && !a.workloads.iter().any(|w| w == mix.name) {
+            continue;
+        }
         for &threads in &a.threads {
             let prefill = (capacity as f64 * mix.prefill) as usize / threads;
             let ops = (capacity as f64 * a.ops) as usize / threads;
@@ -403,6 +429,10 @@ fn main() {
             for rep in 0..a.reps {
                 for k in 0..4 {
                     let which = (k + rep) % 4;
+                    if !a.maps.is_empty() && !a.maps.contains(&which) {
+                        samples[which].push(f64::NAN);
+                        continue;
+                    }
                     let mops = match which {
                         0 => run::<Rcu>(capacity, &plans),
                         1 => run::<Papaya>(capacity, &plans),
