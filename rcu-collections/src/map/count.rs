@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 /// Shards (a power of two).
-const SHARDS: usize = 16;
+pub(super) const SHARDS: usize = 16;
 
 /// One shard, alone in its cache lines (two lines: adjacent-line prefetching).
 #[repr(align(128))]

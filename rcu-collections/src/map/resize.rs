@@ -16,6 +16,7 @@ use std::sync::atomic::Ordering;
 
 use rcu_core::MayAlloc;
 
+use super::count::SHARDS;
 use super::table::Table;
 use super::RcuHashMap;
 
@@ -58,20 +59,29 @@ impl<K, V, S> RcuHashMap<K, V, S> {
         }
     }
 
-    /// Counts a new entry of `hash` that found `walked` nodes in its chain.
+    /// Counts a new entry of `hash` that found `walked` nodes in its chain. The load is
+    /// checked on a long chain, every `CHECK_EVERY` counts of a shard, and whenever this
+    /// shard's count alone says the table is over its load factor.
     #[inline]
     pub(super) fn note_insert(&self, hash: u64, walked: usize) {
         let before = self.count.add(hash, 1);
-        if walked >= LONG_CHAIN || before % CHECK_EVERY == 0 {
+        // Relaxed: a statistic (see `buckets`).
+        let buckets = self.bucket_count.load(Ordering::Relaxed);
+        let estimate = (before.max(0) as usize + 1) * SHARDS;
+        if walked >= LONG_CHAIN || before % CHECK_EVERY == 0 || estimate > buckets {
             self.check_load();
         }
     }
 
-    /// Counts a removed entry of `hash`.
+    /// Counts a removed entry of `hash`; checks the load as `note_insert` does, for
+    /// shrinking.
     #[inline]
     pub(super) fn note_remove(&self, hash: u64) {
         let before = self.count.add(hash, -1);
-        if before % CHECK_EVERY == 0 {
+        // Relaxed: as above.
+        let buckets = self.bucket_count.load(Ordering::Relaxed);
+        let estimate = (before.max(1) as usize - 1) * SHARDS;
+        if before % CHECK_EVERY == 0 || (buckets > self.min_buckets && estimate < buckets / 4) {
             self.check_load();
         }
     }
