@@ -7,6 +7,7 @@
 //! `resize.rs` (when and how the table changes size), `iter.rs` (iteration under a guard).
 //! The bucket words and the resize protocol's steps are in `crate::raw`.
 
+mod computed;
 mod count;
 mod iter;
 mod node;
@@ -24,11 +25,11 @@ use std::sync::Arc;
 use rcu_core::{Domain, Rcu, ReadGuard};
 
 use crate::domain::DomainHandle;
+pub use computed::Computed;
 use count::Count;
 pub use iter::Iter;
 pub use node::Node;
 use table::Table;
-pub use write::Computed;
 
 /// The smallest table, in buckets.
 const MIN_BUCKETS: usize = 16;

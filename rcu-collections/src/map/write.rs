@@ -9,23 +9,10 @@ use core::ptr;
 
 use rcu_core::{Context, MayAlloc, Rcu};
 
+use super::computed::Computed;
 use super::node::{Node, NodePtr};
 use super::RcuHashMap;
 use crate::raw::{BucketLock, Linked};
-
-/// What [`RcuHashMap::compute`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Computed {
-    /// The key had no entry; one was inserted.
-    Inserted,
-    /// The key's entry was replaced by a new one (the old value is dropped after a grace
-    /// period).
-    Updated,
-    /// The key's entry was removed.
-    Removed,
-    /// Nothing changed (no entry, and the closure returned `None`).
-    Unchanged,
-}
 
 /// A locked chain, with the edits writers make to it.
 struct Chain<'a, K, V> {
