@@ -3,7 +3,8 @@
 # migrate, unpublish, and the broken variants each model must catch.
 #
 # Builds the crate's raw layer on loom's atomics (`--cfg loom`) in its own target directory,
-# so neither the normal build nor ci/loom.sh's is invalidated.
+# so neither the normal build nor ci/loom.sh's is invalidated (CARGO_TARGET_DIR_COLLECTIONS_LOOM
+# overrides it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
