@@ -67,6 +67,7 @@ fn busted_grace_periods_are_caught_by_the_age_check() {
         barrier: false,
         forward_progress: false,
         stall: false,
+        map: false,
     };
     let s = run(Config { tests, ..short(FlavorKind::Busted, 1) });
     assert!(!s.success(), "rcutorture did not notice a broken RCU: {}", s.text());

@@ -10,6 +10,7 @@
 pub mod arena;
 pub mod config;
 pub mod flavor;
+pub mod map;
 pub mod readers;
 pub mod report;
 pub mod rng;
@@ -152,6 +153,10 @@ pub fn run(config: Config, on_line: &mut dyn FnMut(&str)) -> Summary {
     if tests.stall {
         let s = shared.clone();
         spawn("torture-stall".into(), Box::new(move || side::stall(&s)));
+    }
+    if tests.map && shared.config.flavor != FlavorKind::Busted {
+        let (s, st) = (shared.clone(), stop.clone());
+        spawn("torture-map".into(), Box::new(move || map::run(&s, &st)));
     }
 
     let duration = shared.config.duration;

@@ -28,6 +28,7 @@ enum TestArg {
     Barrier,
     ForwardProgress,
     Stall,
+    Map,
 }
 
 /// Stress the RCU runtime and verify it: too-short grace periods, use after free, lost
@@ -113,6 +114,7 @@ pub(crate) fn main() -> i32 {
             barrier: has(TestArg::Barrier),
             forward_progress: has(TestArg::ForwardProgress),
             stall: has(TestArg::Stall),
+            map: has(TestArg::Map),
         }
     };
     let config = Config {

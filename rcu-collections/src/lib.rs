@@ -1,0 +1,15 @@
+#![doc = include_str!("../../docs/collections.md")]
+
+#[cfg(not(loom))]
+mod domain;
+#[cfg(not(loom))]
+mod list;
+#[cfg(not(loom))]
+mod map;
+pub mod raw;
+mod sync;
+
+#[cfg(not(loom))]
+pub use list::{ListIter, ListNode, ListReader, RcuList};
+#[cfg(not(loom))]
+pub use map::{Computed, Iter, Node, RcuHashMap};

@@ -1,0 +1,307 @@
+//! The `map` test: `rcu_collections::RcuHashMap` under torture.
+//!
+//! Readers look keys up and iterate, checking every value they see: its checksum (a torn or
+//! freed value fails it: values are poisoned when dropped), that it belongs to the key it was
+//! found under, and that the *stable* keys (inserted first, only ever updated, never removed)
+//! are always found, so no resize or concurrent unlink can hide an entry. Two writers, on
+//! disjoint halves of the *volatile* keys, insert (with `insert` and, under `Atomic`, with
+//! preallocated nodes), update, compute and remove with every token of the run, in waves
+//! that grow the map to thousands of entries and shrink it back, so the table resizes both
+//! ways while readers run; each writer checks the map's answers against its own model of its
+//! keys. At the end every value must have been dropped exactly once.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rcu_collections::{Computed, Node, RcuHashMap};
+use rcu_core::prelude::*;
+use rcu_core::{AllocConfig, DomainConfig};
+
+use super::config::TokenKind;
+use super::rng::Rng;
+use super::{Counters, Shared};
+
+/// Keys `0..STABLE` are never removed.
+const STABLE: u64 = 64;
+/// Each writer's volatile keys: `STABLE + w * VOLATILE ..`.
+const VOLATILE: u64 = 4096;
+const WRITERS: u64 = 2;
+
+/// Values made and dropped (the books checked at the end).
+#[derive(Debug, Default)]
+struct Books {
+    made: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// A value: knows its key, carries a checksum, poisoned on drop.
+#[derive(Debug)]
+struct Val {
+    key: u64,
+    gen: u64,
+    check: u64,
+    books: Arc<Books>,
+}
+
+fn check_of(key: u64, gen: u64) -> u64 {
+    (key.rotate_left(23) ^ gen).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1
+}
+
+impl Val {
+    fn new(key: u64, gen: u64, books: &Arc<Books>) -> Self {
+        // Relaxed: a count, read after the joins and a barrier.
+        books.made.fetch_add(1, Ordering::Relaxed);
+        Val { key, gen, check: check_of(key, gen), books: Arc::clone(books) }
+    }
+
+    /// Why this value, found under `key`, is bad (None: it is fine).
+    fn fault(&self, key: u64) -> Option<String> {
+        if self.check == POISON {
+            Some(format!("key {key}: a dropped (poisoned) value was read"))
+        } else if self.key != key {
+            Some(format!("key {key}: found a value of key {}", self.key))
+        } else if self.check != check_of(self.key, self.gen) {
+            Some(format!("key {key}: torn value (generation {})", self.gen))
+        } else {
+            None
+        }
+    }
+}
+
+const POISON: u64 = 0xdead_dead_dead_dead;
+
+impl Drop for Val {
+    fn drop(&mut self) {
+        self.check = POISON;
+        // Relaxed: a count (see `new`).
+        self.books.dropped.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The map under test and its domain.
+struct Target {
+    map: RcuHashMap<u64, Val>,
+    domain: Option<Arc<Domain>>,
+}
+
+impl Target {
+    fn read_lock<'a>(&'a self, ctx: &'a mut Sleepable) -> ReadGuard<'a> {
+        match &self.domain {
+            Some(d) => d.read_lock(ctx),
+            None => read_lock(ctx),
+        }
+    }
+
+    fn domain(&self) -> &Domain {
+        self.map.domain()
+    }
+}
+
+/// Runs the map test until `stop`, then checks the books. Called on its own thread by
+/// `torture::run` when the `map` test is on (it is not run under the busted flavor, which
+/// protects nothing and would make every check fail).
+pub fn run(shared: &Shared, stop: &AtomicBool) {
+    let config = &shared.config;
+    let domain = match config.flavor {
+        super::FlavorKind::Global => None,
+        _ => {
+            let mut alloc = AllocConfig::new().budget_bytes(config.budget);
+            if config.small_blocks {
+                alloc = alloc.small_blocks();
+            }
+            Some(Arc::new(Domain::new(DomainConfig::new().name("torture-map").alloc(alloc))))
+        }
+    };
+    let map = match &domain {
+        Some(d) => RcuHashMap::with_capacity_and_hasher_in(0, Default::default(), Arc::clone(d)),
+        None => RcuHashMap::new(),
+    };
+    let target = Arc::new(Target { map, domain });
+    let books = Arc::new(Books::default());
+    let counters = &shared.counters;
+    {
+        let mut ctx = Sleepable::enter();
+        for key in 0..STABLE {
+            target.map.insert(&mut ctx, key, Val::new(key, 0, &books));
+        }
+    }
+    let done = Arc::new(AtomicBool::new(false));
+    std::thread::scope(|s| {
+        for id in 0..config.readers.max(1) as u64 {
+            let (target, done) = (&target, &done);
+            s.spawn(move || reader(id, target, counters, done, config.seed));
+        }
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let (target, books) = (&target, &books);
+                let tokens = config.tokens.clone();
+                s.spawn(move || writer(w, target, books, counters, stop, &tokens, config.seed))
+            })
+            .collect();
+        for w in writers {
+            if w.join().is_err() {
+                counters.fail("map: a writer panicked");
+            }
+        }
+        // Relaxed: a stop flag; the scope's joins order the rest.
+        done.store(true, Ordering::Relaxed);
+    });
+    let ctx = Sleepable::enter();
+    let target = Arc::try_unwrap(target).unwrap_or_else(|_| panic!("map: threads joined"));
+    let Target { map, domain } = target;
+    drop(map);
+    match &domain {
+        Some(d) => d.rcu_barrier(&ctx),
+        None => rcu_barrier(&ctx),
+    }
+    // Relaxed: counts; every writer and reader joined, and the barrier ran the frees.
+    let (made, dropped) =
+        (books.made.load(Ordering::Relaxed), books.dropped.load(Ordering::Relaxed));
+    if made != dropped {
+        counters.fail(format!("map: {made} values made but {dropped} dropped"));
+    }
+    if made == 0 {
+        counters.fail("map: the writers made no values");
+    }
+}
+
+fn reader(id: u64, target: &Target, counters: &Counters, done: &AtomicBool, seed: u64) {
+    let mut rng = Rng::new(seed, 0x3a9 + id);
+    let mut ctx = Sleepable::enter();
+    loop {
+        {
+            let guard = target.read_lock(&mut ctx);
+            for _ in 0..256 {
+                let key = rng.next_u64() % (STABLE + WRITERS * VOLATILE);
+                match target.map.get(&key, &guard) {
+                    Some(v) => {
+                        if let Some(fault) = v.fault(key) {
+                            counters.fail(format!("map reader: {fault}"));
+                        }
+                    }
+                    None if key < STABLE => {
+                        counters.fail(format!("map reader: stable key {key} not found"))
+                    }
+                    None => {}
+                }
+                Counters::bump(&counters.reads);
+            }
+            if rng.one_in(64) {
+                let mut stable = 0;
+                for (k, v) in target.map.iter(&guard) {
+                    if let Some(fault) = v.fault(*k) {
+                        counters.fail(format!("map iterator: {fault}"));
+                    }
+                    stable += u64::from(*k < STABLE);
+                }
+                // Each stable key at least once (twice is allowed during a resize).
+                if stable < STABLE {
+                    counters.fail(format!("map iterator: {stable} of {STABLE} stable keys"));
+                }
+            }
+        }
+        // Relaxed: a stop flag.
+        if done.load(Ordering::Relaxed) {
+            return;
+        }
+    }
+}
+
+/// One writer's operations, with the token `kind`.
+fn writer(
+    w: u64,
+    target: &Target,
+    books: &Arc<Books>,
+    counters: &Counters,
+    stop: &AtomicBool,
+    tokens: &[TokenKind],
+    seed: u64,
+) {
+    let mut rng = Rng::new(seed, 0x77 + w);
+    let mut ctx = Sleepable::enter();
+    target.domain().register_current_thread(&ctx);
+    let base = STABLE + w * VOLATILE;
+    let mut model: HashMap<u64, u64> = HashMap::new();
+    let mut gen = 0u64;
+    let mut growing = true;
+    let mut round = 0usize;
+    // Relaxed: a stop flag.
+    while !stop.load(Ordering::Relaxed) {
+        round += 1;
+        // Waves: grow to nearly all keys, then shrink to a few, so the table resizes both ways.
+        if growing && model.len() as u64 >= VOLATILE * 9 / 10 {
+            growing = false;
+        } else if !growing && model.len() < 16 {
+            growing = true;
+        }
+        let key = base + rng.next_u64() % VOLATILE;
+        gen += 1;
+        let kind = tokens[round % tokens.len()];
+        let roll = rng.next_u64() % 100;
+        let insert = if growing { roll < 70 } else { roll < 25 };
+        let fail = |what: &str| counters.fail(format!("map writer {w}: {what} of key {key}"));
+        if insert {
+            let fresh = match kind {
+                TokenKind::Sleepable => target.map.insert(&mut ctx, key, Val::new(key, gen, books)),
+                TokenKind::NoReclaim => {
+                    target.map.insert(&mut ctx.no_reclaim(), key, Val::new(key, gen, books))
+                }
+                TokenKind::Atomic => {
+                    let node = Node::boxed(key, Val::new(key, gen, books));
+                    target.map.insert_node(&mut ctx.atomic(), node)
+                }
+            };
+            if fresh != model.insert(key, gen).is_none() {
+                fail("insert disagreed with the model");
+            }
+        } else if roll < 85 {
+            let removed = match kind {
+                TokenKind::Sleepable => target.map.remove(&mut ctx, &key),
+                TokenKind::NoReclaim => target.map.remove(&mut ctx.no_reclaim(), &key),
+                TokenKind::Atomic => target.map.remove(&mut ctx.atomic(), &key),
+            };
+            if removed != model.remove(&key).is_some() {
+                fail("remove disagreed with the model");
+            }
+        } else if roll < 93 {
+            let updated = target.map.update(&mut ctx, &key, |v| Val::new(key, v.gen + 1, books));
+            match model.get_mut(&key) {
+                Some(g) if updated => *g += 1,
+                None if !updated => {}
+                _ => fail("update disagreed with the model"),
+            }
+        } else {
+            let got = target.map.compute(&mut ctx.no_reclaim(), key, |v| {
+                v.is_none().then(|| Val::new(key, gen, books))
+            });
+            let expect = match model.entry(key) {
+                std::collections::hash_map::Entry::Occupied(e) => {
+                    e.remove();
+                    Computed::Removed
+                }
+                std::collections::hash_map::Entry::Vacant(e) => {
+                    e.insert(gen);
+                    Computed::Inserted
+                }
+            };
+            if got != expect {
+                fail("compute disagreed with the model");
+            }
+        }
+        if round % 64 == 0 {
+            // Atomic writes only record a due resize; run it.
+            target.map.maintain(&mut ctx);
+            // Check this writer's keys against its model.
+            let guard = target.read_lock(&mut ctx);
+            for probe in 0..8 {
+                let key = base + (rng.next_u64() + probe) % VOLATILE;
+                let got = target.map.get(&key, &guard).map(|v| v.gen);
+                if got.is_some() != model.contains_key(&key) {
+                    counters.fail(format!("map writer {w}: key {key} present {:?}", got));
+                }
+            }
+        }
+        Counters::bump(&counters.updates);
+    }
+}

@@ -1,0 +1,40 @@
+//! rcutorture's `map` test alone (`rcu_collections::RcuHashMap` under torture), short, under
+//! the global domain and a custom domain with rare allocation paths forced.
+
+use std::time::Duration;
+
+use rcu_tests::torture::{self, Config, FlavorKind, Tests};
+
+fn map_only(flavor: FlavorKind, small_blocks: bool) {
+    let tests = Tests {
+        age: false,
+        polled: false,
+        callbacks: false,
+        barrier: false,
+        forward_progress: false,
+        stall: false,
+        map: true,
+    };
+    let config = Config {
+        flavor,
+        tests,
+        small_blocks,
+        duration: Duration::from_secs(2),
+        report_every: Duration::ZERO,
+        ..Config::default()
+    };
+    let s = torture::run(config, &mut |_| {});
+    println!("{}", s.text());
+    assert!(s.success(), "{}", s.text());
+    assert!(s.last.reads > 0 && s.last.updates > 0, "the map test did nothing: {}", s.text());
+}
+
+#[test]
+fn map_passes_under_the_global_domain() {
+    map_only(FlavorKind::Global, false);
+}
+
+#[test]
+fn map_passes_with_rare_paths_forced() {
+    map_only(FlavorKind::Custom, true);
+}
