@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 
+use crate::child;
 use crate::report::{self, json_str, Row};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -16,8 +17,9 @@ enum Workload {
     W6,
 }
 
-/// Benchmarks rcu-ctx against crossbeam-epoch and seize: same workloads, same process,
-/// repetitions interleaved; reports medians and ratios ours/peer against the targets.
+/// Benchmarks rcu-ctx against crossbeam-epoch and seize: same workloads, repetitions
+/// interleaved (W3 and W5: one process per run); reports medians and ratios ours/peer
+/// against the targets.
 #[derive(Debug, Parser)]
 #[command(name = "rcuscale", version)]
 struct Args {
@@ -51,6 +53,9 @@ struct Args {
     /// W6: budget of the domain, MiB.
     #[arg(long, default_value_t = 4)]
     w6_budget_mib: usize,
+    /// Internal: run one W3/W5 job in this process and print its result line (child.rs).
+    #[arg(long, hide = true, value_name = "JOB")]
+    child: Option<String>,
 }
 
 /// Sizes and durations of one run.
@@ -122,6 +127,9 @@ fn machine() -> (usize, String) {
 
 pub(crate) fn main() -> i32 {
     let args = Args::parse();
+    if let Some(spec) = &args.child {
+        return child_main(spec);
+    }
     let cfg = Config::from(&args);
     let command = command_line();
     let (cpus, kernel) = machine();
@@ -153,7 +161,7 @@ pub(crate) fn main() -> i32 {
         stage("W1 read section", &mut |r, _| crate::w1::run(&cfg, r));
     }
     if want(Workload::W3) {
-        stage("W3 reader + updater", &mut |r, _| crate::w3::run(&cfg, r));
+        stage("W3 reader + updater", &mut |r, n| crate::w3::run(&cfg, r, n));
     }
     if want(Workload::W4) {
         stage("W4 grace-period latency", &mut |r, n| crate::w4::run(&cfg, r, n));
@@ -229,6 +237,16 @@ pub(crate) fn main() -> i32 {
             1
         }
     }
+}
+
+/// This process is a child (child.rs): runs the one W3 or W5 job `spec` names.
+fn child_main(spec: &str) -> i32 {
+    let result = child::Job::parse(spec).and_then(|job| match job.workload {
+        "w3" => crate::w3::child(job.variant, Duration::from_secs_f64(job.size()?)),
+        "w5" => crate::w5::child(job.variant, job.size()?),
+        other => Err(format!("no child workload {other:?}")),
+    });
+    child::respond(spec, result)
 }
 
 fn write_outputs(

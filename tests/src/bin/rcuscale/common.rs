@@ -1,9 +1,7 @@
-//! What every workload shares: the node, per-system drop counters, the RSS monitor, the heap
-//! trim between runs, and the small statistics (medians, percentiles).
+//! What every workload shares: the node, per-system drop counters, and the small statistics
+//! (medians, percentiles).
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 /// The systems compared. The index is the node's drop-counter index.
@@ -101,80 +99,6 @@ pub(crate) fn wait_freed(
         }
         nudge();
         std::thread::sleep(Duration::from_micros(100));
-    }
-}
-
-/// Gives freed heap memory back to the OS, so each run's RSS baseline is not inflated (or
-/// its growth hidden) by what the previous system left in malloc's free lists.
-pub(crate) fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only walks glibc's own arenas; any thread may call it.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-/// Resident set size now, in bytes (from /proc/self/statm; 0 where unavailable).
-pub(crate) fn rss_bytes() -> u64 {
-    let Ok(statm) = std::fs::read_to_string("/proc/self/statm") else { return 0 };
-    let pages: u64 = statm.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    pages * page_size()
-}
-
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 {
-        size as u64
-    } else {
-        4096
-    }
-}
-
-/// Samples the process's RSS every 5 ms on its own thread; `finish` returns the peak minus
-/// the RSS when the monitor started (VmHWM is process-wide and never resets, so it cannot
-/// tell one run's peak from another's).
-pub(crate) struct RssMonitor {
-    baseline: u64,
-    peak: Arc<AtomicU64>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl RssMonitor {
-    /// Trims the heap, takes the baseline and starts sampling.
-    pub(crate) fn start() -> Self {
-        trim_heap();
-        let baseline = rss_bytes();
-        let peak = Arc::new(AtomicU64::new(baseline));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (peak, stop) = (peak.clone(), stop.clone());
-            std::thread::Builder::new()
-                .name("rcuscale-rss".into())
-                .spawn(move || {
-                    // Relaxed: a flag; the owner joins the thread afterwards.
-                    while !stop.load(Ordering::Relaxed) {
-                        // Relaxed: only this thread writes; the owner reads after join.
-                        peak.fetch_max(rss_bytes(), Ordering::Relaxed);
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                })
-                .expect("spawn the RSS monitor")
-        };
-        RssMonitor { baseline, peak, stop, thread: Some(thread) }
-    }
-
-    /// Stops sampling; the peak RSS growth over the baseline, in bytes.
-    pub(crate) fn finish(mut self) -> u64 {
-        // Relaxed: a last sample is taken here anyway.
-        self.peak.fetch_max(rss_bytes(), Ordering::Relaxed);
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            t.join().expect("RSS monitor panicked");
-        }
-        // Relaxed: the monitor thread has been joined.
-        self.peak.load(Ordering::Relaxed).saturating_sub(self.baseline)
     }
 }
 

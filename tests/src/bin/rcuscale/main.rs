@@ -1,9 +1,12 @@
-//! rcuscale: the same workloads on this project (rcu-ctx), crossbeam-epoch and seize, in one
-//! process, repetitions interleaved (A B C A B C ...), medians and ratios ours/peer; writes a
-//! table, CSV, JSON and an SVG plot. See docs/performance.md.
+//! rcuscale: the same workloads on this project (rcu-ctx), crossbeam-epoch and seize,
+//! repetitions interleaved (A B C A B C ...), medians and ratios ours/peer; writes a table,
+//! CSV, JSON and an SVG plot. W1, W4 and W6 run in this process; every W3 and W5 run gets a
+//! fresh child process (child.rs), so its peak RSS is its own. See docs/performance.md.
 //!
 //! `cargo run --release -p rcu-tests --bin rcuscale -- --quick`
 
+#[cfg(not(loom))]
+mod child;
 #[cfg(not(loom))]
 mod cli;
 #[cfg(not(loom))]

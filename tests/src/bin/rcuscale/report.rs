@@ -24,6 +24,8 @@ pub(crate) enum Target {
     VsCrossbeamAtLeast(f64),
     /// The rcu-ctx value <= x.
     AtMost(f64),
+    /// The rcu-ctx value == x (an exact figure, such as a size in bytes).
+    Equals(f64),
     /// The rcu-ctx value is "yes" (1).
     Yes,
     /// Every system's value that is present is "yes" (for rcu-ctx this is the target; the
@@ -38,6 +40,7 @@ impl Target {
             Target::VsCrossbeamAtMost(x) => format!("<= {x}x crossbeam"),
             Target::VsCrossbeamAtLeast(x) => format!(">= {x}x crossbeam"),
             Target::AtMost(x) => format!("<= {}", fmt_num(x)),
+            Target::Equals(x) => format!("== {}", fmt_num(x)),
             Target::Yes | Target::OursYes => "yes".into(),
         }
     }
@@ -128,6 +131,7 @@ impl Row {
             Target::VsCrossbeamAtMost(x) => self.ratio(System::Crossbeam).map(|r| r <= x),
             Target::VsCrossbeamAtLeast(x) => self.ratio(System::Crossbeam).map(|r| r >= x),
             Target::AtMost(x) => ours.map(|v| v <= x),
+            Target::Equals(x) => ours.map(|v| v == x),
             Target::Yes | Target::OursYes => ours.map(|v| v == 1.0),
         }
     }

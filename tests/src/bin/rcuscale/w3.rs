@@ -1,8 +1,11 @@
 //! W3: one reader looping W1's read section and one updater replacing the pointer with a
-//! fresh 64-byte node and deferring the old one's free, for a fixed time. Reader and updater
-//! Mops/s, peak RSS growth, and whether every node allocated was freed after the system's
-//! barrier (ours: `rcu_barrier`; crossbeam-epoch: repeated `pin().flush()`, bounded;
-//! seize: dropping the collector, which reclaims everything retired).
+//! fresh 64-byte node and deferring the old one's free, for a fixed time, each run in a fresh
+//! process (child.rs). Ours' updater runs once per token: `RcuCell::replace` under the
+//! `Sleepable` root, under a `NoReclaim` scope and under an `Atomic` scope (those two
+//! allocate the node before entering the scope, as W5 does). Reader and updater Mops/s, the
+//! process's peak RSS (`VmHWM`), and whether every node allocated was freed after the
+//! system's barrier (ours: `rcu_barrier`; crossbeam-epoch: repeated `pin().flush()`,
+//! bounded; seize: dropping the collector, which reclaims everything retired).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
@@ -11,22 +14,79 @@ use std::time::{Duration, Instant};
 
 use crossbeam_epoch::{self as epoch, Owned};
 use rcu_core::prelude::*;
-use rcu_core::RcuCell;
+use rcu_core::{Rcu, RcuCell};
 use seize::{reclaim, Collector, Guard as _};
 
-use crate::common::{
-    freed, wait_freed, Node, PerSystem, RssMonitor, System, CROSSBEAM, OURS, SEIZE,
-};
+use crate::child::{self, Report};
+use crate::common::{freed, wait_freed, Node, PerSystem, System, CROSSBEAM, OURS, SEIZE};
 use crate::report::{Better, Row, Target};
 use crate::Config;
 
 /// Reads per stop-flag check: the inner loop is exactly W1's.
 const READ_BATCH: u64 = 1024;
 
+/// Which system runs, and for ours, the updater's token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Variant {
+    Sleepable,
+    NoReclaim,
+    Atomic,
+    Crossbeam,
+    Seize,
+}
+
+impl Variant {
+    /// Interleaved: ours, the peers, then ours' other tokens.
+    const ORDER: [Variant; 5] = [
+        Variant::Sleepable,
+        Variant::Crossbeam,
+        Variant::Seize,
+        Variant::NoReclaim,
+        Variant::Atomic,
+    ];
+
+    /// Ours, in the order of the rows.
+    const OURS: [Variant; 3] = [Variant::Sleepable, Variant::NoReclaim, Variant::Atomic];
+
+    fn name(self) -> &'static str {
+        match self {
+            Variant::Sleepable => "rcu-ctx Sleepable",
+            Variant::NoReclaim => "rcu-ctx NoReclaim",
+            Variant::Atomic => "rcu-ctx Atomic",
+            Variant::Crossbeam => "crossbeam-epoch",
+            Variant::Seize => "seize",
+        }
+    }
+
+    /// Its name in a child job (`w3:<slug>:<seconds>`).
+    fn slug(self) -> &'static str {
+        match self {
+            Variant::Sleepable => "sleepable",
+            Variant::NoReclaim => "noreclaim",
+            Variant::Atomic => "atomic",
+            Variant::Crossbeam => "crossbeam",
+            Variant::Seize => "seize",
+        }
+    }
+
+    fn from_slug(slug: &str) -> Option<Self> {
+        Variant::ORDER.into_iter().find(|v| v.slug() == slug)
+    }
+
+    /// The token's name in the rows (ours only).
+    fn token(self) -> &'static str {
+        match self {
+            Variant::Sleepable => "Sleepable",
+            Variant::NoReclaim => "NoReclaim",
+            Variant::Atomic => "Atomic",
+            Variant::Crossbeam | Variant::Seize => "",
+        }
+    }
+}
+
 struct Outcome {
     reader_mops: f64,
     updater_mops: f64,
-    rss: u64,
     allocated: u64,
     freed: u64,
     drain: Duration,
@@ -34,15 +94,14 @@ struct Outcome {
 
 /// Runs `reader` and `updater` on their own threads for `duration`; they return their op
 /// counts and the time they ran (each thread times itself from the start barrier to its
-/// last operation). The RSS monitor covers the timed phase.
+/// last operation). Reader and updater Mops/s, and the updates.
 fn race(
     duration: Duration,
     reader: impl FnOnce(&AtomicBool, &Barrier) -> (u64, Duration) + Send,
     updater: impl FnOnce(&AtomicBool, &Barrier) -> (u64, Duration) + Send,
-) -> (f64, f64, u64, u64) {
+) -> (f64, f64, u64) {
     let stop = AtomicBool::new(false);
     let barrier = Barrier::new(3);
-    let rss = RssMonitor::start();
     let ((reads, rt), (updates, ut)) = std::thread::scope(|s| {
         let r = s.spawn(|| reader(&stop, &barrier));
         let u = s.spawn(|| updater(&stop, &barrier));
@@ -52,15 +111,16 @@ fn race(
         stop.store(true, Ordering::Relaxed);
         (r.join().expect("reader panicked"), u.join().expect("updater panicked"))
     });
-    let rss = rss.finish();
     let mops = |ops: u64, t: Duration| ops as f64 / t.as_secs_f64() / 1e6;
-    (mops(reads, rt), mops(updates, ut), rss, updates)
+    (mops(reads, rt), mops(updates, ut), updates)
 }
 
-fn ours(duration: Duration) -> Outcome {
-    let freed0 = freed(OURS);
+/// Ours, the updater under `token`'s context.
+fn ours(duration: Duration, token: Variant) -> Outcome {
+    let ctx = Sleepable::enter();
+    rcu_core::init(&ctx); // process set-up, untimed
     let cell = RcuCell::new(Node::<OURS>::new(0));
-    let (reader_mops, updater_mops, rss, updates) = race(
+    let (reader_mops, updater_mops, updates) = race(
         duration,
         |stop, barrier| {
             let mut ctx = Sleepable::enter();
@@ -80,35 +140,55 @@ fn ours(duration: Duration) -> Outcome {
             (reads, start.elapsed())
         },
         |stop, barrier| {
-            let ctx = Sleepable::enter();
+            let mut ctx = Sleepable::enter();
+            Domain::global().register_current_thread(&ctx);
             barrier.wait();
             let start = Instant::now();
             let mut updates = 0;
-            // Relaxed: a flag.
-            while !stop.load(Ordering::Relaxed) {
-                cell.replace(&ctx, rcu_core::Rcu::boxed(Node::new(updates)));
-                updates += 1;
+            // Relaxed (every loop): a flag.
+            match token {
+                Variant::Sleepable => {
+                    while !stop.load(Ordering::Relaxed) {
+                        cell.replace(&ctx, Rcu::boxed(Node::new(updates)));
+                        updates += 1;
+                    }
+                }
+                Variant::NoReclaim => {
+                    while !stop.load(Ordering::Relaxed) {
+                        let node = Rcu::boxed(Node::new(updates));
+                        let scope = ctx.no_reclaim();
+                        cell.replace(&scope, node);
+                        updates += 1;
+                    }
+                }
+                Variant::Atomic => {
+                    while !stop.load(Ordering::Relaxed) {
+                        let node = Rcu::boxed(Node::new(updates));
+                        let scope = ctx.atomic();
+                        cell.replace(&scope, node);
+                        updates += 1;
+                    }
+                }
+                Variant::Crossbeam | Variant::Seize => unreachable!("{token:?} is not ours"),
             }
             (updates, start.elapsed())
         },
     );
     let start = Instant::now();
     drop(cell); // the current value is dropped inline
-    rcu_barrier(&Sleepable::enter());
+    rcu_barrier(&ctx);
     Outcome {
         reader_mops,
         updater_mops,
-        rss,
         allocated: updates + 1,
-        freed: freed(OURS) - freed0,
+        freed: freed(OURS),
         drain: start.elapsed(),
     }
 }
 
 fn crossbeam(duration: Duration) -> Outcome {
-    let freed0 = freed(CROSSBEAM);
     let atomic = epoch::Atomic::new(Node::<CROSSBEAM>::new(0));
-    let (reader_mops, updater_mops, rss, updates) = race(
+    let (reader_mops, updater_mops, updates) = race(
         duration,
         |stop, barrier| {
             drop(epoch::pin());
@@ -147,23 +227,20 @@ fn crossbeam(duration: Duration) -> Outcome {
     let start = Instant::now();
     // SAFETY: the threads are joined; no one else can reach `atomic`.
     drop(unsafe { atomic.into_owned() });
-    let target = freed0 + updates + 1;
-    wait_freed(CROSSBEAM, target, Duration::from_secs(10), || epoch::pin().flush());
+    wait_freed(CROSSBEAM, updates + 1, Duration::from_secs(10), || epoch::pin().flush());
     Outcome {
         reader_mops,
         updater_mops,
-        rss,
         allocated: updates + 1,
-        freed: freed(CROSSBEAM) - freed0,
+        freed: freed(CROSSBEAM),
         drain: start.elapsed(),
     }
 }
 
 fn seize(duration: Duration) -> Outcome {
-    let freed0 = freed(SEIZE);
     let collector = Collector::new();
     let ptr = AtomicPtr::new(Box::into_raw(Box::new(Node::<SEIZE>::new(0))));
-    let (reader_mops, updater_mops, rss, updates) = race(
+    let (reader_mops, updater_mops, updates) = race(
         duration,
         |stop, barrier| {
             drop(collector.enter());
@@ -207,64 +284,130 @@ fn seize(duration: Duration) -> Outcome {
     Outcome {
         reader_mops,
         updater_mops,
-        rss,
         allocated: updates + 1,
-        freed: freed(SEIZE) - freed0,
+        freed: freed(SEIZE),
         drain: start.elapsed(),
     }
 }
 
-pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>) {
-    let mut reader = PerSystem::default();
-    let mut updater = PerSystem::default();
-    let mut rss = PerSystem::default();
-    let mut all_freed = PerSystem::default();
-    let mut drain = PerSystem::default();
+/// Child side: one run of `variant` (its slug) for `duration`. A fresh process: the drop
+/// counters start at 0.
+pub(crate) fn child(variant: &str, duration: Duration) -> Result<Report, String> {
+    let v = Variant::from_slug(variant).ok_or_else(|| format!("no W3 variant {variant:?}"))?;
+    let o = match v {
+        Variant::Crossbeam => crossbeam(duration),
+        Variant::Seize => seize(duration),
+        _ => ours(duration, v),
+    };
+    Ok(Report::new()
+        .with("reader_mops", o.reader_mops)
+        .with("updater_mops", o.updater_mops)
+        .with("allocated", o.allocated as f64)
+        .with("freed", o.freed as f64)
+        .with("drain_ms", o.drain.as_secs_f64() * 1e3))
+}
+
+pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
+    let secs = cfg.w3_duration.as_secs_f64();
+    let mut reader: Vec<Vec<f64>> = vec![Vec::new(); Variant::ORDER.len()];
+    let mut updater = reader.clone();
+    let mut rss = reader.clone();
+    let mut all_freed = reader.clone();
+    let mut drain = reader.clone();
+    let mut failures: Vec<String> = Vec::new();
     for rep in 0..cfg.reps {
-        for s in System::ALL {
-            let o = match s {
-                System::Ours => ours(cfg.w3_duration),
-                System::Crossbeam => crossbeam(cfg.w3_duration),
-                System::Seize => seize(cfg.w3_duration),
-            };
+        for (i, v) in Variant::ORDER.into_iter().enumerate() {
+            let o = child::run(&format!("w3:{}:{secs}", v.slug())).unwrap_or_else(|e| {
+                eprintln!("  W3: {e}");
+                failures.push(e);
+                Report::new() // every figure NaN: left out of the medians
+            });
+            let (allocated, freed) = (o.get("allocated"), o.get("freed"));
             eprintln!(
-                "  W3 rep {}/{} {:>15}: reader {:7.2} Mops/s, updater {:6.3} Mops/s, RSS +{:.1} MiB, \
-                 freed {}/{} (drain {:.1} ms)",
+                "  W3 rep {}/{} {:>17}: reader {:7.2} Mops/s, updater {:6.3} Mops/s, \
+                 process peak RSS {:.1} MiB, freed {freed}/{allocated} (drain {:.1} ms)",
                 rep + 1,
                 cfg.reps,
-                s.name(),
-                o.reader_mops,
-                o.updater_mops,
-                o.rss as f64 / (1 << 20) as f64,
-                o.freed,
-                o.allocated,
-                o.drain.as_secs_f64() * 1e3
+                v.name(),
+                o.get("reader_mops"),
+                o.get("updater_mops"),
+                o.peak_rss_mib(),
+                o.get("drain_ms"),
             );
-            reader.push(s, o.reader_mops);
-            updater.push(s, o.updater_mops);
-            rss.push(s, o.rss as f64 / (1 << 20) as f64);
-            all_freed.push(s, f64::from(u8::from(o.freed == o.allocated)));
-            drain.push(s, o.drain.as_secs_f64() * 1e3);
+            reader[i].push(o.get("reader_mops"));
+            updater[i].push(o.get("updater_mops"));
+            rss[i].push(o.peak_rss_mib());
+            all_freed[i].push(f64::from(u8::from(freed == allocated)));
+            drain[i].push(o.get("drain_ms"));
         }
     }
+    let idx = |v: Variant| Variant::ORDER.iter().position(|&x| x == v).expect("variant");
+    let peers = |m: &[Vec<f64>], ours: Variant| PerSystem {
+        ours: m[idx(ours)].clone(),
+        crossbeam: m[idx(Variant::Crossbeam)].clone(),
+        seize: m[idx(Variant::Seize)].clone(),
+    };
     rows.push(
-        Row::from_reps("W3", "reader (Mops/s)", "Mops/s", Better::Higher, reader)
-            .target(Target::VsCrossbeamAtLeast(1.5)),
+        Row::from_reps(
+            "W3",
+            "reader (Mops/s), Sleepable updater's runs",
+            "Mops/s",
+            Better::Higher,
+            peers(&reader, Variant::Sleepable),
+        )
+        .target(Target::VsCrossbeamAtLeast(1.5)),
     );
-    rows.push(
-        Row::from_reps("W3", "updater (Mops/s)", "Mops/s", Better::Higher, updater)
+    for v in Variant::OURS {
+        let token = v.token();
+        rows.push(
+            Row::from_reps(
+                "W3",
+                format!("updater {token} (Mops/s)"),
+                "Mops/s",
+                Better::Higher,
+                peers(&updater, v),
+            )
             .target(Target::VsCrossbeamAtLeast(1.0)),
-    );
-    rows.push(Row::from_reps("W3", "peak RSS growth (MiB)", "MiB", Better::Lower, rss));
-    // Every repetition must have freed everything: the minimum over repetitions.
-    let mut freed_row = Row::new("W3", "freed == allocated after barrier/flush (all reps)", "bool")
-        .target(Target::OursYes);
-    for s in System::ALL {
-        let v = all_freed.get(s);
-        freed_row.values[s as usize] =
-            (!v.is_empty()).then(|| v.iter().copied().fold(1.0, f64::min));
+        );
+        rows.push(
+            Row::from_reps(
+                "W3",
+                format!("updater {token}: process peak RSS (MiB)"),
+                "MiB",
+                Better::Lower,
+                peers(&rss, v),
+            )
+            .target(Target::VsCrossbeamAtMost(2.0)),
+        );
     }
-    freed_row.reps = Some(all_freed);
+    // Every repetition must have freed everything: per repetition, ours' value is the
+    // minimum over the tokens; the row's value is the minimum over the repetitions.
+    let mut freed_reps = peers(&all_freed, Variant::Sleepable);
+    freed_reps.ours = (0..cfg.reps)
+        .map(|rep| Variant::OURS.iter().map(|&v| all_freed[idx(v)][rep]).fold(1.0, f64::min))
+        .collect();
+    let mut freed_row =
+        Row::new("W3", "freed == allocated after barrier/flush (all reps, every token)", "bool")
+            .target(Target::OursYes);
+    for s in System::ALL {
+        freed_row.values[s as usize] = Some(freed_reps.get(s).iter().copied().fold(1.0, f64::min));
+    }
+    freed_row.reps = Some(freed_reps);
     rows.push(freed_row);
-    rows.push(Row::from_reps("W3", "time to drain after the run (ms)", "ms", Better::Lower, drain));
+    rows.push(Row::from_reps(
+        "W3",
+        "time to drain after the run, Sleepable updater (ms)",
+        "ms",
+        Better::Lower,
+        peers(&drain, Variant::Sleepable),
+    ));
+    notes.push(format!(
+        "W3: {secs} s per run, each run a fresh process (peak RSS = its VmHWM after the \
+         drain); peers' figures are the same runs on every rcu-ctx row (one crossbeam-epoch \
+         and one seize run per repetition). NoReclaim and Atomic updaters allocate the node \
+         before entering the scope."
+    ));
+    if !failures.is_empty() {
+        notes.push(format!("W3: failed runs: {}", failures.join("; ")));
+    }
 }

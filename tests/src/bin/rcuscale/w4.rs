@@ -1,5 +1,6 @@
 //! W4: grace-period latency with one busy reader thread (looping short read sections):
-//! `synchronize_rcu` and `synchronize_rcu_expedited` p50/p99/max, against one
+//! `synchronize_rcu`, `synchronize_rcu_expedited` and a polled grace period (`start_poll`,
+//! then `poll` in a loop until it is true) p50/p99/max, against one
 //! `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)` syscall timed in the same run (the physical
 //! floor of a grace period: ours issues at least one).
 //!
@@ -86,6 +87,7 @@ fn ours_reader(cell: &RcuCell<Node<OURS>>) -> impl FnOnce(&AtomicBool) + Send + 
 struct SyncRep {
     normal: Latency,
     expedited: Latency,
+    polled: Latency,
     membarrier: Latency,
 }
 
@@ -93,14 +95,20 @@ fn ours_sync(cfg: &Config) -> SyncRep {
     let cell = RcuCell::new(Node::<OURS>::new(1));
     with_busy_reader(ours_reader(&cell), || {
         let ctx = Sleepable::enter();
-        synchronize_rcu(&ctx); // warm: the worker and registration exist
-                               // Round-robin, so the three see the same CPU placement of the busy reader (whether
-                               // membarrier must interrupt another CPU changes its cost tenfold on this machine).
-        let (mut normal, mut expedited, mut membarrier) = (Vec::new(), Vec::new(), Vec::new());
+        // Warm: the worker and this thread's registration exist.
+        synchronize_rcu(&ctx);
+        // Round-robin, so the four see the same CPU placement of the busy reader (whether
+        // membarrier must interrupt another CPU changes its cost tenfold on this machine).
+        let (mut normal, mut expedited) = (Vec::new(), Vec::new());
+        let (mut polled, mut membarrier) = (Vec::new(), Vec::new());
         let deadline = Instant::now() + cfg.w4_budget;
         while normal.len() < 5 || (normal.len() < cfg.w4_max_samples && Instant::now() < deadline) {
             normal.push(timed(|| synchronize_rcu(&ctx)));
             expedited.push(timed(|| synchronize_rcu_expedited(&ctx)));
+            polled.push(timed(|| {
+                let cookie = start_poll(&ctx);
+                while !poll(cookie) {}
+            }));
             membarrier.push(timed(|| {
                 assert!(membarrier_once(), "membarrier is not in use on this machine");
             }));
@@ -108,6 +116,7 @@ fn ours_sync(cfg: &Config) -> SyncRep {
         SyncRep {
             normal: Latency::of(&normal),
             expedited: Latency::of(&expedited),
+            polled: Latency::of(&polled),
             membarrier: Latency::of(&membarrier),
         }
     })
@@ -248,8 +257,9 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
     let us = |ns: f64| ns / 1e3;
     let (mut n50, mut n99, mut nmax) = (Vec::new(), Vec::new(), Vec::new());
     let (mut e50, mut e99, mut emax) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut p50, mut p99, mut pmax) = (Vec::new(), Vec::new(), Vec::new());
     let (mut m50, mut m99, mut mmax) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut ratio_n, mut ratio_e) = (Vec::new(), Vec::new());
+    let (mut ratio_n, mut ratio_e, mut ratio_p) = (Vec::new(), Vec::new(), Vec::new());
     let mut ana50 = PerSystem::default();
     let mut ana99 = PerSystem::default();
     let mut ana_failed = PerSystem::default();
@@ -264,20 +274,28 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
         e50.push(us(r.expedited.p50));
         e99.push(us(r.expedited.p99));
         emax.push(us(r.expedited.max));
+        p50.push(us(r.polled.p50));
+        p99.push(us(r.polled.p99));
+        pmax.push(us(r.polled.max));
         m50.push(us(r.membarrier.p50));
         m99.push(us(r.membarrier.p99));
         mmax.push(us(r.membarrier.max));
         ratio_n.push(r.normal.p50 / r.membarrier.p50);
         ratio_e.push(r.expedited.p50 / r.membarrier.p50);
+        ratio_p.push(r.polled.p99 / r.normal.p99);
         eprintln!(
-            "  W4 rep {}/{}: sync p50 {:.1} us ({} samples), expedited p50 {:.1} us ({}), \
-             membarrier p50 {:.2} us ({})",
+            "  W4 rep {}/{}: sync p50 {:.1} us p99 {:.1} us ({} samples), expedited p50 {:.1} us \
+             ({}), polled p50 {:.1} us p99 {:.1} us ({}), membarrier p50 {:.2} us ({})",
             rep + 1,
             cfg.reps,
             us(r.normal.p50),
+            us(r.normal.p99),
             r.normal.samples,
             us(r.expedited.p50),
             r.expedited.samples,
+            us(r.polled.p50),
+            us(r.polled.p99),
+            r.polled.samples,
             us(r.membarrier.p50),
             r.membarrier.samples
         );
@@ -335,6 +353,17 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
         Row::new("W4", "synchronize_rcu_expedited max (us)", "us")
             .ours(max_of(&emax))
             .better(Better::Lower),
+    );
+    rows.push(row("polled grace period p50 (us)", "us", Better::Lower, p50));
+    rows.push(row("polled grace period p99 (us)", "us", Better::Lower, p99));
+    rows.push(
+        Row::new("W4", "polled grace period max (us)", "us")
+            .ours(max_of(&pmax))
+            .better(Better::Lower),
+    );
+    rows.push(
+        row("polled p99 / synchronize_rcu p99 (x)", "x", Better::Lower, ratio_p)
+            .target(Target::AtMost(3.0)),
     );
     let m50_median = crate::common::median(&m50);
     notes.push(format!(
