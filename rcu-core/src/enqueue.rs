@@ -112,11 +112,14 @@ impl DomainState {
                 if bracket.try_push(request.entry, request.bytes) {
                     return Ok(());
                 }
-                if let Some(full) = bracket.detach_full() {
-                    self.seal(&bracket, full, policy);
-                }
+                let full = bracket.detach_full();
+                // Ready parked blocks first: the block sealed next takes the parking slot
+                // they free instead of going to the worker.
                 let parked =
                     if policy.may_reclaim() { self.run_ready_parked(&bracket) } else { None };
+                if let Some(full) = full {
+                    self.seal(&bracket, full, policy);
+                }
                 if policy.may_alloc() {
                     self.finish_returned(&bracket, parked)
                 } else {
