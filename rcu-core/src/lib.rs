@@ -102,6 +102,8 @@ mod enqueue;
 #[cfg(not(loom))]
 mod fork;
 #[cfg(not(loom))]
+mod gp_future;
+#[cfg(not(loom))]
 mod grace_period;
 #[cfg(not(loom))]
 mod head;
@@ -135,6 +137,8 @@ mod sync;
 #[cfg(not(loom))]
 mod tracking;
 #[cfg(not(loom))]
+mod wait_async;
+#[cfg(not(loom))]
 mod worker;
 #[cfg(not(loom))]
 mod worker_thread;
@@ -149,6 +153,7 @@ mod api {
     pub use crate::cell::RcuCell;
     pub use crate::deferred::Callback;
     pub use crate::domain::{Domain, DomainConfig};
+    pub use crate::gp_future::{BarrierFuture, GracePeriodFuture};
     pub use crate::head::{Rcu, RcuHead};
     pub use crate::reader::ReadGuard;
     pub use crate::stall::{StallHandler, StallReport};
@@ -177,9 +182,10 @@ mod api {
 #[cfg(not(loom))]
 pub mod prelude {
     pub use crate::{
-        call_rcu, call_rcu_fn, cond_synchronize, get_state, kvfree_rcu, kvfree_rcu_mightsleep,
-        poll, rcu_barrier, read_lock, start_poll, synchronize_rcu, synchronize_rcu_expedited,
-        Domain, GpCookie, Rcu, RcuCell, ReadGuard,
+        call_rcu, call_rcu_fn, cond_synchronize, cond_synchronize_async, get_state, kvfree_rcu,
+        kvfree_rcu_mightsleep, poll, rcu_barrier, rcu_barrier_async, read_lock, start_poll,
+        synchronize_rcu, synchronize_rcu_async, synchronize_rcu_expedited, Domain, GpCookie,
+        Rcu, RcuCell, ReadGuard,
     };
     pub use rcu_ctx::prelude::*;
 }
@@ -364,6 +370,85 @@ pub fn kvfree_rcu_mightsleep<C: MaySleep, T: Send + 'static>(ctx: &C, obj: Box<T
 #[track_caller]
 pub fn rcu_barrier<C: MayReclaim>(ctx: &C) {
     Domain::global().rcu_barrier(ctx)
+}
+
+/// A future that completes after a grace period of the global domain that begins after this
+/// call. See [`Domain::synchronize_rcu_async`]: no token, never blocks a thread.
+///
+/// ```
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     struct Unpark(std::thread::Thread);
+/// #     impl Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// let cookie = rcu_core::get_state();
+/// block_on(async {
+///     rcu_core::synchronize_rcu_async().await; // any executor: tokio, async-std, a hand-rolled one
+/// });
+/// assert!(rcu_core::poll(cookie));
+/// ```
+#[cfg(not(loom))]
+pub fn synchronize_rcu_async() -> GracePeriodFuture {
+    Domain::global().synchronize_rcu_async()
+}
+
+/// A future that completes once the global domain's grace period `cookie` has completed,
+/// requesting it if needed. See [`Domain::cond_synchronize_async`].
+///
+/// ```
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     struct Unpark(std::thread::Thread);
+/// #     impl Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// let cookie = rcu_core::get_state();
+/// block_on(rcu_core::cond_synchronize_async(cookie));
+/// assert!(rcu_core::poll(cookie));
+/// ```
+#[cfg(not(loom))]
+#[track_caller]
+pub fn cond_synchronize_async(cookie: GpCookie) -> GracePeriodFuture {
+    Domain::global().cond_synchronize_async(cookie)
+}
+
+/// A future that completes once everything queued on the global domain before this call
+/// has run. See [`Domain::rcu_barrier_async`].
+///
+/// ```
+/// use rcu_core::prelude::*;
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     struct Unpark(std::thread::Thread);
+/// #     impl Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// {
+///     let ctx = Sleepable::enter();
+///     kvfree_rcu_mightsleep(&ctx, Box::new(1u8));
+/// }
+/// block_on(rcu_barrier_async());
+/// assert_eq!(Domain::global().stats().callbacks_pending, 0);
+/// ```
+#[cfg(not(loom))]
+pub fn rcu_barrier_async() -> BarrierFuture {
+    Domain::global().rcu_barrier_async()
 }
 
 #[cfg(not(loom))]
