@@ -27,6 +27,15 @@
 //! drop(guard);
 //! ```
 //!
+#![doc = include_str!("../../docs/which-token.md")]
+//!
+//! # Async code
+//! [`synchronize_rcu_async`], [`rcu_barrier_async`] and [`cond_synchronize_async`] (and the
+//! same on [`Domain`]) are plain futures, woken by the domain's worker: any executor, no
+//! token, no thread blocked. A read guard or token cannot be held across `.await` in a
+//! `Send` future (it does not compile): take a token per call in a block that ends before
+//! the `.await`. The `async_server` example runs the pattern under tokio.
+//!
 //! # A first program: read a shared configuration, replace it, synchronize
 //! ```
 //! use std::sync::Arc;
@@ -74,14 +83,15 @@
 //! its own readers, grace periods and worker; its methods mirror the free functions.
 //!
 //! # Where to go next
-//! - [`guide`] (`docs/guide.md`): a read-mostly configuration, an RCU linked list, choosing
-//!   and passing tokens, behaviour under memory pressure, the polled API, domains, statistics
-//!   and stall reports, and what each error message asks you to change.
+//! - [`guide`] (`docs/guide.md`): a read-mostly configuration, an RCU linked list, callbacks
+//!   with `call_rcu`, choosing and passing tokens, behaviour under memory pressure, the polled
+//!   API, domains, statistics and stall reports, async grace periods, the server pattern, and
+//!   what each error message asks you to change.
 //! - [`migration`] (`docs/migration.md`): liburcu, crossbeam-epoch and Linux kernel calls
 //!   mapped to this API, with the differences that matter.
 //! - The examples in `rcu-core/examples/`, each runnable with
 //!   `cargo run --release -p rcu-core --example NAME`: `config_reload`, `rcu_map`,
-//!   `signal_free`, `reclaim_path` and `tokens_tour`.
+//!   `signal_free`, `reclaim_path`, `tokens_tour` and `async_server`.
 //! - `rcu_ctx`'s documentation (`docs/contexts.md`) for the tokens themselves, and
 //!   `docs/design.md` for how the engine works and why it is correct.
 
@@ -184,8 +194,8 @@ pub mod prelude {
     pub use crate::{
         call_rcu, call_rcu_fn, cond_synchronize, cond_synchronize_async, get_state, kvfree_rcu,
         kvfree_rcu_mightsleep, poll, rcu_barrier, rcu_barrier_async, read_lock, start_poll,
-        synchronize_rcu, synchronize_rcu_async, synchronize_rcu_expedited, Domain, GpCookie,
-        Rcu, RcuCell, ReadGuard,
+        synchronize_rcu, synchronize_rcu_async, synchronize_rcu_expedited, Domain, GpCookie, Rcu,
+        RcuCell, ReadGuard,
     };
     pub use rcu_ctx::prelude::*;
 }

@@ -126,7 +126,10 @@ fn thousands_of_tasks_await_grace_periods_barriers_and_cookies_while_readers_run
         for r in readers {
             r.join().unwrap();
         }
-        assert!(done, "the tokio tasks did not finish within {WATCHDOG:?}: a future was never woken");
+        assert!(
+            done,
+            "the tokio tasks did not finish within {WATCHDOG:?}: a future was never woken"
+        );
         run.join("tokio driver");
         completed.load(Ordering::SeqCst)
     };
@@ -136,11 +139,17 @@ fn thousands_of_tasks_await_grace_periods_barriers_and_cookies_while_readers_run
 }
 
 /// One task: a grace period, a barrier or a polled cookie, each with its guarantee checked.
-async fn task(i: usize, domain: &Domain, progress: &[ReaderProgress], dropped: &Arc<Vec<AtomicBool>>) {
+async fn task(
+    i: usize,
+    domain: &Domain,
+    progress: &[ReaderProgress],
+    dropped: &Arc<Vec<AtomicBool>>,
+) {
     match i % 3 {
         0 => {
             // A section in progress now began before the call: it must have ended first.
-            let before: Vec<u64> = progress.iter().map(|p| p.entered.load(Ordering::SeqCst)).collect();
+            let before: Vec<u64> =
+                progress.iter().map(|p| p.entered.load(Ordering::SeqCst)).collect();
             NoBlock(domain.synchronize_rcu_async()).await;
             for (p, k) in progress.iter().zip(before) {
                 let ended = p.ended.load(Ordering::SeqCst);
@@ -157,10 +166,14 @@ async fn task(i: usize, domain: &Domain, progress: &[ReaderProgress], dropped: &
                 domain.kvfree_rcu(&ctx, obj);
             }
             NoBlock(domain.rcu_barrier_async()).await;
-            assert!(dropped[i].load(Ordering::SeqCst), "task {i}: retired before rcu_barrier_async, not freed when it completed");
+            assert!(
+                dropped[i].load(Ordering::SeqCst),
+                "task {i}: retired before rcu_barrier_async, not freed when it completed"
+            );
         }
         _ => {
-            let before: Vec<u64> = progress.iter().map(|p| p.entered.load(Ordering::SeqCst)).collect();
+            let before: Vec<u64> =
+                progress.iter().map(|p| p.entered.load(Ordering::SeqCst)).collect();
             let cookie = domain.get_state(); // does not start a grace period by itself
             if i % 2 == 0 {
                 tokio::task::yield_now().await; // other tasks run meanwhile
@@ -168,7 +181,10 @@ async fn task(i: usize, domain: &Domain, progress: &[ReaderProgress], dropped: &
             NoBlock(domain.cond_synchronize_async(cookie)).await;
             assert!(domain.poll(cookie), "task {i}: cookie not complete after its future");
             for (p, k) in progress.iter().zip(before) {
-                assert!(p.ended.load(Ordering::SeqCst) >= k, "task {i}: section {k} outlived the cookie's grace period");
+                assert!(
+                    p.ended.load(Ordering::SeqCst) >= k,
+                    "task {i}: section {k} outlived the cookie's grace period"
+                );
             }
         }
     }
@@ -218,7 +234,10 @@ fn a_poll_never_waits_single_threaded_runtime_releases_the_reader_itself() {
                                     {
                                         let mut root = Sleepable::enter();
                                         let ctx = root.no_reclaim();
-                                        let obj = Rcu::boxed(Tracked { index: i, dropped: dropped.clone() });
+                                        let obj = Rcu::boxed(Tracked {
+                                            index: i,
+                                            dropped: dropped.clone(),
+                                        });
                                         domain.kvfree_rcu(&ctx, obj);
                                     }
                                     let fut = domain.rcu_barrier_async();
@@ -242,7 +261,11 @@ fn a_poll_never_waits_single_threaded_runtime_releases_the_reader_itself() {
                     tokio::task::yield_now().await;
                 }
                 tokio::task::yield_now().await;
-                assert_eq!(done.load(Ordering::SeqCst), 0, "a future completed while a reader that began before it was still inside");
+                assert_eq!(
+                    done.load(Ordering::SeqCst),
+                    0,
+                    "a future completed while a reader that began before it was still inside"
+                );
                 release_tx.send(()).unwrap();
                 for t in tasks {
                     t.await.expect("a task failed (see its panic above)");
@@ -251,7 +274,10 @@ fn a_poll_never_waits_single_threaded_runtime_releases_the_reader_itself() {
         })
     };
     let mut run = run;
-    assert!(run.wait_timeout(WATCHDOG), "the single-threaded runtime hung: a poll blocked its only thread");
+    assert!(
+        run.wait_timeout(WATCHDOG),
+        "the single-threaded runtime hung: a poll blocked its only thread"
+    );
     run.join("tokio single-threaded driver");
     reader.join().unwrap();
     assert_eq!(done.load(Ordering::SeqCst), TASKS);
@@ -309,7 +335,9 @@ fn a_registered_future_is_woken_by_the_worker_and_a_dropped_one_is_not() {
         let mut dropped_fut = domain.synchronize_rcu_async();
         // The reader's section began before both: neither can be ready.
         assert!(Pin::new(&mut fut).poll(&mut TaskContext::from_waker(&kept_waker)).is_pending());
-        assert!(Pin::new(&mut dropped_fut).poll(&mut TaskContext::from_waker(&gone_waker)).is_pending());
+        assert!(Pin::new(&mut dropped_fut)
+            .poll(&mut TaskContext::from_waker(&gone_waker))
+            .is_pending());
         // Polled again with the same waker: still registered, still pending.
         assert!(Pin::new(&mut fut).poll(&mut TaskContext::from_waker(&kept_waker)).is_pending());
         drop(dropped_fut);
