@@ -27,7 +27,7 @@
 //! drop(guard);
 //! ```
 //!
-#![doc = include_str!("../../docs/which-token.md")]
+#![doc = include_str!("../docs/which-token.md")]
 //!
 //! # Async code
 //! [`synchronize_rcu_async`], [`rcu_barrier_async`] and [`cond_synchronize_async`] (and the
@@ -462,11 +462,11 @@ pub fn rcu_barrier_async() -> BarrierFuture {
 }
 
 #[cfg(not(loom))]
-#[doc = include_str!("../../docs/guide.md")]
+#[doc = include_str!("../docs/guide.md")]
 pub mod guide {}
 
 #[cfg(not(loom))]
-#[doc = include_str!("../../docs/migration.md")]
+#[doc = include_str!("../docs/migration.md")]
 pub mod migration {}
 
 /// The README's examples are compiled and run as doctests, so the quick start cannot rot.

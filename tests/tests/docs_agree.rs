@@ -38,7 +38,7 @@ fn the_guide_and_the_crate_docs_carry_the_same_decision_table() {
         "guide §3 differs from docs/which-token.md"
     );
     assert!(
-        read("rcu-core/src/lib.rs").contains("include_str!(\"../../docs/which-token.md\")"),
+        read("rcu-core/src/lib.rs").contains("include_str!(\"../docs/which-token.md\")"),
         "the crate docs include the table"
     );
     assert!(read("README.md").contains("docs/which-token.md"), "the README points to the table");
