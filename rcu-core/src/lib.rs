@@ -471,5 +471,5 @@ pub mod migration {}
 
 /// The README's examples are compiled and run as doctests, so the quick start cannot rot.
 #[cfg(all(doctest, not(loom)))]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
