@@ -130,7 +130,7 @@ fn finish(waiter: &mut Option<Arc<Waiter>>) -> Poll<()> {
 ///
 /// `Send`, `Sync`, `Unpin` and `'static`: spawn it, select on it, drop it (a dropped future
 /// only cancels its registration; the grace period still runs). Woken by the domain's
-/// worker; polling never blocks. See the [`guide`](crate::guide) §9.
+/// worker; polling never blocks. See the [`guide`](crate::guide) §8.
 ///
 /// ```
 /// fn is_send_static<F: std::future::Future<Output = ()> + Send + Sync + Unpin + 'static>(_: &F) {}
