@@ -103,9 +103,12 @@ impl RcuMap {
         None
     }
 
-    /// Inserts or replaces. Takes the writer lock (so it may block) and allocates a node:
-    /// any token that may sleep and allocate will do.
-    fn insert<C: MaySleep + MayAlloc>(&self, ctx: &C, key: u64, value: u64) -> Option<u64> {
+    /// Inserts or replaces. Takes the writer lock (so it may block) and allocates a node.
+    /// Retires under the lock, so it does that with `NoReclaim` (the guide's decision
+    /// table: holding a `Mutex`): a `Sleepable` retire could run callbacks inline or wait
+    /// for memory to drain with every other writer stuck on the lock.
+    fn insert<C: MaySleep>(&self, ctx: &mut C, key: u64, value: u64) -> Option<u64> {
+        let ctx = ctx.no_reclaim(); // opened before the lock, ended after it
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let mut link = self.bucket(key);
         loop {
@@ -131,16 +134,17 @@ impl RcuMap {
                 let old_value = node.value;
                 // SAFETY: `p` came from `Box::into_raw` and is now unlinked; no new reader
                 // can reach it, and `kvfree_rcu` waits out the ones that might hold it.
-                kvfree_rcu(ctx, unsafe { Box::from_raw(p) });
+                kvfree_rcu(&ctx, unsafe { Box::from_raw(p) });
                 return Some(old_value);
             }
             link = &node.next;
         }
     }
 
-    /// Removes `key`. Takes the writer lock; retiring never allocates inline, so only
-    /// `MaySleep` (for the lock) is needed.
-    fn remove<C: MaySleep>(&self, ctx: &C, key: u64) -> Option<u64> {
+    /// Removes `key`. Takes the writer lock and retires under it: `NoReclaim`, as in
+    /// `insert`.
+    fn remove<C: MaySleep>(&self, ctx: &mut C, key: u64) -> Option<u64> {
+        let ctx = ctx.no_reclaim();
         let _writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
         let mut link = self.bucket(key);
         loop {
@@ -156,7 +160,7 @@ impl RcuMap {
                 // The unlinked node keeps its `next`: a reader standing on it still walks
                 // on to the rest of the chain.
                 // SAFETY: as in `insert`: unlinked, owned by us from here on.
-                kvfree_rcu(ctx, unsafe { Box::from_raw(p) });
+                kvfree_rcu(&ctx, unsafe { Box::from_raw(p) });
                 return Some(value);
             }
             link = &node.next;
@@ -242,10 +246,10 @@ fn main() {
          {RUN_FOR:?}; {STABLE} stable keys, {VOLATILE} volatile keys"
     );
     let map = Arc::new(RcuMap::new());
-    let ctx = Sleepable::enter();
+    let mut ctx = Sleepable::enter();
     let mut model = HashMap::new();
     for key in 0..STABLE {
-        map.insert(&ctx, key, 0);
+        map.insert(&mut ctx, key, 0);
         model.insert(key, 0);
     }
 
@@ -271,13 +275,13 @@ fn main() {
             match r % 4 {
                 0 => {
                     let key = (r >> 8) % STABLE;
-                    assert!(map.insert(&ctx, key, value).is_some(), "stable key {key} missing");
+                    assert!(map.insert(&mut ctx, key, value).is_some(), "stable key {key} missing");
                     model.insert(key, value);
                     replaces += 1;
                 }
                 1 | 2 => {
                     let key = STABLE + (r >> 8) % VOLATILE;
-                    let old = map.insert(&ctx, key, value);
+                    let old = map.insert(&mut ctx, key, value);
                     assert_eq!(old, model.insert(key, value), "writer and model disagree");
                     if old.is_some() {
                         replaces += 1;
@@ -287,7 +291,7 @@ fn main() {
                 }
                 _ => {
                     let key = STABLE + (r >> 8) % VOLATILE;
-                    assert_eq!(map.remove(&ctx, key), model.remove(&key));
+                    assert_eq!(map.remove(&mut ctx, key), model.remove(&key));
                     removes += 1;
                 }
             }

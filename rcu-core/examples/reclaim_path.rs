@@ -133,7 +133,8 @@ impl Cache {
         unsafe { p.as_ref() }.map(|e| &**e)
     }
 
-    /// Fills every empty slot. Allocates and takes the lock: an ordinary `Sleepable` path.
+    /// Fills every empty slot. Allocates and takes the lock, and retires nothing under it:
+    /// the `Sleepable` only witnesses that this path may block and allocate.
     fn fill(&self, _ctx: &Sleepable) -> usize {
         let _lock = self.lock.lock().unwrap_or_else(|e| e.into_inner());
         let mut filled = 0;

@@ -75,7 +75,7 @@ impl DomainState {
     /// in the list's modification order, ours reads it or a later push (an RMW, which carries
     /// on its release sequence), so it synchronizes with it and the owner's opening of the
     /// bracket happens before our wait, which therefore waits for the bracket to close.
-    fn finish_given_back(&self) {
+    pub(crate) fn finish_given_back(&self) {
         // SAFETY: (1) dropped before this function returns; (2) no scope is opened meanwhile
         // on this thread (the entries only deallocate).
         let ctx = unsafe { Atomic::assume() };

@@ -346,6 +346,97 @@ pub(crate) struct ReadGuardSentToThread;
 pub(crate) struct ReadGuardSharedWithThread;
 
 // ---------------------------------------------------------------------------------------
+// Nor does it live across `.await` in a `Send` future (misuse 6, async form).
+//
+// A task may resume on another executor thread after any `.await`. A read section is the
+// state of the thread that entered it (its reader word), and a token states what that
+// thread may do, so neither may ride along: the section would end on another thread (a
+// corrupted word on both), and while the task is suspended (for as long as anything it
+// awaits takes) the section would hold up every grace period of the domain, including the
+// one it may be awaiting. So a `Send` future (what `tokio::spawn` and multi-threaded
+// executors require) cannot hold a guard or a token across `.await`: end the section, or
+// drop the token, in a block before the `.await`, and carry out the data (copied) instead.
+//
+// rustc reports this as "future cannot be sent between threads safely" without an error
+// code, so these examples are plain `compile_fail`; their twins prove the reason. A future
+// that is not `Send` (a current-thread executor) may hold a guard across `.await`: it then
+// delays grace periods while suspended, and polling a grace-period future of the same
+// domain there panics instead of never completing.
+// ---------------------------------------------------------------------------------------
+
+/// A read guard held across `.await` in a future that must be `Send`.
+///
+/// ```compile_fail
+/// use rcu_core::prelude::*;
+/// fn spawn<F: std::future::Future + Send + 'static>(f: F) -> F { f } // as tokio::spawn
+///
+/// let cell = std::sync::Arc::new(RcuCell::new(7_u32));
+/// let _task = spawn(async move {
+///     let mut ctx = Sleepable::enter();
+///     let guard = read_lock(&mut ctx);
+///     let value = cell.load(&guard);
+///     synchronize_rcu_async().await; // error: the guard (and `ctx`) live across the await
+///     assert_eq!(*value, 7);
+/// });
+/// ```
+///
+/// Twin: the section ends in a block before the `.await`; the value is copied out.
+///
+/// ```
+/// use rcu_core::prelude::*;
+/// fn spawn<F: std::future::Future + Send + 'static>(f: F) -> F { f } // as tokio::spawn
+///
+/// let cell = std::sync::Arc::new(RcuCell::new(7_u32));
+/// let _task = spawn(async move {
+///     let value = {
+///         let mut ctx = Sleepable::enter();
+///         let guard = read_lock(&mut ctx);
+///         *cell.load(&guard)
+///     };
+///     synchronize_rcu_async().await;
+///     assert_eq!(value, 7);
+/// });
+/// ```
+pub(crate) struct ReadGuardAcrossAwait;
+
+/// A token held across `.await` in a future that must be `Send` (here a `NoReclaim` scope
+/// and its root, as the async row of the guide's decision table would take them per call).
+///
+/// ```compile_fail
+/// use rcu_core::prelude::*;
+/// fn spawn<F: std::future::Future + Send + 'static>(f: F) -> F { f } // as tokio::spawn
+///
+/// let _task = spawn(async {
+///     let mut root = Sleepable::enter();
+///     let ctx = root.no_reclaim();
+///     kvfree_rcu(&ctx, Rcu::boxed(1u64));
+///     rcu_barrier_async().await; // error: `root` and `ctx` live across the await
+///     kvfree_rcu(&ctx, Rcu::boxed(2u64));
+/// });
+/// ```
+///
+/// Twin: a token per call, in a block that ends before each `.await`.
+///
+/// ```
+/// use rcu_core::prelude::*;
+/// fn spawn<F: std::future::Future + Send + 'static>(f: F) -> F { f } // as tokio::spawn
+///
+/// let _task = spawn(async {
+///     {
+///         let mut root = Sleepable::enter();
+///         let ctx = root.no_reclaim();
+///         kvfree_rcu(&ctx, Rcu::boxed(1u64));
+///     }
+///     rcu_barrier_async().await;
+///     {
+///         let mut root = Sleepable::enter();
+///         kvfree_rcu(&root.no_reclaim(), Rcu::boxed(2u64));
+///     }
+/// });
+/// ```
+pub(crate) struct TokenAcrossAwait;
+
+// ---------------------------------------------------------------------------------------
 // Nothing loaded under a read section outlives it (misuse 7).
 // ---------------------------------------------------------------------------------------
 

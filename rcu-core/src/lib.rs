@@ -27,6 +27,15 @@
 //! drop(guard);
 //! ```
 //!
+#![doc = include_str!("../docs/which-token.md")]
+//!
+//! # Async code
+//! [`synchronize_rcu_async`], [`rcu_barrier_async`] and [`cond_synchronize_async`] (and the
+//! same on [`Domain`]) are plain futures, woken by the domain's worker: any executor, no
+//! token, no thread blocked. A read guard or token cannot be held across `.await` in a
+//! `Send` future (it does not compile): take a token per call in a block that ends before
+//! the `.await`. The `async_server` example runs the pattern under tokio.
+//!
 //! # A first program: read a shared configuration, replace it, synchronize
 //! ```
 //! use std::sync::Arc;
@@ -74,14 +83,15 @@
 //! its own readers, grace periods and worker; its methods mirror the free functions.
 //!
 //! # Where to go next
-//! - [`guide`] (`docs/guide.md`): a read-mostly configuration, an RCU linked list, choosing
-//!   and passing tokens, behaviour under memory pressure, the polled API, domains, statistics
-//!   and stall reports, and what each error message asks you to change.
+//! - [`guide`] (`docs/guide.md`): a read-mostly configuration, an RCU linked list, callbacks
+//!   with `call_rcu`, choosing and passing tokens, behaviour under memory pressure, the polled
+//!   API, domains, statistics and stall reports, async grace periods, the server pattern, and
+//!   what each error message asks you to change.
 //! - [`migration`] (`docs/migration.md`): liburcu, crossbeam-epoch and Linux kernel calls
 //!   mapped to this API, with the differences that matter.
 //! - The examples in `rcu-core/examples/`, each runnable with
 //!   `cargo run --release -p rcu-core --example NAME`: `config_reload`, `rcu_map`,
-//!   `signal_free`, `reclaim_path` and `tokens_tour`.
+//!   `signal_free`, `reclaim_path`, `tokens_tour` and `async_server`.
 //! - `rcu_ctx`'s documentation (`docs/contexts.md`) for the tokens themselves, and
 //!   `docs/design.md` for how the engine works and why it is correct.
 
@@ -101,6 +111,8 @@ mod domain;
 mod enqueue;
 #[cfg(not(loom))]
 mod fork;
+#[cfg(not(loom))]
+mod gp_future;
 #[cfg(not(loom))]
 mod grace_period;
 #[cfg(not(loom))]
@@ -135,6 +147,8 @@ mod sync;
 #[cfg(not(loom))]
 mod tracking;
 #[cfg(not(loom))]
+mod wait_async;
+#[cfg(not(loom))]
 mod worker;
 #[cfg(not(loom))]
 mod worker_thread;
@@ -149,6 +163,7 @@ mod api {
     pub use crate::cell::RcuCell;
     pub use crate::deferred::Callback;
     pub use crate::domain::{Domain, DomainConfig};
+    pub use crate::gp_future::{BarrierFuture, GracePeriodFuture};
     pub use crate::head::{Rcu, RcuHead};
     pub use crate::reader::ReadGuard;
     pub use crate::stall::{StallHandler, StallReport};
@@ -177,9 +192,10 @@ mod api {
 #[cfg(not(loom))]
 pub mod prelude {
     pub use crate::{
-        call_rcu, call_rcu_fn, cond_synchronize, get_state, kvfree_rcu, kvfree_rcu_mightsleep,
-        poll, rcu_barrier, read_lock, start_poll, synchronize_rcu, synchronize_rcu_expedited,
-        Domain, GpCookie, Rcu, RcuCell, ReadGuard,
+        call_rcu, call_rcu_fn, cond_synchronize, cond_synchronize_async, get_state, kvfree_rcu,
+        kvfree_rcu_mightsleep, poll, rcu_barrier, rcu_barrier_async, read_lock, start_poll,
+        synchronize_rcu, synchronize_rcu_async, synchronize_rcu_expedited, Domain, GpCookie, Rcu,
+        RcuCell, ReadGuard,
     };
     pub use rcu_ctx::prelude::*;
 }
@@ -391,15 +407,94 @@ pub fn rcu_barrier<C: MayReclaim>(ctx: &C) {
     Domain::global().rcu_barrier(ctx)
 }
 
+/// A future that completes after a grace period of the global domain that begins after this
+/// call. See [`Domain::synchronize_rcu_async`]: no token, never blocks a thread.
+///
+/// ```
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     struct Unpark(std::thread::Thread);
+/// #     impl Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// let cookie = rcu_core::get_state();
+/// block_on(async {
+///     rcu_core::synchronize_rcu_async().await; // any executor: tokio, async-std, a hand-rolled one
+/// });
+/// assert!(rcu_core::poll(cookie));
+/// ```
 #[cfg(not(loom))]
-#[doc = include_str!("../../docs/guide.md")]
+pub fn synchronize_rcu_async() -> GracePeriodFuture {
+    Domain::global().synchronize_rcu_async()
+}
+
+/// A future that completes once the global domain's grace period `cookie` has completed,
+/// requesting it if needed. See [`Domain::cond_synchronize_async`].
+///
+/// ```
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     struct Unpark(std::thread::Thread);
+/// #     impl Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// let cookie = rcu_core::get_state();
+/// block_on(rcu_core::cond_synchronize_async(cookie));
+/// assert!(rcu_core::poll(cookie));
+/// ```
+#[cfg(not(loom))]
+#[track_caller]
+pub fn cond_synchronize_async(cookie: GpCookie) -> GracePeriodFuture {
+    Domain::global().cond_synchronize_async(cookie)
+}
+
+/// A future that completes once everything queued on the global domain before this call
+/// has run. See [`Domain::rcu_barrier_async`].
+///
+/// ```
+/// use rcu_core::prelude::*;
+/// # fn block_on<F: std::future::Future>(f: F) -> F::Output {
+/// #     use std::task::{Context, Poll, Wake, Waker};
+/// #     struct Unpark(std::thread::Thread);
+/// #     impl Wake for Unpark { fn wake(self: std::sync::Arc<Self>) { self.0.unpark() } }
+/// #     let waker = Waker::from(std::sync::Arc::new(Unpark(std::thread::current())));
+/// #     let mut f = std::pin::pin!(f);
+/// #     loop {
+/// #         if let Poll::Ready(v) = f.as_mut().poll(&mut Context::from_waker(&waker)) { return v }
+/// #         std::thread::park();
+/// #     }
+/// # }
+/// {
+///     let ctx = Sleepable::enter();
+///     kvfree_rcu_mightsleep(&ctx, Box::new(1u8));
+/// }
+/// block_on(rcu_barrier_async());
+/// assert_eq!(Domain::global().stats().callbacks_pending, 0);
+/// ```
+#[cfg(not(loom))]
+pub fn rcu_barrier_async() -> BarrierFuture {
+    Domain::global().rcu_barrier_async()
+}
+
+#[cfg(not(loom))]
+#[doc = include_str!("../docs/guide.md")]
 pub mod guide {}
 
 #[cfg(not(loom))]
-#[doc = include_str!("../../docs/migration.md")]
+#[doc = include_str!("../docs/migration.md")]
 pub mod migration {}
 
 /// The README's examples are compiled and run as doctests, so the quick start cannot rot.
 #[cfg(all(doctest, not(loom)))]
-#[doc = include_str!("../../README.md")]
+#[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

@@ -18,6 +18,7 @@ use crate::registry::Registry;
 use crate::setting::saturating_nanos;
 use crate::stall::StallSink;
 use crate::stats::Counters;
+use crate::wait_async::AsyncWaiters;
 use crate::worker::Worker;
 
 /// A grace-period number: the first grace period that begins after the cookie was taken.
@@ -67,6 +68,8 @@ pub(crate) struct DomainState {
     expedited: AtomicBool,
     pub(crate) worker: Worker,
     pub(crate) queues: Queues,
+    /// Wakers of the async futures, woken by the worker (`wait_async`, `gp_future`).
+    pub(crate) async_waiters: AsyncWaiters,
     /// False once the owning `Domain` has been dropped.
     pub(crate) live: AtomicBool,
 }
@@ -132,6 +135,7 @@ impl DomainState {
             expedited: AtomicBool::new(expedited),
             worker: Worker::new(),
             queues,
+            async_waiters: AsyncWaiters::new(),
             live: AtomicBool::new(true),
         }
     }

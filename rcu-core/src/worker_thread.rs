@@ -94,6 +94,8 @@ fn run(domain: &DomainRef) {
                 domain.run_batch(batch, &atomic);
             }
         }
+        // Outside the atomic scope, leading nothing: wakers may lock or allocate.
+        domain.wake_async_waiters();
 
         if stopping && batches.is_empty() && !domain.anything_staged() {
             // The handle is gone; this thread's own registration holds the state too.
@@ -131,7 +133,8 @@ fn idle(domain: &DomainState, until_collect: Duration) {
     let work_waiting = !domain.gp.seq.is_completed(requested)
         || domain.queues.collection_wanted()
         || domain.queues.expediting()
-        || domain.queues.has_backlog();
+        || domain.queues.has_backlog()
+        || domain.async_work_waiting();
     if !work_waiting {
         let idle = if worker.stopping() { STOPPING_IDLE } else { MAX_IDLE };
         let timeout = if domain.anything_staged() { until_collect.min(idle) } else { idle };

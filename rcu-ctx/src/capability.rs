@@ -31,6 +31,12 @@ pub(crate) mod sealed {
 /// count(&ctx.atomic(), &mut n);
 /// assert_eq!(n, 2);
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` is not a context token",
+    label = "expected `&Sleepable`, `&NoReclaim<'_>` or `&Atomic<'_>` here",
+    note = "pass the token itself: the thread's root (`&ctx`) or a scope's token; inside a read \
+            section, `guard.ctx()`; in an RCU callback, its `&Atomic` parameter"
+)]
 pub trait Context: sealed::Sealed {
     /// The context this token stands for.
     const KIND: ContextKind;
@@ -53,6 +59,13 @@ pub trait Context: sealed::Sealed {
 
     /// Enters an atomic scope (e.g. while holding a spinlock): the parent token is unusable
     /// until the returned token is dropped.
+    ///
+    /// Why `&mut self`: the scope's token says the thread may no longer block or allocate,
+    /// and that is only true while nobody can reach the parent, which would still claim
+    /// more. An exclusive borrow is how the compiler enforces it, so a scope cannot be opened
+    /// from a shared `&C`: that fails with E0596 ("cannot borrow `*ctx` as mutable, as it is
+    /// behind a `&` reference"). Take `ctx: &mut C` in a function that opens scopes, or, from
+    /// a shared `&Atomic` (a callback's, `guard.ctx()`), use `Atomic::nested`.
     ///
     /// ```
     /// use rcu_ctx::{thread_state, Context, Sleepable};
@@ -114,7 +127,8 @@ pub trait MayAlloc: Context {}
 )]
 pub trait MaySleep: Context {
     /// Enters a no-reclaim scope (e.g. inside a memory-reclaim path): the parent token is
-    /// unusable until the returned token is dropped.
+    /// unusable until the returned token is dropped. Needs `&mut self` for the reason
+    /// [`Context::atomic`] gives (E0596 from a shared `&C`).
     ///
     /// ```
     /// use rcu_ctx::{thread_state, MaySleep, Sleepable};

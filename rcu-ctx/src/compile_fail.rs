@@ -622,3 +622,57 @@ pub(crate) struct ForeignContextImpl;
 /// uses(&a);
 /// ```
 pub(crate) struct AssumeWithoutUnsafe;
+
+// ---------------------------------------------------------------------------------------
+// Scopes need the parent exclusively (DESIGN §3, misuse 5: the reason for `&mut`).
+// ---------------------------------------------------------------------------------------
+
+/// Opening a scope from a shared `&C`: a scope makes its parent unusable while it lives,
+/// which only an exclusive borrow can promise (see `Context::atomic`). rustc's E0596 ("cannot
+/// borrow `*ctx` as mutable, as it is behind a `&` reference") cannot carry a custom note;
+/// the guide's error table explains it.
+///
+/// ```compile_fail,E0596
+/// use rcu_ctx::{Context, Sleepable};
+///
+/// fn under_spinlock<C: Context>(ctx: &C) {
+///     let _spin = ctx.atomic(); // error: `ctx` is a `&` reference
+/// }
+/// under_spinlock(&Sleepable::enter());
+/// ```
+///
+/// Twin: the function takes the token it narrows by `&mut`.
+///
+/// ```
+/// use rcu_ctx::{Context, Sleepable};
+///
+/// fn under_spinlock<C: Context>(ctx: &mut C) {
+///     let _spin = ctx.atomic();
+/// }
+/// under_spinlock(&mut Sleepable::enter());
+/// ```
+pub(crate) struct ScopeFromSharedToken;
+
+/// Passing something that is not a token where a token is expected (here the read section
+/// itself instead of its token): E0277 with the `Context` trait's note naming what to pass.
+///
+/// ```compile_fail,E0277
+/// use rcu_ctx::{Context, ReadSection, Sleepable};
+/// fn uses<C: Context>(_: &C) {}
+///
+/// let mut ctx = Sleepable::enter();
+/// let section = ReadSection::enter(&mut ctx);
+/// uses(&section); // error: `ReadSection<'_>` is not a context token
+/// ```
+///
+/// Twin: the section's token.
+///
+/// ```
+/// use rcu_ctx::{Context, ReadSection, Sleepable};
+/// fn uses<C: Context>(_: &C) {}
+///
+/// let mut ctx = Sleepable::enter();
+/// let section = ReadSection::enter(&mut ctx);
+/// uses(section.token());
+/// ```
+pub(crate) struct NotAToken;

@@ -1,4 +1,4 @@
-#![doc = include_str!("../../docs/contexts.md")]
+#![doc = include_str!("../docs/contexts.md")]
 #![warn(missing_docs)]
 
 mod capability;

@@ -11,8 +11,16 @@ use crate::depths;
 use crate::kind::ContextKind;
 use crate::validate;
 
-/// "Not `Send`, not `Sync`": raw pointers are neither, and the marker costs nothing.
-type NotSendSync = PhantomData<*mut ()>;
+/// The marker that makes tokens neither `Send` nor `Sync`. A trait object without a `Send`
+/// or `Sync` bound is neither, and the compiler names the innermost type that lacks the
+/// trait, so moving a token to another thread fails with "`(dyn
+/// rcu_ctx::token::ContextTokenIsThreadBound + 'static)` cannot be sent between threads
+/// safely" (or "shared"), within the token's type, rather than with a bare `*mut ()`. Never
+/// implemented; it costs nothing (`PhantomData`).
+pub(crate) trait ContextTokenIsThreadBound {}
+
+/// "Not `Send`, not `Sync`", with a name that says why (see [`ContextTokenIsThreadBound`]).
+type NotSendSync = PhantomData<dyn ContextTokenIsThreadBound>;
 
 /// The context of a thread that may block, allocate and reclaim.
 ///

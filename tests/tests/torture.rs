@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use rcu_tests::torture::{self, Config, FlavorKind, Summary, Tests};
+use rcu_tests::torture::{self, Check, Config, FlavorKind, Summary, Tests};
 
 fn run(config: Config) -> Summary {
     let summary = torture::run(config, &mut |_| {});
@@ -35,6 +35,17 @@ fn custom_domain_passes_every_check() {
     assert!(s.barriers > 0, "no barrier round completed");
     assert!(s.stalls > 0, "the stall test saw no report");
     assert_eq!(s.cb_queued, s.cb_done);
+    // The summary names every check with its verdict, and says the stall reports are expected.
+    let text = s.text();
+    for check in Check::ALL {
+        assert_eq!(s.verdict(check), "ok", "{}", text);
+        assert!(
+            text.contains(&format!("    {:<16} ok", check.name())),
+            "{} missing: {text}",
+            check.name()
+        );
+    }
+    assert!(text.contains("stall report(s): expected"), "{text}");
 }
 
 #[test]
@@ -77,6 +88,14 @@ fn busted_grace_periods_are_caught_by_the_age_check() {
         s.messages
     );
     assert!(s.text().ends_with(&format!("FAILURE: {} error(s)", s.last.errors)));
+    // The verdicts say which check failed and which were not run.
+    assert!(s.verdict(Check::Age).starts_with("FAILED ("), "{}", s.text());
+    for check in
+        [Check::Polled, Check::Callbacks, Check::Barrier, Check::ForwardProgress, Check::Stall]
+    {
+        assert_eq!(s.verdict(check), "off", "{}", s.text());
+    }
+    assert_eq!(s.verdict(Check::Threads), "ok", "{}", s.text());
 }
 
 fn rcutorture(args: &[&str]) -> (i32, String) {
@@ -101,4 +120,5 @@ fn the_binary_reports_failure_with_a_nonzero_exit_code() {
         rcutorture(&["--flavor", "busted", "--duration", "1s", "--tests", "age", "--json"]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("\"result\":\"FAILURE\""), "{out}");
+    assert!(out.contains("\"checks\":{\"age\":\"FAILED ("), "{out}");
 }

@@ -28,7 +28,7 @@ use arena::{Arena, PIPE_LEN};
 pub use config::{Config, FlavorKind, Tests, TokenKind};
 use flavor::Flavor;
 use readers::Published;
-pub use report::{Counters, Sample, Summary};
+pub use report::{Check, Counters, Sample, Summary};
 
 /// What every torture thread shares.
 #[derive(Debug)]
@@ -194,16 +194,25 @@ fn finish(shared: &Arc<Shared>, start: Instant) -> Summary {
         shared.flavor.barrier(&ctx);
     }
     if Counters::get(&c.chains) != 0 {
-        c.fail(format!("{} callback chains never finished", Counters::get(&c.chains)));
+        c.fail_check(
+            Check::Callbacks,
+            format!("{} callback chains never finished", Counters::get(&c.chains)),
+        );
     }
     let (queued, done) = (Counters::get(&c.cb_queued), Counters::get(&c.cb_done));
     if queued != done {
-        c.fail(format!("{queued} counted callbacks queued but {done} ran after rcu_barrier"));
+        c.fail_check(
+            Check::Callbacks,
+            format!("{queued} counted callbacks queued but {done} ran after rcu_barrier"),
+        );
     }
     if let Some(d) = shared.flavor.domain() {
         let pending = d.stats().callbacks_pending;
         if !d.is_global() && pending != 0 {
-            c.fail(format!("{pending} deferred items still pending after rcu_barrier"));
+            c.fail_check(
+                Check::Callbacks,
+                format!("{pending} deferred items still pending after rcu_barrier"),
+            );
         }
     }
     let last = sample(shared, start);
@@ -216,6 +225,9 @@ fn finish(shared: &Arc<Shared>, start: Instant) -> Summary {
         stalls: Counters::get(&c.stalls),
         frees: shared.arena.frees(),
         messages: c.messages(),
+        tests: shared.config.tests,
+        check_errors: c.check_errors(),
+        forced_fallbacks: shared.config.fault_rate > 0.0 || shared.config.small_blocks,
         last,
     }
 }

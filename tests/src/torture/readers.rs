@@ -11,7 +11,7 @@ use rcu_core::Sleepable;
 use super::arena::{Arena, MAGIC, PIPE_LEN};
 use super::config::Config;
 use super::flavor::Flavor;
-use super::report::Counters;
+use super::report::{Check, Counters};
 use super::rng::Rng;
 
 /// What readers share with the writer.
@@ -66,26 +66,38 @@ pub fn run(
             if config.tests.age {
                 Counters::bump(&counters.ages[age.min(PIPE_LEN) as usize]);
                 if age > 1 {
-                    counters.fail(format!(
+                    counters.fail_check(
+                        Check::Age,
+                        format!(
                         "reader {id}: element {index} aged {age} grace periods inside one read \
                          section (too-short grace period)"
-                    ));
+                    ),
+                    );
                 }
                 if magic != MAGIC {
-                    counters.fail(format!(
+                    counters.fail_check(
+                        Check::Age,
+                        format!(
                         "reader {id}: element {index} was freed (poisoned) while a reader held it"
-                    ));
+                    ),
+                    );
                 } else if generation_end != generation {
-                    counters.fail(format!(
+                    counters.fail_check(
+                        Check::Age,
+                        format!(
                         "reader {id}: element {index} was freed and reused while a reader held it"
-                    ));
+                    ),
+                    );
                 }
             }
             if config.tests.polled && flavor.poll(cookie) {
-                counters.fail(format!(
-                    "reader {id}: a grace-period cookie taken inside a read section completed \
+                counters.fail_check(
+                    Check::Polled,
+                    format!(
+                        "reader {id}: a grace-period cookie taken inside a read section completed \
                      before the section ended"
-                ));
+                    ),
+                );
             }
         });
         Counters::bump(&counters.reads);

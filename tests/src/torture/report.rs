@@ -4,6 +4,85 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::arena::PIPE_LEN;
+use super::config::Tests;
+
+/// The checks a run performs, each with its own failure count and verdict in the summary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    /// Readers: no element older than one grace period, poisoned or reused under them.
+    Age,
+    /// Readers: a cookie taken inside a section does not complete during it.
+    Polled,
+    /// Counted `call_rcu`/`kvfree_rcu` traffic: everything queued ran after `rcu_barrier`,
+    /// callback chains finished, nothing left pending.
+    Callbacks,
+    /// Barrier rounds: every callback posted before `rcu_barrier` ran when it returned.
+    Barrier,
+    /// A `call_rcu` flood: grace periods and callbacks keep going, memory stays bounded.
+    ForwardProgress,
+    /// A reader held past the stall timeout is reported.
+    Stall,
+    /// No torture thread panicked, and failures no other check claims.
+    Threads,
+}
+
+impl Check {
+    /// Every check, in the summary's order.
+    pub const ALL: [Check; 7] = [
+        Check::Age,
+        Check::Polled,
+        Check::Callbacks,
+        Check::Barrier,
+        Check::ForwardProgress,
+        Check::Stall,
+        Check::Threads,
+    ];
+
+    /// Its name in the summary and the JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::Age => "age",
+            Check::Polled => "polled",
+            Check::Callbacks => "callbacks",
+            Check::Barrier => "barrier",
+            Check::ForwardProgress => "forward-progress",
+            Check::Stall => "stall",
+            Check::Threads => "threads",
+        }
+    }
+
+    /// What it verifies, in a few words.
+    fn what(self) -> &'static str {
+        match self {
+            Check::Age => "no reader saw an element older than 1 grace period, poisoned or reused",
+            Check::Polled => "no cookie taken inside a read section completed during it",
+            Check::Callbacks => "every counted call_rcu/kvfree_rcu ran by the final rcu_barrier",
+            Check::Barrier => "every callback posted before rcu_barrier had run when it returned",
+            Check::ForwardProgress => {
+                "grace periods and callbacks kept going under a call_rcu flood, memory bounded"
+            }
+            Check::Stall => "a reader held past the stall timeout was reported",
+            Check::Threads => "no torture thread panicked",
+        }
+    }
+
+    /// Whether `tests` switched it on (`Threads` always runs).
+    pub fn enabled(self, tests: &Tests) -> bool {
+        match self {
+            Check::Age => tests.age,
+            Check::Polled => tests.polled,
+            Check::Callbacks => tests.callbacks,
+            Check::Barrier => tests.barrier,
+            Check::ForwardProgress => tests.forward_progress,
+            Check::Stall => tests.stall,
+            Check::Threads => true,
+        }
+    }
+
+    fn index(self) -> usize {
+        Check::ALL.iter().position(|c| *c == self).expect("listed")
+    }
+}
 
 /// Buckets of the age histogram: ages 0 to `PIPE_LEN`, the last also counting older.
 pub const AGE_BUCKETS: usize = PIPE_LEN as usize + 1;
@@ -30,6 +109,8 @@ pub struct Counters {
     pub stalls: AtomicU64,
     /// Failures detected.
     pub errors: AtomicU64,
+    /// Failures per check (`Check::ALL`'s order); `fail` counts under `Check::Threads`.
+    pub check_errors: [AtomicU64; Check::ALL.len()],
     messages: crate::SpinLock<Vec<String>>,
 }
 
@@ -49,9 +130,15 @@ impl Counters {
         c.load(Ordering::Relaxed)
     }
 
-    /// Records a failure.
+    /// Records a failure that no particular check claims (counted under `Check::Threads`).
     pub fn fail(&self, message: impl Into<String>) {
+        self.fail_check(Check::Threads, message);
+    }
+
+    /// Records a failure of `check`.
+    pub fn fail_check(&self, check: Check, message: impl Into<String>) {
         Self::bump(&self.errors);
+        Self::bump(&self.check_errors[check.index()]);
         let message = message.into();
         self.messages.with(|m| {
             if m.len() < MAX_MESSAGES {
@@ -63,6 +150,11 @@ impl Counters {
     /// The failure messages kept.
     pub fn messages(&self) -> Vec<String> {
         self.messages.with(|m| m.clone())
+    }
+
+    /// Failures per check, in `Check::ALL`'s order.
+    pub fn check_errors(&self) -> [u64; Check::ALL.len()] {
+        core::array::from_fn(|i| Self::get(&self.check_errors[i]))
     }
 
     /// The age histogram.
@@ -153,12 +245,48 @@ pub struct Summary {
     pub frees: u64,
     /// Failure messages (the first few).
     pub messages: Vec<String>,
+    /// The checks switched on.
+    pub tests: Tests,
+    /// Failures per check, in `Check::ALL`'s order.
+    pub check_errors: [u64; Check::ALL.len()],
+    /// True if fault injection or small blocks were on (fallbacks are then expected).
+    pub forced_fallbacks: bool,
 }
 
 impl Summary {
     /// True if no check failed.
     pub fn success(&self) -> bool {
         self.last.errors == 0
+    }
+
+    /// `check`'s verdict: "ok", "FAILED (n)" or "off" (switched off for this run).
+    pub fn verdict(&self, check: Check) -> String {
+        let errors = self.check_errors[check.index()];
+        if errors > 0 {
+            format!("FAILED ({errors})")
+        } else if check.enabled(&self.tests) {
+            "ok".to_string()
+        } else {
+            "off".to_string()
+        }
+    }
+
+    /// What `check` counted, and which counts are expected to be non-zero.
+    fn evidence(&self, check: Check) -> String {
+        let l = &self.last;
+        match check {
+            Check::Age => format!("{} reads checked; ages 0 and 1 are normal", l.reads),
+            Check::Polled => format!("checked on each of the {} reads", l.reads),
+            Check::Callbacks => format!("{}/{} counted items ran", self.cb_done, self.cb_queued),
+            Check::Barrier => format!("{} barrier rounds", self.barriers),
+            Check::ForwardProgress => "flood measured against grace periods and budget".into(),
+            Check::Stall => format!(
+                "{} stall report(s): expected, at least 1 (the test holds a reader past the \
+                 timeout on purpose; reports repeat at doubling intervals while it waits)",
+                self.stalls
+            ),
+            Check::Threads => "every thread joined".into(),
+        }
     }
 
     /// The human summary, ending in SUCCESS or FAILURE.
@@ -177,6 +305,30 @@ impl Summary {
             "  counted callbacks {}/{}  barrier rounds {}  stall reports {}  fallbacks {}",
             self.cb_done, self.cb_queued, self.barriers, self.stalls, l.fallbacks
         );
+        let _ = writeln!(s, "  checks:");
+        for check in Check::ALL {
+            let verdict = self.verdict(check);
+            let detail =
+                if verdict == "off" { "not run".to_string() } else { self.evidence(check) };
+            let _ = writeln!(
+                s,
+                "    {:<16} {:<10} {}: {}",
+                check.name(),
+                verdict,
+                check.what(),
+                detail
+            );
+        }
+        let _ = writeln!(
+            s,
+            "  fallbacks {}: {}",
+            l.fallbacks,
+            if self.forced_fallbacks {
+                "expected (fault injection or small blocks force the fallback paths to run)"
+            } else {
+                "allocation fallbacks taken on their own (not a failure)"
+            }
+        );
         for m in &self.messages {
             let _ = writeln!(s, "  error: {m}");
         }
@@ -192,11 +344,15 @@ impl Summary {
     pub fn json(&self) -> String {
         let l = &self.last;
         let messages: Vec<String> = self.messages.iter().map(|m| format!("{m:?}")).collect();
+        let checks: Vec<String> = Check::ALL
+            .iter()
+            .map(|c| format!("\"{}\":\"{}\"", c.name(), self.verdict(*c)))
+            .collect();
         format!(
             "{{\"flavor\":\"{}\",\"seconds\":{:.3},\"result\":\"{}\",\"errors\":{},\
              \"grace_periods\":{},\"reads\":{},\"updates\":{},\"frees\":{},\"ages\":{:?},\
              \"cb_queued\":{},\"cb_done\":{},\"barriers\":{},\"stalls\":{},\"fallbacks\":{},\
-             \"messages\":[{}]}}",
+             \"checks\":{{{}}},\"messages\":[{}]}}",
             self.flavor,
             self.seconds,
             if self.success() { "SUCCESS" } else { "FAILURE" },
@@ -211,6 +367,7 @@ impl Summary {
             self.barriers,
             self.stalls,
             l.fallbacks,
+            checks.join(","),
             messages.join(",")
         )
     }

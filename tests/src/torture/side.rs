@@ -9,7 +9,7 @@ use rcu_core::prelude::*;
 use rcu_core::{DomainConfig, StallReport};
 
 use super::config::TokenKind;
-use super::report::Counters;
+use super::report::{Check, Counters};
 use super::rng::Rng;
 use super::Shared;
 
@@ -84,9 +84,12 @@ pub fn barrier_rounds(shared: &Arc<Shared>, stop: &AtomicBool) {
         // Relaxed: rcu_barrier has ordered every callback before its return.
         let done = ran.load(Ordering::Relaxed);
         if done != PER_ROUND {
-            shared.counters.fail(format!(
+            shared.counters.fail_check(
+                Check::Barrier,
+                format!(
                 "rcu_barrier returned with {done} of {PER_ROUND} callbacks posted before it run"
-            ));
+            ),
+            );
         }
         Counters::bump(&shared.counters.barriers);
         std::thread::sleep(Duration::from_millis(20));
@@ -113,23 +116,28 @@ pub fn forward_progress(shared: &Arc<Shared>, stop: &AtomicBool) {
     let gps = after.gp_completed - before.gp_completed;
     let invoked = after.callbacks_invoked - before.callbacks_invoked;
     if gps < 2 {
-        shared
-            .counters
-            .fail(format!("forward progress: only {gps} grace periods during the flood"));
+        shared.counters.fail_check(
+            Check::ForwardProgress,
+            format!("forward progress: only {gps} grace periods during the flood"),
+        );
     }
     if invoked < queued {
-        shared
-            .counters
-            .fail(format!("forward progress: {invoked} of {queued} flood callbacks ran"));
+        shared.counters.fail_check(
+            Check::ForwardProgress,
+            format!("forward progress: {invoked} of {queued} flood callbacks ran"),
+        );
     }
     // Sleepable callers wait once pending memory reaches the budget; every other thread can
     // be at most about one block of objects past it. Generous slack: other traffic runs too.
     let slack = 4 * (1 << 20);
     if after.peak_pending_bytes > after.budget_bytes + slack {
-        shared.counters.fail(format!(
-            "forward progress: pending memory peaked at {} bytes, budget {}",
-            after.peak_pending_bytes, after.budget_bytes
-        ));
+        shared.counters.fail_check(
+            Check::ForwardProgress,
+            format!(
+                "forward progress: pending memory peaked at {} bytes, budget {}",
+                after.peak_pending_bytes, after.budget_bytes
+            ),
+        );
     }
 }
 
@@ -181,9 +189,12 @@ pub fn stall(shared: &Arc<Shared>) {
     let n = reports.load(Ordering::Relaxed);
     shared.counters.stalls.fetch_add(n, Ordering::Relaxed);
     if n == 0 {
-        shared.counters.fail(format!(
-            "stall test: a reader held a grace period up for {hold_limit:?} (stall timeout \
+        shared.counters.fail_check(
+            Check::Stall,
+            format!(
+                "stall test: a reader held a grace period up for {hold_limit:?} (stall timeout \
              {timeout:?}) and no stall was reported"
-        ));
+            ),
+        );
     }
 }
