@@ -311,8 +311,9 @@ thread_local! {
 /// destructor registers the thread (its first use of the domain), and that registration ends
 /// too, so the registry is back where it started.
 fn exiting_threads_leave_no_slot_behind(domain: &'static Domain) {
-    let settle = domain.start_poll(&Sleepable::enter());
-    assert!(wait_until(PATIENCE, || domain.poll(settle)), "the worker did not start");
+    // Only the worker completes a barrier, so it has started (and registered) by then; a
+    // thread of its own, so that this one stays unregistered.
+    std::thread::spawn(move || domain.rcu_barrier(&Sleepable::enter())).join().unwrap();
     let before = domain.stats().readers;
     for _ in 0..200 {
         std::thread::spawn(move || {
@@ -370,8 +371,9 @@ fn a_pthread_key_destructor_after_the_runtimes_registers_again_and_is_released()
         let _global = GLOBAL.lock().unwrap_or_else(|e| e.into_inner());
         after_runtime_key()
     };
-    let settle = domain.start_poll(&Sleepable::enter());
-    assert!(wait_until(PATIENCE, || domain.poll(settle)));
+    // As in `exiting_threads_leave_no_slot_behind`: the worker has registered once a barrier
+    // returns.
+    std::thread::spawn(move || domain.rcu_barrier(&Sleepable::enter())).join().unwrap();
     let before = domain.stats().readers;
     for _ in 0..20 {
         std::thread::spawn(move || {
