@@ -387,8 +387,10 @@ fn polling_inside_a_read_section_of_the_domain_panics_instead_of_never_completin
     let waker = Waker::from(counter.clone());
     let mut cx = TaskContext::from_waker(&waker);
     let mut ctx = Sleepable::enter();
-    let mut fut = domain.synchronize_rcu_async();
     let guard = domain.read_lock(&mut ctx);
+    // Made inside the section: its grace period cannot complete before the guard is dropped
+    // (made before it, the worker could complete it first, and the poll would be ready).
+    let mut fut = domain.synchronize_rcu_async();
     let err = catch_unwind(AssertUnwindSafe(|| Pin::new(&mut fut).poll(&mut cx)))
         .expect_err("polling inside the section must panic");
     let message = err.downcast_ref::<String>().cloned().unwrap_or_default();
