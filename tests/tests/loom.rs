@@ -106,6 +106,11 @@ struct Witness {
     /// A section that read the old object was abandoned, and the grace period was still held
     /// after its thread had ended (model D).
     held_after_exit: std::sync::atomic::AtomicBool,
+    /// The grace period a leader gave up on, left in progress (model C2; 0: none).
+    given_up: std::sync::atomic::AtomicU64,
+    /// Another leader resumed it and its scan waited for a reader holding the old object
+    /// (model C2).
+    resumed: std::sync::atomic::AtomicBool,
 }
 
 impl World {
@@ -201,6 +206,9 @@ struct Explored {
     /// Executions in which an abandoned section held the old object and the grace period was
     /// still held after its thread ended (model D).
     held_after_exit: usize,
+    /// Executions in which a leader resumed a grace period another gave up on, and waited in
+    /// it for a reader holding the old object (model C2).
+    resumed: usize,
 }
 
 /// Runs `f` under loom with the preemption bound and other limits taken from the `LOOM_*`
@@ -208,7 +216,7 @@ struct Explored {
 /// printed (visible with `--nocapture`) and returned.
 fn model(f: impl Fn() -> Arc<World> + Sync + Send + 'static) -> Explored {
     use std::sync::atomic::{AtomicUsize as Count, Ordering::Relaxed};
-    let counts = std::sync::Arc::new([(); 5].map(|()| Count::new(0)));
+    let counts = std::sync::Arc::new([(); 6].map(|()| Count::new(0)));
     let c = counts.clone();
     loom::model::Builder::new().check(move || {
         let w = f();
@@ -227,6 +235,9 @@ fn model(f: impl Fn() -> Arc<World> + Sync + Send + 'static) -> Explored {
         if w.witness.held_after_exit.load(Relaxed) {
             c[4].fetch_add(1, Relaxed);
         }
+        if w.witness.resumed.load(Relaxed) {
+            c[5].fetch_add(1, Relaxed);
+        }
     });
     let explored = Explored {
         executions: counts[0].load(Relaxed),
@@ -234,19 +245,22 @@ fn model(f: impl Fn() -> Arc<World> + Sync + Send + 'static) -> Explored {
         late_sections: counts[2].load(Relaxed),
         reused_mid_gp: counts[3].load(Relaxed),
         held_after_exit: counts[4].load(Relaxed),
+        resumed: counts[5].load(Relaxed),
     };
     let name = std::thread::current().name().map(str::to_owned);
     eprintln!(
         "loom model {}: {} executions; {} with a reader holding the old object while a grace \
          period waited for it; {} with a section begun after the grace period started; {} \
          with a released word reused during a grace period; {} with an abandoned section \
-         holding the grace period",
+         holding the grace period; {} with a resumed grace period waiting for a reader \
+         holding the old object",
         name.as_deref().unwrap_or("?"),
         explored.executions,
         explored.held_and_waited,
         explored.late_sections,
         explored.reused_mid_gp,
         explored.held_after_exit,
+        explored.resumed,
     );
     explored
 }
@@ -542,6 +556,214 @@ fn leader(w: &World, requested: &AtomicU64) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Model C2: a grace period one leader gave up on, resumed by the next
+// (`GpSequence::start_or_resume`, `GracePeriods::try_advance`).
+// ---------------------------------------------------------------------------------------------
+
+/// How the leaders of model C2 hand a grace period over: the engine's way, or a broken one.
+#[derive(Clone, Copy)]
+struct HandOver {
+    /// The ordering of `stop_leading`'s store (SeqCst in the engine).
+    give_up: Ordering,
+    /// What a leader calls to pick its grace period (`GpSequence::start_or_resume`).
+    start_or_resume: fn(&GpSequence) -> u64,
+}
+
+/// The engine's hand-over.
+const HAND_OVER: HandOver =
+    HandOver { give_up: Ordering::SeqCst, start_or_resume: GpSequence::start_or_resume };
+
+/// `GracePeriods`' leader role (`grace_period.rs` is not built under loom, so the model
+/// carries its flag, with `try_lead`'s and `stop_leading`'s orderings).
+struct Leader {
+    flag: AtomicBool,
+    how: HandOver,
+}
+
+impl Leader {
+    fn new(how: HandOver) -> Arc<Self> {
+        Arc::new(Leader { flag: AtomicBool::new(false), how })
+    }
+
+    /// `try_lead`.
+    fn try_lead(&self) -> bool {
+        // Acquire: as `try_lead`; pairs with the store in `stop_leading`: the previous
+        // leader's grace-period steps (its heavy barrier) happen before ours.
+        self.flag.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_ok()
+    }
+
+    /// `stop_leading` (without its event: the model's waiters yield instead of sleeping).
+    fn stop_leading(&self) {
+        // SeqCst in the engine (a Release in effect): pairs with the Acquire in `try_lead`.
+        self.flag.store(false, self.how.give_up);
+    }
+}
+
+/// `GracePeriods::try_advance`, what `poll` runs, over the reader word of `words[0]`: leads if
+/// nobody does, starts (or resumes) the grace period `cookie` needs, and completes it unless
+/// the reader holds it up; then it gives the role up and leaves the grace period in progress.
+fn try_advance(w: &World, leader: &Leader, cookie: u64) -> bool {
+    if w.seq.is_completed(cookie) {
+        return true;
+    }
+    if !leader.try_lead() {
+        return false;
+    }
+    while !w.seq.is_completed(cookie) {
+        let gp = (leader.how.start_or_resume)(&w.seq);
+        if w.words[0].blocks(gp) {
+            // Relaxed: coverage bookkeeping outside the model.
+            w.witness.given_up.store(gp, std::sync::atomic::Ordering::Relaxed);
+            leader.stop_leading();
+            return false;
+        }
+        w.seq.complete(gp);
+    }
+    leader.stop_leading();
+    true
+}
+
+/// `GracePeriods::wait_until_completed` (`run_one` for each grace period) over the reader
+/// word of `words[0]`, with a yield where the engine sleeps on the completion event.
+fn wait_until_completed(w: &World, leader: &Leader, cookie: u64) {
+    loop {
+        if w.seq.is_completed(cookie) {
+            return;
+        }
+        if leader.try_lead() {
+            while !w.seq.is_completed(cookie) {
+                let gp = (leader.how.start_or_resume)(&w.seq);
+                let mut waited = false;
+                while w.words[0].blocks(gp) {
+                    waited = true;
+                    // Relaxed: coverage bookkeeping outside the model.
+                    w.witness.waited.store(true, std::sync::atomic::Ordering::Relaxed);
+                    thread::yield_now();
+                }
+                // Relaxed (both): coverage bookkeeping outside the model.
+                let witness = &w.witness;
+                if waited
+                    && witness.saw_old.load(std::sync::atomic::Ordering::Relaxed)
+                    && witness.given_up.load(std::sync::atomic::Ordering::Relaxed) == gp
+                {
+                    witness.resumed.store(true, std::sync::atomic::Ordering::Relaxed);
+                }
+                w.seq.complete(gp);
+            }
+            leader.stop_leading();
+            return;
+        }
+        thread::yield_now();
+    }
+}
+
+/// The frame of model C2. A reader runs one section (it loads the published object and
+/// reads it). The writer unpublishes, takes a cookie and asks the worker for it (as
+/// `start_poll`), then polls once (`try_advance`): it leads, starts grace period 2 (advance
+/// and heavy barrier), and if the reader's word blocks it, gives up leading with the grace
+/// period in progress. The worker, the third thread, serves the request as the engine's
+/// worker does (`wait_until_completed`): it leads, and if grace period 2 is in progress it
+/// resumes it (no advance, no heavy barrier), waits for the reader and completes it. The
+/// writer frees once it sees the cookie completed: at once if its poll completed it, else
+/// after joining the worker.
+fn resumed_against_reader(how: HandOver, read: fn(&World)) -> Arc<World> {
+    let w = World::new();
+    let leader = Leader::new(how);
+    let requested = Arc::new(AtomicU64::new(0));
+    let reader = {
+        let w = w.clone();
+        thread::spawn(move || read(&w))
+    };
+    let worker = {
+        let w = w.clone();
+        let leader = leader.clone();
+        let requested = requested.clone();
+        thread::spawn(move || loop {
+            // Acquire: pairs with the writer's Release store of the request.
+            let want = requested.load(Ordering::Acquire);
+            if want != 0 {
+                wait_until_completed(&w, &leader, want);
+                return;
+            }
+            thread::yield_now();
+        })
+    };
+    let old = w.unpublish();
+    let cookie = w.seq.cookie();
+    // Release: the request itself (`Worker::request`); the protocol's ordering comes from
+    // `cookie`, and the store precedes the writer's grace period, so it carries nothing of it.
+    requested.store(cookie, Ordering::Release);
+    let freed = try_advance(&w, &leader, cookie);
+    if freed {
+        w.objs[old].free();
+    }
+    worker.join().unwrap();
+    assert!(w.seq.is_completed(cookie), "the worker stopped before serving the cookie");
+    if !freed {
+        w.objs[old].free();
+    }
+    reader.join().unwrap();
+    w
+}
+
+/// Model C2's reader: one section that reads the object.
+fn one_section(w: &World) {
+    let word = &w.words[0];
+    word.enter(w.seq.started_counter());
+    w.load_and_read();
+    word.exit();
+}
+
+/// C2: a grace period resumed by the next leader still waits for every reader that could
+/// hold what was removed before it started. The resuming leader issues no heavy barrier,
+/// only a SeqCst fence after taking the role (`start_or_resume`).
+///
+/// The interleaving that matters (counted): the reader announces its section (snapshot 1)
+/// and loads the old object; the writer's grace period 2 advances, issues its barrier, finds
+/// the reader's word blocking it and gives up; the worker takes the role and resumes 2; its
+/// scan must see the reader's announcement (or its end), never the word's earlier 0.
+///
+/// What orders the resumed scan after the first leader's heavy barrier, which it relies on:
+/// the engine has two things, and either one suffices (C++20 [atomics.order] p4, quoted in
+/// `docs/design.md` §4). The role's hand-over: the give-up's Release store read by the
+/// Acquire `try_lead` makes the barrier happen before the scan. The SeqCst fence in
+/// `start_or_resume`: the barrier is sequenced before the give-up store, which is
+/// coherence-ordered before the `try_lead` CAS that reads it, which is sequenced before the
+/// fence, so the barrier precedes the fence in the order of SeqCst operations even with a
+/// Relaxed give-up, and the scan follows the fence. loom agrees: the model passes with the
+/// fence removed, and with a Relaxed give-up (checked at up to 4 preemptions), and fails
+/// with both (`broken_resume_unordered_after_the_give_up_is_caught`). So this model cannot
+/// show either one alone to be needed; the fence is kept for the argument of
+/// `start_or_resume`'s doc comment, which does not lean on how the caller took the role.
+#[test]
+fn c_resumed_grace_period_waits_for_the_reader() {
+    let explored = model(|| resumed_against_reader(HAND_OVER, one_section));
+    assert_explored(&explored);
+    assert!(explored.resumed > 0, "no resumed grace period waited for the reader: {explored:?}");
+}
+
+/// As C2, with a reader that runs two sections in a row, both reading the object (the shape
+/// of `b_consecutive_sections_both_read`). The resuming leader's scan may then read a store
+/// of the word the first leader never read: the first section's exit, or the second
+/// section's entry. If the first leader gave up on the first section, the second section's
+/// fence comes after that leader's barrier (else its scan would have read the second entry
+/// or a later store), so the second section reads the new object whatever its snapshot; a
+/// resumed scan that stops at a second entry with snapshot 2 must still have the first
+/// section's reads ordered before the free, which that entry's Release store carries
+/// (`docs/design.md` §6.1).
+#[test]
+fn c_resumed_grace_period_with_consecutive_sections() {
+    let explored = model(|| {
+        resumed_against_reader(HAND_OVER, |w| {
+            one_section(w);
+            one_section(w);
+        })
+    });
+    assert_explored(&explored);
+    assert!(explored.resumed > 0, "no resumed grace period waited for the reader: {explored:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Model D: thread exit with an open section (`registration::end`): the slot's release against
 // a grace period's scan.
 // ---------------------------------------------------------------------------------------------
@@ -784,7 +1006,8 @@ fn run_by_the_model(_obj: *mut (), _ctx: &Atomic<'_>) {
 /// sealed list, two blocks and two items.
 ///
 /// `enqueue.rs` and `collection.rs` are not built under loom (they need the whole domain
-/// state), so the models do what their `stage_slow`, `seal`, `run_ready_parked` and `adopt` do with the real `Staging` and
+/// state), so the models do what their `stage_slow`, `seal`, `run_ready_parked`,
+/// `finish_returned`, `run_batch`'s give-back and `adopt` do with the real `Staging` and
 /// `Bracket` calls, in the same order and brackets; the collection calls the real
 /// `Staging::collect` (the staging half of `DomainState::collect`) and then swaps the model's
 /// sealed list as `collect` does.
@@ -914,6 +1137,37 @@ impl Staged {
         for entry in entries {
             let item = self.items.iter().find(|item| core::ptr::eq(*item, entry.obj.cast()));
             item.expect("an entry the model did not queue").run();
+        }
+    }
+
+    /// `run_batch` for a block of a light batch sealed by this model's owner: the worker
+    /// dropped item `i`'s value and gives block `i` back holding the deallocation (the item's
+    /// entry, written here: loom checks that whoever finishes it is ordered after).
+    fn give_back(&self, i: usize) {
+        let mut block = self.blocks[i];
+        // SAFETY: the worker's batch owns the block until `give_back` publishes it.
+        unsafe { block.as_mut() }.push(self.items[i].entry(), 8);
+        self.staging.give_back(block);
+    }
+
+    /// `finish_returned`: takes, inside `bracket`, the blocks the worker gave back and
+    /// finishes their entries (the deallocations).
+    fn finish_returned(&self, bracket: &Bracket<'_>) {
+        if !bracket.has_returned() {
+            return;
+        }
+        bracket.take_returned(|block| {
+            self.note_owner_take();
+            self.run_block(block);
+        });
+    }
+
+    /// The owner took a block that the collection may be racing for: the key witness of E4
+    /// when the collection has begun its first pass and not yet its waits.
+    fn note_owner_take(&self) {
+        // Relaxed: coverage bookkeeping outside the model.
+        if self.witness.pass.load(std::sync::atomic::Ordering::Relaxed) == 1 {
+            self.witness.key();
         }
     }
 
@@ -1252,6 +1506,94 @@ fn e_exit_hand_over_is_never_missed() {
     assert!(explored.key > 0, "no hand-over won the race for the block: {explored:?}");
 }
 
+/// The frame of model E4: blocks the worker gave back. Before the threads, block 0 holds the
+/// deallocation of item 0 and is on the owner's given-back list (an earlier light batch left
+/// it there: `run_batch` dropped the value and `give_back` handed the block to the thread that
+/// sealed it). The worker gives block 1 back the same way (item 1), then makes a full
+/// collection with `collect` (the one an `rcu_barrier` waits for: in the engine `run_batch`
+/// and `collect` both run on the worker, so a give-back always precedes the collection that
+/// follows it) and runs its batch. The owner's next block boundaries (`POLLS` of them,
+/// yielding between) take the given-back blocks inside a bracket and finish their entries
+/// with `owner_finishes` (`finish_returned`).
+///
+/// When the collection returns, its generation can complete once its batch ran, and the
+/// barrier returns: each item given back before the collection began (both) must then be in
+/// the batch (the collection stole its block) or already finished by the owner, with the
+/// finish ordered before (loom checks the read of the run count). No item is finished twice
+/// (`finish`; loom also reports two unordered runs).
+fn given_back_against_collection(
+    owner_finishes: fn(&Staged),
+    collect: fn(&Staged, &mut Vec<NonNull<Block>>),
+) -> Arc<Staged> {
+    let w = Staged::new();
+    w.give_back(0);
+    let owner = {
+        let w = w.clone();
+        thread::spawn(move || {
+            for i in 0..POLLS {
+                owner_finishes(&w);
+                if i + 1 < POLLS {
+                    thread::yield_now();
+                }
+            }
+        })
+    };
+    let worker = {
+        let w = w.clone();
+        thread::spawn(move || {
+            w.give_back(1);
+            let mut batch = Vec::new();
+            collect(&w, &mut batch);
+            for (i, item) in w.items.iter().enumerate() {
+                if !batch.contains(&w.blocks[i]) {
+                    assert_eq!(
+                        item.runs(),
+                        1,
+                        "rcu_barrier would return with item {i}'s deallocation pending"
+                    );
+                }
+            }
+            w.run_batch(&batch);
+        })
+    };
+    owner.join().unwrap();
+    worker.join().unwrap();
+    w.finish();
+    w
+}
+
+/// E4, given-back blocks (`Staging::give_back`, `Bracket::take_returned`, `finish_returned`)
+/// against a full collection: the collection steals what is still on the list and waits
+/// for the owner's brackets, so what the owner took it has finished by the time the
+/// collection returns.
+///
+/// The interleaving that matters (the key witness): the owner's bracket takes the list after
+/// the collection began its first pass and before its swap of `returned`, which therefore
+/// reads the owner's swap (AcqRel, so the collection's swap synchronizes with it) and finds
+/// the list empty. The owner opened its bracket before its take, so the wait after the heavy
+/// barrier reads the odd `seq` (or a later store) and waits for the close, whose Release
+/// carries the finished deallocations. Without the bracket, or without a wait after the
+/// collection swept `returned`, this model fails
+/// (`broken_given_back_taken_outside_the_bracket_is_caught`,
+/// `broken_given_back_swept_without_a_wait_is_caught`).
+///
+/// The collection sweeps `returned` a second time after the heavy barrier, with the parked
+/// slots; in the engine nothing can be given back during a collection (the worker gives back
+/// and collects), so that sweep finds nothing here and this model passes without it.
+#[test]
+fn e_collection_waits_for_given_back_blocks_taken_by_the_owner() {
+    let explored = model_staged(|| {
+        given_back_against_collection(
+            |w| w.bracket(|b| w.finish_returned(b)),
+            |w, batch| {
+                w.collect(batch);
+            },
+        )
+    });
+    assert!(explored.straddled > 0, "no bracket straddled the heavy barrier: {explored:?}");
+    assert!(explored.key > 0, "no owner took given-back blocks mid-collection: {explored:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sanity: the models have teeth.
 // ---------------------------------------------------------------------------------------------
@@ -1318,6 +1660,37 @@ fn broken_cookie_from_plain_load_is_caught() {
     });
 }
 
+/// Model C2 with the resuming leader unordered after the first leader's heavy barrier: the
+/// give-up is Relaxed and `start_or_resume` has no fence. loom must find the worker's scan
+/// reading the reader's word as it was before the section announced itself (0), completing
+/// the resumed grace period, and the writer freeing the object the section holds. (With
+/// either one of the two orderings there is no failure to find: see model C2's docs.)
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn broken_resume_unordered_after_the_give_up_is_caught() {
+    model(|| {
+        resumed_against_reader(
+            HandOver {
+                give_up: Ordering::Relaxed,
+                start_or_resume: start_or_resume_without_the_fence,
+            },
+            one_section,
+        )
+    });
+}
+
+/// `GpSequence::start_or_resume` without its SeqCst fence. (`completed()` is an Acquire load
+/// where the real code's is Relaxed: stronger, but in the failing execution it reads the
+/// initial value, so it orders nothing.)
+fn start_or_resume_without_the_fence(seq: &GpSequence) -> u64 {
+    let started = seq.started();
+    if seq.completed() < started {
+        started
+    } else {
+        seq.start()
+    }
+}
+
 /// A broken worker that steals the current block and runs it after the heavy barrier without
 /// waiting for the owner's bracket (model E1's frame): loom must find the owner's push
 /// landing in the stolen block unordered with the worker's run, or after it.
@@ -1376,6 +1749,62 @@ fn broken_hand_over_outside_the_bracket_is_caught() {
             w.staging.steal(&mut current, &mut parked);
             current.into_iter().chain(parked).for_each(|b| w.push_sealed(b));
         })
+    });
+}
+
+/// Model E4's owner taking the given-back list outside any bracket (`finish_returned` called
+/// between brackets): loom must find a collection that returns while an item it did not
+/// steal is still being finished. The owner's swap takes the list before the collection's,
+/// which finds it empty; no bracket is open, so the waits return at once, and the worker's
+/// check of the run count is unordered with the owner's finish (or precedes it).
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn broken_given_back_taken_outside_the_bracket_is_caught() {
+    model_staged(|| {
+        given_back_against_collection(
+            |w| {
+                // Broken: no bracket (the worker's `steal_returned` is the same swap as
+                // `Bracket::take_returned`).
+                let mut taken = Vec::new();
+                w.staging.steal_returned(&mut taken);
+                for block in taken {
+                    w.note_owner_take();
+                    w.run_block(block);
+                }
+            },
+            |w, batch| {
+                w.collect(batch);
+            },
+        )
+    });
+}
+
+/// Model E4's collection taking the given-back blocks like a list (one swap after its waits,
+/// as it swaps the sealed list), with no wait after that swap: loom must find the owner's
+/// bracket taking the list after the collection's waits and before its swap, and the
+/// collection returning before the owner finished.
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn broken_given_back_swept_without_a_wait_is_caught() {
+    model_staged(|| {
+        given_back_against_collection(
+            |w| w.bracket(|b| w.finish_returned(b)),
+            |w, batch| {
+                let mut current = None;
+                w.witness.pass();
+                w.staging.steal(&mut current, batch);
+                heavy_barrier();
+                w.witness.pass();
+                w.staging.wait_quiescent();
+                batch.extend(current);
+                w.witness.pass();
+                w.staging.steal_parked(batch);
+                w.staging.wait_quiescent();
+                // Broken: the given-back list swept like the sealed list, no wait after.
+                w.staging.steal_returned(batch);
+                w.take_sealed(batch);
+            },
+        )
     });
 }
 
