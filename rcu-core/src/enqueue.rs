@@ -161,6 +161,9 @@ impl DomainState {
                     }
                     // A fresh block is the first sign of work for an idle worker.
                     self.wake_worker();
+                    if !policy.may_reclaim() {
+                        self.help_grace_period();
+                    }
                     return Ok(());
                 }
                 Err(block) => {
@@ -312,6 +315,19 @@ impl DomainState {
             // `put` may free to the global allocator, which this policy may not call: park
             // it as an empty sealed block; the worker returns it.
             self.queues.push_sealed(block);
+        }
+    }
+
+    /// A caller that may not wait for its frees (`NoReclaim`, `Atomic`) moves the grace
+    /// period the worker waits for, without waiting (`GracePeriods::try_advance`, as `poll`
+    /// does; no lock, no allocation, async-signal-safe): it is running, while the worker may
+    /// be waiting for a CPU, and while that grace period waits its backlog grows. Once per
+    /// block.
+    fn help_grace_period(&self) {
+        // SeqCst: as every load of `requested` (see `Worker::request`).
+        let wanted = self.worker.requested.load(Ordering::SeqCst);
+        if !self.gp.seq.is_completed(wanted) && crate::process::is_ready() {
+            self.gp.try_advance(self, wanted);
         }
     }
 

@@ -74,17 +74,23 @@ fn run(domain: &DomainRef) {
         let hurry = (stopping && domain.anything_staged())
             || queues.collection_wanted()
             || queues.expediting();
+        let backlog = queues.has_backlog();
         if hurry || last_collect.elapsed() >= queues.batch_delay() {
             last_collect = Instant::now();
             batches.push_back(domain.collect());
-        } else if queues.has_backlog() {
+        } else if backlog {
             // Sealed blocks or fallback items wait: a backlog is collected at once (the
             // batch delay is for blocks still being filled), so a `NoReclaim`/`Atomic`
             // flood is freed at the pace of grace periods, not of the delay.
             batches.push_back(domain.collect_lists());
         }
         if let Some(oldest) = batches.front() {
-            let urgency = if hurry { Urgency::Expedited } else { Urgency::Normal };
+            // Published, so that producers and pollers can move it forward while this thread
+            // waits (`help_grace_period`). SeqCst: as every access to `requested`.
+            worker.requested.fetch_max(oldest.cookie, Ordering::SeqCst);
+            // A backlog grows while its grace period waits (its producers may not wait), so
+            // a reader that holds it up is re-checked every 50 us, not every 2 ms.
+            let urgency = if hurry || backlog { Urgency::Expedited } else { Urgency::Normal };
             domain.gp.wait_until_completed(&**domain, oldest.cookie, urgency);
         }
         {
