@@ -19,6 +19,7 @@ use rcu_core::prelude::*;
 use rcu_core::{AllocConfig, DomainConfig};
 
 use super::config::TokenKind;
+use super::report::Check;
 use super::rng::Rng;
 use super::{Counters, Shared};
 
@@ -141,7 +142,7 @@ pub fn run(shared: &Shared, stop: &AtomicBool) {
             .collect();
         for w in writers {
             if w.join().is_err() {
-                counters.fail("map: a writer panicked");
+                counters.fail_check(Check::Map, "map: a writer panicked");
             }
         }
         // Relaxed: a stop flag; the scope's joins order the rest.
@@ -159,10 +160,10 @@ pub fn run(shared: &Shared, stop: &AtomicBool) {
     let (made, dropped) =
         (books.made.load(Ordering::Relaxed), books.dropped.load(Ordering::Relaxed));
     if made != dropped {
-        counters.fail(format!("map: {made} values made but {dropped} dropped"));
+        counters.fail_check(Check::Map, format!("map: {made} values made but {dropped} dropped"));
     }
     if made == 0 {
-        counters.fail("map: the writers made no values");
+        counters.fail_check(Check::Map, "map: the writers made no values");
     }
 }
 
@@ -177,12 +178,11 @@ fn reader(id: u64, target: &Target, counters: &Counters, done: &AtomicBool, seed
                 match target.map.get(&key, &guard) {
                     Some(v) => {
                         if let Some(fault) = v.fault(key) {
-                            counters.fail(format!("map reader: {fault}"));
+                            counters.fail_check(Check::Map, format!("map reader: {fault}"));
                         }
                     }
-                    None if key < STABLE => {
-                        counters.fail(format!("map reader: stable key {key} not found"))
-                    }
+                    None if key < STABLE => counters
+                        .fail_check(Check::Map, format!("map reader: stable key {key} not found")),
                     None => {}
                 }
                 Counters::bump(&counters.reads);
@@ -191,13 +191,16 @@ fn reader(id: u64, target: &Target, counters: &Counters, done: &AtomicBool, seed
                 let mut stable = 0;
                 for (k, v) in target.map.iter(&guard) {
                     if let Some(fault) = v.fault(*k) {
-                        counters.fail(format!("map iterator: {fault}"));
+                        counters.fail_check(Check::Map, format!("map iterator: {fault}"));
                     }
                     stable += u64::from(*k < STABLE);
                 }
                 // Each stable key at least once (twice is allowed during a resize).
                 if stable < STABLE {
-                    counters.fail(format!("map iterator: {stable} of {STABLE} stable keys"));
+                    counters.fail_check(
+                        Check::Map,
+                        format!("map iterator: {stable} of {STABLE} stable keys"),
+                    );
                 }
             }
         }
@@ -240,7 +243,9 @@ fn writer(
         let kind = tokens[round % tokens.len()];
         let roll = rng.next_u64() % 100;
         let insert = if growing { roll < 70 } else { roll < 25 };
-        let fail = |what: &str| counters.fail(format!("map writer {w}: {what} of key {key}"));
+        let fail = |what: &str| {
+            counters.fail_check(Check::Map, format!("map writer {w}: {what} of key {key}"))
+        };
         if insert {
             let fresh = match kind {
                 TokenKind::Sleepable => target.map.insert(&mut ctx, key, Val::new(key, gen, books)),
@@ -298,7 +303,10 @@ fn writer(
                 let key = base + (rng.next_u64() + probe) % VOLATILE;
                 let got = target.map.get(&key, &guard).map(|v| v.gen);
                 if got.is_some() != model.contains_key(&key) {
-                    counters.fail(format!("map writer {w}: key {key} present {:?}", got));
+                    counters.fail_check(
+                        Check::Map,
+                        format!("map writer {w}: key {key} present {:?}", got),
+                    );
                 }
             }
         }

@@ -22,19 +22,23 @@ pub enum Check {
     ForwardProgress,
     /// A reader held past the stall timeout is reported.
     Stall,
+    /// `RcuHashMap`: readers see every value intact while writers insert, remove, update and
+    /// the table resizes both ways; every value made is dropped once.
+    Map,
     /// No torture thread panicked, and failures no other check claims.
     Threads,
 }
 
 impl Check {
     /// Every check, in the summary's order.
-    pub const ALL: [Check; 7] = [
+    pub const ALL: [Check; 8] = [
         Check::Age,
         Check::Polled,
         Check::Callbacks,
         Check::Barrier,
         Check::ForwardProgress,
         Check::Stall,
+        Check::Map,
         Check::Threads,
     ];
 
@@ -47,6 +51,7 @@ impl Check {
             Check::Barrier => "barrier",
             Check::ForwardProgress => "forward-progress",
             Check::Stall => "stall",
+            Check::Map => "map",
             Check::Threads => "threads",
         }
     }
@@ -62,6 +67,9 @@ impl Check {
                 "grace periods and callbacks kept going under a call_rcu flood, memory bounded"
             }
             Check::Stall => "a reader held past the stall timeout was reported",
+            Check::Map => {
+                "RcuHashMap readers saw every value intact through inserts, removes and resizes"
+            }
             Check::Threads => "no torture thread panicked",
         }
     }
@@ -75,6 +83,7 @@ impl Check {
             Check::Barrier => tests.barrier,
             Check::ForwardProgress => tests.forward_progress,
             Check::Stall => tests.stall,
+            Check::Map => tests.map,
             Check::Threads => true,
         }
     }
@@ -285,6 +294,7 @@ impl Summary {
                  timeout on purpose; reports repeat at doubling intervals while it waits)",
                 self.stalls
             ),
+            Check::Map => "checksum, key and drop poison of every value read; values made == dropped after rcu_barrier".into(),
             Check::Threads => "every thread joined".into(),
         }
     }
