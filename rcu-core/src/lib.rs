@@ -202,6 +202,7 @@ pub mod prelude {
 /// synchronize_rcu(&ctx);
 /// assert!(poll(cookie));
 /// ```
+#[cfg(not(loom))]
 #[track_caller]
 pub fn init<C: MaySleep + MayAlloc>(ctx: &C) {
     ctx.validate();

@@ -86,4 +86,15 @@ impl<T> AtomicPtr<T> {
     ) -> Result<*mut T, *mut T> {
         self.0.compare_exchange(current, new, success, failure)
     }
+
+    #[track_caller]
+    pub(crate) fn compare_exchange_weak(
+        &self,
+        current: *mut T,
+        new: *mut T,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<*mut T, *mut T> {
+        self.0.compare_exchange_weak(current, new, success, failure)
+    }
 }
