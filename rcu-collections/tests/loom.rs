@@ -5,16 +5,18 @@
 //! - **publish + migrate** (`resize_never_hides_a_key`): a resizer publishes the future table
 //!   and migrates a bucket of two keys (tail first) while a reader looks both up in the old
 //!   table: the reader must find both, in every interleaving.
-//! - **writers during a migration** (`writer_during_migration_lands_once`): a writer inserts
-//!   a third key of the same bucket while it migrates; afterwards every key is found, in
-//!   exactly one chain.
+//! - **writers during a migration** (`writer_during_migration_lands_once`,
+//!   `appending_writer_during_migration_lands_once`): a writer inserts a third key of the
+//!   same bucket while it migrates, at the front of the chain or appended after its tail (as
+//!   the map inserts); afterwards every key is found, in exactly one chain.
 //! - **unpublish** (`retired_table_is_never_read`): the resizer makes the future table
 //!   current and retires the old one after a (toy) grace period; a reader that loads the
 //!   current table inside a (toy) read section never sees a retired table.
 //!
 //! Each has a deliberately broken variant that the model must catch (`#[should_panic]`):
 //! publishing the future table after migrating, unlinking a node before linking it in the
-//! new table, and retiring the old table before unpublishing it.
+//! new table, appending after a tail found before taking the bucket's lock, and retiring the
+//! old table before unpublishing it.
 //!
 //! Run with `ci/collections-loom.sh`, or:
 //! `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" cargo test -p rcu-collections --test loom --release`.
@@ -182,12 +184,42 @@ fn broken_unlink_before_link_is_caught() {
     resize_with_reader(Variant::UnlinkFirst);
 }
 
+/// How the writer of `writer_during_migration` publishes key 4.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Push {
+    /// At the front of its home chain (`push_front`).
+    Front,
+    /// At the end of its home chain, after the tail found under the lock (`push_back`, as
+    /// the map inserts).
+    Back,
+    /// Broken: at the end, after a tail found before taking the lock, which the resizer may
+    /// have moved to another bucket of the new table meanwhile.
+    BackStaleTail,
+}
+
+/// The last node of the chain of `bucket` as a reader sees it (null: empty or migrated).
+fn last_node(t: &RawTable<N>, key: u64) -> *mut N {
+    let mut last = core::ptr::null_mut();
+    if let Head::Chain(mut p) = t.bucket(key).head() {
+        // SAFETY: nodes live until `free_all`.
+        while let Some(n) = unsafe { p.as_ref() } {
+            last = p;
+            p = n.link().next();
+        }
+    }
+    last
+}
+
 /// A writer inserts key 4 (bucket 0 of the old table, bucket 0 of the new) through its home
 /// bucket while the resizer migrates: the key lands once, and every key is found after.
-#[test]
-fn writer_during_migration_lands_once() {
-    model(|| {
-        let old = Arc::new(two_key_chain());
+/// For the appending variants the old chain is `[0, 2]`: its tail, key 2, moves to bucket 2
+/// of the new table, away from key 4's home.
+fn writer_during_migration(push: Push) {
+    model(move || {
+        let old = Arc::new(match push {
+            Push::Front => two_key_chain(),
+            Push::Back | Push::BackStaleTail => table_with(2, &[2, 0]),
+        });
         let next = Box::into_raw(Box::new(RawTable::<N>::new(4)));
         let next_addr = next as usize;
         let resizer = {
@@ -195,17 +227,29 @@ fn writer_during_migration_lands_once() {
             thread::spawn(move || resize(&old, next_addr as *mut RawTable<N>, Variant::Correct))
         };
         {
+            let stale_tail = match push {
+                Push::BackStaleTail => last_node(&old, 4),
+                Push::Front | Push::Back => core::ptr::null_mut(),
+            };
             // SAFETY: tables and nodes are freed after the joins.
             let (_, mut lock) = unsafe { old.lock_home(4) };
             // Key 4 was never inserted: its home chain must not hold it.
-            let mut p = lock.first();
+            let (mut p, mut tail) = (lock.first(), core::ptr::null_mut());
             // SAFETY: linked nodes live until `free_all`.
             while let Some(n) = unsafe { p.as_ref() } {
                 assert_ne!(n.key, 4);
+                tail = p;
                 p = n.link().next();
             }
-            // SAFETY: (1) a fresh box, freed by `free_all` only.
-            unsafe { lock.push_front(node(4)) };
+            match push {
+                // SAFETY: (1) a fresh box, freed by `free_all` only.
+                Push::Front => unsafe { lock.push_front(node(4)) },
+                // SAFETY: (1) as above; (2) `tail` was found under the lock.
+                Push::Back => unsafe { lock.push_back(tail, node(4)) },
+                // SAFETY: (1) as above; (2) violated on purpose (the bug under test); the
+                // stale tail is still a live node, so the model stays memory-safe.
+                Push::BackStaleTail => unsafe { lock.push_back(stale_tail, node(4)) },
+            }
         }
         resizer.join().unwrap();
         // SAFETY: published future, freed below.
@@ -227,6 +271,25 @@ fn writer_during_migration_lands_once() {
         assert_eq!(copies, 1);
         free_all(Arc::try_unwrap(old).unwrap_or_else(|_| panic!("joined")));
     });
+}
+
+#[test]
+fn writer_during_migration_lands_once() {
+    writer_during_migration(Push::Front);
+}
+
+/// The map's insert: appended after the tail found under the home bucket's lock.
+#[test]
+fn appending_writer_during_migration_lands_once() {
+    writer_during_migration(Push::Back);
+}
+
+/// Broken: the tail found before locking may have moved to another bucket of the new table;
+/// the key appended after it is lost to lookups (or cuts off its new chain).
+#[test]
+#[should_panic]
+fn broken_append_after_a_tail_found_before_locking_is_caught() {
+    writer_during_migration(Push::BackStaleTail);
 }
 
 /// The toy grace period of the unpublish model: a reader flag that the retirer waits on.

@@ -166,6 +166,20 @@ impl<N: Linked> BucketLock<'_, N> {
         self.set_head(node);
     }
 
+    /// Publishes `node` at the end of the chain, after `tail`: the chain's last node (null:
+    /// the chain is empty). Readers already past `tail` miss it, as they would miss a node
+    /// pushed at the front; readers on `tail` or before it may see it.
+    ///
+    /// # Safety
+    /// 1. As `push_front`, for `node`.
+    /// 2. `tail` is the chain's last node, or null and the chain is empty.
+    pub unsafe fn push_back(&mut self, tail: *mut N, node: *mut N) {
+        // SAFETY: (1): ours until published by `set_link`.
+        unsafe { &*node }.link().set(ptr::null_mut());
+        // SAFETY: (2): `tail` is null (then the bucket is set) or a node of this chain.
+        unsafe { self.set_link(tail, node) };
+    }
+
     /// Publishes `new` in the place of `old`, whose predecessor is `pred`. A reader reaches
     /// one or the other, and continues into the same rest of the chain.
     ///

@@ -21,7 +21,10 @@
 //! resizer stored after publishing the node in the next table and, before that, the future
 //! pointer: so its Acquire load of `future`, and of the new bucket, sees both.
 //! `tests/loom.rs` checks this, and that storing `future` late or unlinking before linking
-//! loses keys.
+//! loses keys. Writers publish a node at either end of the chain: at the front, or after the
+//! tail they found while holding the lock (`BucketLock::push_back`); a tail found before
+//! taking the lock may have been moved to another bucket of the next table meanwhile, and
+//! the model shows the key appended after it lost.
 
 use core::ptr;
 
