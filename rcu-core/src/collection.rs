@@ -164,11 +164,12 @@ impl DomainState {
         }
         // Acquire: pairs with the Release CAS in `push_intrusive`.
         let heads = r.intrusive.swap(ptr::null_mut(), Ordering::Acquire);
-        // Relaxed: after the Acquire swap above, which makes every taken item's addition
-        // visible here (see `push_intrusive`). It may also take the bytes of an item whose
-        // push is still under way: released one batch early, never twice, so the budget
-        // undercounts by at most the pushes in flight.
-        let bytes = r.intrusive_bytes.swap(0, Ordering::Relaxed);
+        // Acquire: pairs with the Release addition in `push_intrusive` (its charge is then
+        // visible before the batch releases it). After the Acquire swap above, which makes
+        // every taken item's addition visible here. It may also take the bytes of an item
+        // whose push is still under way: released one batch early, never twice, so the
+        // budget undercounts by at most the pushes in flight.
+        let bytes = r.intrusive_bytes.swap(0, Ordering::Acquire);
         (heads, bytes)
     }
 

@@ -170,9 +170,12 @@ impl Queues {
         self.alloc.budget().charge(item.bytes);
         // Relaxed: a statistic.
         self.queued_intrusive.fetch_add(1, Ordering::Relaxed);
-        // Relaxed: sequenced before the Release CAS below, so a collection whose Acquire
-        // swap takes this item also sees this addition in its swap of the total.
-        self.intrusive_bytes.fetch_add(item.bytes, Ordering::Relaxed);
+        // Release: a collection whose Acquire swap of the total reads this addition also
+        // sees the charge above, so it never releases the bytes before they were charged
+        // (even when it takes them before the item itself). A collection whose Acquire swap
+        // of the list takes the item sees this addition anyway: it is sequenced before the
+        // Release CAS below.
+        self.intrusive_bytes.fetch_add(item.bytes, Ordering::Release);
         // SAFETY: we own the object (and so its head) until the CAS publishes it.
         unsafe { *(*head).run.get() = Some(item.run) };
         // Relaxed: the CAS publishes.
