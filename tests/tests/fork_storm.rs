@@ -48,18 +48,43 @@ fn drop_it(obj: Box<Rcu<u64>>, _ctx: &Atomic<'_>) {
     drop(obj);
 }
 
+/// Sets its flag when dropped.
+struct SetOnDrop(Arc<AtomicBool>);
+
+impl Drop for SetOnDrop {
+    fn drop(&mut self) {
+        // SeqCst: a plain flag checked by the child's body.
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
 /// The child's work, in an order that tests the restart first: nothing before the `Atomic`
 /// polls could have started a worker.
 fn child_body(domain: &Domain, cell: &RcuCell<u64>) -> Result<(), &'static str> {
     let mut ctx = Sleepable::enter();
+    let freed = [Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false))];
+    let objects = freed.clone().map(|f| Rcu::boxed(SetOnDrop(f)));
     {
         let spin = ctx.atomic();
+        let [global_obj, private_obj] = objects;
+        kvfree_rcu(&spin, global_obj);
+        domain.kvfree_rcu(&spin, private_obj);
         let global = start_poll(&spin);
         let private = domain.start_poll(&spin);
         check!(wait_until(|| poll(global)), "global: an Atomic start_poll never completed");
         check!(
             wait_until(|| domain.poll(private)),
             "private: an Atomic start_poll never completed"
+        );
+        // `poll` can complete a grace period itself; only a worker runs the frees.
+        // SeqCst: as in `SetOnDrop`.
+        check!(
+            wait_until(|| freed[0].load(Ordering::SeqCst)),
+            "global: the worker was not restarted (an Atomic kvfree_rcu never ran)"
+        );
+        check!(
+            wait_until(|| freed[1].load(Ordering::SeqCst)),
+            "private: the worker was not restarted (an Atomic kvfree_rcu never ran)"
         );
     }
     {
