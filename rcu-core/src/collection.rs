@@ -14,9 +14,9 @@ use rcu_alloc::{Block, ThreadCache};
 use rcu_ctx::Atomic;
 
 use crate::head::RcuHead;
-use crate::queues::{Batch, RunCount};
+use crate::queues::{run_deallocations, Batch, RunCount};
 use crate::registry::Slot;
-use crate::staging::Staging;
+use crate::staging::{Staging, GIVEN_BACK};
 use crate::state::DomainState;
 
 /// Defensive bound on one wait for the worker; see `grace_period::MAX_EVENT_WAIT`.
@@ -83,13 +83,8 @@ impl DomainState {
         for slot in self.readers.iter() {
             let mut returned = Vec::new();
             slot.staging.steal_returned(&mut returned);
-            for mut block in returned {
-                // SAFETY: taken from the list: ours.
-                let _ = unsafe { block.as_mut() }.filter_entries(|entry| {
-                    // SAFETY: a deallocation part, given back once and run once, here.
-                    unsafe { crate::deferred::run(entry, &ctx) };
-                    None
-                });
+            for block in returned {
+                run_deallocations(block, &ctx);
                 // SAFETY: (1) every block this domain handles came from its allocator; (2) ours,
                 // as above; (3) emptied above.
                 unsafe { self.queues.alloc.put(block) };
@@ -120,8 +115,8 @@ impl DomainState {
         Staging::collect(
             || self.readers.iter().map(|slot| &*slot.staging),
             &mut blocks,
-            // Stolen while being filled, or given back and not finished: charged now (sealed
-            // and parked blocks already were), and finished by the worker.
+            // Stolen while being filled: charged now (sealed and parked blocks already were),
+            // and finished by the worker.
             |mut stolen| {
                 // SAFETY: the collection owns it.
                 unsafe { stolen.as_mut() }.set_tag(0);
@@ -191,7 +186,16 @@ impl DomainState {
         let mut run = RunCount::default();
         for block in batch.blocks {
             // SAFETY: the batch owns the block.
-            let owner = unsafe { block.as_ref() }.tag() as *const Staging;
+            let tag = unsafe { block.as_ref() }.tag();
+            if tag == GIVEN_BACK {
+                // Deallocations an owner did not get to: uncharged and already counted.
+                run_deallocations(block, ctx);
+                // SAFETY: (1) every block this domain handles came from its allocator; (2) the
+                // batch owned it and is consumed here; (3) drained by `deallocations`.
+                unsafe { r.alloc.put(block) };
+                continue;
+            }
+            let owner = tag as *const Staging;
             if !owner.is_null() {
                 if run.block_keeping_deallocs(r, block, ctx) {
                     // SAFETY: a non-zero tag is the address of the staging area of the slot

@@ -15,9 +15,9 @@ use std::sync::atomic::Ordering;
 use rcu_alloc::{Block, Entry, FallbackReason, OverBudget, Policy, ThreadCache};
 use rcu_ctx::{Atomic, Context};
 
-use crate::deferred::{self, Headed};
+use crate::deferred::Headed;
 use crate::grace_period::Urgency;
-use crate::queues::RunCount;
+use crate::queues::{run_deallocations, RunCount};
 use crate::registry::Slot;
 use crate::staging::{Bracket, Staging};
 use crate::state::DomainState;
@@ -242,14 +242,9 @@ impl DomainState {
         // SAFETY: (1) dropped before this function returns; (2) no scope is opened
         // meanwhile on this thread (the entries only deallocate).
         let ctx = unsafe { Atomic::assume() };
-        bracket.take_returned(|mut block| {
-            // SAFETY: taken from our given-back list: ours.
-            let _ = unsafe { block.as_mut() }.filter_entries(|entry| {
-                // SAFETY: each kept entry is the deallocation part of a free whose drop part
-                // ran on the worker, given back once and run once, here.
-                unsafe { deferred::run(entry, &ctx) };
-                None
-            });
+        bracket.take_returned(|block| {
+            // Taken from our given-back list: ours; `policy` may call the allocator.
+            run_deallocations(block, &ctx);
             if let Some(extra) = reuse.replace(block) {
                 // SAFETY: (1) every block this domain handles came from its allocator;
                 // (2) ours, as above; (3) emptied above.

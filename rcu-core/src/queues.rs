@@ -224,6 +224,18 @@ impl Drop for Queues {
     }
 }
 
+/// Runs a given-back block's entries, the deallocation parts of frees whose drop parts ran
+/// (and were counted) already, leaving it empty. No budget: it was released with the drops.
+/// Caller: owns the block, in a context that may call the allocator.
+pub(crate) fn run_deallocations(mut block: NonNull<Block>, ctx: &Atomic<'_>) {
+    // SAFETY: the caller owns the block.
+    let _ = unsafe { block.as_mut() }.filter_entries(|entry| {
+        // SAFETY: a deallocation part, given back once and run once, here.
+        unsafe { deferred::run(entry, ctx) };
+        None
+    });
+}
+
 /// Items run and panics caught while running a batch.
 #[derive(Debug, Default)]
 pub(crate) struct RunCount {

@@ -43,6 +43,11 @@ use crate::sync::{AtomicPtr, AtomicU64, Backoff, Ordering};
 /// atomic that every sweep touches.
 const PARKED: usize = if cfg!(loom) { 2 } else { 8 };
 
+/// The tag `Staging::collect` gives a given-back block it takes: its entries are only
+/// deallocations, and it is not charged to the budget. Never a staging area's address (those
+/// are aligned).
+pub const GIVEN_BACK: u64 = 1;
+
 /// The staging area.
 #[derive(Debug)]
 pub struct Staging {
@@ -235,11 +240,12 @@ impl Staging {
     }
 
     /// Worker: the staging half of a collection, over every slot `slots()` yields (it is
-    /// called once per pass). Every block taken goes to `blocks`; each current or given-back
-    /// block (neither is charged to the budget) is first shown to `on_stolen` (the caller
-    /// charges it), once its owner's bracket has closed. Given-back blocks are swept with
-    /// the parked ones, under the same argument: an owner runs them only inside a bracket. The caller swaps the domain's lists
-    /// (sealed blocks, headed items) afterwards.
+    /// called once per pass). Every block taken goes to `blocks`; each current block (not
+    /// yet charged to the budget) is first shown to `on_stolen` (the caller charges it),
+    /// once its owner's bracket has closed. Given-back blocks are swept with the parked
+    /// ones, under the same argument (an owner runs them only inside a bracket), and tagged
+    /// [`GIVEN_BACK`]: their memory was released from the budget when their values were
+    /// dropped. The caller swaps the domain's lists (sealed blocks, headed items) afterwards.
     ///
     /// Steals every slot's current and parked blocks, issues one heavy barrier, and waits
     /// for every owner bracket open at the barrier's point to close (a bracket may be
@@ -268,7 +274,11 @@ impl Staging {
             let mut current = None;
             staging.steal(&mut current, blocks);
             stolen.extend(current);
-            staging.steal_returned(&mut stolen);
+            staging.take_returned(|mut b| {
+                // SAFETY: taken from the list: ours.
+                unsafe { b.as_mut() }.set_tag(GIVEN_BACK);
+                blocks.push(b);
+            });
         }
         heavy_barrier();
         for staging in slots() {
@@ -280,13 +290,12 @@ impl Staging {
         }
         for staging in slots() {
             staging.steal_parked(blocks);
-            let mut returned = Vec::new();
-            staging.steal_returned(&mut returned);
+            staging.take_returned(|mut b| {
+                // SAFETY: taken from the list: ours.
+                unsafe { b.as_mut() }.set_tag(GIVEN_BACK);
+                blocks.push(b);
+            });
             staging.wait_quiescent();
-            for block in returned {
-                on_stolen(block);
-                blocks.push(block);
-            }
         }
     }
 
