@@ -538,16 +538,17 @@ impl Domain {
         let state = self.state();
         state.check_cookie(cookie);
         let seq = cookie.seq();
-        if state.gp.seq.is_completed(seq) {
-            return true;
-        }
         // Only a grace period someone asked for (`start_poll`, a parked block, a waiter) or
         // one already started is driven here; a `get_state` cookie alone starts none, as
-        // documented there. Before `process::init` nothing has registered or run one.
+        // documented there.
         // SeqCst: as every load of `requested` (see `Worker::request`).
         let wanted =
             state.worker.requested.load(Ordering::SeqCst) >= seq || state.gp.seq.started() >= seq;
-        wanted && crate::process::is_ready() && state.gp.try_advance(state, seq)
+        if wanted {
+            state.advance_grace_period(seq)
+        } else {
+            state.gp.seq.is_completed(seq)
+        }
     }
 
     /// Waits for grace period `cookie` unless it has already completed.

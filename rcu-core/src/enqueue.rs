@@ -321,9 +321,18 @@ impl DomainState {
     fn help_grace_period(&self) {
         // SeqCst: as every load of `requested` (see `Worker::request`).
         let wanted = self.worker.requested.load(Ordering::SeqCst);
-        if !self.gp.seq.is_completed(wanted) && crate::process::is_ready() {
-            self.gp.try_advance(self, wanted);
+        self.advance_grace_period(wanted);
+    }
+
+    /// True once grace period `seq` has completed; otherwise moves it forward as far as it
+    /// can without waiting (`GracePeriods::try_advance`): `poll` and producers that may not
+    /// wait. Before `process::init` nothing has registered or run a grace period, and the
+    /// heavy barrier's mode is not decided: it only looks.
+    pub(crate) fn advance_grace_period(&self, seq: u64) -> bool {
+        if self.gp.seq.is_completed(seq) || !crate::process::is_ready() {
+            return self.gp.seq.is_completed(seq);
         }
+        self.gp.try_advance(self, seq)
     }
 
     /// Over budget under a policy that may not wait: collect and expedite.

@@ -144,23 +144,9 @@ impl Queues {
     }
 
     /// Pushes a block for the worker that was already charged to the budget.
-    pub(crate) fn push_sealed_charged(&self, mut block: NonNull<Block>) {
-        // Relaxed: the CAS publishes.
-        let mut head = self.sealed.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: as above.
-            unsafe { block.as_mut() }.set_next(head);
-            // Release: publishes the block's entries to the worker's Acquire swap.
-            match self.sealed.compare_exchange_weak(
-                head,
-                block.as_ptr(),
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(actual) => head = actual,
-            }
-        }
+    pub(crate) fn push_sealed_charged(&self, block: NonNull<Block>) {
+        // Its Release pairs with the worker's Acquire swap in `collection::swap_lists`.
+        crate::staging::push_block(&self.sealed, block);
     }
 
     /// The fallback for headed items: one CAS onto the intrusive list. Never fails, never

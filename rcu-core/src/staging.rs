@@ -48,6 +48,24 @@ const PARKED: usize = if cfg!(loom) { 2 } else { 8 };
 /// are aligned).
 pub const GIVEN_BACK: u64 = 1;
 
+/// Pushes `block`, which the caller owns, on a list of blocks linked through their headers
+/// (a lock-free stack whose consumers take the whole list with a swap, so no ABA). Its CAS
+/// is a Release: whoever swaps the list out with an Acquire sees the block's contents.
+pub fn push_block(list: &AtomicPtr<Block>, mut block: NonNull<Block>) {
+    // Relaxed: the CAS publishes.
+    let mut head = list.load(Ordering::Relaxed);
+    loop {
+        // SAFETY: the caller owns the block until the CAS publishes it.
+        unsafe { block.as_mut() }.set_next(head);
+        // Release: publishes the block (see above).
+        match list.compare_exchange_weak(head, block.as_ptr(), Ordering::Release, Ordering::Relaxed)
+        {
+            Ok(_) => return,
+            Err(actual) => head = actual,
+        }
+    }
+}
+
 /// The staging area.
 #[derive(Debug)]
 pub struct Staging {
@@ -144,24 +162,10 @@ impl Staging {
     /// Worker: gives a run block back to this slot's owner, with the entries it left for the
     /// owner (deallocations). Never blocks; the owner takes it in its next slow path, or a
     /// collection steals it back.
-    pub fn give_back(&self, mut block: NonNull<Block>) {
-        // Relaxed: the CAS publishes.
-        let mut head = self.returned.load(Ordering::Relaxed);
-        loop {
-            // SAFETY: the caller owns the block until the CAS publishes it.
-            unsafe { block.as_mut() }.set_next(head);
-            // Release: publishes the block's entries to the owner's (or a collection's)
-            // AcqRel swap in `take_returned`.
-            match self.returned.compare_exchange_weak(
-                head,
-                block.as_ptr(),
-                Ordering::Release,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
-                Err(actual) => head = actual,
-            }
-        }
+    pub fn give_back(&self, block: NonNull<Block>) {
+        // Its Release pairs with the owner's (or a collection's) AcqRel swap in
+        // `take_returned`.
+        push_block(&self.returned, block);
     }
 
     /// Swaps the given-back list out, handing each block to `f`.

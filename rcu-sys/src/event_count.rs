@@ -105,6 +105,7 @@ impl EventWord for loom::sync::atomic::AtomicU32 {
         loom::sync::atomic::AtomicU32::store(self, v, order)
     }
     fn sleep_while_equal(&self, key: u32, _timeout: Option<Duration>) {
+        // SeqCst: as the futex path's check of the word (a model of it).
         while EventWord::load(self, Ordering::SeqCst) == key {
             loom::thread::yield_now();
         }

@@ -86,7 +86,12 @@ fn handle(domain: &Domain) {
     let ctx = unsafe { Atomic::assume() };
     {
         // A read section nested inside whatever the interrupted code was doing.
-        let _guard = domain.read_lock_nested(&ctx);
+        let guard = domain.read_lock_nested(&ctx);
+        // `poll` may run a grace period forward (`try_advance`), here possibly over the
+        // interrupted thread's own leadership or read section: it must neither wait nor
+        // complete a grace period this section holds up.
+        let cookie = domain.start_poll(guard.ctx());
+        assert!(!domain.poll(cookie), "a grace period completed inside the section it needs");
     }
     if i % 2 == 0 {
         domain.kvfree_rcu(&ctx, obj);
