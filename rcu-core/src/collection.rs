@@ -41,7 +41,7 @@ impl DomainState {
         self.queues.drained.wait(key, Some(MAX_DRAIN_WAIT));
     }
 
-    fn signal_drained(&self) {
+    pub(crate) fn signal_drained(&self) {
         self.queues.drained.notify_all();
     }
 

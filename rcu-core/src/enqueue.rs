@@ -20,7 +20,7 @@ use crate::grace_period::Urgency;
 use crate::queues::{run_deallocations, RunCount};
 use crate::registry::Slot;
 use crate::staging::{Bracket, Staging};
-use crate::state::DomainState;
+use crate::state::{DomainState, GLOBAL_STATE};
 
 /// What a staging attempt needs besides the entry.
 struct StageRequest {
@@ -185,7 +185,14 @@ impl DomainState {
     /// thread's staging area: the worker gives it back with the deallocations of its frees
     /// left for this thread (`collection::run_batch`, `finish_returned`).
     fn seal(&self, bracket: &Bracket<'_>, mut block: NonNull<Block>, policy: Policy) {
-        let owner = if policy.may_alloc() { bracket.owner_tag() } else { 0 };
+        let global = core::ptr::eq(self, &GLOBAL_STATE);
+        let owner = if policy.may_alloc() || global { bracket.owner_tag() } else { 0 };
+        if global {
+            // Its deallocations come back to this thread: paid by its next block boundary
+            // under a policy that may allocate, or its next scope opened from a token that
+            // may (`crate::owed`), whichever comes first.
+            rcu_ctx::owed::owe();
+        }
         // SAFETY: detached inside `bracket`: ours.
         unsafe { block.as_mut() }.set_tag(owner);
         self.queues.alloc.budget().charge(self.queues.block_charge(block));
@@ -253,6 +260,23 @@ impl DomainState {
             }
         });
         reuse
+    }
+
+    /// Pays what this thread owes the allocator in `staging` (see `crate::owed`): finishes
+    /// the blocks the worker gave back and keeps one emptied block in the thread cache.
+    /// Caller: a context that may allocate, outside any bracket of `staging`.
+    pub(crate) fn pay_owed(&self, staging: &Staging) {
+        let spare = {
+            let Some(bracket) = staging.open() else {
+                // A signal handler interrupted this thread's bracket: pay next time.
+                rcu_ctx::owed::owe();
+                return;
+            };
+            self.finish_returned(&bracket, None)
+        };
+        if let Some(block) = spare {
+            self.return_block(staging, block, Policy::NoReclaim);
+        }
     }
 
     /// A new block: thread cache first (inside a bracket), then the allocator.

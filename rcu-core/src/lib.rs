@@ -118,6 +118,8 @@ mod grace_period;
 #[cfg(not(loom))]
 mod head;
 #[cfg(not(loom))]
+mod owed;
+#[cfg(not(loom))]
 mod process;
 #[cfg(not(loom))]
 mod queues;
@@ -200,8 +202,9 @@ pub mod prelude {
     pub use rcu_ctx::prelude::*;
 }
 
-/// Does the process's one-time set-up now instead of at first use, and registers the calling
-/// thread with the global domain. Call it early in `main`, before other threads start.
+/// Does the process's one-time set-up now instead of at first use, registers the calling
+/// thread with the global domain and waits (at most a second) until the domain's worker
+/// runs. Call it early in `main`, before other threads start.
 ///
 /// Without it the first use pays: the first registration asks the kernel for `membarrier`
 /// (`MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED`, which waits for a kernel grace period), and
@@ -224,6 +227,7 @@ pub fn init<C: MaySleep + MayAlloc>(ctx: &C) {
     ctx.validate();
     rcu_ctx::enforce::may_sleep("init");
     Domain::global().register_current_thread(ctx);
+    worker_thread::wait_until_looping(&state::GLOBAL_STATE);
 }
 
 /// Enters a read section of the global domain. See [`Domain::read_lock`].

@@ -12,6 +12,8 @@ pub(crate) struct Worker {
     pub(crate) requested: AtomicU64,
     /// True while the worker is asleep or about to sleep (wakers skip the syscall otherwise).
     pub(crate) sleeping: AtomicBool,
+    /// True once the worker thread runs its loop (`rcu_core::init` waits for it).
+    looping: AtomicBool,
     pub(crate) thread: ServiceThread,
 }
 
@@ -20,6 +22,7 @@ impl Worker {
         Worker {
             requested: AtomicU64::new(0),
             sleeping: AtomicBool::new(false),
+            looping: AtomicBool::new(false),
             thread: ServiceThread::new(),
         }
     }
@@ -59,8 +62,21 @@ impl Worker {
     /// again on demand and never joined.
     pub(crate) fn reset_after_fork(&self) {
         self.thread.forget_after_fork();
-        // Relaxed: the child has a single thread.
+        // Relaxed (both): the child has a single thread.
         self.sleeping.store(false, Ordering::Relaxed);
+        self.looping.store(false, Ordering::Relaxed);
+    }
+
+    /// The worker thread: it is set up and enters its loop.
+    pub(crate) fn mark_looping(&self) {
+        // Relaxed: a progress flag; nothing is published through it.
+        self.looping.store(true, Ordering::Relaxed);
+    }
+
+    /// True once the worker thread runs its loop.
+    pub(crate) fn is_looping(&self) -> bool {
+        // Relaxed: see `mark_looping`.
+        self.looping.load(Ordering::Relaxed)
     }
 
     pub(crate) fn stopping(&self) -> bool {

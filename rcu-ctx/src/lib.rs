@@ -8,6 +8,7 @@ mod depths;
 pub mod enforce;
 mod facts;
 mod kind;
+pub mod owed;
 mod read_section;
 pub mod thread_state;
 mod token;

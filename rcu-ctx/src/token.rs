@@ -111,6 +111,7 @@ pub struct NoReclaim<'parent> {
 }
 
 impl NoReclaim<'_> {
+    #[inline]
     pub(crate) fn enter_scope() -> Self {
         depths::enter_no_reclaim();
         NoReclaim { _parent: PhantomData, _not_send_sync: PhantomData }
@@ -118,6 +119,7 @@ impl NoReclaim<'_> {
 }
 
 impl Drop for NoReclaim<'_> {
+    #[inline]
     fn drop(&mut self) {
         if !depths::exit_no_reclaim() {
             validate::report_unbalanced("no-reclaim scope");
@@ -152,12 +154,14 @@ pub struct Atomic<'parent> {
 }
 
 impl Atomic<'_> {
+    #[inline]
     pub(crate) fn enter_scope() -> Self {
         depths::enter_atomic();
         Self::marker()
     }
 
     /// The token without any change to the thread state; the caller accounts for the scope.
+    #[inline]
     pub(crate) fn marker() -> Self {
         Atomic { _parent: PhantomData, _not_send_sync: PhantomData }
     }
@@ -217,6 +221,7 @@ impl Atomic<'_> {
 }
 
 impl Drop for Atomic<'_> {
+    #[inline]
     fn drop(&mut self) {
         if !depths::exit_atomic() {
             validate::report_unbalanced("atomic scope");

@@ -61,6 +61,7 @@ impl ServiceThread {
     }
 
     /// True once started (until forgotten after a fork).
+    #[inline]
     pub fn is_started(&self) -> bool {
         // Relaxed: a hint; `start` re-checks with a CAS.
         self.state.load(Ordering::Relaxed) != NOT_STARTED

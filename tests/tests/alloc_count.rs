@@ -50,9 +50,18 @@ struct Marked(#[allow(dead_code)] [u8; 1237]);
 
 static MARKED_LIVE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
+/// Like `Marked`, for the global domain's `Atomic` frees (another size: the tests run in
+/// parallel).
+struct AtomicMarked(#[allow(dead_code)] [u8; 1301]);
+
+static ATOMIC_MARKED_LIVE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
 fn note_marked(layout: Layout, delta: i64) {
     if layout == Layout::new::<Rcu<Marked>>() {
         MARKED_LIVE.fetch_add(delta, Ordering::SeqCst);
+    }
+    if layout == Layout::new::<Rcu<AtomicMarked>>() {
+        ATOMIC_MARKED_LIVE.fetch_add(delta, Ordering::SeqCst);
     }
 }
 
@@ -503,5 +512,91 @@ fn barrier_waits_for_the_deallocations_given_back() {
         // Let the thread go first: a failed assertion must not leave the scope waiting.
         done_tx.send(()).unwrap();
         assert_eq!(live, live_before, "after a barrier, idle thread");
+    });
+}
+
+/// The payload of `atomic_frees_are_deallocated_by_their_thread_when_it_next_opens_a_scope`
+/// (not `Counted`, whose global count another test checks).
+struct Flooded(#[allow(dead_code)] u64);
+
+thread_local! {
+    static FLOODED_HERE: Cell<u64> = const { Cell::new(0) };
+}
+
+impl Drop for Flooded {
+    fn drop(&mut self) {
+        let _ = FLOODED_HERE.try_with(|d| d.set(d.get() + 1));
+    }
+}
+
+/// `Atomic` frees on the global domain are deallocated by the thread that queued them, when
+/// it next opens a scope from a token that may allocate (`rcu_ctx::owed`), and never inside
+/// an atomic scope. A thread floods with one `Atomic` scope per free, as under a spinlock,
+/// until a scope opening has deallocated (the worker must have dropped a batch and given it
+/// back meanwhile); the frees themselves make no allocator call.
+#[test]
+fn atomic_frees_are_deallocated_by_their_thread_when_it_next_opens_a_scope() {
+    std::thread::spawn(|| {
+        let mut ctx = Sleepable::enter();
+        rcu_core::init(&ctx);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let (mut in_frees, mut in_openings, mut queued) = (0, 0, 0u64);
+        while in_openings == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no scope opening paid a deallocation in 60 s of Atomic frees ({queued} queued)"
+            );
+            let node = Rcu::boxed(Flooded(queued));
+            let deallocs_before = DEALLOCS.with(Cell::get);
+            let (atomic, _) = counted(|| ctx.atomic());
+            in_openings += DEALLOCS.with(Cell::get) - deallocs_before;
+            in_frees += counted(|| kvfree_rcu(&atomic, node)).1;
+            drop(atomic);
+            queued += 1;
+        }
+        assert_eq!(in_frees, 0, "Atomic kvfree_rcu called the allocator");
+        assert_eq!(FLOODED_HERE.with(Cell::get), 0, "an Atomic caller dropped values inline");
+        rcu_barrier(&ctx);
+    })
+    .join()
+    .unwrap();
+}
+
+/// What a thread that queued `Atomic` frees on the global domain never pays (it exits, or
+/// stays idle) is finished by the others: `rcu_barrier` returns only once their memory is
+/// deallocated too.
+#[test]
+fn barrier_finishes_atomic_frees_their_thread_never_pays() {
+    const N: usize = 20_000;
+    let ctx = Sleepable::enter();
+    rcu_core::init(&ctx);
+    let live_before = ATOMIC_MARKED_LIVE.load(Ordering::SeqCst);
+    let queue = || {
+        let mut ctx = Sleepable::enter();
+        for _ in 0..N {
+            let node = Rcu::boxed(AtomicMarked([3; 1301]));
+            let atomic = ctx.atomic();
+            kvfree_rcu(&atomic, node);
+        }
+    };
+    std::thread::scope(|s| {
+        s.spawn(queue);
+    });
+    rcu_barrier(&ctx);
+    assert_eq!(ATOMIC_MARKED_LIVE.load(Ordering::SeqCst), live_before, "exited thread");
+    let (queued_tx, queued_rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        s.spawn(move || {
+            queue();
+            queued_tx.send(()).unwrap();
+            done_rx.recv().unwrap();
+        });
+        queued_rx.recv().unwrap();
+        rcu_barrier(&ctx);
+        let live = ATOMIC_MARKED_LIVE.load(Ordering::SeqCst);
+        // Let the thread go first: a failed assertion must not leave the scope waiting.
+        done_tx.send(()).unwrap();
+        assert_eq!(live, live_before, "idle thread");
     });
 }
