@@ -11,8 +11,10 @@
 
 use core::ptr::NonNull;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use rcu_alloc::{Block, Entry, FallbackReason, OverBudget, Policy, ThreadCache};
+use rcu_ctx::owed::Payment;
 use rcu_ctx::{Atomic, Context};
 
 use crate::deferred::Headed;
@@ -21,6 +23,11 @@ use crate::queues::{run_deallocations, RunCount};
 use crate::registry::Slot;
 use crate::staging::{Bracket, Staging};
 use crate::state::{DomainState, GLOBAL_STATE};
+
+/// The longest a scope's opening waits for the grace period of its thread's parked blocks
+/// (`deferred_backpressure`): in rcuscale W3 (a busy reader) a grace period takes
+/// microseconds to a few milliseconds.
+const BACKPRESSURE_LIMIT: Duration = Duration::from_millis(10);
 
 /// What a staging attempt needs besides the entry.
 struct StageRequest {
@@ -159,8 +166,9 @@ impl DomainState {
                     if let Some(spare) = spare {
                         self.return_block(staging, spare, policy);
                     }
-                    // A fresh block is the first sign of work for an idle worker.
-                    self.wake_worker();
+                    // A fresh block is the first sign of work for a worker in a deep sleep
+                    // (a timed one ends by the batch delay, in time to collect it).
+                    self.worker.wake_if_deep();
                     if !policy.may_reclaim() {
                         self.help_grace_period();
                     }
@@ -175,33 +183,53 @@ impl DomainState {
         }
     }
 
-    /// Seals a full block detached inside `bracket`. Under `Reclaim` it is parked with its
-    /// cookie, for this thread to run once the grace period has passed (running ready
+    /// Seals a full block detached inside `bracket`. It is parked with its cookie, for this
+    /// thread to run once the grace period has passed, under `Reclaim` (running ready
     /// callbacks inline is a reclaim action: it may run code the caller does not own, which
-    /// is what `NoReclaim` rules out). Otherwise, or with no parking slot free, it goes to
+    /// is what `NoReclaim` rules out) and, on the global domain, under any policy: a thread
+    /// that may not reclaim now runs it when it next opens a scope from a `Sleepable` token
+    /// (`rcu_ctx::owed`, `crate::owed`). Otherwise, or with no parking slot free, it goes to
     /// the worker.
     ///
-    /// A block sealed under a policy that may call the allocator is tagged with this
-    /// thread's staging area: the worker gives it back with the deallocations of its frees
-    /// left for this thread (`collection::run_batch`, `finish_returned`).
+    /// A block sealed under a policy that may call the allocator, or on the global domain,
+    /// is tagged with this thread's staging area: if the worker runs it, it gives it back
+    /// with the deallocations of its frees left for this thread (`collection::run_batch`,
+    /// `finish_returned`).
     fn seal(&self, bracket: &Bracket<'_>, mut block: NonNull<Block>, policy: Policy) {
         let global = core::ptr::eq(self, &GLOBAL_STATE);
         let owner = if policy.may_alloc() || global { bracket.owner_tag() } else { 0 };
         if global {
-            // Its deallocations come back to this thread: paid by its next block boundary
-            // under a policy that may allocate, or its next scope opened from a token that
-            // may (`crate::owed`), whichever comes first.
+            // What the worker gives back comes back to this thread: paid by its next block
+            // boundary under a policy that may allocate, or its next scope opened from a
+            // token that may (`crate::owed`), whichever comes first.
             rcu_ctx::owed::owe();
         }
         // SAFETY: detached inside `bracket`: ours.
         unsafe { block.as_mut() }.set_tag(owner);
         self.queues.alloc.budget().charge(self.queues.block_charge(block));
-        if policy.may_reclaim() {
+        if !policy.may_reclaim() && global {
+            // Its next scope opened from a `Sleepable` token runs what is ready, or waits
+            // for the oldest parked block if every slot is taken (`pay_owed`).
+            rcu_ctx::owed::owe_reclaim();
+        }
+        if policy.may_reclaim() || global {
             let cookie = self.gp.seq.cookie();
             match bracket.park(block, cookie) {
+                // Nobody is asked for that grace period: a `Sleepable` thread leads one
+                // itself when its parking slots are full (`stage_slow`, which waits anyway),
+                // any other grace period may complete it, and the worker's next collection
+                // (within the batch delay) takes what an idle thread leaves parked. Asking
+                // the worker cost a flood a futex wake and a membarrier interrupting this
+                // thread per block (rcuscale W5 `Sleepable`: 25.5 Mops/s asking, 28 not).
                 Ok(()) => {
-                    // The worker drives grace periods that are asked for.
-                    self.worker.request(cookie);
+                    if !policy.may_reclaim() {
+                        // It may not wait for the grace period, so it moves it forward
+                        // (without waiting) once half its slots are taken: by the time they
+                        // are all taken, the oldest are usually ready to run.
+                        if let Some(oldest) = bracket.parked_half_full() {
+                            self.advance_grace_period(oldest);
+                        }
+                    }
                     return;
                 }
                 Err(block) => self.queues.push_sealed_charged(block),
@@ -262,20 +290,59 @@ impl DomainState {
         reuse
     }
 
-    /// Pays what this thread owes the allocator in `staging` (see `crate::owed`): finishes
-    /// the blocks the worker gave back and keeps one emptied block in the thread cache.
-    /// Caller: a context that may allocate, outside any bracket of `staging`.
-    pub(crate) fn pay_owed(&self, staging: &Staging) {
+    /// Pays what this thread owes in `staging` (see `crate::owed`), as far as `payment`
+    /// allows: the blocks the worker gave back (deallocations) and, with `Reclaim`, the
+    /// parked blocks whose grace period has passed, after waiting for the oldest if every
+    /// parking slot is taken. Keeps one emptied block in the thread cache. Caller: a context
+    /// that may do what `payment` says, outside any bracket of `staging`.
+    pub(crate) fn pay_owed(&self, staging: &Staging, payment: Payment) {
+        if payment == Payment::Reclaim {
+            if let Some(oldest) = staging.parked_full() {
+                self.deferred_backpressure(staging, oldest);
+            }
+        }
         let spare = {
             let Some(bracket) = staging.open() else {
                 // A signal handler interrupted this thread's bracket: pay next time.
                 rcu_ctx::owed::owe();
+                if payment == Payment::Reclaim {
+                    rcu_ctx::owed::owe_reclaim();
+                }
                 return;
             };
-            self.finish_returned(&bracket, None)
+            let parked =
+                if payment == Payment::Reclaim { self.run_ready_parked(&bracket) } else { None };
+            self.finish_returned(&bracket, parked)
         };
         if let Some(block) = spare {
             self.return_block(staging, block, Policy::NoReclaim);
+        }
+    }
+
+    /// Every parking slot of `staging` is taken, the oldest waiting for grace period
+    /// `oldest`, so what the thread seals from now on goes to the worker: the backpressure a
+    /// `Sleepable` free applies (`stage_slow`), deferred from the scopes that could not wait
+    /// to a scope's opening from a `Sleepable` token, which may. Bounded, unlike
+    /// `stage_slow`'s: the thread asked for none of it in this call, and a grace period held
+    /// for ever (a leaked guard, DESIGN §5.1) must not stop every later opening. It waits up
+    /// to `BACKPRESSURE_LIMIT`, moving the grace period forward itself; if that grace period
+    /// still runs, it gives up and waits no more until that grace period has completed.
+    fn deferred_backpressure(&self, staging: &Staging, oldest: u64) {
+        let seq = &self.gp.seq;
+        let gave_up_on = staging.gave_up_on();
+        if seq.is_completed(oldest) || (gave_up_on != 0 && !seq.is_completed(gave_up_on)) {
+            return;
+        }
+        self.queues.alloc.note_backpressure();
+        let start = Instant::now();
+        let mut nap = Duration::from_micros(1);
+        while !self.advance_grace_period(oldest) {
+            if start.elapsed() >= BACKPRESSURE_LIMIT {
+                staging.give_up_on(oldest);
+                return;
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_micros(100));
         }
     }
 

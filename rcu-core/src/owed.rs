@@ -16,15 +16,18 @@
 //! whole by their worker. What a thread never pays (it exits, or never opens such a scope
 //! again) is taken back by the next full collection or `rcu_barrier`, and finished there.
 
+use rcu_ctx::owed::Payment;
+
 use crate::registration::global_slot;
 use crate::state::GLOBAL_STATE;
 
 /// The payer `process::init` sets: finishes this thread's given-back blocks of the global
-/// domain. Opens no scope (a bracket is not one).
-pub(crate) fn pay() {
+/// domain and, when `payment` allows reclaim, runs its ready parked blocks. Opens no scope
+/// (a bracket is not one) and never waits.
+pub(crate) fn pay(payment: Payment) {
     // SAFETY: a non-null slot is this thread's in the global domain, whose registry lives
     // for the life of the process.
     if let Some(slot) = unsafe { global_slot().as_ref() } {
-        GLOBAL_STATE.pay_owed(&slot.staging);
+        GLOBAL_STATE.pay_owed(&slot.staging, payment);
     }
 }

@@ -84,6 +84,9 @@ pub struct Staging {
     cache: UnsafeCell<ThreadCache>,
     /// Items this slot's owners queued (owner-written, plain load and store).
     queued: AtomicU64,
+    /// The grace period the owner last gave up waiting for as backpressure (see
+    /// `DomainState::pay_owed`), 0 for none (owner-only, plain load and store).
+    gave_up_on: AtomicU64,
 }
 
 // SAFETY: `cache` is touched only inside an open bracket, so by one party at a time (the
@@ -109,6 +112,7 @@ impl Staging {
             returned: AtomicPtr::new(ptr::null_mut()),
             cache: UnsafeCell::new(ThreadCache::new()),
             queued: AtomicU64::new(0),
+            gave_up_on: AtomicU64::new(0),
         }
     }
 
@@ -124,6 +128,7 @@ impl Staging {
             returned: AtomicPtr::new(ptr::null_mut()),
             cache: UnsafeCell::new(ThreadCache::new()),
             queued: AtomicU64::new(0),
+            gave_up_on: AtomicU64::new(0),
         }
     }
 
@@ -194,6 +199,18 @@ impl Staging {
             oldest = oldest.min(c.load(Ordering::Relaxed));
         }
         Some(oldest)
+    }
+
+    /// Owner: the grace period it last gave up waiting for, 0 for none.
+    pub fn gave_up_on(&self) -> u64 {
+        // Relaxed: owner-only.
+        self.gave_up_on.load(Ordering::Relaxed)
+    }
+
+    /// Owner: records the grace period it gave up waiting for.
+    pub fn give_up_on(&self, cookie: u64) {
+        // Relaxed: owner-only.
+        self.gave_up_on.store(cookie, Ordering::Relaxed);
     }
 
     /// Worker: takes the current block and every parked block. The worker must then
@@ -447,6 +464,22 @@ impl Bracket<'_> {
             }
         }
         Err(block)
+    }
+
+    /// The oldest cookie among the parked blocks, if at least half the parking slots are
+    /// taken.
+    pub fn parked_half_full(&self) -> Option<u64> {
+        let mut taken = 0;
+        let mut oldest = u64::MAX;
+        for (slot, c) in self.staging.parked.iter().zip(&self.staging.parked_cookie) {
+            // Relaxed: the owner's own stores (the worker only ever empties slots).
+            if !slot.load(Ordering::Relaxed).is_null() {
+                taken += 1;
+                // Relaxed: as above.
+                oldest = oldest.min(c.load(Ordering::Relaxed));
+            }
+        }
+        (taken * 2 >= PARKED).then_some(oldest)
     }
 
     /// Takes a parked block whose cookie `is_ready`, if any (the worker may steal them).

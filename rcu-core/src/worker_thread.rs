@@ -13,7 +13,7 @@
 //! may be dropped anywhere, in one of its own callbacks or in a value freed inline, without
 //! waiting for a thread that waits for the caller.
 
-use std::sync::atomic::{fence, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rcu_alloc::BlockAllocator;
@@ -169,25 +169,33 @@ fn holds_the_last_reference(domain: &DomainRef) -> bool {
 /// within the batch delay), or `MAX_IDLE` (`STOPPING_IDLE` once stopping).
 fn idle(domain: &DomainState, until_collect: Duration) {
     let worker = &domain.worker;
-    // SeqCst: see `Worker::wake_if_sleeping`.
-    worker.sleeping.store(true, Ordering::SeqCst);
-    fence(Ordering::SeqCst);
-    let seen = worker.thread.event();
-    // SeqCst: as above.
-    let requested = worker.requested.load(Ordering::SeqCst);
-    let work_waiting = !domain.gp.seq.is_completed(requested)
-        || domain.queues.collection_wanted()
-        || domain.queues.expediting()
-        || domain.queues.has_backlog()
-        || domain.async_work_waiting();
-    if !work_waiting {
+    let mut timed = domain.anything_staged();
+    loop {
+        worker.announce_sleep(timed);
+        let seen = worker.thread.event();
+        // SeqCst: see `Worker::wake_if`.
+        let requested = worker.requested.load(Ordering::SeqCst);
+        let work_waiting = !domain.gp.seq.is_completed(requested)
+            || domain.queues.collection_wanted()
+            || domain.queues.expediting()
+            || domain.queues.has_backlog()
+            || domain.async_work_waiting();
+        if work_waiting {
+            break;
+        }
+        let staged = domain.anything_staged();
+        if timed && !staged {
+            // Announced a timed sleep, but what bounded it is gone: a block staged from now
+            // on must wake us (`wake_if_deep`). Announce a deep sleep and re-check.
+            timed = false;
+            continue;
+        }
         let idle = if worker.stopping() { STOPPING_IDLE } else { MAX_IDLE };
-        let timeout = if domain.anything_staged() { until_collect.min(idle) } else { idle };
+        let timeout = if staged { until_collect.min(idle) } else { idle };
         if !timeout.is_zero() {
             worker.thread.sleep(seen, timeout);
         }
+        break;
     }
-    // Relaxed: only this thread decides on it; a waker that still sees `true` wakes us
-    // needlessly, which is harmless.
-    worker.sleeping.store(false, Ordering::Relaxed);
+    worker.announce_awake();
 }

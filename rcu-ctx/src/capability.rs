@@ -77,10 +77,8 @@ pub trait Context: sealed::Sealed {
     /// assert_eq!(thread_state::snapshot().atomic_depth, 0);
     /// ```
     fn atomic(&mut self) -> Atomic<'_> {
-        if !matches!(Self::KIND, ContextKind::Atomic) {
-            // Still in this token's context, which may allocate (see `owed`).
-            crate::owed::pay();
-        }
+        // Still in this token's context: it pays what it may (see `owed`).
+        crate::owed::pay(Self::KIND);
         Atomic::enter_scope()
     }
 }
@@ -145,8 +143,8 @@ pub trait MaySleep: Context {
     /// assert!(thread_state::snapshot().may_reclaim());
     /// ```
     fn no_reclaim(&mut self) -> NoReclaim<'_> {
-        // Every token that may sleep may allocate (see `owed`).
-        crate::owed::pay();
+        // Still in this token's context: it pays what it may (see `owed`).
+        crate::owed::pay(Self::KIND);
         NoReclaim::enter_scope()
     }
 }

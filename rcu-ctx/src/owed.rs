@@ -1,66 +1,88 @@
-//! Allocator work a restricted context owes, paid by the thread's next context that may
-//! allocate.
+//! Work a restricted context owes, paid by the thread's next context that may do it.
 //!
-//! An `Atomic` context may not call the allocator, yet it can leave allocator calls behind:
-//! an RCU runtime's deferred frees, whose memory is best given back on the thread that will
-//! allocate it again (on another thread, every later allocation takes a cache line from
-//! that thread's CPU). The runtime records the debt with [`owe`], a thread-local store (no
-//! allocation, no lock, async-signal-safe). When the thread next opens a scope from a token
-//! that may allocate ([`Context::atomic`](crate::Context::atomic) or
-//! [`MaySleep::no_reclaim`](crate::MaySleep::no_reclaim) on a `Sleepable` or `NoReclaim`
-//! token), the scope first calls the process's payer ([`set_payer`]), while the thread is
-//! still in that token's context. Which scopes pay is decided by the token's type at compile
-//! time; a scope opened from an `Atomic` token never pays. The kernel's `local_bh_enable()`,
-//! which runs the softirqs raised while they were disabled, is the same idea.
+//! An `Atomic` context may not call the allocator, and a `NoReclaim` one may not reclaim,
+//! yet both can leave such work behind: an RCU runtime's deferred frees, whose memory is
+//! best given back, and whose values are best dropped, on the thread that queued them (on
+//! another thread, every later allocation takes a cache line from that thread's CPU, and the
+//! frees wait for that thread to be scheduled). The runtime records the debt with [`owe`]
+//! (allocator work) or [`owe_reclaim`] (reclaim work: running ready callbacks or drops), a
+//! thread-local store: no allocation, no lock, async-signal-safe. When the thread next opens
+//! a scope ([`Context::atomic`](crate::Context::atomic) or
+//! [`MaySleep::no_reclaim`](crate::MaySleep::no_reclaim)) from a token that may do the work,
+//! the scope first calls the process's payer ([`set_payer`]), while the thread is still in
+//! that token's context: a `Sleepable` token pays both kinds ([`Payment::Reclaim`]), a
+//! `NoReclaim` token allocator work only ([`Payment::Allocator`]), an `Atomic` token
+//! nothing. What a scope may pay is decided by its token's type at compile time. The
+//! kernel's `local_bh_enable()`, which runs the softirqs raised while they were disabled, is
+//! the same idea.
 //!
-//! Besides the token's type, the thread's real state must allow allocation (no read section,
-//! no atomic scope open): a smuggled token (a second root kept in a `thread_local!`, used
-//! inside an atomic scope or a signal handler) never makes a scope pay.
+//! Besides the token's type, the thread's real state must allow the work (no read section
+//! or atomic scope open; for reclaim work, no no-reclaim scope either): a smuggled token (a
+//! second root kept in a `thread_local!`, used inside a scope or a signal handler) never
+//! makes a scope pay what the thread may not do there.
 //!
-//! What a payer may do is what every token that may allocate allows: call the allocator,
-//! never block on other threads' progress and never reclaim (it runs inside `NoReclaim`
-//! scopes' openings too). It must not open scopes itself; it may `owe` again (what it could
-//! not pay yet is then paid by a later scope).
+//! A payer does only what its [`Payment`] allows, never blocks on other threads' progress
+//! (a scope's opening must stay cheap and must not wait) and opens no scope itself. It may
+//! `owe` again: what it could not pay yet is then paid by a later scope.
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU32, Ordering};
-//! use rcu_ctx::{owed, Context, Sleepable};
+//! use rcu_ctx::owed::{self, Payment};
+//! use rcu_ctx::{Context, MaySleep, Sleepable};
 //!
-//! static PAID: AtomicU32 = AtomicU32::new(0);
-//! fn pay() {
-//!     PAID.fetch_add(1, Ordering::Relaxed);
+//! static RECLAIMED: AtomicU32 = AtomicU32::new(0);
+//! fn pay(payment: Payment) {
+//!     if payment == Payment::Reclaim {
+//!         RECLAIMED.fetch_add(1, Ordering::Relaxed);
+//!     }
 //! }
 //! owed::set_payer(pay).expect("the only payer in this process");
 //!
 //! let mut ctx = Sleepable::enter();
 //! {
-//!     let mut spin = ctx.atomic();
-//!     owed::owe(); // e.g. frees queued under the spinlock left deallocations behind
-//!     let _nested = spin.atomic(); // a scope opened from an `Atomic` token does not pay
+//!     let mut nr = ctx.no_reclaim();
+//!     owed::owe_reclaim(); // e.g. frees queued here left drops to run
+//!     let _inner = nr.atomic(); // a NoReclaim token cannot pay reclaim work
 //!     assert!(owed::is_owed());
 //! }
-//! assert_eq!(PAID.load(Ordering::Relaxed), 0);
-//! drop(ctx.atomic()); // the next scope opened from a token that may allocate pays, once
+//! assert_eq!(RECLAIMED.load(Ordering::Relaxed), 0);
+//! drop(ctx.atomic()); // the next scope opened from a Sleepable token pays, once
 //! drop(ctx.atomic());
-//! assert_eq!(PAID.load(Ordering::Relaxed), 1);
+//! assert_eq!(RECLAIMED.load(Ordering::Relaxed), 1);
 //! ```
 
 use core::cell::Cell;
 use core::sync::atomic::{AtomicPtr, Ordering};
 
-thread_local! {
-    /// True once the thread owes work to the payer. `const`, no destructor: usable from a
-    /// signal handler and from other thread-locals' destructors.
-    static OWED: Cell<bool> = const { Cell::new(false) };
+use crate::kind::ContextKind;
+
+/// What the scope paying a debt allows the payer to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Payment {
+    /// Call the allocator (a scope opened from a `NoReclaim` token).
+    Allocator,
+    /// Call the allocator and reclaim: run ready callbacks and drops (a scope opened from a
+    /// `Sleepable` token).
+    Reclaim,
 }
 
-/// The process's payer, a `fn()` cast to a pointer; null until set.
+/// `OWED` bits.
+const ALLOCATOR: u8 = 1;
+const RECLAIM: u8 = 2;
+
+thread_local! {
+    /// The kinds of work this thread owes (`ALLOCATOR`, `RECLAIM`). `const`, no destructor:
+    /// usable from a signal handler and from other thread-locals' destructors.
+    static OWED: Cell<u8> = const { Cell::new(0) };
+}
+
+/// The process's payer, a `fn(Payment)` cast to a pointer; null until set.
 static PAYER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Sets the function that pays what threads owe. Once per process: the first payer set
 /// stays, and another is given back as `Err` (a thread's debt is then paid by the first,
 /// so a second runtime's debts must have another way to be paid).
-pub fn set_payer(payer: fn()) -> Result<(), fn()> {
+pub fn set_payer(payer: fn(Payment)) -> Result<(), fn(Payment)> {
     let new = payer as *mut ();
     // AcqRel on success: publishes the payer's code address to every later Acquire load
     // (a function pointer needs nothing else published). Acquire on failure: reads the
@@ -72,46 +94,72 @@ pub fn set_payer(payer: fn()) -> Result<(), fn()> {
     }
 }
 
-/// Records that this thread owes work to the payer, to be paid when it next opens a scope
-/// from a token that may allocate. A thread-local store: any context may call it.
+/// Records that this thread owes allocator work, paid when it next opens a scope from a
+/// token that may allocate. A thread-local store: any context may call it.
 #[inline]
 pub fn owe() {
-    OWED.with(|o| o.set(true));
+    OWED.with(|o| o.set(o.get() | ALLOCATOR));
+}
+
+/// Records that this thread owes reclaim work, paid when it next opens a scope from a token
+/// that may reclaim (`Sleepable`). A thread-local store: any context may call it.
+#[inline]
+pub fn owe_reclaim() {
+    OWED.with(|o| o.set(o.get() | RECLAIM));
 }
 
 /// True if this thread owes work not yet paid.
 #[inline]
 pub fn is_owed() -> bool {
-    OWED.with(Cell::get)
+    OWED.with(Cell::get) != 0
 }
 
-/// Pays what this thread owes, if anything. Callers: scopes opened from a token that may
-/// allocate.
+/// Pays what this thread owes and a scope opened from a token of kind `opener` may pay.
+/// Callers: `Context::atomic` and `MaySleep::no_reclaim`, with their own token's kind (a
+/// constant, so the test below folds away for `Atomic`).
 #[inline]
-pub(crate) fn pay() {
-    if OWED.with(Cell::get) {
-        pay_now();
+pub(crate) fn pay(opener: ContextKind) {
+    let payable = match opener {
+        ContextKind::Sleepable => ALLOCATOR | RECLAIM,
+        ContextKind::NoReclaim => ALLOCATOR,
+        ContextKind::Atomic => return,
+    };
+    if OWED.with(Cell::get) & payable != 0 {
+        pay_now(opener);
     }
 }
 
 #[cold]
-fn pay_now() {
-    // The token's type says the thread may allocate; its real state must agree, or the token
-    // was smuggled (a second root kept in a `thread_local!` and used inside an atomic scope,
-    // a signal handler's included, where the allocator may be the code interrupted). The
-    // debt then waits for a scope opened where the state agrees.
-    if !crate::depths::snapshot().may_sleep() {
+fn pay_now(opener: ContextKind) {
+    // The token's type allows the work; the thread's real state must agree, or the token was
+    // smuggled (a second root kept in a `thread_local!` and used inside a scope, a signal
+    // handler's included, where the allocator may be the code interrupted). The debt then
+    // waits for a scope opened where the state agrees.
+    let state = crate::depths::snapshot();
+    let payment = if opener == ContextKind::Sleepable && state.may_reclaim() {
+        Payment::Reclaim
+    } else if state.may_sleep() {
+        Payment::Allocator
+    } else {
+        return;
+    };
+    let paid = match payment {
+        Payment::Reclaim => ALLOCATOR | RECLAIM,
+        Payment::Allocator => ALLOCATOR,
+    };
+    let owed = OWED.with(Cell::get);
+    if owed & paid == 0 {
         return;
     }
     // Cleared before the call: a debt recorded while paying (by a signal handler) is paid
-    // by the next scope, not lost.
-    OWED.with(|o| o.set(false));
+    // by a later scope, not lost.
+    OWED.with(|o| o.set(owed & !paid));
     // Acquire: pairs with the AcqRel in `set_payer`.
     let payer = PAYER.load(Ordering::Acquire);
     if !payer.is_null() {
-        // SAFETY: only `set_payer` stores a non-null value, and it stores a `fn()`.
-        let payer = unsafe { core::mem::transmute::<*mut (), fn()>(payer) };
-        payer();
+        // SAFETY: only `set_payer` stores a non-null value, and it stores a `fn(Payment)`.
+        let payer = unsafe { core::mem::transmute::<*mut (), fn(Payment)>(payer) };
+        payer(payment);
     }
 }
 
@@ -119,25 +167,32 @@ fn pay_now() {
 mod tests {
     use core::cell::Cell;
 
-    use super::{is_owed, owe, set_payer};
+    use super::{is_owed, owe, owe_reclaim, set_payer, Payment};
     use crate::{Atomic, Context, MaySleep, ReadSection, Sleepable};
 
     thread_local! {
-        /// Payments made on this thread (tests run on parallel threads; one payer serves all).
-        static PAID: Cell<u32> = const { Cell::new(0) };
-        /// Payments after which the payer owes again.
+        /// Payments made on this thread, by kind (tests run on parallel threads; one payer
+        /// serves all).
+        static PAID: Cell<(u32, u32)> = const { Cell::new((0, 0)) };
+        /// Payments after which the payer owes allocator work again.
         static REOWE: Cell<u32> = const { Cell::new(0) };
     }
 
-    fn payer() {
-        PAID.with(|p| p.set(p.get() + 1));
-        let again = REOWE.with(|r| r.replace(r.get().saturating_sub(1)));
-        if again > 0 {
+    fn payer(payment: Payment) {
+        PAID.with(|p| {
+            let (a, r) = p.get();
+            p.set(match payment {
+                Payment::Allocator => (a + 1, r),
+                Payment::Reclaim => (a, r + 1),
+            });
+        });
+        if REOWE.with(|r| r.replace(r.get().saturating_sub(1))) > 0 {
             owe();
         }
     }
 
-    fn paid() -> u32 {
+    /// (payments with `Allocator`, payments with `Reclaim`) on this thread.
+    fn paid() -> (u32, u32) {
         PAID.with(Cell::get)
     }
 
@@ -148,20 +203,39 @@ mod tests {
     }
 
     #[test]
-    fn a_scope_opened_from_a_token_that_may_allocate_pays_once() {
+    fn a_scope_pays_what_its_opening_token_may_do_once() {
         with_payer(|| {
             let mut ctx = Sleepable::enter();
             drop(ctx.atomic());
-            assert_eq!(paid(), 0, "nothing owed, nothing paid");
+            assert_eq!(paid(), (0, 0), "nothing owed, nothing paid");
             owe();
             drop(ctx.no_reclaim());
-            assert_eq!((paid(), is_owed()), (1, false));
+            assert_eq!((paid(), is_owed()), ((0, 1), false), "a Sleepable token pays all");
             drop(ctx.atomic());
-            assert_eq!(paid(), 1, "paid debts are not paid twice");
+            assert_eq!(paid(), (0, 1), "paid debts are not paid twice");
             let mut nr = ctx.no_reclaim();
             owe();
-            drop(nr.atomic()); // a NoReclaim token may allocate too
-            assert_eq!(paid(), 2);
+            drop(nr.atomic());
+            assert_eq!(paid(), (1, 1), "a NoReclaim token pays allocator work");
+        });
+    }
+
+    #[test]
+    fn reclaim_work_waits_for_a_scope_opened_from_a_token_that_may_reclaim() {
+        with_payer(|| {
+            let mut ctx = Sleepable::enter();
+            {
+                let mut nr = ctx.no_reclaim();
+                owe_reclaim();
+                drop(nr.atomic());
+                drop(nr.no_reclaim());
+                assert_eq!((paid(), is_owed()), ((0, 0), true));
+                owe();
+                drop(nr.atomic());
+                assert_eq!((paid(), is_owed()), ((1, 0), true), "allocator work only");
+            }
+            drop(ctx.atomic());
+            assert_eq!((paid(), is_owed()), ((1, 1), false));
         });
     }
 
@@ -172,24 +246,41 @@ mod tests {
             {
                 let mut spin = ctx.atomic();
                 owe();
+                owe_reclaim();
                 drop(spin.atomic());
                 drop(spin.nested());
                 let section = ReadSection::enter(&mut spin);
                 drop(section);
             }
-            assert_eq!(paid(), 0);
+            assert_eq!(paid(), (0, 0));
             // A second root taken before the scope, as one kept in a `thread_local!` would
-            // be, then used inside it: its type may allocate, the thread's state does not.
+            // be, then used inside it: its type may reclaim, the thread's state does not.
             let mut smuggled = Sleepable::enter();
             // SAFETY: (1) dropped below, before returning; (2) the scopes opened after it
             // are dropped before it.
             let assumed = unsafe { Atomic::assume() };
             drop(smuggled.atomic());
             drop(smuggled.no_reclaim());
-            assert_eq!(paid(), 0, "a smuggled root made a scope pay inside an atomic scope");
+            assert_eq!(paid(), (0, 0), "a smuggled root made a scope pay inside an atomic scope");
             drop(assumed);
             drop(smuggled.atomic());
-            assert_eq!((paid(), is_owed()), (1, false), "paid once the state agrees");
+            assert_eq!((paid(), is_owed()), ((0, 1), false), "paid once the state agrees");
+        });
+    }
+
+    #[test]
+    fn a_smuggled_root_inside_a_no_reclaim_scope_pays_allocator_work_only() {
+        with_payer(|| {
+            let mut smuggled = Sleepable::enter();
+            let mut ctx = Sleepable::enter();
+            let nr = ctx.no_reclaim();
+            owe();
+            owe_reclaim();
+            drop(smuggled.atomic());
+            assert_eq!((paid(), is_owed()), ((1, 0), true), "reclaimed inside a no-reclaim scope");
+            drop(nr);
+            drop(smuggled.atomic());
+            assert_eq!((paid(), is_owed()), ((1, 1), false));
         });
     }
 
@@ -199,24 +290,23 @@ mod tests {
             let mut ctx = Sleepable::enter();
             REOWE.with(|r| r.set(2));
             owe();
-            drop(ctx.atomic());
-            drop(ctx.atomic());
-            drop(ctx.atomic());
-            drop(ctx.atomic());
-            assert_eq!((paid(), is_owed()), (3, false));
+            for _ in 0..4 {
+                drop(ctx.atomic());
+            }
+            assert_eq!((paid(), is_owed()), ((0, 3), false));
         });
     }
 
     #[test]
     fn a_second_payer_is_refused_and_the_first_stays() {
-        fn other() {}
+        fn other(_: Payment) {}
         with_payer(|| {
             assert!(set_payer(other).is_err());
             assert!(set_payer(payer).is_ok(), "setting the same payer again is harmless");
             let mut ctx = Sleepable::enter();
             owe();
             drop(ctx.atomic());
-            assert_eq!(paid(), 1);
+            assert_eq!(paid(), (0, 1));
         });
     }
 }

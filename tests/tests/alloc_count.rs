@@ -515,7 +515,7 @@ fn barrier_waits_for_the_deallocations_given_back() {
     });
 }
 
-/// The payload of `atomic_frees_are_deallocated_by_their_thread_when_it_next_opens_a_scope`
+/// The payload of `atomic_frees_are_finished_by_their_thread_when_it_next_opens_a_scope`
 /// (not `Counted`, whose global count another test checks).
 struct Flooded(#[allow(dead_code)] u64);
 
@@ -529,33 +529,39 @@ impl Drop for Flooded {
     }
 }
 
-/// `Atomic` frees on the global domain are deallocated by the thread that queued them, when
-/// it next opens a scope from a token that may allocate (`rcu_ctx::owed`), and never inside
-/// an atomic scope. A thread floods with one `Atomic` scope per free, as under a spinlock,
-/// until a scope opening has deallocated (the worker must have dropped a batch and given it
-/// back meanwhile); the frees themselves make no allocator call.
+/// `Atomic` frees on the global domain are finished by the thread that queued them, when it
+/// next opens a scope from a `Sleepable` token (`rcu_ctx::owed`): their values dropped and
+/// their memory deallocated there, never inside the atomic scope. A thread floods with one
+/// `Atomic` scope per free, as under a spinlock, until a scope opening has dropped and
+/// deallocated values; the frees themselves make no allocator call and drop nothing.
 #[test]
-fn atomic_frees_are_deallocated_by_their_thread_when_it_next_opens_a_scope() {
+fn atomic_frees_are_finished_by_their_thread_when_it_next_opens_a_scope() {
     std::thread::spawn(|| {
         let mut ctx = Sleepable::enter();
         rcu_core::init(&ctx);
         let deadline = Instant::now() + Duration::from_secs(60);
-        let (mut in_frees, mut in_openings, mut queued) = (0, 0, 0u64);
-        while in_openings == 0 {
+        let (mut calls_in_frees, mut drops_in_frees) = (0, 0);
+        let (mut deallocs_in_openings, mut drops_in_openings) = (0, 0);
+        let mut queued = 0u64;
+        while deallocs_in_openings == 0 || drops_in_openings == 0 {
             assert!(
                 Instant::now() < deadline,
-                "no scope opening paid a deallocation in 60 s of Atomic frees ({queued} queued)"
+                "no scope opening finished a free in 60 s of Atomic frees ({queued} queued)"
             );
             let node = Rcu::boxed(Flooded(queued));
             let deallocs_before = DEALLOCS.with(Cell::get);
+            let drops_before = FLOODED_HERE.with(Cell::get);
             let (atomic, _) = counted(|| ctx.atomic());
-            in_openings += DEALLOCS.with(Cell::get) - deallocs_before;
-            in_frees += counted(|| kvfree_rcu(&atomic, node)).1;
+            deallocs_in_openings += DEALLOCS.with(Cell::get) - deallocs_before;
+            drops_in_openings += FLOODED_HERE.with(Cell::get) - drops_before;
+            let drops_before = FLOODED_HERE.with(Cell::get);
+            calls_in_frees += counted(|| kvfree_rcu(&atomic, node)).1;
+            drops_in_frees += FLOODED_HERE.with(Cell::get) - drops_before;
             drop(atomic);
             queued += 1;
         }
-        assert_eq!(in_frees, 0, "Atomic kvfree_rcu called the allocator");
-        assert_eq!(FLOODED_HERE.with(Cell::get), 0, "an Atomic caller dropped values inline");
+        assert_eq!(calls_in_frees, 0, "Atomic kvfree_rcu called the allocator");
+        assert_eq!(drops_in_frees, 0, "Atomic kvfree_rcu dropped values inline");
         rcu_barrier(&ctx);
     })
     .join()
