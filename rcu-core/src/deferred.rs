@@ -58,14 +58,26 @@ const _: () = assert!(core::mem::align_of::<Rcu<()>>() > PART_BITS);
 unsafe fn free_rcu_box<T>(obj: *mut (), _ctx: &Atomic<'_>) {
     let part = obj as usize & PART_BITS;
     let ptr = obj.wrapping_byte_sub(part).cast::<Rcu<T>>();
+    // Deallocates when dropped, so also when the value's drop panics (as `Box` does).
+    // (Made only when wanted: a `Dealloc` made and discarded would deallocate.)
+    let dealloc = (part & DROP_ONLY == 0).then(|| Dealloc(ptr.cast(), Layout::new::<Rcu<T>>()));
     if part & DEALLOC_ONLY == 0 {
         // SAFETY: (1) a live, owned value; (2) dropped once.
         unsafe { core::ptr::drop_in_place(ptr) };
     }
-    if part & DROP_ONLY == 0 {
-        // SAFETY: (1) allocated by `Box` (the global allocator) with this layout; (2) the
-        // value was dropped and this is the allocation's only release.
-        unsafe { std::alloc::dealloc(ptr.cast(), Layout::new::<Rcu<T>>()) };
+    drop(dealloc);
+}
+
+/// The deallocation part of a deferred free, run on drop.
+struct Dealloc(*mut u8, Layout);
+
+impl Drop for Dealloc {
+    #[inline]
+    fn drop(&mut self) {
+        // SAFETY: made by `free_rcu_box` only, with (1) an allocation of `Box` (the global
+        // allocator) with this layout, (2) whose value was dropped (or is unwinding from its
+        // drop) and whose only release this is.
+        unsafe { std::alloc::dealloc(self.0, self.1) };
     }
 }
 

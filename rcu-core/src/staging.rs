@@ -384,11 +384,13 @@ impl Staging {
 impl Bracket<'_> {
     /// The current block, if any. Ours while the bracket is open: the worker only takes it
     /// by swapping it out, and then waits for this bracket to close.
+    #[inline(always)]
     fn current(&self) -> Option<NonNull<Block>> {
         // Relaxed: the owner's own store or the worker's swap; the bracket orders it.
         NonNull::new(self.staging.current.load(Ordering::Relaxed))
     }
 
+    #[inline(always)]
     fn count_queued(&self) {
         let q = &self.staging.queued;
         // Relaxed load and store, no RMW: only the owner's bracket writes it.

@@ -33,6 +33,7 @@ impl Worker {
         }
     }
 
+    #[inline]
     pub(crate) fn is_started(&self) -> bool {
         self.thread.is_started()
     }

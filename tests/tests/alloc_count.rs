@@ -63,6 +63,20 @@ fn note_marked(layout: Layout, delta: i64) {
     if layout == Layout::new::<Rcu<AtomicMarked>>() {
         ATOMIC_MARKED_LIVE.fetch_add(delta, Ordering::SeqCst);
     }
+    if layout == Layout::new::<Rcu<PanickyMarked>>() {
+        PANICKY_MARKED_LIVE.fetch_add(delta, Ordering::SeqCst);
+    }
+}
+
+/// A value whose drop panics, of a third size.
+struct PanickyMarked(#[allow(dead_code)] [u8; 1409]);
+
+static PANICKY_MARKED_LIVE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+impl Drop for PanickyMarked {
+    fn drop(&mut self) {
+        panic!("PanickyMarked's drop panics (on purpose)");
+    }
 }
 
 fn note_dealloc() {
@@ -605,4 +619,33 @@ fn barrier_finishes_atomic_frees_their_thread_never_pays() {
         done_tx.send(()).unwrap();
         assert_eq!(live, live_before, "idle thread");
     });
+}
+
+/// A `kvfree_rcu`'d value whose drop panics still has its memory deallocated (as a `Box`'s
+/// would), whichever token queued it and whoever runs it.
+#[test]
+fn a_value_whose_drop_panics_is_still_deallocated() {
+    const N: usize = 3_000;
+    let mut ctx = Sleepable::enter();
+    rcu_core::init(&ctx);
+    let domain = Domain::new(DomainConfig::new().name("panicky"));
+    domain.register_current_thread(&ctx);
+    let live_before = PANICKY_MARKED_LIVE.load(Ordering::SeqCst);
+    for i in 0..N {
+        let node = Rcu::boxed(PanickyMarked([1; 1409]));
+        match i % 3 {
+            0 => kvfree_rcu(&ctx, node),
+            1 => kvfree_rcu(&ctx.no_reclaim(), node),
+            _ => domain.kvfree_rcu(&ctx.atomic(), node),
+        }
+    }
+    // Drive the global domain's parked blocks through a scope opening too.
+    drop(ctx.atomic());
+    rcu_barrier(&ctx);
+    domain.rcu_barrier(&ctx);
+    assert_eq!(
+        PANICKY_MARKED_LIVE.load(Ordering::SeqCst),
+        live_before,
+        "leaked by a panicking drop"
+    );
 }
