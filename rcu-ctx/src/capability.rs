@@ -60,6 +60,11 @@ pub trait Context: sealed::Sealed {
     /// Enters an atomic scope (e.g. while holding a spinlock): the parent token is unusable
     /// until the returned token is dropped.
     ///
+    /// Opened from a `Sleepable` or `NoReclaim` token, it first pays, in that token's
+    /// context, the work the thread's earlier scopes left behind (module [`owed`](crate::owed)):
+    /// from a `Sleepable` token that may run ready frees (a reclaim action), so open it before
+    /// taking the lock it is for.
+    ///
     /// Why `&mut self`: the scope's token says the thread may no longer block or allocate,
     /// and that is only true while nobody can reach the parent, which would still claim
     /// more. An exclusive borrow is how the compiler enforces it, so a scope cannot be opened
@@ -129,7 +134,9 @@ pub trait MayAlloc: Context {}
 )]
 pub trait MaySleep: Context {
     /// Enters a no-reclaim scope (e.g. inside a memory-reclaim path): the parent token is
-    /// unusable until the returned token is dropped. Needs `&mut self` for the reason
+    /// unusable until the returned token is dropped. Like [`Context::atomic`], it first pays
+    /// what the thread owes and its token may pay (module [`owed`](crate::owed)): open it
+    /// before taking the lock it is for. Needs `&mut self` for the reason
     /// [`Context::atomic`] gives (E0596 from a shared `&C`).
     ///
     /// ```
