@@ -1,20 +1,27 @@
-//! Paying what a thread owes the allocator (`rcu_ctx::owed`): the deallocations of the
-//! deferred frees it queued on the global domain, which the worker gave back after dropping
-//! their values (`collection::run_batch`).
+//! Paying what a thread owes (`rcu_ctx::owed`) on the global domain: the frees it queued in
+//! scopes that could not finish them.
 //!
-//! Under a policy that may allocate, a thread pays at its next block boundary
-//! (`finish_returned`). A thread that queues with `Atomic` may not call the allocator, so
-//! its blocks are sealed owing (`enqueue::seal`), and the scope it next opens from a token
-//! that may allocate pays: typically the next `ctx.atomic()` around the next free under a
-//! spinlock. Its memory then goes back to the allocator cache of the thread that allocates
-//! it again, instead of every later allocation taking the line from the worker's CPU
-//! (rcuscale W5: the `Atomic` flood spent 40% of its samples in `_int_malloc`).
+//! - *Allocator work*: the deallocations of frees whose values the worker dropped and gave
+//!   back (`collection::run_batch`). Under a policy that may allocate, a thread also pays
+//!   them at its next block boundary (`finish_returned`).
+//! - *Reclaim work*: blocks sealed under `NoReclaim` or `Atomic` are parked for their thread
+//!   (`enqueue::seal`), which runs them once their grace period has passed, when it next opens
+//!   a scope from its `Sleepable` token: typically the `ctx.atomic()` or `ctx.no_reclaim()`
+//!   around its next free. If every parking slot is taken, that opening first waits (at most
+//!   10 ms) for the oldest one's grace period: the backpressure the restricted scope could
+//!   not apply (`enqueue::deferred_backpressure`).
+//!
+//! The frees then run, and their memory goes back to the allocator, on the thread that
+//! allocates again, instead of every later allocation taking a cache line from the worker's
+//! CPU (rcuscale W5: an `Atomic` flood spent 40% of its samples in `_int_malloc` and ran at
+//! 0.15x crossbeam-epoch's rate) or the frees waiting for the worker to be scheduled (W3:
+//! 8 to 20 MiB pending behind a busy reader on 2 CPUs).
 //!
 //! Owned domains are not paid this way: reaching their state from a thread's registrations
 //! would take a strong reference, and dropping it could be the domain's last, whose final
-//! run of callbacks may not happen in a scope's opening. Their `Atomic` blocks are freed
-//! whole by their worker. What a thread never pays (it exits, or never opens such a scope
-//! again) is taken back by the next full collection or `rcu_barrier`, and finished there.
+//! run of callbacks may not happen in a scope's opening. Their blocks go to their worker as
+//! before. What a thread never pays (it exits, or never opens such a scope again) is taken
+//! back by the next full collection or `rcu_barrier`, and finished there.
 
 use rcu_ctx::owed::Payment;
 
@@ -22,8 +29,8 @@ use crate::registration::global_slot;
 use crate::state::GLOBAL_STATE;
 
 /// The payer `process::init` sets: finishes this thread's given-back blocks of the global
-/// domain and, when `payment` allows reclaim, runs its ready parked blocks. Opens no scope
-/// (a bracket is not one) and never waits.
+/// domain and, when `payment` allows reclaim, runs its ready parked blocks (after the bounded
+/// backpressure wait if every slot is taken). Opens no scope (a bracket is not one).
 pub(crate) fn pay(payment: Payment) {
     // SAFETY: a non-null slot is this thread's in the global domain, whose registry lives
     // for the life of the process.

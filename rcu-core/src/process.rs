@@ -41,9 +41,9 @@ pub(crate) fn init() {
             "rcu-core: pthread_atfork failed ({rc}, out of memory): the runtime needs its fork \
              handler to keep working in a forked child"
         );
-        // Threads that queue with `Atomic` owe their deallocations (see `crate::owed`). A
-        // payer set before us (another copy of this crate) pays only its own debts; ours are
-        // then finished by collections.
+        // Threads that queue under `NoReclaim` or `Atomic` owe the rest of those frees (see
+        // `crate::owed`). A payer set before us (another copy of this crate) pays only its
+        // own debts; ours are then finished by the worker's collections.
         let _ = rcu_ctx::owed::set_payer(crate::owed::pay);
         // Release: see `is_ready`.
         READY.store(true, Ordering::Release);
