@@ -21,6 +21,23 @@ for c in "${crates[@]}"; do args+=(-p "$c"); done
 # Uncommitted changes are allowed so that the script also runs in a work tree.
 dirty=(--allow-dirty)
 
+# The verification must compile the sources just packaged. cargo unpacks them into
+# $CARGO_HOME/registry/src/<hash of this checkout's tmp-registry>/ but keeps a copy already
+# unpacked there, and it treats a compiled registry crate of the same version as fresh: a run
+# from the same checkout path after a sibling's API changed compiled (or reused) that
+# sibling's stale sources ("could not find `owed` in `rcu_ctx`"). So: remove the unpacked
+# copies of our own crates (only those of local registries: crates.io's live under
+# index.crates.io-*), and verify in a target directory of its own, emptied first.
+cargo_home="${CARGO_HOME:-$HOME/.cargo}"
+if [ -d "$cargo_home/registry/src" ]; then
+  for c in "${crates[@]}"; do
+    find "$cargo_home/registry/src" -mindepth 2 -maxdepth 2 -type d -name "$c-[0-9]*" \
+      -not -path '*/index.crates.io-*' -exec rm -rf {} +
+  done
+fi
+export CARGO_TARGET_DIR="$PWD/target/package-verify"
+rm -rf "$CARGO_TARGET_DIR"
+
 for c in "${crates[@]}"; do
   list=$(cargo package --offline "${dirty[@]}" --list -p "$c" 2>/dev/null ||
          cargo package "${dirty[@]}" --list -p "$c")

@@ -21,9 +21,11 @@
 //! second root kept in a `thread_local!`, used inside a scope or a signal handler) never
 //! makes a scope pay what the thread may not do there.
 //!
-//! A payer does only what its [`Payment`] allows, never blocks on other threads' progress
-//! (a scope's opening must stay cheap and must not wait) and opens no scope itself. It may
-//! `owe` again: what it could not pay yet is then paid by a later scope.
+//! A payer does only what its [`Payment`] allows and opens no scope itself. With
+//! `Allocator` it must not wait on other threads (the opener may be a `NoReclaim` token on a
+//! reclaim path); with `Reclaim` it may do what a `Sleepable` token may, waiting included,
+//! but an opening should stay short (rcu-core's payer waits at most 10 ms). It may `owe`
+//! again: what it could not pay yet is then paid by a later scope.
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU32, Ordering};
