@@ -13,7 +13,8 @@ const DEEP: u8 = 2;
 /// The worker's controls, part of the domain state.
 #[derive(Debug)]
 pub(crate) struct Worker {
-    /// The highest grace-period number requested through `start_poll` or a parked block.
+    /// The highest grace-period number requested: through `start_poll`, an async future, or
+    /// by the worker itself for its oldest batch (published for `help_grace_period`).
     pub(crate) requested: AtomicU64,
     /// `AWAKE`, or how the worker sleeps (or is about to): `TIMED` or `DEEP` (wakers skip
     /// the syscall when it cannot be needed).

@@ -75,12 +75,12 @@ fn run(domain: &DomainRef) {
         let stopping = worker.stopping();
         // SeqCst: see `Worker::wake_if_sleeping`.
         if !domain.gp.seq.is_completed(worker.requested.load(Ordering::SeqCst)) {
-            // Requests gather first: every block parked meanwhile gets the same cookie, so
-            // one grace period serves them all. Served at once, a `Sleepable` flood ran one
-            // grace period per block, each a membarrier interrupting the producer's CPU
-            // (rcuscale W5: 16 Mops/s; 25-26 with a 20-100 us gathering, same peak RSS).
-            // Who waits for a grace period leads it or polls it forward; only requests
-            // served by the worker alone (`start_poll` left unpolled, async futures) pay this.
+            // Requests (`start_poll` left unpolled, async futures) gather first, so that one
+            // grace period serves every request made meanwhile: served at once, when parked
+            // blocks still asked for theirs, a `Sleepable` flood ran one grace period per
+            // block, each a membarrier interrupting the producer's CPU (rcuscale W5: 16
+            // Mops/s; 25-26 with a 20-100 us gathering). Who waits for a grace period leads
+            // it or polls it forward; only requests served by the worker alone pay this.
             std::thread::sleep(GATHER);
             // SeqCst: as above.
             let wanted = worker.requested.load(Ordering::SeqCst);
