@@ -603,6 +603,7 @@ impl Domain {
             pending_bytes: s.queues.alloc.budget().pending() as u64,
             peak_pending_bytes: s.queues.alloc.budget().peak() as u64,
             budget_bytes: s.queues.alloc.budget().limit() as u64,
+            gp_waiters: s.counters.gp_waiters(),
         }
     }
 

@@ -189,6 +189,7 @@ impl DomainState {
     /// section of this domain (the public calls check it, `rcu_ctx::enforce` in every build
     /// and `reader::assert_outside_section`), after `process::init`.
     pub(crate) fn wait_for(&self, cookie: u64, urgency: Urgency) {
+        let _counted = self.counters.waiting();
         self.gp.wait_until_completed(self, cookie, urgency);
     }
 

@@ -43,15 +43,22 @@ pub struct DomainStats {
     pub peak_pending_bytes: u64,
     /// The budget for `pending_bytes`.
     pub budget_bytes: u64,
+    /// Threads waiting for a grace period right now: in `synchronize_rcu`, its expedited and
+    /// conditional forms, or a reclaim call's backpressure; not the domain's worker. Each
+    /// is counted once it holds the cookie it waits for, so a count that includes a thread
+    /// says which grace periods it can still share.
+    pub gp_waiters: u64,
 }
 
-/// The live counters. All Relaxed: statistics order nothing.
+/// The live counters. All Relaxed (statistics order nothing) except `gp_waiters`.
 #[derive(Debug)]
 pub(crate) struct Counters {
     pub(crate) gps_normal: AtomicU64,
     pub(crate) gps_expedited: AtomicU64,
     pub(crate) stalls: AtomicU64,
     pub(crate) leaked_read_sections: AtomicU64,
+    /// Threads inside `State::wait_for`, see `Waiting`.
+    gp_waiters: AtomicU64,
 }
 
 impl Counters {
@@ -61,7 +68,24 @@ impl Counters {
             gps_expedited: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
             leaked_read_sections: AtomicU64::new(0),
+            gp_waiters: AtomicU64::new(0),
         }
+    }
+
+    /// Counts the calling thread as waiting for a grace period until the guard drops
+    /// (return or unwind). Caller: a thread that already holds the cookie it will wait for.
+    pub(crate) fn waiting(&self) -> Waiting<'_> {
+        // Release: pairs with the Acquire in `gp_waiters`, so a reader of the count also sees
+        // everything this thread did before it (the cookie it took): a count that includes
+        // this thread proves the cookie was taken before the reader looked.
+        self.gp_waiters.fetch_add(1, Ordering::Release);
+        Waiting(&self.gp_waiters)
+    }
+
+    /// Threads waiting for a grace period now (see `waiting`).
+    pub(crate) fn gp_waiters(&self) -> u64 {
+        // Acquire: pairs with the Release in `waiting`.
+        self.gp_waiters.load(Ordering::Acquire)
     }
 
     pub(crate) fn bump(counter: &AtomicU64) {
@@ -72,5 +96,15 @@ impl Counters {
     pub(crate) fn get(counter: &AtomicU64) -> u64 {
         // Relaxed: a statistic.
         counter.load(Ordering::Relaxed)
+    }
+}
+
+/// A thread counted in `Counters::gp_waiters`; uncounts it on drop.
+pub(crate) struct Waiting<'a>(&'a AtomicU64);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        // Relaxed: leaving orders nothing a reader of the count relies on.
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

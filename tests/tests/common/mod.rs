@@ -304,14 +304,6 @@ pub(crate) fn thread_names() -> Vec<String> {
         .collect()
 }
 
-/// The scheduler state letter of thread `tid` of this process (`'R'` running, `'S'`
-/// sleeping, ...), if it can be read.
-pub(crate) fn thread_state(tid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
-    // The name field is in parentheses and may contain spaces; the state follows it.
-    stat.rsplit_once(')')?.1.trim_start().chars().next()
-}
-
 /// A new domain made from `config` whose worker has registered as a reader (it does so as it
 /// starts), so that `stats().readers` counts the worker and nothing else yet.
 pub(crate) fn settled_domain(config: DomainConfig) -> Arc<Domain> {
