@@ -20,6 +20,7 @@ impl DomainState {
         self.queues.drained.reset_after_fork();
         self.queues.alloc.reset_after_fork();
         self.gp.reset_after_fork();
+        self.counters.reset_after_fork();
         self.worker.reset_after_fork();
         self.async_waiters.forget_after_fork();
     }

@@ -14,7 +14,7 @@
 //! 3. for every reader word, wait until it no longer blocks `g` (Acquire loads);
 //! 4. mark `g` completed (Release) and wake waiters.
 
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
@@ -67,6 +67,14 @@ pub(crate) trait GpHost {
 /// bound only limits the damage of a bug in that argument to latency instead of a hang.
 const MAX_EVENT_WAIT: Duration = Duration::from_millis(100);
 
+/// The least a grace period must have cost (when others waited too) for the next leader to
+/// yield before starting one (`GracePeriods::gather_sharers`). A yield costs scheduler round
+/// trips (microseconds), so it pays only for grace periods dearer than those. On the 2-CPU
+/// machine of docs/performance.md, 4 looping callers' grace periods cost 2-3 us with no
+/// reader and about 15 us beside a busy reader; in interleaved W4 runs, this bound was
+/// faster in both cases than never yielding and than yielding whatever the cost.
+const GATHER_WORTH_NS: u64 = 5_000;
+
 /// A domain's grace-period machinery.
 #[derive(Debug)]
 pub(crate) struct GracePeriods {
@@ -75,11 +83,19 @@ pub(crate) struct GracePeriods {
     leader: AtomicU32,
     /// Bumped after every completion; waiters sleep on it.
     done: EventCount,
+    /// What the last grace period run while other threads waited cost its leader, in
+    /// nanoseconds (see `gather_sharers`).
+    contended_cost_ns: AtomicU64,
 }
 
 impl GracePeriods {
     pub(crate) const fn new() -> Self {
-        GracePeriods { seq: GpSequence::new(), leader: AtomicU32::new(0), done: EventCount::new() }
+        GracePeriods {
+            seq: GpSequence::new(),
+            leader: AtomicU32::new(0),
+            done: EventCount::new(),
+            contended_cost_ns: AtomicU64::new(0),
+        }
     }
 
     fn try_lead(&self) -> bool {
@@ -135,12 +151,35 @@ impl GracePeriods {
                 // Stops leading also when unwinding (a panic inside the grace period must not
                 // leave the domain without a leader for ever).
                 let _leading = Leading(self);
+                if urgency == Urgency::Normal && self.seq.started() < cookie {
+                    self.gather_sharers(domain);
+                }
                 while !self.seq.is_completed(cookie) {
                     self.run_one(domain, urgency);
                 }
                 return;
             }
             self.wait_for_event();
+        }
+    }
+
+    /// Before a leader starts a fresh normal grace period: if other threads wait for grace
+    /// periods too and they have been dear, gives up the CPU once, so that callers which
+    /// share it with the leader (waiters just woken by the last completion, about to call
+    /// again) take their cookies before `started` moves on, and this grace period serves
+    /// them as well. Without it, on an oversubscribed CPU each caller ran grace periods alone
+    /// in its time slice while the others waited for the CPU: 4 looping callers beside a busy
+    /// reader on 2 CPUs ran one grace period per call (docs/design.md, "Grace periods").
+    /// When the waiters run on CPUs of their own, `yield_now` returns at once. Expedited
+    /// grace periods skip it (latency first), and so does a caller alone.
+    fn gather_sharers<H: GpHost + ?Sized>(&self, domain: &H) {
+        // The count includes this thread, unless it is the domain's worker (never counted:
+        // it then takes two others to yield, which only makes the worker yield less).
+        // Relaxed: a hint (see `contended_cost_ns`).
+        if domain.counters().gp_waiters() > 1
+            && self.contended_cost_ns.load(Ordering::Relaxed) >= GATHER_WORTH_NS
+        {
+            std::thread::yield_now();
         }
     }
 
@@ -171,13 +210,19 @@ impl GracePeriods {
 
     /// Runs exactly one grace period. Caller: the leader.
     fn run_one<H: GpHost + ?Sized>(&self, domain: &H, urgency: Urgency) {
-        let gp = self.seq.start_or_resume();
+        let contended = domain.counters().gp_waiters() > 1;
         let start = Instant::now();
+        let gp = self.seq.start_or_resume();
         let mut clock = StallClock::new(domain.stall_timeout());
         for slot in domain.readers().iter() {
             wait_for_reader(domain, slot, gp, start, &mut clock, urgency);
         }
         self.finish(domain, gp, urgency);
+        if contended {
+            let cost = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            // Relaxed: a hint for the next leader's `gather_sharers`; it orders nothing.
+            self.contended_cost_ns.store(cost, Ordering::Relaxed);
+        }
     }
 
     /// Completes grace period `gp`, which no reader holds up any more. Caller: the leader.

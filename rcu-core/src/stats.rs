@@ -88,6 +88,14 @@ impl Counters {
         self.gp_waiters.load(Ordering::Acquire)
     }
 
+    /// In a forked child: the threads the parent counted as waiting do not exist there.
+    /// (Its one thread cannot be waiting itself unless it forked from a stall handler; its
+    /// `Waiting` then finds zero and leaves it so.)
+    pub(crate) fn reset_after_fork(&self) {
+        // Relaxed: the child has a single thread.
+        self.gp_waiters.store(0, Ordering::Relaxed);
+    }
+
     pub(crate) fn bump(counter: &AtomicU64) {
         // Relaxed: a statistic.
         counter.fetch_add(1, Ordering::Relaxed);
@@ -104,7 +112,8 @@ pub(crate) struct Waiting<'a>(&'a AtomicU64);
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        // Relaxed: leaving orders nothing a reader of the count relies on.
-        self.0.fetch_sub(1, Ordering::Relaxed);
+        // Relaxed: leaving orders nothing a reader of the count relies on. Saturating: see
+        // `Counters::reset_after_fork`.
+        let _ = self.0.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 }

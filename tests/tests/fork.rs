@@ -43,6 +43,9 @@ fn child_body(
     child_check!(g.gp_seq > g.gp_completed, "global: no grace period was in flight at fork");
     let d = domain.stats();
     child_check!(d.gp_seq > d.gp_completed, "custom: no grace period was in flight at fork");
+    // The parent's waiting writers are not here, so nobody waits for a grace period.
+    child_check!(g.gp_waiters == 0, "global: the parent's waiting writers are still counted");
+    child_check!(d.gp_waiters == 0, "custom: the parent's waiting writer is still counted");
 
     let mut ctx = Sleepable::enter();
 
@@ -114,6 +117,10 @@ fn child_body(
         "fresh domain: the exited reader's slot was not released"
     );
     drop(Arc::try_unwrap(fresh).map_err(|_| "fresh domain: still shared")?);
+    child_check!(
+        Domain::global().stats().gp_waiters == 0 && domain.stats().gp_waiters == 0,
+        "the child's own waits were not uncounted"
+    );
     Ok(())
 }
 
@@ -194,6 +201,8 @@ fn child_after_fork_uses_rcu_while_parent_threads_are_in_read_sections() {
     });
     assert!(wait_until(PATIENCE, || Domain::global().stats().gp_seq > g_before));
     assert!(wait_until(PATIENCE, || domain.stats().gp_seq > d_before));
+    assert!(wait_until(PATIENCE, || Domain::global().stats().gp_waiters == 1));
+    assert!(wait_until(PATIENCE, || domain.stats().gp_waiters == 1));
 
     let status = fork_and_run(&domain, &cell, &global_cell);
 

@@ -15,7 +15,8 @@
 //! (With no other thread of the process on a CPU, a membarrier interrupts nobody and costs
 //! ~20x less than one that must interrupt a running thread, so the idle 1-thread baseline is
 //! cheaper per grace period than anything the 4-thread run can do; the busy-reader variant
-//! compares like with like.)
+//! compares like with like.) The grace periods completed per call in the 4-thread runs say
+//! how much was shared, whatever the times: 1 is none, 0.25 is one per round of 4 calls.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
@@ -224,13 +225,19 @@ fn check(ok: bool) -> f64 {
 
 /// Wall time (ms) for `threads` threads each calling `synchronize_rcu` `k` times at once:
 /// from the first thread's start to the last thread's end, each timed by the thread itself
-/// (a coordinator's clock could start after a fast thread had already finished).
-fn sharing(threads: usize, k: usize, busy_reader: bool) -> f64 {
+/// (a coordinator's clock could start after a fast thread had already finished); and the
+/// grace periods the global domain completed per call meanwhile (1 = no sharing).
+fn sharing(threads: usize, k: usize, busy_reader: bool) -> (f64, f64) {
     if busy_reader {
         let cell = RcuCell::new(Node::<OURS>::new(1));
         return with_busy_reader(ours_reader(&cell), || sharing(threads, k, false));
     }
     let barrier = Barrier::new(threads);
+    let gps = || {
+        let s = Domain::global().stats();
+        s.gps_normal + s.gps_expedited
+    };
+    let gps_before = gps();
     let spans: Vec<(Instant, Instant)> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|_| {
@@ -250,7 +257,10 @@ fn sharing(threads: usize, k: usize, busy_reader: bool) -> f64 {
     });
     let first = spans.iter().map(|s| s.0).min().expect("threads");
     let last = spans.iter().map(|s| s.1).max().expect("threads");
-    (last - first).as_secs_f64() * 1e3
+    // Includes each thread's untimed first call and whatever the global worker ran: both
+    // count against sharing, never for it.
+    let per_call = (gps() - gps_before) as f64 / (threads * (k + 1)) as f64;
+    ((last - first).as_secs_f64() * 1e3, per_call)
 }
 
 pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
@@ -266,6 +276,7 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
     let mut t1s = [Vec::new(), Vec::new()];
     let mut t4s = [Vec::new(), Vec::new()];
     let mut share = [Vec::new(), Vec::new()];
+    let mut per_call = [Vec::new(), Vec::new()];
     for rep in 0..cfg.reps {
         let r = ours_sync(cfg);
         n50.push(us(r.normal.p50));
@@ -319,10 +330,11 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
             ana_failed.push(s, failed as f64);
         }
         for (i, busy) in [false, true].into_iter().enumerate() {
-            let t1 = sharing(1, cfg.w4_k, busy);
-            let t4 = sharing(SHARERS, cfg.w4_k, busy);
+            let (t1, _) = sharing(1, cfg.w4_k, busy);
+            let (t4, gps_per_call) = sharing(SHARERS, cfg.w4_k, busy);
             eprintln!(
-                "  W4 rep {}/{}: sharing{}: 1 thread x {} syncs {:.2} ms, {} threads x {} {:.2} ms: {:.2}x",
+                "  W4 rep {}/{}: sharing{}: 1 thread x {} syncs {:.2} ms, {} threads x {} {:.2} ms: \
+                 {:.2}x, {:.2} grace periods per call",
                 rep + 1,
                 cfg.reps,
                 if busy { " (busy reader)" } else { " (no reader)" },
@@ -331,11 +343,13 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
                 SHARERS,
                 cfg.w4_k,
                 t4,
-                t4 / t1
+                t4 / t1,
+                gps_per_call
             );
             t1s[i].push(t1);
             t4s[i].push(t4);
             share[i].push(t4 / t1);
+            per_call[i].push(gps_per_call);
         }
     }
     let ours_only = |v: Vec<f64>| PerSystem { ours: v, ..PerSystem::default() };
@@ -405,10 +419,12 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
     let [t1_idle, t1_busy] = t1s;
     let [t4_idle, t4_busy] = t4s;
     let [share_idle, share_busy] = share;
+    let [per_call_idle, per_call_busy] = per_call;
     let k = cfg.w4_k;
-    for (label, t1, t4, share) in
-        [("no reader", t1_idle, t4_idle, share_idle), ("busy reader", t1_busy, t4_busy, share_busy)]
-    {
+    for (label, t1, t4, share, per_call) in [
+        ("no reader", t1_idle, t4_idle, share_idle, per_call_idle),
+        ("busy reader", t1_busy, t4_busy, share_busy, per_call_busy),
+    ] {
         rows.push(row(
             &format!("sharing, {label}: 1 thread x {k} synchronize_rcu (ms)"),
             "ms",
@@ -430,6 +446,12 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
             )
             .target(Target::AtMost(1.5)),
         );
+        rows.push(row(
+            &format!("GP sharing, {label}: grace periods per call, {SHARERS} threads"),
+            "GP/call",
+            Better::Lower,
+            per_call,
+        ));
     }
 }
 
