@@ -71,9 +71,10 @@ const MAX_EVENT_WAIT: Duration = Duration::from_millis(100);
 /// yield before starting one (`GracePeriods::gather_sharers`). A yield costs scheduler round
 /// trips (microseconds), so it pays only for grace periods dearer than those. On the 2-CPU
 /// machine of docs/performance.md, 4 looping callers' grace periods cost about 15 us beside
-/// a busy reader (where yielding cut their time by 2.4x) and 2-3 us with no reader, where
-/// yielding never paid: yielding whatever the cost took 28-33 ms for their 8000 calls
-/// against 16-42 ms without in the same runs, and with this bound 12-13 ms against 10-24.
+/// a busy reader (one membarrier IPI; yielding cut their time by 2.4x), while with no reader
+/// their calls took 1.3-5 us each, grace period included, and yielding never paid:
+/// yielding whatever the cost took 28-33 ms for their 8000 calls against 16-42 ms without in
+/// the same runs, and with this bound 12-13 ms against 10-24.
 const GATHER_WORTH_NS: u64 = 5_000;
 
 /// A domain's grace-period machinery.
