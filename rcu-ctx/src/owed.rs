@@ -6,8 +6,8 @@
 //! another thread, every later allocation takes a cache line from that thread's CPU, and the
 //! frees wait for that thread to be scheduled). The runtime records the debt with [`owe`]
 //! (allocator work) or [`owe_reclaim`] (reclaim work: running ready callbacks or drops), a
-//! thread-local store: no allocation, no lock, async-signal-safe. When the thread next opens
-//! a scope ([`Context::atomic`](crate::Context::atomic) or
+//! thread-local bit set by one atomic OR: no allocation, no lock, async-signal-safe. When
+//! the thread next opens a scope ([`Context::atomic`](crate::Context::atomic) or
 //! [`MaySleep::no_reclaim`](crate::MaySleep::no_reclaim)) from a token that may do the work,
 //! the scope first calls the process's payer ([`set_payer`]), while the thread is still in
 //! that token's context: a `Sleepable` token pays both kinds ([`Payment::Reclaim`]), a
@@ -53,8 +53,7 @@
 //! assert_eq!(RECLAIMED.load(Ordering::Relaxed), 1);
 //! ```
 
-use core::cell::Cell;
-use core::sync::atomic::{AtomicPtr, Ordering};
+use core::sync::atomic::{AtomicPtr, AtomicU8, Ordering};
 
 use crate::kind::ContextKind;
 
@@ -74,8 +73,11 @@ const RECLAIM: u8 = 2;
 
 thread_local! {
     /// The kinds of work this thread owes (`ALLOCATOR`, `RECLAIM`). `const`, no destructor:
-    /// usable from a signal handler and from other thread-locals' destructors.
-    static OWED: Cell<u8> = const { Cell::new(0) };
+    /// usable from a signal handler and from other thread-locals' destructors. Atomic only
+    /// so that its read-modify-writes are single instructions a signal handler on this
+    /// thread cannot split: a plain read then write could overwrite a debt the handler
+    /// recorded in between. All Relaxed: only this thread (and its handlers) touch it.
+    static OWED: AtomicU8 = const { AtomicU8::new(0) };
 }
 
 /// The process's payer, a `fn(Payment)` cast to a pointer; null until set.
@@ -97,23 +99,26 @@ pub fn set_payer(payer: fn(Payment)) -> Result<(), fn(Payment)> {
 }
 
 /// Records that this thread owes allocator work, paid when it next opens a scope from a
-/// token that may allocate. A thread-local store: any context may call it.
+/// token that may allocate. One atomic OR on a thread-local: any context may call it.
 #[inline]
 pub fn owe() {
-    OWED.with(|o| o.set(o.get() | ALLOCATOR));
+    // Relaxed: see `OWED`.
+    OWED.with(|o| o.fetch_or(ALLOCATOR, Ordering::Relaxed));
 }
 
 /// Records that this thread owes reclaim work, paid when it next opens a scope from a token
-/// that may reclaim (`Sleepable`). A thread-local store: any context may call it.
+/// that may reclaim (`Sleepable`). One atomic OR on a thread-local: any context may call it.
 #[inline]
 pub fn owe_reclaim() {
-    OWED.with(|o| o.set(o.get() | RECLAIM));
+    // Relaxed: see `OWED`.
+    OWED.with(|o| o.fetch_or(RECLAIM, Ordering::Relaxed));
 }
 
 /// True if this thread owes work not yet paid.
 #[inline]
 pub fn is_owed() -> bool {
-    OWED.with(Cell::get) != 0
+    // Relaxed: see `OWED`.
+    OWED.with(|o| o.load(Ordering::Relaxed)) != 0
 }
 
 /// Pays what this thread owes and a scope opened from a token of kind `opener` may pay.
@@ -126,7 +131,8 @@ pub(crate) fn pay(opener: ContextKind) {
         ContextKind::NoReclaim => ALLOCATOR,
         ContextKind::Atomic => return,
     };
-    if OWED.with(Cell::get) & payable != 0 {
+    // Relaxed: see `OWED`.
+    if OWED.with(|o| o.load(Ordering::Relaxed)) & payable != 0 {
         pay_now(opener);
     }
 }
@@ -149,13 +155,12 @@ fn pay_now(opener: ContextKind) {
         Payment::Reclaim => ALLOCATOR | RECLAIM,
         Payment::Allocator => ALLOCATOR,
     };
-    let owed = OWED.with(Cell::get);
+    // Cleared before the call, in one step with the read: a debt recorded while paying (by
+    // a signal handler) is paid by a later scope, not lost. Relaxed: see `OWED`.
+    let owed = OWED.with(|o| o.fetch_and(!paid, Ordering::Relaxed));
     if owed & paid == 0 {
         return;
     }
-    // Cleared before the call: a debt recorded while paying (by a signal handler) is paid
-    // by a later scope, not lost.
-    OWED.with(|o| o.set(owed & !paid));
     // Acquire: pairs with the AcqRel in `set_payer`.
     let payer = PAYER.load(Ordering::Acquire);
     if !payer.is_null() {
