@@ -25,9 +25,17 @@ use crate::staging::{Bracket, Staging};
 use crate::state::{DomainState, GLOBAL_STATE};
 
 /// The longest a scope's opening waits for the grace period of its thread's parked blocks
-/// (`deferred_backpressure`): in rcuscale W3 (a busy reader) a grace period takes
-/// microseconds to a few milliseconds.
-const BACKPRESSURE_LIMIT: Duration = Duration::from_millis(10);
+/// when every parking slot is taken (`bounded_backpressure`): the thread asked for no wait
+/// there. In rcuscale W3 (a busy reader) a grace period takes microseconds to a few
+/// milliseconds.
+const OPENING_BACKPRESSURE_LIMIT: Duration = Duration::from_millis(10);
+
+/// The same for a `Sleepable` free, whose own flood fills the slots. Longer: giving up sends
+/// the flood's blocks to the worker, so memory then grows up to the budget. rcuscale W3
+/// `Sleepable` (`--child w3:sleepable:2`, 5 runs each) beside 2 CPU hogs peaked at 80 MiB in
+/// 2 runs with a 10 ms bound, at 37 MiB in 1 run with this one, and at 4.2-4.7 MiB in all
+/// runs when the wait had no bound; on an idle machine all three stay at 4.2-4.6 MiB.
+const FREE_BACKPRESSURE_LIMIT: Duration = Duration::from_millis(100);
 
 /// What a staging attempt needs besides the entry.
 struct StageRequest {
@@ -103,11 +111,9 @@ impl DomainState {
                     // Every parking slot holds a block waiting for its grace period: wait
                     // for the oldest (backpressure, a reclaim action) rather than hand new
                     // blocks to the worker, whose frees on another thread cost the caller
-                    // its allocator's warm memory.
-                    if !self.gp.seq.is_completed(oldest) {
-                        self.queues.alloc.note_backpressure();
-                        self.wait_for(oldest, Urgency::Normal);
-                    }
+                    // its allocator's warm memory. Bounded: under budget a free must not
+                    // wait for a reader for ever (the budget's own wait bounds a flood).
+                    self.bounded_backpressure(staging, oldest, FREE_BACKPRESSURE_LIMIT);
                 }
             }
             // Seal and reclaim inside one bracket: a block in transit between `current`
@@ -298,7 +304,7 @@ impl DomainState {
     pub(crate) fn pay_owed(&self, staging: &Staging, payment: Payment) {
         if payment == Payment::Reclaim {
             if let Some(oldest) = staging.parked_full() {
-                self.deferred_backpressure(staging, oldest);
+                self.bounded_backpressure(staging, oldest, OPENING_BACKPRESSURE_LIMIT);
             }
         }
         let spare = {
@@ -320,14 +326,15 @@ impl DomainState {
     }
 
     /// Every parking slot of `staging` is taken, the oldest waiting for grace period
-    /// `oldest`, so what the thread seals from now on goes to the worker: the backpressure a
-    /// `Sleepable` free applies (`stage_slow`), deferred from the scopes that could not wait
-    /// to a scope's opening from a `Sleepable` token, which may. Bounded, unlike
-    /// `stage_slow`'s: the thread asked for none of it in this call, and a grace period held
-    /// for ever (a leaked guard, DESIGN §5.1) must not stop every later opening. It waits up
-    /// to `BACKPRESSURE_LIMIT`, moving the grace period forward itself; if that grace period
-    /// still runs, it gives up and waits no more until that grace period has completed.
-    fn deferred_backpressure(&self, staging: &Staging, oldest: u64) {
+    /// `oldest`, so what the thread seals from now on would go to the worker: waits for that
+    /// grace period instead (backpressure), in a `Sleepable` free (`stage_slow`) or in a
+    /// scope's opening from a `Sleepable` token, which pays for the scopes that could not
+    /// wait (`pay_owed`). Bounded: under budget nothing obliges a free to wait, and a grace
+    /// period held for ever (a leaked guard, DESIGN §5.1, or a reader that waits for this
+    /// thread) must not stop the thread. It waits up to `limit`, moving the grace period
+    /// forward itself; if that grace period still runs, it gives up (the block sealed next
+    /// goes to the worker) and waits no more until that grace period has completed.
+    fn bounded_backpressure(&self, staging: &Staging, oldest: u64, limit: Duration) {
         let seq = &self.gp.seq;
         let gave_up_on = staging.gave_up_on();
         if seq.is_completed(oldest) || (gave_up_on != 0 && !seq.is_completed(gave_up_on)) {
@@ -337,7 +344,7 @@ impl DomainState {
         let start = Instant::now();
         let mut nap = Duration::from_micros(1);
         while !self.advance_grace_period(oldest) {
-            if start.elapsed() >= BACKPRESSURE_LIMIT {
+            if start.elapsed() >= limit {
                 staging.give_up_on(oldest);
                 return;
             }

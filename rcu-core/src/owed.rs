@@ -9,7 +9,7 @@
 //!   a scope from its `Sleepable` token: typically the `ctx.atomic()` or `ctx.no_reclaim()`
 //!   around its next free. If every parking slot is taken, that opening first waits (at most
 //!   10 ms) for the oldest one's grace period: the backpressure the restricted scope could
-//!   not apply (`enqueue::deferred_backpressure`).
+//!   not apply (`enqueue::bounded_backpressure`).
 //!
 //! The frees then run, and their memory goes back to the allocator, on the thread that
 //! allocates again, instead of every later allocation taking a cache line from the worker's

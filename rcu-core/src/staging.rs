@@ -85,7 +85,7 @@ pub struct Staging {
     /// Items this slot's owners queued (owner-written, plain load and store).
     queued: AtomicU64,
     /// The grace period the owner last gave up waiting for as backpressure (see
-    /// `DomainState::deferred_backpressure`), 0 for none (owner-only, plain load and store).
+    /// `DomainState::bounded_backpressure`), 0 for none (owner-only, plain load and store).
     gave_up_on: AtomicU64,
 }
 

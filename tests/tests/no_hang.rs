@@ -407,3 +407,33 @@ fn the_panic_of_a_refused_call_points_at_the_caller() {
     });
     assert!(file.ends_with("no_hang.rs"), "{file}");
 }
+
+/// A `Sleepable` free with every parking slot taken waits for the oldest parked block's
+/// grace period (backpressure), but not for ever: here that grace period waits for a reader
+/// that leaves only once the frees have returned (the helper reader of `reclaim_model.rs`,
+/// which hung a CI run this way). Under budget the frees must return, their blocks handed to
+/// the worker, and nothing may be freed while the reader is inside.
+#[test]
+fn sleepable_frees_with_every_parking_slot_taken_do_not_wait_for_a_reader_that_waits_for_them() {
+    const FREES: usize = 2_000; // small blocks: dozens of blocks, far more than the slots
+    let domain = Arc::new(Domain::new(
+        DomainConfig::new().name("parked-full").alloc(AllocConfig::new().small_blocks()),
+    ));
+    let log = DropLog::new(FREES);
+    let mut reader = ReaderThread::spawn(domain.clone(), "parked-reader");
+    reader.enter();
+    let frees = Pending::spawn("parked-frees", {
+        let domain = domain.clone();
+        move || {
+            let ctx = Sleepable::enter();
+            for _ in 0..FREES {
+                domain.kvfree_rcu(&ctx, Rcu::boxed(log.track()));
+            }
+        }
+    });
+    frees.join("Sleepable frees while a reader that waits for them is inside");
+    assert_eq!(log.freed(), 0, "freed while the reader was inside");
+    reader.exit();
+    domain.rcu_barrier(&Sleepable::enter());
+    log.assert_all_freed_once();
+}
