@@ -1,8 +1,9 @@
 //! Domains: independent sets of readers and grace periods. `Domain::global()` is the one most
 //! code uses (it has the fastest read path); `Domain::new` makes an isolated one.
 
+use core::mem::ManuallyDrop;
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -190,7 +191,9 @@ impl Default for DomainConfig {
     }
 }
 
-static NEXT_DOMAIN_ID: AtomicU32 = AtomicU32::new(1);
+/// Domain ids: a cookie carries its domain's id, so ids are never reused. At one creation per
+/// nanosecond, 2^64 ids last 584 years.
+static NEXT_DOMAIN_ID: AtomicU64 = AtomicU64::new(1);
 
 static GLOBAL: Domain = Domain { state: DomainRef::Global(&GLOBAL_STATE), _pool_shrinker: None };
 
@@ -209,7 +212,10 @@ impl DomainRef {
     ///
     /// # Panics
     /// When the thread's real state forbids what the token claims (`rcu_ctx::enforce`):
-    /// checked in every build, so a second root cannot carry `call` past a scope.
+    /// checked in every build, so a second root cannot carry `call` past a scope. Callers
+    /// that were handed a value to retire hold it in a `ManuallyDrop` across this call: a
+    /// refusal leaks it, since the caller may have unpublished it and dropping it while
+    /// unwinding would free what a reader still holds (a use-after-free).
     #[track_caller]
     #[inline]
     pub(crate) fn prepare<C: Context>(&self, ctx: &C, call: &'static str) -> Option<&Slot> {
@@ -294,7 +300,7 @@ impl Domain {
     ///
     /// # Panics
     /// If the system refuses a thread for the domain's worker (the half-built domain is
-    /// unregistered again while unwinding), or after 2^32 domains.
+    /// unregistered again while unwinding).
     ///
     /// ```
     /// use rcu_core::{Domain, DomainConfig};
@@ -310,11 +316,6 @@ impl Domain {
         config.validate()?;
         // Relaxed: a unique id is all that is needed.
         let id = NEXT_DOMAIN_ID.fetch_add(1, Ordering::Relaxed);
-        assert!(
-            id != 0,
-            "rcu-core: domain ids exhausted (2^32 domains created): create domains once and \
-             share them instead of making one per operation"
-        );
         let DomainConfig { name, stall_timeout, expedited, alloc, batch_delay } = config;
         let queues = Queues::new(alloc, batch_delay);
         let state = Arc::new(DomainState::new(id, name, stall_timeout, expedited, queues));
@@ -675,6 +676,12 @@ impl Domain {
     /// takes a lock, and is safe to call from a signal handler (see
     /// [`Domain::register_current_thread`]).
     ///
+    /// # Panics
+    /// When `ctx` claims more than the calling thread may do (a `Sleepable` or `NoReclaim`
+    /// token used inside a read section or a scope it did not come from: checked in every
+    /// build). `obj` is then leaked, never dropped: the caller may have unpublished it
+    /// already, and a reader may still hold it.
+    ///
     /// ```
     /// use rcu_core::prelude::*;
     /// use rcu_core::{Domain, Rcu};
@@ -693,12 +700,20 @@ impl Domain {
         obj: Box<Rcu<T>>,
         f: Callback<T>,
     ) {
+        let obj = ManuallyDrop::new(obj);
         let slot = self.prepare(ctx, "call_rcu");
+        let obj = ManuallyDrop::into_inner(obj);
         self.state().defer_headed::<C>(slot, deferred::callback_entry(obj, f));
     }
 
     /// Queues the closure `f` to run after a grace period. Boxing the closure allocates, so
     /// this needs a token that may allocate; with `Atomic`, use [`Domain::call_rcu`].
+    ///
+    /// # Panics
+    /// When `ctx` claims more than the calling thread may do (a `Sleepable` or `NoReclaim`
+    /// token used inside a read section or a scope it did not come from: checked in every
+    /// build). `f` is then leaked, never dropped: the caller may have unpublished it
+    /// already, and a reader may still hold it.
     ///
     /// ```
     /// use std::sync::atomic::{AtomicBool, Ordering};
@@ -717,13 +732,21 @@ impl Domain {
     where
         F: FnOnce(&Atomic<'_>) + Send + 'static,
     {
+        let f = ManuallyDrop::new(f);
         let slot = self.prepare(ctx, "call_rcu_fn");
+        let f = ManuallyDrop::into_inner(f);
         self.state().defer_headed::<C>(slot, deferred::closure_entry(f));
     }
 
     /// Drops `obj` after a grace period. Works with every token and never fails; under
     /// `Atomic` never allocates, blocks or takes a lock. Frees are batched in blocks and run
     /// in bulk on the worker.
+    ///
+    /// # Panics
+    /// When `ctx` claims more than the calling thread may do (a `Sleepable` or `NoReclaim`
+    /// token used inside a read section or a scope it did not come from: checked in every
+    /// build). `obj` is then leaked, never dropped: the caller may have unpublished it
+    /// already, and a reader may still hold it.
     ///
     /// ```
     /// use rcu_core::prelude::*;
@@ -733,13 +756,21 @@ impl Domain {
     /// ```
     #[track_caller]
     pub fn kvfree_rcu<C: Context, T: Send + 'static>(&self, ctx: &C, obj: Box<Rcu<T>>) {
+        let obj = ManuallyDrop::new(obj);
         let slot = self.prepare(ctx, "kvfree_rcu");
+        let obj = ManuallyDrop::into_inner(obj);
         self.state().defer_headed::<C>(slot, deferred::free_entry(obj));
     }
 
     /// Drops any boxed `obj` after a grace period. Without an embedded head it needs a
     /// block; when none can be had it waits for a grace period and drops `obj` inline, so it
     /// needs a token that may sleep (the kernel's `kvfree_rcu_mightsleep`).
+    ///
+    /// # Panics
+    /// When `ctx` claims more than the calling thread may do (a `Sleepable` or `NoReclaim`
+    /// token used inside a read section or a scope it did not come from: checked in every
+    /// build). `obj` is then leaked, never dropped: the caller may have unpublished it
+    /// already, and a reader may still hold it.
     ///
     /// ```
     /// use rcu_core::prelude::*;
@@ -748,8 +779,9 @@ impl Domain {
     /// ```
     #[track_caller]
     pub fn kvfree_rcu_mightsleep<C: MaySleep, T: Send + 'static>(&self, ctx: &C, obj: Box<T>) {
+        let obj = ManuallyDrop::new(obj);
         let slot = self.prepare(ctx, "kvfree_rcu_mightsleep");
-        let (entry, bytes) = deferred::headless_entry(obj);
+        let (entry, bytes) = deferred::headless_entry(ManuallyDrop::into_inner(obj));
         if let Err(entry) = self.state().defer_headless::<C>(slot, entry, bytes) {
             self.state().synchronize();
             // SAFETY: the entry was made from `Box<T>` by `headless_entry` and was not

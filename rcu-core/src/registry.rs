@@ -173,6 +173,24 @@ impl Registry {
         self.registered.fetch_sub(1, Ordering::Relaxed);
     }
 
+    /// True if a slot claimed by the calling thread is inside a read section: a wait for a
+    /// grace period of this domain would then wait for itself for ever. One pass over the
+    /// slots (a grace period makes the same pass), by owner identity, so it needs neither
+    /// the thread's registration lists nor its context state: the last check before a wait,
+    /// whatever was smuggled past the others. Abandoned slots are skipped (their owner
+    /// exited; a later thread may reuse its thread-local's address).
+    pub(crate) fn caller_in_section(&self) -> bool {
+        let me = current_owner_mark();
+        self.iter().any(|slot| {
+            // Relaxed (all): `in_use` and `owner_mark` were set by this thread if they name
+            // it (a slot is claimed by the thread it names); the depth is this thread's own.
+            slot.in_use.load(Ordering::Relaxed)
+                && !slot.is_abandoned()
+                && slot.owner_mark.load(Ordering::Relaxed) == me
+                && slot.word.depth() != 0
+        })
+    }
+
     /// Every slot, in use or not.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Slot> {
         // Acquire: pairs with the Release CAS in `claim` that published the node.

@@ -37,7 +37,7 @@ use crate::worker::Worker;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct GpCookie {
     seq: u64,
-    domain: u32,
+    domain: u64,
 }
 
 impl GpCookie {
@@ -58,7 +58,8 @@ impl GpCookie {
 /// reaches it without indirection); others' in an `Arc`.
 #[derive(Debug)]
 pub(crate) struct DomainState {
-    pub(crate) id: u32,
+    /// Unique for the life of the process (a `u64` counter: never wraps).
+    pub(crate) id: u64,
     name: Cow<'static, str>,
     pub(crate) gp: GracePeriods,
     pub(crate) readers: Registry,
@@ -118,7 +119,7 @@ impl Shrinker for GlobalPoolShrinker {
 impl DomainState {
     /// Takes the configuration in parts: a `const fn` cannot drop a `DomainConfig`.
     pub(crate) const fn new(
-        id: u32,
+        id: u64,
         name: Cow<'static, str>,
         stall_timeout: Duration,
         expedited: bool,
@@ -188,7 +189,24 @@ impl DomainState {
     /// Waits for grace period `cookie`. Caller: a thread that may sleep, outside any read
     /// section of this domain (the public calls check it, `rcu_ctx::enforce` in every build
     /// and `reader::assert_outside_section`), after `process::init`.
+    ///
+    /// # Panics
+    /// Inside a read section of this domain, whatever the callers checked before: every
+    /// internal wait (backpressure, a headless free's fallback) ends here, and waiting would
+    /// never end.
+    #[track_caller]
     pub(crate) fn wait_for(&self, cookie: u64, urgency: Urgency) {
+        if !self.gp.seq.is_completed(cookie) && self.readers.caller_in_section() {
+            panic!(
+                "rcu-core: a wait for a grace period of domain '{}' on a thread inside one of \
+                 its read sections would wait for itself forever (rule: nothing waits for a \
+                 grace period inside a read section of the same domain). A token that claims \
+                 more than the thread may do reached a call that waits (a smuggled root \
+                 Sleepable, or one whose checks were defeated). Fix: end the read section \
+                 first, or use a call that never waits (kvfree_rcu with the section's token)",
+                self.name()
+            );
+        }
         let _counted = self.counters.waiting();
         self.gp.wait_until_completed(self, cookie, urgency);
     }
