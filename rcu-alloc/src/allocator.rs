@@ -165,8 +165,9 @@ impl BlockAllocator {
                     Counters::add(&self.counters.alloc_failures_real, 1);
                 }
                 BlockSource::Shrinkers => {
-                    let (_, calls) = shrinker::shrink_all();
+                    let (_, calls, panics) = shrinker::shrink_all();
                     Counters::add(&self.counters.shrinker_calls, calls);
+                    Counters::add(&self.counters.shrinker_panics, panics);
                     if let Some(block) = self.allocate() {
                         return Some(block);
                     }

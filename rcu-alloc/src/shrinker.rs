@@ -8,6 +8,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
+use rcu_sys::contain::contain;
 use rcu_sys::ForkLock;
 
 /// A cache that can release memory on request.
@@ -162,20 +163,44 @@ impl Drop for ShrinkerHandle {
 }
 
 /// A real allocation failure: memory is short, so every registered shrinker is asked to free
-/// everything it counts (the runtime's own pools included). Returns the objects freed and
-/// the shrinkers called. Only the `Reclaim` policy calls this.
-pub(crate) fn shrink_all() -> (usize, u64) {
+/// everything it counts (the runtime's own pools included). Returns the objects freed, the
+/// shrinkers called and the shrinker calls that panicked. Only the `Reclaim` policy calls
+/// this.
+///
+/// A shrinker is user code run on behalf of whoever needed a block: a panic in its `count`,
+/// its `scan` or its drop (our clone may be its last reference) is contained and reported,
+/// and the others are still asked (DESIGN §5.1).
+pub(crate) fn shrink_all() -> (usize, u64, u64) {
     // Clone the list out: a shrinker may take its own locks, or (un)register others.
     let shrinkers: Vec<Arc<dyn Shrinker>> =
         SHRINKERS.with(|list| list.iter().map(|(_, s)| s.clone()).collect());
     let mut freed = 0;
     let mut calls = 0;
+    let mut panics = 0;
     for s in shrinkers {
-        let count = s.count();
-        if count > 0 {
-            calls += 1;
-            freed += s.scan(count);
+        let asked = contain(|| {
+            let count = s.count();
+            (count > 0).then(|| s.scan(count))
+        });
+        match asked {
+            Some(Some(n)) => {
+                calls += 1;
+                freed += n;
+            }
+            Some(None) => {}
+            None => {
+                calls += 1;
+                panics += 1;
+            }
         }
+        panics += u64::from(contain(move || drop(s)).is_none());
     }
-    (freed, calls)
+    if panics != 0 {
+        rcu_sys::stderr::report_line(&format!(
+            "rcu-alloc: {panics} shrinker call(s) panicked (see the message above); the other \
+             shrinkers were still asked. Rule: a shrinker's count, scan and drop must not panic \
+             (they run on whichever thread needed memory). Fix: handle failures inside it"
+        ));
+    }
+    (freed, calls, panics)
 }

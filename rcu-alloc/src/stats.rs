@@ -87,6 +87,9 @@ pub struct AllocStats {
     pub backpressure_waits: u64,
     /// Shrinker `scan` calls made.
     pub shrinker_calls: u64,
+    /// Shrinker calls (`count` or `scan`) that panicked: contained, reported on stderr, and
+    /// counted as having freed nothing; the allocation goes on.
+    pub shrinker_panics: u64,
     /// Times the refill worker topped the pool up.
     pub refills: u64,
 }
@@ -140,6 +143,7 @@ pub(crate) struct Counters {
     fallbacks: [[AtomicU64; 4]; 3],
     pub(crate) backpressure_waits: AtomicU64,
     pub(crate) shrinker_calls: AtomicU64,
+    pub(crate) shrinker_panics: AtomicU64,
     pub(crate) refills: AtomicU64,
 }
 
@@ -155,6 +159,7 @@ impl Counters {
             fallbacks: [const { [const { AtomicU64::new(0) }; 4] }; 3],
             backpressure_waits: AtomicU64::new(0),
             shrinker_calls: AtomicU64::new(0),
+            shrinker_panics: AtomicU64::new(0),
             refills: AtomicU64::new(0),
         }
     }
@@ -191,6 +196,7 @@ impl Counters {
             fallbacks,
             backpressure_waits: get(&self.backpressure_waits),
             shrinker_calls: get(&self.shrinker_calls),
+            shrinker_panics: get(&self.shrinker_panics),
             refills: get(&self.refills),
         }
     }

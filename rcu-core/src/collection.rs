@@ -16,8 +16,10 @@ use rcu_ctx::Atomic;
 use crate::head::RcuHead;
 use crate::queues::{run_deallocations, Batch, RunCount};
 use crate::registry::Slot;
-use crate::staging::{Staging, GIVEN_BACK};
+use crate::staging::Staging;
+use crate::stall::{StallCause, StallClock, StallReport};
 use crate::state::DomainState;
+use crate::stats::Counters;
 
 /// Defensive bound on one wait for the worker; see `grace_period::MAX_EVENT_WAIT`.
 const MAX_DRAIN_WAIT: Duration = Duration::from_millis(100);
@@ -65,36 +67,103 @@ impl DomainState {
     /// The end of a barrier, once its generation has run: every item queued before the
     /// barrier was dropped by a batch up to that generation, but its deallocation may have
     /// been given back to the thread that queued it (`run_batch`). Takes every slot's
-    /// given-back list and runs those deallocations here (the caller may reclaim), then waits
-    /// for owners still finishing a list they took first.
+    /// given-back list and runs those deallocations here (the caller may reclaim), waiting
+    /// for whoever took a list first to finish it.
     ///
-    /// Nothing is missed: the batches up to the barrier's generation gave their blocks back
+    /// Nothing is missed. The batches up to the barrier's generation gave their blocks back
     /// before that generation was published (Release in `finish_generation`), which the
-    /// barrier acquired, so each of those pushes precedes this thread's swap of the list. An
-    /// owner takes its list with an AcqRel swap inside a bracket; if that swap precedes ours
-    /// in the list's modification order, ours reads it or a later push (an RMW, which carries
-    /// on its release sequence), so it synchronizes with it and the owner's opening of the
-    /// bracket happens before our wait, which therefore waits for the bracket to close.
+    /// barrier acquired, so each of those pushes precedes this thread's swap of the list in
+    /// its modification order. A block pushed there is then, at our swap, either still on the
+    /// list (ours), or was taken by an earlier swap:
+    /// - the owner's, inside a bracket (finishing it at a block boundary or a scope's
+    ///   opening, or handing over at exit): our AcqRel swap reads that swap or a later push
+    ///   (an RMW, which continues its release sequence), so the owner's opening of the
+    ///   bracket happens-before our `wait_quiescent`, which waits for it to close;
+    /// - another stranger's (the worker finishing an idle owner's list, another barrier):
+    ///   strangers swap only while holding the slot's strangers' right, so that one held it
+    ///   before us and gave it back only after finishing, with a Release that our Acquire
+    ///   of the right reads.
+    ///
+    /// Callers: a barrier's caller, which may reclaim, outside any bracket of its own thread
+    /// (`Domain::rcu_barrier` refuses a call from a signal handler that interrupted one).
+    ///
+    /// Publishes, in `given_back_finished`, the generation that had run when it began: its
+    /// batches' deallocations are all done once it returns (async barriers wait for that).
     pub(crate) fn finish_given_back(&self) {
+        // Acquire: pairs with the Release in `finish_generation` (see above).
+        let upto = self.queues.completed_generation.load(Ordering::Acquire);
         // SAFETY: (1) dropped before this function returns; (2) no scope is opened meanwhile
-        // on this thread (the entries only deallocate).
+        // on this thread (the entries only deallocate). It also makes a signal handler that
+        // interrupts us here unable to wait for a barrier (whose strangers' right we hold).
         let ctx = unsafe { Atomic::assume() };
-        let own = crate::reader::current_slot(self);
+        let mut watch = BracketWatch::new(self);
         for slot in self.readers.iter() {
-            let mut returned = Vec::new();
-            slot.staging.steal_returned(&mut returned);
-            for block in returned {
-                run_deallocations(block, &ctx);
-                // SAFETY: (1) every block this domain handles came from its allocator; (2) ours,
-                // as above; (3) emptied above.
-                unsafe { self.queues.alloc.put(block) };
-            }
-            // Not our own slot: if its bracket is open, this barrier runs in a signal handler
-            // that interrupted it, and the bracket cannot close before we return.
-            if !own.is_some_and(|own| core::ptr::eq(own, slot)) {
-                slot.staging.wait_quiescent();
-            }
+            let staging = &*slot.staging;
+            staging.finish_returned_as_stranger(
+                true,
+                |elapsed| watch.waited(staging, elapsed),
+                |block| self.finish_deallocations(block, &ctx),
+            );
+            staging.wait_quiescent(|elapsed| watch.waited(staging, elapsed));
         }
+        drop(ctx);
+        // Release: pairs with the Acquire in `given_back_finished`: the deallocations done
+        // above (and those we waited for) happen-before a reader of this value's return.
+        self.queues.given_back_finished.fetch_max(upto, Ordering::Release);
+    }
+
+    /// True once generation `g` has run and its batches' given-back deallocations are done.
+    pub(crate) fn given_back_finished(&self, g: u64) -> bool {
+        // Acquire: pairs with the Release in `finish_given_back`.
+        self.queues.given_back_finished.load(Ordering::Acquire) >= g
+    }
+
+    /// `rcu_barrier_async`: asks for a collection, as `rcu_barrier` does, and for the worker
+    /// to finish the given-back deallocations once it has run. Lock-free, allocation-free.
+    pub(crate) fn request_async_barrier(&self) -> u64 {
+        let g = self.request_collection();
+        // SeqCst: read by `async_barrier_needs_finishing` in the worker's loop and in its
+        // idle re-check; the wake below (its SeqCst fence, `Worker::wake_if`) makes that
+        // re-check see it, or wakes the worker.
+        self.queues.async_barrier_wanted.fetch_max(g, Ordering::SeqCst);
+        self.wake_worker();
+        g
+    }
+
+    /// Worker: true if an async barrier waits for a generation that has run but whose
+    /// given-back deallocations are not known to be done (the worker then finishes them).
+    pub(crate) fn async_barrier_needs_finishing(&self) -> bool {
+        let q = &self.queues;
+        // SeqCst: see `request_async_barrier`. Acquire (both): as in `given_back_finished`
+        // and `barrier`; a stale value only delays the finishing to the next loop.
+        let wanted = q.async_barrier_wanted.load(Ordering::SeqCst);
+        let finished = q.given_back_finished.load(Ordering::Acquire);
+        wanted > finished && q.completed_generation.load(Ordering::Acquire) > finished
+    }
+
+    /// Worker, at each full collection: finishes the given-back lists their owners left
+    /// (an idle thread's would otherwise keep its memory until it frees again). Skips a list
+    /// another stranger (a barrier's caller) is finishing.
+    fn finish_idle_given_back(&self) {
+        // SAFETY: (1) dropped before this function returns; (2) no scope is opened meanwhile
+        // (the entries only deallocate).
+        let ctx = unsafe { Atomic::assume() };
+        for slot in self.readers.iter() {
+            slot.staging.finish_returned_as_stranger(
+                false,
+                |_| {},
+                |block| self.finish_deallocations(block, &ctx),
+            );
+        }
+    }
+
+    /// Runs a given-back block's deallocations and returns the block. Caller: owns the
+    /// block, in a context that may call the allocator.
+    fn finish_deallocations(&self, block: NonNull<Block>, ctx: &Atomic<'_>) {
+        run_deallocations(block, ctx);
+        // SAFETY: (1) every block this domain handles came from its allocator; (2) the
+        // caller's, handed over; (3) emptied above.
+        unsafe { self.queues.alloc.put(block) };
     }
 
     /// Worker: collects everything queued so far into a batch. A collection that found
@@ -112,6 +181,7 @@ impl DomainState {
         // Relaxed: the hint is cleared before collecting; a racing `hurry` sets it again.
         r.expedite.store(false, Ordering::Relaxed);
         let mut blocks = Vec::new();
+        let mut watch = BracketWatch::new(self);
         Staging::collect(
             || self.readers.iter().map(|slot| &*slot.staging),
             &mut blocks,
@@ -122,7 +192,9 @@ impl DomainState {
                 unsafe { stolen.as_mut() }.set_tag(0);
                 r.alloc.budget().charge(r.block_charge(stolen));
             },
+            |staging, elapsed| watch.waited(staging, elapsed),
         );
+        self.finish_idle_given_back();
         let (heads, head_bytes) = self.swap_lists(&mut blocks);
         // Taken after the collection: the grace period it names begins after every item
         // in the batch was queued. An empty batch needs no grace period at all.
@@ -178,8 +250,8 @@ impl DomainState {
     ///
     /// A block sealed by a thread whose policy may call the allocator carries that thread's
     /// staging area in its tag: its deferred frees are dropped here and given back to it to
-    /// deallocate (`deferred::split`), so freed memory returns to the allocator's cache of the
-    /// thread that allocates, not the worker's. A barrier finishes what was given back and
+    /// deallocate (`deferred::run_keeping_dealloc`), so freed memory returns to the
+    /// allocator's cache of the thread that allocates, not the worker's. A barrier finishes what was given back and
     /// not yet finished (`finish_given_back`).
     pub(crate) fn run_batch(&self, batch: Batch, ctx: &Atomic<'_>) {
         let r = &self.queues;
@@ -187,14 +259,6 @@ impl DomainState {
         for block in batch.blocks {
             // SAFETY: the batch owns the block.
             let tag = unsafe { block.as_ref() }.tag();
-            if tag == GIVEN_BACK {
-                // Deallocations an owner did not get to: uncharged and already counted.
-                run_deallocations(block, ctx);
-                // SAFETY: (1) every block this domain handles came from its allocator; (2) the
-                // batch owned it and is consumed here; (3) drained by `deallocations`.
-                unsafe { r.alloc.put(block) };
-                continue;
-            }
             let owner = tag as *const Staging;
             if !owner.is_null() {
                 if run.block_keeping_deallocs(r, block, ctx) {
@@ -234,9 +298,13 @@ impl DomainState {
     /// dropped state nobody collects concurrently, and a dead owner's bracket may be stuck
     /// open (`open` gives `None`): the hand-over then needs none.
     pub(crate) fn adopt(&self, slot: &Slot) {
+        // SAFETY: (1) dropped before this function returns; (2) no scope is opened meanwhile
+        // (the entries only deallocate).
+        let ctx = unsafe { Atomic::assume() };
         slot.staging.hand_over(
             |current| self.queues.push_sealed(current),
             |parked| self.queues.push_sealed_charged(parked),
+            |returned| self.finish_deallocations(returned, &ctx),
         );
         let mut cache = ThreadCache::new();
         slot.staging.take_cache(&mut cache);
@@ -278,6 +346,56 @@ impl Drop for DomainState {
         crate::tracking::untrack(self as *const DomainState as *const ());
         for slot in self.readers.iter() {
             self.adopt(slot);
+        }
+    }
+}
+
+/// Reports a wait for a staging bracket that passes the domain's stall timeout, naming the
+/// thread (DESIGN §5.1: no wait spins without bound, and a long one is reported). A bracket
+/// never blocks, so such a wait means a signal handler that interrupted the thread there is
+/// blocking, or the thread is stopped.
+struct BracketWatch<'a> {
+    domain: &'a DomainState,
+    clock: StallClock,
+    /// The elapsed time last reported to `waited`: a smaller one starts a new wait.
+    last: Duration,
+}
+
+impl<'a> BracketWatch<'a> {
+    fn new(domain: &'a DomainState) -> Self {
+        BracketWatch {
+            domain,
+            clock: StallClock::new(domain.stall_timeout()),
+            last: Duration::ZERO,
+        }
+    }
+
+    /// Called after each nap of a wait for `staging`'s bracket (see `sync::wait_while`).
+    fn waited(&mut self, staging: &Staging, elapsed: Duration) {
+        if elapsed < self.last {
+            self.clock = StallClock::new(self.domain.stall_timeout());
+        }
+        self.last = elapsed;
+        if !self.clock.due(elapsed) {
+            return;
+        }
+        let d = self.domain;
+        let Some(slot) = d.readers.iter().find(|s| core::ptr::eq(&*s.staging, staging)) else {
+            return;
+        };
+        Counters::bump(&d.counters.stalls);
+        let panicked = d.stall_sink.report(&StallReport {
+            domain: d.name().to_owned(),
+            thread_name: slot.name(),
+            tid: slot.tid(),
+            blocked_for: elapsed,
+            gp_seq: d.gp.seq.started(),
+            pending_callbacks: d.callbacks_pending(),
+            leaked_guard: false,
+            cause: StallCause::StagingBracket,
+        });
+        if panicked {
+            Counters::bump(&d.counters.contained_panics);
         }
     }
 }

@@ -7,12 +7,14 @@
 //!
 //! A deferred free has two parts: dropping the value, which runs the value's own `Drop`
 //! code (code the caller may not own: a reclaim action), and deallocating its memory, a
-//! plain call to the global allocator. Its entry runs whole or one part at a time
-//! ([`split`]), so that the worker drops and the thread that queued it, when its policy may
-//! call the allocator, deallocates: the memory goes back to the allocator's cache of the
-//! thread that will allocate again, instead of crossing CPUs twice.
+//! plain call to the global allocator. Its entry runs whole, or, on the worker, with its
+//! deallocation kept as an entry of its own ([`run_keeping_dealloc`]), so that the worker
+//! drops and the thread that queued it, when its policy may call the allocator,
+//! deallocates: the memory goes back to the allocator's cache of the thread that will
+//! allocate again, instead of crossing CPUs twice.
 
-use core::panic::AssertUnwindSafe;
+use core::cell::Cell;
+use core::ptr;
 use std::alloc::Layout;
 
 use rcu_alloc::Entry;
@@ -40,54 +42,66 @@ use crate::head::{Rcu, RunFn};
 /// ```
 pub type Callback<T> = fn(Box<Rcu<T>>, &Atomic<'_>);
 
-/// Low bits of a deferred free's `obj` (every `Rcu<T>` is aligned to at least 8 bytes:
-/// its head holds pointers): `SPLITTABLE` marks an entry whose trampoline can run one part;
-/// `DROP_ONLY` and `DEALLOC_ONLY` ask for that part.
-const SPLITTABLE: usize = 0b001;
-const DROP_ONLY: usize = 0b010;
-const DEALLOC_ONLY: usize = 0b100;
-const PART_BITS: usize = 0b111;
-const _: () = assert!(core::mem::align_of::<Rcu<()>>() > PART_BITS);
+thread_local! {
+    /// The object whose deferred free [`run_keeping_dealloc`] asks to keep its deallocation
+    /// (null: none). Only that entry's own trampoline (`free_rcu_box`, called with this very
+    /// pointer) answers; every other entry runs whole, so no user pointer's bits are ever
+    /// read for meaning, whatever its layout (DESIGN §5.1).
+    static KEEP_DEALLOC_OF: Cell<*mut ()> = const { Cell::new(ptr::null_mut()) };
+    /// Where that trampoline leaves the deallocation it kept.
+    static KEPT_DEALLOC: Cell<Option<Entry>> = const { Cell::new(None) };
+}
 
-/// Frees a `Box<Rcu<T>>`, whole or one part (the bits of `obj`, see `SPLITTABLE`).
+/// Frees a `Box<Rcu<T>>`: drops the value and deallocates, or, if [`run_keeping_dealloc`]
+/// asked for it, drops the value and leaves its deallocation as an entry in `KEPT_DEALLOC`.
 ///
 /// # Safety
-/// 1. `obj`, without its low bits, came from `Box::<Rcu<T>>::into_raw` and is owned by the
-///    caller.
-/// 2. Parts run at most once each, the drop part before the deallocation part.
+/// 1. `obj` came from `Box::<Rcu<T>>::into_raw` and is owned by the caller.
 unsafe fn free_rcu_box<T>(obj: *mut (), _ctx: &Atomic<'_>) {
-    let part = obj as usize & PART_BITS;
-    let ptr = obj.wrapping_byte_sub(part).cast::<Rcu<T>>();
-    // Deallocates when dropped, so also when the value's drop panics (as `Box` does).
-    // (Made only when wanted: a `Dealloc` made and discarded would deallocate.)
-    let dealloc = (part & DROP_ONLY == 0).then(|| Dealloc(ptr.cast(), Layout::new::<Rcu<T>>()));
-    if part & DEALLOC_ONLY == 0 {
-        // SAFETY: (1) a live, owned value; (2) dropped once.
-        unsafe { core::ptr::drop_in_place(ptr) };
+    let ptr = obj.cast::<Rcu<T>>();
+    let keep = KEEP_DEALLOC_OF.with(|k| k.get() == obj);
+    if !keep {
+        // SAFETY: (1). Drops and deallocates (also when the value's drop unwinds).
+        drop(unsafe { Box::from_raw(ptr) });
+        return;
     }
-    drop(dealloc);
+    KEEP_DEALLOC_OF.with(|k| k.set(ptr::null_mut()));
+    // Recorded before the drop runs: if it unwinds, the memory is still deallocated once,
+    // later, as a `Box` would free it while unwinding.
+    KEPT_DEALLOC.with(|k| k.set(Some(Entry { obj, run: dealloc_rcu_box::<T> })));
+    // SAFETY: (1) a live, owned value, dropped once; its memory is released by the entry
+    // just recorded.
+    unsafe { ptr::drop_in_place(ptr) };
 }
 
-/// The deallocation part of a deferred free, run on drop.
-struct Dealloc(*mut u8, Layout);
-
-impl Drop for Dealloc {
-    #[inline]
-    fn drop(&mut self) {
-        // SAFETY: made by `free_rcu_box` only, with (1) an allocation of `Box` (the global
-        // allocator) with this layout, (2) whose value was dropped (or is unwinding from its
-        // drop) and whose only release this is.
-        unsafe { std::alloc::dealloc(self.0, self.1) };
-    }
-}
-
-/// Drops a `Box<T>` (headless).
+/// The deallocation part of a deferred free whose value was dropped (`free_rcu_box`).
 ///
 /// # Safety
-/// 1. `obj` came from `Box::<T>::into_raw` and is owned by the caller.
-unsafe fn drop_box<T>(obj: *mut (), _ctx: &Atomic<'_>) {
+/// 1. `obj` came from `Box::<Rcu<T>>::into_raw`; its value was dropped (or unwound from its
+///    drop) and this is the allocation's only release.
+unsafe fn dealloc_rcu_box<T>(obj: *mut (), _ctx: &Atomic<'_>) {
+    // SAFETY: (1) an allocation of `Box` (the global allocator) with this layout; `Rcu<T>`
+    // is never zero-sized (its head holds two words).
+    unsafe { std::alloc::dealloc(obj.cast(), Layout::new::<Rcu<T>>()) };
+}
+
+/// Drops a `Box<T>` (headless) whose pointer is thin (`T: Sized`, or a thin unsized type).
+///
+/// # Safety
+/// 1. `obj` is the pointer `Box::<T>::into_raw` gave, with its metadata (of size zero)
+///    dropped, and is owned by the caller.
+unsafe fn drop_box<T: ?Sized>(obj: *mut (), _ctx: &Atomic<'_>) {
+    assert!(is_thin::<T>(), "rcu-core internal error: drop_box of a fat pointer");
+    // SAFETY: `*mut T` is a thin pointer (checked above), so it has the layout of `*mut ()`
+    // and `obj` is its value; (1).
+    let raw = unsafe { ptr::read((&obj as *const *mut ()).cast::<*mut T>()) };
     // SAFETY: (1).
-    drop(unsafe { Box::from_raw(obj.cast::<T>()) });
+    drop(unsafe { Box::from_raw(raw) });
+}
+
+/// True if a `*mut T` is one word (no metadata).
+const fn is_thin<T: ?Sized>() -> bool {
+    core::mem::size_of::<*mut T>() == core::mem::size_of::<*mut ()>()
 }
 
 /// Calls a boxed closure.
@@ -107,18 +121,11 @@ pub(crate) struct Headed {
     pub(crate) obj: *mut Rcu<()>,
     pub(crate) run: RunFn,
     pub(crate) bytes: usize,
-    /// A deferred free, whose parts can run on different threads (see `split`).
-    splittable: bool,
 }
 
 impl Headed {
     pub(crate) fn entry(&self) -> Entry {
-        let obj = if self.splittable {
-            self.obj.cast::<()>().wrapping_byte_add(SPLITTABLE)
-        } else {
-            self.obj.cast()
-        };
-        Entry { obj, run: self.run }
+        Entry { obj: self.obj.cast(), run: self.run }
     }
 }
 
@@ -128,7 +135,6 @@ pub(crate) fn free_entry<T: Send + 'static>(obj: Box<Rcu<T>>) -> Headed {
         obj: Box::into_raw(obj).cast(),
         run: free_rcu_box::<T>,
         bytes: core::mem::size_of::<Rcu<T>>(),
-        splittable: true,
     }
 }
 
@@ -140,12 +146,7 @@ pub(crate) fn callback_entry<T: Send + 'static>(obj: Box<Rcu<T>>, f: Callback<T>
     // ABI-compatible with each other). The entry is only ever called with the pointer
     // `Box::into_raw` gave below, so `f` receives exactly the box it was queued with.
     let run = unsafe { core::mem::transmute::<Callback<T>, RunFn>(f) };
-    Headed {
-        obj: Box::into_raw(obj).cast(),
-        run,
-        bytes: core::mem::size_of::<Rcu<T>>(),
-        splittable: false,
-    }
+    Headed { obj: Box::into_raw(obj).cast(), run, bytes: core::mem::size_of::<Rcu<T>>() }
 }
 
 /// `call_rcu_fn` of a closure, boxed with a head (the caller may allocate).
@@ -154,37 +155,65 @@ pub(crate) fn closure_entry<F: FnOnce(&Atomic<'_>) + Send + 'static>(f: F) -> He
         obj: Box::into_raw(Rcu::boxed(f)).cast(),
         run: call_closure::<F>,
         bytes: core::mem::size_of::<Rcu<F>>(),
-        splittable: false,
     }
 }
 
-/// `kvfree_rcu_mightsleep` of any box: an entry with no head, so it needs a block.
-pub(crate) fn headless_entry<T: Send + 'static>(obj: Box<T>) -> (Entry, usize) {
-    let bytes = core::mem::size_of::<T>();
-    (Entry { obj: Box::into_raw(obj).cast(), run: drop_box::<T> }, bytes)
-}
-
-/// True for the deallocation part of a split deferred free (see `split`): running it only
-/// gives memory back; the item was counted as run when its drop part ran.
-pub(crate) fn is_dealloc_part(entry: &Entry) -> bool {
-    entry.obj as usize & PART_BITS == SPLITTABLE | DEALLOC_ONLY
-}
-
-/// For a whole deferred free (made by `free_entry`, not yet split): its drop part and its
-/// deallocation part, to run in that order, each exactly once. `None` for other entries.
-pub(crate) fn split(entry: Entry) -> Option<(Entry, Entry)> {
-    if entry.obj as usize & PART_BITS != SPLITTABLE {
-        return None;
+/// `kvfree_rcu_mightsleep` of any box: an entry with no head, so it needs a block. A box
+/// of an unsized value (a fat pointer, which an entry cannot hold) is boxed once more, which
+/// allocates: the caller may (`MaySleep`).
+pub(crate) fn headless_entry<T: ?Sized + Send + 'static>(obj: Box<T>) -> (Entry, usize) {
+    let bytes = core::mem::size_of_val::<T>(&obj);
+    if is_thin::<T>() {
+        let obj = Box::into_raw(obj) as *mut ();
+        (Entry { obj, run: drop_box::<T> }, bytes)
+    } else {
+        let outer = Box::into_raw(Box::new(obj)) as *mut ();
+        (Entry { obj: outer, run: drop_box::<Box<T>> }, bytes + core::mem::size_of::<Box<T>>())
     }
-    let part = |bits| Entry { obj: entry.obj.wrapping_byte_add(bits), run: entry.run };
-    Some((part(DROP_ONLY), part(DEALLOC_ONLY)))
 }
 
-/// Runs one entry, containing a panic to that entry. Returns false if it panicked.
+/// The box a `headless_entry` was made from, back (a headless free that found no block is
+/// dropped by its caller after a grace period).
+///
+/// # Safety
+/// 1. `entry` was made by `headless_entry::<T>` and not run.
+pub(crate) unsafe fn headless_into_box<T: ?Sized>(entry: Entry) -> Box<T> {
+    if is_thin::<T>() {
+        // SAFETY: `*mut T` is thin, with the layout of `*mut ()`; (1) it is `into_raw`'s.
+        unsafe { Box::from_raw(ptr::read((&entry.obj as *const *mut ()).cast::<*mut T>())) }
+    } else {
+        // SAFETY: (1) a fat box boxed once more, by `headless_entry`.
+        *unsafe { Box::from_raw(entry.obj.cast::<Box<T>>()) }
+    }
+}
+
+/// Runs a deferred-free entry but keeps its deallocation for later: the value is dropped
+/// here, and the deallocation is returned as an entry of its own, for the thread that
+/// queued the free to run (so the memory goes back to that thread's allocator cache). Any
+/// other entry (a callback, a headless free) runs whole and returns `None`. Also returns
+/// whether the run panicked (`false`), as [`run`].
+///
+/// Asks through a thread-local naming `entry.obj`, which only that entry's trampoline
+/// compares with the pointer it is given: nothing is read into the pointer itself. Nested
+/// runs (a value's drop that runs other entries) save and restore the request.
+///
+/// # Safety
+/// 1. As [`run`].
+pub(crate) unsafe fn run_keeping_dealloc(entry: Entry, ctx: &Atomic<'_>) -> (bool, Option<Entry>) {
+    let outer_request = KEEP_DEALLOC_OF.with(|k| k.replace(entry.obj));
+    let outer_kept = KEPT_DEALLOC.with(Cell::take);
+    // SAFETY: (1).
+    let ok = unsafe { run(entry, ctx) };
+    KEEP_DEALLOC_OF.with(|k| k.set(outer_request));
+    (ok, KEPT_DEALLOC.with(|k| k.replace(outer_kept)))
+}
+
+/// Runs one entry, containing a panic to that entry (its payload included: see
+/// `contain`). Returns false if it panicked.
 ///
 /// # Safety
 /// 1. `entry` was made by one of the constructors above and is run exactly once.
 pub(crate) unsafe fn run(entry: Entry, ctx: &Atomic<'_>) -> bool {
     // SAFETY: (1) the trampoline matches the object's type and we own the object.
-    std::panic::catch_unwind(AssertUnwindSafe(|| unsafe { (entry.run)(entry.obj, ctx) })).is_ok()
+    rcu_sys::contain::contain(|| unsafe { (entry.run)(entry.obj, ctx) }).is_some()
 }

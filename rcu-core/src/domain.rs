@@ -601,6 +601,7 @@ impl Domain {
             callbacks_invoked: s.queues.invoked(),
             callbacks_pending: s.callbacks_pending(),
             callback_panics: s.queues.panics(),
+            contained_panics: Counters::get(&s.counters.contained_panics),
             pending_bytes: s.queues.alloc.budget().pending() as u64,
             peak_pending_bytes: s.queues.alloc.budget().peak() as u64,
             budget_bytes: s.queues.alloc.budget().limit() as u64,
@@ -762,9 +763,11 @@ impl Domain {
         self.state().defer_headed::<C>(slot, deferred::free_entry(obj));
     }
 
-    /// Drops any boxed `obj` after a grace period. Without an embedded head it needs a
-    /// block; when none can be had it waits for a grace period and drops `obj` inline, so it
-    /// needs a token that may sleep (the kernel's `kvfree_rcu_mightsleep`).
+    /// Drops any boxed `obj` after a grace period: any size and alignment, zero-sized or
+    /// unsized (`Box<str>`, `Box<[T]>`, `Box<dyn Trait>`; a box of an unsized value is boxed
+    /// once more, which allocates a word). Without an embedded head it needs a block; when
+    /// none can be had it waits for a grace period and drops `obj` inline, so it needs a
+    /// token that may sleep (the kernel's `kvfree_rcu_mightsleep`).
     ///
     /// # Panics
     /// When `ctx` claims more than the calling thread may do (a `Sleepable` or `NoReclaim`
@@ -778,15 +781,19 @@ impl Domain {
     /// rcu_core::Domain::global().kvfree_rcu_mightsleep(&ctx, Box::new(String::from("old")));
     /// ```
     #[track_caller]
-    pub fn kvfree_rcu_mightsleep<C: MaySleep, T: Send + 'static>(&self, ctx: &C, obj: Box<T>) {
+    pub fn kvfree_rcu_mightsleep<C: MaySleep, T: ?Sized + Send + 'static>(
+        &self,
+        ctx: &C,
+        obj: Box<T>,
+    ) {
         let obj = ManuallyDrop::new(obj);
         let slot = self.prepare(ctx, "kvfree_rcu_mightsleep");
         let (entry, bytes) = deferred::headless_entry(ManuallyDrop::into_inner(obj));
         if let Err(entry) = self.state().defer_headless::<C>(slot, entry, bytes) {
             self.state().synchronize();
-            // SAFETY: the entry was made from `Box<T>` by `headless_entry` and was not
-            // queued; a grace period has passed since the caller unpublished it.
-            drop(unsafe { Box::from_raw(entry.obj.cast::<T>()) });
+            // SAFETY: (1) made by `headless_entry::<T>` and not queued; a grace period has
+            // passed since the caller unpublished it.
+            drop(unsafe { deferred::headless_into_box::<T>(entry) });
         }
     }
 
@@ -826,6 +833,7 @@ impl Domain {
              RcuCell::update closure, a second root Sleepable, or a copy made with unsafe code. \
              Fix: end the read section first"
         );
+        assert_outside_own_bracket(self.state(), "rcu_barrier");
         self.state().barrier();
     }
 
@@ -927,6 +935,23 @@ impl Drop for Domain {
             // The refill worker holds the state alive; it lets go once stopped.
             state.queues.alloc.request_stop_refill();
         }
+    }
+}
+
+/// Panics if the calling thread's staging bracket in `state` is open: the caller is a signal
+/// handler that interrupted the thread while it queued a deferred free, and a barrier (whose
+/// collection waits for that bracket) could never end there.
+#[track_caller]
+pub(crate) fn assert_outside_own_bracket(state: &DomainState, call: &str) {
+    if crate::reader::current_slot(state).is_some_and(|slot| slot.staging.is_open()) {
+        panic!(
+            "rcu-core: {call} called from a signal handler that interrupted this thread while \
+             it was queueing deferred work in domain '{}': the barrier waits for that queueing \
+             to finish, which cannot happen before the handler returns (rule: no barrier in a \
+             signal handler; a handler may only use what an Atomic token allows). Fix: record \
+             the request in the handler and wait for the barrier outside it",
+            state.name()
+        );
     }
 }
 

@@ -18,7 +18,6 @@ use rcu_ctx::owed::Payment;
 use rcu_ctx::{Atomic, Context};
 
 use crate::deferred::Headed;
-use crate::grace_period::Urgency;
 use crate::queues::{run_deallocations, RunCount};
 use crate::registry::Slot;
 use crate::staging::{Bracket, Staging};
@@ -36,6 +35,10 @@ const OPENING_BACKPRESSURE_LIMIT: Duration = Duration::from_millis(10);
 /// 2 runs with a 10 ms bound, at 37 MiB in 1 run with this one, and at 4.2-4.7 MiB in all
 /// runs when the wait had no bound; on an idle machine all three stay at 4.2-4.6 MiB.
 const FREE_BACKPRESSURE_LIMIT: Duration = Duration::from_millis(100);
+
+/// The longest a `Sleepable` free over budget waits for the domain to drain
+/// (`wait_for_drain`): as `FREE_BACKPRESSURE_LIMIT`, for the same reasons.
+const DRAIN_BACKPRESSURE_LIMIT: Duration = Duration::from_millis(100);
 
 /// What a staging attempt needs besides the entry.
 struct StageRequest {
@@ -202,7 +205,8 @@ impl DomainState {
     /// with the deallocations of its frees left for this thread (`collection::run_batch`,
     /// `finish_returned`).
     fn seal(&self, bracket: &Bracket<'_>, mut block: NonNull<Block>, policy: Policy) {
-        let global = core::ptr::eq(self, &GLOBAL_STATE);
+        // Work may be left owed only where this runtime's payer pays it.
+        let global = core::ptr::eq(self, &GLOBAL_STATE) && crate::process::owns_the_payer();
         let owner = if policy.may_alloc() || global { bracket.owner_tag() } else { 0 };
         if global {
             // What the worker gives back comes back to this thread: paid by its next block
@@ -446,6 +450,11 @@ impl DomainState {
     /// for), whichever comes first: a `Sleepable` flood is throttled to what the worker
     /// frees, so it never runs far over the budget.
     ///
+    /// Bounded by `DRAIN_BACKPRESSURE_LIMIT` per call: the wait includes a grace period, and
+    /// a reader that waits for this thread (or a leaked guard) would hold it for ever. A
+    /// flood behind such a reader then goes on at one call per bound, so memory still grows
+    /// only by an item per bound while the reader holds the grace period.
+    ///
     /// Callers that never wait (`NoReclaim`, `Atomic`) may keep the domain over budget, and
     /// queue faster than the worker frees, so that neither condition comes. Once one of them
     /// has met the budget since this caller arrived, the wait ends after the one grace period
@@ -459,14 +468,25 @@ impl DomainState {
         if !budget.is_over(bytes) || budget.pending() == 0 {
             return;
         }
+        self.assert_caller_outside_sections();
         r.alloc.note_backpressure();
+        let deadline = Instant::now() + DRAIN_BACKPRESSURE_LIMIT;
         // Relaxed: see where it is counted.
         let unwaiting = r.unwaiting_over_budget.load(Ordering::Relaxed);
         let generation = self.request_collection();
         self.hurry();
-        // One grace period that began after the arrival, led by this caller if nobody else
-        // leads one (the worker may be busy running a backlog): the least any wait includes.
-        self.wait_for(self.gp.seq.cookie(), Urgency::Expedited);
+        // One grace period that began after the arrival, moved forward by this caller when
+        // nobody else leads one (the worker may be busy running a backlog): the least any
+        // wait includes.
+        let cookie = self.gp.seq.cookie();
+        let mut nap = Duration::from_micros(1);
+        while !self.advance_grace_period(cookie) {
+            if Instant::now() >= deadline {
+                return;
+            }
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(Duration::from_micros(100));
+        }
         loop {
             // The key before the conditions (see `rcu_sys::EventCount`).
             let seen = r.drained.key();
@@ -479,8 +499,12 @@ impl DomainState {
             if r.unwaiting_over_budget.load(Ordering::Relaxed) != unwaiting {
                 return;
             }
-            // Woken by every batch the worker runs (it is hurrying); at most MAX_DRAIN_WAIT.
-            self.sleep_until_drained(seen);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            // Woken by every batch the worker runs (it is hurrying).
+            r.drained.wait(seen, Some(left));
         }
     }
 }

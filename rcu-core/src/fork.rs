@@ -6,6 +6,7 @@
 //! the process re-registers with membarrier, and the workers that ran in the parent are
 //! started again (an `Atomic` caller could not start them).
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::raw::barrier;
@@ -22,7 +23,7 @@ impl DomainState {
         self.gp.reset_after_fork();
         self.counters.reset_after_fork();
         self.worker.reset_after_fork();
-        self.async_waiters.forget_after_fork();
+        self.async_waiters.keep_after_fork();
     }
 }
 
@@ -66,25 +67,50 @@ pub(crate) extern "C" fn child_after_fork() {
     barrier::reregister_after_fork();
     let global_ran = GLOBAL_STATE.worker.is_started();
     GLOBAL_STATE.reset_after_fork();
-    let mut restart = vec![(DomainRef::Global(&GLOBAL_STATE), global_ran)];
+    let mut restart = vec![(DomainRef::Global(&GLOBAL_STATE), global_ran, 0)];
     for state in crate::tracking::tracked() {
-        // SAFETY: a tracked pointer is a live domain state (`Domain::try_new` tracks its
-        // `Arc`'s pointer; `untrack` clears it first thing in the state's `Drop`, before any
-        // field is freed), and no other thread exists to free it now.
-        if let Some(state) = unsafe { state.cast::<DomainState>().as_ref() } {
-            let ran = state.worker.is_started();
-            state.reset_after_fork();
-            // SAFETY: `state` came from `Arc::as_ptr` of a live Arc (tracked while alive):
-            // taking one more strong reference to it is sound.
-            let arc = unsafe {
-                Arc::increment_strong_count(state);
-                Arc::from_raw(state)
-            };
-            restart.push((DomainRef::Owned(arc), ran));
+        let state = state.cast::<DomainState>();
+        // SAFETY: a tracked pointer is a domain state whose fields are all intact
+        // (`Domain::try_new` tracks its `Arc`'s pointer; `untrack` clears it first thing in
+        // the state's `Drop`, before any field is freed), and no other thread exists to free
+        // it now. The probe is never dropped: it takes no reference.
+        let probe = core::mem::ManuallyDrop::new(unsafe { Arc::from_raw(state) });
+        if Arc::strong_count(&probe) == 0 {
+            // Its last reference was being dropped at the fork, on a thread that does not
+            // exist here: the state is leaked in the child, never brought back.
+            continue;
         }
+        let ran = probe.worker.is_started();
+        probe.reset_after_fork();
+        // The references the parent's worker and refill threads held: those threads do not
+        // exist here, so they are released below, once the restarted threads hold their
+        // own; else a dropped domain's restarted worker would never find itself holding
+        // the last reference (issue 21, defect 5). Not when this thread is itself a worker
+        // (a fork from one of its callbacks): its own reference is alive here.
+        let dead_refs = if crate::worker_thread::on_a_worker() {
+            0
+        } else {
+            // Relaxed: the child has a single thread.
+            probe.runtime_refs.swap(0, Ordering::Relaxed)
+        };
+        // SAFETY: the state's strong count is not zero (checked above), so taking one more
+        // strong reference to it is sound.
+        let arc = unsafe {
+            Arc::increment_strong_count(state);
+            Arc::from_raw(state)
+        };
+        restart.push((DomainRef::Owned(arc), ran, dead_refs));
     }
     // Only once every domain is consistent: the new workers start at once.
-    for (domain, ran) in restart {
-        restart_worker(domain, ran);
+    for (domain, ran, dead_refs) in restart {
+        restart_worker(domain.clone(), ran);
+        if let DomainRef::Owned(arc) = &domain {
+            for _ in 0..dead_refs {
+                // SAFETY: one of the references the parent's runtime threads held (counted in
+                // `runtime_refs` only while held), which nobody in the child can drop; `arc`
+                // keeps the count above zero meanwhile.
+                unsafe { Arc::decrement_strong_count(Arc::as_ptr(arc)) };
+            }
+        }
     }
 }

@@ -22,13 +22,13 @@ use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context as TaskContext, Poll};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use rcu_ctx::Atomic;
 
 use crate::domain::Domain;
 use crate::state::{DomainRef, DomainState, GpCookie};
+use crate::stats::Counters;
 use crate::wait_async::{Target, Waiter};
 
 impl DomainState {
@@ -37,20 +37,33 @@ impl DomainState {
     pub(crate) fn reached(&self, target: Target) -> bool {
         match target {
             Target::GracePeriod(seq) => self.gp.seq.is_completed(seq),
-            // Acquire: pairs with the Release in `finish_generation`, as in `barrier`.
-            Target::Generation(g) => self.queues.completed_generation.load(Ordering::Acquire) >= g,
+            // Generation `g` has run and the deallocations its batches gave back are done
+            // (`finish_given_back`, which the worker runs for async barriers).
+            Target::Generation(g) => self.given_back_finished(g),
         }
     }
 
     /// Worker, once per loop, outside any atomic scope and leading no grace period: wakes
     /// the async waiters whose target is reached.
     pub(crate) fn wake_async_waiters(&self) {
-        self.async_waiters.wake_ready(|t| self.reached(t));
+        self.async_waiters.wake_ready(
+            |t| self.reached(t),
+            || {
+                Counters::bump(&self.counters.contained_panics);
+                rcu_sys::stderr::report_line(&format!(
+                    "rcu-core: an async waker panicked on the worker of domain '{}' (in its wake \
+                     or its drop; see the message above); the worker goes on. Rule: a Waker's \
+                     wake and drop must not panic. Fix: the executor's or the test's Waker",
+                    self.name()
+                ));
+            },
+        );
     }
 
-    /// Worker, in its idle re-check: async waiters to take or wake.
+    /// Worker, in its idle re-check: async waiters to take or wake, or an async barrier
+    /// whose given-back deallocations the worker must finish.
     pub(crate) fn async_work_waiting(&self) -> bool {
-        self.async_waiters.has_work(|t| self.reached(t))
+        self.async_waiters.has_work(|t| self.reached(t)) || self.async_barrier_needs_finishing()
     }
 
     /// Asks the worker to reach `target` and to look at the waiter just pushed. Lock-free,
@@ -216,13 +229,9 @@ impl Future for BarrierFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<()> {
         let this = self.get_mut();
         let target = Target::Generation(this.generation);
-        let poll = poll_target(&this.domain, target, &mut this.waiter, cx, "rcu_barrier_async");
-        if poll.is_ready() {
-            // As `rcu_barrier`: the deallocations given back to the threads that queued
-            // them are done too (outside the atomic scope: they call the allocator).
-            this.domain.finish_given_back();
-        }
-        poll
+        // Reached once the deallocations given back to the threads that queued them are
+        // done too (`DomainState::reached`), by the worker: polling never waits for them.
+        poll_target(&this.domain, target, &mut this.waiter, cx, "rcu_barrier_async")
     }
 }
 
@@ -357,7 +366,7 @@ impl Domain {
     /// assert_eq!(RAN.load(Ordering::Relaxed), 1);
     /// ```
     pub fn rcu_barrier_async(&self) -> BarrierFuture {
-        let generation = self.state().request_collection();
+        let generation = self.state().request_async_barrier();
         BarrierFuture { domain: self.state_ref(), generation, waiter: None }
     }
 }

@@ -23,7 +23,7 @@ use crate::raw::protocol::GpSequence;
 use crate::registry::Registry;
 use crate::registry::Slot;
 use crate::stall::StallSink;
-use crate::stall::{StallClock, StallReport};
+use crate::stall::{StallCause, StallClock, StallReport};
 use crate::stats::Counters;
 use rcu_sys::EventCount;
 
@@ -278,7 +278,7 @@ fn wait_for_reader<H: GpHost + ?Sized>(
         let elapsed = start.elapsed();
         if clock.due(elapsed) {
             Counters::bump(&domain.counters().stalls);
-            domain.stall_sink().report(&StallReport {
+            let panicked = domain.stall_sink().report(&StallReport {
                 domain: domain.name().to_owned(),
                 thread_name: slot.name(),
                 tid: slot.tid(),
@@ -286,7 +286,11 @@ fn wait_for_reader<H: GpHost + ?Sized>(
                 gp_seq: gp,
                 pending_callbacks: domain.pending_callbacks(),
                 leaked_guard: slot.is_abandoned(),
+                cause: StallCause::ReadSection,
             });
+            if panicked {
+                Counters::bump(&domain.counters().contained_panics);
+            }
         }
     }
 }

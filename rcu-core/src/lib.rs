@@ -168,7 +168,7 @@ mod api {
     pub use crate::gp_future::{BarrierFuture, GracePeriodFuture};
     pub use crate::head::{Rcu, RcuHead};
     pub use crate::reader::ReadGuard;
-    pub use crate::stall::{StallHandler, StallReport};
+    pub use crate::stall::{StallCause, StallHandler, StallReport};
     pub use crate::state::GpCookie;
     pub use crate::stats::DomainStats;
     pub use rcu_alloc::{
@@ -384,16 +384,20 @@ pub fn kvfree_rcu<C: Context, T: Send + 'static>(ctx: &C, obj: Box<Rcu<T>>) {
     Domain::global().kvfree_rcu(ctx, obj)
 }
 
-/// Drops any boxed `obj` after a grace period of the global domain, waiting inline if no
-/// block can be had. See [`Domain::kvfree_rcu_mightsleep`].
+/// Drops any boxed `obj` (sized or not) after a grace period of the global domain, waiting
+/// inline if no block can be had. See [`Domain::kvfree_rcu_mightsleep`].
 ///
 /// ```
 /// let ctx = rcu_core::Sleepable::enter();
 /// rcu_core::kvfree_rcu_mightsleep(&ctx, Box::new([0u8; 100]));
+/// let text: Box<str> = "retired".into(); // unsized values too
+/// rcu_core::kvfree_rcu_mightsleep(&ctx, text);
+/// let shown: Box<dyn std::fmt::Debug + Send> = Box::new(7u8);
+/// rcu_core::kvfree_rcu_mightsleep(&ctx, shown);
 /// ```
 #[cfg(not(loom))]
 #[track_caller]
-pub fn kvfree_rcu_mightsleep<C: MaySleep, T: Send + 'static>(ctx: &C, obj: Box<T>) {
+pub fn kvfree_rcu_mightsleep<C: MaySleep, T: ?Sized + Send + 'static>(ctx: &C, obj: Box<T>) {
     Domain::global().kvfree_rcu_mightsleep(ctx, obj)
 }
 

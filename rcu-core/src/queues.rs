@@ -50,6 +50,12 @@ pub(crate) struct Queues {
     pub(crate) collections: AtomicU64,
     /// Highest generation whose batch has been run.
     pub(crate) completed_generation: AtomicU64,
+    /// Highest generation whose batches' given-back deallocations are known to be done too
+    /// (published by `finish_given_back`).
+    pub(crate) given_back_finished: AtomicU64,
+    /// Highest generation an async barrier waits for: the worker finishes the given-back
+    /// deallocations up to it (`rcu_barrier_async` never waits for them in a poll).
+    pub(crate) async_barrier_wanted: AtomicU64,
     /// Highest generation a barrier (or backpressure) is waiting for.
     pub(crate) wanted_generation: AtomicU64,
     /// Bumped whenever batches are run; barrier and backpressure waiters sleep on it.
@@ -73,6 +79,8 @@ impl Queues {
             panics: AtomicU64::new(0),
             collections: AtomicU64::new(0),
             completed_generation: AtomicU64::new(0),
+            given_back_finished: AtomicU64::new(0),
+            async_barrier_wanted: AtomicU64::new(0),
             wanted_generation: AtomicU64::new(0),
             drained: EventCount::new(),
             expedite: AtomicBool::new(false),
@@ -240,20 +248,17 @@ impl RunCount {
         // SAFETY: the caller owns the block.
         let (entries, bytes) = unsafe { block.as_mut() }.drain();
         for entry in entries {
-            // SAFETY: each entry was queued once and is run once, here.
-            let ok = unsafe { deferred::run(entry, ctx) };
-            // A deallocation part (a given-back block taken back) was counted with its drop.
-            if !deferred::is_dealloc_part(&entry) {
-                self.count(ok);
-            }
+            // SAFETY: each entry was queued once and is run once, here. (Blocks of kept
+            // deallocations are never run here: `run_deallocations` runs them uncounted.)
+            self.count(unsafe { deferred::run(entry, ctx) });
         }
         r.alloc.budget().release(bytes + r.alloc.block_bytes());
     }
 
-    /// Runs a block's entries but leaves the deallocation part of each deferred free in
-    /// it, for the thread that queued them (`deferred::split`). Returns true if the block
-    /// kept entries; otherwise it is empty. The budget is released in full: what is left is
-    /// only memory waiting for its owner's next free.
+    /// Runs a block's entries but leaves the deallocation of each deferred free in it, for
+    /// the thread that queued them (`deferred::run_keeping_dealloc`). Returns true if the
+    /// block kept entries (then only deallocations); otherwise it is empty. The budget is
+    /// released in full: what is left is only memory waiting for its owner's next free.
     pub(crate) fn block_keeping_deallocs(
         &mut self,
         r: &Queues,
@@ -262,19 +267,13 @@ impl RunCount {
     ) -> bool {
         // SAFETY: the caller owns the block.
         let b = unsafe { block.as_mut() };
-        let bytes = b.filter_entries(|entry| match deferred::split(entry) {
-            Some((drop_part, dealloc_part)) => {
-                // SAFETY: the whole entry was queued once; its drop part runs once, here, and
-                // its deallocation part is kept for later (even if the drop panicked, as a
-                // `Box` frees its memory when its value's drop unwinds).
-                self.count(unsafe { deferred::run(drop_part, ctx) });
-                Some(dealloc_part)
-            }
-            None => {
-                // SAFETY: queued once, run once, here.
-                self.count(unsafe { deferred::run(entry, ctx) });
-                None
-            }
+        let bytes = b.filter_entries(|entry| {
+            // SAFETY: the entry was queued once and runs once, here; what it keeps is its
+            // deallocation, run once later (even if the drop panicked, as a `Box` frees its
+            // memory when its value's drop unwinds).
+            let (ok, kept) = unsafe { deferred::run_keeping_dealloc(entry, ctx) };
+            self.count(ok);
+            kept
         });
         r.alloc.budget().release(bytes + r.alloc.block_bytes());
         !b.is_empty()

@@ -28,8 +28,11 @@
 //!   (never reused, still scanned), its domain is kept alive, every later grace period of the
 //!   domain waits for it, and stall reports name it as a leaked guard.
 //!
-//! A domain whose `Domain` handle was dropped is different: no guard can borrow it any more,
-//! so a registration with it is released (and an open section ended) whenever convenient.
+//! A domain whose `Domain` handle was dropped is different: no new guard can borrow it, so a
+//! registration with it is released whenever convenient, but only outside its sections: a
+//! section of it may still be open (an `RcuCell` that outlives its `Domain` reads in one
+//! during `update`, whose closure may register this thread elsewhere), and ending it there
+//! would free what the closure reads.
 
 use std::cell::{Cell, RefCell};
 use std::ptr;
@@ -114,14 +117,17 @@ pub(crate) fn register_in(domain: &Arc<DomainState>) -> *const Slot {
          must find its thread already registered). Fix: register threads (one read_lock, or \
          Domain::register_current_thread) before their handlers use RCU",
     );
-    // Registrations with dropped domains end now: no guard can borrow a dropped domain.
-    // They are ended, and their states let go (possibly the last reference, whose drop runs
-    // callbacks), only after the list is no longer borrowed.
+    // Registrations with dropped domains end now, unless this thread is inside one of their
+    // sections (an `RcuCell::update` of a cell that outlived its domain, whose closure got
+    // here): those end later, outside. They are ended, and their states let go (possibly the
+    // last reference, whose drop runs callbacks), only after the list is no longer borrowed.
     let mut ended = Vec::new();
     let mut i = 0;
     while i < list.len() {
         match list[i].domain.upgrade() {
             Some(state) if state.is_live() => i += 1,
+            // SAFETY: the registration keeps its slot alive while the state lives.
+            Some(_) if unsafe { &*list[i].slot }.word.depth() != 0 => i += 1,
             state => ended.push((state, list.swap_remove(i).slot)),
         }
     }
@@ -130,7 +136,10 @@ pub(crate) fn register_in(domain: &Arc<DomainState>) -> *const Slot {
     drop(list);
     for (state, slot) in ended {
         if let Some(state) = state {
-            end(&state, slot, Ending::DomainDropped);
+            if end(&state, slot, Ending::DomainDropped) {
+                // Never with a section open (skipped above); if it were, it could be reached.
+                core::mem::forget(state);
+            }
         }
     }
     slot
@@ -194,17 +203,19 @@ fn end(domain: &DomainState, slot: *const Slot, why: Ending) -> bool {
         return false;
     }
     Counters::bump(&domain.counters.leaked_read_sections);
-    if why == Ending::ThreadExit && thread_state::live_roots() != 0 {
+    // Only an exiting thread with every root dropped may end a section: nothing can reach
+    // through it any more (see the module docs). Otherwise it may still be reached (a leaked
+    // root; or, for the other endings, which never reach here with a section open, whatever
+    // holds it): it stays open, its slot abandoned.
+    if why != Ending::ThreadExit || thread_state::live_roots() != 0 {
         domain.readers.abandon(slot);
         report(domain, slot, depth, true);
         return true;
     }
-    // No guard can reach the section: forgotten guards, or a dropped domain.
+    // No guard can reach the section: forgotten guards.
     slot.word.force_exit();
     domain.readers.release(slot);
-    if why == Ending::ThreadExit {
-        report(domain, slot, depth, false);
-    }
+    report(domain, slot, depth, false);
     false
 }
 
@@ -268,8 +279,9 @@ fn arm_exit_hook() {
 }
 
 extern "C" fn on_thread_exit(_armed: *mut libc::c_void) {
-    // Nothing may unwind out of a C destructor; nothing below is expected to panic.
-    let _ = std::panic::catch_unwind(end_thread_registrations);
+    // Nothing may unwind out of a C destructor, a panic payload's drop included; nothing
+    // below is expected to panic (a dropped state's final run contains its callbacks').
+    let _ = rcu_sys::contain::contain(end_thread_registrations);
 }
 
 fn end_thread_registrations() {

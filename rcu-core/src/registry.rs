@@ -213,6 +213,7 @@ impl Registry {
         let me = current_owner_mark();
         let mut live = 0;
         for slot in self.iter() {
+            slot.staging.reset_strangers_after_fork();
             if slot.is_abandoned() {
                 continue;
             }

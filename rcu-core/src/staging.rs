@@ -33,7 +33,7 @@ use core::ptr::{self, NonNull};
 use rcu_alloc::{Block, Entry, ThreadCache};
 
 use crate::raw::barrier::{heavy_barrier, reader_barrier};
-use crate::sync::{AtomicPtr, AtomicU64, Backoff, Ordering};
+use crate::sync::{wait_while, AtomicPtr, AtomicU64, Ordering};
 
 /// Blocks a thread can park to run itself after their grace period (`Reclaim` policy): the
 /// items a `Sleepable` flood keeps in flight. Eight (about 2000 items at 4 KiB blocks): in
@@ -42,11 +42,6 @@ use crate::sync::{AtomicPtr, AtomicU64, Backoff, Ordering};
 /// under loom: enough for a slot to be taken while another is not, and each slot is a loom
 /// atomic that every sweep touches.
 const PARKED: usize = if cfg!(loom) { 2 } else { 8 };
-
-/// The tag `Staging::collect` gives a given-back block it takes: its entries are only
-/// deallocations, and it is not charged to the budget. Never a staging area's address (those
-/// are aligned).
-pub const GIVEN_BACK: u64 = 1;
 
 /// Pushes `block`, which the caller owns, on a list of blocks linked through their headers
 /// (a lock-free stack whose consumers take the whole list with a swap, so no ABA). Its CAS
@@ -78,9 +73,12 @@ pub struct Staging {
     parked_cookie: [AtomicU64; PARKED],
     /// Blocks the worker ran and gave back (`give_back`), holding the deallocations it left
     /// to the owner: a list linked through the blocks' headers. The worker pushes; the owner
-    /// takes the whole list inside a bracket, or a collection steals it back like a parked
-    /// block.
+    /// takes the whole list inside a bracket; another thread (the worker for an idle owner, a
+    /// barrier's caller) only under `strangers`.
     returned: AtomicPtr<Block>,
+    /// 1 while a thread other than the owner holds the right to take and finish `returned`
+    /// (`finish_returned_as_stranger`), 0 otherwise.
+    strangers: AtomicU64,
     cache: UnsafeCell<ThreadCache>,
     /// Items this slot's owners queued (owner-written, plain load and store).
     queued: AtomicU64,
@@ -110,6 +108,7 @@ impl Staging {
             parked: [const { AtomicPtr::new(ptr::null_mut()) }; PARKED],
             parked_cookie: [const { AtomicU64::new(0) }; PARKED],
             returned: AtomicPtr::new(ptr::null_mut()),
+            strangers: AtomicU64::new(0),
             cache: UnsafeCell::new(ThreadCache::new()),
             queued: AtomicU64::new(0),
             gave_up_on: AtomicU64::new(0),
@@ -126,6 +125,7 @@ impl Staging {
             parked: core::array::from_fn(|_| AtomicPtr::new(ptr::null_mut())),
             parked_cookie: core::array::from_fn(|_| AtomicU64::new(0)),
             returned: AtomicPtr::new(ptr::null_mut()),
+            strangers: AtomicU64::new(0),
             cache: UnsafeCell::new(ThreadCache::new()),
             queued: AtomicU64::new(0),
             gave_up_on: AtomicU64::new(0),
@@ -149,6 +149,14 @@ impl Staging {
         Some(Bracket { staging: self, seq })
     }
 
+    /// True while an owner bracket is open. Read by the owner thread itself, it says that
+    /// this code runs in a signal handler that interrupted the bracket: a wait for anything
+    /// that waits for brackets (`rcu_barrier`) could never end there.
+    pub fn is_open(&self) -> bool {
+        // Relaxed: the owner's own store (or a handler's on its thread, which restores it).
+        self.seq.load(Ordering::Relaxed) & 1 != 0
+    }
+
     /// Items queued through this slot.
     pub fn queued(&self) -> u64 {
         // Relaxed: a statistic.
@@ -166,19 +174,57 @@ impl Staging {
 
     /// Worker: gives a run block back to this slot's owner, with the entries it left for the
     /// owner (deallocations). Never blocks; the owner takes it in its next slow path, or a
-    /// collection steals it back.
+    /// stranger finishes it (`finish_returned_as_stranger`).
     pub fn give_back(&self, block: NonNull<Block>) {
-        // Its Release pairs with the owner's (or a collection's) AcqRel swap in
-        // `take_returned`.
+        // Its Release pairs with the AcqRel swap in `take_returned`.
         push_block(&self.returned, block);
+    }
+
+    /// A thread other than the owner (the worker, for an idle owner; a barrier's caller)
+    /// takes the given-back list and hands each block to `finish`, which deallocates what it
+    /// holds, all while holding this slot's strangers' right (`strangers`). So a stranger
+    /// whose swap finds the list emptied by another stranger's earlier swap waits, when it
+    /// takes the right, until that one has finished: what it took is deallocated before the
+    /// later stranger goes on (`DomainState::finish_given_back` relies on it). With `wait`
+    /// false it gives up at once if another stranger holds the right (the worker: that one
+    /// finishes the list anyway); `waited` is called while waiting (see `sync::wait_while`).
+    /// Returns whether it took the list.
+    pub fn finish_returned_as_stranger(
+        &self,
+        wait: bool,
+        waited: impl FnMut(core::time::Duration),
+        finish: impl FnMut(NonNull<Block>),
+    ) -> bool {
+        // Acquire (success): pairs with the Release store that gave the right back, so the
+        // previous stranger's finishing happens-before ours (and our caller's return).
+        let take =
+            || self.strangers.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok();
+        if !take() {
+            if !wait {
+                return false;
+            }
+            wait_while(|| !take(), waited);
+        }
+        /// Gives the right back also when `finish` unwinds (a stranger must never keep it).
+        struct Release<'a>(&'a AtomicU64);
+        impl Drop for Release<'_> {
+            fn drop(&mut self) {
+                // Release: pairs with the Acquire CAS above of the next stranger.
+                self.0.store(0, Ordering::Release);
+            }
+        }
+        let _release = Release(&self.strangers);
+        self.take_returned(finish);
+        true
     }
 
     /// Swaps the given-back list out, handing each block to `f`.
     fn take_returned(&self, mut f: impl FnMut(NonNull<Block>)) {
-        // AcqRel: Acquire pairs with the Release CAS in `give_back`; as with the parked
-        // slots, both halves settle the race between the owner and a collection (whoever
-        // swaps first owns the list), and a collection's swap that reads the owner's null
-        // synchronizes with it (see `collect`).
+        // AcqRel: Acquire pairs with the Release CAS in `give_back`; both halves settle the
+        // race between the owner and a stranger (whoever swaps first owns the list), and a
+        // stranger's swap that reads the owner's swap (or a later push, which continues its
+        // release sequence) synchronizes with it: the owner's bracket opening then
+        // happens-before the stranger's `wait_quiescent` (see `finish_given_back`).
         let mut next = self.returned.swap(ptr::null_mut(), Ordering::AcqRel);
         while let Some(block) = NonNull::new(next) {
             // SAFETY: the list is ours since the swap.
@@ -221,12 +267,6 @@ impl Staging {
         self.steal_parked(parked);
     }
 
-    /// Worker: takes the given-back blocks (their entries are the deallocations the owner
-    /// did not get to).
-    pub fn steal_returned(&self, returned: &mut Vec<NonNull<Block>>) {
-        self.take_returned(|b| returned.push(b));
-    }
-
     /// Worker: takes the parked blocks only (they were complete when parked).
     pub fn steal_parked(&self, parked: &mut Vec<NonNull<Block>>) {
         self.take_parked(|b| parked.push(b));
@@ -253,6 +293,15 @@ impl Staging {
         }
     }
 
+    /// In a forked child (single-threaded): a stranger that held the right to finish the
+    /// given-back list at the fork does not exist here; give the right back. What it had
+    /// taken is not in the child's lists, so it is leaked there, never finished twice.
+    #[cfg(not(loom))]
+    pub(crate) fn reset_strangers_after_fork(&self) {
+        // Relaxed: the child has a single thread.
+        self.strangers.store(0, Ordering::Relaxed);
+    }
+
     /// The parked blocks, for a single-threaded recount (a fork child's budget).
     #[cfg(not(loom))]
     pub(crate) fn parked_blocks(&self) -> impl Iterator<Item = NonNull<Block>> + '_ {
@@ -263,10 +312,10 @@ impl Staging {
     /// Worker: the staging half of a collection, over every slot `slots()` yields (it is
     /// called once per pass). Every block taken goes to `blocks`; each current block (not
     /// yet charged to the budget) is first shown to `on_stolen` (the caller charges it),
-    /// once its owner's bracket has closed. Given-back blocks are swept with the parked
-    /// ones, under the same argument (an owner runs them only inside a bracket), and tagged
-    /// [`GIVEN_BACK`]: their memory was released from the budget when their values were
-    /// dropped. The caller swaps the domain's lists (sealed blocks, headed items) afterwards.
+    /// once its owner's bracket has closed. `waited` is called while a wait for a bracket
+    /// is long (see `wait_quiescent`). The caller swaps the domain's lists (sealed blocks,
+    /// headed items) afterwards. Given-back blocks are not taken: they need no grace period
+    /// (`finish_returned_as_stranger`).
     ///
     /// Steals every slot's current and parked blocks, issues one heavy barrier, and waits
     /// for every owner bracket open at the barrier's point to close (a bracket may be
@@ -287,6 +336,7 @@ impl Staging {
         slots: impl Fn() -> I,
         blocks: &mut Vec<NonNull<Block>>,
         mut on_stolen: impl FnMut(NonNull<Block>),
+        mut waited: impl FnMut(&Staging, core::time::Duration),
     ) where
         I: Iterator<Item = &'a Staging>,
     {
@@ -295,15 +345,10 @@ impl Staging {
             let mut current = None;
             staging.steal(&mut current, blocks);
             stolen.extend(current);
-            staging.take_returned(|mut b| {
-                // SAFETY: taken from the list: ours.
-                unsafe { b.as_mut() }.set_tag(GIVEN_BACK);
-                blocks.push(b);
-            });
         }
         heavy_barrier();
         for staging in slots() {
-            staging.wait_quiescent();
+            staging.wait_quiescent(|elapsed| waited(staging, elapsed));
         }
         for block in stolen {
             on_stolen(block);
@@ -311,53 +356,50 @@ impl Staging {
         }
         for staging in slots() {
             staging.steal_parked(blocks);
-            staging.take_returned(|mut b| {
-                // SAFETY: taken from the list: ours.
-                unsafe { b.as_mut() }.set_tag(GIVEN_BACK);
-                blocks.push(b);
-            });
-            staging.wait_quiescent();
+            staging.wait_quiescent(|elapsed| waited(staging, elapsed));
         }
     }
 
-    /// Exiting owner: takes its own current, given-back and parked blocks and hands them to
+    /// Exiting owner: takes its own current, parked and given-back blocks and hands them to
     /// `current` (uncharged blocks) and `parked` (sealed blocks), which push them on the
-    /// domain's sealed list, all inside its own bracket. A block in transit from the slot to
-    /// the list is then never invisible to a concurrent collection: one whose swaps find the
-    /// slot already empty read ours, so it waits for this bracket (see `collect`) and its
-    /// sweep of the list sees the pushes. (loom: `e_exit_hand_over_is_never_missed`.)
+    /// domain's sealed list, and to `returned` (deallocations, which the exiting owner
+    /// finishes itself), all inside its own bracket. A block in transit from the slot to the
+    /// list is then never invisible to a concurrent collection: one whose swaps find the slot
+    /// already empty read ours, so it waits for this bracket (see `collect`) and its sweep of
+    /// the list sees the pushes (loom: `e_exit_hand_over_is_never_missed`); and a barrier
+    /// whose swap of `returned` finds it empty waits for this bracket the same way (see
+    /// `DomainState::finish_given_back`).
     ///
     /// If the bracket cannot be opened (a dead owner's stuck open, in a fork child, or a
     /// dropped state), nobody collects concurrently and the hand-over needs none. Takes no
-    /// lock and allocates nothing itself, as every bracket.
+    /// lock itself.
     pub fn hand_over(
         &self,
-        current: impl FnMut(NonNull<Block>),
+        mut current: impl FnMut(NonNull<Block>),
         parked: impl FnMut(NonNull<Block>),
+        returned: impl FnMut(NonNull<Block>),
     ) {
         let _bracket = self.open();
-        let mut current = current;
         if let Some(block) = self.take_current() {
             current(block);
         }
-        self.take_returned(&mut current);
+        self.take_returned(returned);
         self.take_parked(parked);
     }
 
-    /// Worker: after a heavy barrier, waits until any owner bracket open at the barrier's
-    /// point has closed.
-    pub fn wait_quiescent(&self) {
+    /// After a heavy barrier (a collection), or a swap that read an owner's (a barrier):
+    /// waits until the owner bracket open at that point, if any, has closed. Brackets never
+    /// block, so this ends quickly unless the owner was preempted inside one, or a signal
+    /// handler that interrupted it blocks: it then sleeps (`sync::wait_while`) and calls
+    /// `waited(elapsed)` after each nap, so the caller can report the stall.
+    pub fn wait_quiescent(&self, waited: impl FnMut(core::time::Duration)) {
         // Acquire: pairs with the Release in `Bracket::drop`.
         let s = self.seq.load(Ordering::Acquire);
         if s & 1 == 0 {
             return;
         }
-        let backoff = Backoff::new();
-        // Acquire: as above. Brackets never block, so this ends quickly unless the owner was
-        // preempted inside one (or runs a long batch of its own callbacks in one).
-        while self.seq.load(Ordering::Acquire) == s {
-            backoff.snooze();
-        }
+        // Acquire: as above.
+        wait_while(|| self.seq.load(Ordering::Acquire) == s, waited);
     }
 
     /// Exiting owner (or a fork child, for a thread that did not come along): forces the

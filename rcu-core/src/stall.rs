@@ -7,11 +7,13 @@ use std::sync::Arc;
 use rcu_sys::ForkLock;
 use std::time::Duration;
 
-/// A grace period held up by one reader for longer than the domain's stall timeout.
+/// A wait held up by one thread for longer than the domain's stall timeout: a grace period
+/// waiting for a reader inside its read section, or a collection (and so `rcu_barrier`)
+/// waiting for a thread to leave its staging bracket ([`StallCause`]).
 ///
 /// ```
 /// use std::time::Duration;
-/// use rcu_core::StallReport;
+/// use rcu_core::{StallCause, StallReport};
 /// let report = StallReport {
 ///     domain: "global".into(),
 ///     thread_name: Some("worker-3".into()),
@@ -20,6 +22,7 @@ use std::time::Duration;
 ///     gp_seq: 17,
 ///     pending_callbacks: 1000,
 ///     leaked_guard: false,
+///     cause: StallCause::ReadSection,
 /// };
 /// let line = report.to_string(); // what the default handler prints on stderr
 /// assert!(line.starts_with("rcu: grace period 17 of domain 'global' stalled for 21.500s"));
@@ -43,10 +46,57 @@ pub struct StallReport {
     /// together with its root `Sleepable`: the guard and references loaded through it may
     /// live for ever, so the section never ends and neither does this grace period.
     pub leaked_guard: bool,
+    /// What the stalled wait waits for.
+    pub cause: StallCause,
+}
+
+/// What a stalled wait waits for (see [`StallReport`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use rcu_core::{StallCause, StallReport};
+/// let report = StallReport {
+///     domain: "global".into(),
+///     thread_name: Some("main".into()),
+///     tid: 7,
+///     blocked_for: Duration::from_secs(22),
+///     gp_seq: 40,
+///     pending_callbacks: 3,
+///     leaked_guard: false,
+///     cause: StallCause::StagingBracket,
+/// };
+/// assert!(report.to_string().contains("staging bracket"));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum StallCause {
+    /// A reader thread inside a read section holds up grace period `gp_seq`.
+    ReadSection,
+    /// A thread has not left its staging bracket (the few instructions that queue a deferred
+    /// free into its block): a collection, and so `rcu_barrier`, waits for it. A bracket
+    /// never blocks, so the thread was interrupted there by a signal handler that blocks
+    /// (or it is stopped). `gp_seq` is the last grace period the domain started.
+    StagingBracket,
 }
 
 impl core::fmt::Display for StallReport {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.cause == StallCause::StagingBracket {
+            return write!(
+                f,
+                "rcu: a collection of domain '{}' has waited {:.3}s for thread '{}' (tid {}) to \
+                 leave its staging bracket; {} callbacks pending, and rcu_barrier waits too. A \
+                 bracket never blocks: a signal handler that interrupted that thread inside the \
+                 runtime is blocking (or the thread is stopped). Rule: signal handlers never \
+                 block. Fix: make the handler return promptly (record the event and handle it \
+                 outside the handler)",
+                self.domain,
+                self.blocked_for.as_secs_f64(),
+                self.thread_name.as_deref().unwrap_or("<unnamed>"),
+                self.tid,
+                self.pending_callbacks
+            );
+        }
         write!(
             f,
             "rcu: grace period {} of domain '{}' stalled for {:.3}s by reader thread '{}' \
@@ -151,22 +201,26 @@ impl StallSink {
     /// grace period, so it runs in an atomic scope: a blocking call inside it (say
     /// `synchronize_rcu` through a thread-local root, which would wait for the grace period
     /// that waits for the handler) panics instead of deadlocking. A panic is caught and
-    /// reported here; the grace period carries on.
-    pub(crate) fn report(&self, report: &StallReport) {
+    /// reported here, its payload included (`contain`), and so is one in the handler's drop
+    /// (our clone may be its last reference, if it was replaced meanwhile); the wait carries
+    /// on. Returns true if the handler panicked (the caller counts it).
+    pub(crate) fn report(&self, report: &StallReport) -> bool {
         // Clone out, so the handler runs without the lock held.
         // SAFETY: under `HANDLERS`, the only access to `handler`.
         let handler = HANDLERS.with(|_| unsafe { (*self.handler.get()).clone() });
         let Some(handler) = handler else {
             rcu_sys::stderr::report_line(&report.to_string());
-            return;
+            return false;
         };
-        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let outcome = rcu_sys::contain::contain(|| {
             // SAFETY: (1) dropped when this closure returns or unwinds, before `report`
             // returns; (2) scopes the handler opens are values it drops before returning.
             let _atomic = unsafe { rcu_ctx::Atomic::assume() };
             handler(report)
-        }));
-        if outcome.is_err() {
+        });
+        let dropped = rcu_sys::contain::contain(move || drop(handler));
+        let panicked = outcome.is_none() || dropped.is_none();
+        if panicked {
             rcu_sys::stderr::report_line(&format!(
                 "rcu-core: the stall handler of domain '{}' panicked (see the message above); \
                  the report was: {report}. Rule: a stall handler runs in an atomic scope on the \
@@ -175,6 +229,7 @@ impl StallSink {
                 report.domain
             ));
         }
+        panicked
     }
 }
 

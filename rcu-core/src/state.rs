@@ -6,7 +6,7 @@
 //! thread, `fork`), and the public `Domain` on top.
 
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -73,6 +73,8 @@ pub(crate) struct DomainState {
     pub(crate) async_waiters: AsyncWaiters,
     /// False once the owning `Domain` has been dropped.
     pub(crate) live: AtomicBool,
+    /// Strong references held by this domain's runtime threads (`worker_thread::ThreadRef`).
+    pub(crate) runtime_refs: AtomicUsize,
 }
 
 pub(crate) static GLOBAL_STATE: DomainState = DomainState::new(
@@ -138,6 +140,7 @@ impl DomainState {
             queues,
             async_waiters: AsyncWaiters::new(),
             live: AtomicBool::new(true),
+            runtime_refs: AtomicUsize::new(0),
         }
     }
 
@@ -196,7 +199,18 @@ impl DomainState {
     /// never end.
     #[track_caller]
     pub(crate) fn wait_for(&self, cookie: u64, urgency: Urgency) {
-        if !self.gp.seq.is_completed(cookie) && self.readers.caller_in_section() {
+        if !self.gp.seq.is_completed(cookie) {
+            self.assert_caller_outside_sections();
+        }
+        let _counted = self.counters.waiting();
+        self.gp.wait_until_completed(self, cookie, urgency);
+    }
+
+    /// Panics if the calling thread is inside a read section of this domain: the check every
+    /// internal wait for a grace period makes first (see `Registry::caller_in_section`).
+    #[track_caller]
+    pub(crate) fn assert_caller_outside_sections(&self) {
+        if self.readers.caller_in_section() {
             panic!(
                 "rcu-core: a wait for a grace period of domain '{}' on a thread inside one of \
                  its read sections would wait for itself forever (rule: nothing waits for a \
@@ -207,8 +221,6 @@ impl DomainState {
                 self.name()
             );
         }
-        let _counted = self.counters.waiting();
-        self.gp.wait_until_completed(self, cookie, urgency);
     }
 
     /// Wakes this domain's worker if it sleeps (see `Worker::wake_if_sleeping`).

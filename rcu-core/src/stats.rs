@@ -37,6 +37,10 @@ pub struct DomainStats {
     pub callbacks_pending: u64,
     /// Callbacks that panicked (caught; the rest of their batch ran).
     pub callback_panics: u64,
+    /// Other panics of user code the runtime ran and contained: async wakers (their `wake`
+    /// and their drop) and stall handlers, payloads included. Each is reported on stderr;
+    /// the thread that ran it goes on serving.
+    pub contained_panics: u64,
     /// Bytes kept alive by collected, not yet run items.
     pub pending_bytes: u64,
     /// The highest `pending_bytes` seen.
@@ -57,6 +61,7 @@ pub(crate) struct Counters {
     pub(crate) gps_expedited: AtomicU64,
     pub(crate) stalls: AtomicU64,
     pub(crate) leaked_read_sections: AtomicU64,
+    pub(crate) contained_panics: AtomicU64,
     /// Threads inside `State::wait_for`, see `Waiting`.
     gp_waiters: AtomicU64,
 }
@@ -68,6 +73,7 @@ impl Counters {
             gps_expedited: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
             leaked_read_sections: AtomicU64::new(0),
+            contained_panics: AtomicU64::new(0),
             gp_waiters: AtomicU64::new(0),
         }
     }

@@ -14,6 +14,44 @@ pub(crate) use crossbeam_utils::Backoff;
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{compiler_fence, fence, AtomicPtr, AtomicU64, Ordering};
 
+/// The longest nap of `wait_while`: a wait that got this far is long already (its owner was
+/// preempted, or is held by a signal handler), and a millisecond more is small beside it.
+#[cfg(not(loom))]
+const MAX_NAP: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// Waits while `busy()` holds: spins with `Backoff` first (what it waits for is short:
+/// brackets never block), then sleeps in growing naps of at most `MAX_NAP`, calling
+/// `waited(elapsed)` after each nap so that the caller can report a wait that passes the
+/// stall timeout. A wait never spins without bound (DESIGN §5.1).
+#[cfg(not(loom))]
+pub(crate) fn wait_while(
+    mut busy: impl FnMut() -> bool,
+    mut waited: impl FnMut(std::time::Duration),
+) {
+    let backoff = Backoff::new();
+    while !backoff.is_completed() {
+        if !busy() {
+            return;
+        }
+        backoff.snooze();
+    }
+    let start = std::time::Instant::now();
+    let mut nap = std::time::Duration::from_micros(1);
+    while busy() {
+        std::thread::sleep(nap);
+        nap = (nap * 2).min(MAX_NAP);
+        waited(start.elapsed());
+    }
+}
+
+/// Under loom: yields to the model's scheduler until `busy()` is false (see `Backoff`).
+#[cfg(loom)]
+pub(crate) fn wait_while(mut busy: impl FnMut() -> bool, _waited: impl FnMut(std::time::Duration)) {
+    while busy() {
+        loom::thread::yield_now();
+    }
+}
+
 /// Under loom a spin-wait must yield to the model's scheduler: loom explores other threads
 /// only at its own operations, so a loop of `spin_loop` hints would spin for ever in an
 /// execution that never runs the thread it waits for. Same interface as crossbeam's.

@@ -98,12 +98,14 @@ impl Waiter {
 /// A domain's registry of async waiters (part of its state).
 #[derive(Debug)]
 pub(crate) struct AsyncWaiters {
-    /// Nodes pushed by futures, not yet seen by the worker (a Treiber stack of `Arc`s).
-    incoming: AtomicPtr<Waiter>,
-    /// Nodes the worker holds until their target is reached. Worker only.
-    pending: AtomicPtr<Waiter>,
-    /// The smallest grace period / generation a `pending` node waits for (`u64::MAX`: none).
-    /// Worker only.
+    /// Every registered node: futures push at the head (a Treiber stack of `Arc`s); only the
+    /// worker unlinks, one node at a time, in place.
+    head: AtomicPtr<Waiter>,
+    /// Set (SeqCst) by a push after its node is linked; the worker clears it when it starts a
+    /// pass. Tells the worker's idle re-check that a node it has not seen waits.
+    fresh: AtomicBool,
+    /// The smallest grace period / generation a node waited for at the end of the worker's
+    /// last pass (`u64::MAX`: none). Worker only.
     pending_gp: AtomicU64,
     pending_generation: AtomicU64,
 }
@@ -111,126 +113,165 @@ pub(crate) struct AsyncWaiters {
 impl AsyncWaiters {
     pub(crate) const fn new() -> Self {
         AsyncWaiters {
-            incoming: AtomicPtr::new(ptr::null_mut()),
-            pending: AtomicPtr::new(ptr::null_mut()),
+            head: AtomicPtr::new(ptr::null_mut()),
+            fresh: AtomicBool::new(false),
             pending_gp: AtomicU64::new(u64::MAX),
             pending_generation: AtomicU64::new(u64::MAX),
         }
     }
 
-    /// Hands `waiter` to the worker. Lock-free, never blocks: one CAS loop.
+    /// Hands `waiter` to the worker. Lock-free, never blocks: one CAS loop and a store.
     pub(crate) fn push(&self, waiter: Arc<Waiter>) {
         let node = Arc::into_raw(waiter).cast_mut();
         // Relaxed: the CAS below publishes.
-        let mut head = self.incoming.load(Ordering::Relaxed);
+        let mut head = self.head.load(Ordering::Relaxed);
         loop {
             // Relaxed: published by the Release CAS below.
             // SAFETY: `node` came from `Arc::into_raw` above; it is ours until the CAS
             // below succeeds, and the reference keeps it alive.
             unsafe { &*node }.next.store(head, Ordering::Relaxed);
             // AcqRel: Release publishes the node (and its `next`) to the worker's Acquire
-            // swap in `wake_ready`; Acquire makes this push read from the worker's last swap
-            // (it heads a release sequence that pushes continue), so whatever the worker did
-            // before that swap happens-before the caller's check after this push (see the
-            // module docs).
-            match self.incoming.compare_exchange_weak(
-                head,
-                node,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return,
+            // load of `head` in `wake_ready`; Acquire makes this push read from the worker's
+            // last change of `head` (an unlink of the head node), so whatever the worker did
+            // before it happens-before the caller's check after this push (module docs).
+            match self.head.compare_exchange_weak(head, node, Ordering::AcqRel, Ordering::Relaxed) {
+                Ok(_) => break,
                 Err(current) => head = current,
             }
         }
+        // SeqCst: after the link, for the worker's idle re-check (`has_work`), which the
+        // caller's wake (its SeqCst fence, `Worker::wake_if`) pairs with; and a worker pass
+        // whose swap of `fresh` reads this store sees the node (see `wake_ready`).
+        self.fresh.store(true, Ordering::SeqCst);
     }
 
-    /// Worker, in its idle re-check (after its SeqCst fence): true if a node waits to be
-    /// taken, or a pending node's target is reached (`reached` says whether it is).
+    /// Worker, in its idle re-check (after its SeqCst fence): true if a node waits that the
+    /// worker has not seen, or a node's target is reached (`reached` says whether it is).
     pub(crate) fn has_work(&self, reached: impl Fn(Target) -> bool) -> bool {
-        // Relaxed (all): ordered by the worker's SeqCst fence in `idle`, the store-buffering
-        // pair of the fence in `Worker::wake_if_sleeping` that the pushing future runs after
-        // its push; `pending_*` are the worker's own.
-        !self.incoming.load(Ordering::Relaxed).is_null()
+        // SeqCst: see `push`. Relaxed (the others): the worker's own.
+        self.fresh.load(Ordering::SeqCst)
             || reached(Target::GracePeriod(self.pending_gp.load(Ordering::Relaxed)))
             || reached(Target::Generation(self.pending_generation.load(Ordering::Relaxed)))
     }
 
-    /// Worker, outside any atomic scope and leading no grace period: takes the new nodes,
-    /// wakes every node whose target is reached, drops cancelled ones and keeps the rest.
-    /// `reached` must be an Acquire check of the target (as `GpSequence::is_completed`).
-    pub(crate) fn wake_ready(&self, reached: impl Fn(Target) -> bool) {
-        // AcqRel: Acquire pairs with the Release CAS in `push` (the nodes and their fields
-        // are visible); Release heads the release sequence later pushes read from (see `push`).
-        let incoming = self.incoming.swap(ptr::null_mut(), Ordering::AcqRel);
-        // Relaxed: `pending` is the worker's own.
-        let pending = self.pending.swap(ptr::null_mut(), Ordering::Relaxed);
-        if incoming.is_null() && pending.is_null() {
+    /// Worker, outside any atomic scope and leading no grace period: one pass over every
+    /// node; wakes those whose target is reached and unlinks them with the cancelled ones,
+    /// keeping the rest linked. `reached` must be an Acquire check of the target (as
+    /// `GpSequence::is_completed`).
+    ///
+    /// Nodes never leave the list until unlinked, one store (or CAS) at a time: a fork at any
+    /// point of a pass leaves the child every node that still waits on the list, at worst with
+    /// a wake already delivered (it is woken again: a spurious wake, which executors
+    /// tolerate) or an unlinked node's reference never dropped (leaked). A node is never
+    /// lost, nor unlinked twice. Wakers and node drops are user code: each is contained
+    /// (`contain`), counted, and the pass goes on.
+    pub(crate) fn wake_ready(&self, reached: impl Fn(Target) -> bool, mut panicked: impl FnMut()) {
+        // AcqRel: Acquire pairs with the Release store in `push`: a pass that reads it sees
+        // the node through `head` below (loaded after this swap).
+        if !self.fresh.swap(false, Ordering::AcqRel)
+            && !reached(Target::GracePeriod(self.pending_gp.load(Ordering::Relaxed)))
+            && !reached(Target::Generation(self.pending_generation.load(Ordering::Relaxed)))
+        {
             return;
         }
-        let mut keep: *mut Waiter = ptr::null_mut();
         let (mut min_gp, mut min_generation) = (u64::MAX, u64::MAX);
-        for mut node in [incoming, pending] {
-            while !node.is_null() {
-                // SAFETY: every node on the lists came from `Arc::into_raw` in `push` (or was
-                // kept here) and the lists own that reference; the swaps above took the
-                // lists, so this thread owns it now.
-                let waiter = unsafe { Arc::from_raw(node) };
-                // Relaxed: set before the node was published (or by this thread).
-                node = waiter.next.load(Ordering::Relaxed);
-                // Relaxed: see `Waiter::cancel`.
-                if waiter.cancelled.load(Ordering::Relaxed) {
-                    continue;
-                }
-                if reached(waiter.target) {
-                    // Release: pairs with the Acquire in `Waiter::is_woken`.
-                    waiter.woken.store(true, Ordering::Release);
-                    waiter.waker.wake_by_ref();
-                    continue;
-                }
+        // The last node kept, whose `next` is ours to change (null: the head is).
+        let mut prev: *const Waiter = ptr::null();
+        // Acquire: pairs with the Release CAS in `push` (the nodes and their fields).
+        let mut node = self.head.load(Ordering::Acquire);
+        while !node.is_null() {
+            // SAFETY: a linked node: the list holds a reference to it, which only this thread
+            // (the worker) gives up, after unlinking it below.
+            let waiter = unsafe { &*node };
+            // Relaxed: a linked node's `next` is set before it was published (Release CAS,
+            // which our Acquire load of `head` or of a kept node's link read) or changed only
+            // by this thread's unlinks.
+            let next = waiter.next.load(Ordering::Relaxed);
+            // Relaxed: see `Waiter::cancel`.
+            let cancelled = waiter.cancelled.load(Ordering::Relaxed);
+            if !cancelled && !reached(waiter.target) {
                 match waiter.target {
                     Target::GracePeriod(seq) => min_gp = min_gp.min(seq),
                     Target::Generation(g) => min_generation = min_generation.min(g),
                 }
-                let kept = Arc::into_raw(waiter).cast_mut();
-                // Relaxed: worker-only list.
-                // SAFETY: `kept` is the reference this thread just took; nobody else holds
-                // this list.
-                unsafe { &*kept }.next.store(keep, Ordering::Relaxed);
-                keep = kept;
+                prev = node;
+                node = next;
+                continue;
             }
+            if !cancelled {
+                if rcu_sys::contain::contain(|| waiter.waker.wake_by_ref()).is_none() {
+                    panicked();
+                }
+                // Release: pairs with the Acquire in `Waiter::is_woken`.
+                waiter.woken.store(true, Ordering::Release);
+            }
+            self.unlink(prev, node, next);
+            // SAFETY: the list's reference, given up once: the node was unlinked just now.
+            let list_ref = unsafe { Arc::from_raw(node) };
+            // The last reference drops the waker: user code.
+            if rcu_sys::contain::contain(move || drop(list_ref)).is_none() {
+                panicked();
+            }
+            node = next;
         }
-        // Relaxed (all three): worker-only state.
-        self.pending.store(keep, Ordering::Relaxed);
+        // Relaxed (both): worker-only state.
         self.pending_gp.store(min_gp, Ordering::Relaxed);
         self.pending_generation.store(min_generation, Ordering::Relaxed);
     }
 
-    /// In a forked child: the parent's futures and their executors' threads do not exist
-    /// here, and waking a parent's waker could take a lock that one of them held at the
-    /// fork. Forgets (leaks) every node without waking or dropping it. Single-threaded.
-    pub(crate) fn forget_after_fork(&self) {
-        // Relaxed (all): the child has a single thread.
-        self.incoming.store(ptr::null_mut(), Ordering::Relaxed);
-        self.pending.store(ptr::null_mut(), Ordering::Relaxed);
-        self.pending_gp.store(u64::MAX, Ordering::Relaxed);
-        self.pending_generation.store(u64::MAX, Ordering::Relaxed);
+    /// Unlinks `node`, whose successor is `next`, after `prev` (null: `node` was the head
+    /// when the pass loaded it). Worker only.
+    fn unlink(&self, prev: *const Waiter, node: *mut Waiter, next: *mut Waiter) {
+        let mut prev = prev;
+        if prev.is_null() {
+            // Relaxed (success): nothing is published by removing a node; Acquire (failure):
+            // the pushes in front of `node`, walked below.
+            match self.head.compare_exchange(node, next, Ordering::Relaxed, Ordering::Acquire) {
+                Ok(_) => return,
+                // Pushes came in front of `node`: it is now inside the list, behind them.
+                Err(front) => {
+                    prev = front;
+                    // SAFETY: linked nodes (the pushes in front of `node`, which their links
+                    // lead to), kept alive by the list's references.
+                    // Relaxed: links of nodes published before the Acquire above.
+                    while unsafe { &*prev }.next.load(Ordering::Relaxed) != node {
+                        // SAFETY: as above.
+                        prev = unsafe { &*prev }.next.load(Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+        // SAFETY: `prev` is a linked node (kept by the pass, or found above), kept alive by
+        // the list's reference. Relaxed: interior links are written only by this thread once
+        // their node is linked.
+        unsafe { &*prev }.next.store(next, Ordering::Relaxed);
+    }
+
+    /// In a forked child (single-threaded): every registration stays, to be woken by the
+    /// child's worker when its target is reached (DESIGN §5: every API works in the child).
+    /// A future the forking thread polled before the fork is still waiting for that wake.
+    /// Wakers of other threads' futures are woken too: like any code a child runs, they must
+    /// be usable there (a waker that waits for a lock a parent thread held would wedge the
+    /// child's worker, which is why this only concerns what the program itself forked).
+    pub(crate) fn keep_after_fork(&self) {
+        // Relaxed: the child has a single thread; the child's worker starts later.
+        self.fresh.store(true, Ordering::Relaxed);
     }
 }
 
 impl Drop for AsyncWaiters {
     /// The domain's state is going: no future holds it (each holds a reference), so every
-    /// node left is cancelled or was woken; drop them.
+    /// node left is cancelled or was woken; drop the list's references.
     fn drop(&mut self) {
-        for list in [self.incoming.get_mut(), self.pending.get_mut()] {
-            let mut node = core::mem::replace(list, ptr::null_mut());
-            while !node.is_null() {
-                // SAFETY: as in `wake_ready`: the list owned this reference, and `&mut self`
-                // means nobody else can reach it.
-                let waiter = unsafe { Arc::from_raw(node) };
-                // Relaxed: `&mut self`, nothing concurrent.
-                node = waiter.next.load(Ordering::Relaxed);
-            }
+        let mut node = core::mem::replace(self.head.get_mut(), ptr::null_mut());
+        while !node.is_null() {
+            // SAFETY: as in `wake_ready`: the list owned this reference, and `&mut self`
+            // means nobody else can reach it.
+            let waiter = unsafe { Arc::from_raw(node) };
+            // Relaxed: `&mut self`, nothing concurrent.
+            node = waiter.next.load(Ordering::Relaxed);
+            // A waker's drop is user code: contained here too.
+            let _ = rcu_sys::contain::contain(move || drop(waiter));
         }
     }
 }

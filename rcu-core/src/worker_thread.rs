@@ -44,19 +44,62 @@ pub(crate) fn start(domain: DomainRef) {
     if domain.worker.is_started() {
         return;
     }
-    BlockAllocator::start_refill(AllocHandle(domain.clone()), domain.name());
-    let for_thread = domain.clone();
-    domain.worker.thread.start(format!("rcu-gp-{}", domain.name()), move || run(&for_thread));
+    BlockAllocator::start_refill(AllocHandle(ThreadRef::new(&domain)), domain.name());
+    let for_thread = ThreadRef::new(&domain);
+    domain.worker.thread.start(format!("rcu-gp-{}", domain.name()), move || {
+        ON_A_WORKER.with(|w| w.set(true));
+        run(&for_thread.0);
+    });
+}
+
+thread_local! {
+    /// True on a domain's worker thread.
+    static ON_A_WORKER: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
+/// True if the calling thread is a domain's worker (a fork from one of its callbacks).
+pub(crate) fn on_a_worker() -> bool {
+    ON_A_WORKER.with(core::cell::Cell::get)
+}
+
+/// A reference to a domain's state held by one of its runtime threads (the worker, the
+/// refill worker), counted in `DomainState::runtime_refs` while it lives, so that a forked
+/// child, where those threads do not exist, can release the references they held
+/// (`fork::child_after_fork`). Counted after the reference exists and uncounted before it
+/// goes, so the count never exceeds the references really held.
+struct ThreadRef(DomainRef);
+
+impl ThreadRef {
+    fn new(domain: &DomainRef) -> Self {
+        let held = domain.clone();
+        // Relaxed: read only by a fork child's handler, single-threaded (the fork copies
+        // this thread's own last store, or an earlier one: never a count above the truth).
+        held.runtime_refs.fetch_add(1, Ordering::Relaxed);
+        ThreadRef(held)
+    }
+}
+
+impl Clone for ThreadRef {
+    fn clone(&self) -> Self {
+        ThreadRef::new(&self.0)
+    }
+}
+
+impl Drop for ThreadRef {
+    fn drop(&mut self) {
+        // Relaxed: see `new`; before the reference itself goes (the field drops after this).
+        self.0.runtime_refs.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// Lets the refill worker hold the domain (and so its allocator) alive.
 #[derive(Clone)]
-struct AllocHandle(DomainRef);
+struct AllocHandle(ThreadRef);
 
 impl core::ops::Deref for AllocHandle {
     type Target = BlockAllocator;
     fn deref(&self) -> &BlockAllocator {
-        &self.0.queues.alloc
+        &self.0 .0.queues.alloc
     }
 }
 
@@ -122,6 +165,11 @@ fn run(domain: &DomainRef) {
                 let batch = batches.pop_front().expect("front exists");
                 domain.run_batch(batch, &atomic);
             }
+        }
+        // An async barrier completes once the deallocations given back by its batches are
+        // done: the worker finishes them, so that polling never waits.
+        if domain.async_barrier_needs_finishing() {
+            domain.finish_given_back();
         }
         // Outside the atomic scope, leading nothing: wakers may lock or allocate.
         domain.wake_async_waiters();

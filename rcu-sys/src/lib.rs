@@ -10,6 +10,7 @@
 //!   domain's worker and each allocator's refill worker is one. Its threads are started with
 //!   `pthread_create`, not `std::thread` (a forked child must be able to start them again),
 //!   and run with every signal blocked.
+//! - [`contain`]: running user code with its panics (and their payloads' panics) caught.
 //! - [`stderr`]: the runtime's reports, written with `write(2)` (no std lock a forked child
 //!   could find held).
 //! - [`ForkLock`]: a small spinning lock that the runtime's `pthread_atfork` handlers hold
@@ -40,6 +41,7 @@
 //! service.stop(); // wakes the thread and joins it
 //! ```
 
+pub mod contain;
 mod event_count;
 mod fork_lock;
 pub mod futex;

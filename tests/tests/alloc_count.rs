@@ -20,6 +20,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
@@ -66,7 +67,15 @@ fn note_marked(layout: Layout, delta: i64) {
     if layout == Layout::new::<Rcu<PanickyMarked>>() {
         PANICKY_MARKED_LIVE.fetch_add(delta, Ordering::SeqCst);
     }
+    if layout == Layout::new::<Rcu<RacedMarked>>() {
+        RACED_MARKED_LIVE.fetch_add(delta, Ordering::SeqCst);
+    }
 }
+
+/// Like `Marked`, for the barrier race of issue 21, defect 2 (another size).
+struct RacedMarked(#[allow(dead_code)] [u8; 1523]);
+
+static RACED_MARKED_LIVE: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
 
 /// A value whose drop panics, of a third size.
 struct PanickyMarked(#[allow(dead_code)] [u8; 1409]);
@@ -668,5 +677,81 @@ fn a_value_whose_drop_panics_is_still_deallocated() {
         PANICKY_MARKED_LIVE.load(Ordering::SeqCst),
         live_before,
         "leaked by a panicking drop"
+    );
+}
+
+/// Issue 21, defect 2: `rcu_barrier` returned while deallocations given back to the thread
+/// that queued the frees still waited. The worker's next full collection could take an idle
+/// owner's given-back list into a batch of the next generation, which waited for that
+/// generation's grace period, after the barrier's generation was published and before the
+/// barrier looked: the barrier found the list empty and returned. A reader whose sections
+/// last milliseconds keeps every grace period long, and a batch delay of zero makes the
+/// worker collect continuously, so most rounds have a full collection in that window (at
+/// 1acacce, 0 to 9 % of barriers returned early).
+#[test]
+fn a_barrier_never_returns_before_the_given_back_deallocations_are_done() {
+    const ROUNDS: usize = 40;
+    const PER_ROUND: usize = 600;
+    let domain = Arc::new(Domain::new(
+        DomainConfig::new().name("raced-give-back").batch_delay(Duration::ZERO),
+    ));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (domain, stop) = (domain.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut ctx = Sleepable::enter();
+            // Relaxed: a stop flag.
+            while !stop.load(Ordering::Relaxed) {
+                let _guard = domain.read_lock(&mut ctx);
+                std::thread::sleep(Duration::from_millis(6));
+            }
+        })
+    };
+    let ctx = Sleepable::enter();
+    domain.register_current_thread(&ctx);
+    // The producer queues a round, then stays idle (its given-back list stays on its slot)
+    // while this thread runs the barrier and checks.
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<bool>();
+    let (queued_tx, queued_rx) = std::sync::mpsc::channel::<()>();
+    let producer = {
+        let domain = domain.clone();
+        std::thread::spawn(move || {
+            let mut ctx = Sleepable::enter();
+            domain.register_current_thread(&ctx);
+            while go_rx.recv().unwrap() {
+                let nr = ctx.no_reclaim();
+                for _ in 0..PER_ROUND {
+                    domain.kvfree_rcu(&nr, Rcu::boxed(RacedMarked([3; 1523])));
+                }
+                drop(nr);
+                queued_tx.send(()).unwrap();
+            }
+        })
+    };
+    let mut early = Vec::new();
+    for round in 0..ROUNDS {
+        go_tx.send(true).unwrap();
+        queued_rx.recv().unwrap();
+        domain.rcu_barrier(&ctx);
+        let live = RACED_MARKED_LIVE.load(Ordering::SeqCst);
+        if live != 0 {
+            early.push((round, live));
+        }
+        // Not counted against the next round: wait for the stragglers (a failed round only).
+        if live != 0 {
+            domain.rcu_barrier(&ctx);
+            domain.rcu_barrier(&ctx);
+        }
+    }
+    go_tx.send(false).unwrap();
+    producer.join().unwrap();
+    // Relaxed: a stop flag.
+    stop.store(true, Ordering::Relaxed);
+    reader.join().unwrap();
+    assert!(
+        early.is_empty(),
+        "rcu_barrier returned before every deallocation queued before it was done, in {} of \
+         {ROUNDS} rounds (round, values still allocated): {early:?}",
+        early.len()
     );
 }
