@@ -99,12 +99,10 @@ impl DomainState {
         let mut watch = BracketWatch::new(self);
         for slot in self.readers.iter() {
             let staging = &*slot.staging;
-            staging.finish_returned_as_stranger(
-                true,
-                |elapsed| watch.waited(staging, elapsed),
+            staging.finish_returned_for_barrier(
                 |block| self.finish_deallocations(block, &ctx),
+                |elapsed| watch.waited(staging, elapsed),
             );
-            staging.wait_quiescent(|elapsed| watch.waited(staging, elapsed));
         }
         drop(ctx);
         // Release: pairs with the Acquire in `given_back_finished`: the deallocations done

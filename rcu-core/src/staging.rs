@@ -218,6 +218,21 @@ impl Staging {
         true
     }
 
+    /// A barrier's part for this slot, after its generation has run
+    /// (`DomainState::finish_given_back` argues it): takes the given-back list as a stranger,
+    /// waiting for another stranger that holds the right, hands each block to `finish`, then
+    /// waits for an owner bracket that took the list first (`wait_quiescent`). When it
+    /// returns, every block given back to this slot before the call began has been finished.
+    /// `waited` is called during long waits (see `sync::wait_while`).
+    pub fn finish_returned_for_barrier(
+        &self,
+        finish: impl FnMut(NonNull<Block>),
+        mut waited: impl FnMut(core::time::Duration),
+    ) {
+        self.finish_returned_as_stranger(true, &mut waited, finish);
+        self.wait_quiescent(waited);
+    }
+
     /// Swaps the given-back list out, handing each block to `f`.
     fn take_returned(&self, mut f: impl FnMut(NonNull<Block>)) {
         // AcqRel: Acquire pairs with the Release CAS in `give_back`; both halves settle the
