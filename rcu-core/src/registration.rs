@@ -305,3 +305,40 @@ fn end_thread_registrations() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Domain, DomainConfig, Sleepable};
+
+    /// Issue 22, defect 3: a cell that outlives its `Domain` reads in a section of the dead
+    /// domain during `RcuCell::update` (a section on the slot's word, no guard); the closure
+    /// may register this thread with another domain, whose sweep of dead domains' entries
+    /// force-ended that open section and released the slot, so the value the closure reads
+    /// could be freed under it. The sweep now leaves an entry whose section is open.
+    #[test]
+    fn registering_elsewhere_never_ends_an_open_section_of_a_dropped_domain() {
+        let ctx = Sleepable::enter();
+        let dead = Domain::new(DomainConfig::new().name("dropped"));
+        dead.register_current_thread(&ctx);
+        let state = dead.state_ref(); // what a cell keeps
+        let slot: *const crate::registry::Slot =
+            super::find_slot(&state).expect("registered with the domain");
+        // SAFETY: the registration (and `state`) keep the slot alive for this test.
+        let word = unsafe { &(*slot).word };
+        word.enter(state.gp.seq.started_counter()); // as `RcuCell::update` does
+        drop(dead);
+        let other = Domain::new(DomainConfig::new().name("elsewhere"));
+        other.register_current_thread(&ctx); // sweeps dropped domains' registrations
+        assert_eq!(word.depth(), 1, "the open section of the dropped domain was ended");
+        assert_eq!(
+            super::find_slot(&state),
+            Some(slot),
+            "the registration of the dropped domain was ended inside its section"
+        );
+        word.exit();
+        // Outside the section, the next sweep ends it.
+        let third = Domain::new(DomainConfig::new().name("third"));
+        third.register_current_thread(&ctx);
+        assert_eq!(super::find_slot(&state), None, "swept once the section ended");
+    }
+}
