@@ -98,13 +98,16 @@ fn slab() -> &'static Slab {
     // the process's.
     let base = NonNull::new(unsafe { System.alloc(layout) })
         .unwrap_or_else(|| std::alloc::handle_alloc_error(layout));
-    let books = (0..SLOTS)
-        .map(|_| SlotBooks {
-            drops: AtomicU32::new(0),
-            deallocs: AtomicU32::new(0),
-            layout: AtomicU64::new(0),
-        })
-        .collect();
+    // Zeroed, not built: the pages of a million books are touched only when used.
+    let books_layout = Layout::array::<SlotBooks>(SLOTS).expect("the books' layout is valid");
+    // SAFETY: the layout's size is not zero.
+    let raw = unsafe { std::alloc::alloc_zeroed(books_layout) }.cast::<SlotBooks>();
+    if raw.is_null() {
+        std::alloc::handle_alloc_error(books_layout);
+    }
+    // SAFETY: (1) allocated by the global allocator with the layout of `[SlotBooks; SLOTS]`;
+    // (2) all-zero bytes are a valid `SlotBooks` (three atomics holding 0).
+    let books = unsafe { Box::from_raw(ptr::slice_from_raw_parts_mut(raw, SLOTS)) };
     let new = Box::into_raw(Box::new(Slab { base, books }));
     // AcqRel: Release publishes the slab; Acquire (on failure) sees the winner's.
     match SLAB.compare_exchange(ptr::null_mut(), new, Ordering::AcqRel, Ordering::Acquire) {
