@@ -1,10 +1,16 @@
 //! Short rcutorture configurations, run by `cargo test`: the real runtime must pass every
-//! check under each flavor and with rare paths forced, and the busted fake must fail (the
-//! torture can fail).
+//! check under each flavor and with rare paths forced, and the busted fakes must fail (the
+//! torture can fail): `busted` the age check, `busted-barrier` the barrier check.
 
+use std::alloc::Layout;
 use std::time::Duration;
 
+use rcu_tests::torture::alloc::{self, Anomalies, Fate, Lane};
 use rcu_tests::torture::{self, Check, Config, FlavorKind, Summary, Tests};
+
+/// The torture's tracked frees are served and counted by it (`torture::alloc`).
+#[global_allocator]
+static ALLOC: torture::alloc::CountingAlloc = torture::alloc::CountingAlloc;
 
 fn run(config: Config) -> Summary {
     let summary = torture::run(config, &mut |_| {});
@@ -35,6 +41,12 @@ fn custom_domain_passes_every_check() {
     assert!(s.barriers > 0, "no barrier round completed");
     assert!(s.stalls > 0, "the stall test saw no report");
     assert_eq!(s.cb_queued, s.cb_done);
+    // Tracked frees went through every token, both kinds and both domains, and barrier
+    // rounds judged them.
+    let f = &s.deferred_frees;
+    assert_eq!(f.by.len(), 2 * 5, "{:?}", f.by);
+    assert!(f.by.iter().all(|(_, _, n)| *n > 0), "{:?}", f.by);
+    assert!(f.judged_in_rounds > 0, "no round judged a deferred free: {}", s.text());
     // The summary names every check with its verdict, and says the stall reports are expected.
     let text = s.text();
     for check in Check::ALL {
@@ -98,6 +110,66 @@ fn busted_grace_periods_are_caught_by_the_age_check() {
     assert_eq!(s.verdict(Check::Threads), "ok", "{}", s.text());
 }
 
+#[test]
+fn a_barrier_that_returns_before_deallocations_is_caught_by_the_barrier_check() {
+    // The busted-barrier flavor: a real domain whose tracked headed frees are dropped by
+    // their callback and deallocated only at the queueing thread's next "block boundary",
+    // which no barrier finishes. Whatever the timing, the final barrier returns before the
+    // last value of the run is deallocated (`frees::busted_kvfree`).
+    let tests = Tests {
+        age: false,
+        polled: false,
+        callbacks: true,
+        barrier: true,
+        forward_progress: false,
+        stall: false,
+        map: false,
+    };
+    let s = run(Config { tests, ..short(FlavorKind::BustedBarrier, 1) });
+    assert!(!s.success(), "rcutorture did not notice a barrier returning early: {}", s.text());
+    assert!(s.verdict(Check::Barrier).starts_with("FAILED ("), "{}", s.text());
+    assert!(
+        s.messages.iter().any(|m| m.contains("busted-barrier domain returned before")
+            && m.contains("dropped but not deallocated")),
+        "failures were not the barrier's deallocations: {:?}",
+        s.messages
+    );
+    // Dropped exactly once, every callback ran: only the barrier's promise was broken.
+    assert_eq!(s.verdict(Check::Callbacks), "ok", "{}", s.text());
+    assert_eq!(s.verdict(Check::Threads), "ok", "{}", s.text());
+    assert!(s.text().ends_with(&format!("FAILURE: {} error(s)", s.last.errors)));
+}
+
+#[test]
+fn the_counting_allocator_sees_a_tracked_values_drop_and_deallocation() {
+    assert!(alloc::installed());
+    let lane = Lane::claim().expect("a free lane");
+    let layout = Layout::new::<[u64; 4]>();
+    let seq = lane.next();
+    let armed = lane.arm(layout).expect("a fresh lane's slot is free");
+    let value = Box::new([seq, 1, 2, 3]);
+    assert!(armed.served(&*value as *const [u64; 4] as *const u8), "not served from the slab");
+    assert_eq!(lane.next(), seq + 1);
+    // Another allocation of the same layout is not the lane's.
+    let other = std::hint::black_box(Box::new([seq, 1, 2, 3]));
+    assert_eq!(lane.fate(seq), Fate::Pending);
+    alloc::note_drop(lane, seq); // what the tracked value's `Drop` does
+    assert_eq!(lane.fate(seq), Fate::Dropped);
+    drop(other);
+    assert_eq!(lane.fate(seq), Fate::Dropped, "a foreign deallocation was counted");
+    drop(value);
+    assert_eq!(lane.fate(seq), Fate::Done);
+    assert_eq!(lane.anomalies(), Anomalies::default());
+    // Deallocated without a drop, or with another layout: counted as anomalies.
+    let armed = lane.arm(layout).expect("the previous value was deallocated");
+    let value = Box::new([seq + 1, 1, 2, 3]);
+    assert!(armed.served(&*value as *const [u64; 4] as *const u8));
+    drop(value);
+    assert_eq!(lane.fate(seq + 1), Fate::Done);
+    assert_eq!(lane.anomalies(), Anomalies { undropped_deallocs: 1, ..Anomalies::default() });
+    // Left claimed: its books now hold an anomaly on purpose.
+}
+
 fn rcutorture(args: &[&str]) -> (i32, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_rcutorture"))
         .args(args)
@@ -121,4 +193,21 @@ fn the_binary_reports_failure_with_a_nonzero_exit_code() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("\"result\":\"FAILURE\""), "{out}");
     assert!(out.contains("\"checks\":{\"age\":\"FAILED ("), "{out}");
+}
+
+#[test]
+fn the_binary_reports_an_early_barrier_with_a_nonzero_exit_code() {
+    let (code, out) = rcutorture(&[
+        "--flavor",
+        "busted-barrier",
+        "--duration",
+        "1s",
+        "--tests",
+        "callbacks,barrier",
+        "--json",
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("\"result\":\"FAILURE\""), "{out}");
+    assert!(out.contains("\"barrier\":\"FAILED ("), "{out}");
+    assert!(out.contains("\"callbacks\":\"ok\""), "{out}");
 }

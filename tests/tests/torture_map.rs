@@ -5,6 +5,10 @@ use std::time::Duration;
 
 use rcu_tests::torture::{self, Config, FlavorKind, Tests};
 
+/// The torture's tracked frees are served and counted by it (`torture::alloc`).
+#[global_allocator]
+static ALLOC: torture::alloc::CountingAlloc = torture::alloc::CountingAlloc;
+
 fn map_only(flavor: FlavorKind, small_blocks: bool) {
     let tests = Tests {
         age: false,

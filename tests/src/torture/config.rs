@@ -22,6 +22,9 @@ pub enum FlavorKind {
     Custom,
     /// The deliberately broken fake: must produce FAILURE.
     Busted,
+    /// An isolated domain whose `kvfree_rcu` leaves deallocations to the queueing thread
+    /// and whose `rcu_barrier` does not finish them: the barrier check must fail.
+    BustedBarrier,
 }
 
 /// The checks a run performs; each can be switched off.
@@ -31,9 +34,11 @@ pub struct Tests {
     pub age: bool,
     /// Readers check that a cookie taken inside a section does not complete during it.
     pub polled: bool,
-    /// Updaters queue counted `call_rcu`/`kvfree_rcu` traffic; all must run by the end.
+    /// Updaters queue counted `call_rcu` traffic and tracked `kvfree_rcu` values; all
+    /// callbacks must run by the end.
     pub callbacks: bool,
-    /// A thread checks that `rcu_barrier` covers everything queued before it.
+    /// A thread checks that `rcu_barrier` covers everything queued before it: callbacks ran,
+    /// the updaters' tracked values dropped and deallocated (also after the final barrier).
     pub barrier: bool,
     /// A `call_rcu` flood must not stop grace periods or callbacks, and stays bounded.
     pub forward_progress: bool,

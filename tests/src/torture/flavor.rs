@@ -1,7 +1,9 @@
-//! What is being tortured: the real runtime (a domain), or `busted`, a deliberately broken
-//! fake whose read sections protect nothing and whose grace periods end at once (as the
-//! kernel rcutorture's `rcu_busted` type). The busted flavor exists to prove the torture can
-//! fail: under it, the checks must report FAILURE.
+//! What is being tortured: the real runtime (a domain), or a deliberately broken fake that
+//! proves the torture can fail. `busted`: read sections that protect nothing and grace
+//! periods that end at once (as the kernel rcutorture's `rcu_busted` type); the age check
+//! must report FAILURE. `busted-barrier`: a real isolated domain, except that the updaters'
+//! headed frees on it are split so that `rcu_barrier` returns before their memory is
+//! deallocated (`frees::busted_kvfree`); the barrier check must report FAILURE.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -17,6 +19,8 @@ pub enum Flavor {
     Custom(Domain),
     /// The broken fake.
     Busted(AtomicU64),
+    /// An isolated domain whose tracked headed frees skip the barrier's deallocation step.
+    BustedBarrier(Domain),
 }
 
 /// A polled-API cookie of either kind.
@@ -33,7 +37,7 @@ impl Flavor {
     pub fn domain(&self) -> Option<&Domain> {
         match self {
             Flavor::Global => Some(Domain::global()),
-            Flavor::Custom(d) => Some(d),
+            Flavor::Custom(d) | Flavor::BustedBarrier(d) => Some(d),
             Flavor::Busted(_) => None,
         }
     }
@@ -44,6 +48,7 @@ impl Flavor {
             Flavor::Global => "global",
             Flavor::Custom(_) => "custom",
             Flavor::Busted(_) => "busted",
+            Flavor::BustedBarrier(_) => "busted-barrier",
         }
     }
 
@@ -132,10 +137,19 @@ impl Flavor {
         }
     }
 
-    /// `kvfree_rcu` with any token; busted frees at once.
+    /// `kvfree_rcu` with any token; busted frees at once. (`busted-barrier`'s broken one is
+    /// `frees::busted_kvfree`, for the tracked values only.)
     pub fn kvfree_rcu<C: Context, T: Send + 'static>(&self, ctx: &C, obj: Box<Rcu<T>>) {
         match self.domain() {
             Some(d) => d.kvfree_rcu(ctx, obj),
+            None => drop(obj),
+        }
+    }
+
+    /// `kvfree_rcu_mightsleep` with a token that may sleep; busted frees at once.
+    pub fn kvfree_rcu_mightsleep<C: MaySleep, T: Send + 'static>(&self, ctx: &C, obj: Box<T>) {
+        match self.domain() {
+            Some(d) => d.kvfree_rcu_mightsleep(ctx, obj),
             None => drop(obj),
         }
     }

@@ -2,14 +2,20 @@
 //!
 //! Readers check every element they see for a too-short grace period (age above 1), for
 //! poison (freed under them) and for reuse; the writer ages retired elements with every
-//! grace-period method; updaters push counted `call_rcu`/`kvfree_rcu` traffic with every
-//! token; side threads check `rcu_barrier`, forward progress under a `call_rcu` flood, and
-//! stall reporting. A live line per second, then a summary ending in SUCCESS or FAILURE.
-//! Under the `busted` flavor (a fake RCU that protects nothing) the run must fail.
+//! grace-period method; updaters push counted `call_rcu` traffic and tracked deferred frees
+//! (`kvfree_rcu`, `kvfree_rcu_mightsleep`) with every token; side threads check
+//! `rcu_barrier` (callbacks run, frees dropped and deallocated), forward progress under a
+//! `call_rcu` flood, and stall reporting. A live line per second, then a summary ending in
+//! SUCCESS or FAILURE. Under the `busted` flavor (a fake RCU that protects nothing) and the
+//! `busted-barrier` flavor (a barrier that returns before deallocations) the run must fail.
+//!
+//! A process that runs it installs [`alloc::CountingAlloc`] as its global allocator.
 
+pub mod alloc;
 pub mod arena;
 pub mod config;
 pub mod flavor;
+pub mod frees;
 pub mod map;
 pub mod readers;
 pub mod report;
@@ -27,6 +33,7 @@ use rcu_core::{AllocConfig, DomainConfig, FaultConfig, Policy};
 use arena::{Arena, PIPE_LEN};
 pub use config::{Config, FlavorKind, Tests, TokenKind};
 use flavor::Flavor;
+use frees::Frees;
 use readers::Published;
 pub use report::{Check, Counters, Sample, Summary};
 
@@ -43,13 +50,15 @@ pub struct Shared {
     pub published: Published,
     /// The counters.
     pub counters: Counters,
+    /// The updaters' tracked deferred frees.
+    pub frees: Frees,
 }
 
 fn make_flavor(config: &Config) -> Flavor {
     match config.flavor {
         FlavorKind::Global => Flavor::Global,
         FlavorKind::Busted => Flavor::Busted(AtomicU64::new(0)),
-        FlavorKind::Custom => {
+        FlavorKind::Custom | FlavorKind::BustedBarrier => {
             let mut alloc = AllocConfig::new().budget_bytes(config.budget);
             if config.small_blocks {
                 alloc = alloc.small_blocks();
@@ -70,7 +79,11 @@ fn make_flavor(config: &Config) -> Flavor {
                     );
                 }
             }
-            Flavor::Custom(domain)
+            if config.flavor == FlavorKind::BustedBarrier {
+                Flavor::BustedBarrier(domain)
+            } else {
+                Flavor::Custom(domain)
+            }
         }
     }
 }
@@ -107,7 +120,9 @@ pub fn run(config: Config, on_line: &mut dyn FnMut(&str)) -> Summary {
     // Enough elements for the pipeline of retired elements plus callback chains in flight.
     let arena = Arena::new(8 * PIPE_LEN as usize + 64);
     let initial = arena.alloc().expect("a fresh arena has free elements");
+    let frees = Frees::new(&config);
     let shared = Arc::new(Shared {
+        frees,
         config,
         flavor,
         arena,
@@ -185,7 +200,9 @@ pub fn run(config: Config, on_line: &mut dyn FnMut(&str)) -> Summary {
 fn finish(shared: &Arc<Shared>, start: Instant) -> Summary {
     let ctx = Sleepable::enter();
     let c = &shared.counters;
-    shared.flavor.barrier(&ctx);
+    for &target in shared.frees.targets() {
+        side::barrier(shared, target, &ctx);
+    }
     // Callback chains requeue themselves: each barrier moves them one grace period on.
     for _ in 0..4 * PIPE_LEN {
         if Counters::get(&c.chains) == 0 {
@@ -215,6 +232,12 @@ fn finish(shared: &Arc<Shared>, start: Instant) -> Summary {
             );
         }
     }
+    // The final barriers promise what the rounds' do; with the barrier test off, the
+    // callbacks check (everything queued ran by the end) holds them to it.
+    let frees_check = if shared.config.tests.barrier { Check::Barrier } else { Check::Callbacks };
+    shared.frees.judge_final(&shared.flavor, c, frees_check);
+    shared.frees.judge_anomalies(c, Check::Callbacks);
+    shared.frees.release();
     let last = sample(shared, start);
     Summary {
         flavor: shared.flavor.name(),
@@ -222,6 +245,7 @@ fn finish(shared: &Arc<Shared>, start: Instant) -> Summary {
         cb_queued: queued,
         cb_done: done,
         barriers: Counters::get(&c.barriers),
+        deferred_frees: shared.frees.report(&shared.flavor),
         stalls: Counters::get(&c.stalls),
         frees: shared.arena.frees(),
         messages: c.messages(),

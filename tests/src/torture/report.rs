@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::arena::PIPE_LEN;
 use super::config::Tests;
+use super::frees::FreesReport;
 
 /// The checks a run performs, each with its own failure count and verdict in the summary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,10 +14,13 @@ pub enum Check {
     Age,
     /// Readers: a cookie taken inside a section does not complete during it.
     Polled,
-    /// Counted `call_rcu`/`kvfree_rcu` traffic: everything queued ran after `rcu_barrier`,
-    /// callback chains finished, nothing left pending.
+    /// Counted `call_rcu` traffic: everything queued ran after `rcu_barrier`, callback
+    /// chains finished, nothing left pending; no tracked value freed twice, early or with
+    /// the wrong layout.
     Callbacks,
-    /// Barrier rounds: every callback posted before `rcu_barrier` ran when it returned.
+    /// Barrier rounds and the final barrier: every callback posted and every tracked
+    /// deferred free queued before `rcu_barrier` had run, been dropped and been deallocated
+    /// when it returned.
     Barrier,
     /// A `call_rcu` flood: grace periods and callbacks keep going, memory stays bounded.
     ForwardProgress,
@@ -61,8 +65,13 @@ impl Check {
         match self {
             Check::Age => "no reader saw an element older than 1 grace period, poisoned or reused",
             Check::Polled => "no cookie taken inside a read section completed during it",
-            Check::Callbacks => "every counted call_rcu/kvfree_rcu ran by the final rcu_barrier",
-            Check::Barrier => "every callback posted before rcu_barrier had run when it returned",
+            Check::Callbacks => {
+                "every counted call_rcu ran by the final rcu_barrier; every tracked free freed once"
+            }
+            Check::Barrier => {
+                "every callback and kvfree_rcu'd value queued before rcu_barrier had run, been \
+                 dropped and deallocated when it returned"
+            }
             Check::ForwardProgress => {
                 "grace periods and callbacks kept going under a call_rcu flood, memory bounded"
             }
@@ -106,9 +115,9 @@ pub struct Counters {
     pub ages: [AtomicU64; AGE_BUCKETS],
     /// Elements published by the writer.
     pub updates: AtomicU64,
-    /// Counted deferred items queued by updaters.
+    /// Counted callbacks queued by updaters.
     pub cb_queued: AtomicU64,
-    /// Counted deferred items that ran (dropped or called back).
+    /// Counted callbacks that ran.
     pub cb_done: AtomicU64,
     /// Barrier rounds passed.
     pub barriers: AtomicU64,
@@ -248,6 +257,8 @@ pub struct Summary {
     pub cb_done: u64,
     /// Barrier rounds passed.
     pub barriers: u64,
+    /// The updaters' tracked deferred frees.
+    pub deferred_frees: FreesReport,
     /// Stall reports seen by the stall test.
     pub stalls: u64,
     /// Elements freed (aged out).
@@ -286,8 +297,31 @@ impl Summary {
         match check {
             Check::Age => format!("{} reads checked; ages 0 and 1 are normal", l.reads),
             Check::Polled => format!("checked on each of the {} reads", l.reads),
-            Check::Callbacks => format!("{}/{} counted items ran", self.cb_done, self.cb_queued),
-            Check::Barrier => format!("{} barrier rounds", self.barriers),
+            Check::Callbacks => {
+                format!("{}/{} counted callbacks ran", self.cb_done, self.cb_queued)
+            }
+            Check::Barrier => {
+                let f = &self.deferred_frees;
+                let mut by = String::new();
+                for (i, (domain, mode, n)) in f.by.iter().enumerate() {
+                    let sep = match i {
+                        0 => "",
+                        _ if f.by[i - 1].0 != *domain => "; ",
+                        _ => ", ",
+                    };
+                    let head = if sep == ", " { String::new() } else { format!("{domain}: ") };
+                    let _ = write!(by, "{sep}{head}{} {n}", mode.label());
+                }
+                format!(
+                    "{} barrier rounds; {} deferred frees judged by the first round after them, \
+                     all {} by the final barrier ({}); {} waits for a lane's oldest free",
+                    self.barriers,
+                    f.judged_in_rounds,
+                    f.queued,
+                    by,
+                    f.ring_waits
+                )
+            }
             Check::ForwardProgress => "flood measured against grace periods and budget".into(),
             Check::Stall => format!(
                 "{} stall report(s): expected, at least 1 (the test holds a reader past the \
@@ -312,8 +346,14 @@ impl Summary {
         let _ = writeln!(s, "  age histogram (0..{}+): {:?}", AGE_BUCKETS - 1, l.ages);
         let _ = writeln!(
             s,
-            "  counted callbacks {}/{}  barrier rounds {}  stall reports {}  fallbacks {}",
-            self.cb_done, self.cb_queued, self.barriers, self.stalls, l.fallbacks
+            "  counted callbacks {}/{}  deferred frees {}  barrier rounds {}  stall reports {}  \
+             fallbacks {}",
+            self.cb_done,
+            self.cb_queued,
+            self.deferred_frees.queued,
+            self.barriers,
+            self.stalls,
+            l.fallbacks
         );
         let _ = writeln!(s, "  checks:");
         for check in Check::ALL {
@@ -361,8 +401,8 @@ impl Summary {
         format!(
             "{{\"flavor\":\"{}\",\"seconds\":{:.3},\"result\":\"{}\",\"errors\":{},\
              \"grace_periods\":{},\"reads\":{},\"updates\":{},\"frees\":{},\"ages\":{:?},\
-             \"cb_queued\":{},\"cb_done\":{},\"barriers\":{},\"stalls\":{},\"fallbacks\":{},\
-             \"checks\":{{{}}},\"messages\":[{}]}}",
+             \"cb_queued\":{},\"cb_done\":{},\"deferred_frees\":{},\"barriers\":{},\
+             \"stalls\":{},\"fallbacks\":{},\"checks\":{{{}}},\"messages\":[{}]}}",
             self.flavor,
             self.seconds,
             if self.success() { "SUCCESS" } else { "FAILURE" },
@@ -374,6 +414,7 @@ impl Summary {
             l.ages,
             self.cb_queued,
             self.cb_done,
+            self.deferred_frees.queued,
             self.barriers,
             self.stalls,
             l.fallbacks,

@@ -1,14 +1,16 @@
-//! The side tests that run alongside readers and the writer: counted callback traffic from
-//! the updaters, barrier rounds, the forward-progress flood and the stall test.
+//! The side tests that run alongside readers and the writer: counted callback traffic and
+//! tracked deferred frees from the updaters, barrier rounds, the forward-progress flood and
+//! the stall test.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
-use rcu_core::{DomainConfig, StallReport};
+use rcu_core::{Domain, DomainConfig, StallReport};
 
 use super::config::TokenKind;
+use super::frees::{self, Target};
 use super::report::{Check, Counters};
 use super::rng::Rng;
 use super::Shared;
@@ -29,27 +31,35 @@ fn drop_callback(obj: Box<Rcu<Counted>>, _ctx: &Atomic<'_>) {
     drop(obj);
 }
 
-/// An updater: queues counted `kvfree_rcu`/`call_rcu` traffic with each token in turn.
+/// An updater: queues counted `call_rcu` traffic and tracked deferred frees (`frees.rs`) with
+/// each token in turn. It starts with one free of every mode on each of its lanes, so that
+/// every token, kind and domain is covered however short the run.
 pub fn updater(id: u64, shared: &Arc<Shared>, stop: &AtomicBool) {
     let config = &shared.config;
     let mut ctx = Sleepable::enter();
     let mut rng = Rng::new(config.seed, 200 + id);
+    let lanes: Vec<_> = shared.frees.lanes_of(id).collect();
+    for lane in &lanes {
+        for _ in shared.frees.modes() {
+            frees::queue_next(shared, lane, &mut ctx, stop);
+        }
+    }
     let mut n = 0u64;
     // Relaxed: a stop flag.
     while !stop.load(Ordering::Relaxed) {
-        let token = config.tokens[(n % config.tokens.len() as u64) as usize];
-        let obj = Rcu::boxed(Counted { shared: shared.clone(), _payload: [n; 6] });
-        let use_callback = rng.one_in(2);
-        Counters::bump(&shared.counters.cb_queued);
-        match (token, use_callback) {
-            (TokenKind::Sleepable, false) => shared.flavor.kvfree_rcu(&ctx, obj),
-            (TokenKind::Sleepable, true) => shared.flavor.call_rcu(&ctx, obj, drop_callback),
-            (TokenKind::NoReclaim, false) => shared.flavor.kvfree_rcu(&ctx.no_reclaim(), obj),
-            (TokenKind::NoReclaim, true) => {
-                shared.flavor.call_rcu(&ctx.no_reclaim(), obj, drop_callback)
+        if rng.one_in(2) {
+            let token = config.tokens[(n % config.tokens.len() as u64) as usize];
+            let obj = Rcu::boxed(Counted { shared: shared.clone(), _payload: [n; 6] });
+            Counters::bump(&shared.counters.cb_queued);
+            match token {
+                TokenKind::Sleepable => shared.flavor.call_rcu(&ctx, obj, drop_callback),
+                TokenKind::NoReclaim => {
+                    shared.flavor.call_rcu(&ctx.no_reclaim(), obj, drop_callback)
+                }
+                TokenKind::Atomic => shared.flavor.call_rcu(&ctx.atomic(), obj, drop_callback),
             }
-            (TokenKind::Atomic, false) => shared.flavor.kvfree_rcu(&ctx.atomic(), obj),
-            (TokenKind::Atomic, true) => shared.flavor.call_rcu(&ctx.atomic(), obj, drop_callback),
+        } else {
+            frees::queue_next(shared, lanes[(n % lanes.len() as u64) as usize], &mut ctx, stop);
         }
         n += 1;
         if n % 256 == 0 {
@@ -60,36 +70,59 @@ pub fn updater(id: u64, shared: &Arc<Shared>, stop: &AtomicBool) {
     }
 }
 
-/// Barrier rounds: each posts callbacks, calls `rcu_barrier`, and checks all have run.
+/// The domain behind `target` (`None`: the busted fake has none).
+pub fn domain_of(shared: &Shared, target: Target) -> Option<&Domain> {
+    match target {
+        Target::Own => shared.flavor.domain(),
+        Target::Global => Some(Domain::global()),
+    }
+}
+
+/// `rcu_barrier` on `target`'s domain.
+pub fn barrier(shared: &Shared, target: Target, ctx: &Sleepable) {
+    match target {
+        Target::Own => shared.flavor.barrier(ctx),
+        Target::Global => Domain::global().rcu_barrier(ctx),
+    }
+}
+
+/// Barrier rounds, on each domain the updaters queue on: each snapshots how far the
+/// tracked frees were queued, posts callbacks, calls `rcu_barrier`, and checks that all the
+/// callbacks have run and every tracked value queued before it was dropped and deallocated.
 pub fn barrier_rounds(shared: &Arc<Shared>, stop: &AtomicBool) {
     const PER_ROUND: u64 = 64;
     let ctx = Sleepable::enter();
     // Relaxed: a stop flag.
     while !stop.load(Ordering::Relaxed) {
-        let ran = Arc::new(AtomicU64::new(0));
-        for _ in 0..PER_ROUND {
-            let ran = ran.clone();
-            match shared.flavor.domain() {
-                Some(d) => d.call_rcu_fn(&ctx, move |_| {
-                    // Relaxed: read after rcu_barrier, which orders it.
-                    ran.fetch_add(1, Ordering::Relaxed);
-                }),
-                None => {
-                    // Relaxed: as above.
-                    ran.fetch_add(1, Ordering::Relaxed);
+        for &target in shared.frees.targets() {
+            let snapshot = shared.frees.snapshot(target);
+            let ran = Arc::new(AtomicU64::new(0));
+            for _ in 0..PER_ROUND {
+                let ran = ran.clone();
+                match domain_of(shared, target) {
+                    Some(d) => d.call_rcu_fn(&ctx, move |_| {
+                        // Relaxed: read after rcu_barrier, which orders it.
+                        ran.fetch_add(1, Ordering::Relaxed);
+                    }),
+                    None => {
+                        // Relaxed: as above.
+                        ran.fetch_add(1, Ordering::Relaxed);
+                    }
                 }
             }
-        }
-        shared.flavor.barrier(&ctx);
-        // Relaxed: rcu_barrier has ordered every callback before its return.
-        let done = ran.load(Ordering::Relaxed);
-        if done != PER_ROUND {
-            shared.counters.fail_check(
-                Check::Barrier,
-                format!(
-                "rcu_barrier returned with {done} of {PER_ROUND} callbacks posted before it run"
-            ),
-            );
+            barrier(shared, target, &ctx);
+            // Relaxed: rcu_barrier has ordered every callback before its return.
+            let done = ran.load(Ordering::Relaxed);
+            if done != PER_ROUND {
+                shared.counters.fail_check(
+                    Check::Barrier,
+                    format!(
+                        "rcu_barrier returned with {done} of {PER_ROUND} callbacks posted \
+                         before it run"
+                    ),
+                );
+            }
+            shared.frees.judge_round(target, &snapshot, &shared.flavor, &shared.counters);
         }
         Counters::bump(&shared.counters.barriers);
         std::thread::sleep(Duration::from_millis(20));

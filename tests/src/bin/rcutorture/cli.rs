@@ -11,6 +11,9 @@ enum FlavorArg {
     Custom,
     /// A deliberately broken fake RCU: the run must report FAILURE.
     Busted,
+    /// A real domain whose rcu_barrier returns before the frees' deallocations: the barrier
+    /// check must report FAILURE.
+    BustedBarrier,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -32,7 +35,8 @@ enum TestArg {
 }
 
 /// Stress the RCU runtime and verify it: too-short grace periods, use after free, lost
-/// callbacks, barrier, forward progress and stall detection.
+/// callbacks, barrier (callbacks run, frees dropped and deallocated), forward progress and
+/// stall detection.
 #[derive(Debug, Parser)]
 #[command(name = "rcutorture", version)]
 struct Args {
@@ -125,6 +129,7 @@ pub(crate) fn main() -> i32 {
             FlavorArg::Global => FlavorKind::Global,
             FlavorArg::Custom => FlavorKind::Custom,
             FlavorArg::Busted => FlavorKind::Busted,
+            FlavorArg::BustedBarrier => FlavorKind::BustedBarrier,
         },
         long_delay_every: args.long_delay_every,
         long_delay: args.long_delay,
@@ -153,6 +158,7 @@ pub(crate) fn main() -> i32 {
             FlavorArg::Global => "global",
             FlavorArg::Custom => "custom",
             FlavorArg::Busted => "busted",
+            FlavorArg::BustedBarrier => "busted-barrier",
         },
         config.readers,
         config.updaters,

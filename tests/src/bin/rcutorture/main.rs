@@ -6,6 +6,11 @@
 #[cfg(not(loom))]
 mod cli;
 
+/// Serves and counts the torture's tracked frees, so the barrier check sees deallocations.
+#[cfg(not(loom))]
+#[global_allocator]
+static ALLOC: rcu_tests::torture::alloc::CountingAlloc = rcu_tests::torture::alloc::CountingAlloc;
+
 #[cfg(not(loom))]
 fn main() {
     std::process::exit(cli::main());
