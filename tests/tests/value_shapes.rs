@@ -29,10 +29,8 @@
 //! - sizes: a few values (1 to 12), or a flood (256 to 320) that fills blocks of the default
 //!   size (253 entries), so that full blocks are sealed, run and split.
 //!
-//! Until `kvfree_rcu_mightsleep` accepts `T: ?Sized`, the unsized shapes reach it as
-//! `Box<Box<dyn Trait>>`, `Box<Box<[u8]>>` and `Box<Box<[Piece]>>` (and the headed paths as
-//! `Rcu<Box<..>>`); the blocks marked `TODO(issue 21: kvfree_rcu_mightsleep<T: ?Sized>)`
-//! hand them over as `Box<dyn Trait>`, `Box<[u8]>` and `Box<[Piece]>` once enabled.
+//! The unsized shapes reach `kvfree_rcu_mightsleep` as themselves (`Box<dyn Trait>`,
+//! `Box<[u8]>`, `Box<[Piece]>`), and the headed paths as `Rcu<Box<..>>`.
 //!
 //! A *case* runs its exiting threads' batches concurrently with the test thread's, joins
 //! them, calls `rcu_barrier` on every domain, then checks. The property test (proptest)
@@ -1354,12 +1352,9 @@ impl Payload for Box<dyn Shaped> {
         (b, g)
     }
 
-    // TODO(issue 21: kvfree_rcu_mightsleep<T: ?Sized>): once `kvfree_rcu_mightsleep` takes
-    // `Box<T>` with `T: ?Sized`, enable the three `cfg(any())` blocks marked with this TODO
-    // (replace `cfg(any())` by `cfg(all())`): the unsized values then reach it as themselves
-    // (`Box<dyn Shaped>`, `Box<[u8]>`, `Box<[Piece]>`; a dangling pointer for a zero-sized
-    // `dyn` value or an empty slice) instead of boxed once more.
-    #[cfg(any())]
+    // Unsized values reach `kvfree_rcu_mightsleep` as themselves (`Box<dyn Shaped>`,
+    // `Box<[u8]>`, `Box<[Piece]>`; a dangling pointer for a zero-sized `dyn` value or an
+    // empty slice), not boxed once more.
     fn retire_headless<C: MaySleep>(self, d: &Domain, ctx: &C, _rec: u32) {
         d.kvfree_rcu_mightsleep(ctx, self);
     }
@@ -1373,8 +1368,7 @@ impl Payload for Box<[u8]> {
         (b, Group::one(rec))
     }
 
-    // TODO(issue 21: kvfree_rcu_mightsleep<T: ?Sized>): see `Box<dyn Shaped>`.
-    #[cfg(any())]
+    // As themselves: see `Box<dyn Shaped>`.
     fn retire_headless<C: MaySleep>(self, d: &Domain, ctx: &C, _rec: u32) {
         d.kvfree_rcu_mightsleep(ctx, self);
     }
@@ -1413,8 +1407,7 @@ impl Payload for Box<[Piece]> {
         (b, Group { first, len: 1 + len })
     }
 
-    // TODO(issue 21: kvfree_rcu_mightsleep<T: ?Sized>): see `Box<dyn Shaped>`.
-    #[cfg(any())]
+    // As themselves: see `Box<dyn Shaped>`.
     fn retire_headless<C: MaySleep>(self, d: &Domain, ctx: &C, _rec: u32) {
         d.kvfree_rcu_mightsleep(ctx, self);
     }
