@@ -5,33 +5,38 @@
 //!
 //! # Shape
 //! A registration is a [`Waiter`] node (a target and a `Waker`) in an `Arc` shared by the
-//! future and the registry. Futures push nodes onto `incoming`, a lock-free stack (one CAS;
-//! a poll never takes a lock). Only the domain's worker takes nodes off: it swaps `incoming`
-//! out, wakes the nodes whose target is reached and keeps the others on `pending`, a list
-//! only the worker touches. So the worker never waits for a future and a future never waits
-//! for the worker.
+//! future and the registry. Futures push nodes at the head of one lock-free list (one CAS;
+//! a poll never takes a lock) and set `fresh`. Only the domain's worker unlinks nodes: each
+//! of its passes walks the list, wakes the nodes whose target is reached and unlinks them
+//! (and cancelled ones), leaving the others linked. So the worker never waits for a future
+//! and a future never waits for the worker; and since a node leaves the list only by one
+//! unlink, a fork at any point of a pass keeps every waiting node for the child's worker.
 //!
 //! Wakers run on the worker thread, outside any atomic scope and while it leads no grace
 //! period: an executor's `wake` may take its own locks or allocate, and must not wait for a
-//! grace period (the `Waker` contract asks wakes to be quick anyway).
+//! grace period (the `Waker` contract asks wakes to be quick anyway). A waker's `wake` and
+//! drop are user code: each is contained (`rcu_sys::contain`) and counted by the caller.
 //!
 //! # Why no wake-up is lost
-//! A future pushes its node (P, AcqRel), then asks the worker for its target (a grace
-//! period request or a collection request, both ending in `Worker::wake_if_sleeping`), then
-//! checks the target once more. The request is "queued work" in the sense of
-//! `Worker::wake_if_sleeping`: either the worker's idle re-check sees it ([`AsyncWaiters::
-//! has_work`] sees `incoming` non-empty, and the request keeps it awake until the target is
-//! reached) or the worker is woken. Either way it runs its loop, whose call to
-//! [`AsyncWaiters::wake_ready`] swaps `incoming` after P and so takes the node. From then on
-//! the node is on `pending`, and every later loop of the worker wakes it if its target is
-//! reached: a grace period the worker was asked for is waited for at the top of each loop
+//! A future pushes its node (P, AcqRel) and sets `fresh` (SeqCst), then asks the worker for
+//! its target (a grace period request or a collection request, both ending in
+//! `Worker::wake_if_sleeping`), then checks the target once more. The request is "queued
+//! work" in the sense of `Worker::wake_if_sleeping`: either the worker's idle re-check sees
+//! it ([`AsyncWaiters::has_work`] sees `fresh`, and the request keeps it awake until the
+//! target is reached) or the worker is woken. Either way it runs its loop, whose call to
+//! [`AsyncWaiters::wake_ready`] clears `fresh` and then walks the list from its head: if
+//! that clear read the push's `fresh` store, the walk sees the node (the store follows P);
+//! if not, `fresh` stays set and the next loop walks again. From then on every pass that
+//! finds the node's target reached wakes it, and a pass happens whenever a node's target is
+//! reached (`has_work` checks the smallest targets the last pass kept): a grace period the
+//! worker was asked for is waited for at the top of each loop
 //! (`wait_until_completed(requested)`), and a generation is finished by the worker itself
-//! (`run_batch`), both before `wake_ready` in the same loop. The target is monotonic (a
-//! completed grace period or generation stays completed), so once reached, the next
-//! `wake_ready` wakes the node. The future's check after P only saves a round trip when the
-//! target was reached meanwhile.
+//! (`run_batch`, then `finish_given_back` for async barriers), both before `wake_ready` in
+//! the same loop. The target is monotonic (a completed grace period or generation stays
+//! completed), so once reached, the next pass wakes the node. The future's check after P
+//! only saves a round trip when the target was reached meanwhile.
 //!
-//! A node the worker woke is marked `woken` (Release) before the wake; a later poll that sees
+//! A node the worker woke is marked `woken` (Release) after the wake; a later poll that sees
 //! the mark (Acquire) knows the target was reached before it, so its own check succeeds, and a
 //! poll that finds neither the target reached nor a live node with its waker registers anew:
 //! an executor that polls without having been woken, or with a new waker, is served too.
@@ -55,11 +60,12 @@ pub(crate) enum Target {
 pub(crate) struct Waiter {
     target: Target,
     waker: Waker,
-    /// Set by the worker before it wakes `waker`.
+    /// Set by the worker once it has woken `waker`.
     woken: AtomicBool,
     /// Set by the future when it no longer wants the wake (dropped, or registered anew).
     cancelled: AtomicBool,
-    /// The next node on `incoming` or `pending` (owned by the list that holds this node).
+    /// The next node on the registry's list (written by the pusher before the node is
+    /// linked, then only by the worker's unlinks).
     next: AtomicPtr<Waiter>,
 }
 
@@ -202,7 +208,8 @@ impl AsyncWaiters {
                 if rcu_sys::contain::contain(|| waiter.waker.wake_by_ref()).is_none() {
                     panicked();
                 }
-                // Release: pairs with the Acquire in `Waiter::is_woken`.
+                // Release: pairs with the Acquire in `Waiter::is_woken`. After the wake: a
+                // fork between the two leaves the node unmarked, so the child wakes it again.
                 waiter.woken.store(true, Ordering::Release);
             }
             self.unlink(prev, node, next);
