@@ -122,18 +122,23 @@ pub(crate) fn register_in(domain: &Arc<DomainState>) -> *const Slot {
     // here): those end later, outside. They are ended, and their states let go (possibly the
     // last reference, whose drop runs callbacks), only after the list is no longer borrowed.
     let mut ended = Vec::new();
+    let mut kept = Vec::new();
     let mut i = 0;
     while i < list.len() {
         match list[i].domain.upgrade() {
             Some(state) if state.is_live() => i += 1,
             // SAFETY: the registration keeps its slot alive while the state lives.
-            Some(_) if unsafe { &*list[i].slot }.word.depth() != 0 => i += 1,
+            Some(state) if unsafe { &*list[i].slot }.word.depth() != 0 => {
+                kept.push(state);
+                i += 1;
+            }
             state => ended.push((state, list.swap_remove(i).slot)),
         }
     }
     let slot: *const Slot = domain.readers.claim();
     list.push(Registration { domain: Arc::downgrade(domain), slot });
     drop(list);
+    drop(kept);
     for (state, slot) in ended {
         if let Some(state) = state {
             if end(&state, slot, Ending::DomainDropped) {
