@@ -3,6 +3,8 @@
 #[cfg(not(loom))]
 mod domain;
 #[cfg(not(loom))]
+mod enforce;
+#[cfg(not(loom))]
 mod list;
 #[cfg(not(loom))]
 mod map;

@@ -9,14 +9,19 @@
 //!   `appending_writer_during_migration_lands_once`): a writer inserts a third key of the
 //!   same bucket while it migrates, at the front of the chain or appended after its tail (as
 //!   the map inserts); afterwards every key is found, in exactly one chain.
+//! - **a remover during a migration** (`remover_during_migration_finds_its_key`): a writer
+//!   removes a key of a bucket while it migrates: it finds the key in its home chain, in
+//!   every interleaving, because a bucket's lock is released only with the bucket wholly
+//!   here or wholly moved.
 //! - **unpublish** (`retired_table_is_never_read`): the resizer makes the future table
 //!   current and retires the old one after a (toy) grace period; a reader that loads the
 //!   current table inside a (toy) read section never sees a retired table.
 //!
 //! Each has a deliberately broken variant that the model must catch (`#[should_panic]`):
 //! publishing the future table after migrating, unlinking a node before linking it in the
-//! new table, appending after a tail found before taking the bucket's lock, and retiring the
-//! old table before unpublishing it.
+//! new table, appending after a tail found before taking the bucket's lock, releasing a
+//! bucket's lock with some of its nodes moved (what a panicking `Hash` did before nodes
+//! stored their hash), and retiring the old table before unpublishing it.
 //!
 //! Run with `ci/collections-loom.sh`, or:
 //! `LOOM_MAX_PREEMPTIONS=2 RUSTFLAGS="--cfg loom" cargo test -p rcu-collections --test loom --release`.
@@ -26,7 +31,9 @@ use std::sync::Arc;
 
 use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, Ordering};
 use loom::thread;
-use rcu_collections::raw::{move_tail_unlink_first, Head, Link, Linked, RawTable};
+use rcu_collections::raw::{
+    move_tail, move_tail_unlink_first, Hashed, Head, Link, Linked, RawTable,
+};
 
 /// A chained node whose hash is its key.
 #[derive(Debug)]
@@ -41,8 +48,10 @@ impl Linked for N {
     }
 }
 
-fn hash_of(n: &N) -> u64 {
-    n.key
+impl Hashed for N {
+    fn stored_hash(&self) -> u64 {
+        self.key
+    }
 }
 
 /// A table with `keys` in it (each pushed at the front of its chain).
@@ -107,6 +116,8 @@ enum Variant {
     Correct,
     PublishLate,
     UnlinkFirst,
+    /// Broken: moves one node of bucket 0, then releases its lock unmarked.
+    StopMidBucket,
 }
 
 fn resize(old: &RawTable<N>, next: *mut RawTable<N>, variant: Variant) {
@@ -116,19 +127,26 @@ fn resize(old: &RawTable<N>, next: *mut RawTable<N>, variant: Variant) {
         Variant::Correct => {
             old.publish_future(next);
             // SAFETY: (1) published; (2) nodes freed only after the joins; (3) no future.
-            unsafe { old.migrate_bucket(0, next_ref, hash_of) };
+            unsafe { old.migrate_bucket(0, next_ref) };
         }
         Variant::PublishLate => {
             // SAFETY: as above, except (1): published only afterwards (the bug).
-            unsafe { old.migrate_bucket(0, next_ref, hash_of) };
+            unsafe { old.migrate_bucket(0, next_ref) };
             old.publish_future(next);
         }
         Variant::UnlinkFirst => {
             old.publish_future(next);
             let mut lock = old.bucket_at(0).lock().expect("not migrated");
             // SAFETY: as `move_tail`: nodes live, `next` has no future.
-            while unsafe { move_tail_unlink_first(&mut lock, next_ref, &mut hash_of) } {}
+            while unsafe { move_tail_unlink_first(&mut lock, next_ref) } {}
             lock.mark_migrated();
+        }
+        Variant::StopMidBucket => {
+            old.publish_future(next);
+            let mut lock = old.bucket_at(0).lock().expect("not migrated");
+            // SAFETY: nodes live until the model frees them; `next` has no future.
+            unsafe { move_tail(&mut lock, next_ref) };
+            drop(lock); // one node moved, one left, the bucket still the home of both
         }
     }
 }
@@ -292,6 +310,58 @@ fn broken_append_after_a_tail_found_before_locking_is_caught() {
     writer_during_migration(Push::BackStaleTail);
 }
 
+/// A writer removes key 2 through its home bucket while the resizer migrates it (the old
+/// chain is `[0, 2]`: key 2 is the tail, moved first). The writer must find it, and
+/// afterwards it is gone from both tables while key 0 stays.
+fn remover_during_migration(variant: Variant) {
+    model(move || {
+        let old = Arc::new(table_with(2, &[2, 0]));
+        let next = Box::into_raw(Box::new(RawTable::<N>::new(4)));
+        let next_addr = next as usize;
+        let resizer = {
+            let old = Arc::clone(&old);
+            thread::spawn(move || resize(&old, next_addr as *mut RawTable<N>, variant))
+        };
+        let removed = {
+            // SAFETY: tables and nodes are freed after the joins.
+            let (_, mut lock) = unsafe { old.lock_home(2) };
+            let (mut pred, mut p) = (core::ptr::null_mut(), lock.first());
+            // SAFETY: linked nodes live until `free_all` (or the free below).
+            while let Some(n) = unsafe { p.as_ref() } {
+                if n.key == 2 {
+                    break;
+                }
+                pred = p;
+                p = n.link().next();
+            }
+            assert!(!p.is_null(), "a writer missed key 2 in its home chain");
+            // SAFETY: `p` is in this locked chain, after `pred`.
+            unsafe { lock.unlink(pred, p) };
+            p
+        };
+        resizer.join().unwrap();
+        assert!(!find(&old, 2), "key 2 still found after its removal");
+        assert!(find(&old, 0), "key 0 lost");
+        // SAFETY: unlinked above, unreachable once both threads are done.
+        drop(unsafe { Box::from_raw(removed) });
+        free_all(Arc::try_unwrap(old).unwrap_or_else(|_| panic!("joined")));
+    });
+}
+
+/// The resizer holds a bucket's lock until it is wholly moved: a remover finds its key.
+#[test]
+fn remover_during_migration_finds_its_key() {
+    remover_during_migration(Variant::Correct);
+}
+
+/// Broken: a bucket's lock released with one of its nodes moved: its home is still here,
+/// so a remover misses the moved key.
+#[test]
+#[should_panic(expected = "a writer missed key 2 in its home chain")]
+fn broken_lock_released_mid_bucket_is_caught() {
+    remover_during_migration(Variant::StopMidBucket);
+}
+
 /// The toy grace period of the unpublish model: a reader flag that the retirer waits on.
 struct Switch {
     current: AtomicPtr<RawTable<N>>,
@@ -308,7 +378,7 @@ fn unpublish(broken: bool) {
         old_ref.publish_future(next);
         for i in 0..2 {
             // SAFETY: (1) published; (2) nodes live; (3) no future.
-            unsafe { old_ref.migrate_bucket(i, next_ref, hash_of) };
+            unsafe { old_ref.migrate_bucket(i, next_ref) };
         }
         let s = Arc::new(Switch {
             current: AtomicPtr::new(old),

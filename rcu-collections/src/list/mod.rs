@@ -6,6 +6,11 @@
 //! or ownership by one thread), as the kernel leaves writer exclusion to the caller.
 //! [`ListReader`] handles (cloneable, `Send`) read concurrently under a [`ReadGuard`].
 //! Removed elements are retired with `kvfree_rcu` under the writer's token.
+//!
+//! A removal checks its token against the thread's real context before it unlinks anything
+//! (`crate::enforce`). The user's predicate runs before each unlink; after an unlink the
+//! list's bookkeeping (length, tail) is brought up to date before the retire call, the one
+//! call that can still panic (refused: the element is leaked, never dropped).
 
 mod iter;
 mod node;
@@ -310,13 +315,27 @@ impl<T> RcuList<T> {
     /// assert!(list.remove_first(&ctx.atomic(), |v| *v == 2));
     /// assert_eq!(list.values().copied().collect::<Vec<_>>(), [1]);
     /// ```
+    #[track_caller]
     pub fn remove_first<C: Context>(&mut self, ctx: &C, matches: impl FnMut(&T) -> bool) -> bool
     where
         T: Send + 'static,
     {
-        let mut matches = matches;
+        crate::enforce::token_fits::<C>("RcuList::remove_first");
+        self.remove_first_checked(ctx, matches)
+    }
+
+    /// `remove_first`, after the caller's token check.
+    #[track_caller]
+    fn remove_first_checked<C: Context>(
+        &mut self,
+        ctx: &C,
+        mut matches: impl FnMut(&T) -> bool,
+    ) -> bool
+    where
+        T: Send + 'static,
+    {
         let mut found = false;
-        self.retain(ctx, |v| {
+        self.retain_checked(ctx, |v| {
             if !found && matches(v) {
                 found = true;
                 false
@@ -337,15 +356,24 @@ impl<T> RcuList<T> {
     /// assert!(list.pop_front(&ctx));
     /// assert!(!list.pop_front(&ctx));
     /// ```
+    #[track_caller]
     pub fn pop_front<C: Context>(&mut self, ctx: &C) -> bool
     where
         T: Send + 'static,
     {
-        self.remove_first(ctx, |_| true)
+        crate::enforce::token_fits::<C>("RcuList::pop_front");
+        self.remove_first_checked(ctx, |_| true)
     }
 
     /// Keeps only the elements for which `keep` holds; the others are unlinked and retired
     /// under `ctx` (any token). Returns how many were removed.
+    ///
+    /// # Panics
+    /// With a `Sleepable` or `NoReclaim` token that claims more than the thread may do (a
+    /// second root used inside an atomic or no-reclaim scope, or inside a read section),
+    /// before it unlinks anything: checked in every build, as by `remove_first`,
+    /// `pop_front` and `replace_first`. If `keep` panics, the elements unlinked before are
+    /// retired and the rest are kept.
     ///
     /// ```
     /// use rcu_core::prelude::*;
@@ -357,7 +385,18 @@ impl<T> RcuList<T> {
     /// assert_eq!(list.retain(&ctx, |v| v % 2 == 0), 5);
     /// assert_eq!(list.values().copied().collect::<Vec<_>>(), [0, 2, 4, 6, 8]);
     /// ```
-    pub fn retain<C: Context>(&mut self, ctx: &C, mut keep: impl FnMut(&T) -> bool) -> usize
+    #[track_caller]
+    pub fn retain<C: Context>(&mut self, ctx: &C, keep: impl FnMut(&T) -> bool) -> usize
+    where
+        T: Send + 'static,
+    {
+        crate::enforce::token_fits::<C>("RcuList::retain");
+        self.retain_checked(ctx, keep)
+    }
+
+    /// `retain`, after the caller's token check.
+    #[track_caller]
+    fn retain_checked<C: Context>(&mut self, ctx: &C, mut keep: impl FnMut(&T) -> bool) -> usize
     where
         T: Send + 'static,
     {
@@ -375,11 +414,13 @@ impl<T> RcuList<T> {
                 if self.tail == cur {
                     self.tail = pred;
                 }
+                // Counted before the retire, which a token that no longer fits (the
+                // predicate may have opened a scope) refuses, leaking the element.
+                self.len -= 1;
+                removed += 1;
                 // SAFETY: from Box::into_raw when pushed, unlinked just now, retired once.
                 let node = unsafe { Box::from_raw(cur) };
                 self.shared.domain.get().kvfree_rcu(ctx, node);
-                self.len -= 1;
-                removed += 1;
             }
             cur = next;
         }
@@ -399,6 +440,7 @@ impl<T> RcuList<T> {
     /// assert!(list.replace_first(&ctx, |v| v.0 == "a", ListNode::boxed(("a", 2))).is_ok());
     /// assert_eq!(list.values().next(), Some(&("a", 2)));
     /// ```
+    #[track_caller]
     pub fn replace_first<C: Context>(
         &mut self,
         ctx: &C,
@@ -408,6 +450,7 @@ impl<T> RcuList<T> {
     where
         T: Send + 'static,
     {
+        crate::enforce::token_fits::<C>("RcuList::replace_first");
         let mut pred: ElemPtr<T> = ptr::null_mut();
         let mut cur = self.first();
         // SAFETY: as in `retain`.
@@ -419,6 +462,8 @@ impl<T> RcuList<T> {
                 if self.tail == cur {
                     self.tail = new;
                 }
+                // The list is complete again before the retire, which may be refused (it
+                // panics and leaks `old`): the length is unchanged by a replacement.
                 // SAFETY: from Box::into_raw when pushed, unlinked just now, retired once.
                 let old = unsafe { Box::from_raw(cur) };
                 self.shared.domain.get().kvfree_rcu(ctx, old);

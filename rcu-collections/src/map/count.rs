@@ -18,11 +18,12 @@ pub(crate) struct Count {
 }
 
 impl Count {
-    /// Adds `delta` to the shard of `hash`; returns that shard's previous value.
+    /// Adds `delta` to the shard of `hash` (a node's stored hash: its top bits, which pick
+    /// buckets only in the largest tables); returns that shard's previous value.
     #[inline]
-    pub(crate) fn add(&self, hash: u64, delta: isize) -> isize {
+    pub(crate) fn add(&self, hash: u32, delta: isize) -> isize {
         // Relaxed: a statistic; no memory is published through it.
-        self.shards[(hash >> 60) as usize % SHARDS].0.fetch_add(delta, Ordering::Relaxed)
+        self.shards[(hash >> 28) as usize % SHARDS].0.fetch_add(delta, Ordering::Relaxed)
     }
 
     /// The total (never negative: a remove counted before its insert is seen clamps to 0).

@@ -7,14 +7,14 @@
 //! lookup's argument (`raw/table.rs`) applied to a whole class: an entry present throughout
 //! is yielded; one the resizer moves while the iterator is on it may be yielded twice.
 
-use core::hash::{BuildHasher, Hash};
+use core::marker::PhantomData;
 use core::ptr;
 
 use rcu_core::Rcu;
 
 use super::node::{Node, NodePtr};
 use super::table::Table;
-use crate::raw::{Head, Linked, RawTable};
+use crate::raw::{Hashed, Head, Linked, RawTable};
 
 /// The buckets of a table of `len` buckets that hold nodes of bucket `class` of a table of
 /// `base` buckets (both powers of two): `(first, step)`, the buckets being `first`,
@@ -38,13 +38,15 @@ pub struct Iter<'g, K, V, S> {
     step: usize,
     /// The next node to look at (null: end of this chain).
     node: NodePtr<K, V>,
-    /// Keep only nodes of `class` (set once a future table is involved).
+    /// Keep only nodes of `class` (set once a future table is involved), by their stored
+    /// hash: iterating runs no user code.
     filter: bool,
-    hasher: &'g S,
+    /// The map's hasher type (kept in the type for compatibility; the hashes are stored).
+    _hasher: PhantomData<&'g S>,
 }
 
 impl<'g, K, V, S> Iter<'g, K, V, S> {
-    pub(super) fn new(table: &'g Table<K, V>, hasher: &'g S) -> Self {
+    pub(super) fn new(table: &'g Table<K, V>) -> Self {
         let base = &table.raw;
         let mut iter = Iter {
             base,
@@ -54,7 +56,7 @@ impl<'g, K, V, S> Iter<'g, K, V, S> {
             step: base.len(),
             node: ptr::null_mut(),
             filter: false,
-            hasher,
+            _hasher: PhantomData,
         };
         iter.start_class();
         iter
@@ -79,7 +81,7 @@ fn chain<N: Linked>(table: &RawTable<N>, index: usize) -> *mut N {
     }
 }
 
-impl<'g, K: Hash + Eq, V, S: BuildHasher> Iterator for Iter<'g, K, V, S> {
+impl<'g, K, V, S> Iterator for Iter<'g, K, V, S> {
     type Item = (&'g K, &'g V);
 
     fn next(&mut self) -> Option<Self::Item> {
@@ -92,8 +94,7 @@ impl<'g, K: Hash + Eq, V, S: BuildHasher> Iterator for Iter<'g, K, V, S> {
             // `RcuHashMap::get`.
             if let Some(node) = unsafe { self.node.as_ref() } {
                 self.node = node.link().next();
-                let keep =
-                    !self.filter || self.base.index(self.hasher.hash_one(node.key())) == self.class;
+                let keep = !self.filter || self.base.index(node.stored_hash()) == self.class;
                 if keep {
                     return Some((node.key(), node.value()));
                 }

@@ -4,14 +4,24 @@
 //!
 //! The parts: `node.rs` (entries), `table.rs` (the table an RCU head can retire),
 //! `count.rs` (the sharded length), `write.rs` (insert, remove, update, compute, clear),
-//! `resize.rs` (when and how the table changes size), `iter.rs` (iteration under a guard).
-//! The bucket words and the resize protocol's steps are in `crate::raw`.
+//! `resize.rs` (when and how the table changes size), `iter.rs` (iteration under a guard),
+//! `reentry.rs` (the record that refuses a write from a key's `Eq` to its own map). The
+//! bucket words and the resize protocol's steps are in `crate::raw`.
+//!
+//! User code and panics: the keys' `Hash` runs once per operation, on the caller's key,
+//! before anything is locked or changed (nodes store their hash: resizes, clears and
+//! iteration never call it). `Eq` runs under a bucket lock only before the write's first
+//! store, and write closures run before it. So a panicking `Hash`, `Eq` or closure leaves
+//! the map exactly as it was; after a write's first store nothing but the retire call can
+//! panic (a refused token), and the write's bookkeeping is done before it.
 
 mod computed;
 mod count;
 mod iter;
 mod node;
+mod reentry;
 mod resize;
+mod spare;
 mod table;
 mod write;
 
@@ -33,6 +43,11 @@ use table::Table;
 
 /// The smallest table, in buckets.
 const MIN_BUCKETS: usize = 16;
+
+/// The largest table, in buckets: 2^32 (2^31 where `usize` has 32 bits). Nodes store the
+/// low 32 bits of their hash, which pick the bucket in every table up to this size; beyond
+/// it (32 GiB of buckets) chains just grow longer.
+const MAX_BUCKETS: usize = 1 << if usize::BITS > 32 { 32 } else { usize::BITS - 1 };
 
 /// A concurrent hash map read under RCU.
 ///
@@ -63,8 +78,10 @@ const MIN_BUCKETS: usize = 16;
 /// never read from that domain an `Atomic` write panics (registering the thread allocates):
 /// register it first with a `MayAlloc` token (`domain.register_current_thread(&ctx)`).
 ///
-/// The `Hash` and `Eq` implementations of the keys run while a bucket lock is held: they must
-/// not use the same map (doing so can deadlock), as with any locking map.
+/// The keys' `Eq` runs while a bucket lock is held: a write to the same map from it would
+/// wait for that lock for ever, so it panics instead, naming the rule (reading the map from
+/// `Eq` is fine). `Hash` runs before any lock is taken, once per call, and never during a
+/// resize. A panicking `Hash`, `Eq` or closure leaves the map as it was.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -104,8 +121,6 @@ pub struct RcuHashMap<K, V, S = RandomState> {
     min_buckets: usize,
     /// Buckets of the current table (for `buckets()`, which has no guard to read it with).
     bucket_count: AtomicUsize,
-    /// Bumped by every table switch (lets `clear` notice one).
-    generation: AtomicUsize,
     hasher: S,
     domain: DomainHandle,
     _owns: PhantomData<Box<Rcu<Node<K, V>>>>,
@@ -195,7 +210,7 @@ impl<K, V, S> RcuHashMap<K, V, S> {
     }
 
     fn build(capacity: usize, hasher: S, domain: DomainHandle) -> Self {
-        let buckets = capacity.max(MIN_BUCKETS).next_power_of_two();
+        let buckets = capacity.clamp(MIN_BUCKETS, MAX_BUCKETS).next_power_of_two();
         RcuHashMap {
             current: AtomicPtr::new(Box::into_raw(Table::boxed(buckets))),
             next: AtomicPtr::new(core::ptr::null_mut()),
@@ -204,7 +219,6 @@ impl<K, V, S> RcuHashMap<K, V, S> {
             count: Count::default(),
             min_buckets: buckets,
             bucket_count: AtomicUsize::new(buckets),
-            generation: AtomicUsize::new(0),
             hasher,
             domain,
             _owns: PhantomData,
@@ -305,12 +319,32 @@ impl<K, V, S> RcuHashMap<K, V, S> {
         unsafe { &*t }
     }
 
+    /// The key's hash as nodes store it: the low 32 bits (see `MAX_BUCKETS`). Runs the
+    /// user's `Hash`: callers call it before they lock or change anything.
     #[inline]
-    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64
+    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u32
     where
         S: BuildHasher,
     {
-        self.hasher.hash_one(key)
+        // Truncation on purpose: these bits pick the bucket in every table.
+        self.hasher.hash_one(key) as u32
+    }
+
+    /// The checks every write that may lock a bucket, retire or allocate makes before it
+    /// changes anything: the token fits the thread's real context (`crate::enforce`), and
+    /// the caller is not a key's `Eq` running under a bucket lock of this map
+    /// (`reentry.rs`).
+    #[track_caller]
+    #[inline]
+    fn check_write<C: rcu_core::Context>(&self, call: &'static str) {
+        crate::enforce::token_fits::<C>(call);
+        reentry::refuse(self.id(), call);
+    }
+
+    /// The map's identity in the re-entry record.
+    #[inline]
+    fn id(&self) -> *const () {
+        (self as *const Self).cast()
     }
 }
 
@@ -367,7 +401,8 @@ where
         // SAFETY: (1) tables reachable from the current one, and nodes reachable from their
         // buckets, are retired only after being unpublished and freed after a grace period
         // of the map's domain, which `guard` holds off for 'g.
-        let node = unsafe { table.find(hash, |n| n.key().borrow() == key) }?;
+        let node =
+            unsafe { table.find(hash.into(), |n| n.hash() == hash && n.key().borrow() == key) }?;
         Some((node.key(), node.value()))
     }
 
@@ -407,7 +442,7 @@ where
     /// assert_eq!(sum, 285);
     /// ```
     pub fn iter<'g>(&'g self, guard: &'g ReadGuard<'_>) -> Iter<'g, K, V, S> {
-        Iter::new(self.table(guard), &self.hasher)
+        Iter::new(self.table(guard))
     }
 }
 

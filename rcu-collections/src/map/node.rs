@@ -3,7 +3,7 @@
 
 use rcu_core::Rcu;
 
-use crate::raw::{Link, Linked};
+use crate::raw::{Hashed, Link, Linked};
 
 /// One entry of an [`RcuHashMap`](crate::RcuHashMap): a key, a value and the link to the
 /// next node of its bucket chain.
@@ -20,6 +20,11 @@ use crate::raw::{Link, Linked};
 /// ```
 pub struct Node<K, V> {
     link: Link<Rcu<Node<K, V>>>,
+    /// The key's hash (its low 32 bits: they pick the bucket in every table the map may
+    /// have), set by the map before it publishes the node. Stored so that a resize or a
+    /// clear never runs the user's `Hash` (see `raw::Hashed`); in the common layouts it
+    /// fills padding (a `u64 -> u32` node is 24 bytes either way).
+    hash: u32,
     key: K,
     value: V,
 }
@@ -34,7 +39,23 @@ impl<K, V> Node<K, V> {
     /// assert_eq!(*node.value(), 2);
     /// ```
     pub fn new(key: K, value: V) -> Self {
-        Node { link: Link::new(), key, value }
+        Node { link: Link::new(), hash: 0, key, value }
+    }
+
+    /// A node with its hash already computed (by the map that will publish it).
+    pub(crate) fn boxed_hashed(key: K, value: V, hash: u32) -> Box<Rcu<Self>> {
+        Rcu::boxed(Node { link: Link::new(), hash, key, value })
+    }
+
+    /// The stored hash (see the field).
+    #[inline]
+    pub(crate) fn hash(&self) -> u32 {
+        self.hash
+    }
+
+    /// Stores the key's hash, before the node is published (it is the caller's alone).
+    pub(crate) fn set_hash(&mut self, hash: u32) {
+        self.hash = hash;
     }
 
     /// A node, boxed with its RCU head: the form [`RcuHashMap::insert_node`](crate::RcuHashMap::insert_node)
@@ -95,6 +116,13 @@ impl<K, V> Linked for Rcu<Node<K, V>> {
     }
 }
 
+impl<K, V> Hashed for Rcu<Node<K, V>> {
+    #[inline]
+    fn stored_hash(&self) -> u64 {
+        u64::from(self.hash)
+    }
+}
+
 impl<K: core::fmt::Debug, V: core::fmt::Debug> core::fmt::Debug for Node<K, V> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Node").field("key", &self.key).field("value", &self.value).finish()
@@ -103,3 +131,18 @@ impl<K: core::fmt::Debug, V: core::fmt::Debug> core::fmt::Debug for Node<K, V> {
 
 /// A node as it sits in a chain.
 pub(crate) type NodePtr<K, V> = *mut Rcu<Node<K, V>>;
+
+#[cfg(test)]
+mod tests {
+    use rcu_core::Rcu;
+
+    use super::Node;
+
+    /// The stored hash costs nothing in the benchmarked layout (`u64` keys, `u32` values):
+    /// it sits where the value's padding was.
+    #[test]
+    fn the_hash_fills_padding() {
+        assert_eq!(core::mem::size_of::<Node<u64, u32>>(), 24);
+        assert_eq!(core::mem::size_of::<Rcu<Node<u64, u32>>>(), 40);
+    }
+}

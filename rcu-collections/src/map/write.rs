@@ -8,6 +8,16 @@
 //! remove entries oldest first (TTL expiry, FIFO eviction, conc-map-bench's removes) find
 //! them at the front, one node into the chain. Lookups of entries chosen uniformly are
 //! indifferent to the order; lookups of the newest entries walk a little further.
+//!
+//! What can panic, and where. A write first checks its token against the thread's real
+//! context and that it is not called from a key's `Eq` under a lock of this map
+//! (`RcuHashMap::check_write`); then it hashes the caller's key (user code, before any
+//! lock), runs its closure (before any lock), and compares keys under the lock (user code,
+//! before its first store). A node it allocated stays a `Spare` until the store that
+//! publishes it. After the first store the only call that can panic is the retire: rcu-core
+//! refuses a token that no longer fits the thread (user code may have opened a scope that
+//! outlives it) and then leaks the node, never drops it; the write has counted the change
+//! before that call, so the map's length matches its chains either way.
 
 use core::borrow::Borrow;
 use core::hash::{BuildHasher, Hash};
@@ -17,6 +27,8 @@ use rcu_core::{Context, MayAlloc, Rcu};
 
 use super::computed::Computed;
 use super::node::{Node, NodePtr};
+use super::reentry;
+use super::spare::Spare;
 use super::RcuHashMap;
 use crate::raw::{BucketLock, Linked};
 
@@ -26,9 +38,11 @@ struct Chain<'a, K, V> {
 }
 
 impl<K, V> Chain<'_, K, V> {
-    /// The node of `key`, its predecessor (null: it is first) and how many nodes precede it
-    /// (or the chain's length if absent; null node).
-    fn find<Q>(&self, key: &Q) -> (NodePtr<K, V>, NodePtr<K, V>, usize)
+    /// The node of `key` (whose hash is `hash`), its predecessor (null: it is first) and how
+    /// many nodes precede it (or the chain's length if absent; null node). Runs the keys'
+    /// `Eq` (on nodes of the same hash only) and changes nothing: if it panics, the chain
+    /// is as it was.
+    fn find<Q>(&self, hash: u32, key: &Q) -> (NodePtr<K, V>, NodePtr<K, V>, usize)
     where
         K: Borrow<Q>,
         Q: Eq + ?Sized,
@@ -37,7 +51,7 @@ impl<K, V> Chain<'_, K, V> {
         // SAFETY: nodes of a locked chain are linked, so not retired: they stay allocated
         // while we hold the lock.
         while let Some(node) = unsafe { cur.as_ref() } {
-            if node.key().borrow() == key {
+            if node.hash() == hash && node.key().borrow() == key {
                 break;
             }
             pred = cur;
@@ -85,22 +99,27 @@ where
     S: BuildHasher,
 {
     /// Runs `f` on the locked home chain of `hash`, inside a private read section of the
-    /// map's domain (so `ctx` is borrowed for the call).
+    /// map's domain (so `ctx` is borrowed for the call), with the map recorded as locked by
+    /// this thread while the keys' `Eq` may run (`reentry.rs`).
     fn with_home<C: Context, R>(
         &self,
         ctx: &mut C,
-        hash: u64,
+        hash: u32,
         f: impl FnOnce(&mut Chain<'_, K, V>) -> R,
     ) -> R {
         let guard = self.domain.get().read_lock(ctx);
         let table = self.table_unchecked(&guard);
-        // SAFETY: (1) as in `get`: `guard` is a section of the map's domain.
-        let (_, lock) = unsafe { table.lock_home(hash) };
-        let mut chain = Chain { lock };
-        f(&mut chain)
+        reentry::while_locked(self.id(), || {
+            // SAFETY: (1) as in `get`: `guard` is a section of the map's domain.
+            let (_, lock) = unsafe { table.lock_home(hash.into()) };
+            let mut chain = Chain { lock };
+            f(&mut chain)
+        })
     }
 
-    /// Retires an unlinked node: dropped after a grace period, under `ctx`'s policy.
+    /// Retires an unlinked node: dropped after a grace period, under `ctx`'s policy. If the
+    /// call is refused (a token that claims more than the thread may do: it panics), the
+    /// node is leaked, never dropped: a reader may still hold it.
     ///
     /// # Safety
     /// 1. `node` came from `Box::into_raw`, was unlinked (or never published), and is
@@ -135,7 +154,9 @@ where
     /// ```
     #[track_caller]
     pub fn insert<C: MayAlloc>(&self, ctx: &mut C, key: K, value: V) -> bool {
-        let inserted = self.insert_node(ctx, Node::boxed(key, value));
+        self.check_write::<C>("RcuHashMap::insert");
+        let hash = self.hash(&key);
+        let inserted = self.publish(ctx, Node::boxed_hashed(key, value, hash));
         self.maintain_if_due(ctx);
         inserted
     }
@@ -148,7 +169,9 @@ where
     ///
     /// # Panics
     /// With an `Atomic` token on a thread that never registered with the map's domain (the
-    /// write enters a read section, and registering allocates).
+    /// write enters a read section, and registering allocates); with a token that claims
+    /// more than the thread's context allows (see [`remove`](Self::remove)). The node is
+    /// then dropped: it was never published.
     ///
     /// ```
     /// use rcu_core::prelude::*;
@@ -166,12 +189,22 @@ where
     /// assert_eq!(map.get(&42, &guard), Some(&"answer"));
     /// ```
     #[track_caller]
-    pub fn insert_node<C: Context>(&self, ctx: &mut C, node: Box<Rcu<Node<K, V>>>) -> bool {
+    pub fn insert_node<C: Context>(&self, ctx: &mut C, mut node: Box<Rcu<Node<K, V>>>) -> bool {
+        self.check_write::<C>("RcuHashMap::insert_node");
         let hash = self.hash(node.key());
-        let new = Box::into_raw(node);
+        node.set_hash(hash);
+        self.publish(ctx, node)
+    }
+
+    /// Publishes `node` (its hash stored) in its home chain, in the place of the entry of
+    /// its key if there is one (retired under `ctx`). Returns true if the key was absent.
+    #[track_caller]
+    fn publish<C: Context>(&self, ctx: &mut C, node: Box<Rcu<Node<K, V>>>) -> bool {
+        let hash = node.hash();
+        let spare = Spare::new(node);
         let (old, walked) = self.with_home(ctx, hash, |chain| {
-            // SAFETY: `new` is ours (just unboxed) until published.
-            let (pred, cur, walked) = chain.find(unsafe { &*new }.key());
+            let (pred, cur, walked) = chain.find(hash, spare.node().key());
+            let new = spare.publish();
             if cur.is_null() {
                 // SAFETY: (1) `new` is from Box::into_raw, in no chain; (2) the key is
                 // absent, so `find` walked to the end: `pred` is the last node (or null).
@@ -198,6 +231,10 @@ where
     ///
     /// # Panics
     /// As [`insert_node`](Self::insert_node), with an `Atomic` token on an unregistered thread.
+    /// With a `Sleepable` or `NoReclaim` token that claims more than the thread may do (a
+    /// second root used inside an atomic or no-reclaim scope, or inside a read section),
+    /// before it changes anything: checked in every build, by every write. From a key's
+    /// `Eq` running inside a write to this map (it would wait for its own bucket lock).
     ///
     /// ```
     /// use rcu_core::prelude::*;
@@ -220,9 +257,10 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.check_write::<C>("RcuHashMap::remove");
         let hash = self.hash(key);
         let old = self.with_home(ctx, hash, |chain| {
-            let (pred, cur, _) = chain.find(key);
+            let (pred, cur, _) = chain.find(hash, key);
             if !cur.is_null() {
                 // SAFETY: (1) found in this chain after `pred`.
                 unsafe { chain.unlink(pred, cur) };
@@ -232,9 +270,11 @@ where
         if old.is_null() {
             return false;
         }
+        // Counted before the retire, which a token that no longer fits refuses (leaking
+        // the node): the length matches the chains either way.
+        self.note_remove(hash);
         // SAFETY: (1) unlinked above, retired once.
         unsafe { self.retire(ctx, old) };
-        self.note_remove(hash);
         true
     }
 
@@ -259,26 +299,26 @@ where
         K: Borrow<Q> + Clone,
         Q: Hash + Eq + ?Sized,
     {
+        self.check_write::<C>("RcuHashMap::update");
         let hash = self.hash(key);
         loop {
             let seen = {
                 let guard = self.domain.get().read_lock(ctx);
                 let table = self.table_unchecked(&guard);
+                let is = |n: &Rcu<Node<K, V>>| n.hash() == hash && n.key().borrow() == key;
                 // SAFETY: (1) as in `get`.
-                unsafe { table.find(hash, |n| n.key().borrow() == key) }.map(|node| {
-                    (
-                        node as *const Rcu<Node<K, V>> as NodePtr<K, V>,
-                        Node::boxed(node.key().clone(), f(node.value())),
-                    )
+                unsafe { table.find(hash.into(), is) }.map(|node| {
+                    let new = Node::boxed_hashed(node.key().clone(), f(node.value()), hash);
+                    (node as *const Rcu<Node<K, V>> as NodePtr<K, V>, Spare::new(new))
                 })
             };
-            let Some((seen, new)) = seen else { return false };
-            let new = Box::into_raw(new);
+            let Some((seen, spare)) = seen else { return false };
             let swapped = self.with_home(ctx, hash, |chain| {
-                let (pred, cur, _) = chain.find(key);
+                let (pred, cur, _) = chain.find(hash, key);
                 if cur != seen {
                     return false;
                 }
+                let new = spare.publish();
                 // SAFETY: (1) from Box::into_raw, in no chain; (2) found after `pred`.
                 unsafe { chain.replace(pred, cur, new) };
                 true
@@ -289,9 +329,8 @@ where
                 self.maintain_if_due(ctx);
                 return true;
             }
-            // Another writer got in first: never published, so dropped here (we may free).
-            // SAFETY: from Box::into_raw above, never published.
-            drop(unsafe { Box::from_raw(new) });
+            // Another writer got in first: `spare`, never published, is dropped here (we
+            // may free), outside the bucket lock.
         }
     }
 
@@ -318,6 +357,7 @@ where
         key: K,
         mut f: impl FnMut(Option<&V>) -> Option<V>,
     ) -> Computed {
+        self.check_write::<C>("RcuHashMap::compute");
         let hash = self.hash(&key);
         let mut key = key;
         loop {
@@ -325,7 +365,8 @@ where
                 let guard = self.domain.get().read_lock(ctx);
                 let table = self.table_unchecked(&guard);
                 // SAFETY: (1) as in `get`.
-                let node = unsafe { table.find(hash, |n| n.key() == &key) };
+                let node =
+                    unsafe { table.find(hash.into(), |n| n.hash() == hash && n.key() == &key) };
                 let seen = node.map_or(ptr::null_mut(), |n| n as *const _ as NodePtr<K, V>);
                 (seen, f(node.map(|n| n.value())))
             };
@@ -333,7 +374,7 @@ where
                 None if seen.is_null() => return Computed::Unchanged,
                 None => {
                     let removed = self.with_home(ctx, hash, |chain| {
-                        let (pred, cur, _) = chain.find(&key);
+                        let (pred, cur, _) = chain.find(hash, &key);
                         if cur != seen {
                             return false;
                         }
@@ -341,23 +382,23 @@ where
                         unsafe { chain.unlink(pred, cur) };
                         true
                     });
-                    if removed {
-                        // SAFETY: (1) unlinked above, retired once.
-                        unsafe { self.retire(ctx, seen) };
-                        self.note_remove(hash);
-                        Computed::Removed
-                    } else {
+                    if !removed {
                         continue;
                     }
+                    // Counted before the retire, as in `remove`.
+                    self.note_remove(hash);
+                    // SAFETY: (1) unlinked above, retired once.
+                    unsafe { self.retire(ctx, seen) };
+                    Computed::Removed
                 }
                 Some(value) => {
-                    let new = Box::into_raw(Node::boxed(key, value));
+                    let spare = Spare::new(Node::boxed_hashed(key, value, hash));
                     let done = self.with_home(ctx, hash, |chain| {
-                        // SAFETY: `new` is ours until published.
-                        let (pred, cur, walked) = chain.find(unsafe { &*new }.key());
+                        let (pred, cur, walked) = chain.find(hash, spare.node().key());
                         if cur != seen {
                             return None;
                         }
+                        let new = spare.publish();
                         if cur.is_null() {
                             // SAFETY: (1) from Box::into_raw, in no chain; (2) absent key:
                             // `pred` is the last node (or null).
@@ -380,9 +421,7 @@ where
                         }
                         None => {
                             // Changed meanwhile: take the key back and try again.
-                            // SAFETY: from Box::into_raw above, never published.
-                            let node = unsafe { Box::from_raw(new) };
-                            key = (*node).into_inner().into_parts().0;
+                            key = (*spare.into_box()).into_inner().into_parts().0;
                             continue;
                         }
                     }
@@ -411,46 +450,61 @@ where
     /// ```
     #[track_caller]
     pub fn clear<C: Context>(&self, ctx: &mut C) {
-        loop {
-            // Relaxed: compared only; the table itself is read under a guard.
-            let start = self.generation.load(std::sync::atomic::Ordering::Relaxed);
+        self.check_write::<C>("RcuHashMap::clear");
+        // A pass empties every class (bucket index) of tables of one size, each class in
+        // the table it finds current and the tables a resize is moving it to (a resize
+        // moves nodes forward only, and the pass walks forward). If the current table has
+        // another size at some step, the classes done so far do not cover the new ones:
+        // the pass starts again. A pass needs no resize to finish: one that was
+        // interrupted, or is running, leaves nodes only where the walk looks.
+        'pass: loop {
+            let mut size = None;
             let mut class = 0;
-            let finished = loop {
+            loop {
                 let detached = {
                     let guard = self.domain.get().read_lock(ctx);
                     let table = self.table_unchecked(&guard);
-                    // Relaxed: a resizer bumps it after switching tables; a stale read only
-                    // costs another pass (or was this pass's table anyway).
-                    if self.generation.load(std::sync::atomic::Ordering::Relaxed) != start {
-                        break false; // the table changed: start a new pass
+                    if *size.get_or_insert(table.len()) != table.len() {
+                        continue 'pass;
                     }
                     if class >= table.len() {
-                        break table.future().is_null();
+                        break 'pass;
                     }
                     // SAFETY: (1) as in `get`.
                     unsafe { detach_class(table, class) }
                 };
                 if detached.is_null() {
                     class += 1;
-                    continue;
+                } else {
+                    // SAFETY: (1) detached just now: in no chain.
+                    unsafe { self.retire_chain(ctx, detached) };
                 }
-                let mut p = detached;
-                while !p.is_null() {
-                    // SAFETY: the detached chain is ours: unreachable from the map (readers
-                    // already on it only read), no other writer can reach it.
-                    let node = unsafe { &*p };
-                    let next = node.link().next_locked();
-                    let hash = self.hash(node.key());
-                    // SAFETY: (1) unlinked with its chain, retired once.
-                    unsafe { self.retire(ctx, p) };
-                    self.count.add(hash, -1);
-                    p = next;
-                }
-            };
-            if finished {
-                self.due_if_sparse();
-                return;
             }
+        }
+        self.due_if_sparse();
+    }
+
+    /// Retires every node of a detached chain. They are uncounted first, by their stored
+    /// hashes (no user code): if a retire is refused (it panics, leaking its node), the
+    /// nodes after it are leaked too, never dropped, and the length matches the chains.
+    ///
+    /// # Safety
+    /// 1. `first` heads a chain detached from the map (unreachable for new readers and for
+    ///    writers), whose nodes came from `Box::into_raw` and are retired only here.
+    unsafe fn retire_chain<C: Context>(&self, ctx: &C, first: NodePtr<K, V>) {
+        let mut p = first;
+        // SAFETY: (1): the detached nodes are ours; readers already on them only read.
+        while let Some(node) = unsafe { p.as_ref() } {
+            self.count.add(node.hash(), -1);
+            p = node.link().next_locked();
+        }
+        let mut p = first;
+        // SAFETY: (1), and each node's link is read before the node is retired.
+        while let Some(node) = unsafe { p.as_ref() } {
+            let next = node.link().next_locked();
+            // SAFETY: (1) retired once.
+            unsafe { self.retire(ctx, p) };
+            p = next;
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The link every chained node carries, and the trait through which the raw layer finds it.
+//! The link every chained node carries, and the traits through which the raw layer finds it
+//! and the node's hash.
 
 use core::ptr;
 
@@ -54,4 +55,15 @@ impl<N> Default for Link<N> {
 pub trait Linked: Sized {
     /// The node's link to the next node of its chain.
     fn link(&self) -> &Link<Self>;
+}
+
+/// A chained node that carries its hash, computed once when it was inserted.
+///
+/// A resize moves nodes by this hash: it runs no user code, so nothing can stop it in the
+/// middle of a bucket. (A `Hash` that panicked there would leave the bucket half moved:
+/// some of its keys in the next table while writers still lock this bucket as their
+/// home.)
+pub trait Hashed: Linked {
+    /// The node's hash: its bits pick the node's bucket in every table.
+    fn stored_hash(&self) -> u64;
 }

@@ -8,7 +8,7 @@ mod link;
 mod table;
 
 pub use bucket::{Bucket, BucketLock, Head};
-pub use link::{Link, Linked};
+pub use link::{Hashed, Link, Linked};
 #[cfg(loom)]
 pub use table::move_tail_unlink_first;
 pub use table::{move_tail, RawTable};

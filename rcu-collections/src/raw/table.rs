@@ -12,6 +12,14 @@
 //! 3. **unpublish**: makes the next table current and retires this one after a grace period
 //!    (the map does this: `map/resize.rs`).
 //!
+//! Step 2 runs no user code: a node's bucket in the next table comes from the hash stored
+//! in it when it was inserted ([`Hashed`]), and the steps allocate nothing. A migration
+//! stopped midway through a bucket (by a panicking `Hash`, as it once was) would break the
+//! home rule: the keys already moved would live in the next table while writers still lock
+//! this bucket as their home, so a remove would miss them and an insert would duplicate
+//! them. Between buckets a resize may stop (the map resumes it), since every bucket is then
+//! either wholly here or wholly migrated.
+//!
 //! Why a reader never misses a key that is present throughout its lookup: it walks the
 //! key's bucket here, then (if not found) the same key's bucket in `future`. Moving the tail
 //! only re-points the tail's link, so a reader inside the chain visits every node before it
@@ -29,7 +37,7 @@
 use core::ptr;
 
 use super::bucket::{Bucket, BucketLock, Head};
-use super::link::Linked;
+use super::link::{Hashed, Linked};
 use crate::sync::{AtomicPtr, Ordering};
 
 /// A power-of-two array of buckets, and the table a running (or finished) resize moves them to.
@@ -160,46 +168,40 @@ impl<N: Linked> RawTable<N> {
                 .expect("rcu-collections: a migrated bucket in a table without a future table");
         }
     }
+}
 
-    /// Step 2 of a resize: moves every node of bucket `index` to `next` and marks the bucket
-    /// migrated. `hash_of` gives a node's hash. Returns false if the bucket was already
-    /// migrated (a resize resumed after a panicking `hash_of`).
+impl<N: Hashed> RawTable<N> {
+    /// Step 2 of a resize: moves every node of bucket `index` to `next`, by the hashes
+    /// stored in the nodes, and marks the bucket migrated. Runs no user code, so it never
+    /// stops midway. Returns false if the bucket was already migrated (a resize resumed).
     ///
     /// # Safety
     /// 1. `next` is this table's published future (`publish_future` returned).
     /// 2. Every node reachable from this bucket stays allocated during the call.
     /// 3. `next` has no future of its own (it is not being resized).
-    pub unsafe fn migrate_bucket(
-        &self,
-        index: usize,
-        next: &RawTable<N>,
-        mut hash_of: impl FnMut(&N) -> u64,
-    ) -> bool {
+    pub unsafe fn migrate_bucket(&self, index: usize, next: &RawTable<N>) -> bool {
         let Some(mut lock) = self.bucket_at(index).lock() else { return false };
         // SAFETY: (2), (3) passed on.
-        while unsafe { move_tail(&mut lock, next, &mut hash_of) } {}
+        while unsafe { move_tail(&mut lock, next) } {}
         lock.mark_migrated();
         true
     }
 }
 
-/// Moves the tail node of the locked chain to the front of its bucket in `next`: linked
-/// there first, then unlinked here. Returns false if the chain was empty.
+/// Moves the tail node of the locked chain to the front of its bucket in `next` (by its
+/// stored hash): linked there first, then unlinked here. Returns false if the chain was
+/// empty.
 ///
 /// # Safety
 /// 1. Every node reachable from the locked chain stays allocated during the call.
 /// 2. `next` has no future (its buckets can all be locked).
-pub unsafe fn move_tail<N: Linked>(
-    lock: &mut BucketLock<'_, N>,
-    next: &RawTable<N>,
-    hash_of: &mut impl FnMut(&N) -> u64,
-) -> bool {
+pub unsafe fn move_tail<N: Hashed>(lock: &mut BucketLock<'_, N>, next: &RawTable<N>) -> bool {
     // SAFETY: (1) passed on.
     let Some((pred, tail)) = (unsafe { find_tail(lock) }) else { return false };
     // SAFETY: (1): in the locked chain.
     let node = unsafe { &*tail };
     let mut target = next
-        .bucket(hash_of(node))
+        .bucket(node.stored_hash())
         .lock()
         .expect("rcu-collections: migrating into a table that is itself being resized");
     // Link first: the tail (whose link was null) now leads into the target chain, then
@@ -220,17 +222,16 @@ pub unsafe fn move_tail<N: Linked>(
 /// # Safety
 /// As `move_tail`.
 #[cfg(loom)]
-pub unsafe fn move_tail_unlink_first<N: Linked>(
+pub unsafe fn move_tail_unlink_first<N: Hashed>(
     lock: &mut BucketLock<'_, N>,
     next: &RawTable<N>,
-    hash_of: &mut impl FnMut(&N) -> u64,
 ) -> bool {
     // SAFETY: (1) passed on.
     let Some((pred, tail)) = (unsafe { find_tail(lock) }) else { return false };
     unlink_tail(lock, pred);
     // SAFETY: (1): it was in the locked chain; nothing frees it.
     let node = unsafe { &*tail };
-    let mut target = next.bucket(hash_of(node)).lock().expect("not resized");
+    let mut target = next.bucket(node.stored_hash()).lock().expect("not resized");
     node.link().set(target.first());
     target.set_head(tail);
     true
