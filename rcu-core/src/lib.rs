@@ -177,8 +177,8 @@ mod api {
         POOL_CAPACITY,
     };
     pub use rcu_ctx::{
-        might_alloc, might_sleep, thread_state, validate, Atomic, Context, ContextKind, MayAlloc,
-        MayReclaim, MaySleep, NoReclaim, Sleepable,
+        enforce, might_alloc, might_sleep, thread_state, validate, Atomic, Context, ContextKind,
+        MayAlloc, MayReclaim, MaySleep, NoReclaim, Sleepable,
     };
 }
 
