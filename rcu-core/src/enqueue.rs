@@ -40,6 +40,15 @@ const FREE_BACKPRESSURE_LIMIT: Duration = Duration::from_millis(100);
 /// (`wait_for_drain`): as `FREE_BACKPRESSURE_LIMIT`, for the same reasons.
 const DRAIN_BACKPRESSURE_LIMIT: Duration = Duration::from_millis(100);
 
+/// How a `Sleepable` caller's backpressure wait ended (`wait_for_drain`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Drain {
+    /// The domain drained, or waiting can no longer help: go on.
+    Done,
+    /// The wait reached its bound while a grace period was held up: fall back.
+    GaveUp,
+}
+
 /// What a staging attempt needs besides the entry.
 struct StageRequest {
     entry: Entry,
@@ -143,12 +152,17 @@ impl DomainState {
                 }
             };
             if self.queues.alloc.budget().is_over(request.bytes) {
-                if policy.rules().over_budget == OverBudget::Backpressure {
-                    self.wait_for_drain(request.bytes);
-                } else {
-                    // Relaxed: a count compared by waiting `Sleepable` callers (see
-                    // `wait_for_drain`); no data is published through it.
-                    self.queues.unwaiting_over_budget.fetch_add(1, Ordering::Relaxed);
+                let waited = policy.rules().over_budget == OverBudget::Backpressure
+                    && self.wait_for_drain(request.bytes) == Drain::Done;
+                if !waited {
+                    if policy.rules().over_budget != OverBudget::Backpressure {
+                        // Relaxed: a count compared by waiting `Sleepable` callers (see
+                        // `wait_for_drain`); no data is published through it.
+                        self.queues.unwaiting_over_budget.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // A policy that may not wait, or a `Sleepable` wait that gave up at its
+                    // bound: falls back as `NoReclaim` does, so that a new block (a whole
+                    // block's worth of items) is not added over budget per bound.
                     self.hurry();
                     if request.headed {
                         if let Some(block) = ready {
@@ -451,9 +465,11 @@ impl DomainState {
     /// frees, so it never runs far over the budget.
     ///
     /// Bounded by `DRAIN_BACKPRESSURE_LIMIT` per call: the wait includes a grace period, and
-    /// a reader that waits for this thread (or a leaked guard) would hold it for ever. A
-    /// flood behind such a reader then goes on at one call per bound, so memory still grows
-    /// only by an item per bound while the reader holds the grace period.
+    /// a reader that waits for this thread (or a leaked guard) would hold it for ever. It
+    /// then returns `GaveUp`, and the caller falls back without taking a new block (headed
+    /// items: the intrusive list), so a flood behind such a reader goes on at one call per
+    /// bound, and memory grows by one item per bound while the reader holds the grace
+    /// period (a headless item, which has no list, by a block).
     ///
     /// Callers that never wait (`NoReclaim`, `Atomic`) may keep the domain over budget, and
     /// queue faster than the worker frees, so that neither condition comes. Once one of them
@@ -461,12 +477,12 @@ impl DomainState {
     /// every wait includes: waiting longer would only starve `Sleepable` writers (which used
     /// to make 50 calls per second against millions), not free memory sooner.
     #[track_caller]
-    fn wait_for_drain(&self, bytes: usize) {
+    fn wait_for_drain(&self, bytes: usize) -> Drain {
         let r = &self.queues;
         let budget = r.alloc.budget();
         // Once nothing is pending, waiting cannot help (an item larger than the budget).
         if !budget.is_over(bytes) || budget.pending() == 0 {
-            return;
+            return Drain::Done;
         }
         self.assert_caller_outside_sections();
         r.alloc.note_backpressure();
@@ -482,7 +498,7 @@ impl DomainState {
         let mut nap = Duration::from_micros(1);
         while !self.advance_grace_period(cookie) {
             if Instant::now() >= deadline {
-                return;
+                return Drain::GaveUp;
             }
             std::thread::sleep(nap);
             nap = (nap * 2).min(Duration::from_micros(100));
@@ -493,15 +509,15 @@ impl DomainState {
             // Acquire: as in `barrier`.
             let drained = r.completed_generation.load(Ordering::Acquire) >= generation;
             if drained || !budget.is_over(bytes) || budget.pending() == 0 {
-                return;
+                return Drain::Done;
             }
             // Relaxed: as above.
             if r.unwaiting_over_budget.load(Ordering::Relaxed) != unwaiting {
-                return;
+                return Drain::Done;
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return;
+                return Drain::GaveUp;
             }
             // Woken by every batch the worker runs (it is hurrying).
             r.drained.wait(seen, Some(left));
