@@ -144,9 +144,10 @@ fn a_sleepable_free_over_budget_never_waits_for_a_reader_that_waits_for_it() {
         let domain = domain.clone();
         Pending::spawn("frees-over-budget", move || {
             let ctx = Sleepable::enter();
-            // Something pending first, so that the next free finds the domain over budget
-            // with memory to wait for.
-            for i in 0..600u64 {
+            // A block's worth first (the first free, with nothing pending, cannot wait), so
+            // that the frees after it find the domain over budget with memory to wait for.
+            // Each of those waits at most 100 ms and falls back.
+            for i in 0..260u64 {
                 domain.kvfree_rcu(&ctx, Rcu::boxed([i; 8]));
             }
             freed_tx.send(()).unwrap();
