@@ -5,7 +5,9 @@
 //! guard cannot be kept across the fork.)
 //!
 //! Critical sections are a few instructions (clone an `Arc` out, push or remove an entry), so
-//! waiters spin, then yield.
+//! waiters spin first; a wait that goes on (the holder was preempted, stopped, or interrupted
+//! by a signal handler that blocks) sleeps in growing naps of at most a millisecond, so that
+//! a runtime thread never spins without bound on it.
 //!
 //! ```
 //! use rcu_sys::ForkLock;
@@ -16,8 +18,12 @@
 
 use core::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use crossbeam_utils::Backoff;
+
+/// The longest sleep between two attempts once spinning has not been enough.
+const MAX_NAP: Duration = Duration::from_millis(1);
 
 /// A lock around a `T`; see the module docs.
 #[derive(Debug, Default)]
@@ -37,15 +43,23 @@ impl<T> ForkLock<T> {
     }
 
     fn acquire(&self) {
-        let backoff = Backoff::new();
         // Acquire: pairs with the Release store in `release`: the previous holder's writes
         // are visible.
-        while self
-            .locked
-            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
+        let take = || {
+            self.locked.compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+                == Ok(false)
+        };
+        let backoff = Backoff::new();
+        while !backoff.is_completed() {
+            if take() {
+                return;
+            }
             backoff.snooze();
+        }
+        let mut nap = Duration::from_micros(1);
+        while !take() {
+            std::thread::sleep(nap);
+            nap = (nap * 2).min(MAX_NAP);
         }
     }
 
