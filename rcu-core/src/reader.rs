@@ -72,6 +72,7 @@ impl<'a> ReadGuard<'a> {
     /// drop(outer);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn nest(&self) -> ReadGuard<'_> {
         let section = ReadSection::enter_nested(self.ctx());
         self.word.enter(self.domain.gp.seq.started_counter());

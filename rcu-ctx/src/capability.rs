@@ -72,6 +72,10 @@ pub trait Context: sealed::Sealed {
     /// behind a `&` reference"). Take `ctx: &mut C` in a function that opens scopes, or, from
     /// a shared `&Atomic` (a callback's, `guard.ctx()`), use `Atomic::nested`.
     ///
+    /// # Panics
+    /// If the thread already has `u32::MAX` atomic scopes open (possible only by forgetting
+    /// them in a loop): a depth never wraps, and the refused scope is not counted.
+    ///
     /// ```
     /// use rcu_ctx::{thread_state, Context, Sleepable};
     /// let mut ctx = Sleepable::enter();
@@ -81,10 +85,10 @@ pub trait Context: sealed::Sealed {
     /// } // the scope ends when the token is dropped
     /// assert_eq!(thread_state::snapshot().atomic_depth, 0);
     /// ```
+    #[track_caller]
     fn atomic(&mut self) -> Atomic<'_> {
-        // Still in this token's context: it pays what it may (see `owed`).
-        crate::owed::pay(Self::KIND);
-        Atomic::enter_scope()
+        // Pays what this token may (see `owed`) while still in its context, then counts.
+        Atomic::enter_scope_after(|| crate::owed::pay(Self::KIND))
     }
 }
 
@@ -139,6 +143,10 @@ pub trait MaySleep: Context {
     /// before taking the lock it is for. Needs `&mut self` for the reason
     /// [`Context::atomic`] gives (E0596 from a shared `&C`).
     ///
+    /// # Panics
+    /// If the thread already has `u32::MAX` no-reclaim scopes open (possible only by
+    /// forgetting them in a loop): a depth never wraps, and the refused scope is not counted.
+    ///
     /// ```
     /// use rcu_ctx::{thread_state, MaySleep, Sleepable};
     /// let mut ctx = Sleepable::enter();
@@ -149,10 +157,10 @@ pub trait MaySleep: Context {
     /// }
     /// assert!(thread_state::snapshot().may_reclaim());
     /// ```
+    #[track_caller]
     fn no_reclaim(&mut self) -> NoReclaim<'_> {
-        // Still in this token's context: it pays what it may (see `owed`).
-        crate::owed::pay(Self::KIND);
-        NoReclaim::enter_scope()
+        // Pays what this token may (see `owed`) while still in its context, then counts.
+        NoReclaim::enter_scope_after(|| crate::owed::pay(Self::KIND))
     }
 }
 

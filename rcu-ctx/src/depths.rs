@@ -2,6 +2,11 @@
 //! atomic-scope and no-reclaim-scope depths, and live roots. At the bottom of the crate: the
 //! scopes (tokens, read sections) move the counters, validation and enforcement read them,
 //! and the counters know of none of them.
+//!
+//! Safe code can push every one of them as far as it likes (`mem::forget` a scope in a
+//! loop), so none of them may wrap, in any build: a depth at `u32::MAX` refuses the next
+//! scope with a panic and stays as it was (`increment`, `too_deep`); the root count
+//! saturates (`enter_root`).
 
 use core::cell::Cell;
 
@@ -54,7 +59,12 @@ pub fn live_roots() -> u32 {
     DEPTHS.with(|d| d.roots.get())
 }
 
-/// Counts a new root. Saturates: a thread that leaked 2^32 roots keeps counting as leaked.
+/// Counts a new root. Saturates instead of refusing (unlike the depths): the count only has
+/// to answer "could a root of this thread still be alive?", and a saturated count answers
+/// yes for ever (`exit_root` leaves it), which is the conservative answer: a section left
+/// open on the thread is then never taken for unreachable. It can never read 0 while a root
+/// lives, since below `u32::MAX` it is exact. Leaking roots is allowed, so a thread that
+/// leaked 2^32 - 1 of them must still be able to take another.
 #[inline]
 pub(crate) fn enter_root() {
     DEPTHS.with(|d| d.roots.set(d.roots.get().saturating_add(1)));
@@ -152,11 +162,136 @@ pub(crate) fn innermost_restriction() -> Option<&'static str> {
     })
 }
 
-/// Increments a depth. 2^32 nested scopes cannot exist (each is a live value on the
-/// stack), so release builds skip the overflow check on this hot path; debug builds keep it.
+/// The kinds of scope a depth counts, for the message of a refused one.
+#[derive(Clone, Copy)]
+enum Scope {
+    Read,
+    Atomic,
+    NoReclaim,
+}
+
+impl Scope {
+    fn plural(self) -> &'static str {
+        match self {
+            Scope::Read => "read sections",
+            Scope::Atomic => "atomic scopes",
+            Scope::NoReclaim => "no-reclaim scopes",
+        }
+    }
+
+    fn depth(self) -> &'static str {
+        match self {
+            Scope::Read => "read depth",
+            Scope::Atomic => "atomic depth",
+            Scope::NoReclaim => "no-reclaim depth",
+        }
+    }
+}
+
+/// A scope refused because its depth is at `u32::MAX` (see [`enter`]).
+///
+/// It panics rather than aborts because nothing has changed yet: the depth was not
+/// incremented, the scope's value does not exist and its opener paid nothing (unless its
+/// payer, against its contract, forgot scopes itself), so the thread's state is what it was
+/// before the call, every scope that can still end (the forgotten ones too) counted once.
+/// Unwinding drops what the caller holds, the parent the refused scope would have borrowed
+/// included, and each of those uncounts only itself, as in any panic inside a scope; every
+/// check that reads the state keeps refusing what it refused before.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn too_deep(scope: Scope) -> ! {
+    let (what, depth) = (scope.plural(), scope.depth());
+    panic!(
+        "rcu-ctx: {what} nested {max} deep on one thread: one more would wrap the thread's \
+         {depth} to 0, and the thread would pass for outside every one of them while they are \
+         open (rule: every scope ends, and no counter that safe code drives may overflow). \
+         This one was refused and not counted. They are being opened in a loop and forgotten \
+         (mem::forget, Box::leak) instead of dropped. Fix: drop each scope (read guard, Atomic \
+         or NoReclaim token) before opening the next",
+        max = u32::MAX
+    );
+}
+
+impl Depths {
+    fn of(&self, scope: Scope) -> &Cell<u32> {
+        match scope {
+            Scope::Read => &self.read,
+            Scope::Atomic => &self.atomic,
+            Scope::NoReclaim => &self.no_reclaim,
+        }
+    }
+}
+
+/// Counts a new scope of kind `scope`, after running `pay` (the work its opener pays, module
+/// `owed`, done in the opener's context, before the scope counts; it returns whether it
+/// ran the payer).
+///
+/// Checked in every build: a depth at `u32::MAX` refuses the scope ([`too_deep`]) and stays.
+/// 2^32 nested scopes cannot all be alive, but safe code can forget them (`mem::forget` of a
+/// scope token or read section in a loop, which the optimizer reduces to little more than
+/// an addition), and a depth that wrapped to 0 would make the thread pass for outside every
+/// scope of that kind while one is live: `Sleepable::enter()` and the every-build checks of
+/// `enforce` would then allow blocking inside a read section. The cost is a compare and a
+/// branch never taken, to a panic out of line.
+///
+/// The depth is read before `pay`, so that a scope that will be refused is refused before
+/// its opener pays anything, and read again only if the payer ran (it may open and close
+/// scopes of its own, or, against its contract, forget some). On the usual path nothing
+/// runs between the read and the store, and a loop of openings keeps the depth in a
+/// register.
 #[inline]
-fn increment(cell: &Cell<u32>) {
-    cell.set(cell.get() + 1);
+#[track_caller]
+fn enter(scope: Scope, pay: impl FnOnce() -> bool) {
+    let counted = DEPTHS.with(|d| {
+        let cell = d.of(scope);
+        let before = cell.get();
+        if before == u32::MAX {
+            return false;
+        }
+        let depth = if pay() { cell.get() } else { before };
+        match depth.checked_add(1) {
+            Some(depth) => {
+                cell.set(depth);
+                true
+            }
+            None => false,
+        }
+    });
+    if !counted {
+        too_deep(scope);
+    }
+}
+
+/// Counts a new read section.
+///
+/// # Panics
+/// If the thread is already `u32::MAX` read sections deep (forgotten in a loop): the
+/// section is refused and not counted (see [`too_deep`]).
+#[inline]
+#[track_caller]
+pub(crate) fn enter_read() {
+    enter(Scope::Read, || false);
+}
+
+/// Counts a new atomic scope after `pay` (see [`enter`]).
+///
+/// # Panics
+/// As [`enter_read`], at `u32::MAX` atomic scopes.
+#[inline]
+#[track_caller]
+pub(crate) fn enter_atomic_after(pay: impl FnOnce() -> bool) {
+    enter(Scope::Atomic, pay);
+}
+
+/// Counts a new no-reclaim scope after `pay` (see [`enter`]).
+///
+/// # Panics
+/// As [`enter_read`], at `u32::MAX` no-reclaim scopes.
+#[inline]
+#[track_caller]
+pub(crate) fn enter_no_reclaim_after(pay: impl FnOnce() -> bool) {
+    enter(Scope::NoReclaim, pay);
 }
 
 /// Decrements and returns true; on an unbalanced exit (the depth is already 0) leaves the
@@ -172,22 +307,12 @@ fn decrement(cell: &Cell<u32>) -> bool {
     }
 }
 
-#[inline]
-pub(crate) fn enter_atomic() {
-    DEPTHS.with(|d| increment(&d.atomic));
-}
-
 /// Ends an atomic scope. False if none was open (only possible after a broken
 /// `Atomic::assume` contract): the caller reports it.
 #[inline]
 #[must_use = "an unbalanced exit is a bug to report"]
 pub(crate) fn exit_atomic() -> bool {
     DEPTHS.with(|d| decrement(&d.atomic))
-}
-
-#[inline]
-pub(crate) fn enter_no_reclaim() {
-    DEPTHS.with(|d| increment(&d.no_reclaim));
 }
 
 /// Ends a no-reclaim scope. False if none was open: the caller reports it.
@@ -197,11 +322,6 @@ pub(crate) fn exit_no_reclaim() -> bool {
     DEPTHS.with(|d| decrement(&d.no_reclaim))
 }
 
-#[inline]
-pub(crate) fn enter_read() {
-    DEPTHS.with(|d| increment(&d.read));
-}
-
 /// Ends a read section. False if none was open: the caller reports it.
 #[inline]
 #[must_use = "an unbalanced exit is a bug to report"]
@@ -209,11 +329,24 @@ pub(crate) fn exit_read() -> bool {
     DEPTHS.with(|d| decrement(&d.read))
 }
 
+/// Sets the calling thread's depths, standing for that many scopes forgotten: for the unit
+/// tests below of what happens at `u32::MAX`, which an unoptimized forget loop takes minutes
+/// to reach. The real forget loops, to the limit and without this, are
+/// `tests/tests/counters.rs` (optimized, by `ci/counters.sh`).
+#[cfg(test)]
+pub(crate) fn set_depths_for_test(s: Snapshot) {
+    DEPTHS.with(|d| {
+        d.read.set(s.read_depth);
+        d.atomic.set(s.atomic_depth);
+        d.no_reclaim.set(s.no_reclaim_depth);
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use std::panic::{catch_unwind, AssertUnwindSafe};
 
-    use super::{snapshot, Snapshot};
+    use super::{set_depths_for_test, snapshot, Snapshot};
     use crate::{Atomic, Context, MaySleep, ReadSection, Sleepable};
 
     fn depths(read_depth: u32, atomic_depth: u32, no_reclaim_depth: u32) -> Snapshot {
@@ -332,6 +465,101 @@ mod tests {
         assert_eq!(snapshot(), depths(0, 0, 1));
         drop(nr);
         assert_eq!(snapshot(), Snapshot::default());
+    }
+
+    /// Runs `f`, which must panic, and returns the panic message.
+    fn panic_message(f: impl FnOnce()) -> String {
+        let err = catch_unwind(AssertUnwindSafe(f)).expect_err("expected a panic");
+        err.downcast_ref::<String>().cloned().expect("a formatted message")
+    }
+
+    #[test]
+    fn a_depth_at_the_limit_refuses_the_next_scope_and_counts_nothing() {
+        const MAX: u32 = u32::MAX;
+        let mut ctx = Sleepable::enter();
+        let mut spare = Sleepable::enter();
+        let mut nr = spare.no_reclaim();
+        // As if 2^32 - 2 sections were forgotten inside the one opened here.
+        let section = ReadSection::enter(&mut ctx);
+        set_depths_for_test(depths(MAX, 0, 1));
+        let msg = panic_message(|| drop(ReadSection::enter_nested(section.token())));
+        assert!(msg.starts_with("rcu-ctx: read sections nested 4294967295 deep on one thread"));
+        assert!(msg.contains("wrap the thread's read depth to 0"), "{msg}");
+        assert!(msg.contains("rule: every scope ends"), "{msg}");
+        assert!(msg.contains("refused and not counted"), "{msg}");
+        assert_eq!(snapshot(), depths(MAX, 0, 1));
+        let msg = panic_message(|| drop(ReadSection::enter(&mut nr)));
+        assert!(msg.contains("read sections nested 4294967295 deep"), "{msg}");
+        assert_eq!(snapshot(), depths(MAX, 0, 1));
+        // The other depths still count, and the thread is still inside a read section.
+        let spin = section.token().nested();
+        assert_eq!(snapshot(), depths(MAX, 1, 1));
+        let msg = panic_message(|| drop(Sleepable::enter()));
+        assert!(msg.contains("Sleepable::enter() called inside an RCU read section"), "{msg}");
+        drop(spin);
+        drop(section);
+        assert_eq!(snapshot(), depths(MAX - 1, 0, 1));
+
+        set_depths_for_test(depths(0, MAX, 1));
+        let msg = panic_message(|| drop(nr.atomic()));
+        assert!(msg.starts_with("rcu-ctx: atomic scopes nested 4294967295 deep on one thread"));
+        assert!(msg.contains("atomic depth"), "{msg}");
+        // SAFETY: never reached: refused before the token exists.
+        let msg = panic_message(|| drop(unsafe { Atomic::assume() }));
+        assert!(msg.contains("atomic scopes nested 4294967295 deep"), "{msg}");
+        assert_eq!(snapshot(), depths(0, MAX, 1));
+        let msg = panic_message(|| drop(Sleepable::enter()));
+        assert!(msg.contains("Sleepable::enter() called inside an atomic scope"), "{msg}");
+
+        set_depths_for_test(depths(0, 0, MAX));
+        let msg = panic_message(|| drop(nr.no_reclaim()));
+        assert!(msg.starts_with("rcu-ctx: no-reclaim scopes nested 4294967295 deep"), "{msg}");
+        assert!(msg.contains("no-reclaim depth"), "{msg}");
+        assert_eq!(snapshot(), depths(0, 0, MAX));
+        let msg = panic_message(|| drop(Sleepable::enter()));
+        assert!(msg.contains("Sleepable::enter() called inside a no-reclaim scope"), "{msg}");
+
+        set_depths_for_test(depths(0, 0, 1));
+        drop(nr);
+        assert_eq!(snapshot(), Snapshot::default());
+    }
+
+    #[test]
+    fn a_refused_scope_unwinds_through_its_parents_and_each_uncounts_only_itself() {
+        let mut ctx = Sleepable::enter();
+        set_depths_for_test(depths(0, u32::MAX - 2, 0));
+        let msg = panic_message(|| {
+            let mut nr = ctx.no_reclaim();
+            let mut a = nr.atomic();
+            let b = a.atomic();
+            assert_eq!(snapshot(), depths(0, u32::MAX, 1));
+            let _refused = b.nested(); // `b` stays borrowed while this unwinds
+            unreachable!("a scope past u32::MAX was counted");
+        });
+        assert!(msg.contains("atomic scopes nested 4294967295 deep"), "{msg}");
+        // `b`, `a` and `nr` were dropped by the unwinding, each once; nothing else moved.
+        assert_eq!(snapshot(), depths(0, u32::MAX - 2, 0));
+        set_depths_for_test(Snapshot::default());
+        let a = ctx.atomic();
+        assert_eq!(snapshot(), depths(0, 1, 0));
+        drop(a);
+        assert_eq!(snapshot(), Snapshot::default());
+    }
+
+    #[test]
+    fn the_root_count_saturates_and_stays_saturated() {
+        std::thread::spawn(|| {
+            super::DEPTHS.with(|d| d.roots.set(u32::MAX - 1));
+            let last = Sleepable::enter();
+            assert_eq!(super::live_roots(), u32::MAX);
+            let more = Sleepable::enter();
+            assert_eq!(super::live_roots(), u32::MAX, "saturates");
+            drop(more);
+            drop(last);
+            assert_eq!(super::live_roots(), u32::MAX, "a saturated count never comes down");
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

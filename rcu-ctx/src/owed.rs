@@ -123,18 +123,22 @@ pub fn is_owed() -> bool {
 
 /// Pays what this thread owes and a scope opened from a token of kind `opener` may pay.
 /// Callers: `Context::atomic` and `MaySleep::no_reclaim`, with their own token's kind (a
-/// constant, so the test below folds away for `Atomic`).
+/// constant, so the test below folds away for `Atomic`). Returns whether the payer may have
+/// run (the thread's scope depths may then have moved and come back, so the caller reads
+/// them again).
 #[inline]
-pub(crate) fn pay(opener: ContextKind) {
+pub(crate) fn pay(opener: ContextKind) -> bool {
     let payable = match opener {
         ContextKind::Sleepable => ALLOCATOR | RECLAIM,
         ContextKind::NoReclaim => ALLOCATOR,
-        ContextKind::Atomic => return,
+        ContextKind::Atomic => return false,
     };
     // Relaxed: see `OWED`.
     if OWED.with(|o| o.load(Ordering::Relaxed)) & payable != 0 {
         pay_now(opener);
+        return true;
     }
+    false
 }
 
 #[cold]
@@ -301,6 +305,34 @@ mod tests {
                 drop(ctx.atomic());
             }
             assert_eq!((paid(), is_owed()), ((0, 3), false));
+        });
+    }
+
+    #[test]
+    fn a_scope_refused_at_the_depth_limit_pays_nothing() {
+        use crate::depths::set_depths_for_test;
+        use crate::thread_state::{snapshot, Snapshot};
+        with_payer(|| {
+            let mut ctx = Sleepable::enter();
+            owe();
+            owe_reclaim();
+            // As if u32::MAX no-reclaim scopes had been forgotten on this thread.
+            let full = Snapshot { read_depth: 0, atomic_depth: 0, no_reclaim_depth: u32::MAX };
+            set_depths_for_test(full);
+            let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                drop(ctx.no_reclaim());
+            }));
+            assert!(refused.is_err());
+            assert_eq!((paid(), is_owed(), snapshot()), ((0, 0), true, full));
+            set_depths_for_test(Snapshot { atomic_depth: u32::MAX, ..Snapshot::default() });
+            assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                drop(ctx.atomic());
+            }))
+            .is_err());
+            assert_eq!((paid(), is_owed()), ((0, 0), true));
+            set_depths_for_test(Snapshot::default());
+            drop(ctx.atomic());
+            assert_eq!((paid(), is_owed()), ((0, 1), false), "paid by the next scope that counts");
         });
     }
 

@@ -37,6 +37,10 @@ pub struct ReadSection<'parent> {
 impl<'parent> ReadSection<'parent> {
     /// Enters a read section from any context; `parent` is unusable until this is dropped.
     ///
+    /// # Panics
+    /// If the thread is already `u32::MAX` read sections deep (possible only by forgetting
+    /// them in a loop): a depth never wraps, and the refused section is not counted.
+    ///
     /// ```
     /// use rcu_ctx::{Context, ReadSection, Sleepable};
     /// let mut ctx = Sleepable::enter();
@@ -45,6 +49,7 @@ impl<'parent> ReadSection<'parent> {
     /// drop(section);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn enter<C: Context>(parent: &'parent mut C) -> Self {
         parent.validate();
         depths::enter_read();
@@ -54,6 +59,9 @@ impl<'parent> ReadSection<'parent> {
     /// Enters a read section nested in code that only holds an `Atomic` token (an enclosing
     /// read section, an atomic scope, a callback). Borrowing an `Atomic` shared is enough:
     /// using it inside the nested section can do nothing the nested section forbids.
+    ///
+    /// # Panics
+    /// As [`ReadSection::enter`], at `u32::MAX` sections.
     ///
     /// ```
     /// use rcu_ctx::{thread_state, ReadSection, Sleepable};
@@ -65,6 +73,7 @@ impl<'parent> ReadSection<'parent> {
     /// drop(outer);
     /// ```
     #[inline]
+    #[track_caller]
     pub fn enter_nested(parent: &'parent Atomic<'_>) -> Self {
         Context::validate(parent);
         depths::enter_read();

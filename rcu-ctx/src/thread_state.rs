@@ -2,10 +2,12 @@
 //! no-reclaim scopes.
 //!
 //! Maintained in every build (it is what makes [`Sleepable::enter`](crate::Sleepable::enter)
-//! safe to offer), at the cost of one non-atomic thread-local increment per scope. The
-//! thread-local has a `const` initializer and no destructor, so access is a plain
-//! thread-pointer-relative load with no lazy-initialisation check, and it stays usable while
-//! the thread's other thread-locals are being destroyed.
+//! safe to offer), at the cost of one non-atomic thread-local increment per scope, checked
+//! in every build: a depth never wraps (a scope that would take one past `u32::MAX`, only
+//! possible by forgetting scopes in a loop, panics and is not counted). The thread-local
+//! has a `const` initializer and no destructor, so access is a plain thread-pointer-relative
+//! load with no lazy-initialisation check, and it stays usable while the thread's other
+//! thread-locals are being destroyed.
 //!
 //! The state only moves in strict LIFO order (scopes are values dropped in reverse order of
 //! creation, unwinding included), so a signal handler that opens and closes a scope leaves

@@ -59,21 +59,30 @@ impl Sleepable {
     /// drop(spin);
     /// let _again = Sleepable::enter(); // fine once no scope is open
     /// ```
+    #[inline]
     #[track_caller]
     pub fn enter() -> Sleepable {
-        if let Some(scope) = depths::innermost_restriction() {
-            panic!(
-                "rcu-ctx: Sleepable::enter() called inside {scope}: the root Sleepable token \
-                 may only be acquired where the thread may block, allocate and reclaim (rule: \
-                 context is explicit, never assumed). Fix: acquire it once at the top of the \
-                 thread, before entering the scope, and pass the token down; inside the scope \
-                 use the scope's own token (a read guard's ctx(), the NoReclaim or Atomic \
-                 token)."
-            );
+        if !depths::snapshot().may_reclaim() {
+            enter_refused();
         }
         depths::enter_root();
         Sleepable { _not_send_sync: PhantomData }
     }
+}
+
+/// The panic of [`Sleepable::enter`] inside a scope, out of line.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn enter_refused() -> ! {
+    let scope = depths::innermost_restriction().unwrap_or("a restricted context");
+    panic!(
+        "rcu-ctx: Sleepable::enter() called inside {scope}: the root Sleepable token may only \
+         be acquired where the thread may block, allocate and reclaim (rule: context is \
+         explicit, never assumed). Fix: acquire it once at the top of the thread, before \
+         entering the scope, and pass the token down; inside the scope use the scope's own \
+         token (a read guard's ctx(), the NoReclaim or Atomic token)."
+    );
 }
 
 impl Drop for Sleepable {
@@ -111,9 +120,13 @@ pub struct NoReclaim<'parent> {
 }
 
 impl NoReclaim<'_> {
+    /// Opens the scope: runs `pay` (what the opening token pays of the thread's debts, module
+    /// `owed`, which must happen in the opener's context), then counts the scope. `pay`
+    /// returns whether it ran the payer.
     #[inline]
-    pub(crate) fn enter_scope() -> Self {
-        depths::enter_no_reclaim();
+    #[track_caller]
+    pub(crate) fn enter_scope_after(pay: impl FnOnce() -> bool) -> Self {
+        depths::enter_no_reclaim_after(pay);
         NoReclaim { _parent: PhantomData, _not_send_sync: PhantomData }
     }
 }
@@ -155,8 +168,16 @@ pub struct Atomic<'parent> {
 
 impl Atomic<'_> {
     #[inline]
+    #[track_caller]
     pub(crate) fn enter_scope() -> Self {
-        depths::enter_atomic();
+        Self::enter_scope_after(|| false)
+    }
+
+    /// As [`NoReclaim::enter_scope_after`], for an atomic scope.
+    #[inline]
+    #[track_caller]
+    pub(crate) fn enter_scope_after(pay: impl FnOnce() -> bool) -> Self {
+        depths::enter_atomic_after(pay);
         Self::marker()
     }
 
@@ -180,6 +201,10 @@ impl Atomic<'_> {
     /// 2. Scopes created on this thread after this token are dropped before it (LIFO), which
     ///    holds automatically for scopes created from this token.
     ///
+    /// # Panics
+    /// If the thread already has `u32::MAX` atomic scopes open (possible only by forgetting
+    /// them in a loop): a depth never wraps, and the refused scope is not counted.
+    ///
     /// # Example
     /// ```
     /// use rcu_ctx::{Atomic, Context, ContextKind};
@@ -193,6 +218,8 @@ impl Atomic<'_> {
     /// on_event();
     /// assert_eq!(<Atomic<'_> as Context>::KIND, ContextKind::Atomic);
     /// ```
+    #[inline]
+    #[track_caller]
     pub unsafe fn assume<'a>() -> Atomic<'a> {
         Atomic::enter_scope()
     }
@@ -201,6 +228,10 @@ impl Atomic<'_> {
     /// only `&Atomic` (a callback, a read guard's `ctx()`) and calls an API that borrows its
     /// token mutably. Sound because an `Atomic` token permits nothing the nested scope
     /// forbids.
+    ///
+    /// # Panics
+    /// If the thread already has `u32::MAX` atomic scopes open (possible only by forgetting
+    /// them in a loop): a depth never wraps, and the refused scope is not counted.
     ///
     /// ```
     /// use rcu_ctx::{thread_state, Atomic, Context, Sleepable};
@@ -213,6 +244,8 @@ impl Atomic<'_> {
     /// let mut ctx = Sleepable::enter();
     /// callback(&ctx.atomic());
     /// ```
+    #[inline]
+    #[track_caller]
     pub fn nested(&self) -> Atomic<'_> {
         // What `Context::validate` does for an `Atomic` token (the trait sits above this file).
         validate::token(ContextKind::Atomic);

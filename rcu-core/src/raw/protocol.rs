@@ -134,7 +134,33 @@ impl ReaderWord {
     /// assert!(word.blocks(2) && !word.blocks(1));
     /// word.exit();
     /// ```
+    ///
+    /// # Panics
+    /// When the word is already 65535 sections deep, in every build: the nesting never wraps
+    /// into the snapshot bits. The word is left as it was.
+    ///
+    /// ```
+    /// use std::panic::{catch_unwind, AssertUnwindSafe};
+    /// use rcu_core::raw::protocol::{GpSequence, ReaderWord};
+    /// let seq = GpSequence::new();
+    /// let word = ReaderWord::new();
+    /// for _ in 0..65535 {
+    ///     word.enter(seq.started_counter()); // e.g. guards forgotten in a loop
+    /// }
+    /// let refused = catch_unwind(AssertUnwindSafe(|| word.enter(seq.started_counter())));
+    /// let msg = refused.unwrap_err().downcast::<String>().unwrap();
+    /// assert!(msg.contains("read sections nested 65535 deep"), "{msg}");
+    /// assert_eq!(word.depth(), 65535); // not counted
+    /// let gp = seq.start();
+    /// assert!(word.blocks(gp)); // still holds the grace periods that began after it
+    /// for _ in 0..65535 {
+    ///     word.exit();
+    /// }
+    /// assert!(!word.blocks(gp));
+    /// seq.complete(gp);
+    /// ```
     #[inline(always)]
+    #[track_caller]
     pub fn enter(&self, gp_seq: &AtomicU64) {
         self.enter_interrupted(gp_seq, || {});
     }
@@ -155,6 +181,7 @@ impl ReaderWord {
     /// word.exit();
     /// ```
     #[inline(always)]
+    #[track_caller]
     pub fn enter_interrupted(&self, gp_seq: &AtomicU64, signal: impl FnOnce()) {
         // Relaxed: only this thread writes the word, so this reads our own last store.
         let cur = self.word.load(Ordering::Relaxed);
@@ -174,12 +201,9 @@ impl ReaderWord {
             signal();
             self.barrier();
         } else {
-            assert!(
-                cur & NEST_MASK != NEST_MASK,
-                "rcu-core: read sections nested 65535 deep on one thread (rule: every read \
-                 section ends): guards are being created in a loop and kept or forgotten. Fix: \
-                 drop each ReadGuard before entering the next section"
-            );
+            if cur & NEST_MASK == NEST_MASK {
+                nested_too_deep();
+            }
             // Release: as above, every store to the word carries what came before it.
             self.word.store(cur + 1, Ordering::Release);
             // A signal handler may nest here between the outermost store and its barrier;
@@ -268,6 +292,26 @@ impl ReaderWord {
         let old = self.word.swap(0, Ordering::AcqRel);
         old & NEST_MASK
     }
+}
+
+/// A section refused because the word's nesting is full: one more would carry into the
+/// snapshot bits, and a word at nesting 0 reads as outside any section, so grace periods
+/// would stop waiting for a section whose guards are alive. Checked in every build; the word
+/// is left as it was (nothing else has changed: see `enter`), so panicking is safe: the
+/// runtime enters the context half of the section (`rcu_ctx::ReadSection`) first, and the
+/// unwinding drops it. Only forgetting guards in a loop gets here.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn nested_too_deep() -> ! {
+    panic!(
+        "rcu-core: read sections nested {NEST_MASK} deep on one thread in one domain: one more \
+         would wrap the reader word's nesting, and grace periods would stop waiting for \
+         sections that are still open (rule: every read section ends, and no counter that \
+         safe code drives may overflow). This one was refused and not counted. Guards are \
+         being created in a loop and forgotten or kept. Fix: drop each ReadGuard before \
+         entering the next section"
+    );
 }
 
 /// An exit with no section open. The runtime never ends a section a live guard could still
