@@ -184,6 +184,38 @@ pub(crate) fn unregister(domain: &DomainState) {
     end(domain, r.slot, Ending::Unregistered);
 }
 
+/// Ends every read section the calling thread has open, in every domain it is registered
+/// with, counting each in its domain's `leaked_read_sections`; returns how many. Caller: a
+/// runtime thread whose sections were all entered and forgotten by user code it ran, so
+/// that nothing can reach through them (see `worker_thread::UserCode`).
+pub(crate) fn end_forgotten_sections() -> u64 {
+    let mut ended = 0;
+    let mut end = |domain: &DomainState, slot: *const Slot| {
+        // SAFETY: a registration of this thread keeps its slot alive while its domain lives;
+        // the caller (a worker) holds its domain, and the others are upgraded below.
+        let slot = unsafe { &*slot };
+        if slot.word.depth() != 0 {
+            slot.word.force_exit();
+            Counters::bump(&domain.counters.leaked_read_sections);
+            ended += 1;
+        }
+    };
+    let global = global_slot();
+    if !global.is_null() {
+        end(&GLOBAL_STATE, global);
+    }
+    let list = DOMAIN_LIST.with(Cell::get);
+    // SAFETY: as in `find_slot`.
+    if let Some(Ok(list)) = unsafe { list.as_ref() }.map(RefCell::try_borrow) {
+        for r in list.iter() {
+            if let Some(state) = r.domain.upgrade() {
+                end(&state, r.slot);
+            }
+        }
+    }
+    ended
+}
+
 /// Why a registration ends.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Ending {

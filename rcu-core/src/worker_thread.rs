@@ -161,10 +161,12 @@ fn run(domain: &DomainRef) {
         }
         {
             let atomic = root.atomic();
+            let before = UserCode::begin();
             while batches.front().is_some_and(|b| domain.gp.seq.is_completed(b.cookie)) {
                 let batch = batches.pop_front().expect("front exists");
                 domain.run_batch(batch, &atomic);
             }
+            before.end(domain, "a callback");
         }
         // An async barrier completes once the deallocations given back by its batches are
         // done: the worker finishes them, so that polling never waits.
@@ -172,7 +174,9 @@ fn run(domain: &DomainRef) {
             domain.finish_given_back();
         }
         // Outside the atomic scope, leading nothing: wakers may lock or allocate.
+        let before = UserCode::begin();
         domain.wake_async_waiters();
+        before.end(domain, "an async waker");
 
         if stopping && batches.is_empty() && !domain.anything_staged() {
             // The handle is gone; this thread's own registration holds the state too.
@@ -185,6 +189,72 @@ fn run(domain: &DomainRef) {
             let until_collect = queues.batch_delay().saturating_sub(last_collect.elapsed());
             idle(domain, until_collect);
         }
+    }
+}
+
+/// The worker's context state before it ran user code (callbacks, wakers), to undo what
+/// that code forgot. A callback that forgot a scope or a read guard opened from the `&Atomic`
+/// it was lent (`mem::forget(ctx.nested())`, `mem::forget(domain.read_lock_nested(ctx))`),
+/// or a waker that forgot one opened from a root it took and dropped, left this thread's
+/// depths raised, or a section open that holds every later grace period of the domain, which
+/// the worker itself waits for: it would wedge the worker for good. Nothing can reach through
+/// what they forgot (it borrowed a token whose borrow ended with the call), unless they also
+/// leaked a root (`live_roots` grew: then a guard may be `'static`, and stays). Undone: the
+/// worker's open sections, in every domain it is registered with, are ended (it is in none
+/// while it runs user code) and its depths set back. Reported, and each ended section counted
+/// in its domain's `leaked_read_sections`.
+struct UserCode {
+    depths: rcu_ctx::thread_state::Snapshot,
+    roots: u32,
+}
+
+impl UserCode {
+    fn begin() -> Self {
+        UserCode {
+            depths: rcu_ctx::thread_state::snapshot(),
+            roots: rcu_ctx::thread_state::live_roots(),
+        }
+    }
+
+    /// After the user code ran (`what` names it in the report).
+    fn end(self, domain: &DomainState, what: &str) {
+        if rcu_ctx::thread_state::snapshot() != self.depths {
+            self.undo(domain, what);
+        }
+    }
+
+    #[cold]
+    fn undo(self, domain: &DomainState, what: &str) {
+        let after = rcu_ctx::thread_state::snapshot();
+        if rcu_ctx::thread_state::live_roots() != self.roots {
+            rcu_sys::stderr::report_line(&format!(
+                "rcu-core: {what} on the worker of domain '{}' left scopes open (depths before \
+                 {:?}, after {after:?}) and leaked a root Sleepable, so they may still be \
+                 reached: the worker keeps them. Rule: drop every scope, guard and root you \
+                 open; never leak one",
+                domain.name(),
+                self.depths
+            ));
+            return;
+        }
+        let ended = if self.depths.read_depth == 0 {
+            crate::registration::end_forgotten_sections()
+        } else {
+            0
+        };
+        // SAFETY: (1) `self.depths` was taken on this thread before the user code ran; every
+        // scope counted since was opened by that code (the worker opens none meanwhile) from
+        // a token lent for the call or from a root it took and did not leak (the root count
+        // is back where it was), so every borrow it held has ended: forgotten, unreachable.
+        unsafe { rcu_ctx::thread_state::restore(self.depths) };
+        rcu_sys::stderr::report_line(&format!(
+            "rcu-core: {what} on the worker of domain '{}' forgot scopes or read guards it \
+             opened (depths before {:?}, after {after:?}; {ended} read section(s) ended); the \
+             worker undid them. Rule: drop every scope and guard you open; never mem::forget \
+             one",
+            domain.name(),
+            self.depths
+        ));
     }
 }
 

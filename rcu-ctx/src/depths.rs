@@ -146,6 +146,40 @@ pub fn snapshot() -> Snapshot {
     })
 }
 
+/// Sets the calling thread's depths back to `before`, a snapshot taken on this thread: for a
+/// runtime that ran code it does not own (RCU callbacks, handed a `&Atomic` for the call) and
+/// finds scopes left open when it returned. Those scopes were forgotten (`mem::forget`), and
+/// borrowed the token the call lent, so nothing can reach through them any more.
+///
+/// ```
+/// use rcu_ctx::thread_state::{restore, snapshot};
+/// use rcu_ctx::{Context, Sleepable};
+///
+/// let mut ctx = Sleepable::enter();
+/// let spin = ctx.atomic();
+/// let before = snapshot();
+/// let callback = |token: &rcu_ctx::Atomic<'_>| std::mem::forget(token.nested());
+/// callback(&spin);
+/// assert_eq!(snapshot().atomic_depth, before.atomic_depth + 1);
+/// // SAFETY: (1) `before` was taken on this thread; (2) the scope opened since borrowed the
+/// // token lent to `callback`, whose borrow ended when it returned.
+/// unsafe { restore(before) };
+/// drop(spin);
+/// assert_eq!(snapshot(), Default::default());
+/// ```
+///
+/// # Safety
+/// 1. `before` is a snapshot of this thread taken earlier, and every scope opened on this
+///    thread since then and still counted is unreachable: it was forgotten and every borrow
+///    it held has ended. (Scopes counted in `before` are untouched.)
+pub unsafe fn restore(before: Snapshot) {
+    DEPTHS.with(|d| {
+        d.read.set(before.read_depth);
+        d.atomic.set(before.atomic_depth);
+        d.no_reclaim.set(before.no_reclaim_depth);
+    });
+}
+
 /// Names the innermost kind of restriction the thread is in, if any. Read sections and atomic
 /// scopes outrank no-reclaim scopes because they forbid more.
 pub(crate) fn innermost_restriction() -> Option<&'static str> {
