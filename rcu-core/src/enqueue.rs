@@ -495,6 +495,8 @@ impl DomainState {
         // nobody else leads one (the worker may be busy running a backlog): the least any
         // wait includes.
         let cookie = self.gp.seq.cookie();
+        // Counted as waiting for a grace period while it does (`DomainStats::gp_waiters`).
+        let counted = self.counters.waiting();
         let mut nap = Duration::from_micros(1);
         while !self.advance_grace_period(cookie) {
             if Instant::now() >= deadline {
@@ -503,6 +505,7 @@ impl DomainState {
             std::thread::sleep(nap);
             nap = (nap * 2).min(Duration::from_micros(100));
         }
+        drop(counted);
         loop {
             // The key before the conditions (see `rcu_sys::EventCount`).
             let seen = r.drained.key();
