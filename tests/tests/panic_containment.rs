@@ -141,6 +141,22 @@ fn run_serially(body: impl FnOnce() + Send + 'static) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let thread = std::thread::Builder::new().name("pc-site".into()).spawn(body);
     if let Err(panic) = thread.expect("spawn a test thread").join() {
+        // A provoked panic that reached the test escaped from the runtime: say so (the hook
+        // keeps its own message quiet, and the test harness would drop a `Bomb` and panic in
+        // its own code).
+        if panic.is::<Bomb>() {
+            std::mem::forget(panic);
+            panic!("a provoked panic's payload (a Bomb) escaped from the runtime to the test");
+        }
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("(provoked)") {
+            let message = message.replace(" (provoked)", "");
+            panic!("a provoked panic escaped from the runtime to the test: {message}");
+        }
         std::panic::resume_unwind(panic);
     }
 }

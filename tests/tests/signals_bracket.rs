@@ -414,8 +414,10 @@ impl Storm {
 }
 
 impl Drop for Storm {
-    /// A failing test: lets the handler and both threads end (joined, so that nothing signals
-    /// a thread that has gone).
+    /// A failing test: lets the handler and both threads end (the sender joined first, so
+    /// that nothing signals a thread that has gone). A target stuck in its handler (the
+    /// deadlock a failing test found) is left behind rather than joined: the test fails
+    /// instead of hanging.
     fn drop(&mut self) {
         RELEASE.store(true, Ordering::SeqCst);
         self.stop_sender.store(true, Ordering::SeqCst);
@@ -424,7 +426,9 @@ impl Drop for Storm {
         }
         self.stop_target.store(true, Ordering::SeqCst);
         if let Some(target) = self.target.take() {
-            let _ = target.join();
+            if wait_until(PATIENCE, || target.is_finished()) {
+                let _ = target.join();
+            }
         }
     }
 }
