@@ -39,9 +39,20 @@
 //! a future's own registration, a stall handler replaced by `set_stall_handler` (dropped after
 //! the lock), a shrinker dropped with its `ShrinkerHandle` (likewise), the inline drop of
 //! `kvfree_rcu_mightsleep`'s fallback (no block: it waits for a grace period and drops the
-//! caller's own value in the caller's call, uncounted). Not containable: the
-//! `#[global_allocator]` (unwinding out of it is undefined behaviour), and user code that
-//! blocks for ever instead of panicking.
+//! caller's own value in the caller's call, uncounted), a payer set with
+//! `rcu_ctx::owed::set_payer` before the runtime's (run at the caller's own scope openings).
+//! Not containable: the `#[global_allocator]` (unwinding out of it is undefined behaviour),
+//! and user code that blocks for ever instead of panicking.
+//!
+//! # Not contained at cee4677: user code that waits for the worker it runs on
+//! The worker runs some user code outside any atomic or no-reclaim scope: a waker's `wake`
+//! and drop (so that executors may lock and allocate there), a stall handler's drop (after
+//! the call's atomic scope), a panic payload's drop (after the scope it was raised in has
+//! unwound). Such code can acquire a root `Sleepable` and call `rcu_barrier` of the same
+//! domain, which waits for a collection only the worker can make: the worker is wedged for
+//! ever, and so is every later barrier of the domain. Two tests show it, ignored until fixed:
+//! `a_waker_that_calls_rcu_barrier_does_not_wedge_the_worker`,
+//! `a_stall_handler_whose_drop_calls_rcu_barrier_does_not_wedge_the_worker`.
 //!
 //! The tests run one at a time ([`run_serially`]): they change the global domain's settings
 //! and count its panics exactly, and shrinkers are process-wide. Provoked panics are kept out of
@@ -767,11 +778,21 @@ fn stall_handler_on_the_worker(payload: Payload) {
         dom.set_stall_handler(Some(panicking_stall_handler(payload)));
         let mut reader = ReaderThread::spawn(dom.clone(), "pc-reader");
         reader.enter();
+        // Retired after the reader entered: freed only after it leaves, panic or not.
+        let log = DropLog::new(1);
+        dom.kvfree_rcu(&ctx, Rcu::boxed(log.track()));
         let cookie = dom.start_poll(&ctx);
         let reported =
             wait_until(PATIENCE, || dom.stats().contained_panics > before.contained_panics);
         assert!(reported, "no stall report reached the handler in {PATIENCE:?}");
         assert_eq!(STALL_TID.load(Ordering::SeqCst), worker, "the worker did not lead");
+        for _ in 0..2 {
+            assert!(
+                !log.is_freed(0),
+                "freed while its reader was inside (a stall handler panicked)"
+            );
+            std::thread::sleep(HOLD / 2);
+        }
         reader.exit();
         assert!(wait_until(PATIENCE, || dom.poll(cookie)), "the grace period never completed");
         let calls = STALL_CALLS.load(Ordering::SeqCst);
@@ -780,6 +801,7 @@ fn stall_handler_on_the_worker(payload: Payload) {
         assert_eq!(ran(), (calls, 0), "the handler ran on another thread than the worker");
         dom.set_stall_handler(None);
         assert_serving(dom, &format!("a panicking stall handler on the worker ({payload:?})"));
+        log.assert_all_freed_once();
     });
 }
 
