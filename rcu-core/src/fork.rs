@@ -24,6 +24,7 @@ impl DomainState {
         self.counters.reset_after_fork();
         self.worker.reset_after_fork();
         self.async_waiters.keep_after_fork();
+        self.queues.collect_again_after_fork();
     }
 }
 

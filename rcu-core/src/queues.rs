@@ -136,6 +136,20 @@ impl Queues {
         self.wanted_generation.load(Ordering::SeqCst) > self.collections.load(Ordering::SeqCst)
     }
 
+    /// In a forked child (single-threaded): batches the parent's worker had collected and not
+    /// finished are not in the child (they were on its stack), so their generations would
+    /// never complete, and a barrier future waiting for one never would (with a long batch
+    /// delay the child's worker might never collect again). Asks for a collection past them:
+    /// it finishes an (at most empty) batch of a later generation, and generations complete
+    /// in order. The lost batches' items are leaked in the child, never run twice.
+    pub(crate) fn collect_again_after_fork(&self) {
+        // Relaxed (all): the child has a single thread.
+        let collected = self.collections.load(Ordering::Relaxed);
+        if self.completed_generation.load(Ordering::Relaxed) < collected {
+            self.wanted_generation.fetch_max(collected + 1, Ordering::Relaxed);
+        }
+    }
+
     /// Bytes a collected block keeps alive: its entries' objects and itself.
     pub(crate) fn block_charge(&self, block: NonNull<Block>) -> usize {
         // SAFETY: callers own the block.

@@ -220,6 +220,11 @@ impl Registry {
             // Relaxed: the child has a single thread.
             if slot.in_use.load(Ordering::Relaxed) && slot.owner_mark.load(Ordering::Relaxed) == me
             {
+                // The forking thread has a new thread id in the child: stall reports name it.
+                // SAFETY: gettid has no preconditions.
+                let tid = unsafe { libc::gettid() };
+                // Relaxed: informational; single thread.
+                slot.tid.store(tid, Ordering::Relaxed);
                 live += 1;
                 continue;
             }

@@ -212,13 +212,16 @@ impl StallSink {
             rcu_sys::stderr::report_line(&report.to_string());
             return false;
         };
-        let outcome = rcu_sys::contain::contain(|| {
-            // SAFETY: (1) dropped when this closure returns or unwinds, before `report`
-            // returns; (2) scopes the handler opens are values it drops before returning.
-            let _atomic = unsafe { rcu_ctx::Atomic::assume() };
-            handler(report)
-        });
+        // The handler, its drop and its panics' payloads all run in one atomic scope: any of
+        // them that waited for a grace period or a barrier would wait for the thread that
+        // runs it (the leader of the stalled grace period, or the worker); inside the scope
+        // such a call panics (every build), contained here.
+        // SAFETY: (1) dropped at the end of this function, after every use below; (2) the
+        // handler's scopes are values it drops before returning (or unwinds through).
+        let atomic = unsafe { rcu_ctx::Atomic::assume() };
+        let outcome = rcu_sys::contain::contain(|| handler(report));
         let dropped = rcu_sys::contain::contain(move || drop(handler));
+        drop(atomic);
         let panicked = outcome.is_none() || dropped.is_none();
         if panicked {
             rcu_sys::stderr::report_line(&format!(

@@ -17,7 +17,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use rcu_alloc::BlockAllocator;
-use rcu_ctx::{Context, Sleepable};
+use rcu_ctx::{Context, MaySleep, Sleepable};
 
 use crate::grace_period::Urgency;
 use crate::queues::Batches;
@@ -173,10 +173,16 @@ fn run(domain: &DomainRef) {
         if domain.async_barrier_needs_finishing() {
             domain.finish_given_back();
         }
-        // Outside the atomic scope, leading nothing: wakers may lock or allocate.
-        let before = UserCode::begin();
-        domain.wake_async_waiters();
-        before.end(domain, "an async waker");
+        // Outside the atomic scope, leading nothing: wakers may lock or allocate. In a
+        // no-reclaim scope: a waker that waited for this worker's progress (an `rcu_barrier`
+        // through a root it took) would wait for itself for ever; inside the scope, taking
+        // a root and every reclaiming call panic (contained) instead.
+        {
+            let _no_reclaim = root.no_reclaim();
+            let before = UserCode::begin();
+            domain.wake_async_waiters();
+            before.end(domain, "an async waker");
+        }
 
         if stopping && batches.is_empty() && !domain.anything_staged() {
             // The handle is gone; this thread's own registration holds the state too.

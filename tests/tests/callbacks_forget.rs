@@ -3,7 +3,8 @@
 //! guard opened from it and `mem::forget`-ed raised the worker's depths for good, and a
 //! forgotten guard of the worker's own domain held every later grace period of the domain,
 //! which the worker itself waits for. Nothing can reach through what was forgotten once the
-//! call has returned, so the worker undoes it (`worker_thread::UserCode`).
+//! call has returned, so the worker undoes it (`worker_thread::UserCode`). Wakers, which run
+//! where a root could otherwise be taken, run in a no-reclaim scope, so they cannot take one.
 
 mod common;
 
@@ -42,20 +43,21 @@ fn a_callback_that_forgets_a_guard_of_its_domain_does_not_wedge_it() {
     assert!(domain.stats().leaked_read_sections >= 1, "{:?}", domain.stats());
 }
 
-/// An async waker on the worker takes a root, opens a read section of the domain from it,
-/// forgets the guard and drops the root: the same undo applies.
+/// An async waker on the worker that tries to take a root (to open a read section of the
+/// domain and forget its guard, or to wait for a barrier) is refused: wakers run in a
+/// no-reclaim scope, where `Sleepable::enter` panics; the panic is contained and counted, and
+/// the domain's grace periods and barriers go on.
 #[test]
-fn a_waker_that_forgets_a_guard_does_not_wedge_the_worker() {
+fn a_waker_that_takes_a_root_on_the_worker_is_refused_and_does_not_wedge_it() {
     struct Forgetful(Arc<Domain>, AtomicBool);
     impl Wake for Forgetful {
         fn wake(self: Arc<Self>) {
             self.wake_by_ref();
         }
         fn wake_by_ref(self: &Arc<Self>) {
-            let mut root = Sleepable::enter();
-            core::mem::forget(self.0.read_lock(&mut root));
-            drop(root);
             self.1.store(true, Ordering::SeqCst);
+            let mut root = Sleepable::enter(); // refused on the worker
+            core::mem::forget(self.0.read_lock(&mut root));
         }
     }
     let domain = Arc::new(Domain::new(DomainConfig::new().name("forgetful-waker")));
@@ -91,5 +93,6 @@ fn a_waker_that_forgets_a_guard_does_not_wedge_the_worker() {
         d.synchronize_rcu(&ctx); // would wait for the worker's forgotten section
         d.rcu_barrier(&ctx);
     })
-    .join("grace periods after a waker forgot a guard on the worker");
+    .join("grace periods after a waker tried to forget a guard on the worker");
+    assert!(domain.stats().contained_panics >= 1, "{:?}", domain.stats());
 }

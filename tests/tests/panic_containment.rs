@@ -985,7 +985,6 @@ impl Wake for BarrierWaker {
 /// is wedged for ever, and so is every later barrier of the domain. (A stall handler's call
 /// runs in an atomic scope, which refuses such a call with a panic.)
 #[test]
-#[ignore = "fails at cee4677 (reported): the worker deadlocks inside the waker"]
 fn a_waker_that_calls_rcu_barrier_does_not_wedge_the_worker() {
     run_serially(|| {
         let Dom::Private(domain) = Dom::private(DomainConfig::new()) else { unreachable!() };
@@ -1019,7 +1018,6 @@ impl Drop for BarrierOnDrop {
 /// wedged for ever. (So would be a panic payload's drop, which `contain` runs after the
 /// handler's atomic scope has unwound.)
 #[test]
-#[ignore = "fails at cee4677 (reported): the worker deadlocks in the handler's drop"]
 fn a_stall_handler_whose_drop_calls_rcu_barrier_does_not_wedge_the_worker() {
     static RELEASE: AtomicBool = AtomicBool::new(false);
     run_serially(|| {
