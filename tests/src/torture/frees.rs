@@ -16,7 +16,7 @@
 //! not judged before: each must be dropped and deallocated. After the run, the final
 //! `rcu_barrier` must have finished every value of the run.
 //!
-//! The `busted-barrier` flavor's headed free lives here too ([`busted_kvfree`]): it splits
+//! The `busted-barrier` flavor's headed free lives here too (`busted_kvfree`): it splits
 //! the free as the runtime does but leaves the deallocations to the queueing thread's next
 //! block boundary and never to the barrier, so that the check is seen to fail.
 
