@@ -14,32 +14,65 @@ use crate::stall::StallSink;
 use crate::state::{DomainRef, DomainState, GLOBAL_STATE};
 
 impl DomainState {
-    /// Single-threaded repair in a forked child; see the module docs.
-    fn reset_after_fork(&self) {
+    /// Single-threaded repair in a forked child; see the module docs. `worker_here`: the
+    /// forking thread is this domain's worker (a fork from one of its callbacks), which goes
+    /// on in the child with its own loop, its batches and its registration: its worker is
+    /// neither forgotten nor restarted, and what it holds is not lost.
+    fn reset_after_fork(&self, worker_here: bool) {
+        let me = crate::registry::current_owner_mark();
         self.readers.reset_after_fork(|slot| self.adopt(slot));
-        self.recount_budget_after_fork();
+        if !worker_here {
+            self.recount_budget_after_fork();
+        }
         self.queues.drained.reset_after_fork();
         self.queues.alloc.reset_after_fork();
         self.gp.reset_after_fork();
         self.counters.reset_after_fork();
-        self.worker.reset_after_fork();
-        self.async_waiters.keep_after_fork();
-        self.queues.collect_again_after_fork();
+        if !worker_here {
+            self.worker.reset_after_fork();
+            self.queues.collect_again_after_fork();
+        }
+        self.async_waiters.keep_after_fork(me);
+    }
+
+    /// The references to this state that runtime threads of the parent held and that nobody
+    /// in the child can drop, to be released once the restarted threads hold their own (see
+    /// `worker_thread::ThreadRef`). None while the forking thread itself is starting this
+    /// domain's threads (a fork from a signal handler that interrupted `start`): the
+    /// references it holds on its stack are counted too, and the state is leaked instead.
+    fn dead_refs_after_fork(&self, worker_here: bool, starting_here: bool) -> usize {
+        if starting_here {
+            return 0;
+        }
+        // The forking worker's own reference is alive in the child.
+        let alive = usize::from(worker_here);
+        // Relaxed: the child has a single thread.
+        let counted = self.runtime_refs.load(Ordering::Relaxed);
+        // Relaxed: as above; the restarted threads count theirs from here.
+        self.runtime_refs.store(counted.min(alive), Ordering::Relaxed);
+        counted.saturating_sub(alive)
     }
 }
 
-/// Restarts, in a forked child, a worker that ran in the parent: an `Atomic` caller cannot
-/// start one (it may not allocate), so a child whose only requests are `Atomic` ones
-/// (`start_poll`, `kvfree_rcu` under a spinlock) would otherwise never see them served. A
-/// dropped domain's worker is told to stop again, so it serves what is left and exits.
-fn restart_worker(domain: DomainRef, was_running: bool) {
+/// Restarts, in a forked child, the threads of a domain that ran in the parent: an `Atomic`
+/// caller cannot start them (it may not allocate), so a child whose only requests are
+/// `Atomic` ones (`start_poll`, `kvfree_rcu` under a spinlock) would otherwise never see them
+/// served. A dropped domain's threads are told to stop again, so that its worker serves what
+/// is left and exits. If the forking thread is the domain's worker, only the refill worker
+/// is restarted.
+fn restart_threads(domain: &DomainRef, was_running: bool, worker_here: bool) {
     if !was_running {
         return;
     }
     let live = domain.is_live();
-    crate::worker_thread::start(domain.clone());
+    if worker_here {
+        crate::worker_thread::start_refill(domain);
+    } else {
+        crate::worker_thread::start(domain.clone());
+    }
     if !live {
         domain.worker.request_stop();
+        domain.queues.alloc.request_stop_refill();
     }
 }
 
@@ -66,9 +99,12 @@ pub(crate) extern "C" fn child_after_fork() {
         StallSink::release_after_fork();
     }
     barrier::reregister_after_fork();
+    let worker_here = crate::worker_thread::worker_of_this_thread();
+    let starting_here = crate::worker_thread::starting_on_this_thread();
     let global_ran = GLOBAL_STATE.worker.is_started();
-    GLOBAL_STATE.reset_after_fork();
-    let mut restart = vec![(DomainRef::Global(&GLOBAL_STATE), global_ran, 0)];
+    let global_worker_here = core::ptr::eq(worker_here, &GLOBAL_STATE);
+    GLOBAL_STATE.reset_after_fork(global_worker_here);
+    let mut restart = vec![(DomainRef::Global(&GLOBAL_STATE), global_ran, global_worker_here, 0)];
     for state in crate::tracking::tracked() {
         let state = state.cast::<DomainState>();
         // SAFETY: a tracked pointer is a domain state whose fields are all intact
@@ -81,35 +117,31 @@ pub(crate) extern "C" fn child_after_fork() {
             // exist here: the state is leaked in the child, never brought back.
             continue;
         }
+        let here = core::ptr::eq(worker_here, state);
         let ran = probe.worker.is_started();
-        probe.reset_after_fork();
+        probe.reset_after_fork(here);
         // The references the parent's worker and refill threads held: those threads do not
         // exist here, so they are released below, once the restarted threads hold their
         // own; else a dropped domain's restarted worker would never find itself holding
-        // the last reference (issue 21, defect 5). Not when this thread is itself a worker
-        // (a fork from one of its callbacks): its own reference is alive here.
-        let dead_refs = if crate::worker_thread::on_a_worker() {
-            0
-        } else {
-            // Relaxed: the child has a single thread.
-            probe.runtime_refs.swap(0, Ordering::Relaxed)
-        };
+        // the last reference (issue 21, defect 5).
+        let dead_refs = probe.dead_refs_after_fork(here, core::ptr::eq(starting_here, state));
         // SAFETY: the state's strong count is not zero (checked above), so taking one more
         // strong reference to it is sound.
         let arc = unsafe {
             Arc::increment_strong_count(state);
             Arc::from_raw(state)
         };
-        restart.push((DomainRef::Owned(arc), ran, dead_refs));
+        restart.push((DomainRef::Owned(arc), ran, here, dead_refs));
     }
-    // Only once every domain is consistent: the new workers start at once.
-    for (domain, ran, dead_refs) in restart {
-        restart_worker(domain.clone(), ran);
+    // Only once every domain is consistent: the new threads start at once.
+    for (domain, ran, here, dead_refs) in restart {
+        restart_threads(&domain, ran, here);
         if let DomainRef::Owned(arc) = &domain {
             for _ in 0..dead_refs {
                 // SAFETY: one of the references the parent's runtime threads held (counted in
-                // `runtime_refs` only while held), which nobody in the child can drop; `arc`
-                // keeps the count above zero meanwhile.
+                // `runtime_refs` only while held, and not one alive here: see
+                // `dead_refs_after_fork`), which nobody in the child can drop; `arc` keeps
+                // the count above zero meanwhile.
                 unsafe { Arc::decrement_strong_count(Arc::as_ptr(arc)) };
             }
         }

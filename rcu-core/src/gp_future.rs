@@ -108,7 +108,7 @@ fn poll_target(
          .await"
     );
     // The allocations: the registration, and the worker's thread the first time.
-    let node = Waiter::new(target, cx.waker().clone());
+    let node = Waiter::new(target, cx.waker().clone(), crate::registry::current_owner_mark());
     if !state.worker.is_started() {
         crate::worker_thread::start(domain.clone());
     }

@@ -14,6 +14,7 @@
 //! 3. for every reader word, wait until it no longer blocks `g` (Acquire loads);
 //! 4. mark `g` completed (Release) and wake waiters.
 
+use core::cell::Cell;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -152,7 +153,7 @@ impl GracePeriods {
             if self.try_lead() {
                 // Stops leading also when unwinding (a panic inside the grace period must not
                 // leave the domain without a leader for ever).
-                let _leading = Leading(self);
+                let _leading = Leading::new(self);
                 if urgency == Urgency::Normal && self.seq.started() < cookie {
                     self.gather_sharers(domain);
                 }
@@ -199,7 +200,7 @@ impl GracePeriods {
         if !self.try_lead() {
             return false;
         }
-        let _leading = Leading(self);
+        let _leading = Leading::new(self);
         while !self.seq.is_completed(cookie) {
             let gp = self.seq.start_or_resume();
             if domain.readers().iter().any(|slot| slot.word.blocks(gp)) {
@@ -237,20 +238,42 @@ impl GracePeriods {
         self.signal_event();
     }
 
-    /// In a forked child: no leader exists any more and nobody sleeps.
+    /// In a forked child: no leader exists any more (unless the forking thread itself leads,
+    /// forking from a stall handler: it goes on leading in the child) and nobody sleeps.
     pub(crate) fn reset_after_fork(&self) {
-        // Relaxed: the child has a single thread.
-        self.leader.store(0, Ordering::Relaxed);
+        if !LEADING_HERE.with(|l| core::ptr::eq(l.get(), self)) {
+            // Relaxed: the child has a single thread.
+            self.leader.store(0, Ordering::Relaxed);
+        }
         self.done.reset_after_fork();
     }
 }
 
+thread_local! {
+    /// The grace periods the calling thread leads right now (null: none), for a fork child's
+    /// repair (`reset_after_fork`). A thread leads one domain at a time, except for a
+    /// `poll` nested in a stall handler: `Leading` restores the outer one.
+    static LEADING_HERE: Cell<*const GracePeriods> = const { Cell::new(core::ptr::null()) };
+}
+
 /// The leader's role, given up on drop (return or unwind).
-struct Leading<'a>(&'a GracePeriods);
+struct Leading<'a> {
+    gp: &'a GracePeriods,
+    /// What `LEADING_HERE` held before.
+    outer: *const GracePeriods,
+}
+
+impl<'a> Leading<'a> {
+    /// Caller: has just won the leader's role of `gp`.
+    fn new(gp: &'a GracePeriods) -> Self {
+        Leading { gp, outer: LEADING_HERE.with(|l| l.replace(gp)) }
+    }
+}
 
 impl Drop for Leading<'_> {
     fn drop(&mut self) {
-        self.0.stop_leading();
+        LEADING_HERE.with(|l| l.set(self.outer));
+        self.gp.stop_leading();
     }
 }
 

@@ -64,17 +64,22 @@ pub(crate) struct Waiter {
     woken: AtomicBool,
     /// Set by the future when it no longer wants the wake (dropped, or registered anew).
     cancelled: AtomicBool,
+    /// Identity of the thread that registered the node (`registry::current_owner_mark`):
+    /// a fork child keeps only its forking thread's nodes (`keep_after_fork`).
+    registrar: usize,
     /// The next node on the registry's list (written by the pusher before the node is
     /// linked, then only by the worker's unlinks).
     next: AtomicPtr<Waiter>,
 }
 
 impl Waiter {
-    /// A node for `target` that wakes `waker`. Allocates (the `Arc`); call from a poll.
-    pub(crate) fn new(target: Target, waker: Waker) -> Arc<Waiter> {
+    /// A node for `target` that wakes `waker`, registered by the thread whose identity is
+    /// `registrar`. Allocates (the `Arc`); call from a poll.
+    pub(crate) fn new(target: Target, waker: Waker, registrar: usize) -> Arc<Waiter> {
         Arc::new(Waiter {
             target,
             waker,
+            registrar,
             woken: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
             next: AtomicPtr::new(ptr::null_mut()),
@@ -254,14 +259,32 @@ impl AsyncWaiters {
         unsafe { &*prev }.next.store(next, Ordering::Relaxed);
     }
 
-    /// In a forked child (single-threaded): every registration stays, to be woken by the
-    /// child's worker when its target is reached (DESIGN §5: every API works in the child).
-    /// A future the forking thread polled before the fork is still waiting for that wake.
-    /// Wakers of other threads' futures are woken too: like any code a child runs, they must
-    /// be usable there (a waker that waits for a lock a parent thread held would wedge the
-    /// child's worker, which is why this only concerns what the program itself forked).
-    pub(crate) fn keep_after_fork(&self) {
-        // Relaxed: the child has a single thread; the child's worker starts later.
+    /// In a forked child (single-threaded): the registrations the forking thread made stay,
+    /// to be woken by the child's worker when their target is reached (DESIGN §5: every API
+    /// works in the child; a `block_on` there waits for that wake). Every other node was
+    /// registered by a thread that does not exist here, for an executor whose threads do not
+    /// either: its waker may take a lock one of them held at the fork, and would wedge the
+    /// child's worker. Those nodes are unlinked and leaked, never woken nor dropped (a
+    /// waker's drop is such code too). `me` is the forking thread's identity.
+    pub(crate) fn keep_after_fork(&self, me: usize) {
+        let mut prev: *const Waiter = ptr::null();
+        // Relaxed (all): the child has a single thread.
+        let mut node = self.head.load(Ordering::Relaxed);
+        while !node.is_null() {
+            // SAFETY: a linked node, kept alive by the list's reference (leaked below if
+            // unlinked, never freed here).
+            let waiter = unsafe { &*node };
+            let next = waiter.next.load(Ordering::Relaxed);
+            if waiter.registrar == me {
+                prev = node;
+            } else if prev.is_null() {
+                self.head.store(next, Ordering::Relaxed);
+            } else {
+                // SAFETY: `prev` is a linked node kept above.
+                unsafe { &*prev }.next.store(next, Ordering::Relaxed);
+            }
+            node = next;
+        }
         self.fresh.store(true, Ordering::Relaxed);
     }
 }

@@ -13,6 +13,7 @@
 //! may be dropped anywhere, in one of its own callbacks or in a value freed inline, without
 //! waiting for a thread that waits for the caller.
 
+use core::cell::Cell;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -44,22 +45,53 @@ pub(crate) fn start(domain: DomainRef) {
     if domain.worker.is_started() {
         return;
     }
-    BlockAllocator::start_refill(AllocHandle(ThreadRef::new(&domain)), domain.name());
+    let _starting = Starting::mark(&domain);
+    start_refill(&domain);
     let for_thread = ThreadRef::new(&domain);
     domain.worker.thread.start(format!("rcu-gp-{}", domain.name()), move || {
-        ON_A_WORKER.with(|w| w.set(true));
+        WORKER_OF.with(|w| w.set(&*for_thread.0 as *const DomainState));
         run(&for_thread.0);
     });
 }
 
-thread_local! {
-    /// True on a domain's worker thread.
-    static ON_A_WORKER: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+/// Starts the refill worker of `domain`'s allocator unless it runs.
+pub(crate) fn start_refill(domain: &DomainRef) {
+    BlockAllocator::start_refill(AllocHandle(ThreadRef::new(domain)), domain.name());
 }
 
-/// True if the calling thread is a domain's worker (a fork from one of its callbacks).
-pub(crate) fn on_a_worker() -> bool {
-    ON_A_WORKER.with(core::cell::Cell::get)
+thread_local! {
+    /// On a domain's worker thread, that domain's state; null elsewhere.
+    static WORKER_OF: Cell<*const DomainState> = const { Cell::new(core::ptr::null()) };
+    /// The domain whose runtime threads this thread is starting (`start`), null otherwise:
+    /// meanwhile `ThreadRef`s counted in its `runtime_refs` are on this thread's stack.
+    static STARTING: Cell<*const DomainState> = const { Cell::new(core::ptr::null()) };
+}
+
+/// The domain whose worker the calling thread is, if any (a fork from one of its callbacks:
+/// that worker goes on in the child).
+pub(crate) fn worker_of_this_thread() -> *const DomainState {
+    WORKER_OF.with(Cell::get)
+}
+
+/// The domain whose runtime threads the calling thread is starting, if any (a fork from a
+/// signal handler that interrupted `start`).
+pub(crate) fn starting_on_this_thread() -> *const DomainState {
+    STARTING.with(Cell::get)
+}
+
+/// Marks the calling thread as starting a domain's threads, until dropped.
+struct Starting(*const DomainState);
+
+impl Starting {
+    fn mark(domain: &DomainState) -> Self {
+        Starting(STARTING.with(|s| s.replace(domain)))
+    }
+}
+
+impl Drop for Starting {
+    fn drop(&mut self) {
+        STARTING.with(|s| s.set(self.0));
+    }
 }
 
 /// A reference to a domain's state held by one of its runtime threads (the worker, the
@@ -115,6 +147,9 @@ fn run(domain: &DomainRef) {
     let mut batches = Batches::new();
     let mut last_collect = Instant::now();
     loop {
+        // Every scope the worker opens in an iteration closes within it: what user code run
+        // meanwhile left open is found, and undone, at its end.
+        let user_code = UserCode::begin();
         let stopping = worker.stopping();
         // SeqCst: see `Worker::wake_if_sleeping`.
         if !domain.gp.seq.is_completed(worker.requested.load(Ordering::SeqCst)) {
@@ -160,13 +195,14 @@ fn run(domain: &DomainRef) {
             domain.gp.wait_until_completed(&**domain, oldest.cookie, urgency);
         }
         {
+            // Opening the scope may pay this thread's own debts (`rcu_ctx::owed`: blocks its
+            // callbacks sealed on the global domain), which runs callbacks too: `user_code`
+            // covers the whole iteration.
             let atomic = root.atomic();
-            let before = UserCode::begin();
             while batches.front().is_some_and(|b| domain.gp.seq.is_completed(b.cookie)) {
                 let batch = batches.pop_front().expect("front exists");
                 domain.run_batch(batch, &atomic);
             }
-            before.end(domain, "a callback");
         }
         // An async barrier completes once the deallocations given back by its batches are
         // done: the worker finishes them, so that polling never waits.
@@ -179,10 +215,9 @@ fn run(domain: &DomainRef) {
         // a root and every reclaiming call panic (contained) instead.
         {
             let _no_reclaim = root.no_reclaim();
-            let before = UserCode::begin();
             domain.wake_async_waiters();
-            before.end(domain, "an async waker");
         }
+        user_code.end(domain);
 
         if stopping && batches.is_empty() && !domain.anything_staged() {
             // The handle is gone; this thread's own registration holds the state too.
@@ -198,8 +233,8 @@ fn run(domain: &DomainRef) {
     }
 }
 
-/// The worker's context state before it ran user code (callbacks, wakers), to undo what
-/// that code forgot. A callback that forgot a scope or a read guard opened from the `&Atomic`
+/// The worker's context state at the start of an iteration of its loop, to undo what user
+/// code run in it (callbacks, wakers, parked blocks paid at a scope's opening) forgot. A callback that forgot a scope or a read guard opened from the `&Atomic`
 /// it was lent (`mem::forget(ctx.nested())`, `mem::forget(domain.read_lock_nested(ctx))`),
 /// or a waker that forgot one opened from a root it took and dropped, left this thread's
 /// depths raised, or a section open that holds every later grace period of the domain, which
@@ -222,15 +257,17 @@ impl UserCode {
         }
     }
 
-    /// After the user code ran (`what` names it in the report).
-    fn end(self, domain: &DomainState, what: &str) {
+    /// After the user code ran.
+    fn end(self, domain: &DomainState) {
         if rcu_ctx::thread_state::snapshot() != self.depths {
-            self.undo(domain, what);
+            self.undo(domain);
         }
     }
 
     #[cold]
-    fn undo(self, domain: &DomainState, what: &str) {
+    fn undo(self, domain: &DomainState) {
+        let what = "user code the worker ran (a callback, including one run when a scope \
+                    opening paid the worker's debts, or a waker)";
         let after = rcu_ctx::thread_state::snapshot();
         if rcu_ctx::thread_state::live_roots() != self.roots {
             rcu_sys::stderr::report_line(&format!(
@@ -248,10 +285,11 @@ impl UserCode {
         } else {
             0
         };
-        // SAFETY: (1) `self.depths` was taken on this thread before the user code ran; every
-        // scope counted since was opened by that code (the worker opens none meanwhile) from
-        // a token lent for the call or from a root it took and did not leak (the root count
-        // is back where it was), so every borrow it held has ended: forgotten, unreachable.
+        // SAFETY: (1) `self.depths` was taken on this thread at the start of the iteration;
+        // every scope the worker itself opened since has closed, so every scope still counted
+        // was opened by user code from a token lent for its call or from a root it took and
+        // did not leak (the root count is back where it was), and every borrow it held has
+        // ended: forgotten, unreachable.
         unsafe { rcu_ctx::thread_state::restore(self.depths) };
         rcu_sys::stderr::report_line(&format!(
             "rcu-core: {what} on the worker of domain '{}' forgot scopes or read guards it \

@@ -207,9 +207,10 @@ fn two_tasks(domain: &Domain, ctx: &Sleepable, who: &str) -> [Task; 2] {
 /// Defect 3, and wakers of other threads' futures: the forking thread and an executor thread
 /// each poll a `synchronize_rcu_async` and an `rcu_barrier_async` future of the global and a
 /// private domain while readers hold their grace periods. In the child (where the readers and
-/// the executor thread do not exist), the child's workers wake every registration: the
-/// forking thread's futures complete with the wakers they were polled with, and the executor
-/// thread's wakers are woken. In the parent, all of them complete once the readers leave.
+/// the executor thread do not exist), the child's workers wake the forking thread's
+/// registrations, so its futures complete with the wakers they were polled with; the executor
+/// thread's wakers are never run there (its executor does not exist in the child). In the
+/// parent, all of them complete once the readers leave.
 #[test]
 #[cfg_attr(
     rcu_sanitizer = "thread",
@@ -259,11 +260,15 @@ fn futures_polled_before_fork_are_woken_in_the_child() {
             for task in &mut mine {
                 task.run_to_completion(CHILD_PATIENCE)?;
             }
+            // The executor thread does not exist here, nor does its executor: its wakers are
+            // never run in the child (one may take a lock a dead thread held; see
+            // `red21_fork_wakes_dead_executor.rs`), although the child's worker has reached
+            // their targets by now (the forking thread's futures of the same domains are done).
             for (i, flag) in theirs.iter().enumerate() {
                 check!(
-                    wait_for(CHILD_PATIENCE, || flag.wakes() > 0),
-                    "the executor thread's waker {i} (registered before the fork) was never \
-                     woken by the child's worker"
+                    flag.wakes() == 0,
+                    "the executor thread's waker {i} (registered before the fork by a thread \
+                     that does not exist in the child) was run by the child's worker"
                 );
             }
             Ok(())

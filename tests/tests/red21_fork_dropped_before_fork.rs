@@ -51,7 +51,9 @@ fn a_domain_dropped_before_the_fork_stops_its_threads_in_the_child() {
             let ctx = Sleepable::enter();
             // The child handler restarted the threads that ran in the parent.
             let start = Instant::now();
-            while still_running(&child_threads).len() < 2 && start.elapsed() < Duration::from_secs(2) {
+            while still_running(&child_threads).len() < 2
+                && start.elapsed() < Duration::from_secs(2)
+            {
                 std::thread::sleep(Duration::from_millis(5));
             }
             raw_eprint(&format!("child: after the fork: {:?}\n", still_running(&child_threads)));

@@ -40,7 +40,10 @@ fn a_callback_run_by_the_workers_own_debt_payment_forgets_a_guard() {
         Domain::global().set_stall_timeout(Duration::from_secs(2));
         Domain::global().set_stall_handler(Some(Arc::new(move |r: &rcu_core::StallReport| {
             if let Ok(mut v) = reports.try_lock() {
-                v.push(format!("{:?} tid {} leaked_guard {} cause {:?}", r.thread_name, r.tid, r.leaked_guard, r.cause));
+                v.push(format!(
+                    "{:?} tid {} leaked_guard {} cause {:?}",
+                    r.thread_name, r.tid, r.leaked_guard, r.cause
+                ));
             }
         })));
     }
