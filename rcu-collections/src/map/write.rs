@@ -23,7 +23,7 @@ use core::borrow::Borrow;
 use core::hash::{BuildHasher, Hash};
 use core::ptr;
 
-use rcu_core::{Context, MayAlloc, Rcu};
+use rcu_core::{Context, MayAlloc, Rcu, ReadGuard};
 
 use super::computed::Computed;
 use super::node::{Node, NodePtr};
@@ -108,7 +108,19 @@ where
         f: impl FnOnce(&mut Chain<'_, K, V>) -> R,
     ) -> R {
         let guard = self.domain.get().read_lock(ctx);
-        let table = self.table_unchecked(&guard);
+        self.with_home_in(&guard, hash, f)
+    }
+
+    /// As `with_home`, inside the caller's read section `guard` (of the map's domain): a
+    /// node the caller found earlier in that section cannot have been freed, and its address
+    /// reused by another node, before `f` compares it with what the chain holds.
+    fn with_home_in<R>(
+        &self,
+        guard: &ReadGuard<'_>,
+        hash: u32,
+        f: impl FnOnce(&mut Chain<'_, K, V>) -> R,
+    ) -> R {
+        let table = self.table_unchecked(guard);
         reentry::while_locked(self.id(), || {
             // SAFETY: (1) as in `get`: `guard` is a section of the map's domain.
             let (_, lock) = unsafe { table.lock_home(hash.into()) };
@@ -302,27 +314,29 @@ where
         self.check_write::<C>("RcuHashMap::update");
         let hash = self.hash(key);
         loop {
-            let seen = {
-                let guard = self.domain.get().read_lock(ctx);
-                let table = self.table_unchecked(&guard);
-                let is = |n: &Rcu<Node<K, V>>| n.hash() == hash && n.key().borrow() == key;
-                // SAFETY: (1) as in `get`.
-                unsafe { table.find(hash.into(), is) }.map(|node| {
-                    let new = Node::boxed_hashed(node.key().clone(), f(node.value()), hash);
-                    (node as *const Rcu<Node<K, V>> as NodePtr<K, V>, Spare::new(new))
-                })
-            };
-            let Some((seen, spare)) = seen else { return false };
-            let swapped = self.with_home(ctx, hash, |chain| {
+            // One read section from finding the node to comparing it under the bucket lock:
+            // `seen` cannot be freed, and its address reused by a newer node of the key,
+            // in between (an ABA that lost updates: red team of issue 22).
+            let guard = self.domain.get().read_lock(ctx);
+            let table = self.table_unchecked(&guard);
+            let is = |n: &Rcu<Node<K, V>>| n.hash() == hash && n.key().borrow() == key;
+            // SAFETY: (1) as in `get`.
+            let found = unsafe { table.find(hash.into(), is) }.map(|node| {
+                let new = Node::boxed_hashed(node.key().clone(), f(node.value()), hash);
+                (node as *const Rcu<Node<K, V>> as NodePtr<K, V>, Spare::new(new))
+            });
+            let Some((seen, spare)) = found else { return false };
+            let (swapped, spare) = self.with_home_in(&guard, hash, |chain| {
                 let (pred, cur, _) = chain.find(hash, key);
                 if cur != seen {
-                    return false;
+                    return (false, Some(spare));
                 }
                 let new = spare.publish();
                 // SAFETY: (1) from Box::into_raw, in no chain; (2) found after `pred`.
                 unsafe { chain.replace(pred, cur, new) };
-                true
+                (true, None)
             });
+            drop(guard);
             if swapped {
                 // SAFETY: (1) unlinked by `replace`, retired once.
                 unsafe { self.retire(ctx, seen) };
@@ -330,7 +344,8 @@ where
                 return true;
             }
             // Another writer got in first: `spare`, never published, is dropped here (we
-            // may free), outside the bucket lock.
+            // may free), outside the bucket lock and the read section.
+            drop(spare);
         }
     }
 
@@ -361,19 +376,18 @@ where
         let hash = self.hash(&key);
         let mut key = key;
         loop {
-            let (seen, value) = {
-                let guard = self.domain.get().read_lock(ctx);
-                let table = self.table_unchecked(&guard);
-                // SAFETY: (1) as in `get`.
-                let node =
-                    unsafe { table.find(hash.into(), |n| n.hash() == hash && n.key() == &key) };
-                let seen = node.map_or(ptr::null_mut(), |n| n as *const _ as NodePtr<K, V>);
-                (seen, f(node.map(|n| n.value())))
-            };
+            // One read section from finding the node to comparing it under the bucket lock,
+            // as in `update`.
+            let guard = self.domain.get().read_lock(ctx);
+            let table = self.table_unchecked(&guard);
+            // SAFETY: (1) as in `get`.
+            let node = unsafe { table.find(hash.into(), |n| n.hash() == hash && n.key() == &key) };
+            let seen = node.map_or(ptr::null_mut(), |n| n as *const _ as NodePtr<K, V>);
+            let value = f(node.map(|n| n.value()));
             let outcome = match value {
                 None if seen.is_null() => return Computed::Unchanged,
                 None => {
-                    let removed = self.with_home(ctx, hash, |chain| {
+                    let removed = self.with_home_in(&guard, hash, |chain| {
                         let (pred, cur, _) = chain.find(hash, &key);
                         if cur != seen {
                             return false;
@@ -382,6 +396,7 @@ where
                         unsafe { chain.unlink(pred, cur) };
                         true
                     });
+                    drop(guard);
                     if !removed {
                         continue;
                     }
@@ -393,10 +408,10 @@ where
                 }
                 Some(value) => {
                     let spare = Spare::new(Node::boxed_hashed(key, value, hash));
-                    let done = self.with_home(ctx, hash, |chain| {
+                    let done = self.with_home_in(&guard, hash, |chain| {
                         let (pred, cur, walked) = chain.find(hash, spare.node().key());
                         if cur != seen {
-                            return None;
+                            return Err(spare);
                         }
                         let new = spare.publish();
                         if cur.is_null() {
@@ -407,20 +422,22 @@ where
                             // SAFETY: (1) as above; (2) found after `pred`.
                             unsafe { chain.replace(pred, cur, new) };
                         }
-                        Some(walked)
+                        Ok(walked)
                     });
+                    drop(guard);
                     match done {
-                        Some(walked) if seen.is_null() => {
+                        Ok(walked) if seen.is_null() => {
                             self.note_insert(hash, walked);
                             Computed::Inserted
                         }
-                        Some(_) => {
+                        Ok(_) => {
                             // SAFETY: (1) unlinked by `replace`, retired once.
                             unsafe { self.retire(ctx, seen) };
                             Computed::Updated
                         }
-                        None => {
-                            // Changed meanwhile: take the key back and try again.
+                        Err(spare) => {
+                            // Changed meanwhile: take the key back (outside the lock and the
+                            // section) and try again.
                             key = (*spare.into_box()).into_inner().into_parts().0;
                             continue;
                         }
