@@ -1570,7 +1570,7 @@ fn given_back_against_barrier(
 /// list with the slot's strangers' right, waiting for another stranger that holds it; finish
 /// it; then `wait_quiescent` for an owner bracket that swapped first).
 fn barrier_as_it_is(w: &Staged, finish: &mut dyn FnMut(NonNull<Block>)) {
-    w.staging.finish_returned_for_barrier(|b| finish(b), |_| {});
+    w.staging.finish_returned_for_barrier(finish, |_| {});
 }
 
 /// The owner's block boundary (`stage_slow`, `pay_owed`): `finish_returned` inside a bracket.
@@ -1818,7 +1818,7 @@ fn broken_barrier_without_the_wait_is_caught() {
     model_staged(|| {
         given_back_against_barrier(owner_finishes_in_a_bracket, |w, finish| {
             // Broken: no wait for an owner bracket that swapped first.
-            w.staging.finish_returned_as_stranger(true, |_| {}, |b| finish(b));
+            w.staging.finish_returned_as_stranger(true, |_| {}, finish);
         })
     });
 }
@@ -1832,7 +1832,7 @@ fn broken_barrier_skipping_a_held_list_is_caught() {
     model_staged(|| {
         given_back_against_barrier(worker_finishes_an_idle_list, |w, finish| {
             // Broken: no wait for the strangers' right.
-            w.staging.finish_returned_as_stranger(false, |_| {}, |b| finish(b));
+            w.staging.finish_returned_as_stranger(false, |_| {}, finish);
             w.staging.wait_quiescent(|_| {});
         })
     });
