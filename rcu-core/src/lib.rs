@@ -132,11 +132,11 @@ mod registration;
 mod registry;
 #[cfg(not(loom))]
 mod setting;
-#[cfg(not(loom))]
+#[cfg(not(any(loom, shuttle)))]
 mod staging;
-/// Under loom only: the staging protocol, for the models of `tests/tests/loom.rs` (not an
-/// API; the normal build keeps this module private).
-#[cfg(loom)]
+/// Under loom or shuttle only: the staging protocol, for the models of `tests/tests/loom.rs`
+/// and `tests/tests/shuttle.rs` (not an API; the normal build keeps this module private).
+#[cfg(any(loom, shuttle))]
 #[doc(hidden)]
 pub mod staging;
 #[cfg(not(loom))]

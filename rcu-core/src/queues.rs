@@ -35,8 +35,9 @@ unsafe impl Send for Batch {}
 #[derive(Debug)]
 pub(crate) struct Queues {
     pub(crate) alloc: BlockAllocator,
-    /// Blocks sealed by their owners (full, or handed over at thread exit).
-    pub(crate) sealed: AtomicPtr<Block>,
+    /// Blocks sealed by their owners (full, or handed over at thread exit). Through
+    /// `crate::sync`, as `staging::push_block` takes it (std's, except under shuttle).
+    pub(crate) sealed: crate::sync::AtomicPtr<Block>,
     /// The fallback list of headed objects.
     pub(crate) intrusive: AtomicPtr<RcuHead>,
     /// Items queued on the intrusive list (staged items are counted per slot).
@@ -71,7 +72,7 @@ impl Queues {
     pub(crate) const fn new(config: AllocConfig, batch_delay: Duration) -> Self {
         Queues {
             alloc: BlockAllocator::new(config),
-            sealed: AtomicPtr::new(ptr::null_mut()),
+            sealed: crate::sync::AtomicPtr::new(ptr::null_mut()),
             intrusive: AtomicPtr::new(ptr::null_mut()),
             queued_intrusive: AtomicU64::new(0),
             intrusive_bytes: AtomicUsize::new(0),

@@ -21,11 +21,11 @@
 //! own signal handlers: a handler that interrupts an open bracket finds `seq` odd and takes
 //! the embedded-head path instead of touching the blocks or the cache.
 //!
-//! Its atomics, fences and spin-waits come through `crate::sync`, so under `cfg(loom)` this
-//! module is built on loom's and exported (hidden) for the models in `tests/tests/loom.rs`;
-//! that is why its items are `pub` (in the normal build the module is private, so they are
-//! crate-private there).
-#![cfg_attr(not(loom), allow(unreachable_pub))]
+//! Its atomics, fences and spin-waits come through `crate::sync`, so under `cfg(loom)` or
+//! `cfg(shuttle)` this module is built on the model checker's and exported (hidden) for the
+//! models in `tests/tests/loom.rs` and `tests/tests/shuttle.rs`; that is why its items are
+//! `pub` (in the normal build the module is private, so they are crate-private there).
+#![cfg_attr(not(any(loom, shuttle)), allow(unreachable_pub))]
 
 use core::cell::UnsafeCell;
 use core::ptr::{self, NonNull};
@@ -39,9 +39,10 @@ use crate::sync::{wait_while, AtomicPtr, AtomicU64, Ordering};
 /// items a `Sleepable` flood keeps in flight. Eight (about 2000 items at 4 KiB blocks): in
 /// rcuscale's W5 (5 M frees, process peak RSS, one run each) 4 slots ran 8.5-10.9 Mops/s at
 /// 3.7 MiB, 8 slots 16.8-21.7 Mops/s at 3.9-4.2 MiB, 16 slots no faster at 4.3-4.9 MiB. Two
-/// under loom: enough for a slot to be taken while another is not, and each slot is a loom
+/// under loom and shuttle: enough for a slot to be taken while another is not, few enough
+/// that a model's owner fills them all (and hands blocks to the worker), and each slot is an
 /// atomic that every sweep touches.
-const PARKED: usize = if cfg!(loom) { 2 } else { 8 };
+const PARKED: usize = if cfg!(any(loom, shuttle)) { 2 } else { 8 };
 
 /// Pushes `block`, which the caller owns, on a list of blocks linked through their headers
 /// (a lock-free stack whose consumers take the whole list with a swap, so no ABA). Its CAS
@@ -101,6 +102,8 @@ pub struct Bracket<'a> {
 impl Staging {
     /// An empty staging area, no bracket open.
     #[cfg(not(loom))]
+    // Public only under shuttle (for its models), where no `Default` is wanted either.
+    #[cfg_attr(shuttle, allow(clippy::new_without_default))]
     pub const fn new() -> Self {
         Staging {
             seq: AtomicU64::new(0),

@@ -1,6 +1,20 @@
-//! The one door through which the engine's atomics, fences and spin-waits come, so that loom
-//! can model them: under `cfg(loom)` these are loom's types, otherwise std's (and
-//! crossbeam's `Backoff`).
+//! The one door through which the engine's atomics, fences and spin-waits come, so that a
+//! model checker can take them over: under `cfg(loom)` these are loom's types (exhaustive
+//! small models, `tests/tests/loom.rs`), under `cfg(shuttle)` shuttle's (randomized schedules
+//! of bigger ones, `tests/tests/shuttle.rs`), otherwise std's (and crossbeam's `Backoff`).
+//!
+//! Only `raw` and `staging` come through here; the rest of the engine uses std directly. Under
+//! loom only those two modules are built. Under shuttle the whole crate is built (the test
+//! package's library, binaries and rcu-collections need its API), but only the models'
+//! calls into `raw` and `staging` ever run, inside `shuttle::check_*`: shuttle's atomics
+//! cannot be used outside an execution it controls.
+//!
+//! shuttle explores interleavings with every atomic operation sequentially consistent (its
+//! fences are no-ops): it finds protocol bugs a schedule exposes, never a missing ordering.
+//! Those are loom's part.
+
+#[cfg(all(loom, shuttle))]
+compile_error!("cfg(loom) and cfg(shuttle) are two different model checkers: set only one");
 
 #[cfg(loom)]
 pub(crate) use loom::sync::atomic::{fence, AtomicU64, Ordering};
@@ -9,21 +23,26 @@ pub(crate) use loom::sync::atomic::{fence, AtomicU64, Ordering};
 #[cfg(loom)]
 pub(crate) use std::sync::atomic::compiler_fence;
 
-#[cfg(not(loom))]
+// Every load, store and read-modify-write of these is a point where shuttle's scheduler may
+// switch threads. Its `compiler_fence` is std's.
+#[cfg(shuttle)]
+pub(crate) use shuttle::sync::atomic::{compiler_fence, fence, AtomicPtr, AtomicU64, Ordering};
+
+#[cfg(not(any(loom, shuttle)))]
 pub(crate) use crossbeam_utils::Backoff;
-#[cfg(not(loom))]
+#[cfg(not(any(loom, shuttle)))]
 pub(crate) use std::sync::atomic::{compiler_fence, fence, AtomicPtr, AtomicU64, Ordering};
 
 /// The longest nap of `wait_while`: a wait that got this far is long already (its owner was
 /// preempted, or is held by a signal handler), and a millisecond more is small beside it.
-#[cfg(not(loom))]
+#[cfg(not(any(loom, shuttle)))]
 const MAX_NAP: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Waits while `busy()` holds: spins with `Backoff` first (what it waits for is short:
 /// brackets never block), then sleeps in growing naps of at most `MAX_NAP`, calling
 /// `waited(elapsed)` after each nap so that the caller can report a wait that passes the
 /// stall timeout. A wait never spins without bound (DESIGN §5.1).
-#[cfg(not(loom))]
+#[cfg(not(any(loom, shuttle)))]
 pub(crate) fn wait_while(
     mut busy: impl FnMut() -> bool,
     mut waited: impl FnMut(std::time::Duration),
@@ -44,30 +63,38 @@ pub(crate) fn wait_while(
     }
 }
 
-/// Under loom: yields to the model's scheduler until `busy()` is false (see `Backoff`).
-#[cfg(loom)]
+/// Under a model checker: yields to its scheduler until `busy()` is false (see `Backoff`).
+/// Neither loom nor shuttle models time, so there are no naps and `waited` is never called.
+#[cfg(any(loom, shuttle))]
 pub(crate) fn wait_while(mut busy: impl FnMut() -> bool, _waited: impl FnMut(std::time::Duration)) {
+    let backoff = Backoff::new();
     while busy() {
-        loom::thread::yield_now();
+        backoff.snooze();
     }
 }
 
-/// Under loom a spin-wait must yield to the model's scheduler: loom explores other threads
-/// only at its own operations, so a loop of `spin_loop` hints would spin for ever in an
-/// execution that never runs the thread it waits for. Same interface as crossbeam's.
-#[cfg(loom)]
+/// Under a model checker a spin-wait must yield to the model's scheduler: loom and shuttle
+/// switch threads only at their own operations, so a loop of `spin_loop` hints would spin for
+/// ever in an execution that never runs the thread it waits for. Same interface as
+/// crossbeam's (what the engine uses of it).
+#[cfg(any(loom, shuttle))]
 #[derive(Debug, Default)]
 pub(crate) struct Backoff(());
 
-#[cfg(loom)]
+#[cfg(any(loom, shuttle))]
 impl Backoff {
     pub(crate) fn new() -> Self {
         Backoff(())
     }
 
-    /// Lets loom run another thread (the one being waited for).
+    /// Lets the model run another thread (the one being waited for). Under shuttle a yield
+    /// also makes PCT lower this thread's priority, so that a waiter never starves the thread
+    /// it waits for.
     pub(crate) fn snooze(&self) {
+        #[cfg(loom)]
         loom::thread::yield_now();
+        #[cfg(shuttle)]
+        shuttle::thread::yield_now();
     }
 }
 

@@ -1007,10 +1007,11 @@ fn run_by_the_model(_obj: *mut (), _ctx: &Atomic<'_>) {
 ///
 /// `enqueue.rs` and `collection.rs` are not built under loom (they need the whole domain
 /// state), so the models do what their `stage_slow`, `seal`, `run_ready_parked`,
-/// `finish_returned`, `run_batch`'s give-back and `adopt` do with the real `Staging` and
-/// `Bracket` calls, in the same order and brackets; the collection calls the real
-/// `Staging::collect` (the staging half of `DomainState::collect`) and then swaps the model's
-/// sealed list as `collect` does.
+/// `finish_returned`, `run_batch`'s give-back, `finish_idle_given_back` and `adopt` do with
+/// the real `Staging` and `Bracket` calls, in the same order and brackets; the collection
+/// calls the real `Staging::collect` (the staging half of `DomainState::collect`) and then
+/// swaps the model's sealed list as `collect` does, and a barrier's end calls the real
+/// `Staging::finish_returned_for_barrier` (`finish_given_back`'s part for one slot).
 struct Staged {
     staging: Staging,
     gp: GpSequence,
@@ -1047,6 +1048,10 @@ struct StagedWitness {
     straddled: std::sync::atomic::AtomicBool,
     /// The interleaving the model is about happened (each model says which).
     key: std::sync::atomic::AtomicBool,
+    /// Models E4-E6: the barrier has swapped the given-back list (or found it empty).
+    barrier_swapped: std::sync::atomic::AtomicBool,
+    /// Models E4-E6: another thread took given-back blocks before the barrier's swap.
+    taken_first: std::sync::atomic::AtomicBool,
 }
 
 impl StagedWitness {
@@ -1157,17 +1162,40 @@ impl Staged {
             return;
         }
         bracket.take_returned(|block| {
-            self.note_owner_take();
+            self.note_taken_before_the_barrier();
             self.run_block(block);
         });
     }
 
-    /// The owner took a block that the collection may be racing for: the key witness of E4
-    /// when the collection has begun its first pass and not yet its waits.
-    fn note_owner_take(&self) {
-        // Relaxed: coverage bookkeeping outside the model.
-        if self.witness.pass.load(std::sync::atomic::Ordering::Relaxed) == 1 {
+    /// A thread other than the barrier's caller took a given-back block before the barrier
+    /// swapped the list (models E4-E6's key witness): the barrier finds the list empty and
+    /// must wait for whoever took it.
+    fn note_taken_before_the_barrier(&self) {
+        // Relaxed (both): coverage bookkeeping outside the model.
+        if !self.witness.barrier_swapped.load(std::sync::atomic::Ordering::Relaxed) {
+            self.witness.taken_first.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// The end of `rcu_barrier` for this slot, once its generation has run
+    /// (`DomainState::finish_given_back`): `barrier` takes and finishes the given-back list
+    /// (the real `finish_returned_for_barrier`, or a broken variant); then every item given
+    /// back before the threads began must have been finished, the finish ordered before this
+    /// check (loom checks the read of the run count).
+    fn barrier_end(&self, barrier: fn(&Staged, &mut dyn FnMut(NonNull<Block>))) {
+        let mut finish = |block| {
+            // Relaxed (all): coverage bookkeeping outside the model.
+            self.witness.barrier_swapped.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.run_block(block);
+        };
+        barrier(self, &mut finish);
+        // Relaxed: as above. A list found empty is a swap too.
+        self.witness.barrier_swapped.store(true, std::sync::atomic::Ordering::Relaxed);
+        if self.witness.taken_first.load(std::sync::atomic::Ordering::Relaxed) {
             self.witness.key();
+        }
+        for (i, item) in self.items.iter().enumerate() {
+            assert_eq!(item.runs(), 1, "rcu_barrier returned with item {i}'s deallocation pending");
         }
     }
 
@@ -1202,6 +1230,7 @@ impl Staged {
             },
             batch,
             |_stolen| {},
+            |_, _| {},
         );
         self.take_sealed(batch)
     }
@@ -1500,98 +1529,126 @@ fn exit_against_collection(hand_over: fn(&Staged)) -> Arc<Staged> {
 fn e_exit_hand_over_is_never_missed() {
     let explored = model_staged(|| {
         exit_against_collection(|w| {
-            w.staging.hand_over(|b| w.push_sealed(b), |b| w.push_sealed(b));
+            w.staging.hand_over(|b| w.push_sealed(b), |b| w.push_sealed(b), |b| w.run_block(b));
         })
     });
     assert!(explored.key > 0, "no hand-over won the race for the block: {explored:?}");
 }
 
-/// The frame of model E4: blocks the worker gave back. Before the threads, block 0 holds the
-/// deallocation of item 0 and is on the owner's given-back list (an earlier light batch left
-/// it there: `run_batch` dropped the value and `give_back` handed the block to the thread that
-/// sealed it). The worker gives block 1 back the same way (item 1), then makes a full
-/// collection with `collect` (the one an `rcu_barrier` waits for: in the engine `run_batch`
-/// and `collect` both run on the worker, so a give-back always precedes the collection that
-/// follows it) and runs its batch. The owner's next block boundaries (`POLLS` of them,
-/// yielding between) take the given-back blocks inside a bracket and finish their entries
-/// with `owner_finishes` (`finish_returned`).
-///
-/// When the collection returns, its generation can complete once its batch ran, and the
-/// barrier returns: each item given back before the collection began (both) must then be in
-/// the batch (the collection stole its block) or already finished by the owner, with the
-/// finish ordered before (loom checks the read of the run count). No item is finished twice
-/// (`finish`; loom also reports two unordered runs).
-fn given_back_against_collection(
-    owner_finishes: fn(&Staged),
-    collect: fn(&Staged, &mut Vec<NonNull<Block>>),
+/// The frame of models E4-E6: the end of an `rcu_barrier` whose generation has run
+/// (`DomainState::finish_given_back`), against another party that takes the same given-back
+/// list. Before the threads, blocks 0 and 1 hold the deallocations of items 0 and 1 and are on
+/// the slot's given-back list: the batches up to the barrier's generation dropped the values
+/// and gave the blocks back (`run_batch`, `Staging::give_back`) before publishing the
+/// generation, which the barrier's caller acquired; here that is the spawn. `other` runs on one
+/// thread (the owner, the worker, an exiting owner); the barrier's caller, spawned last, runs
+/// `barrier_end` with `barrier`: when it returns, both deallocations must be finished, by
+/// whoever took them, and ordered before its check (loom checks the read of each run count).
+/// After the joins, everything left is collected and checked as in every model E (`finish`).
+fn given_back_against_barrier(
+    other: fn(&Staged),
+    barrier: fn(&Staged, &mut dyn FnMut(NonNull<Block>)),
 ) -> Arc<Staged> {
     let w = Staged::new();
     w.give_back(0);
-    let owner = {
+    w.give_back(1);
+    let other = {
         let w = w.clone();
-        thread::spawn(move || {
-            for i in 0..POLLS {
-                owner_finishes(&w);
-                if i + 1 < POLLS {
-                    thread::yield_now();
-                }
-            }
-        })
+        thread::spawn(move || other(&w))
     };
-    let worker = {
+    let caller = {
         let w = w.clone();
-        thread::spawn(move || {
-            w.give_back(1);
-            let mut batch = Vec::new();
-            collect(&w, &mut batch);
-            for (i, item) in w.items.iter().enumerate() {
-                if !batch.contains(&w.blocks[i]) {
-                    assert_eq!(
-                        item.runs(),
-                        1,
-                        "rcu_barrier would return with item {i}'s deallocation pending"
-                    );
-                }
-            }
-            w.run_batch(&batch);
-        })
+        thread::spawn(move || w.barrier_end(barrier))
     };
-    owner.join().unwrap();
-    worker.join().unwrap();
+    other.join().unwrap();
+    caller.join().unwrap();
     w.finish();
     w
 }
 
-/// E4, given-back blocks (`Staging::give_back`, `Bracket::take_returned`, `finish_returned`)
-/// against a full collection: the collection steals what is still on the list and waits
-/// for the owner's brackets, so what the owner took it has finished by the time the
-/// collection returns.
+/// A barrier's part for one slot as it is: the real `finish_returned_for_barrier` (take the
+/// list with the slot's strangers' right, waiting for another stranger that holds it; finish
+/// it; then `wait_quiescent` for an owner bracket that swapped first).
+fn barrier_as_it_is(w: &Staged, finish: &mut dyn FnMut(NonNull<Block>)) {
+    w.staging.finish_returned_for_barrier(finish, |_| {});
+}
+
+/// The owner's block boundary (`stage_slow`, `pay_owed`): `finish_returned` inside a bracket.
+fn owner_finishes_in_a_bracket(w: &Staged) {
+    w.bracket(|b| w.finish_returned(b));
+}
+
+/// The worker at a full collection (`finish_idle_given_back`): takes an idle owner's list as
+/// a stranger, giving up if another stranger holds the right, and finishes it.
+fn worker_finishes_an_idle_list(w: &Staged) {
+    w.staging.finish_returned_as_stranger(
+        false,
+        |_| {},
+        |b| {
+            w.note_taken_before_the_barrier();
+            w.run_block(b);
+        },
+    );
+}
+
+/// An exiting owner (`adopt`): `hand_over` finishes the given-back list inside the owner's
+/// bracket, then `take_cache` forces the bracket shut.
+fn owner_exits(w: &Staged) {
+    w.staging.hand_over(
+        |b| w.push_sealed(b),
+        |b| w.push_sealed(b),
+        |b| {
+            w.note_taken_before_the_barrier();
+            w.run_block(b);
+        },
+    );
+    w.staging.take_cache(&mut ThreadCache::new());
+}
+
+/// E4, issue 21 defect 2's fix: a barrier against the owner's bracket. The owner's bracket
+/// takes the list with an AcqRel swap; if the barrier's swap comes later it reads the owner's
+/// (or a later push), so the owner's opening store happens before the barrier's
+/// `wait_quiescent`, which waits for the bracket to close and acquires the finished
+/// deallocations.
 ///
-/// The interleaving that matters (the key witness): the owner's bracket takes the list after
-/// the collection began its first pass and before its swap of `returned`, which therefore
-/// reads the owner's swap (AcqRel, so the collection's swap synchronizes with it) and finds
-/// the list empty. The owner opened its bracket before its take, so the wait after the heavy
-/// barrier reads the odd `seq` (or a later store) and waits for the close, whose Release
-/// carries the finished deallocations. Without the bracket, or without a wait after the
-/// collection swept `returned`, this model fails
-/// (`broken_given_back_taken_outside_the_bracket_is_caught`,
-/// `broken_given_back_swept_without_a_wait_is_caught`).
-///
-/// The collection sweeps `returned` a second time after the heavy barrier, with the parked
-/// slots; in the engine nothing can be given back during a collection (the worker gives back
-/// and collects), so that sweep finds nothing here and this model passes without it.
+/// The interleaving that matters (the key witness): the owner takes the list before the
+/// barrier's swap, which finds it empty. Without the wait this model fails
+/// (`broken_barrier_without_the_wait_is_caught`).
 #[test]
-fn e_collection_waits_for_given_back_blocks_taken_by_the_owner() {
-    let explored = model_staged(|| {
-        given_back_against_collection(
-            |w| w.bracket(|b| w.finish_returned(b)),
-            |w, batch| {
-                w.collect(batch);
-            },
-        )
-    });
-    assert!(explored.straddled > 0, "no bracket straddled the heavy barrier: {explored:?}");
-    assert!(explored.key > 0, "no owner took given-back blocks mid-collection: {explored:?}");
+fn e_barrier_waits_for_the_owners_bracket() {
+    let explored =
+        model_staged(|| given_back_against_barrier(owner_finishes_in_a_bracket, barrier_as_it_is));
+    assert!(explored.key > 0, "the owner never took the list first: {explored:?}");
+}
+
+/// E5: a barrier against another stranger, the worker finishing an idle owner's list at a
+/// full collection. Strangers take a list only while holding the slot's strangers' right (an
+/// Acquire CAS, given back with a Release store once the list is finished), and a barrier
+/// waits for the right: if the worker swapped first, the barrier's CAS reads the worker's
+/// release, so the worker's deallocations happen before the barrier goes on.
+///
+/// The interleaving that matters (the key witness): the worker takes the list before the
+/// barrier's swap. A barrier that gives up on a held right, as the worker does, fails
+/// (`broken_barrier_skipping_a_held_list_is_caught`); so does a worker that keeps the list
+/// for a later batch, defect 2 itself (`broken_collection_taking_the_list_is_caught`).
+#[test]
+fn e_barrier_waits_for_another_stranger() {
+    let explored =
+        model_staged(|| given_back_against_barrier(worker_finishes_an_idle_list, barrier_as_it_is));
+    assert!(explored.key > 0, "the worker never took the list first: {explored:?}");
+}
+
+/// E6: a barrier against an exiting owner, whose `hand_over` finishes its given-back list
+/// inside its own bracket: a barrier whose swap finds the list empty waits for that bracket
+/// as in E4.
+///
+/// The interleaving that matters (the key witness): the exit takes the list before the
+/// barrier's swap. With the hand-over as it was before issue 21's fix (the list handed to the
+/// worker with the other blocks) this model fails (`broken_exit_handing_the_list_over_is_caught`).
+#[test]
+fn e_barrier_waits_for_an_exit() {
+    let explored = model_staged(|| given_back_against_barrier(owner_exits, barrier_as_it_is));
+    assert!(explored.key > 0, "the exit never took the list first: {explored:?}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1723,7 +1780,7 @@ fn broken_collection_without_the_second_wait_is_caught() {
             w.staging.steal(&mut current, batch);
             heavy_barrier();
             w.witness.pass();
-            w.staging.wait_quiescent();
+            w.staging.wait_quiescent(|_| {});
             batch.extend(current);
             w.witness.pass();
             w.staging.steal_parked(batch);
@@ -1752,58 +1809,72 @@ fn broken_hand_over_outside_the_bracket_is_caught() {
     });
 }
 
-/// Model E4's owner taking the given-back list outside any bracket (`finish_returned` called
-/// between brackets): loom must find a collection that returns while an item it did not
-/// steal is still being finished. The owner's swap takes the list before the collection's,
-/// which finds it empty; no bracket is open, so the waits return at once, and the worker's
-/// check of the run count is unordered with the owner's finish (or precedes it).
+/// Model E4's barrier without `wait_quiescent` (only the stranger's take, with its right):
+/// loom must find the owner's bracket taking the list first and the barrier returning before
+/// the owner's finish, unordered with it.
 #[test]
 #[should_panic(expected = "Causality violation")]
-fn broken_given_back_taken_outside_the_bracket_is_caught() {
+fn broken_barrier_without_the_wait_is_caught() {
     model_staged(|| {
-        given_back_against_collection(
+        given_back_against_barrier(owner_finishes_in_a_bracket, |w, finish| {
+            // Broken: no wait for an owner bracket that swapped first.
+            w.staging.finish_returned_as_stranger(true, |_| {}, finish);
+        })
+    });
+}
+
+/// Model E5's barrier giving up when another stranger holds the right (as the worker does),
+/// then waiting for the owner's bracket: loom must find the worker holding the right and
+/// taking the list, and the barrier returning before the worker's finish.
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn broken_barrier_skipping_a_held_list_is_caught() {
+    model_staged(|| {
+        given_back_against_barrier(worker_finishes_an_idle_list, |w, finish| {
+            // Broken: no wait for the strangers' right.
+            w.staging.finish_returned_as_stranger(false, |_| {}, finish);
+            w.staging.wait_quiescent(|_| {});
+        })
+    });
+}
+
+/// Issue 21's defect 2 in model E5's frame: a full collection takes the given-back list into
+/// its batch, to be finished when that batch runs after its grace period (here: after the
+/// worker's step, unordered with the barrier). loom must find the barrier returning before.
+#[test]
+#[should_panic(expected = "Causality violation")]
+fn broken_collection_taking_the_list_is_caught() {
+    model_staged(|| {
+        given_back_against_barrier(
             |w| {
-                // Broken: no bracket (the worker's `steal_returned` is the same swap as
-                // `Bracket::take_returned`).
-                let mut taken = Vec::new();
-                w.staging.steal_returned(&mut taken);
-                for block in taken {
-                    w.note_owner_take();
-                    w.run_block(block);
-                }
+                // Broken: the list goes into the collection's batch, finished later.
+                let mut batch = Vec::new();
+                w.staging.finish_returned_as_stranger(false, |_| {}, |b| batch.push(b));
+                w.run_batch(&batch);
             },
-            |w, batch| {
-                w.collect(batch);
-            },
+            barrier_as_it_is,
         )
     });
 }
 
-/// Model E4's collection taking the given-back blocks like a list (one swap after its waits,
-/// as it swaps the sealed list), with no wait after that swap: loom must find the owner's
-/// bracket taking the list after the collection's waits and before its swap, and the
-/// collection returning before the owner finished.
+/// Model E6's exit handing its given-back list to the worker with its other blocks (as
+/// `adopt` did before issue 21's fix): loom must find the barrier finding the list empty, no
+/// bracket open, and returning with the deallocations still queued.
 #[test]
-#[should_panic(expected = "Causality violation")]
-fn broken_given_back_swept_without_a_wait_is_caught() {
+#[should_panic(expected = "rcu_barrier returned with item")]
+fn broken_exit_handing_the_list_over_is_caught() {
     model_staged(|| {
-        given_back_against_collection(
-            |w| w.bracket(|b| w.finish_returned(b)),
-            |w, batch| {
-                let mut current = None;
-                w.witness.pass();
-                w.staging.steal(&mut current, batch);
-                heavy_barrier();
-                w.witness.pass();
-                w.staging.wait_quiescent();
-                batch.extend(current);
-                w.witness.pass();
-                w.staging.steal_parked(batch);
-                w.staging.wait_quiescent();
-                // Broken: the given-back list swept like the sealed list, no wait after.
-                w.staging.steal_returned(batch);
-                w.take_sealed(batch);
+        given_back_against_barrier(
+            |w| {
+                // Broken: the given-back blocks go to the sealed list, for the worker.
+                w.staging.hand_over(
+                    |b| w.push_sealed(b),
+                    |b| w.push_sealed(b),
+                    |b| w.push_sealed(b),
+                );
+                w.staging.take_cache(&mut ThreadCache::new());
             },
+            barrier_as_it_is,
         )
     });
 }
