@@ -162,6 +162,11 @@ impl Drop for ShrinkerHandle {
     }
 }
 
+thread_local! {
+    /// True while this thread runs the shrinkers (`shrink_all`).
+    static SHRINKING: core::cell::Cell<bool> = const { core::cell::Cell::new(false) };
+}
+
 /// A real allocation failure: memory is short, so every registered shrinker is asked to free
 /// everything it counts (the runtime's own pools included). Returns the objects freed, the
 /// shrinkers called and the shrinker calls that panicked. Only the `Reclaim` policy calls
@@ -171,6 +176,20 @@ impl Drop for ShrinkerHandle {
 /// its `scan` or its drop (our clone may be its last reference) is contained and reported,
 /// and the others are still asked (DESIGN §5.1).
 pub(crate) fn shrink_all() -> (usize, u64, u64) {
+    // Freeing paths never recurse into reclaim (DESIGN §1): a shrinker that frees through an
+    // RCU runtime (a root it takes, `kvfree_rcu`) may need a block, whose request, failing,
+    // would ask the shrinkers again, until the stack overflows (red team of issue 22). While
+    // this thread runs shrinkers, its block requests skip them.
+    if SHRINKING.with(|s| s.replace(true)) {
+        return (0, 0, 0);
+    }
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            SHRINKING.with(|s| s.set(false));
+        }
+    }
+    let _done = Done;
     // Clone the list out: a shrinker may take its own locks, or (un)register others.
     let shrinkers: Vec<Arc<dyn Shrinker>> =
         SHRINKERS.with(|list| list.iter().map(|(_, s)| s.clone()).collect());

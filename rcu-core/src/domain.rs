@@ -938,11 +938,22 @@ impl Drop for Domain {
     }
 }
 
-/// Panics if the calling thread's staging bracket in `state` is open: the caller is a signal
-/// handler that interrupted the thread while it queued a deferred free, and a barrier (whose
-/// collection waits for that bracket) could never end there.
+/// Panics if the calling thread's staging bracket in `state` is open, or if it leads the
+/// domain's grace periods: the caller is a signal handler that interrupted the thread while
+/// it queued a deferred free or led a grace period, and a barrier (whose collection waits for
+/// that bracket, then for a grace period) could never end there.
 #[track_caller]
 pub(crate) fn assert_outside_own_bracket(state: &DomainState, call: &str) {
+    if state.gp.led_here() {
+        panic!(
+            "rcu-core: {call} called from a signal handler that interrupted this thread while \
+             it was leading a grace period of domain '{}': the barrier waits for grace periods \
+             that only the interrupted frame can run (rule: no barrier in a signal handler; a \
+             handler may only use what an Atomic token allows). Fix: record the request in \
+             the handler and wait for the barrier outside it",
+            state.name()
+        );
+    }
     if crate::reader::current_slot(state).is_some_and(|slot| slot.staging.is_open()) {
         panic!(
             "rcu-core: {call} called from a signal handler that interrupted this thread while \

@@ -140,12 +140,28 @@ impl GracePeriods {
     }
 
     /// Returns once grace period `cookie` has completed, leading grace periods as needed.
+    ///
+    /// # Panics
+    /// If the calling thread leads this domain's grace periods already: the caller is a signal
+    /// handler that interrupted the leader (or a stall handler that got past its atomic
+    /// scope), and the role it waits for is held by the frame it interrupted.
+    #[track_caller]
     pub(crate) fn wait_until_completed<H: GpHost + ?Sized>(
         &self,
         domain: &H,
         cookie: u64,
         urgency: Urgency,
     ) {
+        if !self.seq.is_completed(cookie) && self.led_here() {
+            panic!(
+                "rcu-core: a wait for a grace period of domain '{}' on a thread that is leading \
+                 that domain's grace periods (a signal handler that interrupted the leader): it \
+                 would wait for the frame it interrupted, for ever (rule: a signal handler only \
+                 does what an Atomic token allows). Fix: record the request in the handler and \
+                 wait outside it, or use start_poll/poll",
+                domain.name()
+            );
+        }
         loop {
             if self.seq.is_completed(cookie) {
                 return;
@@ -238,10 +254,15 @@ impl GracePeriods {
         self.signal_event();
     }
 
+    /// True if the calling thread leads these grace periods right now.
+    pub(crate) fn led_here(&self) -> bool {
+        LEADING_HERE.with(|l| core::ptr::eq(l.get(), self))
+    }
+
     /// In a forked child: no leader exists any more (unless the forking thread itself leads,
     /// forking from a stall handler: it goes on leading in the child) and nobody sleeps.
     pub(crate) fn reset_after_fork(&self) {
-        if !LEADING_HERE.with(|l| core::ptr::eq(l.get(), self)) {
+        if !self.led_here() {
             // Relaxed: the child has a single thread.
             self.leader.store(0, Ordering::Relaxed);
         }

@@ -58,7 +58,12 @@ pub(crate) fn init() {
         // `crate::owed`), if the payer is ours. A payer set before us (user code, or another
         // copy of this crate) would never pay our debts: then nothing is left owed, and those
         // frees go to the worker as on other domains (`owns_the_payer`).
-        if rcu_ctx::owed::set_payer(crate::owed::pay).is_ok() {
+        // SAFETY: (1) `owed::pay` runs parked blocks (with `Reclaim`) and deallocations, as
+        // the payment allows, in brackets, which are not scopes (the blocks' callbacks run
+        // under an `Atomic` token it assumes and drops); (2) it waits only for a grace period,
+        // at most 10 ms, never for a worker's progress, and its callbacks' panics are
+        // contained (`deferred::run`).
+        if unsafe { rcu_ctx::owed::set_payer(crate::owed::pay) }.is_ok() {
             // Relaxed: published by the Release store of `READY` below.
             OWNS_THE_PAYER.store(true, Ordering::Relaxed);
         } else {

@@ -676,3 +676,23 @@ pub(crate) struct ScopeFromSharedToken;
 /// uses(section.token());
 /// ```
 pub(crate) struct NotAToken;
+
+/// Installing the payer of `rcu_ctx::owed` is `unsafe`: it runs inside every thread's scope
+/// openings, an RCU runtime's workers included, and a payer that waited for a worker's
+/// progress would wedge it (red team of issue 22). Safe code cannot install one.
+///
+/// ```compile_fail,E0133
+/// use rcu_ctx::owed::{set_payer, Payment};
+/// fn pay(_: Payment) {}
+/// let _ = set_payer(pay); // error: call to unsafe function requires an unsafe block
+/// ```
+///
+/// Twin: with the contract kept and said.
+///
+/// ```
+/// use rcu_ctx::owed::{set_payer, Payment};
+/// fn pay(_: Payment) {}
+/// // SAFETY: (1) `pay` does nothing, so nothing its payment forbids; (2) it never waits.
+/// let _ = unsafe { set_payer(pay) };
+/// ```
+pub(crate) struct SetPayerIsUnsafe;

@@ -24,8 +24,11 @@
 //! A payer does only what its [`Payment`] allows and opens no scope itself. With
 //! `Allocator` it must not wait on other threads (the opener may be a `NoReclaim` token on a
 //! reclaim path); with `Reclaim` it may do what a `Sleepable` token may, waiting included,
-//! but an opening should stay short (rcu-core's payer waits at most 10 ms). It may `owe`
-//! again: what it could not pay yet is then paid by a later scope.
+//! but an opening should stay short (rcu-core's payer waits at most 10 ms), and it must never
+//! wait for the progress of the thread that opens the scope (an RCU runtime's own threads
+//! open scopes too). It may `owe` again: what it could not pay yet is then paid by a later
+//! scope. Installing one is therefore `unsafe` ([`set_payer`]): the payer runs inside every
+//! thread's scope openings, runtime threads included, and is trusted to keep these rules.
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU32, Ordering};
@@ -38,7 +41,8 @@
 //!         RECLAIMED.fetch_add(1, Ordering::Relaxed);
 //!     }
 //! }
-//! owed::set_payer(pay).expect("the only payer in this process");
+//! // SAFETY: (1) `pay` only counts; (2) it opens no scope and never waits.
+//! unsafe { owed::set_payer(pay) }.expect("the only payer in this process");
 //!
 //! let mut ctx = Sleepable::enter();
 //! {
@@ -85,8 +89,16 @@ static PAYER: AtomicPtr<()> = AtomicPtr::new(core::ptr::null_mut());
 
 /// Sets the function that pays what threads owe. Once per process: the first payer set
 /// stays, and another is given back as `Err` (a thread's debt is then paid by the first,
-/// so a second runtime's debts must have another way to be paid).
-pub fn set_payer(payer: fn(Payment)) -> Result<(), fn(Payment)> {
+/// so a second runtime's debts must have another way to be paid). The RCU runtime sets its
+/// own; nothing else should.
+///
+/// # Safety
+/// The payer runs inside scope openings on every thread, an RCU runtime's own threads (its
+/// workers) included, before the new scope counts:
+/// 1. it does only what the [`Payment`] it is given allows, and opens no scope;
+/// 2. it never waits for anything that may wait for the thread it runs on (a worker's
+///    progress: a barrier, a collection), and never panics.
+pub unsafe fn set_payer(payer: fn(Payment)) -> Result<(), fn(Payment)> {
     let new = payer as *mut ();
     // AcqRel on success: publishes the payer's code address to every later Acquire load
     // (a function pointer needs nothing else published). Acquire on failure: reads the
@@ -209,7 +221,8 @@ mod tests {
 
     /// Every test of this file runs on its own thread, with the one process-wide payer.
     fn with_payer(test: impl FnOnce() + Send + 'static) {
-        set_payer(payer).expect("only this file sets a payer in this test binary");
+        // SAFETY: (1) (2) `payer` only counts what it is paid.
+        unsafe { set_payer(payer) }.expect("only this file sets a payer in this test binary");
         std::thread::spawn(test).join().unwrap();
     }
 
@@ -340,8 +353,13 @@ mod tests {
     fn a_second_payer_is_refused_and_the_first_stays() {
         fn other(_: Payment) {}
         with_payer(|| {
-            assert!(set_payer(other).is_err());
-            assert!(set_payer(payer).is_ok(), "setting the same payer again is harmless");
+            // SAFETY: (1) (2) both only count (or do nothing).
+            assert!(unsafe { set_payer(other) }.is_err());
+            // SAFETY: as above.
+            assert!(
+                unsafe { set_payer(payer) }.is_ok(),
+                "setting the same payer again is harmless"
+            );
             let mut ctx = Sleepable::enter();
             owe();
             drop(ctx.atomic());

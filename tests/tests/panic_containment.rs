@@ -39,8 +39,8 @@
 //! a future's own registration, a stall handler replaced by `set_stall_handler` (dropped after
 //! the lock), a shrinker dropped with its `ShrinkerHandle` (likewise), the inline drop of
 //! `kvfree_rcu_mightsleep`'s fallback (no block: it waits for a grace period and drops the
-//! caller's own value in the caller's call, uncounted), a payer set with
-//! `rcu_ctx::owed::set_payer` before the runtime's (run at the caller's own scope openings).
+//! caller's own value in the caller's call, uncounted). A payer set with
+//! `rcu_ctx::owed::set_payer` is trusted code: installing one is `unsafe`.
 //! Not containable: the `#[global_allocator]` (unwinding out of it is undefined behaviour),
 //! and user code that blocks for ever instead of panicking.
 //!

@@ -32,7 +32,9 @@ fn concurrent_updates_are_never_lost() {
     // Small blocks: a retired node is freed a few retirements later, so node addresses
     // cycle among a few chunks of the allocator's cache.
     let domain = Arc::new(Domain::new(
-        rcu_core::DomainConfig::new().name("aba").alloc(rcu_core::AllocConfig::new().small_blocks()),
+        rcu_core::DomainConfig::new()
+            .name("aba")
+            .alloc(rcu_core::AllocConfig::new().small_blocks()),
     ));
     let map: Arc<RcuHashMap<u64, u64>> = Arc::new(RcuHashMap::with_capacity_and_hasher_in(
         0,

@@ -94,11 +94,17 @@ fn child() {
     }
     let mut probe: Vec<u8> = Vec::new();
     assert!(probe.try_reserve_exact(1 << 20).is_err(), "a 1 MiB allocation still succeeds");
-    eprintln!("red22-child: address space full ({} ballast pieces); freeing one object", ballast.len());
+    eprintln!(
+        "red22-child: address space full ({} ballast pieces); freeing one object",
+        ballast.len()
+    );
     // One free that needs a new block: the allocator fails, the shrinkers run.
     let obj = Rcu::boxed([0u64; 4]);
     domain.kvfree_rcu(&ctx, obj);
-    eprintln!("red22-child: returned; deepest shrinker re-entry {}", MAX_DEPTH.load(Ordering::SeqCst));
+    eprintln!(
+        "red22-child: returned; deepest shrinker re-entry {}",
+        MAX_DEPTH.load(Ordering::SeqCst)
+    );
     drop(ballast);
     drop(keep);
 }
@@ -119,8 +125,20 @@ fn a_shrinker_that_frees_with_kvfree_rcu_recurses_into_reclaim() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let lines: Vec<&str> = stderr.lines().filter(|l| l.contains("red22") || l.contains("overflow") || l.contains("panicked") || l.contains("memory")).collect();
-    eprintln!("child status: {:?}\nchild stderr (filtered):\n{}", out.status, lines.iter().rev().take(12).rev().cloned().collect::<Vec<_>>().join("\n"));
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| {
+            l.contains("red22")
+                || l.contains("overflow")
+                || l.contains("panicked")
+                || l.contains("memory")
+        })
+        .collect();
+    eprintln!(
+        "child status: {:?}\nchild stderr (filtered):\n{}",
+        out.status,
+        lines.iter().rev().take(12).rev().cloned().collect::<Vec<_>>().join("\n")
+    );
     assert!(
         out.status.success(),
         "the child died: a shrinker's kvfree_rcu re-entered reclaim (status {:?})",

@@ -36,7 +36,9 @@ extern "C" fn on_sigusr1(_signo: libc::c_int) {
     let Some(domain) = DOMAIN.get() else { return };
     HANDLER.store(1, Ordering::SeqCst);
     // A panic must not unwind out of the handler: catch it (a refusal is the right answer).
-    let refused = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| domain.synchronize_rcu(root))).is_err();
+    let refused =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| domain.synchronize_rcu(root)))
+            .is_err();
     HANDLER.store(if refused { 3 } else { 2 }, Ordering::SeqCst);
 }
 

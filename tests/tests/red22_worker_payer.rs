@@ -39,7 +39,10 @@ fn forgetful(obj: Box<Rcu<u64>>, ctx: &Atomic<'_>) {
                 .filter(|l| l.contains("rcu_core::") || l.contains("rcu_ctx::"))
                 .map(str::trim)
                 .collect();
-            eprintln!("red22: first forgetful callback on the worker ran from:\n  {}", frames.join("\n  "));
+            eprintln!(
+                "red22: first forgetful callback on the worker ran from:\n  {}",
+                frames.join("\n  ")
+            );
         }
     }
 }
@@ -72,8 +75,7 @@ fn a_callback_run_by_the_workers_payer_forgets_a_guard_and_wedges_the_global_dom
     let boxes: Vec<Box<Rcu<u64>>> = (0..4000u64).map(Rcu::boxed).collect();
     static CLOSURE_RAN_ON: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
     call_rcu_fn(&ctx, move |atomic| {
-        *CLOSURE_RAN_ON.lock().unwrap() =
-            Some(comm());
+        *CLOSURE_RAN_ON.lock().unwrap() = Some(comm());
         for b in boxes {
             Domain::global().call_rcu(atomic, b, forgetful);
         }
@@ -86,7 +88,11 @@ fn a_callback_run_by_the_workers_payer_forgets_a_guard_and_wedges_the_global_dom
     }
     let ran_on = CLOSURE_RAN_ON.lock().unwrap().clone();
     eprintln!("red22: the closure ran on {ran_on:?}");
-    assert_eq!(ran_on.as_deref(), Some("rcu-gp-global"), "the set-up closure must run on the worker");
+    assert_eq!(
+        ran_on.as_deref(),
+        Some("rcu-gp-global"),
+        "the set-up closure must run on the worker"
+    );
     let barrier = Some(());
     // Later grace periods of the global domain: each forgotten guard run inside a bracket
     // was undone; one forgotten in the payer (scope opening) was not.
