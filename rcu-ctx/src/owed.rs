@@ -356,10 +356,8 @@ mod tests {
             // SAFETY: (1) (2) both only count (or do nothing).
             assert!(unsafe { set_payer(other) }.is_err());
             // SAFETY: as above.
-            assert!(
-                unsafe { set_payer(payer) }.is_ok(),
-                "setting the same payer again is harmless"
-            );
+            let again = unsafe { set_payer(payer) };
+            assert!(again.is_ok(), "setting the same payer again is harmless");
             let mut ctx = Sleepable::enter();
             owe();
             drop(ctx.atomic());
