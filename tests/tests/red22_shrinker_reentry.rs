@@ -30,6 +30,7 @@ static MAX_DEPTH: AtomicUsize = AtomicUsize::new(0);
 /// A cache of RCU-protected objects; shrinking it retires them.
 struct RcuCache {
     domain: Arc<Domain>,
+    #[allow(clippy::vec_box)] // each element is retired with kvfree_rcu, which takes the box
     objects: Mutex<Vec<Box<Rcu<[u64; 4]>>>>,
 }
 
