@@ -7,12 +7,12 @@
 //! value with `f(stale value)`: an update the docs promise is re-run "if another writer
 //! changed the entry meanwhile" is applied to a value that is gone (a lost update).
 //!
-//! The program: updaters bump `(epoch, count)` with `update`; a cycler removes the key
-//! (checking that the value it removes carries the epoch it inserted last), waits for a
-//! barrier (the node is freed, its memory given back to the cycler's allocator cache) and
-//! re-inserts the key with the next epoch (a node of the same size, usually at the same
-//! address). CPU hogs make the updaters get preempted between their two sections. A value
-//! with an older epoch found by the cycler is a resurrected stale value. Safe code only.
+//! The program: eight threads increment one key's counter (four with `update`, four with
+//! `compute`) beside two spinning threads that make them be preempted between the two
+//! sections, on a domain with small blocks so that freed node addresses come back quickly.
+//! Every successful update must be one increment of the final count. At 11bf000 runs of
+//! 15-30 s lost 22 to 13,317 updates in 7 of 17 runs; the fixed code compares in the
+//! section that found the node. Safe code only.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -73,7 +73,7 @@ fn concurrent_updates_are_never_lost() {
             }
         }));
     }
-    std::thread::sleep(Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(6));
     stop.store(true, Ordering::SeqCst);
     for t in threads {
         t.join().unwrap();

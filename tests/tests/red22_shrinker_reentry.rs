@@ -111,6 +111,10 @@ fn child() {
 }
 
 #[test]
+#[cfg_attr(
+    any(rcu_sanitizer = "address", rcu_sanitizer = "thread"),
+    ignore = "the child runs under `ulimit -v`, and a sanitizer's shadow memory needs far more"
+)]
 fn a_shrinker_that_frees_with_kvfree_rcu_recurses_into_reclaim() {
     if std::env::var_os(CHILD).is_some() {
         child();
