@@ -292,6 +292,10 @@ fn futures_polled_before_fork_are_woken_in_the_child() {
 /// With a batch delay of "never", nothing but a barrier or the budget makes the child's worker
 /// collect again, so the future's own request must.
 #[test]
+#[cfg_attr(
+    rcu_sanitizer = "thread",
+    ignore = "ThreadSanitizer cannot start threads in the child of a multi-threaded fork"
+)]
 fn a_barrier_future_whose_batch_the_parent_worker_held_completes_in_the_child() {
     static HELD: AtomicUsize = AtomicUsize::new(0);
     run_serially(|| {
@@ -408,6 +412,10 @@ fn stall_handlers_set_before_fork_report_in_the_child() {
 /// it names the id the thread had in the parent: a slot records its owner's tid when it is
 /// claimed, and the child handler keeps the forking thread's slot as it was.
 #[test]
+#[cfg_attr(
+    rcu_sanitizer = "thread",
+    ignore = "ThreadSanitizer cannot start threads in the child of a multi-threaded fork"
+)]
 fn stall_reports_in_a_child_name_the_thread_by_its_tid_in_the_child() {
     run_serially(|| {
         stall_reports_in_a_child("the tid in a child's stall report", |d, (tid, _), me| {

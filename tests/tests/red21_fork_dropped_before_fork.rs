@@ -31,6 +31,10 @@ fn still_running(threads: &[String]) -> Vec<String> {
 const EXIT_PATIENCE: Duration = Duration::from_secs(20);
 
 #[test]
+#[cfg_attr(
+    rcu_sanitizer = "thread",
+    ignore = "ThreadSanitizer cannot start threads in the child of a multi-threaded fork"
+)]
 fn a_domain_dropped_before_the_fork_stops_its_threads_in_the_child() {
     let ctx = Sleepable::enter();
     let domain = Domain::new(DomainConfig::new().name("fk-pre"));

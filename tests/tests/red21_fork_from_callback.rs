@@ -91,6 +91,10 @@ fn fork_here(_: &Atomic<'_>) {
 }
 
 #[test]
+#[cfg_attr(
+    rcu_sanitizer = "thread",
+    ignore = "ThreadSanitizer cannot start threads in the child of a multi-threaded fork"
+)]
 fn barriers_in_the_child_of_a_fork_from_a_callback() {
     let d = DOMAIN.get_or_init(|| Arc::new(Domain::new(DomainConfig::new().name("fk-cb"))));
     let ctx = Sleepable::enter();

@@ -35,6 +35,10 @@ impl Wake for QueueWaker {
 }
 
 #[test]
+#[cfg_attr(
+    rcu_sanitizer = "thread",
+    ignore = "ThreadSanitizer cannot start threads in the child of a multi-threaded fork"
+)]
 fn the_childs_worker_runs_a_dead_executors_waker() {
     let domain = Arc::new(Domain::new(DomainConfig::new().name("fork-wake")));
     let ctx = Sleepable::enter();
