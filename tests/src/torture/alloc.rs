@@ -247,10 +247,12 @@ pub fn note_drop(lane: &'static Lane, seq: u64) {
 /// True if [`CountingAlloc`] is this process's global allocator: an allocation armed with a
 /// spot of our own comes back from that spot.
 pub fn installed() -> bool {
-    /// The spot: leaked, so that handing it out is sound whoever serves the probe.
+    /// The spot: leaked, so that handing it out is sound whoever serves the probe. One for
+    /// the process, kept in a static (a leak checker sees it reachable, not lost).
     #[repr(C, align(32))]
     struct Spot([u8; 32]);
-    let spot = Box::leak(Box::new(Spot([0; 32]))) as *mut Spot as usize;
+    static SPOT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let spot = *SPOT.get_or_init(|| Box::leak(Box::new(Spot([0; 32]))) as *mut Spot as usize);
     let layout = Layout::new::<[u64; 3]>();
     let _ = ARMED.try_with(|armed| armed.set((spot, layout)));
     let probe = std::hint::black_box(Box::new([1u64, 2, 3]));
