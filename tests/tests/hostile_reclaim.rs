@@ -144,11 +144,16 @@ fn a_sleepable_free_over_budget_never_waits_for_a_reader_that_waits_for_it() {
         let domain = domain.clone();
         Pending::spawn("frees-over-budget", move || {
             let ctx = Sleepable::enter();
-            // A block's worth first (the first free, with nothing pending, cannot wait), so
-            // that the frees after it find the domain over budget with memory to wait for.
-            // Each of those waits at most 100 ms and falls back.
-            for i in 0..260u64 {
+            // Frees until three of them have waited on backpressure (each at most 100 ms,
+            // then falling back): the first, with nothing pending, cannot wait; how many go
+            // in before the domain has something pending to wait for depends on when the
+            // worker's collection charges the first block (a slow build, a sanitizer, can
+            // make it early), so count the waits rather than the frees.
+            let mut i = 0u64;
+            while domain.alloc_stats().backpressure_waits < 3 {
+                assert!(i < 100_000, "no free ever waited on backpressure");
                 domain.kvfree_rcu(&ctx, Rcu::boxed([i; 8]));
+                i += 1;
             }
             freed_tx.send(()).unwrap();
         })
