@@ -7,7 +7,9 @@
 //! by a thread that no longer exists.
 
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicPtr, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering,
+};
 
 use crossbeam_utils::CachePadded;
 
@@ -24,9 +26,10 @@ pub(crate) struct Slot {
     /// Set when the owner exited inside a section that may still be reached (a leaked guard
     /// and root): the slot is never reused and its section never ends.
     abandoned: AtomicBool,
-    /// Address of the owner thread's `OWNER_MARK` thread-local: unique among live threads and
-    /// unchanged in a child after `fork()`, which is how the child recognises its own slots.
-    owner_mark: AtomicUsize,
+    /// The owner thread's identity (`current_owner_mark`): never reused by another thread,
+    /// and unchanged in a child after `fork()`, which is how the child recognises its own
+    /// slots.
+    owner_mark: AtomicU64,
     tid: AtomicI32,
     /// The owner's thread name (as the kernel knows it, at most 15 bytes), NUL-padded.
     /// Bytewise atomics so that a report racing with slot reuse reads a garbled name at
@@ -38,12 +41,33 @@ pub(crate) struct Slot {
 const NAME_LEN: usize = 16;
 
 thread_local! {
-    static OWNER_MARK: u8 = const { 0 };
+    /// This thread's identity, taken from `NEXT_OWNER_MARK` on first use (0: none yet).
+    static OWNER_MARK: AtomicU64 = const { AtomicU64::new(0) };
 }
 
-/// This thread's identity as stored in `Slot::owner_mark`.
-pub(crate) fn current_owner_mark() -> usize {
-    OWNER_MARK.with(|m| m as *const u8 as usize)
+/// The next thread identity to hand out. Counted, never an address: a thread-local's
+/// address is reused by a thread spawned after another exits, and a fork child would take
+/// the dead thread's async registrations for its forking thread's own (red team, round 2).
+static NEXT_OWNER_MARK: AtomicU64 = AtomicU64::new(1);
+
+/// This thread's identity as stored in `Slot::owner_mark` and `Waiter::registrar`: unique
+/// over the process's life (a u64 counter does not wrap), the same in a fork child.
+/// Lock-free and allocation-free: callable from a signal handler.
+pub(crate) fn current_owner_mark() -> u64 {
+    OWNER_MARK.with(|mark| {
+        // Relaxed (all): the thread's own cell; the counter only needs to be unique.
+        let current = mark.load(Ordering::Relaxed);
+        if current != 0 {
+            return current;
+        }
+        let fresh = NEXT_OWNER_MARK.fetch_add(1, Ordering::Relaxed);
+        // A signal handler that interrupted this first use may have set one meanwhile: the
+        // first set stays, so the thread has one identity.
+        match mark.compare_exchange(0, fresh, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => fresh,
+            Err(set) => set,
+        }
+    })
 }
 
 impl Slot {
@@ -128,7 +152,7 @@ impl Registry {
             staging: CachePadded::new(Staging::new()),
             in_use: AtomicBool::new(true),
             abandoned: AtomicBool::new(false),
-            owner_mark: AtomicUsize::new(0),
+            owner_mark: AtomicU64::new(0),
             tid: AtomicI32::new(0),
             name: Default::default(),
             next: AtomicPtr::new(ptr::null_mut()),
@@ -178,7 +202,7 @@ impl Registry {
     /// slots (a grace period makes the same pass), by owner identity, so it needs neither
     /// the thread's registration lists nor its context state: the last check before a wait,
     /// whatever was smuggled past the others. Abandoned slots are skipped (their owner
-    /// exited; a later thread may reuse its thread-local's address).
+    /// exited).
     pub(crate) fn caller_in_section(&self) -> bool {
         let me = current_owner_mark();
         self.iter().any(|slot| {

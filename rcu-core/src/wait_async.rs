@@ -66,7 +66,7 @@ pub(crate) struct Waiter {
     cancelled: AtomicBool,
     /// Identity of the thread that registered the node (`registry::current_owner_mark`):
     /// a fork child keeps only its forking thread's nodes (`keep_after_fork`).
-    registrar: usize,
+    registrar: u64,
     /// The next node on the registry's list (written by the pusher before the node is
     /// linked, then only by the worker's unlinks).
     next: AtomicPtr<Waiter>,
@@ -75,7 +75,7 @@ pub(crate) struct Waiter {
 impl Waiter {
     /// A node for `target` that wakes `waker`, registered by the thread whose identity is
     /// `registrar`. Allocates (the `Arc`); call from a poll.
-    pub(crate) fn new(target: Target, waker: Waker, registrar: usize) -> Arc<Waiter> {
+    pub(crate) fn new(target: Target, waker: Waker, registrar: u64) -> Arc<Waiter> {
         Arc::new(Waiter {
             target,
             waker,
@@ -119,6 +119,10 @@ pub(crate) struct AsyncWaiters {
     /// last pass (`u64::MAX`: none). Worker only.
     pending_gp: AtomicU64,
     pending_generation: AtomicU64,
+    /// Set by `keep_after_fork`, cleared by each pass as it starts: a pass on the forking
+    /// thread (a fork from a waker, or from a waker's drop) whose list was rearranged under
+    /// it stops, instead of unlinking through links it read before the fork.
+    pass_voided: AtomicBool,
 }
 
 impl AsyncWaiters {
@@ -128,6 +132,7 @@ impl AsyncWaiters {
             fresh: AtomicBool::new(false),
             pending_gp: AtomicU64::new(u64::MAX),
             pending_generation: AtomicU64::new(u64::MAX),
+            pass_voided: AtomicBool::new(false),
         }
     }
 
@@ -175,7 +180,9 @@ impl AsyncWaiters {
     /// a wake already delivered (it is woken again: a spurious wake, which executors
     /// tolerate) or an unlinked node's reference never dropped (leaked). A node is never
     /// lost, nor unlinked twice. Wakers and node drops are user code: each is contained
-    /// (`contain`), counted, and the pass goes on.
+    /// (`contain`), counted, and the pass goes on, unless the user code forked and this is
+    /// the child: `keep_after_fork` has rearranged the list under the pass, which stops
+    /// there (the child's next pass walks the list anew: `fresh` is set).
     pub(crate) fn wake_ready(&self, reached: impl Fn(Target) -> bool, mut panicked: impl FnMut()) {
         // AcqRel: Acquire pairs with the Release store in `push`: a pass that reads it sees
         // the node through `head` below (loaded after this swap).
@@ -185,6 +192,10 @@ impl AsyncWaiters {
         {
             return;
         }
+        // Relaxed (both): written only by this thread, or by this very thread in a fork
+        // child (`keep_after_fork`, single-threaded there).
+        self.pass_voided.store(false, Ordering::Relaxed);
+        let voided = || self.pass_voided.load(Ordering::Relaxed);
         let (mut min_gp, mut min_generation) = (u64::MAX, u64::MAX);
         // The last node kept, whose `next` is ours to change (null: the head is).
         let mut prev: *const Waiter = ptr::null();
@@ -213,6 +224,12 @@ impl AsyncWaiters {
                 if rcu_sys::contain::contain(|| waiter.waker.wake_by_ref()).is_none() {
                     panicked();
                 }
+                if voided() {
+                    // A fork child, rearranged by `keep_after_fork`: `prev`, `node` and
+                    // `next` may be unlinked (and leaked) there. The node stays as the child
+                    // has it: kept and unmarked (woken again later), or unlinked.
+                    return;
+                }
                 // Release: pairs with the Acquire in `Waiter::is_woken`. After the wake: a
                 // fork between the two leaves the node unmarked, so the child wakes it again.
                 waiter.woken.store(true, Ordering::Release);
@@ -223,6 +240,10 @@ impl AsyncWaiters {
             // The last reference drops the waker: user code.
             if rcu_sys::contain::contain(move || drop(list_ref)).is_none() {
                 panicked();
+            }
+            if voided() {
+                // As above: `next` may have been unlinked from the child's list.
+                return;
             }
             node = next;
         }
@@ -266,7 +287,7 @@ impl AsyncWaiters {
     /// either: its waker may take a lock one of them held at the fork, and would wedge the
     /// child's worker. Those nodes are unlinked and leaked, never woken nor dropped (a
     /// waker's drop is such code too). `me` is the forking thread's identity.
-    pub(crate) fn keep_after_fork(&self, me: usize) {
+    pub(crate) fn keep_after_fork(&self, me: u64) {
         let mut prev: *const Waiter = ptr::null();
         // Relaxed (all): the child has a single thread.
         let mut node = self.head.load(Ordering::Relaxed);
@@ -286,6 +307,7 @@ impl AsyncWaiters {
             node = next;
         }
         self.fresh.store(true, Ordering::Relaxed);
+        self.pass_voided.store(true, Ordering::Relaxed);
     }
 }
 

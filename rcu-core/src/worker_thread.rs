@@ -49,8 +49,13 @@ pub(crate) fn start(domain: DomainRef) {
     start_refill(&domain);
     let for_thread = ThreadRef::new(&domain);
     domain.worker.thread.start(format!("rcu-gp-{}", domain.name()), move || {
-        WORKER_OF.with(|w| w.set(&*for_thread.0 as *const DomainState));
-        run(&for_thread.0);
+        let state = for_thread;
+        // Declared after `state`, so dropped before it: the mark is gone before this thread
+        // gives up its reference (possibly the state's last) and runs its thread-local
+        // destructors, where a fork must not take a freed state, or one allocated at its
+        // address since, for this thread's domain (red team, round 2).
+        let _mark = WorkerMark::set(&state.0);
+        run(&state.0);
     });
 }
 
@@ -60,7 +65,8 @@ pub(crate) fn start_refill(domain: &DomainRef) {
 }
 
 thread_local! {
-    /// On a domain's worker thread, that domain's state; null elsewhere.
+    /// On a domain's worker thread, while it holds its reference, that domain's state; null
+    /// elsewhere (`WorkerMark`).
     static WORKER_OF: Cell<*const DomainState> = const { Cell::new(core::ptr::null()) };
     /// The domain whose runtime threads this thread is starting (`start`), null otherwise:
     /// meanwhile `ThreadRef`s counted in its `runtime_refs` are on this thread's stack.
@@ -77,6 +83,22 @@ pub(crate) fn worker_of_this_thread() -> *const DomainState {
 /// signal handler that interrupted `start`).
 pub(crate) fn starting_on_this_thread() -> *const DomainState {
     STARTING.with(Cell::get)
+}
+
+/// Marks the calling thread as `domain`'s worker (`WORKER_OF`), until dropped.
+struct WorkerMark;
+
+impl WorkerMark {
+    fn set(domain: &DomainState) -> Self {
+        WORKER_OF.with(|w| w.set(domain));
+        WorkerMark
+    }
+}
+
+impl Drop for WorkerMark {
+    fn drop(&mut self) {
+        WORKER_OF.with(|w| w.set(core::ptr::null()));
+    }
 }
 
 /// Marks the calling thread as starting a domain's threads, until dropped.

@@ -314,6 +314,10 @@ where
         self.check_write::<C>("RcuHashMap::update");
         let hash = self.hash(key);
         loop {
+            // Declared before the read section, so that a panicking `Eq` under the bucket
+            // lock unwinds out of the lock and the section before it drops the unpublished
+            // node (its value's drop is user code: red team, round 2).
+            let spare;
             // One read section from finding the node to comparing it under the bucket lock:
             // `seen` cannot be freed, and its address reused by a newer node of the key,
             // in between (an ABA that lost updates: red team of issue 22).
@@ -321,20 +325,18 @@ where
             let table = self.table_unchecked(&guard);
             let is = |n: &Rcu<Node<K, V>>| n.hash() == hash && n.key().borrow() == key;
             // SAFETY: (1) as in `get`.
-            let found = unsafe { table.find(hash.into(), is) }.map(|node| {
-                let new = Node::boxed_hashed(node.key().clone(), f(node.value()), hash);
-                (node as *const Rcu<Node<K, V>> as NodePtr<K, V>, Spare::new(new))
-            });
-            let Some((seen, spare)) = found else { return false };
-            let (swapped, spare) = self.with_home_in(&guard, hash, |chain| {
+            let Some(node) = (unsafe { table.find(hash.into(), is) }) else { return false };
+            let seen = node as *const Rcu<Node<K, V>> as NodePtr<K, V>;
+            spare = Spare::new(Node::boxed_hashed(node.key().clone(), f(node.value()), hash));
+            let swapped = self.with_home_in(&guard, hash, |chain| {
                 let (pred, cur, _) = chain.find(hash, key);
                 if cur != seen {
-                    return (false, Some(spare));
+                    return false;
                 }
                 let new = spare.publish();
                 // SAFETY: (1) from Box::into_raw, in no chain; (2) found after `pred`.
                 unsafe { chain.replace(pred, cur, new) };
-                (true, None)
+                true
             });
             drop(guard);
             if swapped {
@@ -376,6 +378,8 @@ where
         let hash = self.hash(&key);
         let mut key = key;
         loop {
+            // Before the section, as in `update`.
+            let spare;
             // One read section from finding the node to comparing it under the bucket lock,
             // as in `update`.
             let guard = self.domain.get().read_lock(ctx);
@@ -407,11 +411,11 @@ where
                     Computed::Removed
                 }
                 Some(value) => {
-                    let spare = Spare::new(Node::boxed_hashed(key, value, hash));
+                    spare = Spare::new(Node::boxed_hashed(key, value, hash));
                     let done = self.with_home_in(&guard, hash, |chain| {
                         let (pred, cur, walked) = chain.find(hash, spare.node().key());
                         if cur != seen {
-                            return Err(spare);
+                            return None;
                         }
                         let new = spare.publish();
                         if cur.is_null() {
@@ -422,20 +426,20 @@ where
                             // SAFETY: (1) as above; (2) found after `pred`.
                             unsafe { chain.replace(pred, cur, new) };
                         }
-                        Ok(walked)
+                        Some(walked)
                     });
                     drop(guard);
                     match done {
-                        Ok(walked) if seen.is_null() => {
+                        Some(walked) if seen.is_null() => {
                             self.note_insert(hash, walked);
                             Computed::Inserted
                         }
-                        Ok(_) => {
+                        Some(_) => {
                             // SAFETY: (1) unlinked by `replace`, retired once.
                             unsafe { self.retire(ctx, seen) };
                             Computed::Updated
                         }
-                        Err(spare) => {
+                        None => {
                             // Changed meanwhile: take the key back (outside the lock and the
                             // section) and try again.
                             key = (*spare.into_box()).into_inner().into_parts().0;
