@@ -6,7 +6,7 @@
 //! the process re-registers with membarrier, and the workers that ran in the parent are
 //! started again (an `Atomic` caller could not start them).
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::raw::barrier;
@@ -19,7 +19,6 @@ impl DomainState {
     /// on in the child with its own loop, its batches and its registration: its worker is
     /// neither forgotten nor restarted, and what it holds is not lost.
     fn reset_after_fork(&self, worker_here: bool) {
-        let me = crate::registry::current_owner_mark();
         self.readers.reset_after_fork(|slot| self.adopt(slot));
         if !worker_here {
             self.recount_budget_after_fork();
@@ -32,7 +31,7 @@ impl DomainState {
             self.worker.reset_after_fork();
             self.queues.collect_again_after_fork();
         }
-        self.async_waiters.keep_after_fork(me);
+        self.async_waiters.after_fork();
     }
 
     /// The references to this state that runtime threads of the parent held and that nobody
@@ -52,6 +51,18 @@ impl DomainState {
         self.runtime_refs.store(counted.min(alive), Ordering::Relaxed);
         counted.saturating_sub(alive)
     }
+}
+
+/// How many forks separate this process from the first one (bumped by each child's handler).
+static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// The process's fork epoch: a value recorded before a fork differs from this in the child.
+/// What was registered under an older epoch was registered by a thread of an ancestor
+/// (`wait_async`: such wakers are never run on the child's worker).
+pub(crate) fn epoch() -> u64 {
+    // Relaxed: only changed by a child's handler, single-threaded, before any thread the
+    // child starts (which the spawn synchronizes with) and on the thread that reads it after.
+    FORK_EPOCH.load(Ordering::Relaxed)
 }
 
 /// Restarts, in a forked child, the threads of a domain that ran in the parent: an `Atomic`
@@ -98,6 +109,8 @@ pub(crate) extern "C" fn child_after_fork() {
         rcu_alloc::release_registry_after_fork();
         StallSink::release_after_fork();
     }
+    // Relaxed: see `epoch`.
+    FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
     barrier::reregister_after_fork();
     let worker_here = crate::worker_thread::worker_of_this_thread();
     let starting_here = crate::worker_thread::starting_on_this_thread();

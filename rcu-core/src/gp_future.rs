@@ -29,7 +29,7 @@ use rcu_ctx::Atomic;
 use crate::domain::Domain;
 use crate::state::{DomainRef, DomainState, GpCookie};
 use crate::stats::Counters;
-use crate::wait_async::{Target, Waiter};
+use crate::wait_async::{PreForkWakes, Target, Waiter};
 
 impl DomainState {
     /// True once `target` is reached. Acquire loads: whoever sees it reached also sees what
@@ -43,21 +43,15 @@ impl DomainState {
         }
     }
 
-    /// Worker, once per loop, outside any atomic scope and leading no grace period: wakes
-    /// the async waiters whose target is reached.
-    pub(crate) fn wake_async_waiters(&self) {
-        self.async_waiters.wake_ready(
-            |t| self.reached(t),
-            || {
-                Counters::bump(&self.counters.contained_panics);
-                rcu_sys::stderr::report_line(&format!(
-                    "rcu-core: an async waker panicked on the worker of domain '{}' (in its wake \
-                     or its drop; see the message above); the worker goes on. Rule: a Waker's \
-                     wake and drop must not panic. Fix: the executor's or the test's Waker",
-                    self.name()
-                ));
-            },
-        );
+    /// Counts and reports a waker that panicked (in its wake or its drop) on `thread`.
+    fn waker_panicked(&self, thread: &str) {
+        Counters::bump(&self.counters.contained_panics);
+        rcu_sys::stderr::report_line(&format!(
+            "rcu-core: an async waker panicked on the {thread} of domain '{}' (in its wake or \
+             its drop; see the message above); the thread goes on. Rule: a Waker's wake and \
+             drop must not panic. Fix: the executor's or the test's Waker",
+            self.name()
+        ));
     }
 
     /// Worker, in its idle re-check: async waiters to take or wake, or an async barrier
@@ -108,7 +102,7 @@ fn poll_target(
          .await"
     );
     // The allocations: the registration, and the worker's thread the first time.
-    let node = Waiter::new(target, cx.waker().clone(), crate::registry::current_owner_mark());
+    let node = Waiter::new(target, cx.waker().clone());
     if !state.worker.is_started() {
         crate::worker_thread::start(domain.clone());
     }
@@ -368,5 +362,62 @@ impl Domain {
     pub fn rcu_barrier_async(&self) -> BarrierFuture {
         let generation = self.state().request_async_barrier();
         BarrierFuture { domain: self.state_ref(), generation, waiter: None }
+    }
+}
+
+impl DomainRef {
+    /// Worker, once per loop, outside any atomic scope and leading no grace period: wakes
+    /// the async waiters whose target is reached. In a fork child, those registered before
+    /// the fork are woken on a thread of their own (`wait_async`, "In a fork child").
+    pub(crate) fn wake_async_waiters(&self) {
+        self.async_waiters.wake_ready(
+            |t| self.reached(t),
+            || self.waker_panicked("worker"),
+            |wakes| self.wake_pre_fork_elsewhere(wakes),
+        );
+    }
+
+    /// Runs `wakes` on a detached runtime thread, so that a waker that takes a lock a thread
+    /// of the parent held at the fork blocks that thread only, never the worker. It holds
+    /// the state weakly (it may block for ever). If no thread can be started, the worker
+    /// runs them itself, and says so.
+    fn wake_pre_fork_elsewhere(&self, wakes: PreForkWakes) {
+        let shared = Arc::new(std::sync::Mutex::new(Some(wakes)));
+        let take = |shared: &std::sync::Mutex<Option<PreForkWakes>>| {
+            shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+        };
+        let count: Box<dyn Fn() + Send> = match self {
+            DomainRef::Global(state) => {
+                let state: &'static DomainState = state;
+                Box::new(move || state.waker_panicked("fork-wake thread"))
+            }
+            DomainRef::Owned(state) => {
+                let state = Arc::downgrade(state);
+                Box::new(move || {
+                    if let Some(state) = state.upgrade() {
+                        state.waker_panicked("fork-wake thread");
+                    }
+                })
+            }
+        };
+        let body = {
+            let shared = Arc::clone(&shared);
+            move || {
+                if let Some(wakes) = take(&shared) {
+                    wakes.run(count);
+                }
+            }
+        };
+        if let Err(e) = rcu_sys::spawn_detached("rcu-fork-wake", body) {
+            rcu_sys::stderr::report_line(&format!(
+                "rcu-core: no thread could be started ({e}) to wake, in this fork child, the \
+                 async tasks of domain '{}' registered before the fork; the worker wakes them \
+                 itself (a waker that blocks would block it)",
+                self.name()
+            ));
+            if let Some(wakes) = take(&shared) {
+                wakes.run(|| self.waker_panicked("worker"));
+            }
+        }
     }
 }

@@ -46,11 +46,11 @@ thread_local! {
 }
 
 /// The next thread identity to hand out. Counted, never an address: a thread-local's
-/// address is reused by a thread spawned after another exits, and a fork child would take
-/// the dead thread's async registrations for its forking thread's own (red team, round 2).
+/// address is reused by a thread spawned after another exits, so it names no one thread
+/// over the process's life (red team, round 2).
 static NEXT_OWNER_MARK: AtomicU64 = AtomicU64::new(1);
 
-/// This thread's identity as stored in `Slot::owner_mark` and `Waiter::registrar`: unique
+/// This thread's identity as stored in `Slot::owner_mark`: unique
 /// over the process's life (a u64 counter does not wrap), the same in a fork child.
 /// Lock-free and allocation-free: callable from a signal handler.
 pub(crate) fn current_owner_mark() -> u64 {

@@ -10,7 +10,19 @@
 //! of its passes walks the list, wakes the nodes whose target is reached and unlinks them
 //! (and cancelled ones), leaving the others linked. So the worker never waits for a future
 //! and a future never waits for the worker; and since a node leaves the list only by one
-//! unlink, a fork at any point of a pass keeps every waiting node for the child's worker.
+//! unlink, a fork at any point of a pass keeps every waiting node for the child.
+//!
+//! # In a fork child
+//! Every node stays linked, but a node registered before the fork (its `epoch` is older
+//! than the process's, `fork::epoch`) is never woken on the worker: its waker belongs to an
+//! executor whose other threads do not exist in the child, and may take a lock one of them
+//! held at the fork, which would wedge the worker for good. Once its target is reached (or
+//! it is cancelled) the pass unlinks it and hands it to a thread of its own
+//! ([`PreForkWakes`]), which runs its wake and its drop: a future polled before the fork
+//! (by the forking thread or any other, then moved) is still woken in the child, and a
+//! waker that blocks for ever blocks only that thread. The epoch is read at each node, so
+//! a fork from a waker in the middle of a pass (the worker forking) is handled alike: the
+//! rest of the pass, in the child, hands the older nodes off.
 //!
 //! Wakers run on the worker thread, outside any atomic scope and while it leads no grace
 //! period: an executor's `wake` may take its own locks or allocate, and must not wait for a
@@ -64,22 +76,21 @@ pub(crate) struct Waiter {
     woken: AtomicBool,
     /// Set by the future when it no longer wants the wake (dropped, or registered anew).
     cancelled: AtomicBool,
-    /// Identity of the thread that registered the node (`registry::current_owner_mark`):
-    /// a fork child keeps only its forking thread's nodes (`keep_after_fork`).
-    registrar: u64,
+    /// The process's fork epoch when the node was made (`fork::epoch`): in a fork child, an
+    /// older one marks a node registered before the fork (module docs).
+    epoch: u64,
     /// The next node on the registry's list (written by the pusher before the node is
     /// linked, then only by the worker's unlinks).
     next: AtomicPtr<Waiter>,
 }
 
 impl Waiter {
-    /// A node for `target` that wakes `waker`, registered by the thread whose identity is
-    /// `registrar`. Allocates (the `Arc`); call from a poll.
-    pub(crate) fn new(target: Target, waker: Waker, registrar: u64) -> Arc<Waiter> {
+    /// A node for `target` that wakes `waker`. Allocates (the `Arc`); call from a poll.
+    pub(crate) fn new(target: Target, waker: Waker) -> Arc<Waiter> {
         Arc::new(Waiter {
             target,
             waker,
-            registrar,
+            epoch: crate::fork::epoch(),
             woken: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
             next: AtomicPtr::new(ptr::null_mut()),
@@ -119,10 +130,6 @@ pub(crate) struct AsyncWaiters {
     /// last pass (`u64::MAX`: none). Worker only.
     pending_gp: AtomicU64,
     pending_generation: AtomicU64,
-    /// Set by `keep_after_fork`, cleared by each pass as it starts: a pass on the forking
-    /// thread (a fork from a waker, or from a waker's drop) whose list was rearranged under
-    /// it stops, instead of unlinking through links it read before the fork.
-    pass_voided: AtomicBool,
 }
 
 impl AsyncWaiters {
@@ -132,7 +139,6 @@ impl AsyncWaiters {
             fresh: AtomicBool::new(false),
             pending_gp: AtomicU64::new(u64::MAX),
             pending_generation: AtomicU64::new(u64::MAX),
-            pass_voided: AtomicBool::new(false),
         }
     }
 
@@ -180,10 +186,15 @@ impl AsyncWaiters {
     /// a wake already delivered (it is woken again: a spurious wake, which executors
     /// tolerate) or an unlinked node's reference never dropped (leaked). A node is never
     /// lost, nor unlinked twice. Wakers and node drops are user code: each is contained
-    /// (`contain`), counted, and the pass goes on, unless the user code forked and this is
-    /// the child: `keep_after_fork` has rearranged the list under the pass, which stops
-    /// there (the child's next pass walks the list anew: `fresh` is set).
-    pub(crate) fn wake_ready(&self, reached: impl Fn(Target) -> bool, mut panicked: impl FnMut()) {
+    /// (`contain`), counted, and the pass goes on. In a fork child, the nodes registered
+    /// before the fork that are due are unlinked and given to `hand_off` instead, never run
+    /// here (module docs).
+    pub(crate) fn wake_ready(
+        &self,
+        reached: impl Fn(Target) -> bool,
+        mut panicked: impl FnMut(),
+        hand_off: impl FnOnce(PreForkWakes),
+    ) {
         // AcqRel: Acquire pairs with the Release store in `push`: a pass that reads it sees
         // the node through `head` below (loaded after this swap).
         if !self.fresh.swap(false, Ordering::AcqRel)
@@ -192,11 +203,8 @@ impl AsyncWaiters {
         {
             return;
         }
-        // Relaxed (both): written only by this thread, or by this very thread in a fork
-        // child (`keep_after_fork`, single-threaded there).
-        self.pass_voided.store(false, Ordering::Relaxed);
-        let voided = || self.pass_voided.load(Ordering::Relaxed);
         let (mut min_gp, mut min_generation) = (u64::MAX, u64::MAX);
+        let mut pre_fork = Vec::new();
         // The last node kept, whose `next` is ours to change (null: the head is).
         let mut prev: *const Waiter = ptr::null();
         // Acquire: pairs with the Release CAS in `push` (the nodes and their fields).
@@ -220,15 +228,18 @@ impl AsyncWaiters {
                 node = next;
                 continue;
             }
+            // Read at each node: a waker earlier in this pass may have forked, and this is
+            // the child.
+            if waiter.epoch != crate::fork::epoch() {
+                self.unlink(prev, node, next);
+                // SAFETY: the list's reference, given up once: unlinked just now.
+                pre_fork.push(unsafe { Arc::from_raw(node) });
+                node = next;
+                continue;
+            }
             if !cancelled {
                 if rcu_sys::contain::contain(|| waiter.waker.wake_by_ref()).is_none() {
                     panicked();
-                }
-                if voided() {
-                    // A fork child, rearranged by `keep_after_fork`: `prev`, `node` and
-                    // `next` may be unlinked (and leaked) there. The node stays as the child
-                    // has it: kept and unmarked (woken again later), or unlinked.
-                    return;
                 }
                 // Release: pairs with the Acquire in `Waiter::is_woken`. After the wake: a
                 // fork between the two leaves the node unmarked, so the child wakes it again.
@@ -241,15 +252,14 @@ impl AsyncWaiters {
             if rcu_sys::contain::contain(move || drop(list_ref)).is_none() {
                 panicked();
             }
-            if voided() {
-                // As above: `next` may have been unlinked from the child's list.
-                return;
-            }
             node = next;
         }
         // Relaxed (both): worker-only state.
         self.pending_gp.store(min_gp, Ordering::Relaxed);
         self.pending_generation.store(min_generation, Ordering::Relaxed);
+        if !pre_fork.is_empty() {
+            hand_off(PreForkWakes(pre_fork));
+        }
     }
 
     /// Unlinks `node`, whose successor is `next`, after `prev` (null: `node` was the head
@@ -280,34 +290,38 @@ impl AsyncWaiters {
         unsafe { &*prev }.next.store(next, Ordering::Relaxed);
     }
 
-    /// In a forked child (single-threaded): the registrations the forking thread made stay,
-    /// to be woken by the child's worker when their target is reached (DESIGN §5: every API
-    /// works in the child; a `block_on` there waits for that wake). Every other node was
-    /// registered by a thread that does not exist here, for an executor whose threads do not
-    /// either: its waker may take a lock one of them held at the fork, and would wedge the
-    /// child's worker. Those nodes are unlinked and leaked, never woken nor dropped (a
-    /// waker's drop is such code too). `me` is the forking thread's identity.
-    pub(crate) fn keep_after_fork(&self, me: u64) {
-        let mut prev: *const Waiter = ptr::null();
-        // Relaxed (all): the child has a single thread.
-        let mut node = self.head.load(Ordering::Relaxed);
-        while !node.is_null() {
-            // SAFETY: a linked node, kept alive by the list's reference (leaked below if
-            // unlinked, never freed here).
-            let waiter = unsafe { &*node };
-            let next = waiter.next.load(Ordering::Relaxed);
-            if waiter.registrar == me {
-                prev = node;
-            } else if prev.is_null() {
-                self.head.store(next, Ordering::Relaxed);
-            } else {
-                // SAFETY: `prev` is a linked node kept above.
-                unsafe { &*prev }.next.store(next, Ordering::Relaxed);
-            }
-            node = next;
-        }
+    /// In a forked child (single-threaded): every node stays linked (the next pass hands
+    /// those registered before the fork off, module docs); the child's first pass walks
+    /// them all.
+    pub(crate) fn after_fork(&self) {
+        // Relaxed: the child has a single thread.
         self.fresh.store(true, Ordering::Relaxed);
-        self.pass_voided.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Nodes registered before a fork whose target was reached (or which were cancelled), taken
+/// off the list in the child: their wakes and drops run on a thread of their own
+/// (module docs).
+#[derive(Debug)]
+pub(crate) struct PreForkWakes(Vec<Arc<Waiter>>);
+
+impl PreForkWakes {
+    /// Wakes the nodes not cancelled and drops them all; each wake and drop is contained,
+    /// `panicked` counts those that panicked.
+    pub(crate) fn run(self, mut panicked: impl FnMut()) {
+        for node in self.0 {
+            // Relaxed: see `Waiter::cancel`.
+            if !node.cancelled.load(Ordering::Relaxed) {
+                if rcu_sys::contain::contain(|| node.waker.wake_by_ref()).is_none() {
+                    panicked();
+                }
+                // Release: as in `wake_ready`.
+                node.woken.store(true, Ordering::Release);
+            }
+            if rcu_sys::contain::contain(move || drop(node)).is_none() {
+                panicked();
+            }
+        }
     }
 }
 

@@ -51,4 +51,5 @@ pub mod stderr;
 
 pub use event_count::{EventCount, EventCountIn, EventWord};
 pub use fork_lock::ForkLock;
+pub use raw_thread::spawn_detached;
 pub use service::ServiceThread;

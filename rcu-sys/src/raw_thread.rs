@@ -74,6 +74,16 @@ extern "C" fn thread_main(start: *mut libc::c_void) -> *mut libc::c_void {
     core::ptr::null_mut()
 }
 
+/// Starts `body` on a runtime thread (as `spawn`) that nobody joins: it finishes on its own.
+/// For work the runtime hands off so that the caller never waits for it (the wakes of async
+/// registrations made before a fork, in the child).
+///
+/// # Panics
+/// If `name` contains a NUL byte.
+pub fn spawn_detached(name: &str, body: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    spawn(name, body).map(RawThread::detach)
+}
+
 impl RawThread {
     /// Waits for the thread to finish.
     pub(crate) fn join(self) {

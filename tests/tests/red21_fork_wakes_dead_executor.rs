@@ -1,5 +1,6 @@
 //! Red team (issue 21): async registrations are now kept linked across `fork()` and woken in
-//! the child by the restarted worker (`AsyncWaiters::keep_after_fork`, fork.rs). At 1acacce
+//! the child (then by the restarted worker; since round 3 of the red team, pre-fork ones on a
+//! thread of their own, `wait_async`). At 1acacce
 //! the child forgot them, precisely because "waking a parent's waker could take a lock that
 //! one of them held at the fork". The child's worker now runs wakers that belong to executor
 //! threads that do not exist in the child; one whose `wake` takes a lock another parent

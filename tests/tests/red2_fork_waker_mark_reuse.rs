@@ -1,5 +1,6 @@
-//! Red team, round 2 (async waiters in a fork child; fixed: thread identities are now
-//! counted, never addresses): `keep_after_fork(me)` keeps the nodes whose `registrar`
+//! Red team, round 2 (async waiters in a fork child; fixed first by counted thread
+//! identities, then for good by round 3: no waker registered before a fork runs on the
+//! child's worker, whoever registered it): `keep_after_fork(me)` kept the nodes whose `registrar`
 //! equals the forking thread's `registry::current_owner_mark()`, which was the address of a
 //! thread-local. That address is not a thread's identity over time: a thread
 //! that exited leaves its static TLS block in glibc's stack cache, and the next thread
@@ -136,7 +137,7 @@ fn a_dead_threads_waker_never_runs_in_a_fork_child() {
     drop(KEPT.lock().unwrap().take());
     d.rcu_barrier(&ctx);
     // With identities taken from a thread-local's address, the program failed only when B
-    // reused A's (most runs on glibc); with counted identities it must pass either way.
+    // reused A's (most runs on glibc); now it must pass either way.
     eprintln!("thread-local of A at {a_mark:#x}, of B at {b_mark:#x}; child: {end:?}");
     assert_eq!(end, ChildEnd::Exited(0), "the child's worker ran a dead thread's waker");
 }
