@@ -29,7 +29,7 @@ use rcu_ctx::Atomic;
 use crate::domain::Domain;
 use crate::state::{DomainRef, DomainState, GpCookie};
 use crate::stats::Counters;
-use crate::wait_async::{PreForkWakes, Target, Waiter};
+use crate::wait_async::{PreForkWork, Target, Waiter};
 
 impl DomainState {
     /// True once `target` is reached. Acquire loads: whoever sees it reached also sees what
@@ -368,56 +368,81 @@ impl Domain {
 impl DomainRef {
     /// Worker, once per loop, outside any atomic scope and leading no grace period: wakes
     /// the async waiters whose target is reached. In a fork child, those registered before
-    /// the fork are woken on a thread of their own (`wait_async`, "In a fork child").
+    /// the fork are woken (and dropped) on relay threads (`wait_async`, "In a fork child").
     pub(crate) fn wake_async_waiters(&self) {
         self.async_waiters.wake_ready(
             |t| self.reached(t),
             || self.waker_panicked("worker"),
-            |wakes| self.wake_pre_fork_elsewhere(wakes),
+            |work| self.relay_pre_fork_work(work),
         );
     }
 
-    /// Runs `wakes` on a detached runtime thread, so that a waker that takes a lock a thread
-    /// of the parent held at the fork blocks that thread only, never the worker. It holds
-    /// the state weakly (it may block for ever). If no thread can be started, the worker
-    /// runs them itself, and says so.
-    fn wake_pre_fork_elsewhere(&self, wakes: PreForkWakes) {
-        let shared = Arc::new(std::sync::Mutex::new(Some(wakes)));
-        let take = |shared: &std::sync::Mutex<Option<PreForkWakes>>| {
-            shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
-        };
-        let count: Box<dyn Fn() + Send> = match self {
+    /// Starts the relay threads for `work`: a waker that takes a lock a thread of the
+    /// parent held at the fork blocks its relay only, never the worker nor another wake.
+    /// They hold the state weakly (one may block for ever). If no thread can be started,
+    /// the worker runs the work itself, and says so.
+    fn relay_pre_fork_work(&self, work: PreForkWork) {
+        let count: Arc<dyn Fn() + Send + Sync> = match self {
             DomainRef::Global(state) => {
                 let state: &'static DomainState = state;
-                Box::new(move || state.waker_panicked("fork-wake thread"))
+                Arc::new(move || state.waker_panicked("fork-wake relay thread"))
             }
             DomainRef::Owned(state) => {
                 let state = Arc::downgrade(state);
-                Box::new(move || {
+                Arc::new(move || {
                     if let Some(state) = state.upgrade() {
-                        state.waker_panicked("fork-wake thread");
+                        state.waker_panicked("fork-wake relay thread");
                     }
                 })
             }
         };
-        let body = {
-            let shared = Arc::clone(&shared);
-            move || {
-                if let Some(wakes) = take(&shared) {
-                    wakes.run(count);
-                }
-            }
-        };
-        if let Err(e) = rcu_sys::spawn_detached("rcu-fork-wake", body) {
+        if let Err((e, work)) = spawn_relay(work, count) {
             rcu_sys::stderr::report_line(&format!(
                 "rcu-core: no thread could be started ({e}) to wake, in this fork child, the \
                  async tasks of domain '{}' registered before the fork; the worker wakes them \
                  itself (a waker that blocks would block it)",
                 self.name()
             ));
-            if let Some(wakes) = take(&shared) {
-                wakes.run(|| self.waker_panicked("worker"));
+            let mut work = work;
+            while let Some(item) = work.pop() {
+                item.run(&|| self.waker_panicked("worker"));
             }
         }
+    }
+}
+
+/// Starts a relay thread for `work`, or hands `work` back with the error. The relay takes
+/// one item, starts the next relay with the rest (or runs the rest itself after its own, if
+/// none can be started), then runs its item: each item on its own thread.
+fn spawn_relay(
+    work: PreForkWork,
+    count: Arc<dyn Fn() + Send + Sync>,
+) -> Result<(), (std::io::Error, PreForkWork)> {
+    // Shared so that a failed spawn (whose closure is dropped unrun) leaves the work here.
+    let shared = Arc::new(std::sync::Mutex::new(Some(work)));
+    let take = |shared: &std::sync::Mutex<Option<PreForkWork>>| {
+        shared.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    };
+    let body = {
+        let shared = Arc::clone(&shared);
+        move || {
+            let Some(mut work) = take(&shared) else { return };
+            let Some(item) = work.pop() else { return };
+            let rest = if work.is_empty() {
+                None
+            } else {
+                spawn_relay(work, Arc::clone(&count)).err().map(|(_, rest)| rest)
+            };
+            item.run(&*count);
+            if let Some(mut rest) = rest {
+                while let Some(item) = rest.pop() {
+                    item.run(&*count);
+                }
+            }
+        }
+    };
+    match rcu_sys::spawn_detached("rcu-fork-wake", body) {
+        Ok(()) => Ok(()),
+        Err(e) => Err((e, take(&shared).unwrap_or(PreForkWork::default()))),
     }
 }

@@ -14,15 +14,20 @@
 //!
 //! # In a fork child
 //! Every node stays linked, but a node registered before the fork (its `epoch` is older
-//! than the process's, `fork::epoch`) is never woken on the worker: its waker belongs to an
-//! executor whose other threads do not exist in the child, and may take a lock one of them
-//! held at the fork, which would wedge the worker for good. Once its target is reached (or
-//! it is cancelled) the pass unlinks it and hands it to a thread of its own
-//! ([`PreForkWakes`]), which runs its wake and its drop: a future polled before the fork
-//! (by the forking thread or any other, then moved) is still woken in the child, and a
-//! waker that blocks for ever blocks only that thread. The epoch is read at each node, so
-//! a fork from a waker in the middle of a pass (the worker forking) is handled alike: the
-//! rest of the pass, in the child, hands the older nodes off.
+//! than the process's, `fork::epoch`) is never woken, nor dropped, on the worker: its waker
+//! belongs to an executor whose other threads do not exist in the child, and may take a
+//! lock one of them held at the fork, which would wedge the worker for good. Once its
+//! target is reached the pass marks it `handed` and gives a second reference to a relay
+//! thread of its own ([`PreForkWork`]: each item on its own thread, so a waker that blocks
+//! for ever blocks only its own), which wakes it and sets `done`. The node stays linked
+//! until then, so a fork while the wake is on its way still finds it (the child's handler
+//! un-hands what is not `done`, and the grandchild's worker hands it again: woken twice at
+//! worst, a spurious wake). A later pass unlinks a `done` node, and a cancelled pre-fork
+//! one, and the relays drop those list references too. So a future polled before the fork
+//! (by the forking thread or any other, then moved) is still woken in the child. The epoch
+//! is read at each node and again after each wake, so a fork from a waker in the middle of
+//! a pass (the worker forking) is handled alike: in the child, the node whose waker forked
+//! counts as woken and handed, and the rest of the pass treats older nodes as above.
 //!
 //! Wakers run on the worker thread, outside any atomic scope and while it leads no grace
 //! period: an executor's `wake` may take its own locks or allocate, and must not wait for a
@@ -76,6 +81,10 @@ pub(crate) struct Waiter {
     woken: AtomicBool,
     /// Set by the future when it no longer wants the wake (dropped, or registered anew).
     cancelled: AtomicBool,
+    /// In a fork child: the node was given to a relay thread to wake (module docs).
+    handed: AtomicBool,
+    /// Set by the relay thread once it has woken the node.
+    done: AtomicBool,
     /// The process's fork epoch when the node was made (`fork::epoch`): in a fork child, an
     /// older one marks a node registered before the fork (module docs).
     epoch: u64,
@@ -93,6 +102,8 @@ impl Waiter {
             epoch: crate::fork::epoch(),
             woken: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
+            handed: AtomicBool::new(false),
+            done: AtomicBool::new(false),
             next: AtomicPtr::new(ptr::null_mut()),
         })
     }
@@ -186,14 +197,14 @@ impl AsyncWaiters {
     /// a wake already delivered (it is woken again: a spurious wake, which executors
     /// tolerate) or an unlinked node's reference never dropped (leaked). A node is never
     /// lost, nor unlinked twice. Wakers and node drops are user code: each is contained
-    /// (`contain`), counted, and the pass goes on. In a fork child, the nodes registered
-    /// before the fork that are due are unlinked and given to `hand_off` instead, never run
-    /// here (module docs).
+    /// (`contain`), counted, and the pass goes on. In a fork child, what is due for nodes
+    /// registered before the fork is given to `hand_off` instead, never run here (module
+    /// docs).
     pub(crate) fn wake_ready(
         &self,
         reached: impl Fn(Target) -> bool,
         mut panicked: impl FnMut(),
-        hand_off: impl FnOnce(PreForkWakes),
+        hand_off: impl FnOnce(PreForkWork),
     ) {
         // AcqRel: Acquire pairs with the Release store in `push`: a pass that reads it sees
         // the node through `head` below (loaded after this swap).
@@ -204,7 +215,11 @@ impl AsyncWaiters {
             return;
         }
         let (mut min_gp, mut min_generation) = (u64::MAX, u64::MAX);
-        let mut pre_fork = Vec::new();
+        // Only ever filled in a fork child (no allocation otherwise).
+        let mut relayed = PreForkWork(Vec::new());
+        let mut drops = Vec::new();
+        // Read at each use: a waker in this pass may fork, and this may be the child.
+        let before_fork = |w: &Waiter| w.epoch != crate::fork::epoch();
         // The last node kept, whose `next` is ours to change (null: the head is).
         let mut prev: *const Waiter = ptr::null();
         // Acquire: pairs with the Release CAS in `push` (the nodes and their fields).
@@ -217,6 +232,19 @@ impl AsyncWaiters {
             // which our Acquire load of `head` or of a kept node's link read) or changed only
             // by this thread's unlinks.
             let next = waiter.next.load(Ordering::Relaxed);
+            // Relaxed: written by this thread (or the child's handler, single-threaded).
+            if waiter.handed.load(Ordering::Relaxed) {
+                // Acquire: pairs with the relay's Release store: its wake is over.
+                if waiter.done.load(Ordering::Acquire) {
+                    self.unlink(prev, node, next);
+                    // SAFETY: the list's reference, given up once: unlinked just now.
+                    drops.push(unsafe { Arc::from_raw(node) });
+                } else {
+                    prev = node;
+                }
+                node = next;
+                continue;
+            }
             // Relaxed: see `Waiter::cancel`.
             let cancelled = waiter.cancelled.load(Ordering::Relaxed);
             if !cancelled && !reached(waiter.target) {
@@ -228,18 +256,39 @@ impl AsyncWaiters {
                 node = next;
                 continue;
             }
-            // Read at each node: a waker earlier in this pass may have forked, and this is
-            // the child.
-            if waiter.epoch != crate::fork::epoch() {
-                self.unlink(prev, node, next);
-                // SAFETY: the list's reference, given up once: unlinked just now.
-                pre_fork.push(unsafe { Arc::from_raw(node) });
+            if before_fork(waiter) {
+                if cancelled {
+                    self.unlink(prev, node, next);
+                    // SAFETY: the list's reference, given up once: unlinked just now.
+                    drops.push(unsafe { Arc::from_raw(node) });
+                } else {
+                    // Relaxed: read by this thread, or the child's handler of a later fork.
+                    waiter.handed.store(true, Ordering::Relaxed);
+                    // SAFETY: `node` came from `Arc::into_raw` and the list's reference keeps
+                    // it alive: one more reference, for the relay.
+                    relayed.0.push(Relayed::Wake(unsafe {
+                        Arc::increment_strong_count(node);
+                        Arc::from_raw(node)
+                    }));
+                    prev = node;
+                }
                 node = next;
                 continue;
             }
             if !cancelled {
                 if rcu_sys::contain::contain(|| waiter.waker.wake_by_ref()).is_none() {
                     panicked();
+                }
+                if before_fork(waiter) {
+                    // The waker forked and this is the child: its wake was delivered here;
+                    // the node leaves as a handed one, its drop off the worker.
+                    // Release / Relaxed: as in `Relayed::run`.
+                    waiter.woken.store(true, Ordering::Release);
+                    waiter.handed.store(true, Ordering::Relaxed);
+                    waiter.done.store(true, Ordering::Release);
+                    prev = node;
+                    node = next;
+                    continue;
                 }
                 // Release: pairs with the Acquire in `Waiter::is_woken`. After the wake: a
                 // fork between the two leaves the node unmarked, so the child wakes it again.
@@ -257,8 +306,11 @@ impl AsyncWaiters {
         // Relaxed (both): worker-only state.
         self.pending_gp.store(min_gp, Ordering::Relaxed);
         self.pending_generation.store(min_generation, Ordering::Relaxed);
-        if !pre_fork.is_empty() {
-            hand_off(PreForkWakes(pre_fork));
+        if !drops.is_empty() {
+            relayed.0.push(Relayed::Drop(drops));
+        }
+        if !relayed.0.is_empty() {
+            hand_off(relayed);
         }
     }
 
@@ -290,37 +342,74 @@ impl AsyncWaiters {
         unsafe { &*prev }.next.store(next, Ordering::Relaxed);
     }
 
-    /// In a forked child (single-threaded): every node stays linked (the next pass hands
-    /// those registered before the fork off, module docs); the child's first pass walks
-    /// them all.
+    /// In a forked child (single-threaded): every node stays linked, and the child's first
+    /// pass walks them all (those registered before the fork are handed to relay threads,
+    /// module docs). A node handed to a relay of the parent whose wake is not done is
+    /// un-handed: that relay does not exist here, so the node is handed again.
     pub(crate) fn after_fork(&self) {
-        // Relaxed: the child has a single thread.
+        // Relaxed (all): the child has a single thread.
+        let mut node = self.head.load(Ordering::Relaxed);
+        while !node.is_null() {
+            // SAFETY: a linked node, kept alive by the list's reference.
+            let waiter = unsafe { &*node };
+            if !waiter.done.load(Ordering::Relaxed) {
+                waiter.handed.store(false, Ordering::Relaxed);
+            }
+            node = waiter.next.load(Ordering::Relaxed);
+        }
         self.fresh.store(true, Ordering::Relaxed);
     }
 }
 
-/// Nodes registered before a fork whose target was reached (or which were cancelled), taken
-/// off the list in the child: their wakes and drops run on a thread of their own
-/// (module docs).
-#[derive(Debug)]
-pub(crate) struct PreForkWakes(Vec<Arc<Waiter>>);
+/// What a pass in a fork child gives to relay threads: wakes of nodes registered before the
+/// fork, and list references to drop (module docs). Each item runs on its own thread.
+#[derive(Debug, Default)]
+pub(crate) struct PreForkWork(Vec<Relayed>);
 
-impl PreForkWakes {
-    /// Wakes the nodes not cancelled and drops them all; each wake and drop is contained,
-    /// `panicked` counts those that panicked.
-    pub(crate) fn run(self, mut panicked: impl FnMut()) {
-        for node in self.0 {
-            // Relaxed: see `Waiter::cancel`.
-            if !node.cancelled.load(Ordering::Relaxed) {
-                if rcu_sys::contain::contain(|| node.waker.wake_by_ref()).is_none() {
-                    panicked();
-                }
-                // Release: as in `wake_ready`.
-                node.woken.store(true, Ordering::Release);
-            }
+/// One item of [`PreForkWork`].
+#[derive(Debug)]
+pub(crate) enum Relayed {
+    /// A second reference to a handed node, still linked: wake it, then mark it done.
+    Wake(Arc<Waiter>),
+    /// List references of unlinked nodes (done or cancelled): drop them.
+    Drop(Vec<Arc<Waiter>>),
+}
+
+impl PreForkWork {
+    /// The next item, leaving the rest.
+    pub(crate) fn pop(&mut self) -> Option<Relayed> {
+        self.0.pop()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Relayed {
+    /// Runs the item; each wake and drop is contained, `panicked` counts those that
+    /// panicked.
+    pub(crate) fn run(self, panicked: &dyn Fn()) {
+        let drop_contained = |node: Arc<Waiter>| {
             if rcu_sys::contain::contain(move || drop(node)).is_none() {
                 panicked();
             }
+        };
+        match self {
+            Relayed::Wake(node) => {
+                // Relaxed: see `Waiter::cancel`.
+                if !node.cancelled.load(Ordering::Relaxed) {
+                    if rcu_sys::contain::contain(|| node.waker.wake_by_ref()).is_none() {
+                        panicked();
+                    }
+                    // Release: as in `wake_ready`.
+                    node.woken.store(true, Ordering::Release);
+                }
+                // Release: pairs with the Acquire in `wake_ready`, which unlinks it then.
+                node.done.store(true, Ordering::Release);
+                drop_contained(node);
+            }
+            Relayed::Drop(nodes) => nodes.into_iter().for_each(drop_contained),
         }
     }
 }
