@@ -8,7 +8,8 @@ cd "$(dirname "$0")/.."
 export RUSTC_BOOTSTRAP=1
 export RUSTFLAGS="-Zsanitizer=address -Cunsafe-allow-abi-mismatch=sanitizer --cfg rcu_sanitizer=\"address\""
 export RUSTDOCFLAGS="$RUSTFLAGS"
-export CARGO_TARGET_DIR=target/asan
+# Its own directory inside the target directory in use: the flags rebuild everything.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/asan"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1"
 target=x86_64-unknown-linux-gnu
 cargo test --target "$target" -p rcu-tests --tests -- --test-threads 2

@@ -2,15 +2,15 @@
 # loom models of rcu-collections' resize protocol (rcu-collections/tests/loom.rs): publish,
 # migrate, unpublish, and the broken variants each model must catch.
 #
-# Builds the crate's raw layer on loom's atomics (`--cfg loom`) in its own target directory,
-# so neither the normal build nor ci/loom.sh's is invalidated (CARGO_TARGET_DIR_COLLECTIONS_LOOM
-# overrides it).
+# Builds the crate's raw layer on loom's atomics (`--cfg loom`) in its own target directory
+# (`loom-collections/` inside the one in use), so neither the normal build nor ci/loom.sh's
+# is invalidated (CARGO_TARGET_DIR_COLLECTIONS_LOOM overrides it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 export RUSTFLAGS="--cfg loom${RUSTFLAGS:+ $RUSTFLAGS}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR_COLLECTIONS_LOOM:-$PWD/target/loom-collections}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR_COLLECTIONS_LOOM:-${CARGO_TARGET_DIR:-$PWD/target}/loom-collections}"
 
 start=$(date +%s)
 log=$(mktemp)

@@ -4,5 +4,7 @@
 # compile" for the wrong reason and still pass. With RUSTC_BOOTSTRAP=1 it does check them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR=target/bootstrap cargo test --workspace --doc
+# Built apart from the normal build, in a directory inside the target directory in use.
+RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/bootstrap" \
+  cargo test --workspace --doc
 echo "compile-fail-codes: every compile_fail doctest failed with its stated error code"

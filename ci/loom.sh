@@ -2,15 +2,16 @@
 # loom models of the reader/grace-period protocol and of the staging protocol
 # (tests/tests/loom.rs).
 #
-# Builds rcu-core's raw layer on loom's atomics (`--cfg loom`) in its own target directory,
-# so the normal build is not invalidated, and explores every interleaving up to
+# Builds rcu-core's raw layer on loom's atomics (`--cfg loom`) in its own target directory
+# (`loom/` inside the one in use; CARGO_TARGET_DIR_LOOM overrides it), so the normal build
+# is not invalidated, and explores every interleaving up to
 # LOOM_MAX_PREEMPTIONS preemptions (default 2; loom reads the variable itself).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-2}"
 export RUSTFLAGS="--cfg loom${RUSTFLAGS:+ $RUSTFLAGS}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target/loom}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR_LOOM:-${CARGO_TARGET_DIR:-$PWD/target}/loom}"
 
 start=$(date +%s)
 log=$(mktemp)

@@ -3,8 +3,9 @@
 # protocol (tests/tests/shuttle.rs): randomized (random and PCT) schedules, thousands each,
 # over the real `Staging` on shuttle's atomics, and the broken variants each must catch.
 #
-# Builds with `--cfg shuttle` in its own target directory, so neither the normal build nor
-# ci/loom.sh's is invalidated (CARGO_TARGET_DIR_SHUTTLE overrides it). Installs nothing but
+# Builds with `--cfg shuttle` in its own target directory (`shuttle/` inside the one in use),
+# so neither the normal build nor ci/loom.sh's is invalidated (CARGO_TARGET_DIR_SHUTTLE
+# overrides it). Installs nothing but
 # crates (shuttle, a dev-dependency of the tests package under cfg(shuttle)). Failing
 # schedules are printed; replay one with `shuttle::replay`. SHUTTLE_RANDOM_SEED fixes the
 # seed of every scheduler (shuttle reads it).
@@ -12,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 export RUSTFLAGS="--cfg shuttle${RUSTFLAGS:+ $RUSTFLAGS}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR_SHUTTLE:-$PWD/target/shuttle}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR_SHUTTLE:-${CARGO_TARGET_DIR:-$PWD/target}/shuttle}"
 # shuttle warns once that it runs every atomic sequentially consistent; the models' docs say
 # so (orderings are loom's part).
 export SHUTTLE_SILENCE_WARNINGS=1

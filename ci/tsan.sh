@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 export RUSTC_BOOTSTRAP=1
 export RUSTFLAGS="-Zsanitizer=thread -Cunsafe-allow-abi-mismatch=sanitizer --cfg rcu_sanitizer=\"thread\" --cfg rcu_force_fence"
 export RUSTDOCFLAGS="$RUSTFLAGS"
-export CARGO_TARGET_DIR=target/tsan
+# Its own directory inside the target directory in use: the flags rebuild everything.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/tsan"
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/ci/tsan.supp"
 target=x86_64-unknown-linux-gnu
 cargo test --target "$target" -p rcu-tests --tests -- --test-threads 2

@@ -1,4 +1,4 @@
-#![doc = include_str!("../../docs/collections.md")]
+#![doc = include_str!("../docs/collections.md")]
 
 #[cfg(not(loom))]
 mod domain;
@@ -15,3 +15,8 @@ mod sync;
 pub use list::{ListIter, ListNode, ListReader, RcuList};
 #[cfg(not(loom))]
 pub use map::{Computed, Iter, Node, RcuHashMap};
+
+/// The README's example is compiled and run as a doctest, so it follows the API.
+#[cfg(all(doctest, not(loom)))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
