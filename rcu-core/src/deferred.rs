@@ -34,6 +34,7 @@ use crate::head::{Rcu, RunFn};
 /// }
 /// fn close_conn(conn: Box<Rcu<Conn>>, _ctx: &Atomic<'_>) {
 ///     assert!(conn.fd >= 0); // runs on the worker after the grace period; must not block
+///     drop(conn); // the callback owns the object
 /// }
 /// let f: Callback<Conn> = close_conn;
 /// let ctx = Sleepable::enter();

@@ -689,6 +689,7 @@ impl Domain {
     ///
     /// fn release(obj: Box<Rcu<Vec<u8>>>, _ctx: &Atomic<'_>) {
     ///     assert_eq!(obj.len(), 3);
+    ///     drop(obj); // the callback owns the object
     /// }
     /// let ctx = Sleepable::enter();
     /// Domain::global().call_rcu(&ctx, Rcu::boxed(vec![1, 2, 3]), release);

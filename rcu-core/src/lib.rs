@@ -340,6 +340,7 @@ pub fn cond_synchronize<C: MaySleep>(ctx: &C, cookie: GpCookie) {
 ///
 /// fn done(obj: Box<Rcu<u32>>, _ctx: &Atomic<'_>) {
 ///     assert_eq!(**obj, 42);
+///     drop(obj); // the callback owns the object
 /// }
 /// let mut ctx = Sleepable::enter();
 /// {
