@@ -82,6 +82,13 @@
 //! The free functions use [`Domain::global`]. [`Domain::new`] makes an isolated domain with
 //! its own readers, grace periods and worker; its methods mirror the free functions.
 //!
+//! # Reports
+//! What the runtime cannot hand back to a caller it reports as one line on stderr, written
+//! with `write(2)` (a forked child may not take std's stderr lock): a stall without a
+//! handler, a callback, async waker, stall handler or shrinker that panicked, a read guard
+//! leaked by an exiting thread. [`set_report_sink`] sends those lines elsewhere, to a logger
+//! or to a test that provokes them on purpose.
+//!
 //! # Where to go next
 //! - [`guide`] (`docs/guide.md`): a read-mostly configuration, an RCU linked list, callbacks
 //!   with `call_rcu`, choosing and passing tokens, behaviour under memory pressure, the polled
@@ -180,6 +187,7 @@ mod api {
         enforce, might_alloc, might_sleep, thread_state, validate, Atomic, Context, ContextKind,
         MayAlloc, MayReclaim, MaySleep, NoReclaim, Sleepable,
     };
+    pub use rcu_sys::stderr::set_report_sink;
 }
 
 /// Everything a caller needs in scope: tokens, capability traits and the RCU API.

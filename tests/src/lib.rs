@@ -3,6 +3,8 @@
 //! the binary stays a thin CLI).
 
 #[cfg(not(loom))]
+pub mod quiet;
+#[cfg(not(loom))]
 pub mod torture;
 
 pub mod drop_log {

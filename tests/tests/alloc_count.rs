@@ -630,24 +630,12 @@ fn barrier_finishes_atomic_frees_their_thread_never_pays() {
     });
 }
 
-/// Keeps the panics `PanickyMarked` raises on purpose (thousands) out of the output; any
-/// other panic is printed. The hook captures nothing, so threads that call it need not
-/// synchronise with the one that installed it.
+/// Keeps the panics `PanickyMarked` raises on purpose (thousands), and the runtime's reports
+/// of them, out of the output; any other panic or report is printed.
 fn quiet_provoked_panics() {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
-            let message = info
-                .payload()
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("");
-            if !message.contains("(on purpose)") {
-                eprintln!("{info}");
-            }
-        }));
-    });
+    rcu_tests::quiet::quiet_deliberate_panics();
+    rcu_tests::quiet::quiet_reports("RCU callback(s) of domain 'panicky' panicked");
+    rcu_tests::quiet::quiet_reports("RCU callback(s) of domain 'global' panicked");
 }
 
 /// A `kvfree_rcu`'d value whose drop panics still has its memory deallocated (as a `Box`'s
@@ -678,6 +666,14 @@ fn a_value_whose_drop_panics_is_still_deallocated() {
         live_before,
         "leaked by a panicking drop"
     );
+    // Every contained panic of the private domain is reported (the report follows the count).
+    let counted = domain.stats().callback_panics;
+    let reported = || rcu_tests::quiet::reported_callback_panics("panicky");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while reported() < counted && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(reported(), counted, "panics of domain 'panicky' counted vs reported");
 }
 
 /// Issue 21, defect 2: `rcu_barrier` returned while deallocations given back to the thread

@@ -21,6 +21,8 @@ use rcu_core::DomainConfig;
 /// periods and barriers of the domain complete, and the section is counted as leaked.
 #[test]
 fn a_callback_that_forgets_a_guard_of_its_domain_does_not_wedge_it() {
+    const FORGOT: &str = "on the worker of domain 'forgetful' forgot scopes or read guards";
+    rcu_tests::quiet::quiet_reports(FORGOT);
     let domain = Arc::new(Domain::new(DomainConfig::new().name("forgetful")));
     let ctx = Sleepable::enter();
     let d = domain.clone();
@@ -41,6 +43,8 @@ fn a_callback_that_forgets_a_guard_of_its_domain_does_not_wedge_it() {
     })
     .join("grace periods of a domain whose callback forgot a guard");
     assert!(domain.stats().leaked_read_sections >= 1, "{:?}", domain.stats());
+    let patience = std::time::Duration::from_secs(5);
+    assert!(rcu_tests::quiet::wait_for_reports(FORGOT, 1, patience), "the worker did not report");
 }
 
 /// An async waker on the worker that tries to take a root (to open a read section of the
@@ -56,10 +60,19 @@ fn a_waker_that_takes_a_root_on_the_worker_is_refused_and_does_not_wedge_it() {
         }
         fn wake_by_ref(self: &Arc<Self>) {
             self.1.store(true, Ordering::SeqCst);
-            let mut root = Sleepable::enter(); // refused on the worker
-            core::mem::forget(self.0.read_lock(&mut root));
+            let refused = "Sleepable::enter() called inside a no-reclaim scope";
+            let result = rcu_tests::quiet::expect_panic_quietly(refused, || {
+                let mut root = Sleepable::enter(); // refused on the worker
+                core::mem::forget(self.0.read_lock(&mut root));
+            });
+            // The refusal goes on to the runtime, which contains it.
+            if let Err(panic) = result {
+                std::panic::resume_unwind(panic);
+            }
         }
     }
+    const WAKER: &str = "an async waker panicked on the worker of domain 'forgetful-waker'";
+    rcu_tests::quiet::quiet_reports(WAKER);
     let domain = Arc::new(Domain::new(DomainConfig::new().name("forgetful-waker")));
     let ctx = Sleepable::enter();
     domain.register_current_thread(&ctx);
@@ -95,4 +108,6 @@ fn a_waker_that_takes_a_root_on_the_worker_is_refused_and_does_not_wedge_it() {
     })
     .join("grace periods after a waker tried to forget a guard on the worker");
     assert!(domain.stats().contained_panics >= 1, "{:?}", domain.stats());
+    let patience = std::time::Duration::from_secs(5);
+    assert!(rcu_tests::quiet::wait_for_reports(WAKER, 1, patience), "the worker did not report");
 }

@@ -295,6 +295,8 @@ static HANDLER_REFUSED: AtomicBool = AtomicBool::new(false);
 fn a_stall_handler_that_blocks_or_panics_does_not_stop_grace_periods() {
     let domain: &'static Domain =
         Box::leak(Box::new(Domain::new(DomainConfig::new().name("stall-handler"))));
+    // The runtime reports each panic of the handler this test installs.
+    rcu_tests::quiet::quiet_reports("the stall handler of domain 'stall-handler' panicked");
     domain.set_stall_timeout(Duration::from_millis(20));
     install_panic_hook();
     let reports = Arc::new(AtomicU64::new(0));
@@ -318,6 +320,8 @@ fn a_stall_handler_that_blocks_or_panics_does_not_stop_grace_periods() {
         writer.join("synchronize_rcu after a blocking, panicking stall handler");
     }
     assert!(HANDLER_REFUSED.load(Ordering::SeqCst));
+    let report = "the stall handler of domain 'stall-handler' panicked";
+    assert!(rcu_tests::quiet::wait_for_reports(report, 2, PATIENCE), "not reported");
 }
 
 /// `&'static Domain` as something `ReaderThread` can hold.

@@ -59,13 +59,18 @@ impl Drop for Outer {
             let atomic = unsafe { Atomic::assume() };
             kvfree_rcu(&atomic, Rcu::boxed(Inner));
         }
-        assert!(self.0 % 1000 != 0, "hostile drop {} panics", self.0);
+        assert!(self.0 % 1000 != 0, "hostile drop {} panics (on purpose)", self.0);
     }
 }
+
+/// The runtime's report of callbacks (here: drops) that panicked on the global domain.
+const CALLBACK_REPORT: &str = "RCU callback(s) of domain 'global' panicked";
 
 #[test]
 fn drops_run_at_a_scope_opening_neither_recurse_nor_deadlock_and_all_run() {
     const MORE: u64 = 50_000;
+    rcu_tests::quiet::quiet_deliberate_panics();
+    rcu_tests::quiet::quiet_reports(CALLBACK_REPORT);
     std::thread::spawn(|| {
         SMUGGLED.with(|root| *root.borrow_mut() = Some(Sleepable::enter()));
         let mut ctx = Sleepable::enter();
@@ -100,6 +105,13 @@ fn drops_run_at_a_scope_opening_neither_recurse_nor_deadlock_and_all_run() {
         assert_eq!(INNER_DROPS.load(Ordering::SeqCst), queued, "an inner free never ran");
         let panics = Domain::global().stats().callback_panics;
         assert_eq!(panics, queued.div_ceil(1000), "every hostile panic is counted once");
+        // The report of a batch follows its count.
+        let reported = || rcu_tests::quiet::reported_callback_panics("global");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while reported() < panics && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        assert_eq!(reported(), panics, "every hostile panic is reported once");
         SMUGGLED.with(|root| root.borrow_mut().take());
     })
     .join()

@@ -56,7 +56,8 @@
 //!
 //! The tests run one at a time ([`run_serially`]): they change the global domain's settings
 //! and count its panics exactly, and shrinkers are process-wide. Provoked panics are kept out of
-//! the output by a panic hook; the runtime's one-line reports of them (written to fd 2) stay.
+//! the output by a panic hook, and the runtime's one-line reports of them by a report sink
+//! (`rcu_tests::quiet`), which records them for the tests to check.
 #![cfg(not(loom))]
 
 mod common;
@@ -68,7 +69,7 @@ use std::ops::Deref;
 use std::panic::{catch_unwind, panic_any, AssertUnwindSafe};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
@@ -107,7 +108,7 @@ impl Drop for Bomb {
     fn drop(&mut self) {
         match self.0 {
             0 => {}
-            1 => panic!("a panic payload's drop panics (provoked)"),
+            1 => panic!("a panic payload's drop panics (on purpose)"),
             n => panic_any(Bomb(n - 1)),
         }
     }
@@ -116,29 +117,37 @@ impl Drop for Bomb {
 /// Panics as `payload` says; `site` names the place in a plain panic's message.
 fn provoke(payload: Payload, site: &str) -> ! {
     match payload {
-        Payload::Plain => panic!("{site} panics (provoked)"),
+        Payload::Plain => panic!("{site} panics (on purpose)"),
         Payload::Bomb => panic_any(Bomb(1)),
         Payload::BombInBomb => panic_any(Bomb(2)),
     }
 }
 
-/// Keeps the panics these tests provoke out of the output (any other panic is printed). The
-/// hook captures nothing: runtime threads call it too.
+/// Keeps the panics these tests provoke, and the runtime's reports of them, out of the
+/// output (any other panic or report is printed).
 fn quiet_provoked_panics() {
-    static HOOK: Once = Once::new();
-    HOOK.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("");
-            if !payload.is::<Bomb>() && !message.contains("(provoked)") {
-                eprintln!("{info}");
-            }
-        }));
-    });
+    rcu_tests::quiet::quiet_payloads(|payload| payload.is::<Bomb>());
+    for provoked in [
+        "RCU callback(s) of domain '",
+        "an async waker panicked on the",
+        "the stall handler of domain '",
+        "shrinker call(s) panicked",
+    ] {
+        rcu_tests::quiet::quiet_reports(provoked);
+    }
+}
+
+/// Waits for the runtime's reports of `injected` more panicking callbacks of `dom` than
+/// `before` (a report follows the count the test checked).
+fn assert_callbacks_reported(dom: &Domain, before: u64, injected: u64) {
+    let reported = || rcu_tests::quiet::reported_callback_panics(dom.name());
+    assert!(
+        wait_until(PATIENCE, || reported() >= before + injected),
+        "{injected} callback panics of domain '{}' counted, {} reported",
+        dom.name(),
+        reported() - before
+    );
+    assert_eq!(reported() - before, injected, "a callback panic reported twice");
 }
 
 /// Runs a test's body on a thread of its own, one test at a time (see the module docs), and
@@ -164,8 +173,8 @@ fn run_serially(body: impl FnOnce() + Send + 'static) {
             .map(String::as_str)
             .or_else(|| panic.downcast_ref::<&str>().copied())
             .unwrap_or("");
-        if message.contains("(provoked)") {
-            let message = message.replace(" (provoked)", "");
+        if message.contains("(on purpose)") {
+            let message = message.replace(" (on purpose)", "");
             panic!("a provoked panic escaped from the runtime to the test: {message}");
         }
         std::panic::resume_unwind(panic);
@@ -447,6 +456,7 @@ fn on_the_worker(item: WorkerItem, payload: Payload) {
         let mut ctx = Sleepable::enter();
         dom.register_current_thread(&ctx);
         expect_on(dom.worker_tid());
+        let reported = rcu_tests::quiet::reported_callback_panics(dom.name());
         let before = dom.stats();
         let injected = match item {
             WorkerItem::Callback => {
@@ -476,6 +486,7 @@ fn on_the_worker(item: WorkerItem, payload: Payload) {
         assert_eq!(ran(), (injected, 0), "{item:?} did not run (only) on the worker");
         let after = dom.stats();
         assert_eq!(after.callback_panics - before.callback_panics, injected as u64, "{after:?}");
+        assert_callbacks_reported(dom, reported, injected as u64);
         // SeqCst: as in `counting_callback`.
         assert_eq!(followers.load(Ordering::SeqCst), 1, "the item after the panics never ran");
         assert_serving(dom, &format!("a panicking {item:?} ({payload:?})"));
@@ -542,6 +553,7 @@ fn inline_at_a_block_boundary(payload: Payload) {
         // Empties this thread's blocks; the worker has seen the batch delay once it returns.
         dom.rcu_barrier(&ctx);
         expect_on(gettid());
+        let reported = rcu_tests::quiet::reported_callback_panics(dom.name());
         let before = dom.stats();
         let (first, second) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
         dom.call_rcu(&ctx, Rcu::boxed(payload), panicking_callback);
@@ -562,6 +574,7 @@ fn inline_at_a_block_boundary(payload: Payload) {
         assert_eq!(first.load(Ordering::SeqCst), cap - 1, "the rest of the block did not run");
         let after = dom.stats();
         assert_eq!(after.callback_panics - before.callback_panics, 1, "{after:?}");
+        assert_callbacks_reported(dom, reported, 1);
         assert_serving(dom, &format!("a panicking callback run inline ({payload:?})"));
     });
 }
@@ -578,6 +591,7 @@ fn inline_at_a_scope_opening(payload: Payload) {
     global.register_current_thread(&ctx);
     global.rcu_barrier(&ctx);
     expect_on(gettid());
+    let reported = rcu_tests::quiet::reported_callback_panics(global.name());
     let before = global.stats();
     let followers = Arc::new(AtomicUsize::new(0));
     {
@@ -597,6 +611,7 @@ fn inline_at_a_scope_opening(payload: Payload) {
     assert_eq!(followers.load(Ordering::SeqCst), cap - 1, "the rest of the block did not run");
     let after = global.stats();
     assert_eq!(after.callback_panics - before.callback_panics, 1, "{after:?}");
+    assert_callbacks_reported(global, reported, 1);
     assert_serving(
         &Dom::Global,
         &format!("a panicking callback paid at a scope opening ({payload:?})"),
@@ -961,7 +976,10 @@ fn shrinker_drop(payload: Payload) {
 fn barrier_from_user_code(domain: &Domain, log: &WakeLog) {
     log.wakes.fetch_add(1, Ordering::SeqCst);
     // Returned, or refused with a panic: either way it came back, the worker is not wedged.
-    let _ = catch_unwind(AssertUnwindSafe(|| domain.rcu_barrier(&Sleepable::enter())));
+    let refused = "Sleepable::enter() called inside";
+    let _ = rcu_tests::quiet::expect_panic_quietly(refused, || {
+        domain.rcu_barrier(&Sleepable::enter());
+    });
     log.woken.store(true, Ordering::SeqCst);
 }
 

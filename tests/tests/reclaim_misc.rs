@@ -39,7 +39,7 @@ static CALLBACKS_OK: AtomicU64 = AtomicU64::new(0);
 
 fn maybe_panic(obj: Box<Rcu<(Tracked, bool)>>, _ctx: &Atomic<'_>) {
     if obj.1 {
-        panic!("deliberate panic in an RCU callback (reclaim_misc test; expected)");
+        panic!("deliberate panic in an RCU callback (on purpose)");
     }
     CALLBACKS_OK.fetch_add(1, Ordering::SeqCst);
     drop(obj);
@@ -47,6 +47,8 @@ fn maybe_panic(obj: Box<Rcu<(Tracked, bool)>>, _ctx: &Atomic<'_>) {
 
 #[test]
 fn a_panicking_callback_is_caught_counted_and_its_batch_still_runs() {
+    rcu_tests::quiet::quiet_deliberate_panics();
+    rcu_tests::quiet::quiet_reports("RCU callback(s) of domain 'panics' panicked");
     let domain = lazy_domain("panics");
     let ctx = Sleepable::enter();
     let log = DropLog::new(200);
@@ -59,6 +61,9 @@ fn a_panicking_callback_is_caught_counted_and_its_batch_still_runs() {
     domain.rcu_barrier(&ctx);
     let stats = domain.stats();
     assert_eq!(stats.callback_panics, 4, "{stats:?}");
+    // Reported too, once the count is out.
+    let reported = || rcu_tests::quiet::reported_callback_panics("panics");
+    assert!(wait_until(Duration::from_secs(5), || reported() == 4), "reported: {}", reported());
     assert_eq!(CALLBACKS_OK.load(Ordering::SeqCst) - ok_before, 196);
     assert_eq!(stats.callbacks_invoked, 200, "{stats:?}");
     assert_eq!(stats.callbacks_pending, 0, "{stats:?}");
@@ -491,12 +496,13 @@ fn dropping_a_domain_still_runs_everything_queued_on_it() {
 fn a_panicking_update_closure_does_not_leave_a_read_section_behind() {
     // `RcuCell::update` runs `f` inside a read section of the cell's domain; if `f` panics,
     // that section must end, or every later grace period of the domain waits forever.
+    rcu_tests::quiet::quiet_deliberate_panics();
     let domain = Arc::new(Domain::new(DomainConfig::new().name("update-panic")));
     let log = DropLog::new(4);
     let cell = RcuCell::new_in(&domain, log.track());
     let mut ctx = Sleepable::enter();
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        cell.update(&mut ctx, |_| panic!("deliberate panic in an update closure (expected)"));
+        cell.update(&mut ctx, |_| panic!("deliberate panic in an update closure (on purpose)"));
     }));
     assert!(result.is_err());
     // A grace period from another thread still completes (not scoped: if it hangs, the test

@@ -60,7 +60,6 @@ fn a_domain_dropped_before_the_fork_stops_its_threads_in_the_child() {
             {
                 std::thread::sleep(Duration::from_millis(5));
             }
-            raw_eprint(&format!("child: after the fork: {:?}\n", still_running(&child_threads)));
             cell.set(&ctx, 8);
             drop(cell);
             let start = Instant::now();

@@ -32,7 +32,6 @@ fn workers() -> Vec<String> {
 fn child_test() -> i32 {
     let d = DOMAIN.get().unwrap();
     std::thread::sleep(Duration::from_millis(20));
-    raw_eprint(&format!("child: workers of the domain: {:?}\n", workers()));
     let ctx = Sleepable::enter();
     let mut queued = 0u64;
     let start = Instant::now();
@@ -63,7 +62,6 @@ fn child_test() -> i32 {
         }
         rounds += 1;
     }
-    raw_eprint(&format!("child: {rounds} rounds, every barrier complete\n"));
     0
 }
 

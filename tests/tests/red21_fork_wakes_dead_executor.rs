@@ -94,7 +94,7 @@ fn the_childs_worker_runs_a_dead_executors_waker() {
     let end = unsafe {
         run_in_child(Duration::from_secs(20), move || {
             let ctx = Sleepable::enter();
-            for round in 0..3 {
+            for _ in 0..3 {
                 let ran = Arc::new(AtomicBool::new(false));
                 let flag = ran.clone();
                 d.call_rcu_fn(&ctx, move |_| flag.store(true, Ordering::SeqCst));
@@ -103,7 +103,6 @@ fn the_childs_worker_runs_a_dead_executors_waker() {
                     raw_eprint("child: barrier returned before the callback ran\n");
                     return 1;
                 }
-                raw_eprint(&format!("child: round {round} done\n"));
                 std::thread::sleep(Duration::from_millis(100));
             }
             0

@@ -40,7 +40,9 @@ fn child_test() -> i32 {
         d.rcu_barrier(&ctx);
     }
     let ran = RAN.load(Ordering::SeqCst);
-    raw_eprint(&format!("child: 10 barriers returned, {ran} callbacks ran\n"));
+    if ran != 10 {
+        raw_eprint(&format!("child: 10 barriers returned, {ran} callbacks ran\n"));
+    }
     i32::from(ran != 10)
 }
 

@@ -66,7 +66,9 @@ impl Drop for ForkOnExit {
         });
         d2.rcu_barrier(&ctx);
         let code = i32::from(RAN.load(Ordering::SeqCst) != 1);
-        raw_eprint("child: the new domain's barrier returned\n");
+        if code != 0 {
+            raw_eprint("child: the new domain's barrier returned before its callback ran\n");
+        }
         // SAFETY: ends the child.
         unsafe { libc::_exit(code) };
     }

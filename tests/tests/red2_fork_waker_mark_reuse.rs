@@ -14,7 +14,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Wake, Waker};
 use std::time::Duration;
@@ -24,7 +24,6 @@ use rcu_core::{DomainConfig, GracePeriodFuture};
 use rcu_tests::fork::{raw_eprint, run_in_child, ChildEnd};
 
 static DOMAIN: OnceLock<Domain> = OnceLock::new();
-static PARENT: AtomicI32 = AtomicI32::new(0);
 static EXECUTOR_LOCK: Mutex<()> = Mutex::new(());
 static RAN: AtomicU64 = AtomicU64::new(0);
 #[allow(clippy::type_complexity)]
@@ -46,10 +45,6 @@ impl Wake for ExecutorWaker {
         self.wake_by_ref();
     }
     fn wake_by_ref(self: &Arc<Self>) {
-        // SAFETY: getpid has no preconditions.
-        if unsafe { libc::getpid() } != PARENT.load(Ordering::SeqCst) {
-            raw_eprint("child: the waker of a thread that exited before the fork runs here\n");
-        }
         drop(EXECUTOR_LOCK.lock());
     }
 }
@@ -60,8 +55,6 @@ impl Wake for ExecutorWaker {
     ignore = "ThreadSanitizer cannot start threads in the child of a multi-threaded fork"
 )]
 fn a_dead_threads_waker_never_runs_in_a_fork_child() {
-    // SAFETY: getpid has no preconditions.
-    PARENT.store(unsafe { libc::getpid() }, Ordering::SeqCst);
     let d = DOMAIN.get_or_init(|| Domain::new(DomainConfig::new().name("fk-reuse")));
     let ctx = Sleepable::enter();
     d.rcu_barrier(&ctx);

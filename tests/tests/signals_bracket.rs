@@ -230,10 +230,11 @@ fn handle() {
             }
         }
         _ => {
-            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let refused = "called from a signal handler that interrupted";
+            let outcome = rcu_tests::quiet::expect_panic_quietly(refused, || {
                 let ctx = Sleepable::enter();
                 domain.rcu_barrier(&ctx);
-            }));
+            });
             let outcome = outcome.err().map(|payload| message_of(&*payload));
             BARRIER_OUTCOME.with(|o| *o = Some(outcome));
         }
@@ -253,25 +254,14 @@ fn message_of(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_default()
 }
 
-/// Installs the handler (once) and the panic hook that keeps the provoked panics out of the
-/// output; one test at a time, as the statics are shared.
+/// Installs the handler (once), and the panic hook and report sink that keep the provoked
+/// panics and their reports out of the output; one test at a time, as the statics are shared.
 fn serial() -> MutexGuard<'static, ()> {
     static SERIAL: Mutex<()> = Mutex::new(());
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
-        std::panic::set_hook(Box::new(|info| {
-            let payload = info.payload();
-            let message = payload
-                .downcast_ref::<String>()
-                .map(String::as_str)
-                .or_else(|| payload.downcast_ref::<&str>().copied())
-                .unwrap_or("");
-            let provoked = message.contains("called from a signal handler that interrupted")
-                || message.contains("(provoked)");
-            if !provoked && !payload.is::<PanickyPayload>() {
-                eprintln!("{info}");
-            }
-        }));
+        rcu_tests::quiet::quiet_payloads(|payload| payload.is::<PanickyPayload>());
+        rcu_tests::quiet::quiet_reports("the stall handler of domain 'sb-panic' panicked");
         // SAFETY: a zeroed `sigaction` is a valid starting point (empty mask, no flags).
         let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
         sa.sa_sigaction = on_sigusr1 as extern "C" fn(libc::c_int) as libc::sighandler_t;
@@ -561,6 +551,12 @@ fn blocked_bracket(name: &'static str, handler_panics: bool) {
             after.contained_panics - before.contained_panics >= reports_seen,
             "the stall handler's panics were not counted: {after:?}"
         );
+        let needle = format!("the stall handler of domain '{name}' panicked");
+        let at_least = usize::from(reports_seen > 0);
+        assert!(
+            rcu_tests::quiet::wait_for_reports(&needle, at_least, PATIENCE),
+            "the stall handler's panics were not reported"
+        );
     }
     disarm();
     domain.rcu_barrier(&Sleepable::enter());
@@ -572,7 +568,7 @@ struct PanickyPayload;
 
 impl Drop for PanickyPayload {
     fn drop(&mut self) {
-        panic!("a stall handler's payload's drop panics (provoked)");
+        panic!("a stall handler's payload's drop panics (on purpose)");
     }
 }
 

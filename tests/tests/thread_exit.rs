@@ -47,6 +47,9 @@ fn collect_stalls(domain: &Domain) -> Arc<SpinLock<Vec<StallReport>>> {
 
 #[test]
 fn a_guard_leaked_with_its_root_keeps_its_section_open_after_the_thread_exits() {
+    rcu_tests::quiet::quiet_reports(
+        "read section(s) of domain 'leak-root': a ReadGuard was leaked",
+    );
     let domain = leaked_domain("leak-root");
     let reports = collect_stalls(domain);
     let (canary, dropped) = Canary::new(42);
@@ -80,6 +83,8 @@ fn a_guard_leaked_with_its_root_keeps_its_section_open_after_the_thread_exits() 
 #[test]
 fn a_forgotten_guard_whose_roots_were_dropped_ends_at_thread_exit() {
     // Settled: its worker has registered, so the count changes only with this test's thread.
+    const REPORT: &str = "read section(s) of domain 'forgotten': a ReadGuard was leaked";
+    rcu_tests::quiet::quiet_reports(REPORT);
     let domain = settled_domain(DomainConfig::new().name("forgotten"));
     let readers_before = domain.stats().readers;
     std::thread::spawn({
@@ -99,6 +104,8 @@ fn a_forgotten_guard_whose_roots_were_dropped_ends_at_thread_exit() {
     writer.join("synchronize_rcu after a thread exited with a forgotten guard");
     let stats = domain.stats();
     assert_eq!(stats.leaked_read_sections, 1, "{stats:?}");
+    let patience = std::time::Duration::from_secs(5);
+    assert!(rcu_tests::quiet::wait_for_reports(REPORT, 1, patience), "the leak was not reported");
     assert_eq!(stats.readers, readers_before, "the exited thread's slot was not released");
 }
 
@@ -106,6 +113,9 @@ fn a_forgotten_guard_whose_roots_were_dropped_ends_at_thread_exit() {
 fn a_forgotten_guard_with_a_leaked_root_keeps_holding_grace_periods() {
     // Nothing escaped here, but a leaked root could have lent the guard out: the runtime
     // cannot tell, so it keeps the section (liveness yields to soundness) and says so.
+    rcu_tests::quiet::quiet_reports(
+        "read section(s) of domain 'forgotten-leaked-root': a ReadGuard was leaked",
+    );
     let domain = leaked_domain("forgotten-leaked-root");
     let reports = collect_stalls(domain);
     std::thread::Builder::new()

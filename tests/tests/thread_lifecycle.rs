@@ -136,6 +136,10 @@ fn leaked_guard_is_ended_at_thread_exit<D>(domain: D, nested: bool)
 where
     D: Deref<Target = Domain> + Clone + Send + Sync + 'static,
 {
+    // The runtime reports the leak at the thread's exit: provoked here.
+    let report = format!("read section(s) of domain '{}': a ReadGuard was leaked", domain.name());
+    rcu_tests::quiet::quiet_reports(&report);
+    let reported = rcu_tests::quiet::reports_containing(&report);
     let before = domain.stats();
     let (exit, leaker) = thread_with_leaked_guard(domain.clone(), nested);
     let cookie = domain.get_state();
@@ -156,6 +160,8 @@ where
         before.leaked_read_sections + 1,
         "the leaked section was not counted: {before:?} -> {after:?}"
     );
+    let patience = std::time::Duration::from_secs(5);
+    assert!(rcu_tests::quiet::wait_for_reports(&report, reported + 1, patience), "not reported");
     assert_eq!(after.readers, before.readers, "the leaking thread's slot was not released");
     // The slot is reusable and not stuck inside a section.
     let (exit, handle) = registered_thread(domain.clone());

@@ -633,6 +633,7 @@ mod ledger {
         raised: u64,
         surfaced: u64,
         contained: u64,
+        reports: usize,
     }
 
     impl CaseStart {
@@ -661,6 +662,7 @@ mod ledger {
             raised: PANICS_RAISED.load(Ordering::Relaxed),
             surfaced: PANICS_SURFACED.load(Ordering::Relaxed),
             contained: contained_panics(),
+            reports: rcu_tests::quiet::reports_containing(super::CALLBACK_REPORT),
         }
     }
 
@@ -718,6 +720,16 @@ mod ledger {
                 "drops panicked {raised} times on purpose, but the runtime counted {contained} \
                  contained panics (DomainStats::callback_panics) and {surfaced} surfaced in the \
                  test's own calls"
+            ));
+        }
+        // Each contained panic is in a report; the report follows the count, so wait for it.
+        let patience = std::time::Duration::from_secs(5);
+        let report = super::CALLBACK_REPORT;
+        if contained != 0
+            && !rcu_tests::quiet::wait_for_reports(report, start.reports + 1, patience)
+        {
+            out.push(format!(
+                "the runtime contained {contained} panics but reported none on its sink"
             ));
         }
         out
@@ -2120,18 +2132,15 @@ fn sweep() -> Vec<Vec<Batch>> {
     cases
 }
 
-/// Keeps the panics raised on purpose out of the output; any other panic is printed.
+/// Keeps the panics raised on purpose, and the runtime's reports of those it contained, out
+/// of the output; any other panic or report is printed.
 fn quiet_provoked_panics() {
-    static HOOK: std::sync::Once = std::sync::Once::new();
-    HOOK.call_once(|| {
-        let default = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            if !panic_message(info.payload()).contains("(on purpose)") {
-                default(info);
-            }
-        }));
-    });
+    rcu_tests::quiet::quiet_deliberate_panics();
+    rcu_tests::quiet::quiet_reports(CALLBACK_REPORT);
 }
+
+/// What the runtime reports after a batch in which callbacks (here: drops) panicked.
+const CALLBACK_REPORT: &str = "RCU callback(s) of domain '";
 
 fn cases_from_env() -> u32 {
     std::env::var("VALUE_SHAPES_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(48)
