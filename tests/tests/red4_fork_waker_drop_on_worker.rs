@@ -77,7 +77,6 @@ impl Drop for ForkingWaker {
             // SAFETY: ends the child.
             unsafe { libc::_exit(1) };
         }
-        raw_eprint(&format!("child: the pre-fork waker was dropped on '{name}'\n"));
     }
 }
 
@@ -107,7 +106,6 @@ impl Wake for ForkingWaker {
             // Served by a later loop of the worker, after the pass it is in now.
             DOMAIN.get().unwrap().rcu_barrier(&ctx);
             DOMAIN.get().unwrap().rcu_barrier(&ctx);
-            raw_eprint("child: two barriers returned, the waker was not dropped on the worker\n");
             // SAFETY: ends the child.
             unsafe { libc::_exit(0) };
         });
