@@ -416,7 +416,10 @@ impl Relayed {
 
 impl Drop for AsyncWaiters {
     /// The domain's state is going: no future holds it (each holds a reference), so every
-    /// node left is cancelled or was woken; drop the list's references.
+    /// node left is cancelled or was woken; drop the list's references. In a fork child, a
+    /// node registered before the fork (one a relay woke, not yet unlinked by a pass) is
+    /// leaked instead: its waker's drop must not run on this thread, the worker's as a rule
+    /// (module docs).
     fn drop(&mut self) {
         let mut node = core::mem::replace(self.head.get_mut(), ptr::null_mut());
         while !node.is_null() {
@@ -425,6 +428,10 @@ impl Drop for AsyncWaiters {
             let waiter = unsafe { Arc::from_raw(node) };
             // Relaxed: `&mut self`, nothing concurrent.
             node = waiter.next.load(Ordering::Relaxed);
+            if waiter.epoch != crate::fork::epoch() {
+                core::mem::forget(waiter);
+                continue;
+            }
             // A waker's drop is user code: contained here too.
             let _ = rcu_sys::contain::contain(move || drop(waiter));
         }
