@@ -11,7 +11,6 @@ mod common;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use common::{wait_until, Pending, PATIENCE};
 use rcu_core::prelude::*;
@@ -130,7 +129,8 @@ fn fork_and_run(domain: &Domain, cell: &RcuCell<String>, global_cell: &RcuCell<S
     // its own (no parent thread creates threads meanwhile) and `raw_eprint`; (2) it reads
     // only the cells, through its own read guards.
     let end = unsafe {
-        run_in_child(Duration::from_secs(20), || {
+        // Above the child's own waits (`PATIENCE`), so that a child that fails says why.
+        run_in_child(2 * PATIENCE, || {
             match catch_unwind(AssertUnwindSafe(|| child_body(domain, cell, global_cell))) {
                 Ok(Ok(())) => 0,
                 Ok(Err(msg)) => {

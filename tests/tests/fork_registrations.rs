@@ -36,10 +36,12 @@ use rcu_core::{DomainConfig, Shrinker, StallReport};
 use rcu_tests::fork::{raw_eprint, run_in_child, ChildEnd};
 use rcu_tests::SpinLock;
 
-/// A child that takes longer than this has hung.
-const WATCHDOG: Duration = Duration::from_secs(60);
-/// Bound on one wait inside a child for something that must happen.
-const CHILD_PATIENCE: Duration = Duration::from_secs(10);
+/// A child that takes longer than this has hung. Above the sum of the child's own bounds
+/// that one failure can follow, so that a failing child's message is seen.
+const WATCHDOG: Duration = Duration::from_secs(90);
+/// Bound on one wait inside a child for something that must happen: a watchdog meaning
+/// hung, not a speed target.
+const CHILD_PATIENCE: Duration = Duration::from_secs(30);
 /// Bound on how long a dropped domain's threads may take to exit (normally milliseconds: a
 /// stopping worker re-checks every 50 ms).
 const EXIT_PATIENCE: Duration = Duration::from_secs(20);

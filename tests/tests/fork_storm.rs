@@ -20,10 +20,11 @@ use rcu_tests::fork::{raw_eprint, run_in_child, ChildEnd};
 
 /// Forks in the storm. Each child takes a few milliseconds.
 const FORKS: usize = 300;
-/// A child that takes longer than this has hung.
-const WATCHDOG: Duration = Duration::from_secs(30);
-/// Bound on one wait inside a child.
-const CHILD_PATIENCE: Duration = Duration::from_secs(10);
+/// A child that takes longer than this has hung. Above the child's own bounds, so that a
+/// failing child's message is seen.
+const WATCHDOG: Duration = Duration::from_secs(90);
+/// Bound on one wait inside a child: a watchdog meaning hung, not a speed target.
+const CHILD_PATIENCE: Duration = Duration::from_secs(30);
 
 fn wait_until(mut cond: impl FnMut() -> bool) -> bool {
     let start = Instant::now();

@@ -36,6 +36,9 @@ enum Api {
 
 const APIS: [Api; 3] = [Api::Kvfree, Api::CallRcu, Api::CellReplace];
 
+/// Bound on waits for what must happen: a watchdog meaning hung, not a speed target.
+const PATIENCE: Duration = Duration::from_secs(60);
+
 fn drop_it(obj: Box<Rcu<Tracked>>, _ctx: &Atomic<'_>) {
     drop(obj);
 }
@@ -225,7 +228,7 @@ fn mightsleep_against_reader(
             match hold {
                 Hold::For(duration) => std::thread::sleep(duration),
                 Hold::UntilTheCallReturns => {
-                    let _ = released.recv_timeout(Duration::from_secs(5));
+                    let _ = released.recv_timeout(PATIENCE);
                 }
             }
             // SeqCst: set before the section ends, so a grace period that waited for the
@@ -318,7 +321,11 @@ fn atomic_frees_drain_the_pool_and_the_refill_worker_restocks_it() {
     let mut ctx = Sleepable::enter();
     fx.domain.register_current_thread(&ctx);
     // Let the refill worker's first top-up happen, so the count below is of later ones.
-    assert!(wait_until(Duration::from_secs(5), || fx.domain.alloc_stats().blocks_pooled >= 2));
+    assert!(
+        wait_until(PATIENCE, || fx.domain.alloc_stats().blocks_pooled >= 2),
+        "{:?}",
+        fx.domain.alloc_stats()
+    );
     let refills_before = fx.domain.alloc_stats().refills;
     let mut rounds = 0;
     // A reader holds a section of the domain across the flood and the check below: no batch
@@ -355,7 +362,7 @@ fn atomic_frees_drain_the_pool_and_the_refill_worker_restocks_it() {
         });
         // The empty pool woke the refill worker, which topped it up again.
         assert!(
-            wait_until(Duration::from_secs(5), || fx.domain.alloc_stats().refills > refills_before),
+            wait_until(PATIENCE, || fx.domain.alloc_stats().refills > refills_before),
             "no refill after the pool ran dry: {:?}",
             fx.domain.alloc_stats()
         );

@@ -13,7 +13,7 @@
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
 use rcu_core::{AllocConfig, DomainConfig, FallbackReason, FaultConfig, Policy};
@@ -22,8 +22,9 @@ use rcu_tests::drop_log::{DropLog, Tracked};
 use rcu_tests::readers::{check_reads, StopOnDrop};
 use rcu_tests::{with_token, TokenKind};
 
-/// Bound on waits that only a hang would exceed.
-const PATIENCE: Duration = Duration::from_secs(10);
+/// Bound on waits that only a hang would exceed (a loaded 2-CPU machine under a sanitizer
+/// included).
+const PATIENCE: Duration = Duration::from_secs(60);
 
 fn drop_it<T>(obj: Box<Rcu<T>>, _ctx: &Atomic<'_>) {
     drop(obj);
@@ -514,10 +515,12 @@ fn a_panicking_update_closure_does_not_leave_a_read_section_behind() {
         other.synchronize_rcu(&ctx);
         let _ = done_tx.send(());
     });
+    let start = Instant::now();
     assert!(
-        done.recv_timeout(Duration::from_secs(5)).is_ok(),
-        "a grace period never completed after an update closure panicked: its read section \
-         was left open"
+        done.recv_timeout(PATIENCE).is_ok(),
+        "a grace period never completed after an update closure panicked ({:?}): its read \
+         section was left open",
+        start.elapsed()
     );
     // And on this thread too (which would otherwise count as inside a read section).
     domain.synchronize_rcu(&ctx);

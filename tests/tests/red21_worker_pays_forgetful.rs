@@ -86,7 +86,7 @@ fn a_callback_run_by_the_workers_own_debt_payment_forgets_a_guard() {
             rcu_core::synchronize_rcu(&ctx);
         }
     });
-    let ok = check.wait_timeout(Duration::from_secs(10));
+    let ok = check.wait_timeout(Duration::from_secs(60));
     stop.store(true, Ordering::SeqCst);
     let stats = Domain::global().stats();
     let seen: Vec<String> = reports.lock().unwrap().iter().take(3).cloned().collect();

@@ -105,8 +105,8 @@ fn synchronize_rcu_from_a_handler_that_interrupted_the_leader_deadlocks() {
             other_tx.send(()).unwrap();
         });
     }
-    let leader_done = done.recv_timeout(Duration::from_secs(10)).is_ok();
-    let other_done = other.recv_timeout(Duration::from_secs(2)).is_ok();
+    let leader_done = done.recv_timeout(Duration::from_secs(60)).is_ok();
+    let other_done = other.recv_timeout(Duration::from_secs(60)).is_ok();
     let handler = HANDLER.load(Ordering::SeqCst);
     eprintln!(
         "red22: handler state {handler} (1 waiting, 2 returned, 3 refused); interrupted \

@@ -109,7 +109,7 @@ fn a_fork_from_a_waker_leaves_the_childs_worker_serving() {
 
     let start = Instant::now();
     while CHILD.load(Ordering::SeqCst) == 0 {
-        assert!(start.elapsed() < Duration::from_secs(10), "the waker never ran");
+        assert!(start.elapsed() < Duration::from_secs(60), "the waker never ran");
         std::thread::sleep(Duration::from_millis(1));
     }
     assert!(fut.as_mut().poll(&mut Context::from_waker(&waker)).is_ready());

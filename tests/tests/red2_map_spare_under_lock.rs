@@ -102,7 +102,7 @@ impl Drop for Val {
                 // Generous: a loaded machine may take long to run the insert; only a lock held
                 // by this thread makes it wait this long (the write it drops from would hold
                 // it until this drop returns).
-                match rx.recv_timeout(Duration::from_secs(10)) {
+                match rx.recv_timeout(Duration::from_secs(30)) {
                     Ok(()) => {}
                     Err(RecvTimeoutError::Timeout) => BLOCKED.store(true, Ordering::SeqCst),
                     Err(e) => panic!("{e}"),

@@ -96,7 +96,7 @@ fn a_fork_from_a_stall_handler_on_the_leading_worker_leaves_the_child_working() 
     };
     let start = Instant::now();
     while CHILD.load(Ordering::SeqCst) == 0 {
-        assert!(start.elapsed() < Duration::from_secs(10), "the stall handler never ran");
+        assert!(start.elapsed() < Duration::from_secs(60), "the stall handler never ran");
         std::thread::sleep(Duration::from_millis(1));
     }
     go_tx.send(()).unwrap();

@@ -128,14 +128,14 @@ fn a_fork_from_a_wakers_drop_mid_pass_loses_nothing() {
     reader.join().unwrap();
     let start = Instant::now();
     while CHILD.load(Ordering::SeqCst) == 0 {
-        assert!(start.elapsed() < Duration::from_secs(10), "the waker was never dropped");
+        assert!(start.elapsed() < Duration::from_secs(60), "the waker was never dropped");
         std::thread::sleep(Duration::from_millis(1));
     }
     // The parent's pass went on: F2 and F3 are woken once their grace period completes.
     let start = Instant::now();
     while !(f2_flag.0.load(Ordering::SeqCst) && f3_flag.0.load(Ordering::SeqCst)) {
         assert!(
-            start.elapsed() < Duration::from_secs(10),
+            start.elapsed() < Duration::from_secs(60),
             "parent: a wake was lost after the fork (F2 woken: {}, F3 woken: {})",
             f2_flag.0.load(Ordering::SeqCst),
             f3_flag.0.load(Ordering::SeqCst)

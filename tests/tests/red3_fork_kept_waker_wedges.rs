@@ -91,15 +91,15 @@ fn a_kept_waker_that_takes_a_lock_held_at_the_fork_does_not_wedge_the_childs_wor
     // SAFETY: (1) the child uses rcu-core, allocation, sleeps and raw writes only (never the
     // queue lock); (2) it uses nothing the reader thread loaded.
     let end = unsafe {
-        run_in_child(Duration::from_secs(20), || {
+        run_in_child(Duration::from_secs(60), || {
             let d = DOMAIN.get().unwrap();
             let ctx = Sleepable::enter();
             d.call_rcu_fn(&ctx, |_| RAN.store(true, Ordering::SeqCst));
             let start = Instant::now();
             while !RAN.load(Ordering::SeqCst) {
-                if start.elapsed() > Duration::from_secs(5) {
+                if start.elapsed() > Duration::from_secs(20) {
                     raw_eprint(
-                        "child: the worker ran no callback in 5 s (it is blocked in the kept \
+                        "child: the worker ran no callback in 20 s (it is blocked in the kept \
                          waker, on a lock a thread that is not in the child held)\n",
                     );
                     return 1;

@@ -115,26 +115,26 @@ fn a_fork_while_rcu_fork_wake_is_in_a_waker_loses_the_rest_of_its_wakes() {
     // `run_in_child` (fork, waitpid; same conditions for the grandchild) only; (2) it uses
     // nothing the reader thread loaded.
     let end = unsafe {
-        run_in_child(Duration::from_secs(60), move || {
+        run_in_child(Duration::from_secs(150), move || {
             let d = DOMAIN.get().unwrap();
             // The child's worker hands both nodes to rcu-fork-wake, which blocks in one wake.
-            if !wait_for(Duration::from_secs(10), || BLOCKER_TAKEN.load(Ordering::SeqCst)) {
-                raw_eprint("child: no pre-fork waker ran in 10 s\n");
+            if !wait_for(Duration::from_secs(30), || BLOCKER_TAKEN.load(Ordering::SeqCst)) {
+                raw_eprint("child: no pre-fork waker ran in 30 s\n");
                 return 4;
             }
             let blocker = BLOCKER_ID.load(Ordering::SeqCst);
             let victim = 3 - blocker; // the other one: still in rcu-fork-wake's Vec
             let (flags, futs) = (flags_ref, futs_ref);
-            let grandchild = run_in_child(Duration::from_secs(30), move || {
+            let grandchild = run_in_child(Duration::from_secs(60), move || {
                 let flag = &flags[victim - 1];
                 // An executor parked after `Pending`: wait for the wake (bounded).
-                if wait_for(Duration::from_secs(5), || flag.woken.load(Ordering::SeqCst)) {
+                if wait_for(Duration::from_secs(20), || flag.woken.load(Ordering::SeqCst)) {
                     return 0;
                 }
                 let done = d.poll(futs[victim - 1].cookie());
                 raw_eprint(&format!(
                     "grandchild: waker {victim} (registered in the grandparent, pending in \
-                     rcu-fork-wake's hand-off when the child forked) never woken in 5 s; its \
+                     rcu-fork-wake's hand-off when the child forked) never woken in 20 s; its \
                      grace period completed: {done}\n"
                 ));
                 if done {
@@ -146,7 +146,7 @@ fn a_fork_while_rcu_fork_wake_is_in_a_waker_loses_the_rest_of_its_wakes() {
             RELEASE.store(true, Ordering::SeqCst);
             // The child itself: the victim is woken once the blocker returns.
             let flag = &flags[victim - 1];
-            let child_ok = wait_for(Duration::from_secs(10), || flag.woken.load(Ordering::SeqCst));
+            let child_ok = wait_for(Duration::from_secs(30), || flag.woken.load(Ordering::SeqCst));
             match grandchild {
                 ChildEnd::Exited(0) if child_ok => 0,
                 ChildEnd::Exited(0) => 5,
@@ -161,7 +161,7 @@ fn a_fork_while_rcu_fork_wake_is_in_a_waker_loses_the_rest_of_its_wakes() {
     for (f, w) in futs.iter_mut().zip(&wakers) {
         let start = Instant::now();
         while Pin::new(&mut *f).poll(&mut Context::from_waker(w)) == Poll::Pending {
-            assert!(start.elapsed() < Duration::from_secs(10), "parent future never ready");
+            assert!(start.elapsed() < Duration::from_secs(60), "parent future never ready");
             std::thread::sleep(Duration::from_millis(1));
         }
     }

@@ -90,7 +90,7 @@ impl Wake for ForkingWaker {
         }
         IN_WAKE.store(true, Ordering::SeqCst);
         // Bounded: the task drops its future meanwhile.
-        if !wait_for(Duration::from_secs(10), || FUTURE_GONE.load(Ordering::SeqCst)) {
+        if !wait_for(Duration::from_secs(60), || FUTURE_GONE.load(Ordering::SeqCst)) {
             return;
         }
         // SAFETY: the child only spawns a thread that uses rcu-core and raw writes, then
@@ -137,13 +137,13 @@ fn a_pre_fork_wakers_drop_never_runs_on_the_childs_worker() {
     go_tx.send(()).unwrap();
     reader.join().unwrap();
 
-    assert!(wait_for(Duration::from_secs(10), || IN_WAKE.load(Ordering::SeqCst)), "no wake");
+    assert!(wait_for(Duration::from_secs(60), || IN_WAKE.load(Ordering::SeqCst)), "no wake");
     // The task is cancelled while its wake runs: the node's waker is the last one.
     drop(fut);
     drop(waker);
     FUTURE_GONE.store(true, Ordering::SeqCst);
 
-    assert!(wait_for(Duration::from_secs(10), || CHILD.load(Ordering::SeqCst) != 0), "no fork");
+    assert!(wait_for(Duration::from_secs(60), || CHILD.load(Ordering::SeqCst) != 0), "no fork");
     let pid = CHILD.load(Ordering::SeqCst);
     let mut status = 0;
     let start = Instant::now();

@@ -55,8 +55,9 @@ const STALL_TIMEOUT: Duration = Duration::from_millis(100);
 /// Bound on the signal storm until a handler lands in a bracket. A landing takes a few
 /// hundred signals at most on a quiet machine; a loaded one delivers them more slowly.
 const LAND_LIMIT: Duration = Duration::from_secs(60);
-/// Bound on how long a handler blocks (it is released long before, unless the test failed).
-const HANDLER_BOUND: Duration = Duration::from_secs(30);
+/// Bound on how long a handler blocks (it is released long before, unless the test failed):
+/// above the test's own waits while it blocks (`PATIENCE` each), so that they fail first.
+const HANDLER_BOUND: Duration = Duration::from_secs(150);
 /// How long the test watches the waiting worker's CPU time.
 const WATCH: Duration = Duration::from_secs(1);
 /// Objects the handler may free, one per run.

@@ -19,10 +19,6 @@ const TIMEOUT: Duration = Duration::from_millis(100);
 /// the grace period) fall inside the hold.
 const MIN_HOLD: Duration = Duration::from_millis(400);
 
-/// Nominally a report arrives within 2x the timeout (the grace period checks its reader
-/// every few milliseconds); the extra allows for a loaded machine.
-const REPORT_BOUND: Duration = Duration::from_millis(2 * 100 + 300);
-
 type Reports = Arc<SpinLock<Vec<(Instant, StallReport)>>>;
 
 /// Installs a handler on `domain` that records each report with its arrival time.
@@ -94,8 +90,10 @@ fn stall_is_reported_then_backs_off(expedited: bool) {
     let (stall, tid) = hold_up_a_grace_period(&domain, &reports, "stall-reader", expedited);
     let (first_at, first) = &stall.reports[0];
     let latency = first_at.duration_since(stall.start);
+    // No upper bound on the latency: when the leader gets to report is the scheduler's
+    // business on a loaded machine. That a report comes at all is checked within `PATIENCE`
+    // (a watchdog meaning hung); what it says, and the back-off, below.
     assert!(latency >= TIMEOUT, "reported after {latency:?}, before the timeout {TIMEOUT:?}");
-    assert!(latency <= REPORT_BOUND, "first report after {latency:?} (timeout {TIMEOUT:?})");
 
     // Who and what.
     assert!(first.tid != 0);

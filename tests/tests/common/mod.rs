@@ -20,16 +20,20 @@ use rcu_core::prelude::*;
 use rcu_core::{DomainConfig, ReadGuard};
 
 /// Upper bound on anything that must happen (a grace period ending once its readers have
-/// left, a polled cookie completing): generous, so that a loaded machine does not fail a
-/// correct engine. A test that waits this long has found a bug.
-pub(crate) const PATIENCE: Duration = Duration::from_secs(5);
+/// left, a polled cookie completing): a watchdog meaning "hung", not a speed target. 5 s
+/// was once too short under ThreadSanitizer on a loaded 2-CPU machine (issue 23). A test
+/// that waits this long has found a bug; failures say how long was actually waited.
+pub(crate) const PATIENCE: Duration = Duration::from_secs(60);
 
 /// A deliberate hold: how long a reader stays inside while a test checks that a grace
 /// period does *not* complete.
 pub(crate) const HOLD: Duration = Duration::from_millis(100);
 
 /// Polls `condition` (every millisecond or so) until it is true or `timeout` has passed;
-/// returns its last value.
+/// returns its last value. On a timeout it prints the time waited (the caller's assertion
+/// message follows it in the test's output), with `write(2)`: fork children call it too, and
+/// must not take std's stderr lock.
+#[track_caller]
 pub(crate) fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     loop {
@@ -37,7 +41,15 @@ pub(crate) fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool)
             return true;
         }
         if start.elapsed() >= timeout {
-            return condition();
+            let last = condition();
+            if !last {
+                let caller = std::panic::Location::caller();
+                let msg =
+                    format!("wait_until at {caller}: still false after {:?}\n", start.elapsed());
+                // SAFETY: `msg` is valid for its length; a short write only shortens the note.
+                unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
+            }
+            return last;
         }
         std::thread::sleep(Duration::from_millis(1));
     }
@@ -117,7 +129,8 @@ impl<T: Send + 'static> Pending<T> {
     /// If `f` has not returned by then (`what` says what was expected), or panicked.
     #[track_caller]
     pub(crate) fn join(mut self, what: &str) -> T {
-        assert!(self.wait_timeout(PATIENCE), "{what}: still blocked after {PATIENCE:?}");
+        let start = Instant::now();
+        assert!(self.wait_timeout(PATIENCE), "{what}: still blocked after {:?}", start.elapsed());
         if let Some(t) = self.thread.take() {
             t.join().expect("the helper thread panicked after sending its result");
         }
@@ -236,9 +249,15 @@ impl ReaderThread {
     fn command(&mut self, command: Command) {
         let what = format!("{command:?}");
         self.commands.as_ref().expect("running").send(command).expect("the reader thread runs");
+        let start = Instant::now();
         match self.acks.recv_timeout(PATIENCE) {
             Ok(depth) => self.depth = depth,
-            Err(e) => panic!("ReaderThread did not acknowledge {what}: {e:?}"),
+            Err(e) => {
+                panic!(
+                    "ReaderThread did not acknowledge {what} ({e:?} after {:?})",
+                    start.elapsed()
+                )
+            }
         }
     }
 
