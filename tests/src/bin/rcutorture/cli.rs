@@ -152,8 +152,9 @@ pub(crate) fn main() -> i32 {
         report_every: Duration::from_secs(1),
         seed: args.seed,
     };
+    rcu_core::raw::barrier::init();
     eprintln!(
-        "rcutorture: {} flavor, {} readers, {} updaters, {:?}, tokens {:?}",
+        "rcutorture: {} flavor, {} readers, {} updaters, {:?}, tokens {:?}, read side: {}",
         match args.flavor {
             FlavorArg::Global => "global",
             FlavorArg::Custom => "custom",
@@ -163,7 +164,13 @@ pub(crate) fn main() -> i32 {
         config.readers,
         config.updaters,
         config.duration,
-        config.tokens
+        config.tokens,
+        // Which reader protocol this run exercises (membarrier, or the fallback's fence).
+        if rcu_core::raw::barrier::uses_membarrier() {
+            "compiler barrier (grace periods use membarrier)"
+        } else {
+            "fence (no membarrier: the fallback)"
+        }
     );
     let json = args.json;
     let summary = torture::run(config, &mut |line| {
