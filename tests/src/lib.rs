@@ -372,6 +372,62 @@ pub mod readers {
         }
         report
     }
+
+    /// A reader thread that holds every grace period of a domain until told: it enters a
+    /// read section, and stays inside until [`release`](Self::release) (or the drop of this
+    /// handle).
+    #[derive(Debug)]
+    pub struct HeldGracePeriods {
+        go: std::sync::mpsc::Sender<()>,
+        reader: std::thread::JoinHandle<()>,
+    }
+
+    impl HeldGracePeriods {
+        /// Spawns the reader; returns once it is inside its read section.
+        pub fn spawn(domain: &'static Domain) -> Self {
+            let (held_tx, held_rx) = std::sync::mpsc::channel();
+            let (go, go_rx) = std::sync::mpsc::channel::<()>();
+            let reader = std::thread::spawn(move || {
+                let mut ctx = Sleepable::enter();
+                let guard = domain.read_lock(&mut ctx);
+                held_tx.send(()).unwrap();
+                // Err: the handle was dropped without `release`; leave all the same.
+                let _ = go_rx.recv();
+                drop(guard);
+            });
+            held_rx.recv().expect("the reader entered its read section");
+            HeldGracePeriods { go, reader }
+        }
+
+        /// Lets the reader leave its read section, and joins it.
+        pub fn release(self) {
+            self.go.send(()).unwrap();
+            self.reader.join().unwrap();
+        }
+    }
+}
+
+#[cfg(not(loom))]
+pub mod wakers {
+    //! Wakers for the tests that poll grace-period futures by hand.
+
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::task::Wake;
+
+    /// A waker that sets its flag (a parked executor's "woken"); tests read or clear it.
+    #[derive(Debug, Default)]
+    pub struct FlagWaker(pub AtomicBool);
+
+    impl Wake for FlagWaker {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            // SeqCst: the tests' plain ordering between the wake and their checks.
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
 }
 
 /// `std::thread::scope` whose threads are joined explicitly before it returns.
@@ -502,17 +558,28 @@ pub mod fork {
             // SAFETY: ends the child without running the parent's exit handlers.
             unsafe { libc::_exit(code) };
         }
+        reap(pid, watchdog)
+    }
+
+    /// Waits for the child `pid` (polling `waitpid` with `WNOHANG`, so a hung child cannot
+    /// hang the caller) at most `watchdog`, then kills and reaps it.
+    ///
+    /// # Panics
+    /// If `pid` is not positive (`waitpid` and `kill` would take it for a process group), or
+    /// `waitpid` fails (`pid` is not a child of this process).
+    pub fn reap(pid: libc::pid_t, watchdog: Duration) -> ChildEnd {
+        assert!(pid > 0, "reap: not a child's pid: {pid}");
         let start = Instant::now();
         let mut status = 0;
         loop {
-            // SAFETY: `pid` is our child; `status` is a valid out-pointer.
+            // SAFETY: `status` is a valid out-pointer.
             let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
             assert!(rc >= 0, "waitpid failed");
             if rc == pid {
                 break;
             }
             if start.elapsed() > watchdog {
-                // SAFETY: kill and reap our own child.
+                // SAFETY: kill and reap our own child (waitpid just found it).
                 unsafe {
                     libc::kill(pid, libc::SIGKILL);
                     libc::waitpid(pid, &mut status, 0);
@@ -526,5 +593,40 @@ pub mod fork {
         } else {
             ChildEnd::Died(status)
         }
+    }
+
+    /// Forks from inside a runtime callout (a waker, a stall handler, a callback on a
+    /// worker), for the tests of such forks. In the parent, returns the child's pid. In the
+    /// child, starts a thread that runs `test` and `_exit`s with its value, and a watchdog
+    /// thread that writes `hung` and `_exit`s with 3 after `watchdog`, then returns 0: the
+    /// forking thread goes on with what it holds (a worker back to its loop), which is what
+    /// these tests exercise.
+    ///
+    /// # Safety
+    /// 1. and 2. of [`run_in_child`], for `test` and for whatever the forking thread goes on
+    ///    to do in the child once this returns.
+    pub unsafe fn fork_with_test_thread(
+        watchdog: Duration,
+        hung: &'static str,
+        test: fn() -> i32,
+    ) -> libc::pid_t {
+        // SAFETY: (1) and (2) are the caller's.
+        let pid = unsafe { libc::fork() };
+        // -1 (fork failed) too: the caller's `reap` reports it.
+        if pid != 0 {
+            return pid;
+        }
+        std::thread::spawn(move || {
+            std::thread::sleep(watchdog);
+            raw_eprint(hung);
+            // SAFETY: ends the child.
+            unsafe { libc::_exit(3) };
+        });
+        std::thread::spawn(move || {
+            let code = test();
+            // SAFETY: ends the child.
+            unsafe { libc::_exit(code) };
+        });
+        0
     }
 }

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
 use rcu_core::DomainConfig;
-use rcu_tests::fork::raw_eprint;
+use rcu_tests::fork::{fork_with_test_thread, raw_eprint, reap, ChildEnd};
 
 static DOMAIN: OnceLock<Arc<Domain>> = OnceLock::new();
 static CHILD: AtomicI32 = AtomicI32::new(0);
@@ -68,24 +68,18 @@ fn child_test() -> i32 {
 fn fork_here(_: &Atomic<'_>) {
     // SAFETY: the child only spawns threads that use rcu-core, allocation and raw writes,
     // then `_exit`s.
-    let pid = unsafe { libc::fork() };
+    // In the child this thread is the domain's worker, inside a callback. The test runs on
+    // a thread of its own; this one returns to the worker's loop.
+    let pid = unsafe {
+        fork_with_test_thread(
+            Duration::from_secs(30),
+            "child: watchdog: a barrier hung\n",
+            child_test,
+        )
+    };
     if pid != 0 {
         CHILD.store(pid, Ordering::SeqCst);
-        return;
     }
-    // The child: this thread is the domain's worker, inside a callback. The test runs on
-    // a thread of its own; this one returns to the worker's loop.
-    std::thread::spawn(|| {
-        std::thread::sleep(Duration::from_secs(30));
-        raw_eprint("child: watchdog: a barrier hung\n");
-        // SAFETY: ends the child.
-        unsafe { libc::_exit(3) };
-    });
-    std::thread::spawn(|| {
-        let code = child_test();
-        // SAFETY: ends the child.
-        unsafe { libc::_exit(code) };
-    });
 }
 
 #[test]
@@ -100,21 +94,10 @@ fn barriers_in_the_child_of_a_fork_from_a_callback() {
     d.rcu_barrier(&ctx);
     let pid = CHILD.load(Ordering::SeqCst);
     assert!(pid > 0, "no child");
-    let mut status = 0;
-    let start = Instant::now();
-    loop {
-        // SAFETY: our child; valid out-pointer.
-        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if rc == pid {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(60) {
-            // SAFETY: our child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("child hung past its own watchdog");
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    let end = reap(pid, Duration::from_secs(60));
+    assert_ne!(end, ChildEnd::Hung, "child hung past its own watchdog");
+    if let ChildEnd::Died(status) = end {
+        panic!("child died: status {status:#x}");
     }
-    assert!(libc::WIFEXITED(status), "child died: status {status:#x}");
-    assert_eq!(libc::WEXITSTATUS(status), 0, "the child's barriers failed (see its message)");
+    assert_eq!(end, ChildEnd::Exited(0), "the child's barriers failed (see its message)");
 }

@@ -22,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
 use rcu_core::DomainConfig;
-use rcu_tests::fork::raw_eprint;
+use rcu_tests::fork::{fork_with_test_thread, raw_eprint, reap, ChildEnd};
+use rcu_tests::readers::HeldGracePeriods;
 
 static DOMAIN: OnceLock<Domain> = OnceLock::new();
 static CHILD: AtomicI32 = AtomicI32::new(0);
@@ -57,24 +58,18 @@ impl Wake for ForkingWaker {
             return;
         }
         // SAFETY: the child only spawns threads that use rcu-core, allocation and raw
-        // writes, then `_exit`s.
-        let pid = unsafe { libc::fork() };
+        // writes, then `_exit`s; in the child this thread is the domain's worker, inside
+        // `wake_ready`, and returns to it.
+        let pid = unsafe {
+            fork_with_test_thread(
+                Duration::from_secs(20),
+                "child: watchdog: the barriers hung (20 s)\n",
+                child_test,
+            )
+        };
         if pid != 0 {
             CHILD.store(pid, Ordering::SeqCst);
-            return;
         }
-        // The child: this thread is the domain's worker, inside `wake_ready`.
-        std::thread::spawn(|| {
-            std::thread::sleep(Duration::from_secs(20));
-            raw_eprint("child: watchdog: the barriers hung (20 s)\n");
-            // SAFETY: ends the child.
-            unsafe { libc::_exit(3) };
-        });
-        std::thread::spawn(|| {
-            let code = child_test();
-            // SAFETY: ends the child.
-            unsafe { libc::_exit(code) };
-        });
     }
 }
 
@@ -87,25 +82,15 @@ fn a_fork_from_a_waker_leaves_the_childs_worker_serving() {
     let d = DOMAIN.get_or_init(|| Domain::new(DomainConfig::new().name("fk-wk")));
     let ctx = Sleepable::enter();
     d.rcu_barrier(&ctx); // the worker runs
-                         // A reader holds the grace period while the main thread registers its waker, so the
-                         // first poll is Pending.
-    let (held_tx, held_rx) = std::sync::mpsc::channel();
-    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
-    let reader = std::thread::spawn(move || {
-        let mut ctx = Sleepable::enter();
-        let d = DOMAIN.get().unwrap();
-        let guard = d.read_lock(&mut ctx);
-        held_tx.send(()).unwrap();
-        go_rx.recv().unwrap();
-        drop(guard);
-    });
-    held_rx.recv().unwrap();
+
+    // A reader holds the grace period while the main thread registers its waker, so the
+    // first poll is Pending.
+    let reader = HeldGracePeriods::spawn(d);
     let waker = Waker::from(Arc::new(ForkingWaker));
     let mut fut = Box::pin(d.synchronize_rcu_async());
     let polled = fut.as_mut().poll(&mut Context::from_waker(&waker));
     assert!(polled.is_pending(), "the reader holds the grace period");
-    go_tx.send(()).unwrap();
-    reader.join().unwrap();
+    reader.release();
 
     let start = Instant::now();
     while CHILD.load(Ordering::SeqCst) == 0 {
@@ -113,31 +98,17 @@ fn a_fork_from_a_waker_leaves_the_childs_worker_serving() {
         std::thread::sleep(Duration::from_millis(1));
     }
     assert!(fut.as_mut().poll(&mut Context::from_waker(&waker)).is_ready());
-    let pid = CHILD.load(Ordering::SeqCst);
-    let mut status = 0;
-    let start = Instant::now();
-    loop {
-        // SAFETY: our child; valid out-pointer.
-        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if rc == pid {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(40) {
-            // SAFETY: our child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("child hung past its own watchdog");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let end = reap(CHILD.load(Ordering::SeqCst), Duration::from_secs(40));
+    assert_ne!(end, ChildEnd::Hung, "child hung past its own watchdog");
     // The parent's domain still works.
     d.call_rcu_fn(&ctx, |_| {});
     d.rcu_barrier(&ctx);
-    if libc::WIFSIGNALED(status) {
+    if let ChildEnd::Died(status) = end {
         panic!(
             "the child died of signal {} (status {status:#x}): its worker crashed after the \
              waker returned",
             libc::WTERMSIG(status)
         );
     }
-    assert_eq!(libc::WEXITSTATUS(status), 0, "the child's barriers failed (see its message)");
+    assert_eq!(end, ChildEnd::Exited(0), "the child's barriers failed (see its message)");
 }

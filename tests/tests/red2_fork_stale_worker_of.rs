@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
 use rcu_core::DomainConfig;
-use rcu_tests::fork::raw_eprint;
+use rcu_tests::fork::{raw_eprint, reap, ChildEnd};
 
 static CHILD: AtomicI32 = AtomicI32::new(0);
 static ON_WORKER: AtomicBool = AtomicBool::new(false);
@@ -134,30 +134,18 @@ fn a_fork_from_an_exited_workers_destructor_leaves_other_domains_a_worker() {
         assert!(start.elapsed() < Duration::from_secs(60), "the worker never exited");
         std::thread::sleep(Duration::from_millis(1));
     }
-    let pid = CHILD.load(Ordering::SeqCst);
-    let mut status = 0;
-    let start = Instant::now();
-    loop {
-        // SAFETY: our child; valid out-pointer.
-        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if rc == pid {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            // SAFETY: our child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("child hung past its own watchdog");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let end = reap(CHILD.load(Ordering::SeqCst), Duration::from_secs(30));
+    assert_ne!(end, ChildEnd::Hung, "child hung past its own watchdog");
     drop(end_tx);
     if let Some(parked) = parked {
         parked.join().unwrap();
     }
-    assert!(libc::WIFEXITED(status), "child died: status {status:#x}");
+    if let ChildEnd::Died(status) = end {
+        panic!("child died: status {status:#x}");
+    }
     assert_eq!(
-        libc::WEXITSTATUS(status),
-        0,
+        end,
+        ChildEnd::Exited(0),
         "the child's barrier on a domain created after the fork-time worker's domain was freed \
          failed (see its message)"
     );

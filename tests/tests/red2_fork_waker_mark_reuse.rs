@@ -22,6 +22,7 @@ use std::time::Duration;
 use rcu_core::prelude::*;
 use rcu_core::{DomainConfig, GracePeriodFuture};
 use rcu_tests::fork::{raw_eprint, run_in_child, ChildEnd};
+use rcu_tests::readers::HeldGracePeriods;
 
 static DOMAIN: OnceLock<Domain> = OnceLock::new();
 static EXECUTOR_LOCK: Mutex<()> = Mutex::new(());
@@ -60,16 +61,7 @@ fn a_dead_threads_waker_never_runs_in_a_fork_child() {
     d.rcu_barrier(&ctx);
 
     // A reader holds every grace period until after the fork.
-    let (held_tx, held_rx) = std::sync::mpsc::channel();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let reader = std::thread::spawn(move || {
-        let mut ctx = Sleepable::enter();
-        let guard = DOMAIN.get().unwrap().read_lock(&mut ctx);
-        held_tx.send(()).unwrap();
-        release_rx.recv().unwrap();
-        drop(guard);
-    });
-    held_rx.recv().unwrap();
+    let reader = HeldGracePeriods::spawn(d);
 
     // Another thread of the "executor" holds its lock across the fork.
     let (locked_tx, locked_rx) = std::sync::mpsc::channel();
@@ -125,8 +117,7 @@ fn a_dead_threads_waker_never_runs_in_a_fork_child() {
     .unwrap();
     unlock_tx.send(()).unwrap();
     holder.join().unwrap();
-    release_tx.send(()).unwrap();
-    reader.join().unwrap();
+    reader.release();
     drop(KEPT.lock().unwrap().take());
     d.rcu_barrier(&ctx);
     // With identities taken from a thread-local's address, the program failed only when B

@@ -15,12 +15,13 @@
 //! the worker.
 
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
 use rcu_core::{DomainConfig, StallReport};
-use rcu_tests::fork::raw_eprint;
+use rcu_tests::fork::{fork_with_test_thread, reap, ChildEnd};
+use rcu_tests::readers::HeldGracePeriods;
 
 static DOMAIN: OnceLock<Domain> = OnceLock::new();
 static CHILD: AtomicI32 = AtomicI32::new(0);
@@ -45,23 +46,17 @@ fn fork_once(_: &StallReport) {
         return;
     }
     // SAFETY: the child only spawns threads that use rcu-core, allocation and raw writes,
-    // then `_exit`s.
-    let pid = unsafe { libc::fork() };
+    // then `_exit`s; in the child this thread (the worker, in the handler) returns to it.
+    let pid = unsafe {
+        fork_with_test_thread(
+            Duration::from_secs(20),
+            "child: watchdog: the barriers hung (20 s)\n",
+            child_test,
+        )
+    };
     if pid != 0 {
         CHILD.store(pid, Ordering::SeqCst);
-        return;
     }
-    std::thread::spawn(|| {
-        std::thread::sleep(Duration::from_secs(20));
-        raw_eprint("child: watchdog: the barriers hung (20 s)\n");
-        // SAFETY: ends the child.
-        unsafe { libc::_exit(3) };
-    });
-    std::thread::spawn(|| {
-        let code = child_test();
-        // SAFETY: ends the child.
-        unsafe { libc::_exit(code) };
-    });
 }
 
 #[test]
@@ -80,16 +75,7 @@ fn a_fork_from_a_stall_handler_on_the_leading_worker_leaves_the_child_working() 
         d.rcu_barrier(&ctx);
     }
     d.set_stall_handler(Some(Arc::new(fork_once)));
-    let (held_tx, held_rx) = mpsc::channel();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let reader = std::thread::spawn(move || {
-        let mut ctx = Sleepable::enter();
-        let guard = DOMAIN.get().unwrap().read_lock(&mut ctx);
-        held_tx.send(()).unwrap();
-        go_rx.recv().unwrap();
-        drop(guard);
-    });
-    held_rx.recv().unwrap();
+    let reader = HeldGracePeriods::spawn(d);
     let cookie = {
         let ctx = Sleepable::enter();
         d.start_poll(&ctx) // the worker leads it, and stalls
@@ -99,28 +85,15 @@ fn a_fork_from_a_stall_handler_on_the_leading_worker_leaves_the_child_working() 
         assert!(start.elapsed() < Duration::from_secs(60), "the stall handler never ran");
         std::thread::sleep(Duration::from_millis(1));
     }
-    go_tx.send(()).unwrap();
-    reader.join().unwrap();
-    let pid = CHILD.load(Ordering::SeqCst);
-    let mut status = 0;
-    let start = Instant::now();
-    loop {
-        // SAFETY: our child; valid out-pointer.
-        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if rc == pid {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(40) {
-            // SAFETY: our child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("child hung past its own watchdog");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    reader.release();
+    let end = reap(CHILD.load(Ordering::SeqCst), Duration::from_secs(40));
+    assert_ne!(end, ChildEnd::Hung, "child hung past its own watchdog");
     let ctx = Sleepable::enter();
     d.cond_synchronize(&ctx, cookie);
     d.call_rcu_fn(&ctx, |_| {});
     d.rcu_barrier(&ctx);
-    assert!(!libc::WIFSIGNALED(status), "the child died of signal {}", libc::WTERMSIG(status));
-    assert_eq!(libc::WEXITSTATUS(status), 0, "the child's barriers failed (see its message)");
+    if let ChildEnd::Died(status) = end {
+        panic!("the child died of signal {}", libc::WTERMSIG(status));
+    }
+    assert_eq!(end, ChildEnd::Exited(0), "the child's barriers failed (see its message)");
 }

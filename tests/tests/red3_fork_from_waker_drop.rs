@@ -20,13 +20,15 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
 use rcu_core::DomainConfig;
-use rcu_tests::fork::raw_eprint;
+use rcu_tests::fork::{fork_with_test_thread, reap, ChildEnd};
+use rcu_tests::readers::HeldGracePeriods;
+use rcu_tests::wakers::FlagWaker;
 
 static DOMAIN: OnceLock<Domain> = OnceLock::new();
 static CHILD: AtomicI32 = AtomicI32::new(0);
@@ -54,32 +56,18 @@ impl Wake for ForkOnDrop {
 impl Drop for ForkOnDrop {
     fn drop(&mut self) {
         // SAFETY: the child only spawns threads that use rcu-core, allocation and raw
-        // writes, then `_exit`s.
-        let pid = unsafe { libc::fork() };
+        // writes, then `_exit`s; in the child this thread is the domain's worker, inside
+        // `wake_ready`, and returns to it.
+        let pid = unsafe {
+            fork_with_test_thread(
+                Duration::from_secs(20),
+                "child: watchdog: the barriers hung (20 s)\n",
+                child_test,
+            )
+        };
         if pid != 0 {
             CHILD.store(pid, Ordering::SeqCst);
-            return;
         }
-        // The child: this thread is the domain's worker, inside `wake_ready`.
-        std::thread::spawn(|| {
-            std::thread::sleep(Duration::from_secs(20));
-            raw_eprint("child: watchdog: the barriers hung (20 s)\n");
-            // SAFETY: ends the child.
-            unsafe { libc::_exit(3) };
-        });
-        std::thread::spawn(|| {
-            let code = child_test();
-            // SAFETY: ends the child.
-            unsafe { libc::_exit(code) };
-        });
-    }
-}
-
-struct Flag(AtomicBool);
-
-impl Wake for Flag {
-    fn wake(self: Arc<Self>) {
-        self.0.store(true, Ordering::SeqCst);
     }
 }
 
@@ -94,19 +82,10 @@ fn a_fork_from_a_wakers_drop_mid_pass_loses_nothing() {
         let ctx = Sleepable::enter();
         d.rcu_barrier(&ctx);
     }
-    let (held_tx, held_rx) = mpsc::channel();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let reader = std::thread::spawn(move || {
-        let mut ctx = Sleepable::enter();
-        let guard = DOMAIN.get().unwrap().read_lock(&mut ctx);
-        held_tx.send(()).unwrap();
-        go_rx.recv().unwrap();
-        drop(guard);
-    });
-    held_rx.recv().unwrap();
+    let reader = HeldGracePeriods::spawn(d);
 
-    let f2_flag = Arc::new(Flag(AtomicBool::new(false)));
-    let f3_flag = Arc::new(Flag(AtomicBool::new(false)));
+    let f2_flag = Arc::new(FlagWaker(AtomicBool::new(false)));
+    let f3_flag = Arc::new(FlagWaker(AtomicBool::new(false)));
     let w2 = Waker::from(f2_flag.clone());
     let w3 = Waker::from(f3_flag.clone());
     // F2 first (deepest in the list), then F1, then F3 in front: the pass walks F3, F1, F2.
@@ -124,8 +103,7 @@ fn a_fork_from_a_wakers_drop_mid_pass_loses_nothing() {
 
     // The worker leads the grace period the reader holds; once it completes, one pass
     // wakes F3, drops F1's waker (which forks) and wakes F2.
-    go_tx.send(()).unwrap();
-    reader.join().unwrap();
+    reader.release();
     let start = Instant::now();
     while CHILD.load(Ordering::SeqCst) == 0 {
         assert!(start.elapsed() < Duration::from_secs(60), "the waker was never dropped");
@@ -145,25 +123,13 @@ fn a_fork_from_a_wakers_drop_mid_pass_loses_nothing() {
     assert!(f2.as_mut().poll(&mut Context::from_waker(&w2)).is_ready());
     assert!(f3.as_mut().poll(&mut Context::from_waker(&w3)).is_ready());
 
-    let pid = CHILD.load(Ordering::SeqCst);
-    let mut status = 0;
-    let start = Instant::now();
-    loop {
-        // SAFETY: our child; valid out-pointer.
-        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if rc == pid {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(40) {
-            // SAFETY: our child.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-            panic!("child hung past its own watchdog");
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let end = reap(CHILD.load(Ordering::SeqCst), Duration::from_secs(40));
+    assert_ne!(end, ChildEnd::Hung, "child hung past its own watchdog");
     let ctx = Sleepable::enter();
     d.call_rcu_fn(&ctx, |_| {});
     d.rcu_barrier(&ctx);
-    assert!(!libc::WIFSIGNALED(status), "the child died of signal {}", libc::WTERMSIG(status));
-    assert_eq!(libc::WEXITSTATUS(status), 0, "the child's barriers failed (see its message)");
+    if let ChildEnd::Died(status) = end {
+        panic!("the child died of signal {}", libc::WTERMSIG(status));
+    }
+    assert_eq!(end, ChildEnd::Exited(0), "the child's barriers failed (see its message)");
 }

@@ -32,6 +32,7 @@ use std::time::{Duration, Instant};
 use rcu_core::prelude::*;
 use rcu_core::DomainConfig;
 use rcu_tests::fork::{raw_eprint, run_in_child, ChildEnd};
+use rcu_tests::readers::HeldGracePeriods;
 
 static DOMAIN: OnceLock<Domain> = OnceLock::new();
 /// The executor's run-queue lock, which its wakers take to schedule a task.
@@ -61,16 +62,7 @@ fn a_kept_waker_that_takes_a_lock_held_at_the_fork_does_not_wedge_the_childs_wor
         d.rcu_barrier(&ctx); // the worker runs
     }
     // A reader holds every grace period until told.
-    let (held_tx, held_rx) = mpsc::channel();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let reader = std::thread::spawn(move || {
-        let mut ctx = Sleepable::enter();
-        let guard = DOMAIN.get().unwrap().read_lock(&mut ctx);
-        held_tx.send(()).unwrap();
-        go_rx.recv().unwrap();
-        drop(guard);
-    });
-    held_rx.recv().unwrap();
+    let reader = HeldGracePeriods::spawn(d);
 
     // The forking thread's own task, polled here.
     let waker = Waker::from(Arc::new(QueueWaker));
@@ -111,8 +103,7 @@ fn a_kept_waker_that_takes_a_lock_held_at_the_fork_does_not_wedge_the_childs_wor
     };
     unlock_tx.send(()).unwrap();
     other.join().unwrap();
-    go_tx.send(()).unwrap();
-    reader.join().unwrap();
+    reader.release();
     drop(fut);
     assert_eq!(
         end,

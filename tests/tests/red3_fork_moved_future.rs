@@ -25,26 +25,17 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
-use std::task::{Context, Poll, Wake, Waker};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
 use rcu_core::DomainConfig;
 use rcu_tests::fork::{raw_eprint, run_in_child, ChildEnd};
+use rcu_tests::readers::HeldGracePeriods;
+use rcu_tests::wakers::FlagWaker;
 
 static DOMAIN: OnceLock<Domain> = OnceLock::new();
-
-struct FlagWaker(AtomicBool);
-
-impl Wake for FlagWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
 
 #[test]
 #[cfg_attr(
@@ -58,16 +49,7 @@ fn a_future_polled_elsewhere_is_still_woken_in_the_forking_threads_child() {
         d.rcu_barrier(&ctx); // the worker runs
     }
     // A reader holds every grace period until told.
-    let (held_tx, held_rx) = mpsc::channel();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let reader = std::thread::spawn(move || {
-        let mut ctx = Sleepable::enter();
-        let guard = DOMAIN.get().unwrap().read_lock(&mut ctx);
-        held_tx.send(()).unwrap();
-        go_rx.recv().unwrap();
-        drop(guard);
-    });
-    held_rx.recv().unwrap();
+    let reader = HeldGracePeriods::spawn(d);
 
     // Thread A polls the future once, then hands it (and its waker) over.
     let flag = Arc::new(FlagWaker(AtomicBool::new(false)));
@@ -111,8 +93,7 @@ fn a_future_polled_elsewhere_is_still_woken_in_the_forking_threads_child() {
             }
         })
     };
-    go_tx.send(()).unwrap();
-    reader.join().unwrap();
+    reader.release();
     assert_eq!(
         end,
         ChildEnd::Exited(0),

@@ -18,13 +18,15 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
 use rcu_core::DomainConfig;
-use rcu_tests::fork::{raw_eprint, run_in_child, ChildEnd};
+use rcu_tests::drop_log::wait_until;
+use rcu_tests::fork::{raw_eprint, reap, run_in_child, ChildEnd};
+use rcu_tests::readers::HeldGracePeriods;
 
 static DOMAIN: OnceLock<Domain> = OnceLock::new();
 static PARENT: AtomicU32 = AtomicU32::new(0);
@@ -42,22 +44,11 @@ impl Wake for CountWaker {
     }
 }
 
-fn wait_for(timeout: Duration, cond: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    while !cond() {
-        if start.elapsed() > timeout {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    true
-}
-
 static FLAG: OnceLock<Arc<CountWaker>> = OnceLock::new();
 
 fn grandchild() -> i32 {
     let flag = FLAG.get().unwrap();
-    if !wait_for(Duration::from_secs(20), || flag.0.load(Ordering::SeqCst) > 0) {
+    if !wait_until(Duration::from_secs(20), || flag.0.load(Ordering::SeqCst) > 0) {
         raw_eprint("grandchild: the wake behind the forking waker was lost\n");
         return 1;
     }
@@ -70,7 +61,7 @@ fn grandchild() -> i32 {
     let mut fut = d.synchronize_rcu_async();
     let start = Instant::now();
     while Pin::new(&mut fut).poll(&mut Context::from_waker(&w)) == Poll::Pending {
-        if !wait_for(Duration::from_secs(20), || fresh.1.swap(false, Ordering::SeqCst)) {
+        if !wait_until(Duration::from_secs(20), || fresh.1.swap(false, Ordering::SeqCst)) {
             raw_eprint("grandchild: a new future was never woken\n");
             return 3;
         }
@@ -125,16 +116,7 @@ fn a_fork_from_a_pre_fork_waker_on_rcu_fork_wake() {
         let ctx = Sleepable::enter();
         d.rcu_barrier(&ctx);
     }
-    let (held_tx, held_rx) = mpsc::channel();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let reader = std::thread::spawn(move || {
-        let mut ctx = Sleepable::enter();
-        let guard = DOMAIN.get().unwrap().read_lock(&mut ctx);
-        held_tx.send(()).unwrap();
-        go_rx.recv().unwrap();
-        drop(guard);
-    });
-    held_rx.recv().unwrap();
+    let reader = HeldGracePeriods::spawn(d);
     let flag =
         FLAG.get_or_init(|| Arc::new(CountWaker(AtomicUsize::new(0), AtomicBool::new(false))));
     let mine = Waker::from(flag.clone());
@@ -150,36 +132,24 @@ fn a_fork_from_a_pre_fork_waker_on_rcu_fork_wake() {
     let end = unsafe {
         run_in_child(Duration::from_secs(120), || {
             let _futs = &futs;
-            if !wait_for(Duration::from_secs(30), || GRANDCHILD.load(Ordering::SeqCst) > 0) {
+            if !wait_until(Duration::from_secs(30), || GRANDCHILD.load(Ordering::SeqCst) > 0) {
                 raw_eprint("child: the forking pre-fork waker never forked\n");
                 return 4;
             }
-            let pid = GRANDCHILD.load(Ordering::SeqCst);
-            let mut status = 0;
-            let start = Instant::now();
-            loop {
-                let rc = libc::waitpid(pid, &mut status, libc::WNOHANG);
-                if rc == pid {
-                    break;
-                }
-                if start.elapsed() > Duration::from_secs(60) {
-                    libc::kill(pid, libc::SIGKILL);
-                    libc::waitpid(pid, &mut status, 0);
+            match reap(GRANDCHILD.load(Ordering::SeqCst), Duration::from_secs(60)) {
+                ChildEnd::Exited(code) => code,
+                ChildEnd::Hung => {
                     raw_eprint("child: the grandchild hung\n");
-                    return 6;
+                    6
                 }
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status)
-            } else {
-                raw_eprint(&format!("child: the grandchild died, status {status:#x}\n"));
-                7
+                ChildEnd::Died(status) => {
+                    raw_eprint(&format!("child: the grandchild died, status {status:#x}\n"));
+                    7
+                }
             }
         })
     };
-    go_tx.send(()).unwrap();
-    reader.join().unwrap();
+    reader.release();
     drop(futs);
     assert_eq!(end, ChildEnd::Exited(0), "see the (grand)child's message");
 }

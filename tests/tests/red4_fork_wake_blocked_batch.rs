@@ -31,22 +31,11 @@ use std::time::{Duration, Instant};
 use rcu_core::prelude::*;
 use rcu_core::DomainConfig;
 use rcu_tests::fork::{raw_eprint, run_in_child, ChildEnd};
+use rcu_tests::wakers::FlagWaker;
 
 static DOMAIN: OnceLock<Domain> = OnceLock::new();
 /// Thread X's executor lock, held by X across the fork.
 static EXEC_LOCK: Mutex<()> = Mutex::new(());
-
-/// The main thread's `block_on` waker.
-struct FlagWaker(AtomicBool);
-
-impl Wake for FlagWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
 
 /// Thread X's executor's waker: a wake takes its run-queue lock.
 struct ExecWaker;
@@ -85,6 +74,7 @@ fn a_blocking_pre_fork_waker_does_not_starve_the_forking_threads_wake() {
     });
     held_rx.recv().unwrap();
 
+    // The main thread's `block_on` waker.
     let flag = Arc::new(FlagWaker(AtomicBool::new(false)));
     let mine = Waker::from(flag.clone());
     let mut fut = d.synchronize_rcu_async();

@@ -29,13 +29,15 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
 use rcu_core::DomainConfig;
+use rcu_tests::drop_log::wait_until;
 use rcu_tests::fork::{raw_eprint, run_in_child, ChildEnd};
+use rcu_tests::readers::HeldGracePeriods;
 
 static DOMAIN: OnceLock<Domain> = OnceLock::new();
 /// Set by the first waker woken (it then blocks until `RELEASE`).
@@ -66,17 +68,6 @@ impl Wake for GateWaker {
     }
 }
 
-fn wait_for(timeout: Duration, cond: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    while !cond() {
-        if start.elapsed() > timeout {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    true
-}
-
 #[test]
 #[cfg_attr(
     rcu_sanitizer = "thread",
@@ -89,16 +80,7 @@ fn a_fork_while_rcu_fork_wake_is_in_a_waker_loses_the_rest_of_its_wakes() {
         d.rcu_barrier(&ctx); // the worker runs
     }
     // A reader holds every grace period in the parent until told.
-    let (held_tx, held_rx) = mpsc::channel();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let reader = std::thread::spawn(move || {
-        let mut ctx = Sleepable::enter();
-        let guard = DOMAIN.get().unwrap().read_lock(&mut ctx);
-        held_tx.send(()).unwrap();
-        go_rx.recv().unwrap();
-        drop(guard);
-    });
-    held_rx.recv().unwrap();
+    let reader = HeldGracePeriods::spawn(d);
 
     let flags: Vec<Arc<GateWaker>> =
         (1..=2).map(|id| Arc::new(GateWaker { id, woken: AtomicBool::new(false) })).collect();
@@ -118,7 +100,7 @@ fn a_fork_while_rcu_fork_wake_is_in_a_waker_loses_the_rest_of_its_wakes() {
         run_in_child(Duration::from_secs(150), move || {
             let d = DOMAIN.get().unwrap();
             // The child's worker hands both nodes to rcu-fork-wake, which blocks in one wake.
-            if !wait_for(Duration::from_secs(30), || BLOCKER_TAKEN.load(Ordering::SeqCst)) {
+            if !wait_until(Duration::from_secs(30), || BLOCKER_TAKEN.load(Ordering::SeqCst)) {
                 raw_eprint("child: no pre-fork waker ran in 30 s\n");
                 return 4;
             }
@@ -128,7 +110,7 @@ fn a_fork_while_rcu_fork_wake_is_in_a_waker_loses_the_rest_of_its_wakes() {
             let grandchild = run_in_child(Duration::from_secs(60), move || {
                 let flag = &flags[victim - 1];
                 // An executor parked after `Pending`: wait for the wake (bounded).
-                if wait_for(Duration::from_secs(20), || flag.woken.load(Ordering::SeqCst)) {
+                if wait_until(Duration::from_secs(20), || flag.woken.load(Ordering::SeqCst)) {
                     return 0;
                 }
                 let done = d.poll(futs[victim - 1].cookie());
@@ -146,7 +128,8 @@ fn a_fork_while_rcu_fork_wake_is_in_a_waker_loses_the_rest_of_its_wakes() {
             RELEASE.store(true, Ordering::SeqCst);
             // The child itself: the victim is woken once the blocker returns.
             let flag = &flags[victim - 1];
-            let child_ok = wait_for(Duration::from_secs(30), || flag.woken.load(Ordering::SeqCst));
+            let child_ok =
+                wait_until(Duration::from_secs(30), || flag.woken.load(Ordering::SeqCst));
             match grandchild {
                 ChildEnd::Exited(0) if child_ok => 0,
                 ChildEnd::Exited(0) => 5,
@@ -156,8 +139,7 @@ fn a_fork_while_rcu_fork_wake_is_in_a_waker_loses_the_rest_of_its_wakes() {
         })
     };
     RELEASE.store(true, Ordering::SeqCst);
-    go_tx.send(()).unwrap();
-    reader.join().unwrap();
+    reader.release();
     for (f, w) in futs.iter_mut().zip(&wakers) {
         let start = Instant::now();
         while Pin::new(&mut *f).poll(&mut Context::from_waker(w)) == Poll::Pending {

@@ -19,24 +19,16 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
 use rcu_core::DomainConfig;
+use rcu_tests::drop_log::wait_until;
 use rcu_tests::fork::{raw_eprint, run_in_child, ChildEnd};
-
-struct FlagWaker(AtomicBool);
-
-impl Wake for FlagWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.store(true, Ordering::SeqCst);
-    }
-}
+use rcu_tests::readers::HeldGracePeriods;
+use rcu_tests::wakers::FlagWaker;
 
 struct PanicWaker;
 
@@ -53,28 +45,8 @@ impl Wake for PanicWaker {
 
 static PARENT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
-fn wait_for(timeout: Duration, cond: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    while !cond() {
-        if start.elapsed() > timeout {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    true
-}
-
 fn check<F: Future<Output = ()> + Unpin + Send>(d: &'static Domain, make: impl Fn() -> F) {
-    let (held_tx, held_rx) = mpsc::channel();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let reader = std::thread::spawn(move || {
-        let mut ctx = Sleepable::enter();
-        let guard = d.read_lock(&mut ctx);
-        held_tx.send(()).unwrap();
-        go_rx.recv().unwrap();
-        drop(guard);
-    });
-    held_rx.recv().unwrap();
+    let reader = HeldGracePeriods::spawn(d);
     let flag = Arc::new(FlagWaker(AtomicBool::new(false)));
     let mine = Waker::from(flag.clone());
     let bomb = Waker::from(Arc::new(PanicWaker));
@@ -90,19 +62,18 @@ fn check<F: Future<Output = ()> + Unpin + Send>(d: &'static Domain, make: impl F
     let end = unsafe {
         run_in_child(Duration::from_secs(60), || {
             let _futs = &futs;
-            if !wait_for(Duration::from_secs(20), || flag.0.load(Ordering::SeqCst)) {
+            if !wait_until(Duration::from_secs(20), || flag.0.load(Ordering::SeqCst)) {
                 raw_eprint("child: the wake queued behind a panicking pre-fork waker was lost\n");
                 return 1;
             }
-            if !wait_for(Duration::from_secs(20), || d.stats().contained_panics > before) {
+            if !wait_until(Duration::from_secs(20), || d.stats().contained_panics > before) {
                 raw_eprint("child: the pre-fork waker's panic was not counted\n");
                 return 4;
             }
             0
         })
     };
-    go_tx.send(()).unwrap();
-    reader.join().unwrap();
+    reader.release();
     for (f, w) in futs.iter_mut().zip([&mine, &bomb]) {
         let start = Instant::now();
         while Pin::new(&mut *f).poll(&mut Context::from_waker(w)) == Poll::Pending {

@@ -27,13 +27,15 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Wake, Waker};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rcu_core::prelude::*;
 use rcu_core::DomainConfig;
-use rcu_tests::fork::raw_eprint;
+use rcu_tests::drop_log::wait_until;
+use rcu_tests::fork::{raw_eprint, reap, ChildEnd};
+use rcu_tests::readers::HeldGracePeriods;
 
 static DOMAIN: OnceLock<Domain> = OnceLock::new();
 static IN_WAKE: AtomicBool = AtomicBool::new(false);
@@ -48,17 +50,6 @@ fn thread_name() -> String {
     unsafe { libc::pthread_getname_np(libc::pthread_self(), buf.as_mut_ptr().cast(), buf.len()) };
     let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..len]).into_owned()
-}
-
-fn wait_for(timeout: Duration, cond: impl Fn() -> bool) -> bool {
-    let start = Instant::now();
-    while !cond() {
-        if start.elapsed() > timeout {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    true
 }
 
 struct ForkingWaker;
@@ -90,7 +81,7 @@ impl Wake for ForkingWaker {
         }
         IN_WAKE.store(true, Ordering::SeqCst);
         // Bounded: the task drops its future meanwhile.
-        if !wait_for(Duration::from_secs(60), || FUTURE_GONE.load(Ordering::SeqCst)) {
+        if !wait_until(Duration::from_secs(60), || FUTURE_GONE.load(Ordering::SeqCst)) {
             return;
         }
         // SAFETY: the child only spawns a thread that uses rcu-core and raw writes, then
@@ -121,52 +112,27 @@ fn a_pre_fork_wakers_drop_never_runs_on_the_childs_worker() {
     let d = DOMAIN.get_or_init(|| Domain::new(DomainConfig::new().name("red4-wkdrop")));
     let ctx = Sleepable::enter();
     d.rcu_barrier(&ctx); // the worker runs
-    let (held_tx, held_rx) = mpsc::channel();
-    let (go_tx, go_rx) = mpsc::channel::<()>();
-    let reader = std::thread::spawn(move || {
-        let mut ctx = Sleepable::enter();
-        let guard = DOMAIN.get().unwrap().read_lock(&mut ctx);
-        held_tx.send(()).unwrap();
-        go_rx.recv().unwrap();
-        drop(guard);
-    });
-    held_rx.recv().unwrap();
+    let reader = HeldGracePeriods::spawn(d);
     let waker = Waker::from(Arc::new(ForkingWaker));
     let mut fut = d.synchronize_rcu_async();
     assert!(Pin::new(&mut fut).poll(&mut Context::from_waker(&waker)).is_pending());
-    go_tx.send(()).unwrap();
-    reader.join().unwrap();
+    reader.release();
 
-    assert!(wait_for(Duration::from_secs(60), || IN_WAKE.load(Ordering::SeqCst)), "no wake");
+    assert!(wait_until(Duration::from_secs(60), || IN_WAKE.load(Ordering::SeqCst)), "no wake");
     // The task is cancelled while its wake runs: the node's waker is the last one.
     drop(fut);
     drop(waker);
     FUTURE_GONE.store(true, Ordering::SeqCst);
 
-    assert!(wait_for(Duration::from_secs(60), || CHILD.load(Ordering::SeqCst) != 0), "no fork");
-    let pid = CHILD.load(Ordering::SeqCst);
-    let mut status = 0;
-    let start = Instant::now();
-    loop {
-        // SAFETY: our child; valid out-pointer.
-        let rc = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if rc == pid {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(30) {
-            // SAFETY: our child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
-            panic!("the child hung for 30 s");
-        }
-        std::thread::sleep(Duration::from_millis(5));
+    assert!(wait_until(Duration::from_secs(60), || CHILD.load(Ordering::SeqCst) != 0), "no fork");
+    let end = reap(CHILD.load(Ordering::SeqCst), Duration::from_secs(30));
+    assert_ne!(end, ChildEnd::Hung, "the child hung for 30 s");
+    if let ChildEnd::Died(status) = end {
+        panic!("the child died (status {status:#x})");
     }
-    assert!(libc::WIFEXITED(status), "the child died (status {status:#x})");
     assert_eq!(
-        libc::WEXITSTATUS(status),
-        0,
+        end,
+        ChildEnd::Exited(0),
         "in the child of a fork from a waker on the worker, that (pre-fork) waker's drop ran \
          on the child's worker"
     );
