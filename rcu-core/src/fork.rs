@@ -6,7 +6,7 @@
 //! the process re-registers with membarrier, and the workers that ran in the parent are
 //! started again (an `Atomic` caller could not start them).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crate::raw::barrier;
@@ -53,18 +53,6 @@ impl DomainState {
     }
 }
 
-/// How many forks separate this process from the first one (bumped by each child's handler).
-static FORK_EPOCH: AtomicU64 = AtomicU64::new(0);
-
-/// The process's fork epoch: a value recorded before a fork differs from this in the child.
-/// What was registered under an older epoch was registered by a thread of an ancestor
-/// (`wait_async`: such wakers are never run on the child's worker).
-pub(crate) fn epoch() -> u64 {
-    // Relaxed: only changed by a child's handler, single-threaded, before any thread the
-    // child starts (which the spawn synchronizes with) and on the thread that reads it after.
-    FORK_EPOCH.load(Ordering::Relaxed)
-}
-
 /// Restarts, in a forked child, the threads of a domain that ran in the parent: an `Atomic`
 /// caller cannot start them (it may not allocate), so a child whose only requests are
 /// `Atomic` ones (`start_poll`, `kvfree_rcu` under a spinlock) would otherwise never see them
@@ -109,8 +97,7 @@ pub(crate) extern "C" fn child_after_fork() {
         rcu_alloc::release_registry_after_fork();
         StallSink::release_after_fork();
     }
-    // Relaxed: see `epoch`.
-    FORK_EPOCH.fetch_add(1, Ordering::Relaxed);
+    crate::fork_epoch::begin_after_fork();
     barrier::reregister_after_fork();
     let worker_here = crate::worker_thread::worker_of_this_thread();
     let starting_here = crate::worker_thread::starting_on_this_thread();

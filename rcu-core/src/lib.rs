@@ -119,6 +119,8 @@ mod enqueue;
 #[cfg(not(loom))]
 mod fork;
 #[cfg(not(loom))]
+mod fork_epoch;
+#[cfg(not(loom))]
 mod gp_future;
 #[cfg(not(loom))]
 mod grace_period;

@@ -14,7 +14,7 @@
 //!
 //! # In a fork child
 //! Every node stays linked, but a node registered before the fork (its `epoch` is older
-//! than the process's, `fork::epoch`) is never woken, nor dropped, on the worker: its waker
+//! than the process's, `fork_epoch::epoch`) is never woken, nor dropped, on the worker: its waker
 //! belongs to an executor whose other threads do not exist in the child, and may take a
 //! lock one of them held at the fork, which would wedge the worker for good. Once its
 //! target is reached the pass marks it `handed` and gives a second reference to a relay
@@ -85,7 +85,7 @@ pub(crate) struct Waiter {
     handed: AtomicBool,
     /// Set by the relay thread once it has woken the node.
     done: AtomicBool,
-    /// The process's fork epoch when the node was made (`fork::epoch`): in a fork child, an
+    /// The process's fork epoch when the node was made (`fork_epoch::epoch`): in a fork child, an
     /// older one marks a node registered before the fork (module docs).
     epoch: u64,
     /// The next node on the registry's list (written by the pusher before the node is
@@ -99,7 +99,7 @@ impl Waiter {
         Arc::new(Waiter {
             target,
             waker,
-            epoch: crate::fork::epoch(),
+            epoch: crate::fork_epoch::epoch(),
             woken: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
             handed: AtomicBool::new(false),
@@ -219,7 +219,7 @@ impl AsyncWaiters {
         let mut relayed = PreForkWork(Vec::new());
         let mut drops = Vec::new();
         // Read at each use: a waker in this pass may fork, and this may be the child.
-        let before_fork = |w: &Waiter| w.epoch != crate::fork::epoch();
+        let before_fork = |w: &Waiter| w.epoch != crate::fork_epoch::epoch();
         // The last node kept, whose `next` is ours to change (null: the head is).
         let mut prev: *const Waiter = ptr::null();
         // Acquire: pairs with the Release CAS in `push` (the nodes and their fields).
@@ -428,7 +428,7 @@ impl Drop for AsyncWaiters {
             let waiter = unsafe { Arc::from_raw(node) };
             // Relaxed: `&mut self`, nothing concurrent.
             node = waiter.next.load(Ordering::Relaxed);
-            if waiter.epoch != crate::fork::epoch() {
+            if waiter.epoch != crate::fork_epoch::epoch() {
                 core::mem::forget(waiter);
                 continue;
             }
