@@ -399,18 +399,17 @@ pub(crate) struct ReadGuardSharedWithThread;
 /// ```
 pub(crate) struct ReadGuardAcrossAwait;
 
-/// A token held across `.await` in a future that must be `Send` (here a `NoReclaim` scope
-/// and its root, as the async row of the guide's decision table would take them per call).
+/// A token held across `.await` in a future that must be `Send` (here a `NoReclaimRoot`, as
+/// the async row of the guide's decision table takes it per call).
 ///
 /// ```compile_fail
 /// use rcu_core::prelude::*;
 /// fn spawn<F: std::future::Future + Send + 'static>(f: F) -> F { f } // as tokio::spawn
 ///
 /// let _task = spawn(async {
-///     let mut root = Sleepable::enter();
-///     let ctx = root.no_reclaim();
+///     let ctx = NoReclaimRoot::enter();
 ///     kvfree_rcu(&ctx, Rcu::boxed(1u64));
-///     rcu_barrier_async().await; // error: `root` and `ctx` live across the await
+///     rcu_barrier_async().await; // error: `ctx` lives across the await
 ///     kvfree_rcu(&ctx, Rcu::boxed(2u64));
 /// });
 /// ```
@@ -423,15 +422,11 @@ pub(crate) struct ReadGuardAcrossAwait;
 ///
 /// let _task = spawn(async {
 ///     {
-///         let mut root = Sleepable::enter();
-///         let ctx = root.no_reclaim();
+///         let ctx = NoReclaimRoot::enter();
 ///         kvfree_rcu(&ctx, Rcu::boxed(1u64));
 ///     }
 ///     rcu_barrier_async().await;
-///     {
-///         let mut root = Sleepable::enter();
-///         kvfree_rcu(&root.no_reclaim(), Rcu::boxed(2u64));
-///     }
+///     kvfree_rcu(&NoReclaimRoot::enter(), Rcu::boxed(2u64));
 /// });
 /// ```
 pub(crate) struct TokenAcrossAwait;

@@ -53,6 +53,27 @@ pub struct BarrierInReadSection;
 /// ```
 pub struct BarrierInNoReclaim;
 
+/// `rcu_barrier` with a `NoReclaimRoot` (an executor thread's root) does not compile: it
+/// may allocate and block, never reclaim.
+///
+/// ```compile_fail,E0277
+/// use rcu_core::prelude::*;
+/// let root = NoReclaimRoot::enter();
+/// rcu_barrier(&root);
+/// ```
+///
+/// Twin: frees with it compile (they never wait for reclaim); the barrier takes a
+/// `Sleepable` root, once the no-reclaim root is dropped.
+///
+/// ```
+/// use rcu_core::prelude::*;
+/// let root = NoReclaimRoot::enter();
+/// kvfree_rcu(&root, Rcu::boxed(1u32));
+/// drop(root);
+/// rcu_barrier(&Sleepable::enter());
+/// ```
+pub struct BarrierWithNoReclaimRoot;
+
 /// `rcu_barrier` inside an RCU callback does not compile: callbacks get an `Atomic` token.
 ///
 /// ```compile_fail,E0277

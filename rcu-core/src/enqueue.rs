@@ -217,11 +217,18 @@ impl DomainState {
     /// A block sealed under a policy that may call the allocator, or on the global domain,
     /// is tagged with this thread's staging area: if the worker runs it, it gives it back
     /// with the deallocations of its frees left for this thread (`collection::run_batch`,
-    /// `finish_returned`).
+    /// `finish_returned`). Neither parking nor tagging happens under a `NoReclaimRoot`.
     fn seal(&self, bracket: &Bracket<'_>, mut block: NonNull<Block>, policy: Policy) {
+        // A thread under a `NoReclaimRoot` (an executor's) is left no work at all: what it
+        // would pay in a scope's opening or at a block boundary (running parked blocks,
+        // finishing given-back deallocations) is the worker's, so that neither ever waits
+        // for reclaim or runs a batch of frees.
+        let keeps_work = rcu_ctx::thread_state::no_reclaim_roots() == 0;
         // Work may be left owed only where this runtime's payer pays it.
-        let global = core::ptr::eq(self, &GLOBAL_STATE) && crate::process::owns_the_payer();
-        let owner = if policy.may_alloc() || global { bracket.owner_tag() } else { 0 };
+        let global =
+            keeps_work && core::ptr::eq(self, &GLOBAL_STATE) && crate::process::owns_the_payer();
+        let owner =
+            if keeps_work && (policy.may_alloc() || global) { bracket.owner_tag() } else { 0 };
         if global {
             // What the worker gives back comes back to this thread: paid by its next block
             // boundary under a policy that may allocate, or its next scope opened from a

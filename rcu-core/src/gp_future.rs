@@ -352,8 +352,7 @@ impl Domain {
     /// }
     /// let domain = Domain::new(DomainConfig::new());
     /// {
-    ///     let mut root = Sleepable::enter();
-    ///     let ctx = root.no_reclaim(); // the async row of the guide's table: never waits
+    ///     let ctx = NoReclaimRoot::enter(); // the async row of the guide's table: never waits
     ///     domain.call_rcu(&ctx, Rcu::boxed(1), count);
     /// } // tokens end before any .await
     /// block_on(domain.rcu_barrier_async());

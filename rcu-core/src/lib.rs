@@ -187,7 +187,7 @@ mod api {
     };
     pub use rcu_ctx::{
         enforce, might_alloc, might_sleep, thread_state, validate, Atomic, Context, ContextKind,
-        MayAlloc, MayReclaim, MaySleep, NoReclaim, Sleepable,
+        MayAlloc, MayReclaim, MaySleep, NoReclaim, NoReclaimRoot, Sleepable,
     };
     pub use rcu_sys::stderr::set_report_sink;
 }

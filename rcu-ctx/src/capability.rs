@@ -1,11 +1,12 @@
 //! Sealed capability traits: what a token allows, stated in the type system.
 //!
 //! APIs name the capability they need in their signature (`C: MaySleep`), so a call with a
-//! token that lacks it fails to compile. The traits are sealed: only the three tokens of this
-//! crate implement them, so no foreign type can claim a capability.
+//! token that lacks it fails to compile. The traits are sealed: only this crate's tokens (the
+//! three kinds, and `NoReclaimRoot`, a root of kind `NoReclaim`) implement them, so no
+//! foreign type can claim a capability.
 
 use crate::kind::ContextKind;
-use crate::token::{Atomic, NoReclaim, Sleepable};
+use crate::token::{Atomic, NoReclaim, NoReclaimRoot, Sleepable};
 
 pub(crate) mod sealed {
     /// Prevents implementations outside this crate.
@@ -202,6 +203,13 @@ impl Context for NoReclaim<'_> {
 }
 impl MayAlloc for NoReclaim<'_> {}
 impl MaySleep for NoReclaim<'_> {}
+
+impl sealed::Sealed for NoReclaimRoot {}
+impl Context for NoReclaimRoot {
+    const KIND: ContextKind = ContextKind::NoReclaim;
+}
+impl MayAlloc for NoReclaimRoot {}
+impl MaySleep for NoReclaimRoot {}
 
 impl sealed::Sealed for Atomic<'_> {}
 impl Context for Atomic<'_> {

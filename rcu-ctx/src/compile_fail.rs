@@ -262,6 +262,29 @@ pub(crate) struct SleepableSentToThread;
 /// ```
 pub(crate) struct NoReclaimSentToThread;
 
+/// Sending a `NoReclaimRoot` to another thread (an async task holding one across `.await`
+/// is the same error: the future is not `Send`).
+///
+/// ```compile_fail,E0277
+/// use rcu_ctx::{Context, NoReclaimRoot};
+/// fn uses<C: Context>(_: &C) {}
+///
+/// let root = NoReclaimRoot::enter();
+/// std::thread::spawn(move || uses(&root)).join().unwrap(); // error: not `Send`
+/// ```
+///
+/// Twin: the other thread acquires its own root.
+///
+/// ```
+/// use rcu_ctx::{Context, NoReclaimRoot};
+/// fn uses<C: Context>(_: &C) {}
+///
+/// let root = NoReclaimRoot::enter();
+/// std::thread::spawn(move || uses(&NoReclaimRoot::enter())).join().unwrap();
+/// uses(&root);
+/// ```
+pub(crate) struct NoReclaimRootSentToThread;
+
 /// Sending an `Atomic` token to another thread.
 ///
 /// ```compile_fail,E0277

@@ -14,9 +14,11 @@ struct Depths {
     read: Cell<u32>,
     atomic: Cell<u32>,
     no_reclaim: Cell<u32>,
-    /// Root `Sleepable` tokens acquired on this thread and not dropped (leaked ones stay
-    /// counted for ever). See [`live_roots`].
+    /// Root tokens (`Sleepable`, `NoReclaimRoot`) acquired on this thread and not dropped
+    /// (leaked ones stay counted for ever). See [`live_roots`].
     roots: Cell<u32>,
+    /// Of those, the `NoReclaimRoot`s. See [`no_reclaim_roots`].
+    no_reclaim_roots: Cell<u32>,
 }
 
 thread_local! {
@@ -26,12 +28,14 @@ thread_local! {
             atomic: Cell::new(0),
             no_reclaim: Cell::new(0),
             roots: Cell::new(0),
+            no_reclaim_roots: Cell::new(0),
         }
     };
 }
 
-/// How many root [`Sleepable`](crate::Sleepable) tokens of this thread are alive: acquired
-/// with `Sleepable::enter` and not dropped. A leaked root (`Box::leak`, `mem::forget`) stays
+/// How many root tokens of this thread are alive: acquired with
+/// [`Sleepable::enter`](crate::Sleepable::enter) or
+/// [`NoReclaimRoot::enter`](crate::NoReclaimRoot::enter) and not dropped. A leaked root (`Box::leak`, `mem::forget`) stays
 /// counted for ever.
 ///
 /// This is what lets an RCU runtime decide, at thread exit, whether a read section left open
@@ -77,6 +81,52 @@ pub(crate) fn exit_root() {
         let n = d.roots.get();
         if n != u32::MAX {
             d.roots.set(n.saturating_sub(1));
+        }
+    });
+}
+
+/// How many [`NoReclaimRoot`](crate::NoReclaimRoot)s of this thread are alive (leaked ones
+/// stay counted for ever, as in [`live_roots`]).
+///
+/// Non-zero means the thread's scopes pay no reclaim work (`owed`) until they are dropped:
+/// the thread is an async executor's, say, and an RCU runtime hands the reclaim work its
+/// frees leave to its own threads instead of leaving it owed here.
+///
+/// ```
+/// use rcu_ctx::{thread_state::no_reclaim_roots, NoReclaimRoot};
+/// assert_eq!(no_reclaim_roots(), 0);
+/// let root = NoReclaimRoot::enter();
+/// assert_eq!(no_reclaim_roots(), 1);
+/// drop(root);
+/// assert_eq!(no_reclaim_roots(), 0);
+/// ```
+#[inline]
+pub fn no_reclaim_roots() -> u32 {
+    DEPTHS.with(|d| d.no_reclaim_roots.get())
+}
+
+/// Counts a new `NoReclaimRoot` (and a root), saturating as [`enter_root`] does.
+#[inline]
+pub(crate) fn enter_no_reclaim_root() {
+    DEPTHS.with(|d| {
+        // One after the other, not merged into one 8-byte store: the drop's 4-byte loads of
+        // the two counts would then wait for that store (no forwarding to a partial load on
+        // this project's AMD machine: 10.7 ns per root and drop, 2.2 ns this way, as printed
+        // by the async_server example).
+        let roots = core::hint::black_box(d.roots.get().saturating_add(1));
+        d.roots.set(roots);
+        d.no_reclaim_roots.set(d.no_reclaim_roots.get().saturating_add(1));
+    });
+}
+
+/// Uncounts a dropped `NoReclaimRoot` (and a root), as [`exit_root`] does.
+#[inline]
+pub(crate) fn exit_no_reclaim_root() {
+    exit_root();
+    DEPTHS.with(|d| {
+        let n = d.no_reclaim_roots.get();
+        if n != u32::MAX {
+            d.no_reclaim_roots.set(n.saturating_sub(1));
         }
     });
 }

@@ -17,7 +17,7 @@ pub mod validate;
 pub use capability::{Context, MayAlloc, MayReclaim, MaySleep};
 pub use kind::ContextKind;
 pub use read_section::ReadSection;
-pub use token::{Atomic, NoReclaim, Sleepable};
+pub use token::{Atomic, NoReclaim, NoReclaimRoot, Sleepable};
 pub use validate::{might_alloc, might_sleep};
 
 /// Everything a caller needs in scope to use tokens: the token types and the capability
@@ -32,5 +32,7 @@ pub use validate::{might_alloc, might_sleep};
 /// drop(spin);
 /// ```
 pub mod prelude {
-    pub use crate::{Atomic, Context, MayAlloc, MayReclaim, MaySleep, NoReclaim, Sleepable};
+    pub use crate::{
+        Atomic, Context, MayAlloc, MayReclaim, MaySleep, NoReclaim, NoReclaimRoot, Sleepable,
+    };
 }

@@ -191,7 +191,7 @@ mod tests {
     use core::cell::Cell;
 
     use super::{is_owed, owe, owe_reclaim, set_payer, Payment};
-    use crate::{Atomic, Context, MaySleep, ReadSection, Sleepable};
+    use crate::{Atomic, Context, MaySleep, NoReclaimRoot, ReadSection, Sleepable};
 
     thread_local! {
         /// Payments made on this thread, by kind (tests run on parallel threads; one payer
@@ -241,6 +241,25 @@ mod tests {
             owe();
             drop(nr.atomic());
             assert_eq!(paid(), (1, 1), "a NoReclaim token pays allocator work");
+        });
+    }
+
+    #[test]
+    fn a_no_reclaim_root_and_its_scopes_pay_allocator_work_only() {
+        with_payer(|| {
+            owe();
+            owe_reclaim();
+            let mut root = NoReclaimRoot::enter();
+            assert_eq!((paid(), is_owed()), ((1, 0), true), "the root's opening: allocator");
+            owe();
+            drop(root.no_reclaim());
+            drop(root.atomic());
+            assert_eq!((paid(), is_owed()), ((2, 0), true), "its scopes: allocator, once");
+            drop(root);
+            // The reclaim work stays owed until a Sleepable token's scope opens.
+            let mut ctx = Sleepable::enter();
+            drop(ctx.no_reclaim());
+            assert_eq!((paid(), is_owed()), ((2, 1), false));
         });
     }
 

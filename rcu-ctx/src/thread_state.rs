@@ -26,5 +26,5 @@
 //! assert_eq!(snapshot(), Snapshot::default());
 //! ```
 
-pub use crate::depths::{live_roots, restore, snapshot, Snapshot};
+pub use crate::depths::{live_roots, no_reclaim_roots, restore, snapshot, Snapshot};
 pub use crate::read_section::ReadSection;

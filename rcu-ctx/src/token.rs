@@ -1,4 +1,4 @@
-//! The three context tokens and how they come to exist.
+//! The three context tokens, the roots they come from, and how they come to exist.
 //!
 //! Tokens are zero-sized, neither `Send` nor `Sync` (a context belongs to one thread) and
 //! neither `Clone` nor `Copy` (a scope derived from a token borrows it exclusively, so the
@@ -140,6 +140,94 @@ impl Drop for NoReclaim<'_> {
     }
 }
 
+/// A thread's root that may block and allocate but never reclaims: for an async executor's
+/// threads, which must not wait for memory or run other code's drops inside a task.
+///
+/// Like [`Sleepable::enter`], acquired explicitly where the caller knows what the thread may
+/// do; unlike it, its scopes never pay reclaim work (`owed`): a scope opened from a
+/// `Sleepable` token runs the thread's ready deferred frees and may wait (briefly) for a grace
+/// period when its parking slots are full, while one opened from this root, or the root
+/// itself, pays only allocator work, and while the root lives an RCU runtime leaves the
+/// thread no reclaim work: its frees go to the runtime's own threads
+/// ([`no_reclaim_roots`](crate::thread_state::no_reclaim_roots)). The thread is in a
+/// no-reclaim scope while the root lives (`Sleepable::enter` panics inside it), and the root
+/// counts among its live roots ([`live_roots`](crate::thread_state::live_roots)).
+///
+/// Its [`Context::KIND`](crate::Context::KIND) is `NoReclaim`, so every API taking `&impl
+/// Context`, `MayAlloc` or `MaySleep` takes it, with `NoReclaim`'s policy; an API that wants
+/// a `&NoReclaim<'_>` gets one from [`MaySleep::no_reclaim`](crate::MaySleep::no_reclaim).
+///
+/// ```
+/// use rcu_ctx::{thread_state, MaySleep, NoReclaimRoot};
+///
+/// // In a task, in a block that ends before the next `.await`:
+/// {
+///     let mut root = NoReclaimRoot::enter();
+///     assert!(!thread_state::snapshot().may_reclaim());
+///     let _nr = root.no_reclaim(); // a `NoReclaim<'_>` for APIs that name it
+/// }
+/// assert!(thread_state::snapshot().may_reclaim());
+/// ```
+#[derive(Debug)]
+#[must_use = "the root's no-reclaim scope ends when this token is dropped"]
+pub struct NoReclaimRoot {
+    _not_send_sync: NotSendSync,
+}
+
+impl NoReclaimRoot {
+    /// Acquires a root `NoReclaim` context for this thread: pays what a `NoReclaim` token
+    /// may of the thread's debts (deallocations only), then opens a no-reclaim scope.
+    ///
+    /// # Panics
+    /// Inside a read section or an atomic scope: a context that may block and allocate
+    /// cannot be conjured up from one that may not. Inside a no-reclaim scope it is allowed
+    /// (nothing is widened). This check runs in every build.
+    ///
+    /// ```
+    /// use rcu_ctx::{Context, NoReclaimRoot, Sleepable};
+    /// let mut ctx = Sleepable::enter();
+    /// let spin = ctx.atomic();
+    /// // NoReclaimRoot::enter() here would panic: it may block, the atomic scope may not.
+    /// drop(spin);
+    /// let _root = NoReclaimRoot::enter(); // fine: the thread may sleep here
+    /// ```
+    #[inline]
+    #[track_caller]
+    pub fn enter() -> NoReclaimRoot {
+        if !depths::snapshot().may_sleep() {
+            no_reclaim_root_refused();
+        }
+        depths::enter_no_reclaim_after(|| crate::owed::pay(ContextKind::NoReclaim));
+        depths::enter_no_reclaim_root();
+        NoReclaimRoot { _not_send_sync: PhantomData }
+    }
+}
+
+/// The panic of [`NoReclaimRoot::enter`] inside a read section or atomic scope, out of line.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn no_reclaim_root_refused() -> ! {
+    let scope = depths::innermost_restriction().unwrap_or("a restricted context");
+    panic!(
+        "rcu-ctx: NoReclaimRoot::enter() called inside {scope}: a root that may block and \
+         allocate may only be acquired where the thread may (rule: context is explicit, never \
+         assumed). Fix: acquire it before entering the scope and pass the token down; inside \
+         the scope use the scope's own token (a read guard's ctx(), the Atomic token)."
+    );
+}
+
+impl Drop for NoReclaimRoot {
+    /// Ends the root's no-reclaim scope and uncounts the root.
+    #[inline]
+    fn drop(&mut self) {
+        if !depths::exit_no_reclaim() {
+            validate::report_unbalanced("no-reclaim root");
+        }
+        depths::exit_no_reclaim_root();
+    }
+}
+
 /// The context of code that must not block, allocate or reclaim: inside a read section,
 /// under a spinlock, in an RCU callback, in a signal handler.
 ///
@@ -266,8 +354,8 @@ impl Drop for Atomic<'_> {
 mod tests {
     use std::panic::{catch_unwind, AssertUnwindSafe};
 
-    use super::{Atomic, Sleepable};
-    use crate::thread_state::{snapshot, Snapshot};
+    use super::{Atomic, NoReclaimRoot, Sleepable};
+    use crate::thread_state::{live_roots, snapshot, Snapshot};
     use crate::{Context, ContextKind, MaySleep, ReadSection};
 
     /// Runs `f`, which must panic, and returns the panic message.
@@ -384,5 +472,66 @@ mod tests {
         drop(rs);
         drop(nr);
         assert_eq!(snapshot(), Snapshot::default());
+    }
+
+    #[test]
+    fn a_no_reclaim_root_is_a_no_reclaim_scope_and_a_live_root() {
+        std::thread::spawn(|| {
+            assert_eq!((snapshot(), live_roots()), (Snapshot::default(), 0));
+            let mut root = NoReclaimRoot::enter();
+            assert_eq!(<NoReclaimRoot as Context>::KIND, ContextKind::NoReclaim);
+            assert_eq!((snapshot().no_reclaim_depth, live_roots()), (1, 1));
+            root.validate();
+            let nr = root.no_reclaim();
+            assert_eq!(snapshot().no_reclaim_depth, 2);
+            drop(nr);
+            // A second root, and roots dropped out of order: each only counts itself.
+            let second = NoReclaimRoot::enter();
+            assert_eq!((snapshot().no_reclaim_depth, live_roots()), (2, 2));
+            drop(root);
+            assert_eq!((snapshot().no_reclaim_depth, live_roots()), (1, 1));
+            drop(second);
+            assert_eq!((snapshot(), live_roots()), (Snapshot::default(), 0));
+            // A leaked root stays counted, and so does its scope.
+            let _leaked: &'static mut NoReclaimRoot = Box::leak(Box::new(NoReclaimRoot::enter()));
+            assert_eq!((snapshot().no_reclaim_depth, live_roots()), (1, 1));
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_no_reclaim_root_opens_inside_a_no_reclaim_scope_and_forbids_a_sleepable_root() {
+        let mut ctx = Sleepable::enter();
+        let nr = ctx.no_reclaim();
+        let root = NoReclaimRoot::enter();
+        assert_eq!(snapshot().no_reclaim_depth, 2);
+        drop(nr);
+        let msg = panic_message(|| {
+            let _ = Sleepable::enter();
+        });
+        assert!(msg.contains("Sleepable::enter() called inside a no-reclaim scope"), "{msg}");
+        drop(root);
+        assert_eq!(snapshot(), Snapshot::default());
+    }
+
+    #[test]
+    fn a_no_reclaim_root_is_refused_inside_read_sections_and_atomic_scopes() {
+        let mut ctx = Sleepable::enter();
+        let mut a = ctx.atomic();
+        let msg = panic_message(|| {
+            let _ = NoReclaimRoot::enter();
+        });
+        assert!(msg.starts_with("rcu-ctx: NoReclaimRoot::enter() called inside an atomic scope"));
+        assert!(msg.contains("rule: context is explicit, never assumed"), "{msg}");
+        let rs = ReadSection::enter(&mut a);
+        let msg = panic_message(|| {
+            let _ = NoReclaimRoot::enter();
+        });
+        assert!(msg.contains("inside an RCU read section"), "{msg}");
+        assert_eq!(snapshot(), Snapshot { read_depth: 1, atomic_depth: 1, no_reclaim_depth: 0 });
+        drop(rs);
+        drop(a);
+        let _root = NoReclaimRoot::enter();
     }
 }
