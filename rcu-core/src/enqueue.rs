@@ -145,7 +145,7 @@ impl DomainState {
                 if let Some(full) = full {
                     self.seal(&bracket, full, policy);
                 }
-                if policy.may_alloc() {
+                if policy.may_alloc() && keeps_work() {
                     self.finish_returned(&bracket, parked)
                 } else {
                     parked
@@ -219,11 +219,7 @@ impl DomainState {
     /// with the deallocations of its frees left for this thread (`collection::run_batch`,
     /// `finish_returned`). Neither parking nor tagging happens under a `NoReclaimRoot`.
     fn seal(&self, bracket: &Bracket<'_>, mut block: NonNull<Block>, policy: Policy) {
-        // A thread under a `NoReclaimRoot` (an executor's) is left no work at all: what it
-        // would pay in a scope's opening or at a block boundary (running parked blocks,
-        // finishing given-back deallocations) is the worker's, so that neither ever waits
-        // for reclaim or runs a batch of frees.
-        let keeps_work = rcu_ctx::thread_state::no_reclaim_roots() == 0;
+        let keeps_work = keeps_work();
         // Work may be left owed only where this runtime's payer pays it.
         let global =
             keeps_work && core::ptr::eq(self, &GLOBAL_STATE) && crate::process::owns_the_payer();
@@ -327,6 +323,11 @@ impl DomainState {
     /// parking slot is taken. Keeps one emptied block in the thread cache. Caller: a context
     /// that may do what `payment` says, outside any bracket of `staging`.
     pub(crate) fn pay_owed(&self, staging: &Staging, payment: Payment) {
+        if !keeps_work() {
+            // What an earlier `Sleepable` use left to deallocate: the worker's next full
+            // collection finishes it (`finish_idle_given_back`), as an idle thread's.
+            return;
+        }
         if payment == Payment::Reclaim {
             if let Some(oldest) = staging.parked_full() {
                 self.bounded_backpressure(staging, oldest, OPENING_BACKPRESSURE_LIMIT);
@@ -533,4 +534,14 @@ impl DomainState {
             r.drained.wait(seen, Some(left));
         }
     }
+}
+
+/// False while the calling thread has a `NoReclaimRoot` alive (an executor's thread): it is
+/// then left no work at all. What it would pay at a scope's opening or a block boundary
+/// (parked blocks to run, given-back deallocations to finish) is the worker's: blocks it
+/// seals are neither parked nor tagged (`seal`), and what an earlier `Sleepable` use left it
+/// is finished by the worker's full collections (`finish_idle_given_back`). So neither an
+/// opening nor a free under the root runs a batch of frees or waits for reclaim.
+fn keeps_work() -> bool {
+    rcu_ctx::thread_state::no_reclaim_roots() == 0
 }
