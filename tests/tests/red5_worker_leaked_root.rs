@@ -1,0 +1,169 @@
+//! Red team, round 5 (`NoReclaimRoot`): a waker on the worker takes roots.
+//!
+//! Suspicion: the worker runs wakers in a no-reclaim scope so that a waker cannot take a
+//! root and wait for the worker's own progress ("inside the scope, taking a root and every
+//! reclaiming call panic (contained)", `worker_thread::run`). `NoReclaimRoot::enter()` is
+//! allowed inside a no-reclaim scope, so a waker now can: it may wait for a grace period
+//! with it (`synchronize_rcu`, a headless free's fallback), free with it on the worker, and
+//! leak it, leaving the worker for ever with a live root, a no-reclaim scope open and
+//! `no_reclaim_roots() != 0`. Then the worker's own debts (blocks its callbacks sealed on the
+//! global domain, parked for it, reclaim work owed) are never paid by its openings, which
+//! could strand them, or wedge the worker (DESIGN §5.1: user code never wedges a runtime
+//! thread; `rcu_barrier` covers everything queued before it).
+//!
+//! Alone in its file: it leaks a root on the global domain's worker.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::task::{Context as TaskContext, Poll, Wake, Waker};
+use std::time::Duration;
+
+use rcu_core::prelude::*;
+use rcu_core::thread_state::{live_roots, no_reclaim_roots, snapshot};
+use rcu_tests::quiet::{quiet_reports, wait_for_reports};
+
+/// A watchdog meaning "hung".
+const PATIENCE: Duration = Duration::from_secs(60);
+
+static DROPS: AtomicU64 = AtomicU64::new(0);
+static QUEUED: AtomicU64 = AtomicU64::new(0);
+
+struct Tracked;
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        DROPS.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn tracked() -> Box<Rcu<Tracked>> {
+    QUEUED.fetch_add(1, Ordering::SeqCst);
+    Rcu::boxed(Tracked)
+}
+
+/// A callback that frees many values on the global domain with its `Atomic` token: on the
+/// worker, enough to seal blocks there (parked for it, with reclaim work owed).
+fn frees_more(obj: Box<Rcu<Tracked>>, ctx: &Atomic<'_>) {
+    for _ in 0..600 {
+        kvfree_rcu(ctx, tracked());
+    }
+    drop(obj);
+}
+
+type Step = Box<dyn FnOnce() + Send>;
+
+struct OnWake(Mutex<Option<Step>>);
+
+impl Wake for OnWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        let step = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(step) = step {
+            step();
+        }
+    }
+}
+
+fn thread_name() -> String {
+    let mut buf = [0u8; 32];
+    // SAFETY: a live buffer of the given length.
+    unsafe { libc::pthread_getname_np(libc::pthread_self(), buf.as_mut_ptr().cast(), buf.len()) };
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
+
+/// Runs `step` on the global worker, as the waker of a grace-period future; returns what it
+/// returned and the name of the thread it ran on.
+fn run_on_worker<R: Send + 'static>(step: impl FnOnce() -> R + Send + 'static) -> (R, String) {
+    let (tx, rx) = mpsc::channel();
+    let step: Step = Box::new(move || {
+        let r = step();
+        let _ = tx.send((r, thread_name()));
+    });
+    let waker = Waker::from(Arc::new(OnWake(Mutex::new(Some(step)))));
+    let mut fut = synchronize_rcu_async();
+    let mut cx = TaskContext::from_waker(&waker);
+    assert!(Pin::new(&mut fut).poll(&mut cx).is_pending(), "the future was ready at once");
+    let r = rx.recv_timeout(PATIENCE).expect("the waker never ran: hung");
+    drop(fut);
+    r
+}
+
+/// Polls `fut` to completion on this thread, parking between polls.
+fn block_on<F: Future + Unpin>(mut fut: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = TaskContext::from_waker(&waker);
+    loop {
+        if let Poll::Ready(r) = Pin::new(&mut fut).poll(&mut cx) {
+            return r;
+        }
+        std::thread::park_timeout(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_root_leaked_by_a_waker_on_the_worker_wedges_nothing_and_loses_nothing() {
+    quiet_reports("on the worker of domain 'global' left scopes open");
+    let (done_tx, done_rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let ctx = Sleepable::enter();
+        // The worker's own debts before the leak: its callbacks' frees sealed there.
+        for _ in 0..20 {
+            call_rcu(&ctx, tracked(), frees_more);
+        }
+        rcu_barrier(&ctx);
+
+        // A waker waits for a grace period and frees with a root it takes on the worker.
+        let (state, worker) = run_on_worker(|| {
+            let root = NoReclaimRoot::enter();
+            synchronize_rcu(&root);
+            kvfree_rcu(&root, tracked());
+            kvfree_rcu_mightsleep(&root, Box::new(Tracked));
+            QUEUED.fetch_add(1, Ordering::SeqCst);
+            call_rcu(&root, tracked(), frees_more);
+            drop(root);
+            (snapshot().no_reclaim_depth, no_reclaim_roots())
+        });
+        assert!(worker.starts_with("rcu-gp-"), "the waker ran on '{worker}', not the worker");
+        assert_eq!(state, (1, 0), "the waker's root was not dropped cleanly");
+
+        // More debts, then a waker leaks a root on the worker.
+        for _ in 0..20 {
+            call_rcu(&ctx, tracked(), frees_more);
+        }
+        let (state, _) = run_on_worker(|| {
+            let _leaked: &'static mut NoReclaimRoot = Box::leak(Box::new(NoReclaimRoot::enter()));
+            (no_reclaim_roots(), live_roots())
+        });
+        assert_eq!(state, (1, 2), "the worker's roots: its own and the leaked one");
+        assert!(wait_for_reports("on the worker of domain 'global' left scopes open", 1, PATIENCE));
+
+        // The worker serves on: callbacks that free, frees, barriers.
+        for _ in 0..20 {
+            call_rcu(&ctx, tracked(), frees_more);
+            for _ in 0..100 {
+                kvfree_rcu(&NoReclaimRoot::enter(), tracked());
+            }
+        }
+        rcu_barrier(&ctx);
+        for _ in 0..20 {
+            call_rcu(&ctx, tracked(), frees_more);
+        }
+        block_on(rcu_barrier_async());
+        rcu_barrier(&ctx);
+        let _ = done_tx.send((QUEUED.load(Ordering::SeqCst), DROPS.load(Ordering::SeqCst)));
+    });
+    let (queued, dropped) = done_rx.recv_timeout(PATIENCE).expect("hung: a barrier never returned");
+    assert_eq!(dropped, queued, "frees lost or run twice");
+}
