@@ -234,7 +234,11 @@ fn run(domain: &DomainRef) {
         // Outside the atomic scope, leading nothing: wakers may lock or allocate. In a
         // no-reclaim scope: a waker that waited for this worker's progress (an `rcu_barrier`
         // through a root it took) would wait for itself for ever; inside the scope, taking
-        // a root and every reclaiming call panic (contained) instead.
+        // a root (`Sleepable::enter()` or `NoReclaimRoot::enter()`) and every reclaiming call
+        // panic (contained) instead. No user code the worker runs can thus take a root, which
+        // is what lets `UserCode` judge reachability by the count of live roots
+        // (red5_waker_root_swap.rs: when a waker could take a `NoReclaimRoot`, one kept and
+        // one leaked left the count unchanged, and a live guard's section was ended).
         {
             let _no_reclaim = root.no_reclaim();
             domain.wake_async_waiters();
@@ -294,7 +298,7 @@ impl UserCode {
         if rcu_ctx::thread_state::live_roots() != self.roots {
             rcu_sys::stderr::report_line(&format!(
                 "rcu-core: {what} on the worker of domain '{}' left scopes open (depths before \
-                 {:?}, after {after:?}) and leaked a root Sleepable, so they may still be \
+                 {:?}, after {after:?}) and leaked a root, so they may still be \
                  reached: the worker keeps them. Rule: drop every scope, guard and root you \
                  open; never leak one",
                 domain.name(),

@@ -160,7 +160,7 @@ impl Drop for NoReclaim<'_> {
 /// ```
 /// use rcu_ctx::{thread_state, MaySleep, NoReclaimRoot};
 ///
-/// // In a task, in a block that ends before the next `.await`:
+/// // In a task, in a block that ends before the next `.await` (where no scope is open):
 /// {
 ///     let mut root = NoReclaimRoot::enter();
 ///     assert!(!thread_state::snapshot().may_reclaim());
@@ -179,9 +179,13 @@ impl NoReclaimRoot {
     /// may of the thread's debts (deallocations only), then opens a no-reclaim scope.
     ///
     /// # Panics
-    /// Inside a read section or an atomic scope: a context that may block and allocate
-    /// cannot be conjured up from one that may not. Inside a no-reclaim scope it is allowed
-    /// (nothing is widened). This check runs in every build.
+    /// Inside a read section, an atomic scope or a no-reclaim scope (another
+    /// `NoReclaimRoot`'s included), as [`Sleepable::enter`]: a root is acquired where no scope
+    /// is open, and passed down. In a read section or an atomic scope it would widen the
+    /// context; in a no-reclaim scope it would not, but a root taken there could outlive the
+    /// scope's owner's view of the thread (an RCU runtime runs user code on its own threads
+    /// inside a no-reclaim scope precisely so that such code cannot take a root and lend a
+    /// `'static` guard from it). This check runs in every build.
     ///
     /// ```
     /// use rcu_ctx::{Context, NoReclaimRoot, Sleepable};
@@ -194,7 +198,7 @@ impl NoReclaimRoot {
     #[inline]
     #[track_caller]
     pub fn enter() -> NoReclaimRoot {
-        if !depths::snapshot().may_sleep() {
+        if !depths::snapshot().may_reclaim() {
             no_reclaim_root_refused();
         }
         depths::enter_no_reclaim_after(|| crate::owed::pay(ContextKind::NoReclaim));
@@ -203,17 +207,17 @@ impl NoReclaimRoot {
     }
 }
 
-/// The panic of [`NoReclaimRoot::enter`] inside a read section or atomic scope, out of line.
+/// The panic of [`NoReclaimRoot::enter`] inside a scope, out of line.
 #[cold]
 #[inline(never)]
 #[track_caller]
 fn no_reclaim_root_refused() -> ! {
     let scope = depths::innermost_restriction().unwrap_or("a restricted context");
     panic!(
-        "rcu-ctx: NoReclaimRoot::enter() called inside {scope}: a root that may block and \
-         allocate may only be acquired where the thread may (rule: context is explicit, never \
-         assumed). Fix: acquire it before entering the scope and pass the token down; inside \
-         the scope use the scope's own token (a read guard's ctx(), the Atomic token)."
+        "rcu-ctx: NoReclaimRoot::enter() called inside {scope}: a root may only be acquired \
+         where no scope is open (rule: context is explicit, never assumed). Fix: acquire it \
+         once, before entering the scope, and pass the token down; inside the scope use the \
+         scope's own token (the NoReclaim or Atomic token, a read guard's ctx())."
     );
 }
 
@@ -485,12 +489,15 @@ mod tests {
             let nr = root.no_reclaim();
             assert_eq!(snapshot().no_reclaim_depth, 2);
             drop(nr);
-            // A second root, and roots dropped out of order: each only counts itself.
-            let second = NoReclaimRoot::enter();
-            assert_eq!((snapshot().no_reclaim_depth, live_roots()), (2, 2));
             drop(root);
+            assert_eq!((snapshot(), live_roots()), (Snapshot::default(), 0));
+            // Beside a Sleepable root (no scope open), and dropped in either order.
+            let sleepable = Sleepable::enter();
+            let root = NoReclaimRoot::enter();
+            assert_eq!((snapshot().no_reclaim_depth, live_roots()), (1, 2));
+            drop(sleepable);
             assert_eq!((snapshot().no_reclaim_depth, live_roots()), (1, 1));
-            drop(second);
+            drop(root);
             assert_eq!((snapshot(), live_roots()), (Snapshot::default(), 0));
             // A leaked root stays counted, and so does its scope.
             let _leaked: &'static mut NoReclaimRoot = Box::leak(Box::new(NoReclaimRoot::enter()));
@@ -501,16 +508,26 @@ mod tests {
     }
 
     #[test]
-    fn a_no_reclaim_root_opens_inside_a_no_reclaim_scope_and_forbids_a_sleepable_root() {
+    fn a_no_reclaim_root_is_refused_inside_no_reclaim_scopes_and_forbids_a_sleepable_root() {
         let mut ctx = Sleepable::enter();
         let nr = ctx.no_reclaim();
-        let root = NoReclaimRoot::enter();
-        assert_eq!(snapshot().no_reclaim_depth, 2);
-        drop(nr);
         let msg = panic_message(|| {
-            let _ = Sleepable::enter();
+            let _ = NoReclaimRoot::enter();
         });
-        assert!(msg.contains("Sleepable::enter() called inside a no-reclaim scope"), "{msg}");
+        assert!(msg.starts_with("rcu-ctx: NoReclaimRoot::enter() called inside a no-reclaim"));
+        drop(nr);
+        let root = NoReclaimRoot::enter();
+        for refused in [
+            panic_message(|| {
+                let _ = Sleepable::enter();
+            }),
+            panic_message(|| {
+                let _ = NoReclaimRoot::enter();
+            }),
+        ] {
+            assert!(refused.contains("() called inside a no-reclaim scope"), "{refused}");
+        }
+        assert_eq!((snapshot().no_reclaim_depth, live_roots()), (1, 2));
         drop(root);
         assert_eq!(snapshot(), Snapshot::default());
     }
