@@ -35,8 +35,8 @@ thread_local! {
 
 /// How many root tokens of this thread are alive: acquired with
 /// [`Sleepable::enter`](crate::Sleepable::enter) or
-/// [`NoReclaimRoot::enter`](crate::NoReclaimRoot::enter) and not dropped. A leaked root (`Box::leak`, `mem::forget`) stays
-/// counted for ever.
+/// [`NoReclaimRoot::enter`](crate::NoReclaimRoot::enter) and not dropped. A leaked root
+/// (`Box::leak`, `mem::forget`) stays counted for ever.
 ///
 /// This is what lets an RCU runtime decide, at thread exit, whether a read section left open
 /// can still be reached: every guard and every reference loaded through it borrows a root
