@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # valgrind memcheck over a short torture run: invalid reads/writes and definite leaks.
 # membarrier works under this valgrind (3.19: rcutorture's header says "read side: compiler
-# barrier"); the fence fallback is ci/fence.sh's.
+# barrier"); the fence fallback is ci/portable.sh's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { apt-get update -qq && apt-get install -y -qq valgrind; }

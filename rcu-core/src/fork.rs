@@ -92,6 +92,10 @@ pub(crate) extern "C" fn parent_after_fork() {
 }
 
 pub(crate) extern "C" fn child_after_fork() {
+    // First, before anything here waits: the parent's sleepers do not exist in the child
+    // (the park backend's table would keep their slots; a no-op on the futex backend).
+    // SAFETY: (1) a fork child handler runs on the child's only thread, which is not waiting.
+    unsafe { rcu_sys::futex::reset_after_fork() };
     // SAFETY: (1) the thread this child was forked from took both in `prepare_fork`.
     unsafe {
         rcu_alloc::release_registry_after_fork();

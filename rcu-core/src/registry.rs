@@ -94,18 +94,13 @@ impl Slot {
 
     fn set_owner(&self) {
         self.word.set_fence_mode(!crate::raw::barrier::uses_membarrier());
-        // SAFETY: gettid has no preconditions.
-        let tid = unsafe { libc::gettid() };
         // Relaxed: informational; the slot was claimed with an Acquire CAS already.
-        self.tid.store(tid, Ordering::Relaxed);
+        self.tid.store(rcu_sys::thread_id(), Ordering::Relaxed);
         // Relaxed: read only by this thread, or by the single thread of a forked child.
         self.owner_mark.store(current_owner_mark(), Ordering::Relaxed);
         let mut buf = [0u8; NAME_LEN];
-        // SAFETY: `buf` is a writable buffer of NAME_LEN bytes; pthread_self is this thread.
-        // On failure `buf` stays zeroed (no name), which is all we need.
-        unsafe {
-            libc::pthread_getname_np(libc::pthread_self(), buf.as_mut_ptr().cast(), NAME_LEN)
-        };
+        // Zeroed (no name) where the OS cannot tell, which is all we need.
+        rcu_sys::thread_name(&mut buf);
         for (dst, src) in self.name.iter().zip(buf) {
             // Relaxed: informational.
             dst.store(src, Ordering::Relaxed);
@@ -245,10 +240,8 @@ impl Registry {
             if slot.in_use.load(Ordering::Relaxed) && slot.owner_mark.load(Ordering::Relaxed) == me
             {
                 // The forking thread has a new thread id in the child: stall reports name it.
-                // SAFETY: gettid has no preconditions.
-                let tid = unsafe { libc::gettid() };
                 // Relaxed: informational; single thread.
-                slot.tid.store(tid, Ordering::Relaxed);
+                slot.tid.store(rcu_sys::thread_id(), Ordering::Relaxed);
                 live += 1;
                 continue;
             }

@@ -1,4 +1,5 @@
-//! The runtime's one wait/notify primitive: an event count over a futex.
+//! The runtime's one wait/notify primitive: an event count over [`crate::futex`] (the Linux
+//! futex, or the park table elsewhere).
 //!
 //! A waiter reads a *key* (the event count), checks its condition, and sleeps only while no
 //! notification has happened since the key; a notifier makes the condition true, then bumps

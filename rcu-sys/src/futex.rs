@@ -1,8 +1,20 @@
-//! Sleeping on a 32-bit word: the Linux futex, wrapped.
+//! Sleeping on a 32-bit word and waking its sleepers, with one of two backends chosen at
+//! build time:
 //!
-//! Used for the slow paths only (grace-period waiters, workers' idle sleeps). Waking never
-//! allocates, locks or blocks, so `wake_all` is usable from any context, a signal handler
-//! included; `wait` needs a context that may block.
+//! - **futex** (Linux and Android): the kernel's `FUTEX_WAIT`/`FUTEX_WAKE` (`futex/linux.rs`).
+//! - **park** (every other Unix, and Linux built with `--cfg rcu_force_park`): a fixed table
+//!   of parked threads woken with `std::thread::Thread::unpark` (`futex/park.rs`, where its
+//!   proof is). CI builds Linux with the cfg (`ci/portable.sh`), so this backend runs the
+//!   whole test suite too.
+//!
+//! [`BACKEND`] names the one in use. Used for the slow paths only (grace-period waiters,
+//! workers' idle sleeps). Waking never allocates, locks or blocks on either backend, so
+//! [`wake_all`] is usable from any context, a signal handler included; [`wait`] needs a
+//! context that may block.
+//!
+//! One difference callers never see: a futex sleeper returns on any wake, a parked one only
+//! once the word differs from `expected` (or at the timeout). Callers change the word before
+//! waking ([`EventCount`](crate::EventCount) bumps it), as the futex protocol requires anyway.
 //!
 //! ```
 //! use std::sync::atomic::{AtomicU32, Ordering};
@@ -24,6 +36,26 @@
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
+#[cfg(all(any(target_os = "linux", target_os = "android"), not(rcu_force_park)))]
+mod linux;
+#[cfg(all(any(target_os = "linux", target_os = "android"), not(rcu_force_park)))]
+use linux as backend;
+
+// Built for the unit tests on every target (they drive the table directly), used as the
+// backend where there is no futex or when forced.
+#[cfg(any(test, rcu_force_park, not(any(target_os = "linux", target_os = "android"))))]
+mod park;
+#[cfg(any(rcu_force_park, not(any(target_os = "linux", target_os = "android"))))]
+use park as backend;
+
+/// The backend in use: `"futex"` or `"park"` (see the module docs). Reports and benchmark
+/// headers print it.
+///
+/// ```
+/// assert!(["futex", "park"].contains(&rcu_sys::futex::BACKEND));
+/// ```
+pub const BACKEND: &str = backend::NAME;
+
 /// Sleeps while `*word == expected`, at most `timeout` if given. Spurious wake-ups happen:
 /// callers re-check their condition.
 ///
@@ -35,25 +67,11 @@ use std::time::Duration;
 /// rcu_sys::futex::wait(&word, 5, Some(Duration::from_millis(1))); // times out
 /// ```
 pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
-    let ts = timeout.map(|t| libc::timespec {
-        tv_sec: t.as_secs().min(i64::MAX as u64) as libc::time_t,
-        tv_nsec: t.subsec_nanos() as libc::c_long,
-    });
-    let ts_ptr = ts.as_ref().map_or(core::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY: `word` is a live, aligned u32 for the whole call; `ts_ptr` is null or points to
-    // `ts`, which outlives the call. FUTEX_WAIT only reads both.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
-            expected,
-            ts_ptr,
-        );
-    }
+    backend::wait(word, expected, timeout);
 }
 
-/// Wakes every thread sleeping on `word`.
+/// Wakes every thread sleeping on `word`. Change the word first (see the module docs).
+/// Never blocks, allocates or locks.
 ///
 /// ```
 /// use std::sync::atomic::AtomicU32;
@@ -61,14 +79,23 @@ pub fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 /// rcu_sys::futex::wake_all(&word); // no sleeper: nothing happens
 /// ```
 pub fn wake_all(word: &AtomicU32) {
-    // SAFETY: `word` is a live, aligned u32; FUTEX_WAKE does not access user memory beyond
-    // using its address as a key.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
-            i32::MAX,
-        );
-    }
+    backend::wake_all(word);
+}
+
+/// In a forked child: forgets the sleepers of the parent, none of which exists here (the park
+/// backend's table would otherwise keep their slots taken for ever; the futex backend has
+/// nothing to forget). The runtime calls it first thing in its `pthread_atfork` child handler
+/// (`rcu-core`).
+///
+/// # Safety
+/// 1. The calling thread is the only thread of the process (a forked child), and it is not
+///    inside [`wait`] (a signal handler that interrupted it may be inside [`wake_all`]).
+///
+/// ```
+/// // SAFETY: (1) a doctest's process runs this one thread, which is not waiting.
+/// unsafe { rcu_sys::futex::reset_after_fork() };
+/// ```
+pub unsafe fn reset_after_fork() {
+    // SAFETY: (1) is the caller's.
+    unsafe { backend::reset_after_fork() };
 }

@@ -42,7 +42,8 @@ pub(crate) fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> io::Res
     let mut all: libc::sigset_t = unsafe { core::mem::zeroed() };
     // SAFETY: as above.
     let mut old: libc::sigset_t = unsafe { core::mem::zeroed() };
-    let mut thread: libc::pthread_t = 0;
+    // SAFETY: an integer or a pointer (by platform); pthread_create writes it before use.
+    let mut thread: libc::pthread_t = unsafe { core::mem::zeroed() };
     // SAFETY: every pointer is to a live local; the new thread inherits the full mask set
     // here, and this thread's own mask is restored right after pthread_create, which cannot
     // unwind. `start` is handed to the thread, or taken back below if it did not start.
@@ -67,8 +68,7 @@ pub(crate) fn spawn(name: &str, body: impl FnOnce() + Send + 'static) -> io::Res
 extern "C" fn thread_main(start: *mut libc::c_void) -> *mut libc::c_void {
     // SAFETY: `spawn` passed a `Box<Start>` it gave up.
     let Start { name, body } = *unsafe { Box::from_raw(start.cast::<Start>()) };
-    // SAFETY: names the calling thread with a NUL-terminated string of at most 15 bytes.
-    unsafe { libc::pthread_setname_np(libc::pthread_self(), name.as_ptr()) };
+    crate::identity::set_thread_name(&name);
     // The panic hook has reported a panic already; it must not unwind into C.
     let _ = catch_unwind(AssertUnwindSafe(body));
     core::ptr::null_mut()
@@ -85,6 +85,17 @@ pub fn spawn_detached(name: &str, body: impl FnOnce() + Send + 'static) -> io::R
 }
 
 impl RawThread {
+    /// The handle as a word, for an atomic (`pthread_t` is an integer on Linux, a pointer on
+    /// macOS and FreeBSD); never 0 for a started thread.
+    pub(crate) fn into_word(self) -> usize {
+        self.0 as usize
+    }
+
+    /// The handle `into_word` gave.
+    pub(crate) fn from_word(word: usize) -> Self {
+        RawThread(word as libc::pthread_t)
+    }
+
     /// Waits for the thread to finish.
     pub(crate) fn join(self) {
         // SAFETY: a thread from `spawn`, joined or detached once (the caller's handle moves).

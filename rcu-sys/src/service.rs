@@ -4,7 +4,7 @@
 //! background threads, each domain's worker and each allocator's refill worker, are built
 //! on it.
 
-use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::raw_thread::{self, RawThread};
@@ -38,10 +38,11 @@ pub struct ServiceThread {
     /// Bumped by every wake; the thread sleeps on it.
     events: EventCount,
     state: AtomicU8,
-    /// The thread's `pthread_t` (a `u64` on Linux), or 0 (no valid `pthread_t` is 0). An
+    /// The thread's `pthread_t` as a word (`RawThread::into_word`), or 0 (no valid `pthread_t`
+    /// is 0). An
     /// atomic rather than a mutex: a mutex held by a thread that does not exist in a forked
     /// child would block the child.
-    handle: AtomicU64,
+    handle: AtomicUsize,
 }
 
 impl Default for ServiceThread {
@@ -56,7 +57,7 @@ impl ServiceThread {
         ServiceThread {
             events: EventCount::new(),
             state: AtomicU8::new(NOT_STARTED),
-            handle: AtomicU64::new(0),
+            handle: AtomicUsize::new(0),
         }
     }
 
@@ -137,9 +138,9 @@ impl ServiceThread {
     fn put_handle(&self, thread: RawThread) {
         // AcqRel: Release publishes the handle to `take_handle`; Acquire takes one left by an
         // earlier start (none in practice: a thread starts once), which is detached.
-        let old = self.handle.swap(thread.0, Ordering::AcqRel);
+        let old = self.handle.swap(thread.into_word(), Ordering::AcqRel);
         if old != 0 {
-            RawThread(old).detach();
+            RawThread::from_word(old).detach();
         }
     }
 
@@ -147,7 +148,7 @@ impl ServiceThread {
     fn take_handle(&self) -> Option<RawThread> {
         // AcqRel: Acquire pairs with the Release in `put_handle`.
         let raw = self.handle.swap(0, Ordering::AcqRel);
-        (raw != 0).then_some(RawThread(raw))
+        (raw != 0).then(|| RawThread::from_word(raw))
     }
 
     /// Asks the thread to stop and wakes it, without waiting for it: the thread finishes on

@@ -512,6 +512,34 @@ impl<T> SpinLock<T> {
     }
 }
 
+/// This thread's `errno`, for signal handlers that save and restore it (so that the code
+/// they interrupt does not see their system calls change it).
+pub mod errno {
+    /// The calling thread's `errno`.
+    pub fn get() -> i32 {
+        // SAFETY: the location is this thread's errno, valid for the thread's life.
+        unsafe { *location() }
+    }
+
+    /// Sets the calling thread's `errno`.
+    pub fn set(value: i32) {
+        // SAFETY: as in `get`.
+        unsafe { *location() = value };
+    }
+
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    fn location() -> *mut i32 {
+        // SAFETY: no preconditions.
+        unsafe { libc::__errno_location() }
+    }
+
+    #[cfg(any(target_os = "macos", target_os = "ios", target_os = "freebsd"))]
+    fn location() -> *mut i32 {
+        // SAFETY: no preconditions.
+        unsafe { libc::__error() }
+    }
+}
+
 pub mod fork {
     //! Running code in a forked child under a watchdog, for the `fork()` tests.
 

@@ -122,8 +122,7 @@ struct Flag {
 /// in a fork child.
 fn on_a_worker() -> bool {
     let mut name = [0u8; 16];
-    // SAFETY: PR_GET_NAME writes at most 16 bytes into the buffer passed.
-    unsafe { libc::prctl(libc::PR_GET_NAME, name.as_mut_ptr()) };
+    rcu_sys::thread_name(&mut name);
     name.starts_with(b"rcu-gp-")
 }
 

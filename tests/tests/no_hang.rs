@@ -149,8 +149,7 @@ static CALLER: AtomicI32 = AtomicI32::new(0);
 fn barrier_from_a_callback(obj: Box<Rcu<()>>, _ctx: &Atomic<'_>) {
     drop(obj);
     // Relaxed: set before this caller queued anything; read only to count inline runs.
-    // SAFETY: gettid has no preconditions.
-    if CALLER.load(Ordering::Relaxed) == unsafe { libc::gettid() } {
+    if CALLER.load(Ordering::Relaxed) == rcu_sys::thread_id() {
         // SeqCst: statistics read after rcu_barrier.
         INLINE_RUNS.fetch_add(1, Ordering::SeqCst);
     }
@@ -175,8 +174,7 @@ fn rcu_barrier_through_a_thread_local_root_inside_a_callback_is_refused_not_dead
     install_panic_hook();
     let caller = Pending::spawn("inline-caller", || {
         // Relaxed: see `barrier_from_a_callback`.
-        // SAFETY: gettid has no preconditions.
-        CALLER.store(unsafe { libc::gettid() }, Ordering::Relaxed);
+        CALLER.store(rcu_sys::thread_id(), Ordering::Relaxed);
         ROOT.with(|_| ()); // the ambient root exists before any callback runs here
         let ctx = Sleepable::enter();
         // A Sleepable caller runs its own parked blocks inline once their grace period has

@@ -46,8 +46,7 @@ static CHILD: AtomicI32 = AtomicI32::new(0);
 
 fn thread_name() -> String {
     let mut buf = [0u8; 32];
-    // SAFETY: a live buffer of the given length.
-    unsafe { libc::pthread_getname_np(libc::pthread_self(), buf.as_mut_ptr().cast(), buf.len()) };
+    rcu_sys::thread_name(&mut buf);
     let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
     String::from_utf8_lossy(&buf[..len]).into_owned()
 }

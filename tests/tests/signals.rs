@@ -55,9 +55,8 @@ fn drop_it(obj: Box<Rcu<Tracked>>, _ctx: &Atomic<'_>) {
 }
 
 extern "C" fn on_sigusr1(_signal: libc::c_int) {
-    // SAFETY: `__errno_location` returns this thread's errno; saved and restored so the
-    // interrupted code does not see the handler's syscalls (futex wakes) change it.
-    let errno = unsafe { *libc::__errno_location() };
+    // Saved and restored: the interrupted code must not see the handler's syscalls change it.
+    let errno = rcu_tests::errno::get();
     // SeqCst (all statics here): the test reads them after joining the sender; simplicity.
     let domain = DOMAIN.load(Ordering::SeqCst);
     if !domain.is_null() {
@@ -67,8 +66,7 @@ extern "C" fn on_sigusr1(_signal: libc::c_int) {
         let domain = unsafe { &*domain };
         handle(domain);
     }
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = errno };
+    rcu_tests::errno::set(errno);
 }
 
 fn handle(domain: &Domain) {
@@ -272,16 +270,15 @@ static STALL_IN_HANDLER: AtomicBool = AtomicBool::new(false);
 static STALLS: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn stall_on_sigusr2(_signal: libc::c_int) {
-    // SAFETY: see `on_sigusr1`.
-    let errno = unsafe { *libc::__errno_location() };
+    // Saved and restored: see `on_sigusr1`.
+    let errno = rcu_tests::errno::get();
     if STALL_IN_HANDLER.load(Ordering::SeqCst) {
         STALLS.fetch_add(1, Ordering::SeqCst);
         let pause = libc::timespec { tv_sec: 0, tv_nsec: 200_000 };
         // SAFETY: nanosleep is async-signal-safe; `pause` is a valid timespec.
         unsafe { libc::nanosleep(&pause, ptr::null_mut()) };
     }
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = errno };
+    rcu_tests::errno::set(errno);
 }
 
 /// `rcu_barrier` must cover every item whose `kvfree_rcu` call returned before the barrier

@@ -162,12 +162,10 @@ static HANDLER_RETURNED: AtomicBool = AtomicBool::new(false);
 static BARRIER_OUTCOME: SpinLock<Option<Option<String>>> = SpinLock::new(None);
 
 extern "C" fn on_sigusr1(_signal: libc::c_int) {
-    // SAFETY: `__errno_location` returns this thread's errno; saved and restored so that the
-    // interrupted code does not see the handler's system calls change it.
-    let errno = unsafe { *libc::__errno_location() };
+    // Saved and restored: the interrupted code must not see the handler's syscalls change it.
+    let errno = rcu_tests::errno::get();
     handle();
-    // SAFETY: as above.
-    unsafe { *libc::__errno_location() = errno };
+    rcu_tests::errno::set(errno);
 }
 
 fn handle() {

@@ -412,6 +412,8 @@ fn blocked_signals(tid: &str) -> Option<u64> {
     u64::from_str_radix(line.trim_start_matches("SigBlk:").trim(), 16).ok()
 }
 
+// Reads the masks from /proc and names a real-time signal: Linux's.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 #[test]
 fn runtime_threads_block_every_signal() {
     let domain = Domain::new(DomainConfig::new().name("sigmask"));

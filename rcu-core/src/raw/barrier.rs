@@ -12,9 +12,9 @@
 //! compiler barrier: it stops the compiler from moving the section's loads above the
 //! announcement, and the CPU's reordering is what the membarrier handles.
 //!
-//! Where the kernel lacks the private expedited command (or under `cfg(rcu_force_fence)`,
-//! used for ThreadSanitizer, and under loom), both sides issue `fence(SeqCst)`: the classic
-//! store-buffering pair. The choice is made once per process by [`init`], from what the
+//! Where the kernel lacks the private expedited command, on every OS but Linux and Android
+//! (membarrier is Linux's), under `cfg(rcu_force_fence)` (ThreadSanitizer, `ci/portable.sh`)
+//! and under loom, both sides issue `fence(SeqCst)`: the classic store-buffering pair. The choice is made once per process by [`init`], from what the
 //! kernel offers (a property of the OS, never of the caller), before any reader is
 //! registered.
 //!
@@ -52,6 +52,7 @@ mod mode {
     }
 
     /// Registers this process for the private expedited command; false if unavailable.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     pub(super) fn register() -> bool {
         let query = membarrier(libc::MEMBARRIER_CMD_QUERY);
         if query < 0 || query & (libc::MEMBARRIER_CMD_PRIVATE_EXPEDITED as libc::c_long) == 0 {
@@ -66,9 +67,30 @@ mod mode {
         MODE.load(Ordering::Relaxed) == MEMBARRIER
     }
 
+    /// No membarrier outside Linux: readers use the fence mode, which `rcu_force_fence`
+    /// exercises on Linux.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(super) fn register() -> bool {
+        false
+    }
+
+    /// `membarrier(cmd, 0, 0)`'s return value.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     pub(super) fn membarrier(cmd: libc::c_int) -> libc::c_long {
         // SAFETY: membarrier takes (cmd, flags, cpu_id) integers and touches no user memory.
         unsafe { libc::syscall(libc::SYS_membarrier, cmd, 0 as libc::c_uint, 0 as libc::c_int) }
+    }
+
+    /// One expedited barrier over the process's running threads; true if it was issued.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    pub(super) fn expedited() -> bool {
+        membarrier(libc::MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0
+    }
+
+    /// Never called: `register` refused, so the mode is never MEMBARRIER.
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    pub(super) fn expedited() -> bool {
+        false
     }
 }
 
@@ -148,9 +170,8 @@ pub fn reader_barrier() {
 pub fn heavy_barrier() {
     #[cfg(not(loom))]
     if uses_membarrier() {
-        let rc = mode::membarrier(libc::MEMBARRIER_CMD_PRIVATE_EXPEDITED);
         assert!(
-            rc == 0,
+            mode::expedited(),
             "rcu-core: membarrier(PRIVATE_EXPEDITED) failed after the process registered for it: \
              readers would be unprotected, so this is fatal (a seccomp filter added after \
              start-up?)"
@@ -171,5 +192,5 @@ pub fn heavy_barrier() {
 #[cfg(not(loom))]
 pub fn membarrier_once() -> bool {
     init();
-    uses_membarrier() && mode::membarrier(libc::MEMBARRIER_CMD_PRIVATE_EXPEDITED) == 0
+    uses_membarrier() && mode::expedited()
 }

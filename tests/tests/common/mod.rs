@@ -72,8 +72,8 @@ pub(crate) fn assert_holds_for(
 
 /// The calling thread's kernel thread id.
 pub(crate) fn gettid() -> i32 {
-    // SAFETY: gettid has no preconditions.
-    unsafe { libc::gettid() }
+    // The id stall and leak reports print: the kernel's tid on Linux.
+    rcu_sys::thread_id()
 }
 
 /// A closure running on its own thread, whose result is collected later. Used for calls

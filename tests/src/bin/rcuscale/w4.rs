@@ -224,6 +224,7 @@ fn check(ok: bool) -> f64 {
 }
 
 /// The CPUs this process may run on (Linux), in order; empty if they cannot be read.
+#[cfg(any(target_os = "linux", target_os = "android"))]
 fn allowed_cpus() -> Vec<usize> {
     // SAFETY: `set` is a plain bit set the call fills in; zeroed is a valid empty one.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -236,7 +237,18 @@ fn allowed_cpus() -> Vec<usize> {
     (0..libc::CPU_SETSIZE as usize).filter(|&c| unsafe { libc::CPU_ISSET(c, &set) }).collect()
 }
 
+/// Elsewhere: unknown, so no thread is pinned (the scheduler places them).
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn allowed_cpus() -> Vec<usize> {
+    Vec::new()
+}
+
+/// Does nothing where `allowed_cpus` is empty.
+#[cfg(not(any(target_os = "linux", target_os = "android")))]
+fn pin_current_thread(_cpus: &[usize]) {}
+
 /// Pins the calling thread to `cpus` (best effort: a failure leaves it unpinned).
+#[cfg(any(target_os = "linux", target_os = "android"))]
 fn pin_current_thread(cpus: &[usize]) {
     // SAFETY: as in `allowed_cpus`.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };

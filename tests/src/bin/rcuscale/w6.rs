@@ -20,10 +20,18 @@ use crate::Config;
 
 /// This thread's (voluntary, involuntary) context switches so far: a call that blocks (futex
 /// wait, sleep) shows up as a voluntary switch; a preemption as an involuntary one.
+/// `(-1, -1)` where the OS has no per-thread usage (macOS).
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn context_switches() -> (i64, i64) {
+    (-1, -1)
+}
+
+/// As above, from `getrusage(RUSAGE_THREAD)`.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
 fn context_switches() -> (i64, i64) {
     // SAFETY: an all-zero `rusage` is a valid value of the plain C struct.
     let mut usage: libc::rusage = unsafe { core::mem::zeroed() };
-    // SAFETY: `usage` is a valid, writable rusage; RUSAGE_THREAD is supported on Linux.
+    // SAFETY: `usage` is a valid, writable rusage; RUSAGE_THREAD exists here.
     let rc = unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
     if rc != 0 {
         return (-1, -1);

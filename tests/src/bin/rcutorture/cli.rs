@@ -154,7 +154,8 @@ pub(crate) fn main() -> i32 {
     };
     rcu_core::raw::barrier::init();
     eprintln!(
-        "rcutorture: {} flavor, {} readers, {} updaters, {:?}, tokens {:?}, read side: {}",
+        "rcutorture: {} flavor, {} readers, {} updaters, {:?}, tokens {:?}, read side: {}, \
+         waits: {}",
         match args.flavor {
             FlavorArg::Global => "global",
             FlavorArg::Custom => "custom",
@@ -170,7 +171,9 @@ pub(crate) fn main() -> i32 {
             "compiler barrier (grace periods use membarrier)"
         } else {
             "fence (no membarrier: the fallback)"
-        }
+        },
+        // Which sleep/wake backend (the futex, or the park table other Unixes use).
+        rcu_sys::futex::BACKEND
     );
     let json = args.json;
     let summary = torture::run(config, &mut |line| {
