@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_epoch::{self as epoch, Owned};
 use rcu_core::prelude::*;
-use rcu_core::raw::barrier::membarrier_once;
+use rcu_core::raw::barrier::{membarrier_once, uses_membarrier};
 use rcu_core::RcuCell;
 use seize::{reclaim, Collector, Guard as _};
 
@@ -39,6 +39,14 @@ const SHARERS: usize = 4;
 /// Runs `body` while `reader` loops on another thread until told to stop; `reader` gets the
 /// stop flag and must check it between short read sections.
 fn with_busy_reader<R>(reader: impl FnOnce(&AtomicBool) + Send, body: impl FnOnce() -> R) -> R {
+    /// Stops the reader when the body returns or panics (the scope joins it either way).
+    struct Stop<'a>(&'a AtomicBool);
+    impl Drop for Stop<'_> {
+        fn drop(&mut self) {
+            // Relaxed: a flag; the scope joins the thread.
+            self.0.store(true, Ordering::Relaxed);
+        }
+    }
     let stop = AtomicBool::new(false);
     let started = Barrier::new(2);
     std::thread::scope(|s| {
@@ -47,11 +55,9 @@ fn with_busy_reader<R>(reader: impl FnOnce(&AtomicBool) + Send, body: impl FnOnc
             reader(&stop);
         });
         started.wait();
+        let _stop = Stop(&stop);
         std::thread::sleep(Duration::from_millis(2)); // let it get going
-        let r = body();
-        // Relaxed: a flag; the scope joins the thread.
-        stop.store(true, Ordering::Relaxed);
-        r
+        body()
     })
 }
 
@@ -89,7 +95,9 @@ struct SyncRep {
     normal: Latency,
     expedited: Latency,
     polled: Latency,
-    membarrier: Latency,
+    /// `None` with readers in fence mode (no membarrier: `--cfg rcu_force_fence`, or a
+    /// kernel without it).
+    membarrier: Option<Latency>,
 }
 
 fn ours_sync(cfg: &Config) -> SyncRep {
@@ -110,15 +118,17 @@ fn ours_sync(cfg: &Config) -> SyncRep {
                 let cookie = start_poll(&ctx);
                 while !poll(cookie) {}
             }));
-            membarrier.push(timed(|| {
-                assert!(membarrier_once(), "membarrier is not in use on this machine");
-            }));
+            if uses_membarrier() {
+                membarrier.push(timed(|| {
+                    assert!(membarrier_once(), "membarrier registered but failing");
+                }));
+            }
         }
         SyncRep {
             normal: Latency::of(&normal),
             expedited: Latency::of(&expedited),
             polled: Latency::of(&polled),
-            membarrier: Latency::of(&membarrier),
+            membarrier: (!membarrier.is_empty()).then(|| Latency::of(&membarrier)),
         }
     })
 }
@@ -354,11 +364,13 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
         p50.push(us(r.polled.p50));
         p99.push(us(r.polled.p99));
         pmax.push(us(r.polled.max));
-        m50.push(us(r.membarrier.p50));
-        m99.push(us(r.membarrier.p99));
-        mmax.push(us(r.membarrier.max));
-        ratio_n.push(r.normal.p50 / r.membarrier.p50);
-        ratio_e.push(r.expedited.p50 / r.membarrier.p50);
+        if let Some(m) = &r.membarrier {
+            m50.push(us(m.p50));
+            m99.push(us(m.p99));
+            mmax.push(us(m.max));
+            ratio_n.push(r.normal.p50 / m.p50);
+            ratio_e.push(r.expedited.p50 / m.p50);
+        }
         ratio_p.push(r.polled.p99 / r.normal.p99);
         eprintln!(
             "  W4 rep {}/{}: sync p50 {:.1} us p99 {:.1} us ({} samples), expedited p50 {:.1} us \
@@ -373,8 +385,8 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
             us(r.polled.p50),
             us(r.polled.p99),
             r.polled.samples,
-            us(r.membarrier.p50),
-            r.membarrier.samples
+            r.membarrier.as_ref().map_or(f64::NAN, |m| us(m.p50)),
+            r.membarrier.as_ref().map_or(0, |m| m.samples)
         );
         for s in System::ALL {
             let v = analogue(cfg, s);
@@ -445,34 +457,42 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
         row("polled p99 / synchronize_rcu p99 (x)", "x", Better::Lower, ratio_p)
             .target(Target::AtMost(3.0)),
     );
-    let m50_median = crate::common::median(&m50);
-    notes.push(format!(
-        "W4: membarrier p50 {m50_median:.2} us: {}",
-        if m50_median < 2.0 {
-            "cheap, so it interrupted no other CPU: the busy reader was mostly not running on \
-             the other CPU at the same time (a loaded 2-CPU machine); grace periods then cost \
-             one syscall, and the ratio compares like with like only because the samples are \
-             taken round-robin"
-        } else {
-            "it had to interrupt the CPU running the busy reader (an IPI), the case the \
-             floor is meant to capture"
-        }
-    ));
-    rows.push(row("membarrier(PRIVATE_EXPEDITED) p50 (us)", "us", Better::Lower, m50));
-    rows.push(row("membarrier(PRIVATE_EXPEDITED) p99 (us)", "us", Better::Lower, m99));
-    rows.push(
-        Row::new("W4", "membarrier(PRIVATE_EXPEDITED) max (us)", "us")
-            .ours(max_of(&mmax))
-            .better(Better::Lower),
-    );
-    rows.push(
-        row("synchronize_rcu p50 / membarrier p50 (x)", "x", Better::Lower, ratio_n)
-            .target(Target::AtMost(2.5)),
-    );
-    rows.push(
-        row("expedited p50 / membarrier p50 (x)", "x", Better::Lower, ratio_e)
-            .target(Target::AtMost(2.5)),
-    );
+    if m50.is_empty() {
+        notes.push(
+            "W4: readers in fence mode (no membarrier): the membarrier floor and the ratios to \
+             it are left out"
+                .to_owned(),
+        );
+    } else {
+        let m50_median = crate::common::median(&m50);
+        notes.push(format!(
+            "W4: membarrier p50 {m50_median:.2} us: {}",
+            if m50_median < 2.0 {
+                "cheap, so it interrupted no other CPU: the busy reader was mostly not running on \
+                 the other CPU at the same time (a loaded 2-CPU machine); grace periods then cost \
+                 one syscall, and the ratio compares like with like only because the samples are \
+                 taken round-robin"
+            } else {
+                "it had to interrupt the CPU running the busy reader (an IPI), the case the \
+                 floor is meant to capture"
+            }
+        ));
+        rows.push(row("membarrier(PRIVATE_EXPEDITED) p50 (us)", "us", Better::Lower, m50));
+        rows.push(row("membarrier(PRIVATE_EXPEDITED) p99 (us)", "us", Better::Lower, m99));
+        rows.push(
+            Row::new("W4", "membarrier(PRIVATE_EXPEDITED) max (us)", "us")
+                .ours(max_of(&mmax))
+                .better(Better::Lower),
+        );
+        rows.push(
+            row("synchronize_rcu p50 / membarrier p50 (x)", "x", Better::Lower, ratio_n)
+                .target(Target::AtMost(2.5)),
+        );
+        rows.push(
+            row("expedited p50 / membarrier p50 (x)", "x", Better::Lower, ratio_e)
+                .target(Target::AtMost(2.5)),
+        );
+    }
     rows.push(Row::from_reps("W4", "ANALOGUE retire-to-free p50 (us)", "us", Better::Lower, ana50));
     rows.push(Row::from_reps("W4", "ANALOGUE retire-to-free p99 (us)", "us", Better::Lower, ana99));
     if ana_failed.medians().iter().flatten().any(|&f| f > 0.0) {
