@@ -2,14 +2,16 @@
 //! Linux under `--cfg rcu_force_park`, so CI runs it).
 //!
 //! # Design
-//! A global, fixed table of [`SLOTS`] wait slots. A slot's `word` is `FREE`, `CLAIMED` (owned
-//! by a waiter that is not, or no longer, findable) or the address a waiter sleeps on; `busy`
-//! counts the notifiers reading its `thread`, the owner's `std::thread::Thread` handle.
+//! A global, fixed table of [`SLOTS`] wait slots. A slot's `word` is `FREE`, claimed (odd:
+//! owned by the waiter it names, which is not, or no longer, findable) or the address a
+//! waiter sleeps on; `busy` counts the notifiers reading its `thread`, the owner's
+//! `std::thread::Thread` handle.
 //!
-//! - Waiter on `addr` (`wait`): claims a free slot (CAS `FREE -> CLAIMED`), writes its handle,
-//!   stores `word = addr` (W1), re-reads the futex word (W2) and parks while it equals
-//!   `expected` and the timeout has not passed. To leave: stores `word = CLAIMED` (L1), waits
-//!   until `busy == 0` (L2), takes its handle back, stores `word = FREE`.
+//! - Waiter on `addr` (`wait`): claims a free slot (CAS `FREE -> claimed_by(mark)`), records
+//!   itself as `owner`, writes its handle, stores `word = addr` (W1), re-reads the futex word
+//!   (W2) and parks while it equals `expected` and the timeout has not passed. To leave:
+//!   stores `word = claimed_by(mark)` (L1), waits until `busy == 0` (L2), takes its handle
+//!   back, stores `word = FREE`.
 //! - Notifier (`wake_all(addr)`), after changing the futex word (N0): reads the high-water
 //!   mark of claimed slots, then for each slot below it whose `word == addr` (N1): `busy += 1`
 //!   (N2), re-checks `word == addr` (N3), unparks the handle, `busy -= 1`.
@@ -83,9 +85,14 @@ pub(crate) const POLL: Duration = Duration::from_millis(1);
 
 /// A slot's `word` when nobody owns it.
 const FREE: usize = 0;
-/// A slot's `word` while its owner is not findable by notifiers (claiming or leaving). No
-/// waited-on address is 0 or 1: an `AtomicU32` is non-null and 4-aligned.
-const CLAIMED: usize = 1;
+
+/// A slot's `word` while the thread with `handle::mark` `mark` owns it but is not findable
+/// by notifiers (claiming or leaving): odd, so never a waited-on address (an `AtomicU32` is
+/// 4-aligned), and naming the owner, so that a forked child tells the forking thread's slot
+/// from the rest at every step of its claim (`reset_after_fork`).
+fn claimed_by(mark: usize) -> usize {
+    (mark << 1) | 1
+}
 
 struct Slot {
     word: AtomicUsize,
@@ -95,7 +102,7 @@ struct Slot {
     owner: AtomicUsize,
 }
 
-// SAFETY: `thread` is written only by the slot's owner, while `word` is CLAIMED (no notifier
+// SAFETY: `thread` is written only by the slot's owner, while `word` is claimed (no notifier
 // reads it then: they read it only after seeing an address, and the owner takes it back only
 // once `busy` says no notifier is reading), and read by notifiers only through `&Thread`
 // (`unpark` takes `&self`; `Thread` is Sync). See the module docs.
@@ -151,25 +158,49 @@ pub(super) fn wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
 
 /// Claims a free slot for `me`, or `None` if every slot is taken.
 fn claim(me: Thread) -> Option<&'static Slot> {
-    for (i, slot) in TABLE.slots.iter().enumerate() {
+    let mut me = Some(me);
+    for i in 0..SLOTS {
         // Relaxed: a hint that skips taken slots; the CAS decides.
-        if slot.word.load(Ordering::Relaxed) != FREE {
+        if TABLE.slots[i].word.load(Ordering::Relaxed) != FREE {
             continue;
         }
-        // Acquire: pairs with the Release store of FREE in `leave`: the previous owner took
-        // its handle before we write ours.
-        if slot.word.compare_exchange(FREE, CLAIMED, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-            // SAFETY: we own the slot and its word is CLAIMED, so no notifier reads `thread`
-            // (see `Slot`'s Sync); the previous owner left it None.
-            unsafe { *slot.thread.get() = Some(me) };
-            // Relaxed: read only in a forked child, by the thread that stored it.
-            slot.owner.store(handle::mark(), Ordering::Relaxed);
-            // SeqCst: ordered before W1; pairs with the notifier's SeqCst load of `high`.
-            TABLE.high.fetch_max(i + 1, Ordering::SeqCst);
+        if let Some(slot) = claim_slot(i, &mut me, || {}) {
             return Some(slot);
         }
     }
     None
+}
+
+/// Claims slot `i` for the handle in `me` (taken from it on success). `between` runs
+/// between the steps: nothing, but a test's fork, as from a signal handler.
+fn claim_slot(
+    i: usize,
+    me: &mut Option<Thread>,
+    mut between: impl FnMut(),
+) -> Option<&'static Slot> {
+    let slot = &TABLE.slots[i];
+    let mark = handle::mark();
+    // Acquire: pairs with the Release store of FREE in `leave`: the previous owner took its
+    // handle before we write ours.
+    if slot
+        .word
+        .compare_exchange(FREE, claimed_by(mark), Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return None;
+    }
+    between();
+    // Relaxed: read only in a forked child, by the thread that stored it; before W1, so that
+    // a sleeping slot's `owner` names its owner (`reset_after_fork`).
+    slot.owner.store(mark, Ordering::Relaxed);
+    between();
+    // SAFETY: we own the slot and its word is ours, not an address, so no notifier reads
+    // `thread` (see `Slot`'s Sync); the previous owner left it None.
+    unsafe { *slot.thread.get() = me.take() };
+    between();
+    // SeqCst: ordered before W1; pairs with the notifier's SeqCst load of `high`.
+    TABLE.high.fetch_max(i + 1, Ordering::SeqCst);
+    Some(slot)
 }
 
 /// Parks the slot's owner while `*word == expected`, until `deadline`.
@@ -192,7 +223,7 @@ fn sleep(slot: &Slot, word: &AtomicU32, addr: usize, expected: u32, deadline: Op
 /// Gives the slot back, once no notifier reads its handle.
 fn leave(slot: &Slot) {
     // SeqCst: L1 of the module's argument: notifiers that have not reached N3 yet skip us.
-    slot.word.store(CLAIMED, Ordering::SeqCst);
+    slot.word.store(claimed_by(handle::mark()), Ordering::SeqCst);
     let mut spins = 0u32;
     // SeqCst: L2 of the module's argument; pairs with N2 (store-buffering), and its Acquire
     // part with the notifiers' Release decrement: their reads of the handle are done.
@@ -204,7 +235,7 @@ fn leave(slot: &Slot) {
             thread::yield_now();
         }
     }
-    // SAFETY: we own the slot, its word is CLAIMED and no notifier reads `thread` (above).
+    // SAFETY: we own the slot, its word is ours and no notifier reads `thread` (above).
     drop(unsafe { (*slot.thread.get()).take() });
     // Release: pairs with the Acquire CAS in `claim`: the handle is taken before the slot is
     // claimed again.
@@ -246,7 +277,14 @@ pub(super) unsafe fn reset_after_fork() {
         // Relaxed (all three loads): single thread; a signal handler on it only reads the
         // table and pairs its own increments and decrements of `busy`.
         let word = slot.word.load(Ordering::Relaxed);
-        if word != FREE && slot.owner.load(Ordering::Relaxed) == me {
+        // Ours if its word names us (claiming or leaving), or, while it holds an address
+        // (sleeping), if its `owner` does: stored before the address.
+        let ours = if word & 1 == 1 {
+            word == claimed_by(me)
+        } else {
+            word != FREE && slot.owner.load(Ordering::Relaxed) == me
+        };
+        if ours {
             // This thread, back in its wait once the handler returns, leaves the slot as
             // usual; the parent's notifiers that were reading its handle do not exist here.
             // SeqCst: as the stores below.

@@ -2,12 +2,12 @@
 //! unpark it (taken once per thread from `thread::current()` and kept in a thread-local), and
 //! a mark that tells its slots apart in a forked child.
 //!
-//! Why a cache: std destroys a thread's own handle during thread exit (on Linux, in a
-//! pthread key destructor that runs after every Rust thread-local destructor), after which
-//! `thread::current()` panics. This thread-local is destroyed before that, and from then on
-//! `current` answers `None`: the waiter polls instead of parking (`park.rs`, Limits). The
-//! one case left is a thread whose *first* wait comes after std destroyed its handle (code
-//! in a pthread key destructor that never waited before): `thread::current()` panics there.
+//! Why a cache: std documents `thread::current()` as possibly panicking once the thread's
+//! local data is being destroyed. This thread-local is destroyed before std's own, and from
+//! then on `current` answers `None`: the waiter polls instead of parking (`park.rs`,
+//! Limits). A thread whose *first* wait comes later still (code in a pthread key destructor
+//! that never waited before) asks std: with Rust 1.95 and glibc it still answers there
+//! (`tests/red7_exit_waits.rs` waits in both kinds of destructor, first wait and later).
 
 use std::thread::{self, Thread};
 

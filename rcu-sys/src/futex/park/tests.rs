@@ -275,25 +275,21 @@ fn red7_in_child(body: fn() -> i32) -> Option<i32> {
     }
 }
 
-/// Suspicion (held): `reset_after_fork` recognises the forking thread's own slot by
-/// `owner == mark()`, but `claim` stores `owner` last, after the CAS that takes the slot and
-/// after writing the handle (park.rs, `claim`: CAS, `*slot.thread.get() = Some(me)`, then
-/// `slot.owner.store(..)`). The module supports a fork from a signal handler that interrupted
-/// this thread's wait ("It keeps the forking thread's own slot"); a handler that lands after
-/// the handle is written and before `owner` is (the slot's previous user being another
-/// thread, so `owner` still holds that thread's mark) makes the child's reset take the slot
-/// for a dead parent thread's: it stores `FREE` and overwrites the handle with `None`. The
-/// interrupted `claim` then resumes, believes it owns the slot and stores the address into it
-/// (W1): the slot is findable by notifiers but holds no handle, so `wake_all` unparks nobody
-/// (`if let Some(thread)`), and an untimed waiter sleeps for ever. (Meanwhile the slot also
-/// reads `FREE`, so another thread of the child may claim it too: two owners.)
+/// Red team, round 7: a signal handler that forks while this thread claims a slot. The
+/// module supports a fork from a handler that interrupted this thread's wait ("It keeps the
+/// forking thread's own slot"). At 541e74d, `claim` stored `owner` only after the CAS and
+/// the handle write: a handler landing between them (the slot's previous user being another
+/// thread, so `owner` still held that thread's mark) made the child's reset take the slot
+/// for a dead parent thread's, store `FREE` and overwrite the handle with `None`; the
+/// interrupted claim then stored its address into a slot without a handle, `wake_all`
+/// unparked nobody and an untimed waiter slept for ever (and the slot, reading `FREE`, could
+/// get a second owner). Now the claimed word names its owner from the CAS on.
 ///
-/// A signal cannot be aimed at that instruction, so the test replays the interleaving in a
-/// forked (hence single-threaded) child: it runs `claim`'s first two steps, then what the
-/// handler's fork runs in the child (`reset_after_fork`), then the rest of `claim` and the
-/// wait (`sleep`), while a second thread changes the word and wakes it.
+/// A signal cannot be aimed at one instruction, so the test replays the interleaving in a
+/// forked (hence single-threaded) child: `claim_slot` with the child's reset run between
+/// every two of its steps (as each landing point of the handler's fork), then the wait
+/// (`sleep`), while a second thread changes the word and wakes it.
 #[test]
-#[ignore = "red7: reset_after_fork frees the forking thread's slot when a handler forks between claim's handle write and its owner store: lost wake-up"]
 fn red7_fork_inside_claim_loses_the_wake_up() {
     fn child() -> i32 {
         // SAFETY: this forked child has one thread, which is not waiting.
@@ -310,23 +306,20 @@ fn red7_fork_inside_claim_loses_the_wake_up() {
         {
             return 10; // set-up failed
         }
-        // `claim`, up to the handler: the CAS and the handle write.
-        if slot
-            .word
-            .compare_exchange(super::FREE, super::CLAIMED, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            return 11;
-        }
-        // SAFETY: as in `claim`: we own the slot and its word is CLAIMED.
-        unsafe { *slot.thread.get() = super::handle::current() };
-        // The handler forks here; in the child, rcu-core's fork handler runs this.
-        // SAFETY: single thread; "inside wait, interrupted by the handler that forked",
-        // which the park module's contract allows.
-        unsafe { reset_after_fork() };
-        // The rest of `claim`, then the wait (`wait` calls `sleep` with the claimed slot).
-        slot.owner.store(super::handle::mark(), Ordering::Relaxed);
-        super::TABLE.high.fetch_max(1, Ordering::SeqCst);
+        let mut me = super::handle::current();
+        let claimed = super::claim_slot(0, &mut me, || {
+            // The handler forks here; in the child, rcu-core's fork handler runs this.
+            // SAFETY: single thread; "inside wait, interrupted by the handler that forked",
+            // which the park module's contract allows.
+            unsafe { reset_after_fork() };
+            // Still ours: not freed for another thread to claim.
+            assert_eq!(
+                slot.word.load(Ordering::SeqCst),
+                super::claimed_by(super::handle::mark()),
+                "the reset freed the forking thread's slot"
+            );
+        });
+        let Some(slot) = claimed else { return 11 };
         let waker = crate::raw_thread::spawn("red7-waker", || {
             thread::sleep(Duration::from_millis(20));
             WORD.store(1, Ordering::SeqCst);
