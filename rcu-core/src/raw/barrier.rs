@@ -14,9 +14,9 @@
 //!
 //! Where the kernel lacks the private expedited command, on every OS but Linux and Android
 //! (membarrier is Linux's), under `cfg(rcu_force_fence)` (ThreadSanitizer, `ci/portable.sh`)
-//! and under loom, both sides issue `fence(SeqCst)`: the classic store-buffering pair. The choice is made once per process by [`init`], from what the
-//! kernel offers (a property of the OS, never of the caller), before any reader is
-//! registered.
+//! and under loom, both sides issue `fence(SeqCst)`: the classic store-buffering pair. The
+//! choice is made once per process by [`init`], from what the kernel offers (a property of
+//! the OS, never of the caller), before any reader is registered.
 //!
 //! ```
 //! use rcu_core::raw::barrier;

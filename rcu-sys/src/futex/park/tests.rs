@@ -167,9 +167,10 @@ fn a_forked_child_starts_with_an_empty_table() {
             })
         })
         .collect();
-    thread::sleep(Duration::from_millis(50)); // most of them are asleep in the table by now
-                                              // SAFETY: the child calls only what it needs below and ends with `_exit`; it allocates
-                                              // and starts threads, which glibc supports in the child of a threaded parent.
+    // Most of them are asleep in the table by now.
+    thread::sleep(Duration::from_millis(50));
+    // SAFETY: the child calls only what it needs below and ends with `_exit`; it allocates
+    // and starts threads, which glibc supports in the child of a threaded parent.
     let pid = unsafe { libc::fork() };
     assert!(pid >= 0, "fork failed");
     if pid == 0 {
