@@ -175,6 +175,7 @@ impl<W: EventWord> EventCountIn<W> {
     pub fn wait(&self, key: u32, timeout: Option<Duration>) {
         // SeqCst (both): (3) of the module's argument, and its undo.
         self.waiters.fetch_add(1, Ordering::SeqCst);
+        let _counted = WaitingHere::enter();
         self.seq.sleep_while_equal(key, timeout);
         self.waiters.fetch_sub(1, Ordering::SeqCst);
     }
@@ -195,9 +196,12 @@ impl<W: EventWord> EventCountIn<W> {
         }
     }
 
-    /// In a forked child nobody waits (only the forking thread exists, and it is not
-    /// waiting): forget the parent's waiters, so notifiers skip the wake syscall again. Call
-    /// single-threaded.
+    /// In a forked child only the forking thread exists: forget the parent's waiters, so
+    /// notifiers skip the wake syscall again. The forking thread itself may be inside `wait`
+    /// (a signal handler that interrupted its wait forked): its waits, on any event count,
+    /// stay counted here, so that its wait is woken and its decrement never wraps (an event
+    /// count it does not wait on then keeps a waiter for ever: a wake syscall per
+    /// notification, nothing worse). Call single-threaded.
     ///
     /// ```
     /// let events = rcu_sys::EventCount::new();
@@ -205,6 +209,63 @@ impl<W: EventWord> EventCountIn<W> {
     /// ```
     pub fn reset_after_fork(&self) {
         // Relaxed: single-threaded by contract.
-        self.waiters.store(0, Ordering::Relaxed);
+        self.waiters.store(WaitingHere::count(), Ordering::Relaxed);
+    }
+}
+
+#[cfg(not(loom))]
+thread_local! {
+    /// The event-count waits this thread is inside: 0 but in a wait, or in a signal handler
+    /// that interrupted one. `const`, no destructor: usable at any point of the thread's life.
+    static WAITING_HERE: core::cell::Cell<u32> = const { core::cell::Cell::new(0) };
+}
+
+/// Counts this thread in a wait while it lives (for `reset_after_fork`). A signal handler
+/// that waits nests its count inside the interrupted one's, so the plain cell stays right.
+struct WaitingHere;
+
+impl WaitingHere {
+    fn enter() -> Self {
+        #[cfg(not(loom))]
+        WAITING_HERE.with(|w| w.set(w.get().saturating_add(1)));
+        WaitingHere
+    }
+
+    fn count() -> u32 {
+        #[cfg(not(loom))]
+        return WAITING_HERE.with(|w| w.get());
+        #[cfg(loom)]
+        return 0;
+    }
+}
+
+impl Drop for WaitingHere {
+    fn drop(&mut self) {
+        #[cfg(not(loom))]
+        WAITING_HERE.with(|w| w.set(w.get().saturating_sub(1)));
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use super::{EventCount, WaitingHere};
+
+    #[test]
+    fn a_reset_keeps_the_forking_threads_own_waits() {
+        let events = EventCount::new();
+        events.waiters.store(5, Ordering::SeqCst); // the parent's waiters
+        events.reset_after_fork();
+        assert_eq!(events.waiters.load(Ordering::SeqCst), 0, "nobody waits here");
+        // As if a signal handler that interrupted this thread's wait forked.
+        events.waiters.store(5, Ordering::SeqCst);
+        let in_wait = WaitingHere::enter();
+        events.reset_after_fork();
+        assert_eq!(events.waiters.load(Ordering::SeqCst), 1, "this thread's wait");
+        drop(in_wait);
+        // The wait ends as `wait` ends it: no wrap.
+        events.waiters.fetch_sub(1, Ordering::SeqCst);
+        assert_eq!(events.waiters.load(Ordering::SeqCst), 0);
     }
 }
