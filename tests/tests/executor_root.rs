@@ -101,9 +101,11 @@ fn a_no_reclaim_root_opening_runs_none_of_the_reclaim_work_its_thread_owes() {
             let here = dropped_here();
             drop(NoReclaimRoot::enter());
             assert_eq!(dropped_here(), here, "a NoReclaimRoot opening ran owed frees");
-            // The control: a Sleepable token's opening may run them (unless the worker
-            // took them first).
+            assert!(rcu_ctx::owed::is_owed(), "a NoReclaimRoot opening paid reclaim work");
+            // The control: a Sleepable token's opening pays the debt (deterministic) and may
+            // run them (unless the worker took them first: counted only).
             drop(ctx.no_reclaim());
+            assert!(!rcu_ctx::owed::is_owed(), "the control paid nothing");
             control += dropped_here() - here;
         }
         drop(ctx);

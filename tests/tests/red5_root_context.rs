@@ -62,9 +62,11 @@ fn a_sleepable_root_beside_a_no_reclaim_root_cannot_reclaim() {
             leave_ready_parked_blocks(&mut ctx);
             let here = HERE.load(Ordering::SeqCst);
             if round % 2 == 1 {
-                // The control, at once: without the root, an opening runs what is ready
-                // (unless the worker took it first).
+                // The control, at once: without the root, an opening pays the reclaim work
+                // owed (the debt is cleared as the payer is called: deterministic), and
+                // runs what is ready (unless the worker took it first: counted only).
                 drop(ctx.no_reclaim());
+                assert!(!rcu_ctx::owed::is_owed(), "round {round}: the control paid nothing");
                 control += HERE.load(Ordering::SeqCst) - here;
                 continue;
             }
@@ -79,6 +81,7 @@ fn a_sleepable_root_beside_a_no_reclaim_root_cannot_reclaim() {
                 drop(smuggled.atomic());
             });
             assert_eq!(HERE.load(Ordering::SeqCst), here, "round {round}: openings ran drops");
+            assert!(rcu_ctx::owed::is_owed(), "round {round}: openings paid the reclaim debt");
             // Calls with the Sleepable token that could reclaim are refused.
             let r = expect_panic_quietly("called inside a no-reclaim scope", || {
                 kvfree_rcu(&ctx, Rcu::boxed(Tracked(u64::MAX)));
@@ -113,7 +116,9 @@ fn a_sleepable_root_beside_a_no_reclaim_root_cannot_reclaim() {
             drop(root);
             assert_eq!((no_reclaim_roots(), snapshot().no_reclaim_depth), (0, 0));
         }
-        assert!(control > 0, "no opening found ready parked blocks: the rounds tested nothing");
+        // Not asserted: whether ready blocks were still parked at a control's opening
+        // depends on the worker's collections (ci/portable.sh saw none in 5 rounds).
+        println!("control: the openings without the root ran {control} drops");
         assert_eq!(HERE_UNDER_A_ROOT.load(Ordering::SeqCst), 0);
         SMUGGLED.with(|s| drop(s.borrow_mut().take()));
         drop(ctx);

@@ -68,10 +68,14 @@ fn a_no_reclaim_root_never_runs_drops_or_waits_on_its_thread() {
             let (here, waits) = (HERE.load(Ordering::SeqCst), backpressure_waits());
             drop(NoReclaimRoot::enter());
             assert_eq!(HERE.load(Ordering::SeqCst), here, "round {round}: an opening ran drops");
+            assert!(rcu_ctx::owed::is_owed(), "round {round}: the root paid the reclaim debt");
             if round % 2 == 1 {
-                // The control, at once: a Sleepable opening runs what is ready.
+                // The control, at once: a Sleepable opening pays the debt (cleared as the
+                // payer is called: deterministic) and runs what is ready (unless the worker
+                // took it first: counted only).
                 let mut ctx = Sleepable::enter();
                 drop(ctx.no_reclaim());
+                assert!(!rcu_ctx::owed::is_owed(), "round {round}: the control paid nothing");
                 control += HERE.load(Ordering::SeqCst) - here;
                 continue;
             }
@@ -92,8 +96,10 @@ fn a_no_reclaim_root_never_runs_drops_or_waits_on_its_thread() {
             );
             assert_eq!(backpressure_waits(), waits, "round {round}: a NoReclaimRoot waited");
         }
-        // Else the rounds tested nothing: the parked blocks were not there to run.
-        assert!(control > 0, "no Sleepable opening found ready parked blocks to run");
+        // Not asserted: whether ready blocks were still parked at a control's opening
+        // depends on the worker's collections (red5_root_context.rs failed so in
+        // ci/portable.sh).
+        println!("control: the Sleepable openings ran {control} drops");
         frees
     })
     .join()
