@@ -18,7 +18,7 @@
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use rcu_core::prelude::*;
@@ -63,12 +63,15 @@ impl Drop for Routes {
 /// The shared handle. `Send + Sync`, holds no token: the caller brings one to every call.
 struct Service {
     routes: RcuCell<Routes>,
-    version: AtomicU64,
+    /// The last version published. Publishers serialize on it: RCU orders readers against
+    /// a writer, not writers against each other (two publishers taking versions 5 and 6 and
+    /// setting them in the other order would move readers back from 6 to 5).
+    version: Mutex<u64>,
 }
 
 impl Service {
     fn new() -> Service {
-        Service { routes: RcuCell::new(Routes::new(0)), version: AtomicU64::new(0) }
+        Service { routes: RcuCell::new(Routes::new(0)), version: Mutex::new(0) }
     }
 
     /// A request: look a backend up. Any token: the read section borrows it, so its scope
@@ -81,12 +84,14 @@ impl Service {
     }
 
     /// Publishes a new table; the old one is dropped after a grace period. `set` boxes the
-    /// value, so it needs a token that may allocate; callers that hold a lock or run on an
-    /// executor pass `NoReclaim` (never waits for reclaim), others `Sleepable`.
+    /// value, so it needs a token that may allocate; it runs under the writers' lock, so
+    /// callers pass a token that never reclaims: a `NoReclaim` scope opened before the call,
+    /// or on an executor a `NoReclaimRoot`.
     fn publish<C: MayAlloc>(&self, ctx: &C) -> u64 {
-        let version = self.version.fetch_add(1, Ordering::Relaxed) + 1;
-        self.routes.set(ctx, Routes::new(version));
-        version
+        let mut version = self.version.lock().expect("the writers' lock");
+        *version += 1;
+        self.routes.set(ctx, Routes::new(*version));
+        *version
     }
 }
 
