@@ -23,10 +23,13 @@ struct Depths {
     /// `thread_local!`, leaked), and a plain read then write around it would lose it from
     /// the count, which could then read 0 while a root lives (red6_signal_root_counts.rs: a
     /// section ended at thread exit under a live guard). 64 bits, so that it never wraps:
-    /// leaking a root per nanosecond would take 584 years. The depths need no such care: a
-    /// handler cannot keep a scope without a root of its own, taken where no scope was open,
-    /// so scopes still end in LIFO order around it. Reads are Relaxed: only this thread (and
-    /// its handlers) touch them.
+    /// leaking a root per nanosecond would take 584 years. Reads are Relaxed: only this
+    /// thread (and its handlers) touch them. The depths above are plain cells: a handler can
+    /// keep a scope only from a root of its own, taken where no scope was open, so the one
+    /// case they miss is a handler that lands inside another scope's opening and keeps both
+    /// a root and a scope from it: a depth then reads one less. That skews context checks
+    /// only (read sections are counted for grace periods in the runtime's reader word), and
+    /// a one-instruction update would not fit the refusal at `u32::MAX`: left open.
     roots: AtomicU64,
     /// Of those, the `NoReclaimRoot`s. See [`no_reclaim_roots`].
     no_reclaim_roots: AtomicU64,
