@@ -296,19 +296,24 @@ fn red7_fork_inside_claim_loses_the_wake_up() {
         // SAFETY: this forked child has one thread, which is not waiting.
         unsafe { reset_after_fork() };
         static WORD: AtomicU32 = AtomicU32::new(0);
-        // Another thread uses slot 0 first, so its `owner` is that thread's mark, as when
+        // Another thread uses a slot first, so its `owner` is that thread's mark, as when
         // the slot's previous user was another thread of the parent.
         crate::raw_thread::spawn("red7-prev", || wait(&WORD, 0, Some(Duration::from_millis(1))))
             .expect("pthread_create")
             .join();
-        let slot = &super::TABLE.slots[0];
-        if slot.word.load(Ordering::SeqCst) != super::FREE
-            || slot.owner.load(Ordering::SeqCst) == super::handle::mark()
-        {
+        // The slot it used (not necessarily slot 0: the reset keeps the slots a parent's
+        // notifier was reading, and the parent runs other tests meanwhile).
+        let me_mark = super::handle::mark();
+        let Some(i) = (0..super::SLOTS).find(|&i| {
+            let slot = &super::TABLE.slots[i];
+            let owner = slot.owner.load(Ordering::SeqCst);
+            slot.word.load(Ordering::SeqCst) == super::FREE && owner != 0 && owner != me_mark
+        }) else {
             return 10; // set-up failed
-        }
+        };
+        let slot = &super::TABLE.slots[i];
         let mut me = super::handle::current();
-        let claimed = super::claim_slot(0, &mut me, || {
+        let claimed = super::claim_slot(i, &mut me, || {
             // The handler forks here; in the child, rcu-core's fork handler runs this.
             // SAFETY: single thread; "inside wait, interrupted by the handler that forked",
             // which the park module's contract allows.
