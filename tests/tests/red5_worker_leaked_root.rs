@@ -91,9 +91,17 @@ fn run_on_worker<R: Send + 'static>(step: impl FnOnce() -> R + Send + 'static) -
         let _ = tx.send((r, thread_name()));
     });
     let waker = Waker::from(Arc::new(OnWake(Mutex::new(Some(step)))));
-    let mut fut = synchronize_rcu_async();
     let mut cx = TaskContext::from_waker(&waker);
-    assert!(Pin::new(&mut fut).poll(&mut cx).is_pending(), "the future was ready at once");
+    // A grace period may complete before the first poll (nothing holds one up): then the
+    // waker is never registered, and a new future is tried.
+    let started = std::time::Instant::now();
+    let fut = loop {
+        let mut fut = synchronize_rcu_async();
+        if Pin::new(&mut fut).poll(&mut cx).is_pending() {
+            break fut;
+        }
+        assert!(started.elapsed() < PATIENCE, "every future was ready at once: hung?");
+    };
     let r = rx.recv_timeout(PATIENCE).expect("the waker never ran: hung");
     drop(fut);
     r
