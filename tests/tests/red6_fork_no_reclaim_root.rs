@@ -87,6 +87,10 @@ const PARENT_FREES: u64 = 3_000;
 const CHILD_FREES: u64 = 3_000;
 
 #[test]
+#[cfg_attr(
+    rcu_sanitizer = "thread",
+    ignore = "ThreadSanitizer cannot start threads in the child of a multi-threaded fork"
+)]
 fn a_child_forked_under_a_no_reclaim_root_finishes_every_free() {
     let drops_before = DROPS.load(Ordering::SeqCst);
     // Another thread: frees whose blocks the worker gives back to it, then a root it holds.

@@ -47,6 +47,10 @@ fn child() -> i32 {
 }
 
 #[test]
+#[cfg_attr(
+    rcu_sanitizer = "thread",
+    ignore = "ThreadSanitizer cannot start threads in the child of a multi-threaded fork"
+)]
 fn forks_while_threads_park_and_notifiers_scan() {
     let ctx = Sleepable::enter();
     synchronize_rcu(&ctx); // the runtime (and its fork handlers) is set up
