@@ -407,13 +407,101 @@ pub mod readers {
     }
 }
 
+/// The calling thread's name, as the kernel has it (cut to 15 bytes); empty if it has none.
+/// Works on the runtime's threads, which are raw pthreads that std knows no name for.
+pub fn thread_name() -> String {
+    let mut buf = [0u8; 32];
+    rcu_sys::thread_name(&mut buf);
+    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..len]).into_owned()
+}
+
 #[cfg(not(loom))]
 pub mod wakers {
-    //! Wakers for the tests that poll grace-period futures by hand.
+    //! Wakers and a minimal executor for the tests that poll grace-period futures by hand.
 
+    use std::future::Future;
+    use std::pin::Pin;
     use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-    use std::task::Wake;
+    use std::sync::{mpsc, Arc, Mutex};
+    use std::task::{Context as TaskContext, Poll, Wake, Waker};
+    use std::time::{Duration, Instant};
+
+    use rcu_core::Domain;
+
+    /// Polls `fut` to completion on the calling thread, parking until woken: a lost wake-up
+    /// hangs it (DESIGN §5.1 rules those out; the stage's timeout then names the test).
+    pub fn block_on<F: Future + Unpin>(mut fut: F) -> F::Output {
+        struct Unpark(std::thread::Thread);
+        impl Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = TaskContext::from_waker(&waker);
+        loop {
+            if let Poll::Ready(v) = Pin::new(&mut fut).poll(&mut cx) {
+                return v;
+            }
+            // Spurious returns just poll again.
+            std::thread::park();
+        }
+    }
+
+    /// What an [`OnWake`] runs.
+    pub type Step = Box<dyn FnOnce() + Send>;
+
+    /// A waker that runs its step once, on whichever thread wakes it first.
+    pub struct OnWake(pub Mutex<Option<Step>>);
+
+    impl std::fmt::Debug for OnWake {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("OnWake")
+        }
+    }
+
+    impl Wake for OnWake {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            let step = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+            if let Some(step) = step {
+                step();
+            }
+        }
+    }
+
+    /// Runs `step` on the worker of `domain`, as the waker of a `synchronize_rcu_async`
+    /// future; returns what it returned and the name of the thread it ran on. Panics after
+    /// `patience` if the waker never runs.
+    pub fn run_on_worker<R: Send + 'static>(
+        domain: &Domain,
+        patience: Duration,
+        step: impl FnOnce() -> R + Send + 'static,
+    ) -> (R, String) {
+        let (tx, rx) = mpsc::channel();
+        let step: Step = Box::new(move || {
+            let r = step();
+            let _ = tx.send((r, crate::thread_name()));
+        });
+        let waker = Waker::from(Arc::new(OnWake(Mutex::new(Some(step)))));
+        let mut cx = TaskContext::from_waker(&waker);
+        // A grace period may complete before the first poll (nothing holds one up): then
+        // the waker is never registered, and a new future is tried.
+        let started = Instant::now();
+        let fut = loop {
+            let mut fut = domain.synchronize_rcu_async();
+            if Pin::new(&mut fut).poll(&mut cx).is_pending() {
+                break fut;
+            }
+            assert!(started.elapsed() < patience, "every future was ready at once: hung?");
+        };
+        let r = rx.recv_timeout(patience).expect("the waker never ran: hung");
+        drop(fut);
+        r
+    }
 
     /// A waker that sets its flag (a parked executor's "woken"); tests read or clear it.
     #[derive(Debug, Default)]
@@ -463,6 +551,21 @@ impl<'scope> JoiningScope<'scope, '_> {
     }
 }
 
+/// Collects `domain`'s stall reports, with its stall timeout set to 50 ms: what its handler
+/// is given, in order. (In a [`SpinLock`], which ThreadSanitizer sees, not a `Mutex`.)
+#[cfg(not(loom))]
+pub fn collect_stalls(
+    domain: &rcu_core::Domain,
+) -> std::sync::Arc<SpinLock<Vec<rcu_core::StallReport>>> {
+    let reports = std::sync::Arc::new(SpinLock::new(Vec::new()));
+    let sink = reports.clone();
+    domain.set_stall_timeout(std::time::Duration::from_millis(50));
+    domain.set_stall_handler(Some(std::sync::Arc::new(move |r: &rcu_core::StallReport| {
+        sink.with(|v| v.push(r.clone()));
+    })));
+    reports
+}
+
 /// A minimal spin lock for test bookkeeping shared with runtime threads (e.g. a stall
 /// handler's records).
 ///
@@ -510,6 +613,24 @@ impl<T> SpinLock<T> {
         // SAFETY: the lock is held until `_unlock` drops, after `f` returns.
         f(unsafe { &mut *self.value.get() })
     }
+}
+
+/// Installs `handler` for `signal` (`SA_RESTART`, nothing blocked while it runs), for the
+/// tests that interrupt threads inside the runtime.
+///
+/// # Panics
+/// If `sigaction` refuses (an invalid or uncatchable signal).
+pub fn install_signal_handler(signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
+    // SAFETY: a zeroed `sigaction` is a valid starting point (empty mask, no flags).
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = handler as libc::sighandler_t;
+    sa.sa_flags = libc::SA_RESTART;
+    // SAFETY: `sa.sa_mask` is a valid sigset_t to initialise.
+    unsafe { libc::sigemptyset(&mut sa.sa_mask) };
+    // SAFETY: a valid `sigaction` whose handler is an `extern "C" fn` that lives for ever;
+    // null old action.
+    let rc = unsafe { libc::sigaction(signal, &sa, std::ptr::null_mut()) };
+    assert_eq!(rc, 0, "sigaction({signal}) failed: {}", std::io::Error::last_os_error());
 }
 
 /// This thread's `errno`, for signal handlers that save and restore it (so that the code

@@ -26,6 +26,7 @@ use std::time::Duration;
 use common::Pending;
 use rcu_core::prelude::*;
 use rcu_core::DomainConfig;
+use rcu_tests::wakers::block_on;
 
 /// A test that has not finished after this long is hung (the watchdog fails it).
 const WATCHDOG: Duration = Duration::from_secs(120);
@@ -289,24 +290,6 @@ fn a_poll_never_waits_single_threaded_runtime_releases_the_reader_itself() {
     reader.join().unwrap();
     assert_eq!(done.load(Ordering::SeqCst), TASKS);
     assert!(dropped.iter().enumerate().all(|(i, d)| i % 3 != 1 || d.load(Ordering::SeqCst)));
-}
-
-/// A minimal executor: polls on the calling thread, parks until woken.
-fn block_on<F: Future + Unpin>(mut fut: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = TaskContext::from_waker(&waker);
-    loop {
-        if let Poll::Ready(v) = Pin::new(&mut fut).poll(&mut cx) {
-            return v;
-        }
-        std::thread::park(); // woken by the domain's worker (spurious returns just re-poll)
-    }
 }
 
 #[test]

@@ -8,13 +8,11 @@ mod common;
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use common::{assert_holds_for, wait_until, Canary, HOLD, PATIENCE};
 use rcu_core::prelude::*;
 use rcu_core::thread_state::{no_reclaim_roots, snapshot};
-use rcu_core::{DomainConfig, StallReport};
-use rcu_tests::SpinLock;
+use rcu_core::DomainConfig;
 
 static DROPS: AtomicU64 = AtomicU64::new(0);
 /// Drops that ran on a thread while one of its `NoReclaimRoot`s was alive.
@@ -125,12 +123,7 @@ fn a_guard_leaked_with_a_no_reclaim_root_keeps_its_section_open_after_the_thread
     let domain: &'static Domain = Box::leak(Box::new(Domain::new(
         DomainConfig::new().name("leak-no-reclaim-root".to_owned()),
     )));
-    let reports = std::sync::Arc::new(SpinLock::new(Vec::<StallReport>::new()));
-    domain.set_stall_timeout(Duration::from_millis(50));
-    domain.set_stall_handler(Some(std::sync::Arc::new({
-        let sink = reports.clone();
-        move |r: &StallReport| sink.with(|v| v.push(r.clone()))
-    })));
+    let reports = rcu_tests::collect_stalls(domain);
     let (canary, dropped) = Canary::new(42);
     let cell: &'static RcuCell<Canary> = Box::leak(Box::new(RcuCell::new_in(domain, canary)));
     let r: &'static Canary = std::thread::Builder::new()

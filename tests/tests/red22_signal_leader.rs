@@ -47,12 +47,7 @@ extern "C" fn on_sigusr1(_signo: libc::c_int) {
 
 #[test]
 fn synchronize_rcu_from_a_handler_that_interrupted_the_leader_deadlocks() {
-    // SAFETY: a zeroed `sigaction` is a valid starting point; the handler is an extern "C" fn.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_sigusr1 as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        assert_eq!(libc::sigaction(libc::SIGUSR1, &sa, std::ptr::null_mut()), 0);
-    }
+    rcu_tests::install_signal_handler(libc::SIGUSR1, on_sigusr1);
     let domain = Arc::new(Domain::new(DomainConfig::new().name("sig-leader")));
     DOMAIN.set(domain.clone()).unwrap();
 

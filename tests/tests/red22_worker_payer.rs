@@ -32,7 +32,7 @@ static FIRST_RAN_FROM: std::sync::Mutex<String> = std::sync::Mutex::new(String::
 /// `&Atomic` it is lent (what `callbacks_forget.rs` shows the worker undoes).
 fn forgetful(obj: Box<Rcu<u64>>, ctx: &Atomic<'_>) {
     drop(obj);
-    if comm() == "rcu-gp-global" {
+    if rcu_tests::thread_name() == "rcu-gp-global" {
         core::mem::forget(Domain::global().read_lock_nested(ctx));
         if FORGOT_ON_WORKER.fetch_add(1, Ordering::SeqCst) == 0 {
             // Where the worker ran it: the frames between `worker_thread::run` and here.
@@ -47,12 +47,6 @@ fn forgetful(obj: Box<Rcu<u64>>, ctx: &Atomic<'_>) {
             *FIRST_RAN_FROM.lock().unwrap() = frames.join("\n  ");
         }
     }
-}
-
-/// The calling thread's kernel name (`rcu_sys` names its threads with pthread_setname_np,
-/// which `std::thread::current().name()` does not see).
-fn comm() -> String {
-    std::fs::read_to_string("/proc/thread-self/comm").unwrap_or_default().trim().to_owned()
 }
 
 /// Runs `f` on a helper thread; `Some(result)` if it finished within `limit`.
@@ -81,7 +75,7 @@ fn a_callback_run_by_the_workers_payer_forgets_a_guard_and_wedges_the_global_dom
     let boxes: Vec<Box<Rcu<u64>>> = (0..4000u64).map(Rcu::boxed).collect();
     static CLOSURE_RAN_ON: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
     call_rcu_fn(&ctx, move |atomic| {
-        *CLOSURE_RAN_ON.lock().unwrap() = Some(comm());
+        *CLOSURE_RAN_ON.lock().unwrap() = Some(rcu_tests::thread_name());
         for b in boxes {
             Domain::global().call_rcu(atomic, b, forgetful);
         }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use rcu_core::prelude::*;
 use rcu_core::DomainConfig;
 use rcu_tests::fork::{raw_eprint, reap, ChildEnd};
+use rcu_tests::thread_name;
 
 static CHILD: AtomicI32 = AtomicI32::new(0);
 static ON_WORKER: AtomicBool = AtomicBool::new(false);
@@ -26,10 +27,6 @@ static RAN: AtomicU64 = AtomicU64::new(0);
 static FREED: AtomicBool = AtomicBool::new(false);
 static D2_READY: AtomicBool = AtomicBool::new(false);
 static D2: OnceLock<Domain> = OnceLock::new();
-
-fn thread_name() -> String {
-    std::fs::read_to_string("/proc/thread-self/comm").unwrap_or_default().trim_end().to_owned()
-}
 
 struct ForkOnExit;
 

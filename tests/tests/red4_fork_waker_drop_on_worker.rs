@@ -36,6 +36,7 @@ use rcu_core::DomainConfig;
 use rcu_tests::drop_log::wait_until;
 use rcu_tests::fork::{raw_eprint, reap, ChildEnd};
 use rcu_tests::readers::HeldGracePeriods;
+use rcu_tests::thread_name;
 
 static DOMAIN: OnceLock<Domain> = OnceLock::new();
 static IN_WAKE: AtomicBool = AtomicBool::new(false);
@@ -43,13 +44,6 @@ static FUTURE_GONE: AtomicBool = AtomicBool::new(false);
 static FORKED: AtomicBool = AtomicBool::new(false);
 static IN_CHILD: AtomicBool = AtomicBool::new(false);
 static CHILD: AtomicI32 = AtomicI32::new(0);
-
-fn thread_name() -> String {
-    let mut buf = [0u8; 32];
-    rcu_sys::thread_name(&mut buf);
-    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..len]).into_owned()
-}
 
 struct ForkingWaker;
 

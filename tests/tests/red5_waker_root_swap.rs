@@ -30,18 +30,15 @@
 mod common;
 
 use std::cell::RefCell;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::task::{Context as TaskContext, Wake, Waker};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use common::{wait_until, Canary, PATIENCE};
 use rcu_core::prelude::*;
 use rcu_core::DomainConfig;
 use rcu_tests::quiet::{expect_panic_quietly, quiet_reports};
+use rcu_tests::wakers::run_on_worker;
 use std::sync::atomic::AtomicU32;
 
 const NAME: &str = "red5-swap";
@@ -49,57 +46,6 @@ const NAME: &str = "red5-swap";
 thread_local! {
     /// A root kept on the worker between two of its iterations.
     static KEPT_ROOT: RefCell<Option<NoReclaimRoot>> = const { RefCell::new(None) };
-}
-
-type Step = Box<dyn FnOnce() + Send>;
-
-/// A waker that runs its step once, on whatever thread wakes it.
-struct OnWake(Mutex<Option<Step>>);
-
-impl Wake for OnWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        let step = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(step) = step {
-            step();
-        }
-    }
-}
-
-/// The calling thread's name (the runtime's threads are raw pthreads: std has no name).
-fn thread_name() -> String {
-    let mut buf = [0u8; 32];
-    // SAFETY: a live buffer of the given length.
-    unsafe { libc::pthread_getname_np(libc::pthread_self(), buf.as_mut_ptr().cast(), buf.len()) };
-    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..len]).into_owned()
-}
-
-/// Runs `step` on the worker of `domain`, as the waker of a grace-period future; returns the
-/// name of the thread it ran on.
-fn run_on_worker(domain: &'static Domain, step: impl FnOnce() + Send + 'static) -> String {
-    let (tx, rx) = mpsc::channel::<String>();
-    let step: Step = Box::new(move || {
-        step();
-        let _ = tx.send(thread_name());
-    });
-    let waker = Waker::from(Arc::new(OnWake(Mutex::new(Some(step)))));
-    let mut cx = TaskContext::from_waker(&waker);
-    // A grace period may complete before the first poll (nothing holds one up): then the
-    // waker is never registered, and a new future is tried.
-    let started = std::time::Instant::now();
-    let fut = loop {
-        let mut fut = domain.synchronize_rcu_async();
-        if Pin::new(&mut fut).poll(&mut cx).is_pending() {
-            break fut;
-        }
-        assert!(started.elapsed() < PATIENCE, "every future was ready at once: hung?");
-    };
-    let name = rx.recv_timeout(PATIENCE).expect("the waker never ran: hung");
-    drop(fut);
-    name
 }
 
 /// Roots a waker on the worker was refused, by the rule named in the panic.
@@ -133,14 +79,14 @@ fn a_root_swapped_by_wakers_never_ends_a_live_guards_section() {
     static LOADED: OnceLock<&'static Canary> = OnceLock::new();
 
     // Iteration k: a waker tries to keep a root in a thread-local of the worker.
-    let worker = run_on_worker(domain, || {
+    let (_, worker) = run_on_worker(domain, PATIENCE, || {
         KEPT_ROOT.with(|k| *k.borrow_mut() = try_root());
     });
     assert!(worker.starts_with("rcu-gp-"), "the waker ran on '{worker}', not the worker");
 
     // Iteration k + 1: a waker tries to leak a root, read through a 'static guard borrowed
     // from it, and drop the root kept in iteration k.
-    let worker = run_on_worker(domain, move || {
+    let (_, worker) = run_on_worker(domain, PATIENCE, move || {
         if let Some(root) = try_root() {
             let root: &'static mut NoReclaimRoot = Box::leak(Box::new(root));
             let guard: &'static ReadGuard<'static> = Box::leak(Box::new(domain.read_lock(root)));

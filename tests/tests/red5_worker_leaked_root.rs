@@ -18,17 +18,14 @@
 //!
 //! Alone in its file: it counts drops on the global domain.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::task::{Context as TaskContext, Poll, Wake, Waker};
 use std::time::Duration;
 
 use rcu_core::prelude::*;
 use rcu_core::thread_state::{no_reclaim_roots, snapshot};
 use rcu_tests::quiet::expect_panic_quietly;
+use rcu_tests::wakers::{block_on, run_on_worker};
 
 /// A watchdog meaning "hung".
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -58,73 +55,6 @@ fn frees_more(obj: Box<Rcu<Tracked>>, ctx: &Atomic<'_>) {
     drop(obj);
 }
 
-type Step = Box<dyn FnOnce() + Send>;
-
-struct OnWake(Mutex<Option<Step>>);
-
-impl Wake for OnWake {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        let step = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(step) = step {
-            step();
-        }
-    }
-}
-
-fn thread_name() -> String {
-    let mut buf = [0u8; 32];
-    // SAFETY: a live buffer of the given length.
-    unsafe { libc::pthread_getname_np(libc::pthread_self(), buf.as_mut_ptr().cast(), buf.len()) };
-    let len = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..len]).into_owned()
-}
-
-/// Runs `step` on the global worker, as the waker of a grace-period future; returns what it
-/// returned and the name of the thread it ran on.
-fn run_on_worker<R: Send + 'static>(step: impl FnOnce() -> R + Send + 'static) -> (R, String) {
-    let (tx, rx) = mpsc::channel();
-    let step: Step = Box::new(move || {
-        let r = step();
-        let _ = tx.send((r, thread_name()));
-    });
-    let waker = Waker::from(Arc::new(OnWake(Mutex::new(Some(step)))));
-    let mut cx = TaskContext::from_waker(&waker);
-    // A grace period may complete before the first poll (nothing holds one up): then the
-    // waker is never registered, and a new future is tried.
-    let started = std::time::Instant::now();
-    let fut = loop {
-        let mut fut = synchronize_rcu_async();
-        if Pin::new(&mut fut).poll(&mut cx).is_pending() {
-            break fut;
-        }
-        assert!(started.elapsed() < PATIENCE, "every future was ready at once: hung?");
-    };
-    let r = rx.recv_timeout(PATIENCE).expect("the waker never ran: hung");
-    drop(fut);
-    r
-}
-
-/// Polls `fut` to completion on this thread, parking between polls.
-fn block_on<F: Future + Unpin>(mut fut: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = TaskContext::from_waker(&waker);
-    loop {
-        if let Poll::Ready(r) = Pin::new(&mut fut).poll(&mut cx) {
-            return r;
-        }
-        std::thread::park_timeout(Duration::from_millis(10));
-    }
-}
-
 #[test]
 fn a_root_leaked_by_a_waker_on_the_worker_wedges_nothing_and_loses_nothing() {
     let (done_tx, done_rx) = mpsc::channel();
@@ -137,7 +67,7 @@ fn a_root_leaked_by_a_waker_on_the_worker_wedges_nothing_and_loses_nothing() {
         rcu_barrier(&ctx);
 
         // A waker tries to take a root on the worker (to wait, free and leak it): refused.
-        let (refused, worker) = run_on_worker(|| {
+        let (refused, worker) = run_on_worker(Domain::global(), PATIENCE, || {
             let taken = expect_panic_quietly(
                 "NoReclaimRoot::enter() called inside a no-reclaim scope",
                 || Box::leak(Box::new(NoReclaimRoot::enter())).validate(),

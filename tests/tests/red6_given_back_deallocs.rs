@@ -27,17 +27,15 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
-use std::task::{Context as TaskContext, Poll, Wake, Waker};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use common::{wait_until, PATIENCE};
 use rcu_core::prelude::*;
 use rcu_core::DomainConfig;
+use rcu_tests::wakers::block_on;
 
 struct Marked(#[allow(dead_code)] [u8; 1931]);
 
@@ -88,25 +86,6 @@ enum Settle {
     Wait,
 }
 
-/// A minimal executor: polls on the calling thread, parks until woken.
-fn block_on<F: Future + Unpin>(mut fut: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = TaskContext::from_waker(&waker);
-    loop {
-        if let Poll::Ready(v) = Pin::new(&mut fut).poll(&mut cx) {
-            return v;
-        }
-        std::thread::park();
-    }
-}
-
-/// Runs the scenario on `domain` (`None`: the global domain) and settles it as `settle` says.
 fn scenario(domain: Option<&'static Domain>, settle: Settle) {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     assert!(wait_until(PATIENCE, || MARKED_LIVE.load(Ordering::SeqCst) == 0));

@@ -36,7 +36,6 @@
 mod common;
 
 use std::cell::RefCell;
-use std::ptr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{mpsc, Mutex, Once};
 use std::time::{Duration, Instant};
@@ -122,15 +121,7 @@ fn keep_sleepable() {
 fn install_handler() {
     static INSTALLED: Once = Once::new();
     INSTALLED.call_once(|| {
-        // SAFETY: a zeroed `sigaction` is a valid starting point (empty mask, no flags).
-        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-        sa.sa_sigaction = on_sigusr2 as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        sa.sa_flags = libc::SA_RESTART;
-        // SAFETY: `sa.sa_mask` is a valid sigset_t to initialise.
-        unsafe { libc::sigemptyset(&mut sa.sa_mask) };
-        // SAFETY: valid signal number, valid `sigaction`, null old action.
-        let rc = unsafe { libc::sigaction(libc::SIGUSR2, &sa, ptr::null_mut()) };
-        assert_eq!(rc, 0, "sigaction failed");
+        rcu_tests::install_signal_handler(libc::SIGUSR2, on_sigusr2);
     });
 }
 

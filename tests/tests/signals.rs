@@ -104,15 +104,7 @@ fn handle(domain: &Domain) {
 fn install_handler() {
     static INSTALLED: Once = Once::new();
     INSTALLED.call_once(|| {
-        // SAFETY: a zeroed `sigaction` is a valid starting point (empty mask, no flags).
-        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-        sa.sa_sigaction = on_sigusr1 as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        sa.sa_flags = libc::SA_RESTART;
-        // SAFETY: `sa.sa_mask` is a valid sigset_t to initialise.
-        unsafe { libc::sigemptyset(&mut sa.sa_mask) };
-        // SAFETY: valid signal number, valid `sigaction`, null old action.
-        let rc = unsafe { libc::sigaction(libc::SIGUSR1, &sa, ptr::null_mut()) };
-        assert_eq!(rc, 0, "sigaction failed");
+        rcu_tests::install_signal_handler(libc::SIGUSR1, on_sigusr1);
     });
 }
 
@@ -291,15 +283,7 @@ fn rcu_barrier_covers_returned_calls_while_the_producer_is_interrupted() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
-        // SAFETY: as in `install_handler`.
-        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-        sa.sa_sigaction = stall_on_sigusr2 as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        sa.sa_flags = libc::SA_RESTART;
-        // SAFETY: as in `install_handler`.
-        unsafe { libc::sigemptyset(&mut sa.sa_mask) };
-        // SAFETY: as in `install_handler`.
-        let rc = unsafe { libc::sigaction(libc::SIGUSR2, &sa, ptr::null_mut()) };
-        assert_eq!(rc, 0, "sigaction failed");
+        rcu_tests::install_signal_handler(libc::SIGUSR2, stall_on_sigusr2);
     });
     const N: usize = 600_000;
     let domain = Domain::new(

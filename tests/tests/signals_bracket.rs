@@ -261,15 +261,7 @@ fn serial() -> MutexGuard<'static, ()> {
     INSTALL.call_once(|| {
         rcu_tests::quiet::quiet_payloads(|payload| payload.is::<PanickyPayload>());
         rcu_tests::quiet::quiet_reports("the stall handler of domain 'sb-panic' panicked");
-        // SAFETY: a zeroed `sigaction` is a valid starting point (empty mask, no flags).
-        let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-        sa.sa_sigaction = on_sigusr1 as extern "C" fn(libc::c_int) as libc::sighandler_t;
-        sa.sa_flags = libc::SA_RESTART;
-        // SAFETY: `sa.sa_mask` is a valid sigset_t to initialise.
-        unsafe { libc::sigemptyset(&mut sa.sa_mask) };
-        // SAFETY: valid signal number, valid `sigaction`, null old action.
-        let rc = unsafe { libc::sigaction(libc::SIGUSR1, &sa, ptr::null_mut()) };
-        assert_eq!(rc, 0, "sigaction failed");
+        rcu_tests::install_signal_handler(libc::SIGUSR1, on_sigusr1);
     });
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -14,15 +14,14 @@ use std::cell::RefCell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use common::{
     assert_holds_for, settled_domain, thread_names, wait_until, Canary, Pending, HOLD, PATIENCE,
 };
 use rcu_core::prelude::*;
-use rcu_core::{DomainConfig, FallbackReason, Policy, StallReport};
+use rcu_core::{DomainConfig, FallbackReason, Policy};
 use rcu_tests::drop_log::DropLog;
-use rcu_tests::{with_token, SpinLock, TokenKind};
+use rcu_tests::{collect_stalls, with_token, TokenKind};
 
 /// Held by the tests that count the global domain's readers or register with it; test
 /// threads themselves never register with the global domain (their exit would change the
@@ -31,18 +30,6 @@ static GLOBAL: Mutex<()> = Mutex::new(());
 
 fn leaked_domain(name: &str) -> &'static Domain {
     Box::leak(Box::new(Domain::new(DomainConfig::new().name(name.to_owned()))))
-}
-
-/// Stall reports of one domain, collected by its handler.
-/// (A `SpinLock`, not a `Mutex`: ThreadSanitizer sees its ordering.)
-fn collect_stalls(domain: &Domain) -> Arc<SpinLock<Vec<StallReport>>> {
-    let reports = Arc::new(SpinLock::new(Vec::new()));
-    let sink = reports.clone();
-    domain.set_stall_timeout(Duration::from_millis(50));
-    domain.set_stall_handler(Some(Arc::new(move |r: &StallReport| {
-        sink.with(|v| v.push(r.clone()));
-    })));
-    reports
 }
 
 #[test]
