@@ -271,7 +271,13 @@ impl Dom {
     /// The kernel thread id of the domain's worker.
     #[track_caller]
     fn worker_tid(&self) -> i32 {
-        let name = format!("rcu-gp-{}", self.name());
+        self.runtime_thread("gp")
+    }
+
+    /// The kernel thread id of the domain's runtime thread `rcu-{kind}-{name}`.
+    #[track_caller]
+    fn runtime_thread(&self, kind: &str) -> i32 {
+        let name = format!("rcu-{kind}-{}", self.name());
         let mut tid = None;
         assert!(
             wait_until(PATIENCE, || {
@@ -284,18 +290,34 @@ impl Dom {
     }
 }
 
-/// The kernel thread id of this process's thread called `name` (as the kernel shows it:
-/// truncated to 15 bytes), if there is one.
-/// Panics if the process's threads cannot be listed: a failed listing must not read as
-/// "no such thread" to a test waiting for one to exit.
+/// A thread's name as the kernel shows it: cut to 15 bytes.
+fn kernel_name(name: &str) -> &str {
+    &name[..name.len().min(15)]
+}
+
+/// The kernel thread id of this process's thread called `name`, if the listing shows one.
+/// Only to find a thread: a listing of /proc/self/task may skip a live thread when another
+/// exits meanwhile (it resumes by position), so "not listed" does not mean "exited"; see
+/// `still_runs`. Panics if the threads cannot be listed.
 fn task_named(name: &str) -> Option<i32> {
-    let name = &name[..name.len().min(15)];
+    let name = kernel_name(name);
     let tasks = std::fs::read_dir("/proc/self/task").expect("list /proc/self/task");
     tasks.map(|task| task.expect("list /proc/self/task")).find_map(|task| {
         // A thread that exited meanwhile has no `comm` left: not the one looked for.
         let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
         (comm.trim_end() == name).then(|| task.file_name().to_str()?.parse().ok()).flatten()
     })
+}
+
+/// True while thread `tid`, found by `task_named(name)`, has not exited: looked up by its id,
+/// which no other thread's exit can hide (a later thread given the same id has another
+/// name). Panics on an error other than "no such thread".
+fn still_runs(tid: i32, name: &str) -> bool {
+    match std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")) {
+        Ok(comm) => comm.trim_end() == kernel_name(name),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(3) => false,
+        Err(e) => panic!("read /proc/self/task/{tid}/comm: {e}"),
+    }
 }
 
 /// Restores the global domain's settings that tests change.
@@ -516,7 +538,9 @@ fn final_run_of_a_dropped_domain(payload: Payload) {
     let name = dom.name().to_owned();
     let ctx = Sleepable::enter();
     dom.register_current_thread(&ctx);
-    expect_on(dom.worker_tid());
+    let threads =
+        ["gp", "refill"].map(|kind| (dom.runtime_thread(kind), format!("rcu-{kind}-{name}")));
+    expect_on(threads[0].0);
     dom.call_rcu(&ctx, Rcu::boxed(payload), panicking_callback);
     dom.call_rcu_fn(&ctx, move |_| {
         note_ran();
@@ -526,22 +550,13 @@ fn final_run_of_a_dropped_domain(payload: Payload) {
     let followers = Arc::new(AtomicUsize::new(0));
     dom.call_rcu(&ctx, Rcu::boxed(followers.clone()), counting_callback);
     drop(dom);
-    let threads = [format!("rcu-gp-{name}"), format!("rcu-refill-{name}")];
-    // Both, in either order: the threads' exit alone says nothing about items that a thread
-    // still holding the state would run later, and the last item's run nothing about exit.
-    // SeqCst: as in `counting_callback`.
-    let last_ran = || followers.load(Ordering::SeqCst) == 1;
-    let gone = || threads.iter().all(|t| task_named(t).is_none());
-    let done = wait_until(EXIT_PATIENCE, || last_ran() && gone());
-    assert!(
-        done,
-        "after {EXIT_PATIENCE:?}, dropped domain '{name}': its threads gone {}, the item after \
-         the panics ran {}, the panicking ones ran {:?} (on its worker, elsewhere)",
-        gone(),
-        last_ran(),
-        ran()
-    );
+    let gone =
+        wait_until(EXIT_PATIENCE, || threads.iter().all(|(tid, name)| !still_runs(*tid, name)));
+    assert!(gone, "the threads of dropped domain '{name}' still run after {EXIT_PATIENCE:?}");
+    // The worker ran everything before it exited.
     assert_eq!(ran(), (3, 0), "the dropped domain's items did not run (only) on its worker");
+    // SeqCst: as in `counting_callback`.
+    assert_eq!(followers.load(Ordering::SeqCst), 1, "the item after the panics never ran");
 }
 
 // ---------------------------------------------------------------------------------------

@@ -313,6 +313,9 @@ impl Drop for ReaderThread {
 }
 
 /// The names of this process's threads (as the kernel knows them: at most 15 bytes).
+/// A thread exiting while the kernel lists them may hide one listed after it (the listing
+/// resumes by position), so a missing name may be a live thread: a test that needs a thread
+/// really gone looks it up by id (`panic_containment.rs`, `still_runs`).
 pub(crate) fn thread_names() -> Vec<String> {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Vec::new();
