@@ -728,6 +728,11 @@ pub mod fork {
                 break;
             }
             if start.elapsed() > watchdog {
+                raw_eprint(&format!(
+                    "fork child {pid} hung for {watchdog:?}; its threads:\n{}",
+                    describe_threads(pid)
+                ));
+                hold_for_a_debugger(pid);
                 // SAFETY: kill and reap our own child (waitpid just found it).
                 unsafe {
                     libc::kill(pid, libc::SIGKILL);
@@ -742,6 +747,46 @@ pub mod fork {
         } else {
             ChildEnd::Died(status)
         }
+    }
+
+    /// One line per thread of process `pid`: its tid, name, state, kernel wait channel and
+    /// system call (from /proc), so that a hung child's report shows where each thread waits.
+    pub fn describe_threads(pid: libc::pid_t) -> String {
+        let read = |path: std::path::PathBuf| {
+            std::fs::read_to_string(path).map(|s| s.trim_end().to_owned()).unwrap_or_default()
+        };
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return "  (no /proc/PID/task on this system)\n".to_owned();
+        };
+        let mut lines: Vec<String> = tasks
+            .filter_map(|task| {
+                let dir = task.ok()?.path();
+                let tid = dir.file_name()?.to_string_lossy().into_owned();
+                // `stat` is "tid (comm) state ...": the state is the field after the name.
+                let stat = read(dir.join("stat"));
+                let state = stat.rsplit_once(") ").map_or("?", |(_, rest)| &rest[..1]);
+                Some(format!(
+                    "  {tid} {:<15} state {state} wchan {:<24} syscall {}",
+                    read(dir.join("comm")),
+                    read(dir.join("wchan")),
+                    read(dir.join("syscall"))
+                ))
+            })
+            .collect();
+        lines.sort();
+        lines.join("\n") + "\n"
+    }
+
+    /// With `RCU_TEST_HOLD_HUNG_CHILD=SECONDS` set, waits that long before a hung child is
+    /// killed, so that a debugger can be attached to it (`gdb -p PID`).
+    fn hold_for_a_debugger(pid: libc::pid_t) {
+        let Some(secs) =
+            std::env::var("RCU_TEST_HOLD_HUNG_CHILD").ok().and_then(|s| s.parse().ok())
+        else {
+            return;
+        };
+        raw_eprint(&format!("holding hung child {pid} for {secs} s (RCU_TEST_HOLD_HUNG_CHILD)\n"));
+        std::thread::sleep(Duration::from_secs(secs));
     }
 
     /// Forks from inside a runtime callout (a waker, a stall handler, a callback on a

@@ -315,7 +315,12 @@ fn task_named(name: &str) -> Option<i32> {
 fn still_runs(tid: i32, name: &str) -> bool {
     match std::fs::read_to_string(format!("/proc/self/task/{tid}/comm")) {
         Ok(comm) => comm.trim_end() == kernel_name(name),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(3) => false,
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                || e.raw_os_error() == Some(libc::ESRCH) =>
+        {
+            false
+        }
         Err(e) => panic!("read /proc/self/task/{tid}/comm: {e}"),
     }
 }
