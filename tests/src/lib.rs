@@ -672,6 +672,53 @@ pub mod fork {
         unsafe { libc::write(2, msg.as_ptr().cast(), msg.len()) };
     }
 
+    /// A word that forked children share with the parent (an anonymous `MAP_SHARED` page,
+    /// leaked): a child records how far it got, and the parent reads it when the child hangs.
+    #[derive(Clone, Copy, Debug)]
+    pub struct SharedProgress(&'static std::sync::atomic::AtomicU64);
+
+    impl SharedProgress {
+        /// A new word, 0.
+        ///
+        /// # Panics
+        /// If the page cannot be mapped.
+        pub fn new() -> Self {
+            // SAFETY: a fresh anonymous mapping of one page; no file, no fixed address.
+            let page = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    4096,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            assert_ne!(page, libc::MAP_FAILED, "mmap of a shared page failed");
+            // SAFETY: the page is zeroed, aligned, never unmapped, and only ever accessed
+            // through this atomic (in every process that shares it).
+            SharedProgress(unsafe { &*page.cast::<std::sync::atomic::AtomicU64>() })
+        }
+
+        /// Records `step` (the child).
+        pub fn set(self, step: u64) {
+            // Relaxed: read by the parent only to report where a hung child stopped.
+            self.0.store(step, std::sync::atomic::Ordering::Relaxed);
+        }
+
+        /// The last step recorded.
+        pub fn get(self) -> u64 {
+            // Relaxed: see `set`.
+            self.0.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    impl Default for SharedProgress {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
     /// How a forked child ended.
     #[derive(Clone, Copy, Debug, PartialEq, Eq)]
     pub enum ChildEnd {

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
 use rcu_core::{AllocConfig, DomainConfig, StallReport};
-use rcu_tests::fork::{raw_eprint, run_in_child, ChildEnd};
+use rcu_tests::fork::{raw_eprint, run_in_child, ChildEnd, SharedProgress};
 
 /// Forks in the storm. Each child takes a few milliseconds.
 const FORKS: usize = 300;
@@ -49,6 +49,53 @@ fn drop_it(obj: Box<Rcu<u64>>, _ctx: &Atomic<'_>) {
     drop(obj);
 }
 
+/// How far a child got (`SharedProgress`), for the report of one that hangs.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    NotStarted = 0,
+    Started,
+    AtomicWorkDone,
+    LoopDone,
+    Synchronized,
+    Expedited,
+    GlobalBarrier,
+    PrivateBarrier,
+    StallHandlerSet,
+    FreshQueued,
+    FreshBarrier,
+    Done,
+    /// `Loop + i`: in iteration `i` of the loop of frees.
+    Loop = 1_000_000,
+}
+
+impl Step {
+    const ALL: [Step; 12] = [
+        Step::NotStarted,
+        Step::Started,
+        Step::AtomicWorkDone,
+        Step::LoopDone,
+        Step::Synchronized,
+        Step::Expedited,
+        Step::GlobalBarrier,
+        Step::PrivateBarrier,
+        Step::StallHandlerSet,
+        Step::FreshQueued,
+        Step::FreshBarrier,
+        Step::Done,
+    ];
+
+    /// The step a recorded value names (the last one completed, or the loop's iteration).
+    fn describe(value: u64) -> String {
+        if value >= Step::Loop as u64 {
+            return format!("in the loop of frees, iteration {}", value - Step::Loop as u64);
+        }
+        Step::ALL
+            .iter()
+            .find(|s| **s as u64 == value)
+            .map_or_else(|| format!("unknown ({value})"), |s| format!("{s:?} done"))
+    }
+}
+
 /// Sets its flag when dropped.
 struct SetOnDrop(Arc<AtomicBool>);
 
@@ -61,8 +108,15 @@ impl Drop for SetOnDrop {
 
 /// The child's work, in an order that tests the restart first: nothing before the `Atomic`
 /// polls could have started a worker.
-fn child_body(domain: &Domain, cell: &RcuCell<u64>) -> Result<(), &'static str> {
+/// Records the child's steps in `progress` (`Step`), so that a hung child's report says where.
+fn child_body(
+    domain: &Domain,
+    cell: &RcuCell<u64>,
+    progress: SharedProgress,
+) -> Result<(), &'static str> {
+    let step = |s: Step| progress.set(s as u64);
     let mut ctx = Sleepable::enter();
+    step(Step::Started);
     let freed = [Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false))];
     let objects = freed.clone().map(|f| Rcu::boxed(SetOnDrop(f)));
     {
@@ -87,40 +141,52 @@ fn child_body(domain: &Domain, cell: &RcuCell<u64>) -> Result<(), &'static str> 
             wait_until(|| freed[1].load(Ordering::SeqCst)),
             "private: the worker was not restarted (an Atomic kvfree_rcu never ran)"
         );
+        step(Step::AtomicWorkDone);
     }
     {
         let guard = domain.read_lock(&mut ctx);
         check!(*cell.load(&guard) >= 1, "the cell's value is wrong");
     }
     for i in 0..2_000u64 {
+        progress.set(Step::Loop as u64 + i);
         cell.set(&ctx, i + 1);
         domain.kvfree_rcu(&ctx, Rcu::boxed(i));
         kvfree_rcu(&ctx.no_reclaim(), Rcu::boxed(i));
         call_rcu(&ctx.atomic(), Rcu::boxed(i), drop_it);
     }
+    step(Step::LoopDone);
     synchronize_rcu(&ctx);
+    step(Step::Synchronized);
     domain.synchronize_rcu_expedited(&ctx);
+    step(Step::Expedited);
     rcu_barrier(&ctx);
+    step(Step::GlobalBarrier);
     domain.rcu_barrier(&ctx);
+    step(Step::PrivateBarrier);
     check!(domain.stats().pending_bytes == 0, "private: the budget still counts lost batches");
     check!(
         Domain::global().stats().pending_bytes == 0,
         "global: the budget still counts lost batches"
     );
     domain.set_stall_handler(Some(Arc::new(|_: &StallReport| ())));
+    step(Step::StallHandlerSet);
     let fresh = Domain::new(DomainConfig::new().name("storm-child"));
     fresh.kvfree_rcu(&ctx, Rcu::boxed(7u64));
+    step(Step::FreshQueued);
     fresh.rcu_barrier(&ctx);
+    step(Step::FreshBarrier);
     drop(fresh);
+    step(Step::Done);
     Ok(())
 }
 
 /// Forks, runs `child_body` in the child, and waits for it with a watchdog.
-fn fork_and_run(domain: &Domain, cell: &RcuCell<u64>) -> ChildEnd {
+fn fork_and_run(domain: &Domain, cell: &RcuCell<u64>, progress: SharedProgress) -> ChildEnd {
+    progress.set(Step::NotStarted as u64);
     // SAFETY: (1) the child only runs `child_body`: rcu-core calls, allocation and
     // `raw_eprint`; (2) it reads only the cell, through its own read guard.
     unsafe {
-        run_in_child(WATCHDOG, || match child_body(domain, cell) {
+        run_in_child(WATCHDOG, || match child_body(domain, cell, progress) {
             Ok(()) => 0,
             Err(msg) => {
                 let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
@@ -209,12 +275,27 @@ fn hundreds_of_forks_while_threads_read_queue_and_churn_domains() {
     }
 
     let mut failures = Vec::new();
+    let progress = SharedProgress::new();
+    let mut took = Vec::with_capacity(FORKS);
     for i in 0..FORKS {
-        match fork_and_run(&domain, &cell) {
+        let start = Instant::now();
+        let end = fork_and_run(&domain, &cell, progress);
+        took.push(start.elapsed());
+        match end {
             ChildEnd::Exited(0) => {}
-            end => failures.push(format!("fork {i}: {end:?} (watchdog {WATCHDOG:?})")),
+            end => failures.push(format!(
+                "fork {i}: {end:?} (watchdog {WATCHDOG:?}), last step {}",
+                Step::describe(progress.get())
+            )),
         }
     }
+    took.sort();
+    eprintln!(
+        "children took: median {:?}, p99 {:?}, max {:?}",
+        took[FORKS / 2],
+        took[FORKS * 99 / 100],
+        took[FORKS - 1]
+    );
     stop.store(true, Ordering::Relaxed);
     for t in threads {
         t.join().unwrap();
