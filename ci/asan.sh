@@ -3,6 +3,8 @@
 # double free and buffer overflows in the runtime's unsafe code (blocks, intrusive lists,
 # type-erased entries). Stable compiler with RUSTC_BOOTSTRAP=1; std itself is not
 # instrumented (rust-src cannot be fetched here), which costs coverage, not correctness.
+# ASan's allocator is not fork-safe against a thread exiting at the fork (its fallback mutex
+# is not held across fork()), so the fork storm keeps its domains here (tests/tests/fork_storm.rs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export RUSTC_BOOTSTRAP=1
