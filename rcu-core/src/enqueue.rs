@@ -222,7 +222,7 @@ impl DomainState {
         let keeps_work = keeps_work();
         // Work may be left owed only where this runtime's payer pays it.
         let global =
-            keeps_work && core::ptr::eq(self, &GLOBAL_STATE) && crate::process::owns_the_payer();
+            keeps_work && core::ptr::eq(self, &GLOBAL_STATE) && crate::owed::owns_the_payer();
         let owner =
             if keeps_work && (policy.may_alloc() || global) { bracket.owner_tag() } else { 0 };
         if global {

@@ -23,12 +23,55 @@
 //! before. What a thread never pays (it exits, or never opens such a scope again) is taken
 //! back by the next full collection or `rcu_barrier`, and finished there.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use rcu_ctx::owed::Payment;
 
 use crate::registration::global_slot;
 use crate::state::GLOBAL_STATE;
 
-/// The payer `process::init` sets: finishes this thread's given-back blocks of the global
+/// Set by `install_payer` if `rcu_ctx::owed` calls this runtime's payer.
+static OWNS_THE_PAYER: AtomicBool = AtomicBool::new(false);
+
+/// True if the debts threads record in `rcu_ctx::owed` are paid by this runtime (`pay`):
+/// only then may a restricted scope leave work owed. False before `process::init` (nothing
+/// is staged before it).
+pub(crate) fn owns_the_payer() -> bool {
+    // Relaxed: a flag set once inside `process::init` (`install_payer`); a caller that
+    // stages has passed `init` (its thread registered, which runs it), whose completion it
+    // acquired (`process::is_ready`, or the `Once` itself).
+    OWNS_THE_PAYER.load(Ordering::Relaxed)
+}
+
+/// Installs `pay` as the process's payer, or says on stderr why it cannot. Called once, by
+/// `process::init` inside its `Once`, before the Release store of `READY` that publishes
+/// the flag it sets.
+pub(crate) fn install_payer() {
+    // Threads that queue under `NoReclaim` or `Atomic` owe the rest of those frees, if the
+    // payer is ours. A payer set before us (user code, or another copy of this crate) would
+    // never pay our debts: then nothing is left owed, and those frees go to the worker as on
+    // other domains (`owns_the_payer`).
+    // SAFETY: (1) `pay` runs parked blocks (with `Reclaim`) and deallocations, as the
+    // payment allows, in brackets, which are not scopes (the blocks' callbacks run under an
+    // `Atomic` token it assumes and drops); (2) it waits only for a grace period, at most
+    // 10 ms, never for a worker's progress, and its callbacks' panics are contained
+    // (`deferred::run`).
+    if unsafe { rcu_ctx::owed::set_payer(pay) }.is_ok() {
+        // Relaxed: published by the Release store of `READY` that ends `process::init`,
+        // the only caller, after this returns.
+        OWNS_THE_PAYER.store(true, Ordering::Relaxed);
+    } else {
+        rcu_sys::stderr::report_line(
+            "rcu-core: another payer was set with rcu_ctx::owed::set_payer before the \
+             runtime's, so the runtime cannot be paid what NoReclaim and Atomic frees owe: \
+             those frees on the global domain go to its worker instead (correct, but their \
+             memory no longer returns to the freeing thread's allocator cache). Rule: the \
+             payer belongs to the RCU runtime. Fix: do not call set_payer",
+        );
+    }
+}
+
+/// The payer `install_payer` sets: finishes this thread's given-back blocks of the global
 /// domain and, when `payment` allows reclaim, runs its ready parked blocks (after the bounded
 /// backpressure wait if every slot is taken). Opens no scope (a bracket is not one).
 pub(crate) fn pay(payment: Payment) {
