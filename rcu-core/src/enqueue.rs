@@ -453,7 +453,7 @@ impl DomainState {
     /// wait. Before `process::init` nothing has registered or run a grace period, and the
     /// heavy barrier's mode is not decided: it only looks.
     pub(crate) fn advance_grace_period(&self, seq: u64) -> bool {
-        if self.gp.seq.is_completed(seq) || !crate::process::is_ready() {
+        if self.gp.seq.is_completed(seq) || !crate::ready::is_ready() {
             return self.gp.seq.is_completed(seq);
         }
         self.gp.try_advance(self, seq)

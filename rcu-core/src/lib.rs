@@ -136,6 +136,8 @@ pub mod raw;
 #[cfg(not(loom))]
 mod reader;
 #[cfg(not(loom))]
+mod ready;
+#[cfg(not(loom))]
 mod registration;
 #[cfg(not(loom))]
 mod registry;

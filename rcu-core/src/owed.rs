@@ -39,13 +39,13 @@ static OWNS_THE_PAYER: AtomicBool = AtomicBool::new(false);
 pub(crate) fn owns_the_payer() -> bool {
     // Relaxed: a flag set once inside `process::init` (`install_payer`); a caller that
     // stages has passed `init` (its thread registered, which runs it), whose completion it
-    // acquired (`process::is_ready`, or the `Once` itself).
+    // acquired (`ready::is_ready`, or the `Once` itself).
     OWNS_THE_PAYER.load(Ordering::Relaxed)
 }
 
 /// Installs `pay` as the process's payer, or says on stderr why it cannot. Called once, by
-/// `process::init` inside its `Once`, before the Release store of `READY` that publishes
-/// the flag it sets.
+/// `process::init` inside its `Once`, before the Release store of `ready::set_ready` that
+/// publishes the flag it sets.
 pub(crate) fn install_payer() {
     // Threads that queue under `NoReclaim` or `Atomic` owe the rest of those frees, if the
     // payer is ours. A payer set before us (user code, or another copy of this crate) would
@@ -57,8 +57,8 @@ pub(crate) fn install_payer() {
     // 10 ms, never for a worker's progress, and its callbacks' panics are contained
     // (`deferred::run`).
     if unsafe { rcu_ctx::owed::set_payer(pay) }.is_ok() {
-        // Relaxed: published by the Release store of `READY` that ends `process::init`,
-        // the only caller, after this returns.
+        // Relaxed: published by the Release store of `ready::set_ready`, which ends
+        // `process::init`, the only caller, after this returns.
         OWNS_THE_PAYER.store(true, Ordering::Relaxed);
     } else {
         rcu_sys::stderr::report_line(

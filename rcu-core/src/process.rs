@@ -3,23 +3,11 @@
 //! pool as a shrinker, installs the `pthread_atfork` handlers of `fork` and the payer of
 //! `owed`.
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Once;
 
 use crate::raw::barrier;
 
 static INIT: Once = Once::new();
-
-/// Set once `init` has completed (a `Once` cannot be asked without possibly waiting).
-static READY: AtomicBool = AtomicBool::new(false);
-
-/// True once `init` has completed: lock-free, for callers that may not initialize (they
-/// may not allocate or wait), such as `poll` from an atomic context.
-pub(crate) fn is_ready() -> bool {
-    // Acquire: pairs with the Release store at the end of `init`: the barrier mode it
-    // decided is visible.
-    READY.load(Ordering::Acquire)
-}
 
 /// Idempotent process-wide setup; cheap after the first call.
 pub(crate) fn init() {
@@ -42,10 +30,9 @@ pub(crate) fn init() {
             "rcu-core: pthread_atfork failed ({rc}, out of memory): the runtime needs its fork \
              handler to keep working in a forked child"
         );
-        // The payer, before the Release store of `READY` below, which publishes whether it
-        // is ours (`owed::owns_the_payer`).
+        // The payer, before `set_ready`'s Release store, which publishes whether it is ours
+        // (`owed::owns_the_payer`).
         crate::owed::install_payer();
-        // Release: see `is_ready`.
-        READY.store(true, Ordering::Release);
+        crate::ready::set_ready();
     });
 }
