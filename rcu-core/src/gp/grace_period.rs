@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 
+use crate::gp::stall::StallSink;
+use crate::gp::stall::{StallCause, StallClock, StallReport};
 use crate::raw::protocol::GpSequence;
-use crate::registry::Registry;
-use crate::registry::Slot;
-use crate::stall::StallSink;
-use crate::stall::{StallCause, StallClock, StallReport};
+use crate::read::registry::Registry;
+use crate::read::registry::Slot;
 use crate::stats::Counters;
 use rcu_sys::EventCount;
 

@@ -26,10 +26,10 @@ use std::sync::Arc;
 
 use rcu_ctx::Atomic;
 
-use crate::domain::Domain;
+use crate::api::domain::Domain;
+use crate::state::wait_async::{PreForkWork, Target, Waiter};
 use crate::state::{DomainRef, DomainState, GpCookie};
 use crate::stats::Counters;
-use crate::wait_async::{PreForkWork, Target, Waiter};
 
 impl DomainState {
     /// True once `target` is reached. Acquire loads: whoever sees it reached also sees what
@@ -93,7 +93,7 @@ fn poll_target(
         return Poll::Pending; // registered, with this waker: the worker will wake it
     }
     assert!(
-        !crate::reader::in_read_section(state),
+        !crate::api::reader::in_read_section(state),
         "rcu-core: {call} polled inside a read section of the same domain: the grace period \
          cannot complete while the polling thread's section is open, so the future would \
          never be ready (rule: no grace-period wait inside a read section). A Send future \
@@ -104,7 +104,7 @@ fn poll_target(
     // The allocations: the registration, and the worker's thread the first time.
     let node = Waiter::new(target, cx.waker().clone());
     if !state.worker.is_started() {
-        crate::worker_thread::start(domain.clone());
+        crate::runtime::worker_thread::start(domain.clone());
     }
     // From here on nothing blocks or allocates; the atomic scope makes every blocking call
     // of the runtime panic (every build) rather than block the executor's thread.

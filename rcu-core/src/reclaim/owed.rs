@@ -27,7 +27,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use rcu_ctx::owed::Payment;
 
-use crate::registration::global_slot;
+use crate::state::registration::global_slot;
 use crate::state::GLOBAL_STATE;
 
 /// Set by `install_payer` if `rcu_ctx::owed` calls this runtime's payer.

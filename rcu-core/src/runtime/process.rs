@@ -20,9 +20,9 @@ pub(crate) fn init() {
         // SAFETY: the handlers are `extern "C" fn()`s that live forever.
         let rc = unsafe {
             libc::pthread_atfork(
-                Some(crate::fork::prepare_fork),
-                Some(crate::fork::parent_after_fork),
-                Some(crate::fork::child_after_fork),
+                Some(crate::runtime::fork::prepare_fork),
+                Some(crate::runtime::fork::parent_after_fork),
+                Some(crate::runtime::fork::child_after_fork),
             )
         };
         assert!(
@@ -32,7 +32,7 @@ pub(crate) fn init() {
         );
         // The payer, before `set_ready`'s Release store, which publishes whether it is ours
         // (`owed::owns_the_payer`).
-        crate::owed::install_payer();
-        crate::ready::set_ready();
+        crate::reclaim::owed::install_payer();
+        crate::state::ready::set_ready();
     });
 }
