@@ -88,7 +88,7 @@ pub(crate) struct DomainState {
     expedited: AtomicBool,
     pub(crate) worker: Worker,
     pub(crate) queues: Queues,
-    /// Wakers of the async futures, woken by the worker (`wait_async`, `gp_future`).
+    /// Wakers of the async futures, woken by the worker (`wait_async`, `async_wake`).
     pub(crate) async_waiters: AsyncWaiters,
     /// False once the owning `Domain` has been dropped.
     pub(crate) live: AtomicBool,
