@@ -47,7 +47,7 @@ impl Urgency {
 }
 
 /// What a grace period needs from the domain it runs in: the readers to wait for, and where
-/// its statistics and stall reports go. The domain's state provides it (`state.rs`); this
+/// its statistics and stall reports go. The domain's state provides it (`state/mod.rs`); this
 /// module knows nothing else of a domain.
 pub(crate) trait GpHost {
     /// The readers every grace period waits for.
