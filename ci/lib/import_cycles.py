@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Import cycles between the modules of each crate: prints every module's edges and fails
-naming any cycle.
+"""Import cycles between the modules of each crate, and between its folders: prints every
+module's edges and the folders' order, and fails naming any cycle.
 
 usage: python3 ci/lib/import_cycles.py [CRATE_DIR ...]
        (default: rcu-ctx rcu-sys rcu-alloc rcu-core; run from anywhere, paths are taken
@@ -21,6 +21,16 @@ cycle, since nothing imports the test module. lib.rs is the node `crate`, with t
 its own code (functions defined at the root, private `use`s); its `pub use` lines and `mod`
 declarations are the re-export map, not edges. Paths the analysis cannot place (a macro's
 `$crate::`, a path through a type alias) are not guessed at: they are reported as warnings.
+
+Folders (house style: a folder per subsystem, and imports point one way between folders as
+between files): a module's folder is the first segment of its path (`read::registry` and
+`read` are in `read`; a file at the root of src/, `stats.rs`, is a folder of its own); lib.rs
+and its inline modules are the folder `crate`. The folder graph is the module graph mapped to
+folders, without the edges of `#[cfg(test)]` modules (a test may use the public API from
+anywhere) and without a folder's edges to itself. A cycle in it fails, naming every module
+edge between the folders of the cycle, with its file and line, even where the modules make no
+cycle; without one, the folders are printed in an order where each imports only folders
+before it.
 """
 
 import bisect
@@ -130,6 +140,44 @@ def inline_modules(text):
     return spans
 
 
+TEST_ATTR_RE = re.compile(r"#\s*\[\s*cfg\s*\(\s*test\s*\)\s*\]")
+
+
+def attributes_before(text, pos):
+    """The outer attributes (`#[...]`) and visibility written just before `pos`, as text."""
+    j = pos
+    while True:
+        k = j
+        while k > 0 and text[k - 1].isspace():
+            k -= 1
+        vis = re.search(r"pub(?:\s*\([^()]*\))?$", text[max(0, k - 40):k])
+        if vis:
+            j = k - len(vis.group(0))
+            continue
+        if k == 0 or text[k - 1] != "]":
+            return text[j:pos]
+        depth, i = 0, k - 1
+        while i >= 0:
+            if text[i] == "]":
+                depth += 1
+            elif text[i] == "[":
+                depth -= 1
+                if depth == 0:
+                    break
+            i -= 1
+        h = i - 1
+        while h >= 0 and text[h].isspace():
+            h -= 1
+        if h < 0 or text[h] != "#":
+            return text[j:pos]
+        j = h
+
+
+def test_only(text, pos):
+    """True if the item starting at `pos` (a `mod`) is under `#[cfg(test)]`."""
+    return bool(TEST_ATTR_RE.search(attributes_before(text, pos)))
+
+
 def module_at(base, spans, pos):
     """The module whose code `pos` is in: the file's module, or an inline one inside it."""
     inner = sorted((s for s in spans if s[0] <= pos <= s[1]), key=lambda s: s[0])
@@ -207,6 +255,8 @@ class Crate:
         self.texts = {}
         self.spans = {}
         self.modules = set(self.files)
+        self.file_of = {mod: mod for mod in self.files}  # module -> the file it is written in
+        self.tests = set()  # modules declared under #[cfg(test)] (inline or `mod m;`)
         for mod, path in self.files.items():
             with open(path, encoding="utf-8") as f:
                 raw = f.read()
@@ -214,13 +264,27 @@ class Crate:
             self.texts[mod] = (raw, text)
             self.spans[mod] = inline_modules(text)
             for start, _, _ in self.spans[mod]:
-                self.modules.add(module_at(mod, self.spans[mod], start))
+                inline = module_at(mod, self.spans[mod], start)
+                self.modules.add(inline)
+                self.file_of[inline] = mod
+            for m in re.finditer(r"(?<![\w:$])mod\s+(\w+)\s*[{;]", text):
+                if test_only(text, m.start()):
+                    outer = [s for s in self.spans[mod] if s[0] != m.start()]
+                    self.tests.add(module_at(mod, outer, m.start()) + (m.group(1),))
         self.reexports = {}  # name at the crate root -> module it is taken from
         self.warnings = []
         self.build_reexports()
 
     def display(self, mod):
         return "::".join(mod) if mod else ROOT
+
+    def folder_of(self, mod):
+        """`read::registry` -> `read`; `stats` -> `stats`; lib.rs and its inline modules ->
+        `crate`."""
+        return ROOT if self.file_of.get(mod, mod) == () else mod[0]
+
+    def is_test(self, mod):
+        return any(mod[:k] in self.tests for k in range(1, len(mod) + 1))
 
     def location(self, mod_file, pos):
         raw, _ = self.texts[mod_file]
@@ -399,6 +463,52 @@ def shortest_cycle(graph, comp):
     return [start]
 
 
+def topological(graph):
+    """The nodes of an acyclic graph, each after every node it has an edge to (ties by name)."""
+    left = {v: set(ds) for v, ds in graph.items()}
+    order = []
+    while left:
+        ready = sorted(v for v, ds in left.items() if not ds)
+        if not ready:
+            return None
+        for v in ready[:1]:
+            order.append(v)
+            del left[v]
+            for ds in left.values():
+                ds.discard(v)
+    return order
+
+
+def check_folders(crate, graph):
+    """The folder graph of a module graph (test modules' edges left out): prints the folders'
+    order, or every cycle with the module edges that make it; True if there is none."""
+    show = crate.display
+    folders = {}  # folder -> {folder: [(module, module, location)]}
+    for mod, deps in graph.items():
+        a = crate.folder_of(mod)
+        folders.setdefault(a, {})
+        if crate.is_test(mod):
+            continue
+        for dep, loc in deps.items():
+            b = crate.folder_of(dep)
+            folders.setdefault(b, {})
+            if a != b:
+                folders[a].setdefault(b, []).append((mod, dep, loc))
+    cycles = [sorted(c) for c in sccs(folders) if len(c) > 1]
+    for comp in cycles:
+        print(f"  FOLDER CYCLE ({len(comp)} folders): {', '.join(comp)}")
+        for a in comp:
+            for b in sorted(folders[a]):
+                if b not in comp:
+                    continue
+                for mod, dep, loc in sorted(folders[a][b], key=lambda e: (show(e[0]), show(e[1]))):
+                    print(f"      {a} -> {b}: {show(mod)} -> {show(dep)} at {loc}")
+    if not cycles:
+        order = topological(folders)
+        print(f"  ok: folders in order, each importing only folders before it: {', '.join(order)}")
+    return not cycles
+
+
 def check(crate_dir):
     crate = Crate(crate_dir)
     graph = crate.edges()
@@ -424,7 +534,8 @@ def check(crate_dir):
                     print(f"      {show(a)} -> {show(b)} at {graph[a][b]}")
     if not cycles:
         print(f"  ok: no import cycle among {len(graph)} modules")
-    return not cycles
+    folders_ok = check_folders(crate, graph)
+    return not cycles and folders_ok
 
 
 def main(argv):
@@ -442,8 +553,8 @@ def main(argv):
             return 2
         ok = check(crate_dir) and ok
     if not ok:
-        print("import-cycles: FAIL: a module imports, through others, one that imports it; "
-              "move the shared part into a module below both")
+        print("import-cycles: FAIL: a module (or folder) imports, through others, one that "
+              "imports it; move the shared part into a module (or folder) below both")
     return 0 if ok else 1
 
 

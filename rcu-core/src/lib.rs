@@ -102,82 +102,52 @@
 //! - `rcu_ctx`'s documentation (`docs/contexts.md`) for the tokens themselves, and
 //!   `docs/design.md` for how the engine works and why it is correct.
 
+// One folder per concept; a folder imports only those before it in this order (checked by
+// ci/import-cycles.sh; docs/design.md §0): raw, the leaves `setting` and `stats`, queue, read,
+// gp, state, reclaim, runtime, api. Under loom only `raw` and `queue::staging` are built.
 #[cfg(not(loom))]
-mod cell;
-#[cfg(not(loom))]
-mod collection;
+mod api;
 #[cfg(all(doctest, not(loom)))]
 mod compile_fail;
 #[cfg(all(doctest, not(loom)))]
 mod compile_fail_reclaim;
 #[cfg(not(loom))]
-mod deferred;
-#[cfg(not(loom))]
-mod domain;
-#[cfg(not(loom))]
-mod enqueue;
-#[cfg(not(loom))]
-mod fork;
-#[cfg(not(loom))]
-mod fork_epoch;
-#[cfg(not(loom))]
-mod gp_future;
-#[cfg(not(loom))]
-mod grace_period;
-#[cfg(not(loom))]
-mod head;
-#[cfg(not(loom))]
-mod owed;
-#[cfg(not(loom))]
-mod process;
-#[cfg(not(loom))]
-mod queues;
+mod gp;
+mod queue;
 pub mod raw;
 #[cfg(not(loom))]
-mod reader;
+mod read;
 #[cfg(not(loom))]
-mod registration;
+mod reclaim;
 #[cfg(not(loom))]
-mod registry;
+mod runtime;
 #[cfg(not(loom))]
 mod setting;
-#[cfg(not(any(loom, shuttle)))]
-mod staging;
-/// Under loom or shuttle only: the staging protocol, for the models of `tests/tests/loom.rs`
-/// and `tests/tests/shuttle.rs` (not an API; the normal build keeps this module private).
-#[cfg(any(loom, shuttle))]
-#[doc(hidden)]
-pub mod staging;
-#[cfg(not(loom))]
-mod stall;
 #[cfg(not(loom))]
 mod state;
 #[cfg(not(loom))]
 mod stats;
-mod sync;
-#[cfg(not(loom))]
-mod tracking;
-#[cfg(not(loom))]
-mod wait_async;
-#[cfg(not(loom))]
-mod worker;
-#[cfg(not(loom))]
-mod worker_thread;
+
+/// Under loom or shuttle only: the staging protocol, for the models of `tests/tests/loom.rs`
+/// and `tests/tests/shuttle.rs` (not an API; the normal build keeps this module private).
+#[cfg(any(loom, shuttle))]
+#[doc(hidden)]
+pub use queue::staging;
 
 #[cfg(not(loom))]
-pub use api::*;
+pub use exports::*;
 
 /// The safe API; under `cfg(loom)` only the raw protocol and the staging area are built, for
 /// the loom models.
 #[cfg(not(loom))]
-mod api {
-    pub use crate::cell::RcuCell;
-    pub use crate::deferred::Callback;
-    pub use crate::domain::{Domain, DomainConfig};
-    pub use crate::gp_future::{BarrierFuture, GracePeriodFuture};
-    pub use crate::head::{Rcu, RcuHead};
-    pub use crate::reader::ReadGuard;
-    pub use crate::stall::{StallCause, StallHandler, StallReport};
+mod exports {
+    pub use crate::api::cell::RcuCell;
+    pub use crate::api::domain::{Domain, DomainConfig};
+    pub use crate::api::gp_future::{BarrierFuture, GracePeriodFuture};
+    pub use crate::api::reader::ReadGuard;
+    pub use crate::gp::stall::{StallCause, StallHandler, StallReport};
+    pub use crate::queue::deferred::Callback;
+    pub use crate::queue::head::{Rcu, RcuHead};
     pub use crate::state::GpCookie;
     pub use crate::stats::DomainStats;
     pub use rcu_alloc::{
@@ -237,7 +207,7 @@ pub fn init<C: MaySleep + MayAlloc>(ctx: &C) {
     ctx.validate();
     rcu_ctx::enforce::may_sleep("init");
     Domain::global().register_current_thread(ctx);
-    worker_thread::wait_until_looping(&state::GLOBAL_STATE);
+    runtime::worker_thread::wait_until_looping(&state::GLOBAL_STATE);
 }
 
 /// Enters a read section of the global domain. See [`Domain::read_lock`].
@@ -253,7 +223,7 @@ pub fn init<C: MaySleep + MayAlloc>(ctx: &C) {
 #[inline]
 #[track_caller]
 pub fn read_lock<C: Context>(ctx: &mut C) -> ReadGuard<'_> {
-    reader::read_lock_global(rcu_ctx::ReadSection::enter(ctx))
+    api::reader::read_lock_global(rcu_ctx::ReadSection::enter(ctx))
 }
 
 /// Waits for a grace period of the global domain. See [`Domain::synchronize_rcu`].

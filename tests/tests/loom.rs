@@ -9,7 +9,7 @@
 //! causality checker reports any read of the payload that is not ordered before the free (a
 //! data race, that is a use after free), and sets a `freed` flag that readers assert on.
 //!
-//! Model E is of another shape: the deferred-reclamation staging protocol (`staging.rs`: an
+//! Model E is of another shape: the deferred-reclamation staging protocol (`queue/staging.rs`: an
 //! owner's brackets against the worker's steals and collections), run on the real `Staging`,
 //! with items whose runs loom checks are ordered after their queueing and before whoever
 //! relies on them (an `rcu_barrier`).
@@ -573,7 +573,7 @@ struct HandOver {
 const HAND_OVER: HandOver =
     HandOver { give_up: Ordering::SeqCst, start_or_resume: GpSequence::start_or_resume };
 
-/// `GracePeriods`' leader role (`grace_period.rs` is not built under loom, so the model
+/// `GracePeriods`' leader role (`gp/grace_period.rs` is not built under loom, so the model
 /// carries its flag, with `try_lead`'s and `stop_leading`'s orderings).
 struct Leader {
     flag: AtomicBool,
@@ -950,7 +950,8 @@ fn abandoned_section_holds_the_grace_period() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Model E: staging, collection and rcu_barrier (`staging.rs`, `enqueue.rs`, `collection.rs`).
+// Model E: staging, collection and rcu_barrier (`queue/staging.rs`, `reclaim/enqueue.rs`,
+// `reclaim/collection.rs`).
 // ---------------------------------------------------------------------------------------------
 
 /// The models' blocks: `MIN_BLOCK_BYTES`, so two entries fill one. Outside the model (std
@@ -1005,12 +1006,12 @@ fn run_by_the_model(_obj: *mut (), _ctx: &Atomic<'_>) {
 /// atomics), with what the models need around it: the domain's grace-period sequence, its
 /// sealed list, two blocks and two items.
 ///
-/// `enqueue.rs` and `collection.rs` are not built under loom (they need the whole domain
-/// state), so the models do what their `stage_slow`, `seal`, `run_ready_parked`,
-/// `finish_returned`, `run_batch`'s give-back, `finish_idle_given_back` and `adopt` do with
-/// the real `Staging` and `Bracket` calls, in the same order and brackets; the collection
-/// calls the real `Staging::collect` (the staging half of `DomainState::collect`) and then
-/// swaps the model's sealed list as `collect` does, and a barrier's end calls the real
+/// `reclaim/enqueue.rs` and `reclaim/collection.rs` are not built under loom (they need the whole
+/// domain state), so the models do what their `stage_slow`, `seal`, `run_ready_parked`,
+/// `finish_returned`, `run_batch`'s give-back, `finish_idle_given_back` and `adopt` do with the
+/// real `Staging` and `Bracket` calls, in the same order and brackets; the collection calls the
+/// real `Staging::collect` (the staging half of `DomainState::collect`) and then swaps the model's
+/// sealed list as `collect` does, and a barrier's end calls the real
 /// `Staging::finish_returned_for_barrier` (`finish_given_back`'s part for one slot).
 struct Staged {
     staging: Staging,

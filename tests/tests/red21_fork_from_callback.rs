@@ -1,12 +1,11 @@
 //! Red team (issue 21, fork repair): a fork from inside a callback, on a domain's worker.
-//! fork.rs now knows this case (`worker_thread::on_a_worker`: "its own reference is alive in
-//! the child"), but the child handler still forgets the worker (`Worker::reset_after_fork`)
-//! and restarts it (`restart_worker`), while the forking thread, which *is* that worker,
-//! returns from its callback and goes on with its own loop. The child then has two workers
-//! for one domain, each numbering collections and publishing `completed_generation` with
-//! `fetch_max`: an empty collection of one worker completes a generation past a batch the
-//! other still waits to run, and `rcu_barrier` returns before callbacks queued before it
-//! have run.
+//! runtime/fork.rs now knows this case (`worker_thread::on_a_worker`: "its own reference is alive
+//! in the child"), but the child handler still forgets the worker (`Worker::reset_after_fork`) and
+//! restarts it (`restart_worker`), while the forking thread, which *is* that worker, returns from
+//! its callback and goes on with its own loop. The child then has two workers for one domain, each
+//! numbering collections and publishing `completed_generation` with `fetch_max`: an empty
+//! collection of one worker completes a generation past a batch the other still waits to run, and
+//! `rcu_barrier` returns before callbacks queued before it have run.
 
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};

@@ -7,7 +7,7 @@
 //! (`rcu_ctx::owed`), and on the global domain the worker owes reclaim work whenever a
 //! callback it ran queued frees with its `Atomic` token that filled a block: `enqueue::seal`
 //! parks such blocks for the sealing thread (here the worker) and calls `owe_reclaim`. The
-//! payer (`rcu_core::owed::pay` -> `pay_owed` -> `run_ready_parked`) then runs those
+//! payer (rcu-core's `owed::pay` -> `pay_owed` -> `run_ready_parked`) then runs those
 //! callbacks inside the scope opening, before `UserCode::begin` takes its snapshot. A
 //! callback run there that forgets a read guard of the global domain is never undone: the
 //! worker's own reader word stays in a section, and every later grace period of the global

@@ -2,7 +2,7 @@
 //! takes a `NoReclaimRoot` are still done, and `rcu_barrier`/`rcu_barrier_async` cover them.
 //!
 //! Suspicion: under a live `NoReclaimRoot`, `pay_owed` returns at once and a block boundary
-//! skips `finish_returned` (rcu-core `enqueue.rs`, `keeps_work`), so the deallocations the
+//! skips `finish_returned` (rcu-core `reclaim/enqueue.rs`, `keeps_work`), so the deallocations the
 //! worker gave back to the thread (its `Sleepable` phase's blocks, tagged with its staging
 //! area) wait for someone else: the worker's full collections (`finish_idle_given_back`) or a
 //! barrier (`finish_given_back`). The scopes the root opens clear the thread's debt bit

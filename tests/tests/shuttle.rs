@@ -8,22 +8,21 @@
 //! generation and finish every slot's list with the real `Staging::finish_returned_for_barrier`;
 //! owners exit with the real `Staging::hand_over` and `take_cache`. shuttle runs them under
 //! its random and PCT schedulers, thousands of schedules each, on the real `Staging`, `Bracket`
-//! and `GpSequence` built on shuttle's atomics (`--cfg shuttle`, see `rcu-core/src/sync.rs`):
+//! and `GpSequence` built on shuttle's atomics (`--cfg shuttle`, see `rcu-core/src/raw/sync.rs`):
 //! every atomic operation of the staging protocol is a point where shuttle may switch threads.
 //!
 //! shuttle makes every atomic operation sequentially consistent, so these models find
 //! protocol bugs that a schedule exposes (a step missed, a list taken by the wrong party, a
 //! wait that is not there), never a missing ordering; loom is for those.
 //!
-//! What the models do around the real calls: `enqueue.rs` (`stage`, `stage_slow`, `seal`,
+//! What the models do around the real calls: `reclaim/enqueue.rs` (`stage`, `stage_slow`, `seal`,
 //! `run_ready_parked`, `finish_returned`, `pay_owed`, `take_block`, `return_block`),
-//! `collection.rs` (`collect`, `finish_idle_given_back`, `run_batch`'s give-back,
-//! `barrier`, `finish_given_back`, `adopt`) and `queues.rs` (the sealed list) need the whole
-//! domain state, which is not built for shuttle, so the models do what those functions do
-//! with the real `Staging` calls, in the same order and the same brackets, as the loom models
-//! do. The model's domain is not the global one: a `Sleepable` owner parks its sealed blocks,
-//! a `NoReclaim` owner hands them to the worker; both tag them, so the worker gives their
-//! deallocations back.
+//! `reclaim/collection.rs` (`collect`, `finish_idle_given_back`, `run_batch`'s give-back,
+//! `barrier`, `finish_given_back`, `adopt`) and `queue/queues.rs` (the sealed list) need the whole
+//! domain state, which is not built for shuttle, so the models do what those functions do with the
+//! real `Staging` calls, in the same order and the same brackets, as the loom models do. The
+//! model's domain is not the global one: a `Sleepable` owner parks its sealed blocks, a `NoReclaim`
+//! owner hands them to the worker; both tag them, so the worker gives their deallocations back.
 //!
 //! The invariant (DESIGN §5.1, "`rcu_barrier` covers everything queued before it"): when a
 //! barrier returns, every item queued before it has run (its value dropped, or its callback
@@ -521,7 +520,7 @@ impl World {
         self.put_to_pool(block);
     }
 
-    // --- the owner's side (`enqueue.rs`) --------------------------------------------------------
+    // --- the owner's side (`reclaim/enqueue.rs`) ------------------------------------------------
 
     /// Queues item `i` from slot `s` (`DomainState::stage`): into the current block in one
     /// bracket, else `stage_slow`.
@@ -726,7 +725,7 @@ impl World {
         self.released[s].store(true, Untracked);
     }
 
-    // --- the worker's side (`collection.rs`) ----------------------------------------------------
+    // --- the worker's side (`reclaim/collection.rs`) --------------------------------------------
 
     /// `DomainState::collect`: the real `Staging::collect` over every slot, the worker's
     /// finishing of idle given-back lists (`finish_idle_given_back`), then the swap of the
@@ -1190,7 +1189,7 @@ fn busy_owners_and_a_barrier_pct() {
 // ---------------------------------------------------------------------------------------------
 // Teeth: each broken variant is caught (a fixed seed, so each fails on the same schedule every
 // run; each test's doc says which). docs/design.md §7.1 has how many schedules each main
-// model took to fail with each variant, and with issue 21's fix reverted in staging.rs.
+// model took to fail with each variant, and with issue 21's fix reverted in queue/staging.rs.
 // ---------------------------------------------------------------------------------------------
 
 /// Defect 2 (issue 21) itself: a full collection takes the given-back lists into its batch.

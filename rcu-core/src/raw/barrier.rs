@@ -27,7 +27,7 @@
 //! barrier::heavy_barrier();
 //! ```
 
-use crate::sync::{compiler_fence, fence, Ordering};
+use crate::raw::sync::{compiler_fence, fence, Ordering};
 
 #[cfg(not(loom))]
 mod mode {

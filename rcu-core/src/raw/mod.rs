@@ -1,3 +1,13 @@
+// Contract (a comment: this module's docs are public). Owns the reader word and the
+// grace-period sequence (`protocol`), the barrier pair (`barrier`) and `sync`, the one door
+// through which these and the staging area take their atomics, so that loom and shuttle can
+// take them over. Imports nothing else of the crate (under loom it is built alone, with
+// `queue::staging`). Publishes: the reader word's Release stores (`ReaderWord::enter`, `exit`)
+// pair with the grace period's Acquire load in `ReaderWord::blocks`; `GpSequence::start`'s
+// AcqRel advance with the Acquire snapshot in `ReaderWord::enter`; `GpSequence::complete`'s
+// Release with `is_completed`'s Acquire; `reader_barrier` and `heavy_barrier` are a
+// store-buffering pair (membarrier, or two SeqCst fences).
+
 //! The raw layer: the reader/grace-period protocol and the OS primitives under it. The safe
 //! API in the crate root is built on these; loom models `protocol` directly.
 //!
@@ -15,3 +25,4 @@
 
 pub mod barrier;
 pub mod protocol;
+pub(crate) mod sync;

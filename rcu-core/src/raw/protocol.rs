@@ -38,7 +38,7 @@
 //! ```
 
 use crate::raw::barrier::{heavy_barrier, reader_barrier};
-use crate::sync::{fence, AtomicU64, Ordering};
+use crate::raw::sync::{fence, AtomicU64, Ordering};
 
 /// Bits of the reader word that count nesting.
 pub(crate) const NEST_BITS: u32 = 16;
@@ -112,7 +112,7 @@ impl ReaderWord {
         // Relaxed: a per-process constant, set by the owner at registration.
         if !self.fence_mode.load(Ordering::Relaxed) {
             // Compiler-only: the CPU side is covered by the grace period's membarrier.
-            crate::sync::compiler_fence(Ordering::SeqCst);
+            crate::raw::sync::compiler_fence(Ordering::SeqCst);
             return;
         }
         reader_barrier();

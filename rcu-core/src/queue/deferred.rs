@@ -20,7 +20,7 @@ use std::alloc::Layout;
 use rcu_alloc::Entry;
 use rcu_ctx::Atomic;
 
-use crate::head::{Rcu, RunFn};
+use crate::queue::head::{Rcu, RunFn};
 
 /// A user callback for `call_rcu`: receives the object back after its grace period, with
 /// the `Atomic` token callbacks run under.

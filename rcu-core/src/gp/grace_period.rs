@@ -20,11 +20,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 
+use crate::gp::stall::StallSink;
+use crate::gp::stall::{StallCause, StallClock, StallReport};
 use crate::raw::protocol::GpSequence;
-use crate::registry::Registry;
-use crate::registry::Slot;
-use crate::stall::StallSink;
-use crate::stall::{StallCause, StallClock, StallReport};
+use crate::read::registry::Registry;
+use crate::read::registry::Slot;
 use crate::stats::Counters;
 use rcu_sys::EventCount;
 
@@ -47,7 +47,7 @@ impl Urgency {
 }
 
 /// What a grace period needs from the domain it runs in: the readers to wait for, and where
-/// its statistics and stall reports go. The domain's state provides it (`state.rs`); this
+/// its statistics and stall reports go. The domain's state provides it (`state/mod.rs`); this
 /// module knows nothing else of a domain.
 pub(crate) trait GpHost {
     /// The readers every grace period waits for.

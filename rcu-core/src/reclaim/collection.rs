@@ -13,11 +13,11 @@ use std::time::Duration;
 use rcu_alloc::{Block, ThreadCache};
 use rcu_ctx::Atomic;
 
-use crate::head::RcuHead;
-use crate::queues::{run_deallocations, Batch, RunCount};
-use crate::registry::Slot;
-use crate::staging::Staging;
-use crate::stall::{StallCause, StallClock, StallReport};
+use crate::gp::stall::{StallCause, StallClock, StallReport};
+use crate::queue::head::RcuHead;
+use crate::queue::queues::{run_deallocations, Batch, RunCount};
+use crate::queue::staging::Staging;
+use crate::read::registry::Slot;
 use crate::state::DomainState;
 use crate::stats::Counters;
 
@@ -341,7 +341,7 @@ impl Drop for DomainState {
     /// caller. What threads still have staged goes to the final run (`Queues::drop`).
     fn drop(&mut self) {
         // First, while every field is intact: a fork from now on must not see this state.
-        crate::tracking::untrack(self as *const DomainState as *const ());
+        crate::state::tracking::untrack(self as *const DomainState as *const ());
         for slot in self.readers.iter() {
             self.adopt(slot);
         }

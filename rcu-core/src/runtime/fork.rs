@@ -9,8 +9,8 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::gp::stall::StallSink;
 use crate::raw::barrier;
-use crate::stall::StallSink;
 use crate::state::{DomainRef, DomainState, GLOBAL_STATE};
 
 impl DomainState {
@@ -65,9 +65,9 @@ fn restart_threads(domain: &DomainRef, was_running: bool, worker_here: bool) {
     }
     let live = domain.is_live();
     if worker_here {
-        crate::worker_thread::start_refill(domain);
+        crate::runtime::worker_thread::start_refill(domain);
     } else {
-        crate::worker_thread::start(domain.clone());
+        crate::runtime::worker_thread::start(domain.clone());
     }
     if !live {
         domain.worker.request_stop();
@@ -101,15 +101,15 @@ pub(crate) extern "C" fn child_after_fork() {
         rcu_alloc::release_registry_after_fork();
         StallSink::release_after_fork();
     }
-    crate::fork_epoch::begin_after_fork();
+    crate::state::fork_epoch::begin_after_fork();
     barrier::reregister_after_fork();
-    let worker_here = crate::worker_thread::worker_of_this_thread();
-    let starting_here = crate::worker_thread::starting_on_this_thread();
+    let worker_here = crate::runtime::worker_thread::worker_of_this_thread();
+    let starting_here = crate::runtime::worker_thread::starting_on_this_thread();
     let global_ran = GLOBAL_STATE.worker.is_started();
     let global_worker_here = core::ptr::eq(worker_here, &GLOBAL_STATE);
     GLOBAL_STATE.reset_after_fork(global_worker_here);
     let mut restart = vec![(DomainRef::Global(&GLOBAL_STATE), global_ran, global_worker_here, 0)];
-    for state in crate::tracking::tracked() {
+    for state in crate::state::tracking::tracked() {
         let state = state.cast::<DomainState>();
         // SAFETY: a tracked pointer is a domain state whose fields are all intact
         // (`Domain::try_new` tracks its `Arc`'s pointer; `untrack` clears it first thing in

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use rcu_alloc::BlockAllocator;
 use rcu_ctx::{Context, MaySleep, Sleepable};
 
-use crate::grace_period::Urgency;
-use crate::queues::Batches;
+use crate::gp::grace_period::Urgency;
+use crate::queue::queues::Batches;
 use crate::state::{DomainRef, DomainState};
 
 /// How long requested grace periods, or a backlog of sealed blocks, gather before the worker
@@ -162,7 +162,7 @@ fn run(domain: &DomainRef) {
     // The worker is a sleepable context by construction; callbacks get an Atomic scope.
     let mut root = Sleepable::enter();
     // Registered, so callbacks that queue more work use a block like anyone else.
-    crate::registration::register(domain);
+    crate::state::registration::register(domain);
     worker.mark_looping();
     // Wakes `rcu_core::init`, which waits for this (waiters of the event re-check).
     domain.signal_drained();
@@ -247,7 +247,7 @@ fn run(domain: &DomainRef) {
 
         if stopping && batches.is_empty() && !domain.anything_staged() {
             // The handle is gone; this thread's own registration holds the state too.
-            crate::registration::unregister(domain);
+            crate::state::registration::unregister(domain);
             if holds_the_last_reference(domain) {
                 break;
             }
@@ -307,7 +307,7 @@ impl UserCode {
             return;
         }
         let ended = if self.depths.read_depth == 0 {
-            crate::registration::end_forgotten_sections()
+            crate::state::registration::end_forgotten_sections()
         } else {
             0
         };

@@ -99,7 +99,7 @@ impl Waiter {
         Arc::new(Waiter {
             target,
             waker,
-            epoch: crate::fork_epoch::epoch(),
+            epoch: crate::state::fork_epoch::epoch(),
             woken: AtomicBool::new(false),
             cancelled: AtomicBool::new(false),
             handed: AtomicBool::new(false),
@@ -219,7 +219,7 @@ impl AsyncWaiters {
         let mut relayed = PreForkWork(Vec::new());
         let mut drops = Vec::new();
         // Read at each use: a waker in this pass may fork, and this may be the child.
-        let before_fork = |w: &Waiter| w.epoch != crate::fork_epoch::epoch();
+        let before_fork = |w: &Waiter| w.epoch != crate::state::fork_epoch::epoch();
         // The last node kept, whose `next` is ours to change (null: the head is).
         let mut prev: *const Waiter = ptr::null();
         // Acquire: pairs with the Release CAS in `push` (the nodes and their fields).
@@ -428,7 +428,7 @@ impl Drop for AsyncWaiters {
             let waiter = unsafe { Arc::from_raw(node) };
             // Relaxed: `&mut self`, nothing concurrent.
             node = waiter.next.load(Ordering::Relaxed);
-            if waiter.epoch != crate::fork_epoch::epoch() {
+            if waiter.epoch != crate::state::fork_epoch::epoch() {
                 core::mem::forget(waiter);
                 continue;
             }

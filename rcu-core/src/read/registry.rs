@@ -13,8 +13,8 @@ use std::sync::atomic::{
 
 use crossbeam_utils::CachePadded;
 
+use crate::queue::staging::Staging;
 use crate::raw::protocol::ReaderWord;
-use crate::staging::Staging;
 
 /// A registered reader: its word, and who it is for stall reports.
 #[derive(Debug)]

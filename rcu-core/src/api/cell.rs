@@ -7,12 +7,12 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use rcu_ctx::{Atomic, Context, ContextKind, MayAlloc, ReadSection};
 
-use crate::deferred;
-use crate::domain::Domain;
-use crate::head::Rcu;
+use crate::api::domain::Domain;
+use crate::api::reader::ReadGuard;
+use crate::queue::deferred;
+use crate::queue::head::Rcu;
 use crate::raw::protocol::ReaderWord;
-use crate::reader::ReadGuard;
-use crate::registry::Slot;
+use crate::read::registry::Slot;
 use crate::state::{DomainRef, DomainState};
 
 /// An RCU-protected value of one domain.

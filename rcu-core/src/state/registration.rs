@@ -41,7 +41,7 @@ use std::sync::{Arc, Weak};
 
 use rcu_ctx::thread_state;
 
-use crate::registry::Slot;
+use crate::read::registry::Slot;
 use crate::state::{DomainRef, DomainState, GLOBAL_STATE};
 use crate::stats::Counters;
 
@@ -358,7 +358,7 @@ mod tests {
         let dead = Domain::new(DomainConfig::new().name("dropped"));
         dead.register_current_thread(&ctx);
         let state = dead.state_ref(); // what a cell keeps
-        let slot: *const crate::registry::Slot =
+        let slot: *const crate::read::registry::Slot =
             super::find_slot(&state).expect("registered with the domain");
         // SAFETY: the registration (and `state`) keep the slot alive for this test.
         let word = unsafe { &(*slot).word };

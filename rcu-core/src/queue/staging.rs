@@ -21,7 +21,7 @@
 //! own signal handlers: a handler that interrupts an open bracket finds `seq` odd and takes
 //! the embedded-head path instead of touching the blocks or the cache.
 //!
-//! Its atomics, fences and spin-waits come through `crate::sync`, so under `cfg(loom)` or
+//! Its atomics, fences and spin-waits come through `crate::raw::sync`, so under `cfg(loom)` or
 //! `cfg(shuttle)` this module is built on the model checker's and exported (hidden) for the
 //! models in `tests/tests/loom.rs` and `tests/tests/shuttle.rs`; that is why its items are
 //! `pub` (in the normal build the module is private, so they are crate-private there).
@@ -33,7 +33,7 @@ use core::ptr::{self, NonNull};
 use rcu_alloc::{Block, Entry, ThreadCache};
 
 use crate::raw::barrier::{heavy_barrier, reader_barrier};
-use crate::sync::{wait_while, AtomicPtr, AtomicU64, Ordering};
+use crate::raw::sync::{wait_while, AtomicPtr, AtomicU64, Ordering};
 
 /// Blocks a thread can park to run itself after their grace period (`Reclaim` policy): the
 /// items a `Sleepable` flood keeps in flight. Eight (about 2000 items at 4 KiB blocks): in

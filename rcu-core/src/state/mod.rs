@@ -2,8 +2,27 @@
 //! periods, deferred-work queues, worker controls, stall reporting, statistics), composed in
 //! one value. The global domain's lives in a `static` (so the read path reaches it without
 //! indirection); others' in an `Arc`. The parts know nothing of the state; the operations
-//! that combine them live above it (`enqueue`, `collection`, `registration`, the worker's
-//! thread, `fork`), and the public `Domain` on top.
+//! that combine them live above it (`reclaim`, `runtime`), and the public `Domain` on top.
+//!
+//! The folder also holds the small parts that belong to no engine (worker controls
+//! `worker`, the async waker registry `wait_async`, the process's `fork_epoch` and `ready`
+//! flag, the list of live states `tracking`) and how threads attach to a domain
+//! (`registration`, with its exit hook). May call `raw`, `queue`, `read`, `gp`, `setting`
+//! and `stats`; this file imports only its parts, never `registration`. One call runs
+//! upward, unseen by the import check: a registration's end hands the slot's staged work
+//! over with `DomainState::adopt` (`reclaim::collection`). Publishes: `live`'s Acquire in
+//! `is_live` (Release in `Domain`'s drop); worker wake-ups are a SeqCst store-buffering pair
+//! (`Worker::request`, `wake_if` against `announce_sleep`); a waiter is pushed with an AcqRel
+//! CAS then a SeqCst store of `fresh` (`AsyncWaiters::push`); tracked states with a Release
+//! CAS for an Acquire walk (`tracking`); `ready::set_ready`'s Release for `is_ready`'s
+//! Acquire.
+
+pub(crate) mod fork_epoch;
+pub(crate) mod ready;
+pub(crate) mod registration;
+pub(crate) mod tracking;
+pub(crate) mod wait_async;
+pub(crate) mod worker;
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -12,14 +31,14 @@ use std::time::Duration;
 
 use rcu_alloc::{AllocConfig, Shrinker};
 
-use crate::grace_period::{GpHost, GracePeriods, Urgency};
-use crate::queues::Queues;
-use crate::registry::Registry;
+use crate::gp::grace_period::{GpHost, GracePeriods, Urgency};
+use crate::gp::stall::StallSink;
+use crate::queue::queues::Queues;
+use crate::read::registry::Registry;
 use crate::setting::saturating_nanos;
-use crate::stall::StallSink;
+use crate::state::wait_async::AsyncWaiters;
+use crate::state::worker::Worker;
 use crate::stats::Counters;
-use crate::wait_async::AsyncWaiters;
-use crate::worker::Worker;
 
 /// A grace-period number: the first grace period that begins after the cookie was taken.
 /// Once it has completed, every reader that could have seen what was removed before the
@@ -69,7 +88,7 @@ pub(crate) struct DomainState {
     expedited: AtomicBool,
     pub(crate) worker: Worker,
     pub(crate) queues: Queues,
-    /// Wakers of the async futures, woken by the worker (`wait_async`, `gp_future`).
+    /// Wakers of the async futures, woken by the worker (`wait_async`, `async_wake`).
     pub(crate) async_waiters: AsyncWaiters,
     /// False once the owning `Domain` has been dropped.
     pub(crate) live: AtomicBool,

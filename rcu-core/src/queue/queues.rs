@@ -12,8 +12,8 @@ use rcu_alloc::{AllocConfig, Block, BlockAllocator, Entry};
 use rcu_ctx::Atomic;
 use rcu_sys::EventCount;
 
-use crate::deferred::{self, Headed};
-use crate::head::RcuHead;
+use crate::queue::deferred::{self, Headed};
+use crate::queue::head::RcuHead;
 use crate::setting::saturating_nanos;
 
 /// A collected batch waiting for its grace period.
@@ -36,8 +36,8 @@ unsafe impl Send for Batch {}
 pub(crate) struct Queues {
     pub(crate) alloc: BlockAllocator,
     /// Blocks sealed by their owners (full, or handed over at thread exit). Through
-    /// `crate::sync`, as `staging::push_block` takes it (std's, except under shuttle).
-    pub(crate) sealed: crate::sync::AtomicPtr<Block>,
+    /// `crate::raw::sync`, as `staging::push_block` takes it (std's, except under shuttle).
+    pub(crate) sealed: crate::raw::sync::AtomicPtr<Block>,
     /// The fallback list of headed objects.
     pub(crate) intrusive: AtomicPtr<RcuHead>,
     /// Items queued on the intrusive list (staged items are counted per slot).
@@ -72,7 +72,7 @@ impl Queues {
     pub(crate) const fn new(config: AllocConfig, batch_delay: Duration) -> Self {
         Queues {
             alloc: BlockAllocator::new(config),
-            sealed: crate::sync::AtomicPtr::new(ptr::null_mut()),
+            sealed: crate::raw::sync::AtomicPtr::new(ptr::null_mut()),
             intrusive: AtomicPtr::new(ptr::null_mut()),
             queued_intrusive: AtomicU64::new(0),
             intrusive_bytes: AtomicUsize::new(0),
@@ -169,7 +169,7 @@ impl Queues {
     /// Pushes a block for the worker that was already charged to the budget.
     pub(crate) fn push_sealed_charged(&self, block: NonNull<Block>) {
         // Its Release pairs with the worker's Acquire swap in `collection::swap_lists`.
-        crate::staging::push_block(&self.sealed, block);
+        crate::queue::staging::push_block(&self.sealed, block);
     }
 
     /// The fallback for headed items: one CAS onto the intrusive list. Never fails, never

@@ -9,14 +9,14 @@ use std::time::Duration;
 
 use rcu_ctx::{Atomic, Context, ContextKind, MayAlloc, MayReclaim, MaySleep, ReadSection};
 
-use crate::deferred::{self, Callback};
-use crate::grace_period::Urgency;
-use crate::head::Rcu;
-use crate::queues::Queues;
-use crate::reader::{self, ReadGuard};
-use crate::registry::Slot;
+use crate::api::reader::{self, ReadGuard};
+use crate::gp::grace_period::Urgency;
+use crate::gp::stall::StallHandler;
+use crate::queue::deferred::{self, Callback};
+use crate::queue::head::Rcu;
+use crate::queue::queues::Queues;
+use crate::read::registry::Slot;
 use crate::setting::saturating_nanos;
-use crate::stall::StallHandler;
 use crate::state::{
     DomainRef, DomainState, GpCookie, PoolShrinker, DEFAULT_BATCH_DELAY, DEFAULT_STALL_TIMEOUT,
     GLOBAL_STATE,
@@ -201,7 +201,7 @@ impl DomainRef {
     /// Starts the worker if this token may allocate and the worker is not running yet.
     pub(crate) fn ensure_worker<C: Context>(&self) {
         if !matches!(C::KIND, ContextKind::Atomic) && !self.worker.is_started() {
-            crate::worker_thread::start(self.clone());
+            crate::runtime::worker_thread::start(self.clone());
         }
     }
 
@@ -222,10 +222,13 @@ impl DomainRef {
         ctx.validate();
         rcu_ctx::enforce::token_fits::<C>(call);
         if matches!(C::KIND, ContextKind::Atomic) {
-            return crate::reader::current_slot(self);
+            return crate::api::reader::current_slot(self);
         }
         self.ensure_worker::<C>();
-        Some(crate::reader::current_slot(self).unwrap_or_else(|| crate::reader::register(self)))
+        Some(
+            crate::api::reader::current_slot(self)
+                .unwrap_or_else(|| crate::api::reader::register(self)),
+        )
     }
 }
 
@@ -319,14 +322,14 @@ impl Domain {
         let DomainConfig { name, stall_timeout, expedited, alloc, batch_delay } = config;
         let queues = Queues::new(alloc, batch_delay);
         let state = Arc::new(DomainState::new(id, name, stall_timeout, expedited, queues));
-        crate::process::init();
-        crate::tracking::track(Arc::as_ptr(&state).cast());
+        crate::runtime::process::init();
+        crate::state::tracking::track(Arc::as_ptr(&state).cast());
         let pool = PoolShrinker(Arc::downgrade(&state));
         let shrinker = register_shrinker(Arc::new(pool));
         // The `Domain` exists before its threads do: if starting them panics, unwinding drops
         // it, and `Drop` unregisters the state (the fork handler must never see it freed).
         let domain = Domain { state: DomainRef::Owned(state), _pool_shrinker: Some(shrinker) };
-        crate::worker_thread::start(domain.state_ref());
+        crate::runtime::worker_thread::start(domain.state_ref());
         Ok(domain)
     }
 
@@ -655,7 +658,7 @@ impl Domain {
     #[track_caller]
     fn before_waiting(&self) {
         reader::assert_outside_section(self.state());
-        crate::process::init();
+        crate::runtime::process::init();
     }
 
     /// Starts the worker if this token may allocate and the worker is not running yet.
@@ -827,7 +830,7 @@ impl Domain {
         rcu_ctx::enforce::may_reclaim("rcu_barrier");
         let _ = self.prepare(ctx, "rcu_barrier");
         assert!(
-            !crate::reader::in_read_section(self.state()),
+            !crate::api::reader::in_read_section(self.state()),
             "rcu-core: rcu_barrier inside a read section of the same domain would wait for \
              itself forever (rule: no rcu_barrier inside a read section). The token types rule \
              this out except through a token the section did not borrow: one captured by an \
@@ -955,7 +958,7 @@ pub(crate) fn assert_outside_own_bracket(state: &DomainState, call: &str) {
             state.name()
         );
     }
-    if crate::reader::current_slot(state).is_some_and(|slot| slot.staging.is_open()) {
+    if crate::api::reader::current_slot(state).is_some_and(|slot| slot.staging.is_open()) {
         panic!(
             "rcu-core: {call} called from a signal handler that interrupted this thread while \
              it was queueing deferred work in domain '{}': the barrier waits for that queueing \

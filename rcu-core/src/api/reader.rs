@@ -13,8 +13,8 @@ use std::sync::Arc;
 use rcu_ctx::{Atomic, ReadSection};
 
 use crate::raw::protocol::ReaderWord;
-use crate::registration;
-use crate::registry::Slot;
+use crate::read::registry::Slot;
+use crate::state::registration;
 use crate::state::{DomainRef, DomainState, GLOBAL_STATE};
 
 /// A read section. While it lives, nothing removed from the domain's data after the section
@@ -145,14 +145,14 @@ fn register_reader(domain: &DomainRef) -> *const Slot {
             domain.name()
         );
     }
-    crate::process::init();
+    crate::runtime::process::init();
     let slot: *const Slot = registration::register(domain);
     if let DomainRef::Global(state) = domain {
         // The global domain's worker starts with its first reader (private domains start
         // theirs in `Domain::new`): a reader's `Atomic` requests (`start_poll`, `kvfree_rcu`)
         // cannot start it, and would otherwise wait for a sleepable call that may never come.
         // Registration allocates anyway; this is the same cold path.
-        crate::worker_thread::start(DomainRef::Global(state));
+        crate::runtime::worker_thread::start(DomainRef::Global(state));
     }
     slot
 }
@@ -173,10 +173,10 @@ pub(crate) fn current_slot(domain: &DomainState) -> Option<&Slot> {
 /// Registers the calling thread with `domain` unless it is (allocates the first time).
 pub(crate) fn register(domain: &DomainRef) -> &Slot {
     let fresh = current_slot(domain).is_none();
-    crate::process::init();
+    crate::runtime::process::init();
     let slot = registration::register(domain);
     if fresh && matches!(domain, DomainRef::Global(_)) {
-        crate::worker_thread::start(domain.clone());
+        crate::runtime::worker_thread::start(domain.clone());
     }
     slot
 }

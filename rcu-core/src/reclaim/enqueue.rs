@@ -17,10 +17,10 @@ use rcu_alloc::{Block, Entry, FallbackReason, OverBudget, Policy, ThreadCache};
 use rcu_ctx::owed::Payment;
 use rcu_ctx::{Atomic, Context};
 
-use crate::deferred::Headed;
-use crate::queues::{run_deallocations, RunCount};
-use crate::registry::Slot;
-use crate::staging::{Bracket, Staging};
+use crate::queue::deferred::Headed;
+use crate::queue::queues::{run_deallocations, RunCount};
+use crate::queue::staging::{Bracket, Staging};
+use crate::read::registry::Slot;
 use crate::state::{DomainState, GLOBAL_STATE};
 
 /// The longest a scope's opening waits for the grace period of its thread's parked blocks
@@ -211,7 +211,7 @@ impl DomainState {
     /// callbacks inline is a reclaim action: it may run code the caller does not own, which
     /// is what `NoReclaim` rules out) and, on the global domain, under any policy: a thread
     /// that may not reclaim now runs it when it next opens a scope from a `Sleepable` token
-    /// (`rcu_ctx::owed`, `crate::owed`). Otherwise, or with no parking slot free, it goes to
+    /// (`rcu_ctx::owed`, `crate::reclaim::owed`). Otherwise, or with no parking slot free, it goes to
     /// the worker.
     ///
     /// A block sealed under a policy that may call the allocator, or on the global domain,
@@ -221,14 +221,15 @@ impl DomainState {
     fn seal(&self, bracket: &Bracket<'_>, mut block: NonNull<Block>, policy: Policy) {
         let keeps_work = keeps_work();
         // Work may be left owed only where this runtime's payer pays it.
-        let global =
-            keeps_work && core::ptr::eq(self, &GLOBAL_STATE) && crate::process::owns_the_payer();
+        let global = keeps_work
+            && core::ptr::eq(self, &GLOBAL_STATE)
+            && crate::reclaim::owed::owns_the_payer();
         let owner =
             if keeps_work && (policy.may_alloc() || global) { bracket.owner_tag() } else { 0 };
         if global {
             // What the worker gives back comes back to this thread: paid by its next block
             // boundary under a policy that may allocate, or its next scope opened from a
-            // token that may (`crate::owed`), whichever comes first.
+            // token that may (`crate::reclaim::owed`), whichever comes first.
             rcu_ctx::owed::owe();
         }
         // SAFETY: detached inside `bracket`: ours.
@@ -317,7 +318,7 @@ impl DomainState {
         reuse
     }
 
-    /// Pays what this thread owes in `staging` (see `crate::owed`), as far as `payment`
+    /// Pays what this thread owes in `staging` (see `crate::reclaim::owed`), as far as `payment`
     /// allows: the blocks the worker gave back (deallocations) and, with `Reclaim`, the
     /// parked blocks whose grace period has passed, after waiting for the oldest if every
     /// parking slot is taken. Keeps one emptied block in the thread cache. Caller: a context
@@ -453,7 +454,7 @@ impl DomainState {
     /// wait. Before `process::init` nothing has registered or run a grace period, and the
     /// heavy barrier's mode is not decided: it only looks.
     pub(crate) fn advance_grace_period(&self, seq: u64) -> bool {
-        if self.gp.seq.is_completed(seq) || !crate::process::is_ready() {
+        if self.gp.seq.is_completed(seq) || !crate::state::ready::is_ready() {
             return self.gp.seq.is_completed(seq);
         }
         self.gp.try_advance(self, seq)

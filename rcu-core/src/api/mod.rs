@@ -1,0 +1,13 @@
+//! The public types: `Domain`, `RcuCell`, `ReadGuard` and the read fast path, the async
+//! futures (`domain`, `cell`, `reader`, `gp_future`). Per-flavour domains and guards (SRCU,
+//! QSBR) belong here too.
+//!
+//! May call everything below; only lib.rs imports it. Publishes: `RcuCell::load`'s Acquire
+//! pairs with the AcqRel swap or CAS of `replace` and `update`; `Domain`'s drop stores `live`
+//! with Release, for `DomainState::is_live`'s Acquire; read sections publish through the
+//! reader word (`raw::protocol`).
+
+pub(crate) mod cell;
+pub(crate) mod domain;
+pub(crate) mod gp_future;
+pub(crate) mod reader;
