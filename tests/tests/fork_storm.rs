@@ -119,8 +119,8 @@ impl Drop for SetOnDrop {
 }
 
 /// The child's work, in an order that tests the restart first: nothing before the `Atomic`
-/// polls could have started a worker.
-/// Records the child's steps in `progress` (`Step`), so that a hung child's report says where.
+/// polls could have started a worker. Records its steps in `progress` (`Step`), so that a hung
+/// child's report says where it stopped.
 fn child_body(
     domain: &Domain,
     cell: &RcuCell<u64>,
