@@ -44,7 +44,6 @@
 //! assert!(drained([&slot], idx)); // now the grace period may complete
 //! ```
 
-use crate::raw::barrier::reader_barrier;
 use crate::raw::sync::{fence, AtomicU64, Ordering};
 
 /// A domain's current index: new sections count on `value & 1`. Only a grace-period leader
@@ -92,10 +91,12 @@ impl SrcuIndex {
     /// Flips the index (the grace-period leader, between its two scans) and returns the old
     /// one, which the second scan drains.
     pub fn flip(&self) -> usize {
-        // SeqCst fences: progress, not safety. The one before keeps the first scan's loads
-        // before the flip; the one after makes readers that still count on the old index
-        // stop doing so soon (the kernel's smp_mb() around its flip). The loom model
-        // `srcu_flip_fences_only_for_progress` checks safety without them.
+        // SeqCst fences: progress, not safety, given the heavy barrier at the start of the
+        // grace period. The one before keeps the first scan's loads before the flip; the one
+        // after makes readers that still count on the old index stop doing so soon (the
+        // kernel's smp_mb() around its flip). The red team's loom models
+        // (`redteam_srcu_flip_nofence`) found safety holds without them; without the heavy
+        // barrier as well, they are what keeps scan 2 safe.
         fence(Ordering::SeqCst);
         // Relaxed: ordered by the fences; only the leader writes it.
         let old = self.value.fetch_add(1, Ordering::Relaxed);
@@ -168,7 +169,11 @@ impl SrcuCounters {
         self.fence_mode.store(fence, Ordering::Relaxed);
     }
 
-    /// The reader's half of the barrier pair, after a lock increment (see `raw::barrier`).
+    /// The reader's half of the barrier pair, after a lock increment: a SeqCst fence in
+    /// fence mode, whatever the process's mode (the plain flavour's grace periods pair with
+    /// it by a fence, not by membarrier); else a compiler barrier, the CPU side being the
+    /// grace period's membarrier. Not `reader_barrier`, which follows the process's mode
+    /// (red team of issue 25: `redteam_srcu_fence_mode`).
     #[inline(always)]
     fn barrier(&self) {
         #[cfg(not(loom))]
@@ -178,7 +183,8 @@ impl SrcuCounters {
             crate::raw::sync::compiler_fence(Ordering::SeqCst);
             return;
         }
-        reader_barrier();
+        // SeqCst fence: pairs with the grace period's barrier (store-buffering).
+        fence(Ordering::SeqCst);
     }
 
     /// Begins a section through a borrowed guard (owner thread only); returns the index its
@@ -243,12 +249,26 @@ impl SrcuCounters {
     /// exits with guards forgotten, or, in a fork child, the threads that do not exist
     /// there. The owner thread (after the sections' last loads), or a single-threaded
     /// caller. Owned guards' counts are left alone: they may be alive elsewhere.
+    ///
+    /// A compare-and-swap that reads `unlock` before `lock`: a signal handler that runs a
+    /// whole section on this slot in between changes `unlock`, so the swap fails and is
+    /// retried. A plain load and store would overwrite the handler's unlock, leaving its
+    /// section open for ever (red team of issue 25: `redteam_srcu_force_end_signal`).
     pub fn force_end_borrowed(&self) {
         for i in 0..2 {
-            // Relaxed: the owner's own value.
-            let locked = self.lock[i].load(Ordering::Relaxed);
-            // Release: as `unlock`'s, for the sections' loads.
-            self.unlock[i].store(locked, Ordering::Release);
+            loop {
+                // Relaxed (both): the owner's own values; a handler on this thread is
+                // sequenced with us.
+                let ended = self.unlock[i].load(Ordering::Relaxed);
+                let begun = self.lock[i].load(Ordering::Relaxed);
+                // Release: as `unlock`'s, for the sections' loads.
+                if self.unlock[i]
+                    .compare_exchange(ended, begun, Ordering::Release, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    break;
+                }
+            }
         }
     }
 
