@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
 use rcu_core::{AllocConfig, DomainConfig, StallReport};
-use rcu_tests::fork::{raw_eprint, run_in_child, ChildEnd, SharedProgress};
+use rcu_tests::fork::{describe_threads, raw_eprint, run_in_child, ChildEnd, SharedProgress};
 
 /// Whether the parent creates and drops a domain per round, so that forks meet domains
 /// being dropped and their threads exiting. Not under AddressSanitizer: its allocator is not
@@ -196,29 +196,16 @@ fn child_body(
 fn fork_and_run(domain: &Domain, cell: &RcuCell<u64>, progress: SharedProgress) -> ChildEnd {
     progress.set(Step::NotStarted as u64);
     // SAFETY: (1) the child only runs `child_body`: rcu-core calls, allocation and
-    // `raw_eprint`; (2) it reads only the cell, through its own read guard.
+    // `raw_eprint` and /proc reads; (2) it reads only the cell, through its own read guard.
     unsafe {
         run_in_child(WATCHDOG, || match child_body(domain, cell, progress) {
             Ok(()) => 0,
             Err(msg) => {
-                let threads: Vec<String> = std::fs::read_dir("/proc/self/task")
-                    .map(|tasks| {
-                        tasks
-                            .filter_map(|t| {
-                                let path = t.ok()?.path();
-                                let stat = std::fs::read_to_string(path.join("stat")).ok()?;
-                                let call = std::fs::read_to_string(path.join("syscall"))
-                                    .unwrap_or_default();
-                                let stat: String = stat.chars().take(24).collect();
-                                Some(format!("{stat} syscall {}", call.trim_end()))
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
                 raw_eprint(&format!(
-                    "fork storm child: {msg}\n  global: {:?}\n  private: {:?}\n  threads: {threads:?}\n",
+                    "fork storm child: {msg}\n  global: {:?}\n  private: {:?}\n  threads:\n{}",
                     Domain::global().stats(),
-                    domain.stats()
+                    domain.stats(),
+                    describe_threads(std::process::id() as libc::pid_t)
                 ));
                 1
             }

@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use common::{wait_until, PATIENCE};
 use rcu_core::prelude::*;
-use rcu_core::DomainConfig;
+use rcu_core::{AllocConfig, DomainConfig};
 use rcu_tests::wakers::block_on;
 
 struct Marked(#[allow(dead_code)] [u8; 1931]);
@@ -93,6 +93,12 @@ fn scenario(domain: Option<&'static Domain>, settle: Settle) {
     let values: Vec<Box<Rcu<Marked>>> = (0..FREES).map(|_| Rcu::boxed(Marked([7; 1931]))).collect();
     let (holding_tx, holding) = mpsc::channel::<()>();
     let (release, release_rx) = mpsc::channel::<()>();
+    // On an owned domain, a read section held until the thread holds its root: no block runs
+    // before, so the thread (which finishes what is given back at its block boundaries until
+    // it takes the root) cannot finish any of them itself. Without it, under load the worker
+    // kept up with the frees and the thread finished every block itself (CI, stop 32).
+    let mut reader_ctx = Sleepable::enter();
+    let reader = domain.map(|d| d.read_lock(&mut reader_ctx));
     let thread = std::thread::spawn(move || {
         let mut ctx = Sleepable::enter();
         for (i, v) in values.into_iter().enumerate() {
@@ -113,11 +119,14 @@ fn scenario(domain: Option<&'static Domain>, settle: Settle) {
         }
     });
     holding.recv().unwrap();
+    drop(reader);
     // Dropped values whose memory is not returned: the worker ran their blocks and gave
-    // them back to the thread, which holds its root. On an owned domain with a long batch
-    // delay the worker's light collections (`collect_lists`, no `finish_idle_given_back`)
-    // run the sealed blocks, so this state is reached for sure; on the global domain only
-    // if the worker's next full collection has not come yet.
+    // them back to the thread, which holds its root. On an owned domain every sealed block
+    // waited for the reader, and only the worker's light collections (`collect_lists`, no
+    // `finish_idle_given_back`) can run them: its full collections come only with a barrier
+    // or after the batch delay (an hour), and no budget hurries them. So this state is
+    // reached for sure; on the global domain only if the worker's next full collection has
+    // not come yet.
     let dropped_not_freed = || {
         let dropped = (DROPS.load(Ordering::SeqCst) - drops_before) as i64;
         MARKED_LIVE.load(Ordering::SeqCst) - (FREES as i64 - dropped)
@@ -141,6 +150,10 @@ fn scenario(domain: Option<&'static Domain>, settle: Settle) {
             None => block_on(rcu_barrier_async()),
         },
         Settle::Wait => {
+            // The worker's next full collection finishes them (within `MAX_IDLE` of this).
+            if let Some(d) = domain {
+                d.set_batch_delay(Duration::from_millis(10));
+            }
             wait_until(PATIENCE, || MARKED_LIVE.load(Ordering::SeqCst) == 0);
         }
     }
@@ -158,9 +171,13 @@ fn scenario(domain: Option<&'static Domain>, settle: Settle) {
 }
 
 fn owned(name: &str) -> &'static Domain {
-    // Only a barrier's collection or this delay's full collection finishes what the worker
-    // gave back to an idle owner.
-    let config = DomainConfig::new().name(name.to_owned()).batch_delay(Duration::from_secs(3));
+    // Only a barrier's collection or a full collection after the batch delay finishes what
+    // the worker gave back to an idle owner: no full collection comes by itself until
+    // `Settle::Wait` shortens the delay, and no budget makes the frees hurry one.
+    let config = DomainConfig::new()
+        .name(name.to_owned())
+        .batch_delay(Duration::from_secs(3600))
+        .alloc(AllocConfig::new().budget_bytes(usize::MAX));
     Box::leak(Box::new(Domain::new(config)))
 }
 
