@@ -145,6 +145,8 @@ mod exports {
     pub use crate::api::domain::{Domain, DomainConfig};
     pub use crate::api::gp_future::{BarrierFuture, GracePeriodFuture};
     pub use crate::api::reader::ReadGuard;
+    pub use crate::api::srcu::{Fast, FlavorId, Plain, SrcuFlavor, SrcuStruct};
+    pub use crate::api::srcu_guard::{SrcuGuard, SrcuOwnedGuard};
     pub use crate::gp::stall::{StallCause, StallHandler, StallReport};
     pub use crate::queue::deferred::Callback;
     pub use crate::queue::head::{Rcu, RcuHead};
@@ -156,8 +158,9 @@ mod exports {
         POOL_CAPACITY,
     };
     pub use rcu_ctx::{
-        enforce, might_alloc, might_sleep, thread_state, validate, Atomic, Context, ContextKind,
-        MayAlloc, MayReclaim, MaySleep, NoReclaim, NoReclaimRoot, Sleepable,
+        enforce, might_alloc, might_sleep, section_brand, thread_state, validate, Atomic, Context,
+        ContextKind, MayAlloc, MayReclaim, MaySleep, MayWaitFor, NoReclaim, NoReclaimRoot,
+        SectionBrand, SectionState, Sleepable, SleepableSection, Unbranded,
     };
     pub use rcu_sys::stderr::set_report_sink;
 }

@@ -15,6 +15,7 @@ use crate::gp::stall::StallHandler;
 use crate::queue::deferred::{self, Callback};
 use crate::queue::head::Rcu;
 use crate::queue::queues::Queues;
+use crate::read::flavor::ReaderFlavor;
 use crate::read::registry::Slot;
 use crate::setting::saturating_nanos;
 use crate::state::{
@@ -316,12 +317,20 @@ impl Domain {
     /// # Ok::<(), rcu_core::ConfigError>(())
     /// ```
     pub fn try_new(config: DomainConfig) -> Result<Domain, ConfigError> {
+        Domain::try_new_with(config, ReaderFlavor::Classic)
+    }
+
+    /// As `try_new`, for readers of `flavor` (`SrcuStruct` makes its domain with it).
+    pub(crate) fn try_new_with(
+        config: DomainConfig,
+        flavor: ReaderFlavor,
+    ) -> Result<Domain, ConfigError> {
         config.validate()?;
         // Relaxed: a unique id is all that is needed.
         let id = NEXT_DOMAIN_ID.fetch_add(1, Ordering::Relaxed);
         let DomainConfig { name, stall_timeout, expedited, alloc, batch_delay } = config;
         let queues = Queues::new(alloc, batch_delay);
-        let state = Arc::new(DomainState::new(id, name, stall_timeout, expedited, queues));
+        let state = Arc::new(DomainState::new(id, name, stall_timeout, expedited, queues, flavor));
         crate::runtime::process::init();
         crate::state::tracking::track(Arc::as_ptr(&state).cast());
         let pool = PoolShrinker(Arc::downgrade(&state));
@@ -670,7 +679,7 @@ impl Domain {
     /// allocate, the worker and this thread's registration (both allocate the first time).
     #[track_caller]
     #[inline]
-    fn prepare<C: Context>(&self, ctx: &C, call: &'static str) -> Option<&Slot> {
+    pub(crate) fn prepare<C: Context>(&self, ctx: &C, call: &'static str) -> Option<&Slot> {
         self.state.prepare(ctx, call)
     }
 

@@ -199,5 +199,5 @@ pub(crate) fn assert_outside_section(domain: &DomainState) {
 
 /// Is the calling thread inside a read section of `domain`?
 pub(crate) fn in_read_section(domain: &DomainState) -> bool {
-    current_slot(domain).is_some_and(|s| s.word.depth() != 0)
+    current_slot(domain).is_some_and(|s| s.open_sections() != 0)
 }

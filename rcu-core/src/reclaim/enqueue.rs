@@ -62,9 +62,17 @@ impl DomainState {
     /// allocates, blocks or takes a lock.
     #[inline]
     pub(crate) fn defer_headed<C: Context>(&self, slot: Option<&Slot>, item: Headed) {
+        self.defer_headed_as(Policy::of::<C>(), slot, item);
+    }
+
+    /// As `defer_headed`, under `policy`: at most the caller's token's, decided at compile
+    /// time (a sleepable section's token frees as `NoReclaim` in its own domain, whose grace
+    /// periods it may not wait for: `Policy::of_within`).
+    #[inline]
+    pub(crate) fn defer_headed_as(&self, policy: Policy, slot: Option<&Slot>, item: Headed) {
         let request = StageRequest { entry: item.entry(), bytes: item.bytes, headed: true };
-        if let Err(reason) = self.stage::<C>(slot, request) {
-            self.queues.alloc.note_fallback(Policy::of::<C>(), reason);
+        if let Err(reason) = self.stage(policy, slot, request) {
+            self.queues.alloc.note_fallback(policy, reason);
             self.queues.push_intrusive(&item);
             self.wake_worker();
         }
@@ -78,18 +86,30 @@ impl DomainState {
         entry: Entry,
         bytes: usize,
     ) -> Result<(), Entry> {
-        match self.stage::<C>(slot, StageRequest { entry, bytes, headed: false }) {
+        self.defer_headless_as(Policy::of::<C>(), slot, entry, bytes)
+    }
+
+    /// As `defer_headless`, under `policy` (see `defer_headed_as`).
+    pub(crate) fn defer_headless_as(
+        &self,
+        policy: Policy,
+        slot: Option<&Slot>,
+        entry: Entry,
+        bytes: usize,
+    ) -> Result<(), Entry> {
+        match self.stage(policy, slot, StageRequest { entry, bytes, headed: false }) {
             Ok(()) => Ok(()),
             Err(reason) => {
-                self.queues.alloc.note_fallback(Policy::of::<C>(), reason);
+                self.queues.alloc.note_fallback(policy, reason);
                 Err(entry)
             }
         }
     }
 
     #[inline]
-    fn stage<C: Context>(
+    fn stage(
         &self,
+        policy: Policy,
         slot: Option<&Slot>,
         request: StageRequest,
     ) -> Result<(), FallbackReason> {
@@ -104,18 +124,18 @@ impl DomainState {
             return Ok(());
         }
         drop(bracket);
-        self.stage_slow::<C>(slot, request)
+        self.stage_slow(policy, slot, request)
     }
 
     /// The current block is full or missing: seal it, reclaim what this thread may run
     /// itself, get a new block (waiting or falling back as the policy says), push.
     #[cold]
-    fn stage_slow<C: Context>(
+    fn stage_slow(
         &self,
+        policy: Policy,
         slot: &Slot,
         request: StageRequest,
     ) -> Result<(), FallbackReason> {
-        let policy = Policy::of::<C>();
         let staging = &slot.staging;
         loop {
             if policy.may_reclaim() {

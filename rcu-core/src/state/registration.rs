@@ -128,7 +128,7 @@ pub(crate) fn register_in(domain: &Arc<DomainState>) -> *const Slot {
         match list[i].domain.upgrade() {
             Some(state) if state.is_live() => i += 1,
             // SAFETY: the registration keeps its slot alive while the state lives.
-            Some(state) if unsafe { &*list[i].slot }.word.depth() != 0 => {
+            Some(state) if unsafe { &*list[i].slot }.open_sections() != 0 => {
                 kept.push(state);
                 i += 1;
             }
@@ -194,8 +194,8 @@ pub(crate) fn end_forgotten_sections() -> u64 {
         // SAFETY: a registration of this thread keeps its slot alive while its domain lives;
         // the caller (a worker) holds its domain, and the others are upgraded below.
         let slot = unsafe { &*slot };
-        if slot.word.depth() != 0 {
-            slot.word.force_exit();
+        if slot.open_sections() != 0 {
+            slot.force_end_sections();
             Counters::bump(&domain.counters.leaked_read_sections);
             ended += 1;
         }
@@ -234,7 +234,7 @@ fn end(domain: &DomainState, slot: *const Slot, why: Ending) -> bool {
     // SAFETY: the registration being ended kept the slot (and its registry) alive.
     let slot = unsafe { &*slot };
     domain.adopt(slot);
-    let depth = slot.word.depth();
+    let depth = slot.open_sections();
     if depth == 0 {
         domain.readers.release(slot);
         return false;
@@ -250,7 +250,7 @@ fn end(domain: &DomainState, slot: *const Slot, why: Ending) -> bool {
         return true;
     }
     // No guard can reach the section: forgotten guards.
-    slot.word.force_exit();
+    slot.force_end_sections();
     domain.readers.release(slot);
     report(domain, slot, depth, false);
     false
