@@ -144,6 +144,7 @@ mod exports {
     pub use crate::api::cell::RcuCell;
     pub use crate::api::domain::{Domain, DomainConfig};
     pub use crate::api::gp_future::{BarrierFuture, GracePeriodFuture};
+    pub use crate::api::guard::{DomainKey, RcuDomain, RcuGuard};
     pub use crate::api::reader::ReadGuard;
     pub use crate::api::srcu::{Fast, FlavorId, Plain, SrcuFlavor, SrcuStruct};
     pub use crate::api::srcu_guard::{SrcuGuard, SrcuOwnedGuard};
@@ -180,7 +181,7 @@ pub mod prelude {
         call_rcu, call_rcu_fn, cond_synchronize, cond_synchronize_async, get_state, kvfree_rcu,
         kvfree_rcu_mightsleep, poll, rcu_barrier, rcu_barrier_async, read_lock, start_poll,
         synchronize_rcu, synchronize_rcu_async, synchronize_rcu_expedited, Domain, GpCookie, Rcu,
-        RcuCell, ReadGuard,
+        RcuCell, RcuGuard, ReadGuard,
     };
     pub use rcu_ctx::prelude::*;
 }

@@ -61,6 +61,7 @@ impl<'p, B: SectionBrand, P: Context> SleepableSection<'p, B, P> {
 impl<B: SectionBrand, P: Context> sealed::Sealed for SleepableSection<'_, B, P> {}
 impl<B: SectionBrand, P: Context> Context for SleepableSection<'_, B, P> {
     const KIND: ContextKind = P::KIND;
+    const IN_SLEEPABLE_SECTION: bool = true;
 }
 impl<B: SectionBrand, P: MayAlloc> MayAlloc for SleepableSection<'_, B, P> {}
 impl<B: SectionBrand, P: MaySleep> MaySleep for SleepableSection<'_, B, P> {}

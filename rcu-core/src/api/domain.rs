@@ -716,8 +716,9 @@ impl Domain {
     ) {
         let obj = ManuallyDrop::new(obj);
         let slot = self.prepare(ctx, "call_rcu");
+        let policy = self.state().policy_for::<C>(slot);
         let obj = ManuallyDrop::into_inner(obj);
-        self.state().defer_headed::<C>(slot, deferred::callback_entry(obj, f));
+        self.state().defer_headed_as(policy, slot, deferred::callback_entry(obj, f));
     }
 
     /// Queues the closure `f` to run after a grace period. Boxing the closure allocates, so
@@ -748,8 +749,9 @@ impl Domain {
     {
         let f = ManuallyDrop::new(f);
         let slot = self.prepare(ctx, "call_rcu_fn");
+        let policy = self.state().policy_for::<C>(slot);
         let f = ManuallyDrop::into_inner(f);
-        self.state().defer_headed::<C>(slot, deferred::closure_entry(f));
+        self.state().defer_headed_as(policy, slot, deferred::closure_entry(f));
     }
 
     /// Drops `obj` after a grace period. Works with every token and never fails; under
@@ -772,8 +774,9 @@ impl Domain {
     pub fn kvfree_rcu<C: Context, T: Send + 'static>(&self, ctx: &C, obj: Box<Rcu<T>>) {
         let obj = ManuallyDrop::new(obj);
         let slot = self.prepare(ctx, "kvfree_rcu");
+        let policy = self.state().policy_for::<C>(slot);
         let obj = ManuallyDrop::into_inner(obj);
-        self.state().defer_headed::<C>(slot, deferred::free_entry(obj));
+        self.state().defer_headed_as(policy, slot, deferred::free_entry(obj));
     }
 
     /// Drops any boxed `obj` after a grace period: any size and alignment, zero-sized or
@@ -994,7 +997,7 @@ impl ReadGuard<'_> {
     /// assert!(!guard.is_of(&other));
     /// ```
     #[inline]
-    pub fn is_of(&self, domain: &crate::Domain) -> bool {
-        core::ptr::eq(self.domain_state(), domain.state())
+    pub fn is_of(&self, domain: &impl crate::RcuDomain) -> bool {
+        core::ptr::eq(self.domain_state(), domain.as_domain().state())
     }
 }

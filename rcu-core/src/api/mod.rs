@@ -10,6 +10,7 @@
 pub(crate) mod cell;
 pub(crate) mod domain;
 pub(crate) mod gp_future;
+pub(crate) mod guard;
 pub(crate) mod reader;
 pub(crate) mod srcu;
 pub(crate) mod srcu_guard;

@@ -133,6 +133,10 @@ impl<F: SrcuFlavor, B: SectionBrand> SrcuStruct<F, B> {
         Ok(SrcuStruct { domain, _marker: PhantomData })
     }
 
+    pub(crate) fn domain(&self) -> &Domain {
+        &self.domain
+    }
+
     /// The domain's name.
     pub fn name(&self) -> &str {
         self.domain.name()
@@ -239,9 +243,11 @@ impl<F: SrcuFlavor, B: SectionBrand> SrcuStruct<F, B> {
                 "rcu-core: {call} on sleepable domain '{}' inside one of its read sections would \
                  wait for itself for ever (rule: nothing waits for a grace period of an SRCU \
                  domain inside a read section of the same domain). The section's own token \
-                 refuses this at compile time; this call came with a token taken inside the \
-                 section (a second root). Fix: end the section first, or free with the \
-                 section's token (guard.ctx()), which never waits",
+                 refuses this at compile time; this call came with a token that does not show \
+                 the section: a second root taken inside it, or a scope opened from the \
+                 section's token with no_reclaim() (which drops the brand). Fix: end the \
+                 section first, or free with the section's token (guard.ctx()), which never \
+                 waits",
                 self.name()
             );
         }

@@ -99,6 +99,10 @@ impl<'a, F: SrcuFlavor, B: SectionBrand, C: Context> SrcuGuard<'a, F, B, C> {
         &mut self.section
     }
 
+    pub(crate) fn domain_state(&self) -> &'a DomainState {
+        self.domain
+    }
+
     /// True if this is a section of `srcu`.
     ///
     /// ```
@@ -182,6 +186,10 @@ impl<'d, F: SrcuFlavor, B: SectionBrand> SrcuOwnedGuard<'d, F, B> {
     #[inline]
     pub fn up_read(self) {
         drop(self);
+    }
+
+    pub(crate) fn domain_state(&self) -> &'d DomainState {
+        self.domain
     }
 
     /// True if this is a section of `srcu`.

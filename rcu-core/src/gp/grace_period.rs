@@ -231,15 +231,17 @@ impl GracePeriods {
         let _leading = Leading::new(self);
         let flavor = domain.readers().flavor();
         while !self.seq.is_completed(cookie) {
-            if flavor.is_srcu() {
+            let gp = if flavor.is_srcu() {
                 let gp = self.srcu.start_or_resume(&self.seq, flavor);
                 if !self.srcu.drive(domain.readers(), |_, _| false) {
                     return false;
                 }
-                self.finish(domain, gp, Urgency::Normal);
-                continue;
-            }
-            let gp = self.seq.start_or_resume();
+                gp
+            } else {
+                self.seq.start_or_resume()
+            };
+            // Sleepable domains have classic (non-blocking) sections too: `Domain::read_lock`
+            // on their state, which cells and collections use inside their calls.
             if domain.readers().iter().any(|slot| slot.word.blocks(gp)) {
                 return false;
             }
@@ -263,12 +265,12 @@ impl GracePeriods {
             debug_assert!(done, "rcu-core internal error: a waiting SRCU drive gave up");
             gp
         } else {
-            let gp = self.seq.start_or_resume();
-            for slot in domain.readers().iter() {
-                wait_for_reader(domain, slot, gp, start, &mut clock, urgency);
-            }
-            gp
+            self.seq.start_or_resume()
         };
+        // Sleepable domains too: see `try_advance`.
+        for slot in domain.readers().iter() {
+            wait_for_reader(domain, slot, gp, start, &mut clock, urgency);
+        }
         self.finish(domain, gp, urgency);
         if contended {
             let cost = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
