@@ -111,6 +111,8 @@ mod api;
 mod compile_fail;
 #[cfg(all(doctest, not(loom)))]
 mod compile_fail_reclaim;
+#[cfg(all(doctest, not(loom)))]
+mod compile_fail_srcu;
 #[cfg(not(loom))]
 mod gp;
 mod queue;
