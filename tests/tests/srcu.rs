@@ -287,11 +287,11 @@ fn a_second_root_inside_a_section_may_not_wait_for_the_domain<F: SrcuFlavor>() {
             .name(format!("second-root-{}", F::NAME))
             .alloc(AllocConfig::new().small_blocks()),
     ));
-    let mut ctx = Sleepable::enter();
-    srcu.register_current_thread(&ctx);
     // No block can be had: every free falls back, counted under the policy it ran with.
     srcu.inject_faults(Policy::Reclaim, FaultConfig::every_nth(1));
     srcu.inject_faults(Policy::NoReclaim, FaultConfig::every_nth(1));
+    let mut ctx = Sleepable::enter();
+    srcu.register_current_thread(&ctx);
     let log = DropLog::new(16);
     let runs: &'static [AtomicU32] = Box::leak((0..16).map(|_| AtomicU32::new(0)).collect());
     let before = srcu.alloc_stats();
@@ -511,10 +511,10 @@ fn deferred_calls_run_once_under_every_token_with_every_block_request_failing<F:
             .name(format!("deferred-faults-{}", F::NAME))
             .alloc(AllocConfig::new().small_blocks()),
     ));
-    srcu.register_current_thread(&Sleepable::enter());
     for policy in [Policy::Reclaim, Policy::NoReclaim, Policy::NoWait] {
         srcu.inject_faults(policy, FaultConfig::every_nth(1));
     }
+    srcu.register_current_thread(&Sleepable::enter());
     let before = srcu.alloc_stats();
     let published = Arc::new(Published::new(Canary::new(1).0));
     deferred_calls(&*srcu, || {

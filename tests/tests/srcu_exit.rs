@@ -1,8 +1,8 @@
 //! Sleepable sections and thread exit (DESIGN §5.1): a section ends when its guard is dropped,
 //! or when nothing can reach through it any more. An owned guard outlives the thread that
 //! made it and holds grace periods until dropped; a borrowed guard forgotten by a thread that
-//! dropped its roots is ended when the thread exits; one forgotten by a thread that leaked
-//! its root stays open for ever, and the stall reports name it.
+//! dropped its roots is ended when the thread exits; one leaked together with its root stays
+//! open for ever, and the stall reports name it.
 //!
 //! Every test runs for both reader flavours (`fast::` and `plain::`) on private domains.
 //! Interleavings are forced with channels and joins; time only bounds waits for what must
@@ -35,7 +35,7 @@ macro_rules! for_both_flavours {
 for_both_flavours!(
     an_owned_guard_made_on_a_thread_that_exited_holds_until_dropped,
     a_forgotten_guard_whose_root_was_dropped_ends_at_thread_exit,
-    a_forgotten_guard_with_a_leaked_root_holds_every_later_grace_period,
+    a_guard_leaked_with_its_root_holds_every_later_grace_period,
 );
 
 /// The report a thread's exit makes for a section left open in domain `name`.
@@ -135,11 +135,12 @@ fn a_forgotten_guard_whose_root_was_dropped_ends_at_thread_exit<F: SrcuFlavor>()
     srcu.synchronize_srcu(&ctx);
 }
 
-/// A thread leaks its root and forgets a borrowed guard: the guard (and what it loaded) may
-/// be reached for ever, so the section stays open after the thread exits. A later cookie
-/// never completes, and the stall reports name the section as a leaked sleepable one. The
-/// domain is leaked: its grace periods never complete.
-fn a_forgotten_guard_with_a_leaked_root_holds_every_later_grace_period<F: SrcuFlavor>() {
+/// A thread leaks its root and its borrowed guard (never dropped, as a forgotten one, but
+/// kept reachable: what it loaded is `'static`), then exits: the section stays open. The
+/// value it loaded, retired afterwards, is never freed; a later cookie never completes; the
+/// stall reports name the section as a leaked sleepable one. The domain is leaked: its grace
+/// periods never complete.
+fn a_guard_leaked_with_its_root_holds_every_later_grace_period<F: SrcuFlavor>() {
     const TIMEOUT: Duration = Duration::from_millis(50);
     let name = format!("srcu-leak-root-{}", F::NAME);
     rcu_tests::quiet::quiet_reports(&leak_report(&name));
