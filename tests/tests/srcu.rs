@@ -337,6 +337,10 @@ fn a_second_root_inside_a_section_may_not_wait_for_the_domain<F: SrcuFlavor>() {
         "a refused call or the section's token queued as Reclaim: {after:?}"
     );
     assert_holds_for(HOLD, "freed under the section that retired it", || !log.is_freed(freed_id));
+    // A barrier future cannot be ready before that value is freed: polled here, it panics.
+    refused("polled inside a read section", || {
+        rcu_tests::wakers::block_on(srcu.srcu_barrier_async());
+    });
     drop(second);
     drop(guard);
 
