@@ -36,6 +36,7 @@ for_both_flavours!(
     an_owned_guard_made_on_a_thread_that_exited_holds_until_dropped,
     a_forgotten_guard_whose_root_was_dropped_ends_at_thread_exit,
     a_guard_leaked_with_its_root_holds_every_later_grace_period,
+    stall_reports_name_the_exited_maker_of_an_owned_guard_not_a_later_thread,
 );
 
 /// The report a thread's exit makes for a section left open in domain `name`.
@@ -187,4 +188,46 @@ fn a_guard_leaked_with_its_root_holds_every_later_grace_period<F: SrcuFlavor>() 
         rcu_tests::quiet::wait_for_reports(&leak_report(&name), 1, PATIENCE),
         "the leaked section was not reported at thread exit"
     );
+}
+
+/// An owned guard outlives the thread that made it, and another thread registers after that
+/// thread exited: the stall report still names the maker (its slot is not reused while the
+/// guard is open). Found by the tests' author: the slot was reused and renamed, and the
+/// report named a thread with no section open.
+fn stall_reports_name_the_exited_maker_of_an_owned_guard_not_a_later_thread<F: SrcuFlavor>() {
+    const TIMEOUT: Duration = Duration::from_millis(50);
+    let name = format!("srcu-owned-maker-{}", F::NAME);
+    let srcu: Arc<SrcuStruct<F>> = Arc::new(SrcuStruct::new(DomainConfig::new().name(name)));
+    let reports = record_stalls(&srcu, TIMEOUT);
+    let (guard, maker_tid) = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("srcu-maker".into())
+            .spawn_scoped(s, || (srcu.down_read(&Sleepable::enter()), gettid()))
+            .unwrap()
+            .join()
+            .expect("the maker thread")
+    });
+    let reuser_tid = std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .name("srcu-reuser".into())
+            .spawn_scoped(s, || {
+                drop(srcu.read_lock(&mut Sleepable::enter()));
+                gettid()
+            })
+            .unwrap()
+            .join()
+            .expect("the later thread")
+    });
+    let cookie = srcu.start_poll_synchronize_srcu(&Sleepable::enter());
+    let ours = |r: &rcu_core::StallReport| r.cause == StallCause::SleepableSection;
+    assert!(
+        wait_until(PATIENCE, || find_stall(&reports, ours).is_some()),
+        "no stall report for the open owned guard"
+    );
+    let report = find_stall(&reports, ours).unwrap();
+    assert_eq!(report.thread_name.as_deref(), Some("srcu-maker"), "{report:?}");
+    assert_eq!(report.tid, maker_tid, "{report:?} (the later thread was {reuser_tid})");
+    assert!(!srcu.poll_state_synchronize_srcu(cookie), "completed past the open owned guard");
+    drop(guard);
+    srcu.cond_synchronize_srcu(&Sleepable::enter(), cookie);
 }

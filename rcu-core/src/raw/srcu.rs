@@ -232,6 +232,28 @@ impl SrcuCounters {
         self.owned_unlock.0[idx].fetch_add(1, Ordering::Release);
     }
 
+    /// Owned guards begun on this slot and not yet ended, as far as one look can tell: never
+    /// fewer than there are (ends only grow, and are read after the beginnings, which only
+    /// the owner adds). Any thread.
+    ///
+    /// ```
+    /// use rcu_core::raw::srcu::{SrcuCounters, SrcuIndex};
+    /// let (index, slot) = (SrcuIndex::new(), SrcuCounters::new());
+    /// let i = slot.lock_owned(&index);
+    /// assert_eq!(slot.open_owned(), 1);
+    /// slot.unlock_owned(i);
+    /// assert_eq!(slot.open_owned(), 0);
+    /// ```
+    pub fn open_owned(&self) -> u64 {
+        (0..2).fold(0u64, |open, i| {
+            // Relaxed: a beginning counted later belongs to a guard made after this look.
+            let begun = self.owned_lock[i].load(Ordering::Relaxed);
+            // Relaxed: a stale end only overcounts.
+            let ended = self.owned_unlock.0[i].load(Ordering::Relaxed);
+            open.wrapping_add(begun.wrapping_sub(ended))
+        })
+    }
+
     /// Sections begun through borrowed guards and not yet ended (owner thread, or a
     /// single-threaded caller: a fork child, the slot's release at thread exit).
     pub fn open_borrowed(&self) -> u64 {

@@ -165,6 +165,11 @@ impl Registry {
         // Relaxed: a statistic.
         self.registered.fetch_add(1, Ordering::Relaxed);
         for slot in self.iter() {
+            // A slot whose owner left owned guards open keeps its name until they end: stall
+            // reports name the thread that made them, not the slot's next owner.
+            if slot.srcu.open_owned() != 0 {
+                continue;
+            }
             // Acquire: pairs with the Release store in `release`: the previous owner's last
             // section end is visible before we reuse the word.
             if slot
