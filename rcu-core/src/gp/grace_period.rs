@@ -232,17 +232,18 @@ impl GracePeriods {
         let flavor = domain.readers().flavor();
         while !self.seq.is_completed(cookie) {
             let gp = if flavor.is_srcu() {
-                let gp = self.srcu.start_or_resume(&self.seq, flavor);
-                if !self.srcu.drive(domain.readers(), |_, _| false) {
-                    return false;
-                }
-                gp
+                self.srcu.start_or_resume(&self.seq, flavor)
             } else {
                 self.seq.start_or_resume()
             };
             // Sleepable domains have classic (non-blocking) sections too: `Domain::read_lock`
-            // on their state, which cells and collections use inside their calls.
+            // on their state, which cells and collections use inside their calls. Checked
+            // first: a leader that gives up after the scans would scan again when it
+            // resumes (safe, `gp::srcu`, but wasted).
             if domain.readers().iter().any(|slot| slot.word.blocks(gp)) {
+                return false;
+            }
+            if flavor.is_srcu() && !self.srcu.drive(domain.readers(), |_, _| false) {
                 return false;
             }
             self.finish(domain, gp, Urgency::Normal);

@@ -9,6 +9,11 @@
 //! `start_or_resume`'s fence (the hand-over argument of `GpSequence::start_or_resume`).
 //! docs/design.md §11 argues it.
 //!
+//! A grace period may run its scans more than once (a leader that gave up after them, a
+//! fork child whose parent's leader stopped between the flip and recording it): more waiting,
+//! never less. Safety needs only that each index is drained after the barrier; the flip
+//! between the scans is for progress (design.md §11).
+//!
 //! Slots are checked one at a time (`drained` over one slot): a section is counted on the
 //! slot it began on, also when an owned guard ends elsewhere, so a slot whose own sums are
 //! equal has no open section that the scan must wait for, and a later section on it began
