@@ -398,9 +398,9 @@ impl<F: SrcuFlavor, B: SectionBrand> SrcuStruct<F, B> {
     /// # Panics
     /// As [`SrcuStruct::call_srcu`]; `f` is then leaked.
     #[track_caller]
-    pub fn call_srcu_fn<C: MayAlloc + SectionState<B>, Fn>(&self, ctx: &C, f: Fn)
+    pub fn call_srcu_fn<C: MayAlloc + SectionState<B>, G>(&self, ctx: &C, f: G)
     where
-        Fn: FnOnce(&Atomic<'_>) + Send + 'static,
+        G: FnOnce(&Atomic<'_>) + Send + 'static,
     {
         let f = ManuallyDrop::new(f);
         let (policy, slot) = self.prepare(ctx, "call_srcu_fn");
