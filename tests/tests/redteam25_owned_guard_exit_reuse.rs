@@ -87,9 +87,11 @@ fn rounds<F: SrcuFlavor>() {
                 srcu2.synchronize_srcu(&Sleepable::enter());
                 srcu2.srcu_barrier(&Sleepable::enter());
             });
-            assert_holds_for(Duration::from_millis(20), "a grace period ignored open owned guards", || {
-                !gp.is_done()
-            });
+            assert_holds_for(
+                Duration::from_millis(20),
+                "a grace period ignored open owned guards",
+                || !gp.is_done(),
+            );
             for _ in 0..ENDERS {
                 end_tx.send(()).unwrap();
             }
@@ -115,7 +117,8 @@ fn rounds<F: SrcuFlavor>() {
         in_rx.recv().unwrap();
         cell.set(&ctx, log.track());
         let srcu2 = srcu.clone();
-        let mut gp = Pending::spawn("rt25-gp-c", move || srcu2.synchronize_srcu(&Sleepable::enter()));
+        let mut gp =
+            Pending::spawn("rt25-gp-c", move || srcu2.synchronize_srcu(&Sleepable::enter()));
         assert_holds_for(Duration::from_millis(10), "a grace period ignored C's section", || {
             !gp.is_done()
         });

@@ -95,8 +95,14 @@ extern "C" fn on_sigusr2(_: libc::c_int) {
     handle(&PLAIN);
 }
 
-fn run<F: SrcuFlavor>(w: &'static World<F>, signal: libc::c_int, handler: extern "C" fn(libc::c_int)) {
-    let srcu = w.srcu.get_or_init(|| SrcuStruct::new(DomainConfig::new().name(format!("rt25-sig-{}", F::NAME))));
+fn run<F: SrcuFlavor>(
+    w: &'static World<F>,
+    signal: libc::c_int,
+    handler: extern "C" fn(libc::c_int),
+) {
+    let srcu = w
+        .srcu
+        .get_or_init(|| SrcuStruct::new(DomainConfig::new().name(format!("rt25-sig-{}", F::NAME))));
     srcu.set_stall_timeout(Duration::from_secs(3600));
     let log = *w.log.get_or_init(|| DropLog::new(3_000_000));
     let cell = w.cell.get_or_init(|| RcuCell::new_in(srcu, log.track()));
@@ -186,7 +192,10 @@ fn run<F: SrcuFlavor>(w: &'static World<F>, signal: libc::c_int, handler: extern
         srcu.srcu_barrier(&ctx);
         tx.send(()).unwrap();
     });
-    assert!(rx.recv_timeout(WATCHDOG).is_ok(), "a grace period hangs after every guard ended: an increment was lost");
+    assert!(
+        rx.recv_timeout(WATCHDOG).is_ok(),
+        "a grace period hangs after every guard ended: an increment was lost"
+    );
     let v = w.violations.load(Ordering::SeqCst);
     eprintln!(
         "{}: {} sections on the victim, {} handler runs, {} writes, {v} violations",
