@@ -41,7 +41,7 @@ for_both_flavours!(
 
 /// The report a thread's exit makes for a section left open in domain `name`.
 fn leak_report(name: &str) -> String {
-    format!("read section(s) of domain '{name}': a ReadGuard was leaked")
+    format!("read section(s) of domain '{name}': an SrcuGuard was leaked")
 }
 
 /// An owned guard made on a thread that has since exited (its slot released, then claimed

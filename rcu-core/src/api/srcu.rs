@@ -244,8 +244,9 @@ impl<F: SrcuFlavor, B: SectionBrand> SrcuStruct<F, B> {
                  wait for itself for ever (rule: nothing waits for a grace period of an SRCU \
                  domain inside a read section of the same domain). The section's own token \
                  refuses this at compile time; this call came with a token that does not show \
-                 the section: a second root taken inside it, or a scope opened from the \
-                 section's token with no_reclaim() (which drops the brand). Fix: end the \
+                 the section: a second root taken inside it, a scope opened from the section's \
+                 token with no_reclaim() (which drops the brand), or a guard forgotten \
+                 (mem::forget) on this thread. Fix: end the \
                  section first, or free with the section's token (guard.ctx()), which never \
                  waits",
                 self.name()

@@ -36,7 +36,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::ptr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{compiler_fence, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use rcu_ctx::thread_state;
@@ -85,16 +85,80 @@ pub(crate) fn register_global() -> *const Slot {
     slot
 }
 
+/// The last registration `find_slot` found in the list: a thread that reads one private
+/// domain in a loop (a sleepable domain's readers, a collection's) finds its slot without
+/// borrowing and walking the list.
+///
+/// Signal-safe without a lock: `set` clears the domain, writes the slot, then writes the
+/// domain; `get` reads the domain, the slot, the domain again, and trusts the slot only if
+/// both reads of the domain name the caller's. A handler that fills the cache between a
+/// reader's loads changes the domain it reads second (or writes the same domain's slot, its
+/// only one). Sound because the entry is cleared before its registration ends (its slot may
+/// then be released and claimed by another thread), and while the registration exists its
+/// `Weak` keeps the state's allocation, so no other domain can have the cached address: a
+/// caller's live `&DomainState` equal to it is that domain, whose slots are alive.
+struct FoundCache {
+    domain: AtomicPtr<DomainState>,
+    slot: AtomicPtr<Slot>,
+}
+
+impl FoundCache {
+    #[inline]
+    fn get(&self, domain: &DomainState) -> Option<*const Slot> {
+        let wanted: *const DomainState = domain;
+        // Relaxed (all three): this thread's own cells; a signal handler on this thread is
+        // ordered against us by the compiler fences (the signal fences of the protocol).
+        let first = self.domain.load(Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        let slot = self.slot.load(Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        let again = self.domain.load(Ordering::Relaxed);
+        (ptr::eq(first, wanted) && ptr::eq(again, wanted)).then_some(slot.cast_const())
+    }
+
+    fn set(&self, domain: &DomainState, slot: *const Slot) {
+        // Relaxed (all three): as in `get`.
+        self.domain.store(ptr::null_mut(), Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        self.slot.store(slot.cast_mut(), Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        self.domain.store(ptr::from_ref(domain).cast_mut(), Ordering::Relaxed);
+    }
+
+    /// Before any registration of this thread ends.
+    fn clear(&self) {
+        // Relaxed: as in `get`.
+        self.domain.store(ptr::null_mut(), Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    static FOUND: FoundCache = const {
+        FoundCache { domain: AtomicPtr::new(ptr::null_mut()), slot: AtomicPtr::new(ptr::null_mut()) }
+    };
+}
+
 /// This thread's slot in a non-global domain. `None` also while the list is being changed by
 /// the code a signal handler interrupted (the handler then counts as unregistered).
 #[inline]
 pub(crate) fn find_slot(domain: &DomainState) -> Option<*const Slot> {
+    if let Some(slot) = FOUND.with(|found| found.get(domain)) {
+        return Some(slot);
+    }
+    find_slot_in_list(domain)
+}
+
+/// `find_slot`'s walk of the list, which fills the cache with what it finds.
+fn find_slot_in_list(domain: &DomainState) -> Option<*const Slot> {
     let list = DOMAIN_LIST.with(Cell::get);
     // SAFETY: a non-null pointer is this thread's live list: only the exit hook frees it, on
     // this thread, after nulling the pointer.
     let list = unsafe { list.as_ref()? };
     let list = list.try_borrow().ok()?;
-    list.iter().find(|r| ptr::eq(r.domain.as_ptr(), domain)).map(|r| r.slot)
+    let slot = list.iter().find(|r| ptr::eq(r.domain.as_ptr(), domain)).map(|r| r.slot)?;
+    FOUND.with(|found| found.set(domain, slot));
+    Some(slot)
 }
 
 /// Registers the calling thread with a non-global domain (allocates).
@@ -132,7 +196,10 @@ pub(crate) fn register_in(domain: &Arc<DomainState>) -> *const Slot {
                 kept.push(state);
                 i += 1;
             }
-            state => ended.push((state, list.swap_remove(i).slot)),
+            state => {
+                FOUND.with(FoundCache::clear);
+                ended.push((state, list.swap_remove(i).slot));
+            }
         }
     }
     let slot: *const Slot = domain.readers.claim();
@@ -179,6 +246,7 @@ pub(crate) fn unregister(domain: &DomainState) {
     let Some(list) = (unsafe { list.as_ref() }) else { return };
     let Ok(mut list) = list.try_borrow_mut() else { return };
     let Some(i) = list.iter().position(|r| ptr::eq(r.domain.as_ptr(), domain)) else { return };
+    FOUND.with(FoundCache::clear);
     let r = list.swap_remove(i);
     drop(list);
     end(domain, r.slot, Ending::Unregistered);
@@ -216,6 +284,27 @@ pub(crate) fn end_forgotten_sections() -> u64 {
     ended
 }
 
+/// True if the calling thread has a sleepable section open, through a borrowed guard, in
+/// any domain it is registered with (a worker, after user code: see `UserCode`). Such a
+/// section changes no depth of the thread's context state.
+pub(crate) fn any_open_sleepable_section() -> bool {
+    let open = |slot: *const Slot| {
+        // SAFETY: a registration of this thread keeps its slot alive while its domain lives:
+        // the global one for ever, the others upgraded below for the look.
+        unsafe { &*slot }.srcu.open_borrowed() != 0
+    };
+    let global = global_slot();
+    if !global.is_null() && open(global) {
+        return true;
+    }
+    let list = DOMAIN_LIST.with(Cell::get);
+    // SAFETY: as in `find_slot`.
+    let Some(Ok(list)) = (unsafe { list.as_ref() }).map(RefCell::try_borrow) else {
+        return false;
+    };
+    list.iter().any(|r| r.domain.upgrade().is_some_and(|_state| open(r.slot)))
+}
+
 /// Why a registration ends.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Ending {
@@ -235,6 +324,8 @@ fn end(domain: &DomainState, slot: *const Slot, why: Ending) -> bool {
     let slot = unsafe { &*slot };
     domain.adopt(slot);
     let depth = slot.open_sections();
+    // What was leaked, for the report: a sleepable section shows in no word.
+    let guard = if slot.word.depth() == 0 { "an SrcuGuard" } else { "a ReadGuard" };
     if depth == 0 {
         domain.readers.release(slot);
         return false;
@@ -246,17 +337,17 @@ fn end(domain: &DomainState, slot: *const Slot, why: Ending) -> bool {
     // holds it): it stays open, its slot abandoned.
     if why != Ending::ThreadExit || thread_state::live_roots() != 0 {
         domain.readers.abandon(slot);
-        report(domain, slot, depth, true);
+        report(domain, slot, depth, guard, true);
         return true;
     }
     // No guard can reach the section: forgotten guards.
     slot.force_end_sections();
     domain.readers.release(slot);
-    report(domain, slot, depth, false);
+    report(domain, slot, depth, guard, false);
     false
 }
 
-fn report(domain: &DomainState, slot: &Slot, depth: u64, kept: bool) {
+fn report(domain: &DomainState, slot: &Slot, depth: u64, guard: &str, kept: bool) {
     let what = if kept {
         "Its root Sleepable was leaked too, so the guard and references loaded through it may \
          live for ever: the section stays open, and every later grace period of the domain \
@@ -266,13 +357,14 @@ fn report(domain: &DomainState, slot: &Slot, depth: u64, kept: bool) {
          the guard (it was mem::forget-ed): the section was ended"
     };
     rcu_sys::stderr::report_line(&format!(
-        "rcu-core: thread '{}' (tid {}) exited inside {} read section(s) of domain '{}': a \
-         ReadGuard was leaked. {what}. Rule: a read section ends when its guard is dropped. \
-         Fix: drop every guard on the thread that made it; never forget, leak or store one.",
+        "rcu-core: thread '{}' (tid {}) exited inside {} read section(s) of domain '{}': {} \
+         was leaked. {what}. Rule: a read section ends when its guard is dropped. Fix: drop \
+         every guard on the thread that made it; never forget, leak or store one.",
         slot.name().as_deref().unwrap_or("<unnamed>"),
         slot.tid(),
         depth,
-        domain.name()
+        domain.name(),
+        guard
     ));
 }
 
@@ -322,6 +414,7 @@ extern "C" fn on_thread_exit(_armed: *mut libc::c_void) {
 }
 
 fn end_thread_registrations() {
+    FOUND.with(FoundCache::clear);
     let slot = GLOBAL_SLOT.with(|s| s.replace(ptr::null()));
     if !slot.is_null() {
         end(&GLOBAL_STATE, slot, Ending::ThreadExit);
