@@ -81,6 +81,9 @@ impl SrcuFlavor for Plain {
 ///   brand count as one, so two [`Unbranded`] domains refuse each other's waits too; brand
 ///   them to nest one's section in a wait for the other.
 ///
+/// In a child after `fork()`, an owned guard held in the parent by a thread or task the child
+/// does not have never ends, and this domain's grace periods wait for it for ever there.
+///
 /// ```
 /// use rcu_core::prelude::*;
 /// use rcu_core::{DomainConfig, SrcuStruct};
