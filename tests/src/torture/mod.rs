@@ -159,7 +159,6 @@ pub fn run(config: Config, on_line: &mut dyn FnMut(&str)) -> Summary {
         counters: Counters::default(),
     });
     let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
     let tests = shared.config.tests;
 
     let mut threads = Vec::new();
@@ -168,9 +167,17 @@ pub fn run(config: Config, on_line: &mut dyn FnMut(&str)) -> Summary {
             .push(std::thread::Builder::new().name(name).spawn(f).expect("spawn torture thread"));
     };
     if shared.flavor.is_sleepable() {
-        // The readers hand owned guards to each other: one thread scopes them.
+        // The readers hand owned guards to each other: one thread scopes them. The rest of
+        // the run starts once they are all reading (a second spawn away, they would start
+        // after the writer on a loaded machine, and a short run could end before they do).
         let (s, st) = (shared.clone(), stop.clone());
-        spawn("torture-readers".into(), Box::new(move || srcu_readers::run(&s, &st)));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        spawn("torture-readers".into(), Box::new(move || srcu_readers::run(&s, &st, ready_tx)));
+        for _ in 0..shared.config.readers {
+            if ready_rx.recv().is_err() {
+                break; // a reader failed to start: the join reports it
+            }
+        }
     } else {
         for id in 0..shared.config.readers as u64 {
             let (s, st) = (shared.clone(), stop.clone());
@@ -182,6 +189,7 @@ pub fn run(config: Config, on_line: &mut dyn FnMut(&str)) -> Summary {
             );
         }
     }
+    let start = Instant::now();
     {
         let (s, st) = (shared.clone(), stop.clone());
         spawn("torture-writer".into(), Box::new(move || writer::run(&s, &st)));

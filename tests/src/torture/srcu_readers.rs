@@ -14,9 +14,11 @@
 //!
 //! `srcu-busted`: the sections are on a domain nobody waits for (`Flavor::SrcuBusted`), and
 //! instead of sleeping a random time each reader holds its element until the writer has
-//! published `BUSTED_HOLD` more elements (at most `BUSTED_HOLD_MAX`): under a real SRCU the
-//! writer could not get that far while the element was held, here it ages and frees it, so
-//! the age check fails on every such read.
+//! published `BUSTED_HOLD` more elements (at most `BUSTED_HOLD_MAX`, also past the end of
+//! the run, while the writer's drain frees what it retired): under a real SRCU the writer
+//! could not get that far while the element was held, here it ages and frees it, so the age
+//! check fails on nearly every read. `torture::run` starts the writer only once the readers
+//! are reading, so even a run starved of CPU has them hold the first elements it retires.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SendError, Sender};
@@ -37,7 +39,7 @@ use super::Shared;
 /// aged past 1 and freed (four iterations in five age by a grace period, `writer.rs`).
 const BUSTED_HOLD: u64 = PIPE_LEN as u64 + 2;
 /// `srcu-busted`: the longest a reader waits for the writer to get that far.
-const BUSTED_HOLD_MAX: Duration = Duration::from_secs(1);
+const BUSTED_HOLD_MAX: Duration = Duration::from_millis(250);
 
 /// An owned section on its way to the reader that will end it.
 struct HandOver<'d, F: SrcuFlavor> {
@@ -48,13 +50,19 @@ struct HandOver<'d, F: SrcuFlavor> {
 }
 
 /// Runs the sleepable flavor's readers (`Config::readers` threads, named
-/// `torture-reader-N`) until `stop`, and finishes every section handed between them.
-pub fn run(shared: &Shared, stop: &AtomicBool) {
+/// `torture-reader-N`) until `stop`, and finishes every section handed between them. Each
+/// sends to `ready` as it begins reading.
+pub fn run(shared: &Shared, stop: &AtomicBool, ready: Sender<()>) {
     let srcu = shared.flavor.reader_srcu().expect("srcu_readers: a sleepable flavor");
-    on_srcu!(srcu, s => ring(s, shared, stop));
+    on_srcu!(srcu, s => ring(s, shared, stop, ready));
 }
 
-fn ring<F: SrcuFlavor>(srcu: &SrcuStruct<F>, shared: &Shared, stop: &AtomicBool) {
+fn ring<F: SrcuFlavor>(
+    srcu: &SrcuStruct<F>,
+    shared: &Shared,
+    stop: &AtomicBool,
+    ready: Sender<()>,
+) {
     let n = shared.config.readers;
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::channel()).unzip();
     std::thread::scope(|s| {
@@ -64,14 +72,18 @@ fn ring<F: SrcuFlavor>(srcu: &SrcuStruct<F>, shared: &Shared, stop: &AtomicBool)
             .map(|(i, handed)| {
                 // Reader i hands its owned sections to reader i + 1.
                 let partner: Sender<HandOver<'_, F>> = senders[(i + 1) % n].clone();
+                let ready = ready.clone();
                 std::thread::Builder::new()
                     .name(format!("torture-reader-{i}"))
-                    .spawn_scoped(s, move || reader(i as u64, srcu, shared, stop, partner, handed))
+                    .spawn_scoped(s, move || {
+                        let _ = ready.send(());
+                        reader(i as u64, srcu, shared, stop, partner, handed)
+                    })
                     .expect("spawn torture reader")
             })
             .collect();
         // Only the readers may hold senders: each channel closes when its sender finishes.
-        drop(senders);
+        drop((senders, ready));
         // Joined explicitly (`pthread_join`), as `map.rs` does, for ThreadSanitizer.
         for h in handles {
             if h.join().is_err() {
@@ -123,7 +135,7 @@ fn reader<'d, F: SrcuFlavor>(
                 _ => {}
             }
             // The owned section has no token; the thread's may sleep.
-            hold.run(|d| nap_with(&ctx, d), published, stop);
+            hold.run(|d| nap_with(&ctx, d), published);
             if let Err(SendError(h)) = partner.send(HandOver { guard, seen, from: id }) {
                 // The partner is gone (it panicked): end the section here.
                 finish(id, h, shared);
@@ -141,7 +153,7 @@ fn reader<'d, F: SrcuFlavor>(
             }
             // Sleeps with the section's token: it keeps the thread's powers.
             let token = guard.ctx();
-            hold.run(|d| nap_with(token, d), published, stop);
+            hold.run(|d| nap_with(token, d), published);
             readers::check(Who { id, from: None }, &seen, config, flavor, arena, counters);
             drop(guard);
             Counters::bump(&counters.reads);
@@ -184,14 +196,16 @@ enum Hold {
     Sleep(Duration),
     /// Spins this many times.
     Spin(u64),
-    /// `srcu-busted`: until the writer has published `BUSTED_HOLD` more elements (or
-    /// `BUSTED_HOLD_MAX` passed, or the run stops), in short naps.
+    /// `srcu-busted`: until the writer has published `BUSTED_HOLD` more elements or
+    /// `BUSTED_HOLD_MAX` has passed, in short naps. Not cut short when the run stops: the
+    /// writer then ages every element it retired to the end and frees it (its drain), so a
+    /// section open across the stop sees its element freed too.
     UntilWriterMovesOn,
 }
 
 impl Hold {
     /// Holds; `nap` sleeps with the token of the code that holds.
-    fn run(&self, nap: impl Fn(Duration), published: &Published, stop: &AtomicBool) {
+    fn run(&self, nap: impl Fn(Duration), published: &Published) {
         match *self {
             Hold::Sleep(d) => nap(d),
             Hold::Spin(n) => {
@@ -204,8 +218,6 @@ impl Hold {
                 let start = Instant::now();
                 while Counters::get(&published.count) < since + BUSTED_HOLD
                     && start.elapsed() < BUSTED_HOLD_MAX
-                    // Relaxed: a stop flag.
-                    && !stop.load(Ordering::Relaxed)
                 {
                     nap(Duration::from_micros(100));
                 }
