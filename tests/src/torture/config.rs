@@ -11,9 +11,10 @@ pub enum TokenKind {
     NoReclaim,
     /// `Atomic`: never allocates or blocks.
     Atomic,
-    /// The token of a read section of the tortured sleepable domain (`guard.ctx()`), used on
-    /// that domain: queues without ever waiting for it (sleepable flavors only; not for
-    /// `kvfree_rcu_mightsleep`, which may wait).
+    /// The token of a read section of the tortured sleepable domain (`guard.ctx()`), entered
+    /// for the call: on that domain it queues without ever waiting for it (on the global
+    /// domain, it is another domain's section). Sleepable flavors only; never with
+    /// `kvfree_rcu_mightsleep`, which may wait.
     Section,
 }
 
@@ -113,19 +114,20 @@ pub struct Config {
     pub duration: Duration,
     /// What to torture.
     pub flavor: FlavorKind,
-    /// One read in this many holds its section for a long delay (0: never; classic
-    /// flavors: sleepable readers sleep in their sections, `srcu_max_sleep`).
+    /// Classic flavors: one read in this many holds its section for a long delay (0: never).
+    /// The sleepable flavors' readers sleep as `srcu_max_sleep` says instead.
     pub long_delay_every: u32,
     /// The long delay.
     pub long_delay: Duration,
     /// One read in this many spins briefly inside its section (0: never).
     pub short_delay_every: u32,
-    /// Probability that a block request fails by injection (custom domain only).
+    /// Probability that a block request fails by injection (the run's own domain: custom and
+    /// sleepable flavors).
     pub fault_rate: f64,
     /// Sleepable flavors: the longest a reader sleeps in a section (half the sections sleep
-    /// a random time up to it, the others not at all).
+    /// a random time up to it, the others do not sleep).
     pub srcu_max_sleep: Duration,
-    /// Tokens the updaters cycle through.
+    /// Tokens the writer's callback chains and the updaters cycle through.
     pub tokens: Vec<TokenKind>,
     /// Which checks to run.
     pub tests: Tests,

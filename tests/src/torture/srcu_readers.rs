@@ -167,13 +167,17 @@ fn reader<'d, F: SrcuFlavor>(
     }
 }
 
-/// A handed-over section: check what it loaded, then end it, on this thread.
+/// A handed-over section: check what it loaded, then end it, on this thread (the thread
+/// that began it, later, when a reader is alone in its ring).
 fn finish<F: SrcuFlavor>(id: u64, h: HandOver<'_, F>, shared: &Shared) {
-    let who = Who { id, from: Some(h.from) };
+    let moved = h.from != id;
+    let who = Who { id, from: moved.then_some(h.from) };
     readers::check(who, &h.seen, &shared.config, &shared.flavor, &shared.arena, &shared.counters);
     drop(h.guard);
     Counters::bump(&shared.counters.reads);
-    Counters::bump(&shared.counters.handovers);
+    if moved {
+        Counters::bump(&shared.counters.handovers);
+    }
 }
 
 /// Sleeps for `d`: `ctx` is the token of the code that sleeps, which must allow it.
