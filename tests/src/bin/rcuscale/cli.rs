@@ -110,7 +110,7 @@ impl Config {
             w6_atomic_n: if q { 100_000 } else { 1_000_000 },
             w7_n: args.w7_n.unwrap_or(if q { 2_000_000 } else { 50_000_000 }),
             w7_budget: Duration::from_millis(if q { 150 } else { 1000 }),
-            w7_max_samples: if q { 300 } else { 3000 },
+            w7_max_samples: if q { 1000 } else { 20_000 },
             w7_tasks: args.w7_tasks.unwrap_or(10_000).max(1),
             w7_reads: args.w7_reads.unwrap_or(if q { 500_000 } else { 10_000_000 }),
         }

@@ -392,9 +392,10 @@ fn w7b(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
         );
     }
     notes.push(format!(
-        "W7b: the sleeper held {sections} sections of {} ms in domain A over the run; samples \
-         per phase (all repetitions): B idle {}, B sleeper {}, global idle {}, global sleeper \
-         {}; a p99 of a few hundred samples (--quick) is the second or third largest",
+        "W7b: the sleeper held {sections} sections of {} ms in domain A over the run (one \
+         per phase when the samples take less than {} ms); samples per phase (all \
+         repetitions): B idle {}, B sleeper {}, global idle {}, global sleeper {}",
+        SLEEP.as_millis(),
         SLEEP.as_millis(),
         samples[0][0],
         samples[0][1],
