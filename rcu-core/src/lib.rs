@@ -148,7 +148,8 @@ mod exports {
     pub use crate::api::gp_future::{BarrierFuture, GracePeriodFuture};
     pub use crate::api::guard::{DomainKey, RcuDomain, RcuGuard};
     pub use crate::api::reader::ReadGuard;
-    pub use crate::api::srcu::{Fast, FlavorId, Plain, SrcuFlavor, SrcuStruct};
+    pub use crate::api::srcu::SrcuStruct;
+    pub use crate::api::srcu_flavor::{Fast, FlavorId, Plain, SrcuFlavor};
     pub use crate::api::srcu_guard::{SrcuGuard, SrcuOwnedGuard};
     pub use crate::gp::stall::{StallCause, StallHandler, StallReport};
     pub use crate::queue::deferred::Callback;

@@ -981,23 +981,3 @@ pub(crate) fn assert_outside_own_bracket(state: &DomainState, call: &str) {
         );
     }
 }
-
-impl ReadGuard<'_> {
-    /// True if this guard is a read section of `domain`: what a data structure of that
-    /// domain checks before trusting the guard to keep its data alive (as
-    /// [`RcuCell::load`](crate::RcuCell::load) does).
-    ///
-    /// ```
-    /// use rcu_core::prelude::*;
-    /// use rcu_core::{Domain, DomainConfig};
-    /// let other = Domain::new(DomainConfig::new());
-    /// let mut ctx = Sleepable::enter();
-    /// let guard = read_lock(&mut ctx);
-    /// assert!(guard.is_of(Domain::global()));
-    /// assert!(!guard.is_of(&other));
-    /// ```
-    #[inline]
-    pub fn is_of(&self, domain: &impl crate::RcuDomain) -> bool {
-        core::ptr::eq(self.domain_state(), domain.as_domain().state())
-    }
-}

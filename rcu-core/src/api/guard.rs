@@ -7,7 +7,8 @@ use rcu_ctx::{Context, SectionBrand};
 
 use crate::api::domain::Domain;
 use crate::api::reader::ReadGuard;
-use crate::api::srcu::{SrcuFlavor, SrcuStruct};
+use crate::api::srcu::SrcuStruct;
+use crate::api::srcu_flavor::SrcuFlavor;
 use crate::api::srcu_guard::{SrcuGuard, SrcuOwnedGuard};
 use crate::state::DomainState;
 
@@ -123,5 +124,49 @@ impl<D: RcuDomain + ?Sized> sealed::Sealed for &D {}
 impl<D: RcuDomain + ?Sized> RcuDomain for &D {
     fn as_domain(&self) -> &Domain {
         (**self).as_domain()
+    }
+}
+
+impl ReadGuard<'_> {
+    /// True if this guard is a read section of `domain`: what a data structure of that
+    /// domain checks before trusting the guard to keep its data alive (as
+    /// [`RcuCell::load`](crate::RcuCell::load) does).
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::{Domain, DomainConfig};
+    /// let other = Domain::new(DomainConfig::new());
+    /// let mut ctx = Sleepable::enter();
+    /// let guard = read_lock(&mut ctx);
+    /// assert!(guard.is_of(Domain::global()));
+    /// assert!(!guard.is_of(&other));
+    /// ```
+    #[inline]
+    pub fn is_of(&self, domain: &impl RcuDomain) -> bool {
+        core::ptr::eq(self.domain_state(), domain.as_domain().state())
+    }
+}
+
+impl<F: SrcuFlavor, B: SectionBrand, C: Context> SrcuGuard<'_, F, B, C> {
+    /// True if this is a section of `domain`.
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::{DomainConfig, SrcuStruct};
+    /// let (a, b): (SrcuStruct, SrcuStruct) =
+    ///     (SrcuStruct::new(DomainConfig::new()), SrcuStruct::new(DomainConfig::new()));
+    /// let mut ctx = Sleepable::enter();
+    /// let guard = a.read_lock(&mut ctx);
+    /// assert!(guard.is_of(&a) && !guard.is_of(&b));
+    /// ```
+    pub fn is_of(&self, domain: &impl RcuDomain) -> bool {
+        self.domain_key() == domain.domain_key()
+    }
+}
+
+impl<F: SrcuFlavor, B: SectionBrand> SrcuOwnedGuard<'_, F, B> {
+    /// True if this is a section of `domain`.
+    pub fn is_of(&self, domain: &impl RcuDomain) -> bool {
+        self.domain_key() == domain.domain_key()
     }
 }

@@ -13,4 +13,5 @@ pub(crate) mod gp_future;
 pub(crate) mod guard;
 pub(crate) mod reader;
 pub(crate) mod srcu;
+pub(crate) mod srcu_flavor;
 pub(crate) mod srcu_guard;

@@ -11,7 +11,7 @@ use core::marker::PhantomData;
 
 use rcu_ctx::{Context, SectionBrand, SleepableSection};
 
-use crate::api::srcu::{SrcuFlavor, SrcuStruct};
+use crate::api::srcu_flavor::SrcuFlavor;
 use crate::raw::srcu::SrcuCounters;
 use crate::state::DomainState;
 
@@ -102,21 +102,6 @@ impl<'a, F: SrcuFlavor, B: SectionBrand, C: Context> SrcuGuard<'a, F, B, C> {
     pub(crate) fn domain_state(&self) -> &'a DomainState {
         self.domain
     }
-
-    /// True if this is a section of `srcu`.
-    ///
-    /// ```
-    /// use rcu_core::prelude::*;
-    /// use rcu_core::{DomainConfig, SrcuStruct};
-    /// let (a, b): (SrcuStruct, SrcuStruct) =
-    ///     (SrcuStruct::new(DomainConfig::new()), SrcuStruct::new(DomainConfig::new()));
-    /// let mut ctx = Sleepable::enter();
-    /// let guard = a.read_lock(&mut ctx);
-    /// assert!(guard.is_of(&a) && !guard.is_of(&b));
-    /// ```
-    pub fn is_of<G: SrcuFlavor, D: SectionBrand>(&self, srcu: &SrcuStruct<G, D>) -> bool {
-        core::ptr::eq(self.domain, srcu.state())
-    }
 }
 
 impl<F: SrcuFlavor, B: SectionBrand, C: Context> Drop for SrcuGuard<'_, F, B, C> {
@@ -190,11 +175,6 @@ impl<'d, F: SrcuFlavor, B: SectionBrand> SrcuOwnedGuard<'d, F, B> {
 
     pub(crate) fn domain_state(&self) -> &'d DomainState {
         self.domain
-    }
-
-    /// True if this is a section of `srcu`.
-    pub fn is_of<G: SrcuFlavor, D: SectionBrand>(&self, srcu: &SrcuStruct<G, D>) -> bool {
-        core::ptr::eq(self.domain, srcu.state())
     }
 }
 
