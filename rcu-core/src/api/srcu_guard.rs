@@ -99,6 +99,12 @@ impl<'a, F: SrcuFlavor, B: SectionBrand, C: Context> SrcuGuard<'a, F, B, C> {
         &mut self.section
     }
 
+    /// The index (0 or 1) the section counted on: what the kernel's `srcu_read_lock`
+    /// returns. For diagnostics and measurements.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
     pub(crate) fn domain_state(&self) -> &'a DomainState {
         self.domain
     }
@@ -171,6 +177,21 @@ impl<'d, F: SrcuFlavor, B: SectionBrand> SrcuOwnedGuard<'d, F, B> {
     #[inline]
     pub fn up_read(self) {
         drop(self);
+    }
+
+    /// The index (0 or 1) the section counted on: what the kernel's `srcu_down_read`
+    /// returns. For diagnostics and measurements (which grace periods wait for this guard:
+    /// the one in progress drains this index last if it was current when it started).
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::{DomainConfig, SrcuStruct};
+    /// let srcu: SrcuStruct = SrcuStruct::new(DomainConfig::new());
+    /// let guard = srcu.down_read(&Sleepable::enter());
+    /// assert!(guard.index() < 2);
+    /// ```
+    pub fn index(&self) -> usize {
+        self.index
     }
 
     pub(crate) fn domain_state(&self) -> &'d DomainState {

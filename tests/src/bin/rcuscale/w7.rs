@@ -569,16 +569,9 @@ fn splitmix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-/// The index (0 or 1) an owned guard counted on. The API has no accessor for it; its
-/// `Debug` output (`SrcuOwnedGuard { domain: .., flavor: .., index: N }`) is the one public
-/// view, so it is read from there (not timed).
+/// The index (0 or 1) an owned guard counted on.
 fn index_of(guard: &SrcuOwnedGuard<'_, Fast, Unbranded>) -> u64 {
-    let text = format!("{guard:?}");
-    let digits = text
-        .rsplit_once("index: ")
-        .and_then(|(_, rest)| rest.split(|c: char| !c.is_ascii_digit()).next())
-        .unwrap_or("");
-    digits.parse().unwrap_or_else(|_| panic!("W7d: no index in the guard's Debug output: {text}"))
+    guard.index() as u64
 }
 
 /// Which grace periods each guard held up, and for how long after its drop they took to
