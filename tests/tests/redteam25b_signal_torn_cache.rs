@@ -10,7 +10,9 @@
 //! while the thread is inside a section of A (the doc comment covers a handler interrupting
 //! `get`, not one interrupting `set`).
 //!
-//! The victim alternates between two domains A and C (the handler uses B) so that every
+//! Two tests: A and C classic private domains (`Domain::read_lock`), or sleepable ones
+//! (`SrcuStruct::read_lock`, which finds its slot through the same cache); B, the handler's,
+//! is classic in both. The victim alternates between A and C so that every
 //! first section of a pair misses the cache and runs `set`; right after it, it enters a
 //! second section of the same domain (a cache hit) and checks inside it that it is not in a
 //! section of B: it polls a fresh grace-period future of B once, which asserts
@@ -25,7 +27,8 @@
 //! `SIGEV_THREAD_ID`: the kernel delivers them without a sender thread needing a CPU) and
 //! from a thread sending `pthread_kill`s. The window is one instruction (between the two
 //! stores); the tear is still hit within a few seconds on a loaded 2-CPU machine, beside two
-//! busy loops or not, in debug and release builds. Bounded by `LIMIT`; failing at the time of
+//! busy loops or not, in debug and release builds (a control run with the handler doing
+//! nothing never trips the check). Bounded by `LIMIT`; both tests fail at the time of
 //! writing.
 #![cfg(not(loom))]
 #![cfg(not(rcu_sanitizer = "thread"))]
@@ -34,12 +37,12 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{mpsc, Arc, Mutex, OnceLock};
 use std::task::{Context as TaskContext, Wake, Waker};
 use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
-use rcu_core::DomainConfig;
+use rcu_core::{DomainConfig, SrcuStruct};
 use rcu_tests::drop_log::DropLog;
 
 /// How long the storm may run before the program gives up (the suspicion then holds).
@@ -110,12 +113,116 @@ struct Outcome {
     freed_under_reader: bool,
 }
 
-#[test]
-fn a_handler_filling_the_cache_inside_set_does_not_move_sections_to_its_slot() {
+/// The victim's loop over two classic domains A and C.
+fn classic_rounds(log: &'static DropLog, b: &Domain, waker: &Waker) -> Outcome {
+    let a = Domain::new(DomainConfig::new().name("rt25b-A"));
+    let c = Domain::new(DomainConfig::new().name("rt25b-C"));
+    let cell_a = RcuCell::new_in(&a, log.track());
+    let cell_c = RcuCell::new_in(&c, log.track());
+    let mut ctx = Sleepable::enter();
+    for d in [&a, b, &c] {
+        d.register_current_thread(&ctx);
+    }
+    // Prepared outside any section (boxing allocates); used once.
+    let mut next = Some(Rcu::boxed(log.track()));
+    ACTIVE.store(true, Ordering::SeqCst);
+    let start = Instant::now();
+    let mut out = Outcome::default();
+    while start.elapsed() < LIMIT {
+        out.iterations += 1;
+        for (d, cell, name) in [(&a, &cell_a, "A"), (&c, &cell_c, "C")] {
+            // The other domain (or B) was looked up last: this section misses the cache,
+            // and `find_slot` walks the list and runs `set`.
+            drop(d.read_lock(&mut ctx));
+            // A cache hit: counted on whatever slot the cache names.
+            let g = d.read_lock(&mut ctx);
+            if !counted_on(b, waker) {
+                continue;
+            }
+            out.torn = Some(name);
+            // `g` is still counted on the slot of B: a grace period of `d` that begins now
+            // does not wait for it, and what `g` loaded is freed.
+            let id = cell.load(&g).id();
+            cell.replace(g.ctx(), next.take().unwrap()); // retires the value `g` loaded
+            let cookie = d.start_poll(g.ctx());
+            let until = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < until && !log.is_freed(id) {
+                out.early_gp |= d.poll(cookie);
+                std::hint::spin_loop();
+            }
+            out.early_gp |= d.poll(cookie);
+            out.freed_under_reader = log.is_freed(id);
+            drop(g);
+            return out;
+        }
+    }
+    out
+}
+
+/// The victim's loop over two sleepable domains A and C (`SrcuStruct::read_lock` finds its
+/// slot through the same cache).
+fn sleepable_rounds(log: &'static DropLog, b: &Domain, waker: &Waker) -> Outcome {
+    let a: SrcuStruct = SrcuStruct::new(DomainConfig::new().name("rt25b-sA"));
+    let c: SrcuStruct = SrcuStruct::new(DomainConfig::new().name("rt25b-sC"));
+    let cell_a = RcuCell::new_in(&a, log.track());
+    let cell_c = RcuCell::new_in(&c, log.track());
+    let mut ctx = Sleepable::enter();
+    a.register_current_thread(&ctx);
+    b.register_current_thread(&ctx);
+    c.register_current_thread(&ctx);
+    let mut next = Some(Rcu::boxed(log.track()));
+    ACTIVE.store(true, Ordering::SeqCst);
+    let start = Instant::now();
+    let mut out = Outcome::default();
+    while start.elapsed() < LIMIT {
+        out.iterations += 1;
+        for (s, cell, name) in [(&a, &cell_a, "sleepable A"), (&c, &cell_c, "sleepable C")] {
+            drop(s.read_lock(&mut ctx)); // a miss: `set`
+            let g = s.read_lock(&mut ctx); // a hit
+            if !counted_on(b, waker) {
+                continue;
+            }
+            out.torn = Some(name);
+            let id = cell.load(&g).id();
+            cell.replace(g.ctx(), next.take().unwrap());
+            let cookie = s.start_poll_synchronize_srcu(g.ctx());
+            let until = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < until && !log.is_freed(id) {
+                out.early_gp |= s.poll_state_synchronize_srcu(cookie);
+                std::hint::spin_loop();
+            }
+            out.early_gp |= s.poll_state_synchronize_srcu(cookie);
+            out.freed_under_reader = log.is_freed(id);
+            drop(g);
+            return out;
+        }
+    }
+    out
+}
+
+/// The check, inside a section of another domain: the thread is in no section of `b`, so a
+/// grace-period future of `b` polled here, not ready, is legal. `poll_target` asserts
+/// `!in_read_section(b)`: true (it panicked) if the section is counted on the slot of `b`.
+/// (Its `find_slot(b)` refills the cache, correctly.)
+fn counted_on(b: &Domain, waker: &Waker) -> bool {
+    let mut fut = b.synchronize_rcu_async();
+    let mut cx = TaskContext::from_waker(waker);
+    std::panic::catch_unwind(AssertUnwindSafe(|| {
+        let _ = Pin::new(&mut fut).poll(&mut cx);
+    }))
+    .is_err()
+}
+
+/// One test at a time: the handler and its statics are shared.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn run(rounds: fn(&'static DropLog, &Domain, &Waker) -> Outcome) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let log = DropLog::new(16);
     let b = B.get_or_init(|| Domain::new(DomainConfig::new().name("rt25b-handler-B")));
     b.set_stall_timeout(Duration::from_secs(3600));
     rcu_tests::install_signal_handler(libc::SIGUSR1, on_signal);
+    let handled_before = HANDLED.load(Ordering::Relaxed);
     let stop = AtomicBool::new(false);
     let outcome = std::thread::scope(|s| {
         let (tx, rx) = mpsc::channel();
@@ -132,63 +239,9 @@ fn a_handler_filling_the_cache_inside_set_does_not_move_sections_to_its_slot() {
                 }
             }
             let _stop = StopOnDrop(stop, interval_timer(TIMER_PERIOD));
-            let a = Domain::new(DomainConfig::new().name("rt25b-A"));
-            let c = Domain::new(DomainConfig::new().name("rt25b-C"));
-            let cell_a = RcuCell::new_in(&a, log.track());
-            let cell_c = RcuCell::new_in(&c, log.track());
-            let mut ctx = Sleepable::enter();
-            for d in [&a, b, &c] {
-                d.register_current_thread(&ctx);
-            }
             // SAFETY: pthread_self has no preconditions.
             tx.send(unsafe { libc::pthread_self() }).unwrap();
-            ACTIVE.store(true, Ordering::SeqCst);
-            let start = Instant::now();
-            let mut out = Outcome::default();
-            // Prepared outside any section (boxing allocates); used once.
-            let mut next = Some(Rcu::boxed(log.track()));
-            let waker = Waker::from(Arc::new(NoWake));
-            'outer: while start.elapsed() < LIMIT {
-                out.iterations += 1;
-                for (d, cell, name) in [(&a, &cell_a, "A"), (&c, &cell_c, "C")] {
-                    // The other domain (or B) was looked up last: this section misses the
-                    // cache, and `find_slot` walks the list and runs `set`.
-                    drop(d.read_lock(&mut ctx));
-                    // A cache hit: counted on whatever slot the cache names.
-                    let g = d.read_lock(&mut ctx);
-                    // The check: the thread is in no section of B, so a grace-period future
-                    // of B polled here, not ready, is legal. `poll_target` asserts
-                    // `!in_read_section(B)`: it panics if this section is counted on the
-                    // slot of B. (Its `find_slot(B)` refills the cache, correctly.)
-                    let mut fut = b.synchronize_rcu_async();
-                    let mut cx = TaskContext::from_waker(&waker);
-                    let polled = std::panic::catch_unwind(AssertUnwindSafe(|| {
-                        let _ = Pin::new(&mut fut).poll(&mut cx);
-                    }));
-                    drop(fut);
-                    if polled.is_ok() {
-                        drop(g);
-                        continue;
-                    }
-                    out.torn = Some(name);
-                    // `g` is still counted on the slot of B: a grace period of `d` that
-                    // begins now does not wait for it, and what `g` loaded is freed.
-                    let held = cell.load(&g);
-                    let id = held.id();
-                    cell.replace(g.ctx(), next.take().unwrap()); // retires `held`
-                    let cookie = d.start_poll(g.ctx());
-                    let until = Instant::now() + Duration::from_secs(10);
-                    while Instant::now() < until && !log.is_freed(id) {
-                        out.early_gp |= d.poll(cookie);
-                        std::hint::spin_loop();
-                    }
-                    out.early_gp |= d.poll(cookie);
-                    out.freed_under_reader = log.is_freed(id);
-                    drop(g);
-                    break 'outer;
-                }
-            }
-            out
+            rounds(log, b, &Waker::from(Arc::new(NoWake)))
         });
         let target = rx.recv().unwrap();
         let sender = s.spawn(move || {
@@ -210,7 +263,7 @@ fn a_handler_filling_the_cache_inside_set_does_not_move_sections_to_its_slot() {
     eprintln!(
         "victim iterations: {}, handler runs: {}, outcome: {outcome:?}",
         outcome.iterations,
-        HANDLED.load(Ordering::Relaxed)
+        HANDLED.load(Ordering::Relaxed) - handled_before
     );
     assert!(
         outcome.torn.is_none(),
@@ -224,4 +277,14 @@ fn a_handler_filling_the_cache_inside_set_does_not_move_sections_to_its_slot() {
             "not dropped"
         }
     );
+}
+
+#[test]
+fn a_handler_filling_the_cache_inside_set_does_not_move_classic_sections_to_its_slot() {
+    run(classic_rounds);
+}
+
+#[test]
+fn a_handler_filling_the_cache_inside_set_does_not_move_sleepable_sections_to_its_slot() {
+    run(sleepable_rounds);
 }
