@@ -14,8 +14,8 @@
 //! under it (use-after-free). Seen at the time of writing: the claimer's exit report blames
 //! it ("thread ... exited inside 1 read section(s) of domain 'rt25b-dropped': a ReadGuard was
 //! leaked ... the section was ended"), the value is dropped while the closure holds it, and
-//! the retry's section end then panics ("rcu-core internal error: read section exit without
-//! entry").
+//! in debug builds the retry's section end then panics ("rcu-core internal error: read
+//! section exit without entry", a `debug_assert`).
 //!
 //! The same holds for any user code `update` runs outside its section between two uses of
 //! the slot; the compare-exchange retry is the one place it does.
