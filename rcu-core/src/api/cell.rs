@@ -254,18 +254,24 @@ impl<T: Send + 'static> RcuCell<T> {
     /// ```
     #[track_caller]
     pub fn update<C: Context>(&self, ctx: &mut C, mut f: impl FnMut(&T) -> Box<Rcu<T>>) {
-        let slot = self.domain.prepare(&*ctx, "RcuCell::update");
-        let slot = slot.unwrap_or_else(|| {
-            panic!(
-                "rcu-core: RcuCell::update with an Atomic token on a thread not registered \
-                 with the cell's domain: registering allocates, which Atomic may not (rule: \
-                 Atomic never allocates). Fix: register the thread beforehand with \
-                 domain.register_current_thread(&ctx) (or one read_lock of that domain) using \
-                 a Sleepable or NoReclaim token; or update with that token"
-            )
-        });
-        let policy = self.domain.policy_for::<C>(Some(slot));
         loop {
+            // Looked up at every try: a value dropped after a lost race (below, outside the
+            // section) runs user code, which may end this thread's registration with the
+            // cell's domain (registering elsewhere sweeps those of dropped domains) and
+            // release the slot to another thread (red team of issue 25: a retry's section
+            // entered on a released slot was force-ended by its next owner, and the value
+            // the closure held was freed).
+            let slot = self.domain.prepare(&*ctx, "RcuCell::update");
+            let slot = slot.unwrap_or_else(|| {
+                panic!(
+                    "rcu-core: RcuCell::update with an Atomic token on a thread not registered \
+                     with the cell's domain: registering allocates, which Atomic may not \
+                     (rule: Atomic never allocates). Fix: register the thread beforehand with \
+                     domain.register_current_thread(&ctx) (or one read_lock of that domain) \
+                     using a Sleepable or NoReclaim token; or update with that token"
+                )
+            });
+            let policy = self.domain.policy_for::<C>(Some(slot));
             let (cur, new, swapped) = {
                 // `f` runs inside a read section, and the thread's context state says so, so
                 // the token rules hold inside `f` too (a `Sleepable::enter` there panics, a

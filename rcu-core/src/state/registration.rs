@@ -36,7 +36,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::ptr;
-use std::sync::atomic::{compiler_fence, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{compiler_fence, AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use rcu_ctx::thread_state;
@@ -89,15 +89,20 @@ pub(crate) fn register_global() -> *const Slot {
 /// domain in a loop (a sleepable domain's readers, a collection's) finds its slot without
 /// borrowing and walking the list.
 ///
-/// Signal-safe without a lock: `set` clears the domain, writes the slot, then writes the
-/// domain; `get` reads the domain, the slot, the domain again, and trusts the slot only if
-/// both reads of the domain name the caller's. A handler that fills the cache between a
-/// reader's loads changes the domain it reads second (or writes the same domain's slot, its
-/// only one). Sound because the entry is cleared before its registration ends (its slot may
+/// Signal-safe without a lock: `set` raises `filling`, clears the domain, writes the slot,
+/// writes the domain and lowers `filling`; `get` misses while `filling` is up, else reads the
+/// domain, the slot, the domain again, and trusts the slot only if both reads of the domain
+/// name the caller's. A handler that fills the cache between a reader's loads changes the
+/// domain it reads second (or writes the same domain's slot, its only one). A handler that
+/// interrupts a fill neither trusts nor fills the cache: its own fill, between the fill's
+/// slot and domain stores, left the cache naming one domain with another's slot (red team of
+/// issue 25: a section of one domain counted on another's slot, and freed under). Sound because the entry is cleared before its registration ends (its slot may
 /// then be released and claimed by another thread), and while the registration exists its
 /// `Weak` keeps the state's allocation, so no other domain can have the cached address: a
 /// caller's live `&DomainState` equal to it is that domain, whose slots are alive.
 struct FoundCache {
+    /// Up while `set` writes the other two.
+    filling: AtomicBool,
     domain: AtomicPtr<DomainState>,
     slot: AtomicPtr<Slot>,
 }
@@ -106,8 +111,12 @@ impl FoundCache {
     #[inline]
     fn get(&self, domain: &DomainState) -> Option<*const Slot> {
         let wanted: *const DomainState = domain;
-        // Relaxed (all three): this thread's own cells; a signal handler on this thread is
+        // Relaxed (all four): this thread's own cells; a signal handler on this thread is
         // ordered against us by the compiler fences (the signal fences of the protocol).
+        if self.filling.load(Ordering::Relaxed) {
+            return None;
+        }
+        compiler_fence(Ordering::SeqCst);
         let first = self.domain.load(Ordering::Relaxed);
         compiler_fence(Ordering::SeqCst);
         let slot = self.slot.load(Ordering::Relaxed);
@@ -117,12 +126,19 @@ impl FoundCache {
     }
 
     fn set(&self, domain: &DomainState, slot: *const Slot) {
-        // Relaxed (all three): as in `get`.
+        // Relaxed (all): as in `get`. A handler that interrupted a fill leaves it alone.
+        if self.filling.load(Ordering::Relaxed) {
+            return;
+        }
+        self.filling.store(true, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
         self.domain.store(ptr::null_mut(), Ordering::Relaxed);
         compiler_fence(Ordering::SeqCst);
         self.slot.store(slot.cast_mut(), Ordering::Relaxed);
         compiler_fence(Ordering::SeqCst);
         self.domain.store(ptr::from_ref(domain).cast_mut(), Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        self.filling.store(false, Ordering::Relaxed);
     }
 
     /// Before any registration of this thread ends.
@@ -135,7 +151,11 @@ impl FoundCache {
 
 thread_local! {
     static FOUND: FoundCache = const {
-        FoundCache { domain: AtomicPtr::new(ptr::null_mut()), slot: AtomicPtr::new(ptr::null_mut()) }
+        FoundCache {
+            filling: AtomicBool::new(false),
+            domain: AtomicPtr::new(ptr::null_mut()),
+            slot: AtomicPtr::new(ptr::null_mut()),
+        }
     };
 }
 
