@@ -96,10 +96,12 @@ pub(crate) fn register_global() -> *const Slot {
 /// domain it reads second (or writes the same domain's slot, its only one). A handler that
 /// interrupts a fill neither trusts nor fills the cache: its own fill, between the fill's
 /// slot and domain stores, left the cache naming one domain with another's slot (red team of
-/// issue 25: a section of one domain counted on another's slot, and freed under). Sound because the entry is cleared before its registration ends (its slot may
-/// then be released and claimed by another thread), and while the registration exists its
-/// `Weak` keeps the state's allocation, so no other domain can have the cached address: a
-/// caller's live `&DomainState` equal to it is that domain, whose slots are alive.
+/// issue 25: a section of one domain counted on another's slot, and freed under).
+///
+/// Sound because the entry is cleared before its registration ends (its slot may then be
+/// released and claimed by another thread), and while the registration exists its `Weak`
+/// keeps the state's allocation, so no other domain can have the cached address: a caller's
+/// live `&DomainState` equal to it is that domain, whose slots are alive.
 struct FoundCache {
     /// Up while `set` writes the other two.
     filling: AtomicBool,
