@@ -5,16 +5,17 @@
 //! ("Panics: with an Atomic token on a thread that never registered with the cell's
 //! domain"), for instance before installing a signal handler that updates the cell. The
 //! domain's handle is then dropped (the cell keeps its state), and the thread registers with
-//! another domain: that registration's sweep ends the thread's registration with the
-//! dropped domain (no section of it is open). `update` with an `Atomic` token then finds
-//! no slot and panics with "RcuCell::update with an Atomic token on a thread not registered
+//! another domain: that registration's sweep ended the thread's registration with the
+//! dropped domain (no section of it is open). `update` with an `Atomic` token then found
+//! no slot and panicked with "RcuCell::update with an Atomic token on a thread not registered
 //! with the cell's domain ... Fix: register the thread beforehand with
 //! domain.register_current_thread(&ctx)": the thread did, and the fix it names cannot be
 //! applied (the handle is gone). In a signal handler the panic cannot unwind out (abort).
 //! `replace` with the same token works (it falls back to the embedded head), and so does
 //! `update` before the sweep.
 //!
-//! Deterministic; failing at the time of writing (a wrong panic).
+//! Deterministic; failed with a wrong panic until registering elsewhere kept the entries of
+//! domains whose state lives (issue 25).
 #![cfg(not(loom))]
 
 use std::panic::AssertUnwindSafe;
@@ -23,10 +24,6 @@ use rcu_core::prelude::*;
 use rcu_core::DomainConfig;
 
 #[test]
-#[ignore = "open defect (red team 25b, defect 3): registering elsewhere ends the registration \
-            with a domain whose handle was dropped while a cell still uses it; an Atomic \
-            update then refuses as if the thread never registered. Not a safety defect; the \
-            fix (sweep only states that are gone) changes registration's design"]
 fn an_atomic_update_of_a_cell_of_a_dropped_domain_works_on_a_registered_thread() {
     let mut ctx = Sleepable::enter();
     let d = Domain::new(DomainConfig::new().name("rt25b-dropped-atomic"));

@@ -255,12 +255,12 @@ impl<T: Send + 'static> RcuCell<T> {
     #[track_caller]
     pub fn update<C: Context>(&self, ctx: &mut C, mut f: impl FnMut(&T) -> Box<Rcu<T>>) {
         loop {
-            // Looked up at every try: a value dropped after a lost race (below, outside the
-            // section) runs user code, which may end this thread's registration with the
-            // cell's domain (registering elsewhere sweeps those of dropped domains) and
-            // release the slot to another thread (red team of issue 25: a retry's section
-            // entered on a released slot was force-ended by its next owner, and the value
-            // the closure held was freed).
+            // Looked up at every try (one cached compare): a value dropped after a lost race
+            // (below, outside the section) runs user code, and a slot it let go could be
+            // claimed by another thread (red team of issue 25: when registering elsewhere
+            // still ended registrations with dropped domains, a retry's section entered on a
+            // released slot was force-ended by its next owner, and the value the closure
+            // held was freed).
             let slot = self.domain.prepare(&*ctx, "RcuCell::update");
             let slot = slot.unwrap_or_else(|| {
                 panic!(

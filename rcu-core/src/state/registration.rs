@@ -28,11 +28,12 @@
 //!   (never reused, still scanned), its domain is kept alive, every later grace period of the
 //!   domain waits for it, and stall reports name it as a leaked guard.
 //!
-//! A domain whose `Domain` handle was dropped is different: no new guard can borrow it, so a
-//! registration with it is released whenever convenient, but only outside its sections: a
-//! section of it may still be open (an `RcuCell` that outlives its `Domain` reads in one
-//! during `update`, whose closure may register this thread elsewhere), and ending it there
-//! would free what the closure reads.
+//! A registration with another domain ends when the domain's state is gone (its `Domain` and
+//! every cell of it dropped): the state's drop has run what its slots held, and the next
+//! registration elsewhere removes the dead entry. A domain whose handle alone was dropped
+//! keeps its registrations: its cells live on, and an `Atomic` update of one (which may not
+//! allocate, so may not register) needs the thread's slot, as may a section of it still open
+//! (`RcuCell::update` reads in one, and its closure may register this thread elsewhere).
 
 use std::cell::{Cell, RefCell};
 use std::ptr;
@@ -203,39 +204,16 @@ pub(crate) fn register_in(domain: &Arc<DomainState>) -> *const Slot {
          must find its thread already registered). Fix: register threads (one read_lock, or \
          Domain::register_current_thread) before their handlers use RCU",
     );
-    // Registrations with dropped domains end now, unless this thread is inside one of their
-    // sections (an `RcuCell::update` of a cell that outlived its domain, whose closure got
-    // here): those end later, outside. They are ended, and their states let go (possibly the
-    // last reference, whose drop runs callbacks), only after the list is no longer borrowed.
-    let mut ended = Vec::new();
-    let mut kept = Vec::new();
-    let mut i = 0;
-    while i < list.len() {
-        match list[i].domain.upgrade() {
-            Some(state) if state.is_live() => i += 1,
-            // SAFETY: the registration keeps its slot alive while the state lives.
-            Some(state) if unsafe { &*list[i].slot }.open_sections() != 0 => {
-                kept.push(state);
-                i += 1;
-            }
-            state => {
-                FOUND.with(FoundCache::clear);
-                ended.push((state, list.swap_remove(i).slot));
-            }
-        }
+    // Entries of states that are gone are removed (their slots went with them); a domain
+    // whose handle alone was dropped keeps its entry (see the module docs).
+    // The cache is cleared first: removing an entry frees its state's allocation, whose
+    // address another domain may then take.
+    if list.iter().any(|r| r.domain.strong_count() == 0) {
+        FOUND.with(FoundCache::clear);
+        list.retain(|r| r.domain.strong_count() != 0);
     }
     let slot: *const Slot = domain.readers.claim();
     list.push(Registration { domain: Arc::downgrade(domain), slot });
-    drop(list);
-    drop(kept);
-    for (state, slot) in ended {
-        if let Some(state) = state {
-            if end(&state, slot, Ending::DomainDropped) {
-                // Never with a section open (skipped above); if it were, it could be reached.
-                core::mem::forget(state);
-            }
-        }
-    }
     slot
 }
 
@@ -332,8 +310,6 @@ pub(crate) fn any_open_sleepable_section() -> bool {
 enum Ending {
     /// The thread is exiting.
     ThreadExit,
-    /// The domain's handle was dropped: no guard can borrow it.
-    DomainDropped,
     /// The thread asked (outside any section of the domain).
     Unregistered,
 }
@@ -355,8 +331,8 @@ fn end(domain: &DomainState, slot: *const Slot, why: Ending) -> bool {
     Counters::bump(&domain.counters.leaked_read_sections);
     // Only an exiting thread with every root dropped may end a section: nothing can reach
     // through it any more (see the module docs). Otherwise it may still be reached (a leaked
-    // root; or, for the other endings, which never reach here with a section open, whatever
-    // holds it): it stays open, its slot abandoned.
+    // root; or, for an unregistering thread, which never reaches here with a section open,
+    // whatever holds it): it stays open, its slot abandoned.
     if why != Ending::ThreadExit || thread_state::live_roots() != 0 {
         domain.readers.abandon(slot);
         report(domain, slot, depth, guard, true);
@@ -460,15 +436,27 @@ fn end_thread_registrations() {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::state::DomainRef;
     use crate::{Domain, DomainConfig, Sleepable};
+
+    /// How many domains other than the global one the calling thread's list holds.
+    fn entries() -> usize {
+        let list = super::DOMAIN_LIST.with(std::cell::Cell::get);
+        // SAFETY: as in `find_slot`; no registration runs meanwhile on this thread.
+        (!list.is_null()).then(|| unsafe { &*list }.borrow().len()).unwrap_or(0)
+    }
 
     /// Issue 22, defect 3: a cell that outlives its `Domain` reads in a section of the dead
     /// domain during `RcuCell::update` (a section on the slot's word, no guard); the closure
     /// may register this thread with another domain, whose sweep of dead domains' entries
     /// force-ended that open section and released the slot, so the value the closure reads
-    /// could be freed under it. The sweep now leaves an entry whose section is open.
+    /// could be freed under it. The sweep now keeps every entry whose state lives (issue 25,
+    /// red team 25b defect 3: an `Atomic` update of such a cell needs the slot too), and
+    /// removes it once the state is gone.
     #[test]
-    fn registering_elsewhere_never_ends_an_open_section_of_a_dropped_domain() {
+    fn registering_elsewhere_ends_only_registrations_whose_state_is_gone() {
         let ctx = Sleepable::enter();
         let dead = Domain::new(DomainConfig::new().name("dropped"));
         dead.register_current_thread(&ctx);
@@ -488,9 +476,24 @@ mod tests {
             "the registration of the dropped domain was ended inside its section"
         );
         word.exit();
-        // Outside the section, the next sweep ends it.
         let third = Domain::new(DomainConfig::new().name("third"));
         third.register_current_thread(&ctx);
-        assert_eq!(super::find_slot(&state), None, "swept once the section ended");
+        assert_eq!(
+            super::find_slot(&state),
+            Some(slot),
+            "the registration of a domain whose cells live on was ended"
+        );
+        let held = entries();
+        let DomainRef::Owned(arc) = &state else { unreachable!("an owned domain") };
+        let weak = std::sync::Arc::downgrade(arc);
+        drop(state); // the last cell: the worker lets the state go
+        let start = Instant::now();
+        while weak.strong_count() != 0 {
+            assert!(start.elapsed() < Duration::from_secs(60), "hung: the state lived on");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let fourth = Domain::new(DomainConfig::new().name("fourth"));
+        fourth.register_current_thread(&ctx);
+        assert_eq!(entries(), held, "the gone state's entry was not removed (one added)");
     }
 }
