@@ -1,6 +1,6 @@
 //! The policy table of DESIGN §4 as a compile-time function of the token type.
 
-use rcu_ctx::{Context, ContextKind};
+use rcu_ctx::{Context, ContextKind, SectionBrand, SectionState};
 
 /// How a call may obtain memory and how it behaves when memory is short.
 ///
@@ -41,6 +41,30 @@ impl Policy {
             ContextKind::Sleepable => Policy::Reclaim,
             ContextKind::NoReclaim => Policy::NoReclaim,
             ContextKind::Atomic => Policy::NoWait,
+        }
+    }
+
+    /// The policy for calls made with a token of type `C` on a sleepable (SRCU) domain
+    /// branded `B`: as [`Policy::of`], except that inside a read section of that domain
+    /// (`C` is, or is nested in, its section's token) `Reclaim` becomes `NoReclaim`.
+    /// Reclaiming may wait for a grace period of the domain the call queues on, and that one
+    /// would wait for the section the caller is in.
+    ///
+    /// ```
+    /// use rcu_alloc::Policy;
+    /// use rcu_ctx::{section_brand, Sleepable, SleepableSection, Unbranded};
+    /// section_brand!(Routes);
+    ///
+    /// assert_eq!(Policy::of_within::<Sleepable, Routes>(), Policy::Reclaim);
+    /// type InRoutes<'p> = SleepableSection<'p, Routes, Sleepable>;
+    /// assert_eq!(Policy::of_within::<InRoutes<'_>, Routes>(), Policy::NoReclaim);
+    /// // Another domain's grace periods do not wait for this section.
+    /// assert_eq!(Policy::of_within::<InRoutes<'_>, Unbranded>(), Policy::Reclaim);
+    /// ```
+    pub const fn of_within<C: SectionState<B>, B: SectionBrand>() -> Policy {
+        match Policy::of::<C>() {
+            Policy::Reclaim if <C as SectionState<B>>::INSIDE => Policy::NoReclaim,
+            policy => policy,
         }
     }
 

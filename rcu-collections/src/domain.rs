@@ -2,21 +2,23 @@
 
 use std::sync::Arc;
 
-use rcu_core::{Domain, ReadGuard};
+use rcu_core::{Domain, RcuDomain, RcuGuard};
 
-/// The global domain, or a shared handle to another one.
-#[derive(Debug, Clone)]
+/// The global domain, or a shared handle to another one, classic or sleepable.
+#[derive(Clone)]
 pub(crate) enum DomainHandle {
     Global,
-    Shared(Arc<Domain>),
+    Shared(Arc<dyn RcuDomain + Send + Sync>),
 }
 
 impl DomainHandle {
+    /// The domain's engine (for a sleepable domain, the `Domain` it runs on: its classic
+    /// sections and deferred frees are the ones the collections' calls use inside).
     #[inline]
     pub(crate) fn get(&self) -> &Domain {
         match self {
             DomainHandle::Global => Domain::global(),
-            DomainHandle::Shared(domain) => domain,
+            DomainHandle::Shared(domain) => domain.as_domain(),
         }
     }
 
@@ -24,13 +26,19 @@ impl DomainHandle {
     /// this collection's retired nodes and tables alive.
     #[inline]
     #[track_caller]
-    pub(crate) fn check(&self, guard: &ReadGuard<'_>, what: &str) {
+    pub(crate) fn check(&self, guard: &impl RcuGuard, what: &str) {
         assert!(
-            guard.is_of(self.get()),
+            guard.domain_key() == self.get().domain_key(),
             "rcu-collections: {what} read under a read guard of another domain than its own: a \
              read section protects only its own domain's data. Fix: collections made with \
              new()/with_hasher() use rcu_core::read_lock(); those made *_in(domain) use \
-             domain.read_lock()"
+             domain.read_lock() (or, for a sleepable domain, its read_lock or down_read)"
         );
+    }
+}
+
+impl core::fmt::Debug for DomainHandle {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_tuple("DomainHandle").field(&self.get().name()).finish()
     }
 }

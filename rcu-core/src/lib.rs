@@ -111,6 +111,8 @@ mod api;
 mod compile_fail;
 #[cfg(all(doctest, not(loom)))]
 mod compile_fail_reclaim;
+#[cfg(all(doctest, not(loom)))]
+mod compile_fail_srcu;
 #[cfg(not(loom))]
 mod gp;
 mod queue;
@@ -144,7 +146,11 @@ mod exports {
     pub use crate::api::cell::RcuCell;
     pub use crate::api::domain::{Domain, DomainConfig};
     pub use crate::api::gp_future::{BarrierFuture, GracePeriodFuture};
+    pub use crate::api::guard::{DomainKey, RcuDomain, RcuGuard};
     pub use crate::api::reader::ReadGuard;
+    pub use crate::api::srcu::SrcuStruct;
+    pub use crate::api::srcu_flavor::{Fast, FlavorId, Plain, SrcuFlavor};
+    pub use crate::api::srcu_guard::{SrcuGuard, SrcuOwnedGuard};
     pub use crate::gp::stall::{StallCause, StallHandler, StallReport};
     pub use crate::queue::deferred::Callback;
     pub use crate::queue::head::{Rcu, RcuHead};
@@ -156,8 +162,9 @@ mod exports {
         POOL_CAPACITY,
     };
     pub use rcu_ctx::{
-        enforce, might_alloc, might_sleep, thread_state, validate, Atomic, Context, ContextKind,
-        MayAlloc, MayReclaim, MaySleep, NoReclaim, NoReclaimRoot, Sleepable,
+        enforce, might_alloc, might_sleep, section_brand, thread_state, validate, Atomic, Context,
+        ContextKind, MayAlloc, MayReclaim, MaySleep, MayWaitFor, NoReclaim, NoReclaimRoot,
+        SectionBrand, SectionState, Sleepable, SleepableSection, Unbranded,
     };
     pub use rcu_sys::stderr::set_report_sink;
 }
@@ -177,7 +184,7 @@ pub mod prelude {
         call_rcu, call_rcu_fn, cond_synchronize, cond_synchronize_async, get_state, kvfree_rcu,
         kvfree_rcu_mightsleep, poll, rcu_barrier, rcu_barrier_async, read_lock, start_poll,
         synchronize_rcu, synchronize_rcu_async, synchronize_rcu_expedited, Domain, GpCookie, Rcu,
-        RcuCell, ReadGuard,
+        RcuCell, RcuGuard, ReadGuard,
     };
     pub use rcu_ctx::prelude::*;
 }

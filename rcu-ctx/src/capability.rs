@@ -42,6 +42,13 @@ pub trait Context: sealed::Sealed {
     /// The context this token stands for.
     const KIND: ContextKind;
 
+    /// True for the token of a sleepable (SRCU) read section: a call that queues work on a
+    /// sleepable domain with it must not reclaim, which may wait for that domain's grace
+    /// periods (code that knows the domain's brand asks `SectionState` instead). Not for use
+    /// outside the RCU crates.
+    #[doc(hidden)]
+    const IN_SLEEPABLE_SECTION: bool = false;
+
     /// Debug validation: reports a violation if this token disagrees with the calling thread's
     /// real state (a token smuggled past the borrow checker with `unsafe`). A no-op in release
     /// builds without the `checks` feature. Every token-taking API calls it on entry.

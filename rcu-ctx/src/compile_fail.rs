@@ -719,3 +719,172 @@ pub(crate) struct NotAToken;
 /// let _ = unsafe { set_payer(pay) };
 /// ```
 pub(crate) struct SetPayerIsUnsafe;
+
+// ---------------------------------------------------------------------------------------
+// Sleepable (SRCU) sections: their token keeps the parent's powers but may not wait for a
+// grace period of its own domain's brand.
+// ---------------------------------------------------------------------------------------
+
+/// Waiting for a grace period of the section's own brand: it would wait for itself.
+///
+/// ```compile_fail,E0080
+/// use rcu_ctx::{MayWaitFor, SectionBrand, Sleepable, SleepableSection};
+/// rcu_ctx::section_brand!(Routes);
+/// fn synchronize<B: SectionBrand, C: MayWaitFor<B>>(ctx: &C) {
+///     rcu_ctx::check_may_wait_for::<B, C>(ctx);
+/// }
+///
+/// let mut ctx = Sleepable::enter();
+/// let section = SleepableSection::<Routes, _>::enter(&mut ctx);
+/// synchronize::<Routes, _>(&section); // error: evaluation panicked: rule: nothing waits ...
+/// ```
+///
+/// Twin: the same wait for a domain of another brand.
+///
+/// ```
+/// use rcu_ctx::{MayWaitFor, SectionBrand, Sleepable, SleepableSection};
+/// rcu_ctx::section_brand!(Routes);
+/// rcu_ctx::section_brand!(Sessions);
+/// fn synchronize<B: SectionBrand, C: MayWaitFor<B>>(ctx: &C) {
+///     rcu_ctx::check_may_wait_for::<B, C>(ctx);
+/// }
+///
+/// let mut ctx = Sleepable::enter();
+/// let section = SleepableSection::<Routes, _>::enter(&mut ctx);
+/// synchronize::<Sessions, _>(&section);
+/// ```
+pub(crate) struct WaitForOwnSleepableDomain;
+
+/// The same self-wait from a section nested in the domain's section: every level counts.
+///
+/// ```compile_fail,E0080
+/// use rcu_ctx::{MayWaitFor, SectionBrand, Sleepable, SleepableSection};
+/// rcu_ctx::section_brand!(Routes);
+/// rcu_ctx::section_brand!(Sessions);
+/// fn synchronize<B: SectionBrand, C: MayWaitFor<B>>(ctx: &C) {
+///     rcu_ctx::check_may_wait_for::<B, C>(ctx);
+/// }
+///
+/// let mut ctx = Sleepable::enter();
+/// let mut outer = SleepableSection::<Routes, _>::enter(&mut ctx);
+/// let inner = SleepableSection::<Sessions, _>::enter(&mut outer);
+/// synchronize::<Routes, _>(&inner); // error: still inside a section of `Routes`
+/// ```
+///
+/// Twin: a wait for a third brand from the same nesting.
+///
+/// ```
+/// use rcu_ctx::{MayWaitFor, SectionBrand, Sleepable, SleepableSection};
+/// rcu_ctx::section_brand!(Routes);
+/// rcu_ctx::section_brand!(Sessions);
+/// rcu_ctx::section_brand!(Users);
+/// fn synchronize<B: SectionBrand, C: MayWaitFor<B>>(ctx: &C) {
+///     rcu_ctx::check_may_wait_for::<B, C>(ctx);
+/// }
+///
+/// let mut ctx = Sleepable::enter();
+/// let mut outer = SleepableSection::<Routes, _>::enter(&mut ctx);
+/// let inner = SleepableSection::<Sessions, _>::enter(&mut outer);
+/// synchronize::<Users, _>(&inner);
+/// ```
+pub(crate) struct WaitForOwnSleepableDomainNested;
+
+/// Unbranded domains share one brand: inside a section of one, a wait for any other is
+/// refused (the types cannot tell them apart).
+///
+/// ```compile_fail,E0080
+/// use rcu_ctx::{MayWaitFor, SectionBrand, Sleepable, SleepableSection, Unbranded};
+/// fn synchronize<B: SectionBrand, C: MayWaitFor<B>>(ctx: &C) {
+///     rcu_ctx::check_may_wait_for::<B, C>(ctx);
+/// }
+///
+/// let mut ctx = Sleepable::enter();
+/// let section = SleepableSection::<Unbranded, _>::enter(&mut ctx);
+/// synchronize::<Unbranded, _>(&section); // error: maybe the same domain
+/// ```
+///
+/// Twin: the waited-for domain is branded.
+///
+/// ```
+/// use rcu_ctx::{MayWaitFor, SectionBrand, Sleepable, SleepableSection, Unbranded};
+/// rcu_ctx::section_brand!(Sessions);
+/// fn synchronize<B: SectionBrand, C: MayWaitFor<B>>(ctx: &C) {
+///     rcu_ctx::check_may_wait_for::<B, C>(ctx);
+/// }
+///
+/// let mut ctx = Sleepable::enter();
+/// let section = SleepableSection::<Unbranded, _>::enter(&mut ctx);
+/// synchronize::<Sessions, _>(&section);
+/// ```
+pub(crate) struct WaitForUnbrandedInsideUnbranded;
+
+/// A sleepable section entered from an `Atomic` token may not sleep: it keeps the parent's
+/// powers, no more.
+///
+/// ```compile_fail,E0277
+/// use rcu_ctx::{Context, MaySleep, Sleepable, SleepableSection, Unbranded};
+/// fn sleeps<C: MaySleep>(_: &C) {}
+///
+/// let mut ctx = Sleepable::enter();
+/// let mut spin = ctx.atomic();
+/// let section = SleepableSection::<Unbranded, _>::enter(&mut spin);
+/// sleeps(&section); // error: `Atomic` may not sleep, nor may a section entered from it
+/// ```
+///
+/// Twin: entered from the `Sleepable` token.
+///
+/// ```
+/// use rcu_ctx::{Context, MaySleep, Sleepable, SleepableSection, Unbranded};
+/// fn sleeps<C: MaySleep>(_: &C) {}
+///
+/// let mut ctx = Sleepable::enter();
+/// let section = SleepableSection::<Unbranded, _>::enter(&mut ctx);
+/// sleeps(&section);
+/// ```
+pub(crate) struct SleepableSectionKeepsOnlyTheParentsPowers;
+
+/// The parent token is unusable while the section's token lives.
+///
+/// ```compile_fail,E0502
+/// use rcu_ctx::{Context, Sleepable, SleepableSection, Unbranded};
+/// fn uses<C: Context>(_: &C) {}
+///
+/// let mut ctx = Sleepable::enter();
+/// let section = SleepableSection::<Unbranded, _>::enter(&mut ctx);
+/// uses(&ctx); // error: `ctx` is mutably borrowed by `section`
+/// drop(section);
+/// ```
+///
+/// Twin: the parent is used again once the section has ended.
+///
+/// ```
+/// use rcu_ctx::{Context, Sleepable, SleepableSection, Unbranded};
+/// fn uses<C: Context>(_: &C) {}
+///
+/// let mut ctx = Sleepable::enter();
+/// let section = SleepableSection::<Unbranded, _>::enter(&mut ctx);
+/// drop(section);
+/// uses(&ctx);
+/// ```
+pub(crate) struct ParentUsedInsideSleepableSection;
+
+/// A sleepable section's token belongs to its thread, as every token does.
+///
+/// ```compile_fail,E0277
+/// use rcu_ctx::{Sleepable, SleepableSection, Unbranded};
+/// fn send<T: Send>(_: T) {}
+///
+/// let mut ctx = Sleepable::enter();
+/// send(SleepableSection::<Unbranded, _>::enter(&mut ctx)); // error: not `Send`
+/// ```
+///
+/// Twin: used on its own thread.
+///
+/// ```
+/// use rcu_ctx::{Context, Sleepable, SleepableSection, Unbranded};
+/// fn uses<C: Context>(_: &C) {}
+///
+/// let mut ctx = Sleepable::enter();
+/// uses(&SleepableSection::<Unbranded, _>::enter(&mut ctx));
+/// ```
+pub(crate) struct SleepableSectionSentToAnotherThread;

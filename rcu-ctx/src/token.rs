@@ -20,7 +20,7 @@ use crate::validate;
 pub(crate) trait ContextTokenIsThreadBound {}
 
 /// "Not `Send`, not `Sync`", with a name that says why (see [`ContextTokenIsThreadBound`]).
-type NotSendSync = PhantomData<dyn ContextTokenIsThreadBound>;
+pub(crate) type NotSendSync = PhantomData<dyn ContextTokenIsThreadBound>;
 
 /// The context of a thread that may block, allocate and reclaim.
 ///

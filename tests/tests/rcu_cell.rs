@@ -199,7 +199,7 @@ fn readers_never_see_dropped_values_global() {
 #[test]
 fn readers_never_see_dropped_values_private() {
     let domain = Arc::new(Domain::new(DomainConfig::new().name("cell-conc")));
-    readers_never_see_dropped_values(domain, |d, v| RcuCell::new_in(d, v));
+    readers_never_see_dropped_values(domain, RcuCell::new_in);
 }
 
 /// Directed: a reader holds the old value; `replace` publishes the new one at once (new

@@ -1,12 +1,13 @@
 //! Short rcutorture configurations, run by `cargo test`: the real runtime must pass every
-//! check under each flavor and with rare paths forced, and the busted fakes must fail (the
-//! torture can fail): `busted` the age check, `busted-barrier` the barrier check.
+//! check under each flavor (the sleepable ones, `srcu` and `srcu-plain`, included) and with
+//! rare paths forced, and the busted fakes must fail (the torture can fail): `busted` and
+//! `srcu-busted` the age check, `busted-barrier` the barrier check.
 
 use std::alloc::Layout;
 use std::time::Duration;
 
 use rcu_tests::torture::alloc::{self, Anomalies, Fate, Lane};
-use rcu_tests::torture::{self, Check, Config, FlavorKind, Summary, Tests};
+use rcu_tests::torture::{self, Check, Config, FlavorKind, Summary, Tests, TokenKind};
 
 /// The torture's tracked frees are served and counted by it (`torture::alloc`).
 #[global_allocator]
@@ -25,9 +26,21 @@ fn short(flavor: FlavorKind, seconds: u64) -> Config {
         flood: Duration::from_millis(500),
         stall_timeout: Duration::from_millis(100),
         report_every: Duration::ZERO,
+        tokens: TokenKind::defaults(flavor),
         ..Config::default()
     }
 }
+
+/// Only the age check (the core one): the polled check alone would also catch the fakes.
+const AGE_ONLY: Tests = Tests {
+    age: true,
+    polled: false,
+    callbacks: false,
+    barrier: false,
+    forward_progress: false,
+    stall: false,
+    map: false,
+};
 
 #[test]
 fn custom_domain_passes_every_check() {
@@ -83,16 +96,7 @@ fn rare_paths_pass_with_small_blocks_and_heavy_fault_injection() {
 fn busted_grace_periods_are_caught_by_the_age_check() {
     // Only the age/poison check: the polled check alone would also catch the fake, and this
     // test is about the core check having teeth.
-    let tests = Tests {
-        age: true,
-        polled: false,
-        callbacks: false,
-        barrier: false,
-        forward_progress: false,
-        stall: false,
-        map: false,
-    };
-    let s = run(Config { tests, ..short(FlavorKind::Busted, 1) });
+    let s = run(Config { tests: AGE_ONLY, ..short(FlavorKind::Busted, 1) });
     assert!(!s.success(), "rcutorture did not notice a broken RCU: {}", s.text());
     assert!(
         s.messages.iter().any(|m| m.contains("too-short grace period") || m.contains("freed")),
@@ -108,6 +112,58 @@ fn busted_grace_periods_are_caught_by_the_age_check() {
         assert_eq!(s.verdict(check), "off", "{}", s.text());
     }
     assert_eq!(s.verdict(Check::Threads), "ok", "{}", s.text());
+}
+
+/// A sleepable flavor's run passed every check, and did what it is there for: sections
+/// handed over between threads, tracked frees with every token (the section's own among
+/// them) and both kinds on both domains, barrier rounds, a stall report.
+fn assert_srcu_run_passed(s: &Summary) {
+    assert!(s.success(), "{}", s.text());
+    let checked: u64 = s.last.ages.iter().sum();
+    assert!(checked > 100 && s.last.gps > 10 && s.frees > 0, "the run did nothing: {}", s.text());
+    assert!(s.handovers > 0, "no owned guard was handed over: {}", s.text());
+    assert!(s.barriers > 0 && s.stalls > 0, "{}", s.text());
+    assert_eq!(s.cb_queued, s.cb_done);
+    // Four tokens for kvfree_srcu, the two that may wait for kvfree_srcu_mightsleep; on the
+    // sleepable domain and on the global one.
+    let f = &s.deferred_frees;
+    assert_eq!(f.by.len(), 2 * 6, "{:?}", f.by);
+    assert!(f.by.iter().all(|(_, _, n)| *n > 0), "{:?}", f.by);
+    assert!(f.by.iter().any(|(_, label, _)| label == "kvfree_srcu/section"), "{:?}", f.by);
+    for check in Check::ALL {
+        assert_eq!(s.verdict(check), "ok", "{}", s.text());
+    }
+}
+
+#[test]
+fn srcu_passes_every_check() {
+    let s = run(short(FlavorKind::Srcu, 3));
+    assert_eq!(s.flavor, "srcu");
+    assert_srcu_run_passed(&s);
+}
+
+#[test]
+fn srcu_plain_passes_every_check() {
+    let s = run(short(FlavorKind::SrcuPlain, 2));
+    assert_eq!(s.flavor, "srcu-plain");
+    assert_srcu_run_passed(&s);
+}
+
+#[test]
+fn srcu_busted_grace_periods_are_caught_by_the_age_check() {
+    // Readers lock one sleepable domain, the writer retires on and waits for another, and
+    // each reader holds its element until the writer has moved on past the pipeline: what
+    // it holds is aged and freed under it, on every read that can see it.
+    let s = run(Config { tests: AGE_ONLY, ..short(FlavorKind::SrcuBusted, 1) });
+    assert!(!s.success(), "rcutorture did not notice a broken sleepable RCU: {}", s.text());
+    assert!(s.verdict(Check::Age).starts_with("FAILED ("), "{}", s.text());
+    assert!(
+        s.messages.iter().any(|m| m.contains("too-short grace period") || m.contains("freed")),
+        "failures were not the age/poison kind: {:?}",
+        s.messages
+    );
+    assert_eq!(s.verdict(Check::Threads), "ok", "{}", s.text());
+    assert!(s.text().ends_with(&format!("FAILURE: {} error(s)", s.last.errors)));
 }
 
 #[test]
@@ -210,4 +266,24 @@ fn the_binary_reports_an_early_barrier_with_a_nonzero_exit_code() {
     assert!(out.contains("\"result\":\"FAILURE\""), "{out}");
     assert!(out.contains("\"barrier\":\"FAILED ("), "{out}");
     assert!(out.contains("\"callbacks\":\"ok\""), "{out}");
+}
+
+#[test]
+fn the_binary_reports_srcu_busted_with_a_nonzero_exit_code() {
+    let (code, out) =
+        rcutorture(&["--flavor", "srcu-busted", "--duration", "1s", "--tests", "age", "--json"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("\"flavor\":\"srcu-busted\""), "{out}");
+    assert!(out.contains("\"checks\":{\"age\":\"FAILED ("), "{out}");
+}
+
+#[test]
+fn the_binary_refuses_the_section_token_under_a_classic_flavor() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_rcutorture"))
+        .args(["--flavor", "custom", "--tokens", "section"])
+        .output()
+        .expect("run the rcutorture binary");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--tokens section needs a sleepable flavor"), "{stderr}");
 }

@@ -1,9 +1,10 @@
 //! rcutorture's `map` test alone (`rcu_collections::RcuHashMap` under torture), short, under
-//! the global domain and a custom domain with rare allocation paths forced.
+//! the global domain, a custom domain with rare allocation paths forced, and a sleepable
+//! domain (readers that sleep holding values, owned guards, the section's token).
 
 use std::time::Duration;
 
-use rcu_tests::torture::{self, Config, FlavorKind, Tests};
+use rcu_tests::torture::{self, Config, FlavorKind, Tests, TokenKind};
 
 /// The torture's tracked frees are served and counted by it (`torture::alloc`).
 #[global_allocator]
@@ -25,6 +26,7 @@ fn map_only(flavor: FlavorKind, small_blocks: bool) {
         small_blocks,
         duration: Duration::from_secs(2),
         report_every: Duration::ZERO,
+        tokens: TokenKind::defaults(flavor),
         ..Config::default()
     };
     let s = torture::run(config, &mut |_| {});
@@ -41,4 +43,9 @@ fn map_passes_under_the_global_domain() {
 #[test]
 fn map_passes_with_rare_paths_forced() {
     map_only(FlavorKind::Custom, true);
+}
+
+#[test]
+fn map_passes_on_a_sleepable_domain() {
+    map_only(FlavorKind::SrcuPlain, false);
 }

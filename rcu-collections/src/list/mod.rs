@@ -20,7 +20,7 @@ use core::ptr;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Arc;
 
-use rcu_core::{Context, Domain, Rcu, ReadGuard};
+use rcu_core::{Context, Rcu, RcuDomain, RcuGuard};
 
 use crate::domain::DomainHandle;
 use crate::raw::Linked;
@@ -36,7 +36,7 @@ struct Shared<T> {
 }
 
 impl<T> Shared<T> {
-    fn iter<'g>(&'g self, guard: &'g ReadGuard<'_>) -> ListIter<'g, T> {
+    fn iter<'g>(&'g self, guard: &'g impl RcuGuard) -> ListIter<'g, T> {
         self.domain.check(guard, "an RcuList was");
         // Acquire: pairs with the writer's Release store of the head: the first element's
         // fields are visible.
@@ -137,7 +137,7 @@ impl<T> ListReader<T> {
     /// let guard = read_lock(&mut ctx);
     /// assert_eq!(list.reader().iter(&guard).count(), 0);
     /// ```
-    pub fn iter<'g>(&'g self, guard: &'g ReadGuard<'_>) -> ListIter<'g, T> {
+    pub fn iter<'g>(&'g self, guard: &'g impl RcuGuard) -> ListIter<'g, T> {
         self.shared.iter(guard)
     }
 }
@@ -174,7 +174,7 @@ impl<T> RcuList<T> {
     /// let guard = domain.read_lock(&mut ctx);
     /// assert_eq!(list.iter(&guard).next(), Some(&1));
     /// ```
-    pub fn new_in(domain: Arc<Domain>) -> Self {
+    pub fn new_in<D: RcuDomain + Send + Sync + 'static>(domain: Arc<D>) -> Self {
         Self::build(DomainHandle::Shared(domain))
     }
 
@@ -211,7 +211,7 @@ impl<T> RcuList<T> {
     /// let guard = read_lock(&mut ctx);
     /// assert_eq!(list.iter(&guard).collect::<String>(), "z");
     /// ```
-    pub fn iter<'g>(&'g self, guard: &'g ReadGuard<'_>) -> ListIter<'g, T> {
+    pub fn iter<'g>(&'g self, guard: &'g impl RcuGuard) -> ListIter<'g, T> {
         self.shared.iter(guard)
     }
 

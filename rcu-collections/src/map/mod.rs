@@ -32,7 +32,7 @@ use std::collections::hash_map::RandomState;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use rcu_core::{Domain, Rcu, ReadGuard};
+use rcu_core::{Domain, Rcu, RcuDomain, RcuGuard};
 
 use crate::domain::DomainHandle;
 pub use computed::Computed;
@@ -205,7 +205,30 @@ impl<K, V, S> RcuHashMap<K, V, S> {
     /// let guard = domain.read_lock(&mut ctx);
     /// assert_eq!(map.get(&1, &guard), Some(&"alice"));
     /// ```
-    pub fn with_capacity_and_hasher_in(capacity: usize, hasher: S, domain: Arc<Domain>) -> Self {
+    ///
+    /// On a sleepable domain ([`SrcuStruct`](rcu_core::SrcuStruct)), reads go under its
+    /// guards, and an owned guard keeps what was read alive across `.await`:
+    ///
+    /// ```
+    /// use std::collections::hash_map::RandomState;
+    /// use std::sync::Arc;
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::{DomainConfig, SrcuStruct};
+    /// use rcu_collections::RcuHashMap;
+    ///
+    /// let routes: Arc<SrcuStruct> = Arc::new(SrcuStruct::new(DomainConfig::new()));
+    /// let map = RcuHashMap::with_capacity_and_hasher_in(0, RandomState::new(), Arc::clone(&routes));
+    /// let mut ctx = Sleepable::enter();
+    /// map.insert(&mut ctx, "/", "index");
+    /// let guard = routes.down_read(&ctx); // Send: may cross .await
+    /// let page = map.get("/", &guard);
+    /// map.remove(&mut ctx, "/"); // the entry stays until `guard` drops
+    /// assert_eq!(page, Some(&"index"));
+    /// ```
+    pub fn with_capacity_and_hasher_in<D>(capacity: usize, hasher: S, domain: Arc<D>) -> Self
+    where
+        D: RcuDomain + Send + Sync + 'static,
+    {
         Self::build(capacity, hasher, DomainHandle::Shared(domain))
     }
 
@@ -302,14 +325,14 @@ impl<K, V, S> RcuHashMap<K, V, S> {
 
     /// The current table, under `guard`.
     #[inline]
-    fn table<'g>(&'g self, guard: &'g ReadGuard<'_>) -> &'g Table<K, V> {
+    fn table<'g>(&'g self, guard: &'g impl RcuGuard) -> &'g Table<K, V> {
         self.domain.check(guard, "an RcuHashMap was");
         self.table_unchecked(guard)
     }
 
     /// The current table, under a guard already checked to be of the map's domain.
     #[inline]
-    fn table_unchecked<'g>(&'g self, _guard: &'g ReadGuard<'_>) -> &'g Table<K, V> {
+    fn table_unchecked<'g>(&'g self, _guard: &'g impl RcuGuard) -> &'g Table<K, V> {
         // Acquire: pairs with the resizer's Release store of `current`: the new table's
         // buckets (and the nodes moved into them) are visible.
         let t = self.current.load(Ordering::Acquire);
@@ -368,7 +391,7 @@ where
     /// assert_eq!(v.len(), 2);
     /// ```
     #[inline]
-    pub fn get<'g, Q>(&'g self, key: &Q, guard: &'g ReadGuard<'_>) -> Option<&'g V>
+    pub fn get<'g, Q>(&'g self, key: &Q, guard: &'g impl RcuGuard) -> Option<&'g V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -390,7 +413,7 @@ where
     pub fn get_key_value<'g, Q>(
         &'g self,
         key: &Q,
-        guard: &'g ReadGuard<'_>,
+        guard: &'g impl RcuGuard,
     ) -> Option<(&'g K, &'g V)>
     where
         K: Borrow<Q>,
@@ -418,7 +441,7 @@ where
     /// assert!(!map.contains_key(&6, &guard));
     /// ```
     #[inline]
-    pub fn contains_key<Q>(&self, key: &Q, guard: &ReadGuard<'_>) -> bool
+    pub fn contains_key<Q>(&self, key: &Q, guard: &impl RcuGuard) -> bool
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -441,7 +464,7 @@ where
     /// let sum: u32 = map.iter(&guard).map(|(_, v)| v).sum();
     /// assert_eq!(sum, 285);
     /// ```
-    pub fn iter<'g>(&'g self, guard: &'g ReadGuard<'_>) -> Iter<'g, K, V, S> {
+    pub fn iter<'g>(&'g self, guard: &'g impl RcuGuard) -> Iter<'g, K, V, S> {
         Iter::new(self.table(guard))
     }
 }

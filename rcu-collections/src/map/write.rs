@@ -23,7 +23,7 @@ use core::borrow::Borrow;
 use core::hash::{BuildHasher, Hash};
 use core::ptr;
 
-use rcu_core::{Context, MayAlloc, Rcu, ReadGuard};
+use rcu_core::{Context, MayAlloc, Rcu, RcuGuard};
 
 use super::computed::Computed;
 use super::node::{Node, NodePtr};
@@ -116,7 +116,7 @@ where
     /// reused by another node, before `f` compares it with what the chain holds.
     fn with_home_in<R>(
         &self,
-        guard: &ReadGuard<'_>,
+        guard: &impl RcuGuard,
         hash: u32,
         f: impl FnOnce(&mut Chain<'_, K, V>) -> R,
     ) -> R {

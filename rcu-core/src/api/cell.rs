@@ -7,13 +7,15 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use rcu_ctx::{Atomic, Context, ContextKind, MayAlloc, ReadSection};
 
+use rcu_alloc::Policy;
+
 use crate::api::domain::Domain;
-use crate::api::reader::ReadGuard;
+use crate::api::guard::{DomainKey, RcuDomain, RcuGuard};
 use crate::queue::deferred;
 use crate::queue::head::Rcu;
 use crate::raw::protocol::ReaderWord;
 use crate::read::registry::Slot;
-use crate::state::{DomainRef, DomainState};
+use crate::state::DomainRef;
 
 /// An RCU-protected value of one domain.
 ///
@@ -47,7 +49,7 @@ pub struct RcuCell<T> {
     ptr: AtomicPtr<Rcu<T>>,
     domain: DomainRef,
     /// `&*domain`, cached: `load` checks the guard's domain with one comparison.
-    domain_state: *const DomainState,
+    key: DomainKey,
     _owns: PhantomData<Box<Rcu<T>>>,
 }
 
@@ -82,11 +84,29 @@ impl<T> RcuCell<T> {
     /// let guard = domain.read_lock(&mut ctx); // a guard of the cell's domain
     /// assert_eq!(cell.load(&guard).len(), 3);
     /// ```
-    pub fn new_in(domain: &Domain, value: T) -> Self {
-        let domain = domain.state_ref();
+    ///
+    /// A cell of a sleepable domain ([`SrcuStruct`](crate::SrcuStruct)) is loaded under its
+    /// guards, borrowed or owned, and the value may be held across blocking calls and
+    /// `.await` for as long as the guard:
+    ///
+    /// ```
+    /// use rcu_core::prelude::*;
+    /// use rcu_core::{DomainConfig, SrcuStruct};
+    /// let routes: SrcuStruct = SrcuStruct::new(DomainConfig::new().name("routes"));
+    /// let table = RcuCell::new_in(&routes, vec!["/a"]);
+    /// let ctx = Sleepable::enter();
+    /// let guard = routes.down_read(&ctx);
+    /// let current = table.load(&guard);
+    /// table.set(&ctx, vec!["/a", "/b"]); // the old table stays until `guard` drops
+    /// assert_eq!(current.len(), 1);
+    /// drop(guard);
+    /// routes.srcu_barrier(&ctx);
+    /// ```
+    pub fn new_in(domain: &impl RcuDomain, value: T) -> Self {
+        let domain = domain.as_domain().state_ref();
         RcuCell {
             ptr: AtomicPtr::new(Box::into_raw(Rcu::boxed(value))),
-            domain_state: &*domain,
+            key: DomainKey::of(&domain),
             domain,
             _owns: PhantomData,
         }
@@ -109,9 +129,9 @@ impl<T> RcuCell<T> {
     /// assert_eq!(value, 5);
     /// ```
     #[inline]
-    pub fn load<'g>(&'g self, guard: &'g ReadGuard<'_>) -> &'g T {
+    pub fn load<'g>(&'g self, guard: &'g impl RcuGuard) -> &'g T {
         assert!(
-            ptr::eq(guard.domain_state(), self.domain_state),
+            guard.domain_key() == self.key,
             "rcu-core: RcuCell loaded under a read guard of another domain: a read section \
              protects only its own domain's data (rule: load a cell under a guard of the \
              domain it was created in). Fix: RcuCell::new cells use read_lock(); \
@@ -176,10 +196,11 @@ impl<T: Send + 'static> RcuCell<T> {
     #[track_caller]
     pub fn replace<C: Context>(&self, ctx: &C, new: Box<Rcu<T>>) {
         let slot = self.domain.prepare(ctx, "RcuCell::replace");
+        let policy = self.domain.policy_for::<C>(slot);
         // AcqRel: Release publishes `new` to readers (Acquire in `load`); Acquire makes the
         // old value's contents ours to retire.
         let old = self.ptr.swap(Box::into_raw(new), Ordering::AcqRel);
-        self.retire::<C>(slot, old);
+        self.retire(policy, slot, old);
     }
 
     /// Boxes `value` and publishes it, as `replace` (boxing allocates: `MayAlloc`).
@@ -233,17 +254,24 @@ impl<T: Send + 'static> RcuCell<T> {
     /// ```
     #[track_caller]
     pub fn update<C: Context>(&self, ctx: &mut C, mut f: impl FnMut(&T) -> Box<Rcu<T>>) {
-        let slot = self.domain.prepare(&*ctx, "RcuCell::update");
-        let slot = slot.unwrap_or_else(|| {
-            panic!(
-                "rcu-core: RcuCell::update with an Atomic token on a thread not registered \
-                 with the cell's domain: registering allocates, which Atomic may not (rule: \
-                 Atomic never allocates). Fix: register the thread beforehand with \
-                 domain.register_current_thread(&ctx) (or one read_lock of that domain) using \
-                 a Sleepable or NoReclaim token; or update with that token"
-            )
-        });
         loop {
+            // Looked up at every try (one cached compare): a value dropped after a lost race
+            // (below, outside the section) runs user code, and a slot it let go could be
+            // claimed by another thread (red team of issue 25: when registering elsewhere
+            // still ended registrations with dropped domains, a retry's section entered on a
+            // released slot was force-ended by its next owner, and the value the closure
+            // held was freed).
+            let slot = self.domain.prepare(&*ctx, "RcuCell::update");
+            let slot = slot.unwrap_or_else(|| {
+                panic!(
+                    "rcu-core: RcuCell::update with an Atomic token on a thread not registered \
+                     with the cell's domain: registering allocates, which Atomic may not \
+                     (rule: Atomic never allocates). Fix: register the thread beforehand with \
+                     domain.register_current_thread(&ctx) (or one read_lock of that domain) \
+                     using a Sleepable or NoReclaim token; or update with that token"
+                )
+            });
+            let policy = self.domain.policy_for::<C>(Some(slot));
             let (cur, new, swapped) = {
                 // `f` runs inside a read section, and the thread's context state says so, so
                 // the token rules hold inside `f` too (a `Sleepable::enter` there panics, a
@@ -255,7 +283,8 @@ impl<T: Send + 'static> RcuCell<T> {
                 let _context = ReadSection::enter_nested(&atomic);
                 // A read section without a guard: it keeps `cur` alive while `f` looks at
                 // it. `section` ends it when dropped, also if `f` panics (a section left
-                // open would hold up every later grace period of the domain).
+                // open would hold up every later grace period of the domain). A classic one
+                // in every flavour: sleepable domains wait for those too.
                 slot.word.enter(self.domain.gp.seq.started_counter());
                 let section = ExitOnDrop(&slot.word);
                 // Acquire: as in `load`.
@@ -271,13 +300,13 @@ impl<T: Send + 'static> RcuCell<T> {
                 (cur, new, swapped)
             };
             if swapped {
-                self.retire::<C>(Some(slot), cur);
+                self.retire(policy, Some(slot), cur);
                 return;
             }
             // Never published, so no reader saw it; but dropping it frees memory, which an
             // `Atomic` writer may not do inline: defer it like a retired value.
             if matches!(C::KIND, ContextKind::Atomic) {
-                self.retire::<C>(Some(slot), new);
+                self.retire(policy, Some(slot), new);
             } else {
                 // SAFETY: from Box::into_raw above, never published.
                 drop(unsafe { Box::from_raw(new) });
@@ -285,11 +314,11 @@ impl<T: Send + 'static> RcuCell<T> {
         }
     }
 
-    fn retire<C: Context>(&self, slot: Option<&Slot>, old: *mut Rcu<T>) {
+    fn retire(&self, policy: Policy, slot: Option<&Slot>, old: *mut Rcu<T>) {
         // SAFETY: `old` was unpublished (or never published) and came from Box::into_raw;
         // the deferred free runs it after a grace period that begins after this call.
         let old = unsafe { Box::from_raw(old) };
-        self.domain.defer_headed::<C>(slot, deferred::free_entry(old));
+        self.domain.defer_headed_as(policy, slot, deferred::free_entry(old));
     }
 }
 

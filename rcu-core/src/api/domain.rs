@@ -15,6 +15,7 @@ use crate::gp::stall::StallHandler;
 use crate::queue::deferred::{self, Callback};
 use crate::queue::head::Rcu;
 use crate::queue::queues::Queues;
+use crate::read::flavor::ReaderFlavor;
 use crate::read::registry::Slot;
 use crate::setting::saturating_nanos;
 use crate::state::{
@@ -316,12 +317,20 @@ impl Domain {
     /// # Ok::<(), rcu_core::ConfigError>(())
     /// ```
     pub fn try_new(config: DomainConfig) -> Result<Domain, ConfigError> {
+        Domain::try_new_with(config, ReaderFlavor::Classic)
+    }
+
+    /// As `try_new`, for readers of `flavor` (`SrcuStruct` makes its domain with it).
+    pub(crate) fn try_new_with(
+        config: DomainConfig,
+        flavor: ReaderFlavor,
+    ) -> Result<Domain, ConfigError> {
         config.validate()?;
         // Relaxed: a unique id is all that is needed.
         let id = NEXT_DOMAIN_ID.fetch_add(1, Ordering::Relaxed);
         let DomainConfig { name, stall_timeout, expedited, alloc, batch_delay } = config;
         let queues = Queues::new(alloc, batch_delay);
-        let state = Arc::new(DomainState::new(id, name, stall_timeout, expedited, queues));
+        let state = Arc::new(DomainState::new(id, name, stall_timeout, expedited, queues, flavor));
         crate::runtime::process::init();
         crate::state::tracking::track(Arc::as_ptr(&state).cast());
         let pool = PoolShrinker(Arc::downgrade(&state));
@@ -670,7 +679,7 @@ impl Domain {
     /// allocate, the worker and this thread's registration (both allocate the first time).
     #[track_caller]
     #[inline]
-    fn prepare<C: Context>(&self, ctx: &C, call: &'static str) -> Option<&Slot> {
+    pub(crate) fn prepare<C: Context>(&self, ctx: &C, call: &'static str) -> Option<&Slot> {
         self.state.prepare(ctx, call)
     }
 
@@ -707,8 +716,9 @@ impl Domain {
     ) {
         let obj = ManuallyDrop::new(obj);
         let slot = self.prepare(ctx, "call_rcu");
+        let policy = self.state().policy_for::<C>(slot);
         let obj = ManuallyDrop::into_inner(obj);
-        self.state().defer_headed::<C>(slot, deferred::callback_entry(obj, f));
+        self.state().defer_headed_as(policy, slot, deferred::callback_entry(obj, f));
     }
 
     /// Queues the closure `f` to run after a grace period. Boxing the closure allocates, so
@@ -739,8 +749,9 @@ impl Domain {
     {
         let f = ManuallyDrop::new(f);
         let slot = self.prepare(ctx, "call_rcu_fn");
+        let policy = self.state().policy_for::<C>(slot);
         let f = ManuallyDrop::into_inner(f);
-        self.state().defer_headed::<C>(slot, deferred::closure_entry(f));
+        self.state().defer_headed_as(policy, slot, deferred::closure_entry(f));
     }
 
     /// Drops `obj` after a grace period. Works with every token and never fails; under
@@ -763,8 +774,9 @@ impl Domain {
     pub fn kvfree_rcu<C: Context, T: Send + 'static>(&self, ctx: &C, obj: Box<Rcu<T>>) {
         let obj = ManuallyDrop::new(obj);
         let slot = self.prepare(ctx, "kvfree_rcu");
+        let policy = self.state().policy_for::<C>(slot);
         let obj = ManuallyDrop::into_inner(obj);
-        self.state().defer_headed::<C>(slot, deferred::free_entry(obj));
+        self.state().defer_headed_as(policy, slot, deferred::free_entry(obj));
     }
 
     /// Drops any boxed `obj` after a grace period: any size and alignment, zero-sized or
@@ -967,25 +979,5 @@ pub(crate) fn assert_outside_own_bracket(state: &DomainState, call: &str) {
              the request in the handler and wait for the barrier outside it",
             state.name()
         );
-    }
-}
-
-impl ReadGuard<'_> {
-    /// True if this guard is a read section of `domain`: what a data structure of that
-    /// domain checks before trusting the guard to keep its data alive (as
-    /// [`RcuCell::load`](crate::RcuCell::load) does).
-    ///
-    /// ```
-    /// use rcu_core::prelude::*;
-    /// use rcu_core::{Domain, DomainConfig};
-    /// let other = Domain::new(DomainConfig::new());
-    /// let mut ctx = Sleepable::enter();
-    /// let guard = read_lock(&mut ctx);
-    /// assert!(guard.is_of(Domain::global()));
-    /// assert!(!guard.is_of(&other));
-    /// ```
-    #[inline]
-    pub fn is_of(&self, domain: &crate::Domain) -> bool {
-        core::ptr::eq(self.domain_state(), domain.state())
     }
 }

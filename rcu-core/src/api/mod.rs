@@ -1,6 +1,6 @@
 //! The public types: `Domain`, `RcuCell`, `ReadGuard` and the read fast path, the async
-//! futures (`domain`, `cell`, `reader`, `gp_future`). Per-flavour domains and guards (SRCU,
-//! QSBR) belong here too.
+//! futures (`domain`, `cell`, `reader`, `gp_future`), and the sleepable (SRCU) domain and its
+//! guards (`srcu`, `srcu_guard`).
 //!
 //! May call everything below; only lib.rs imports it. Publishes: `RcuCell::load`'s Acquire
 //! pairs with the AcqRel swap or CAS of `replace` and `update`; `Domain`'s drop stores `live`
@@ -10,4 +10,8 @@
 pub(crate) mod cell;
 pub(crate) mod domain;
 pub(crate) mod gp_future;
+pub(crate) mod guard;
 pub(crate) mod reader;
+pub(crate) mod srcu;
+pub(crate) mod srcu_flavor;
+pub(crate) mod srcu_guard;

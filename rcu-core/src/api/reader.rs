@@ -185,6 +185,17 @@ pub(crate) fn register(domain: &DomainRef) -> &Slot {
 /// period would wait for itself forever.
 #[track_caller]
 pub(crate) fn assert_outside_section(domain: &DomainState) {
+    let sleepable = current_slot(domain).is_some_and(|s| s.srcu.open_borrowed() != 0);
+    assert!(
+        !sleepable,
+        "rcu-core: a wait for a grace period of sleepable domain '{}' inside one of its read \
+         sections would wait for itself forever (rule: nothing waits for a grace period of an \
+         SRCU domain inside a read section of the same domain). The SrcuStruct's own waits \
+         refuse this at compile time; this wait went around them (a collection's or cell's \
+         domain() engine, a second root, or a guard forgotten on this thread). Fix: end the \
+         section first, or free with the section's token (guard.ctx()), which never waits",
+        domain.name()
+    );
     assert!(
         !in_read_section(domain),
         "rcu-core: waiting for a grace period inside a read section of the same domain \
@@ -199,5 +210,5 @@ pub(crate) fn assert_outside_section(domain: &DomainState) {
 
 /// Is the calling thread inside a read section of `domain`?
 pub(crate) fn in_read_section(domain: &DomainState) -> bool {
-    current_slot(domain).is_some_and(|s| s.word.depth() != 0)
+    current_slot(domain).is_some_and(|s| s.open_sections() != 0)
 }

@@ -20,9 +20,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 
+use crate::gp::srcu::SrcuMachine;
 use crate::gp::stall::StallSink;
 use crate::gp::stall::{StallCause, StallClock, StallReport};
 use crate::raw::protocol::GpSequence;
+use crate::raw::srcu::drained;
 use crate::read::registry::Registry;
 use crate::read::registry::Slot;
 use crate::stats::Counters;
@@ -43,6 +45,13 @@ impl Urgency {
             Urgency::Normal => Duration::from_millis(2),
             Urgency::Expedited => Duration::from_micros(50),
         }
+    }
+
+    /// The longest nap while a sleepable section holds a grace period: its reader may block
+    /// for long, and the grace period should end soon after it stops (issue 25's target:
+    /// within 2 ms of the last blocking guard's drop).
+    fn max_sleep_srcu(self) -> Duration {
+        self.max_sleep().min(Duration::from_micros(250))
     }
 }
 
@@ -82,6 +91,8 @@ const GATHER_WORTH_NS: u64 = 5_000;
 #[derive(Debug)]
 pub(crate) struct GracePeriods {
     pub(crate) seq: GpSequence,
+    /// The sleepable flavours' index and scan state (unused by classic domains).
+    pub(crate) srcu: SrcuMachine,
     /// 1 while a leader runs grace periods.
     leader: AtomicU32,
     /// Bumped after every completion; waiters sleep on it.
@@ -95,6 +106,7 @@ impl GracePeriods {
     pub(crate) const fn new() -> Self {
         GracePeriods {
             seq: GpSequence::new(),
+            srcu: SrcuMachine::new(),
             leader: AtomicU32::new(0),
             done: EventCount::new(),
             contended_cost_ns: AtomicU64::new(0),
@@ -217,9 +229,21 @@ impl GracePeriods {
             return false;
         }
         let _leading = Leading::new(self);
+        let flavor = domain.readers().flavor();
         while !self.seq.is_completed(cookie) {
-            let gp = self.seq.start_or_resume();
+            let gp = if flavor.is_srcu() {
+                self.srcu.start_or_resume(&self.seq, flavor)
+            } else {
+                self.seq.start_or_resume()
+            };
+            // Sleepable domains have classic (non-blocking) sections too: `Domain::read_lock`
+            // on their state, which cells and collections use inside their calls. Checked
+            // first: a leader that gives up after the scans would scan again when it
+            // resumes (safe, `gp::srcu`, but wasted).
             if domain.readers().iter().any(|slot| slot.word.blocks(gp)) {
+                return false;
+            }
+            if flavor.is_srcu() && !self.srcu.drive(domain.readers(), |_, _| false) {
                 return false;
             }
             self.finish(domain, gp, Urgency::Normal);
@@ -231,8 +255,20 @@ impl GracePeriods {
     fn run_one<H: GpHost + ?Sized>(&self, domain: &H, urgency: Urgency) {
         let contended = domain.counters().gp_waiters() > 1;
         let start = Instant::now();
-        let gp = self.seq.start_or_resume();
         let mut clock = StallClock::new(domain.stall_timeout());
+        let flavor = domain.readers().flavor();
+        let gp = if flavor.is_srcu() {
+            let gp = self.srcu.start_or_resume(&self.seq, flavor);
+            let done = self.srcu.drive(domain.readers(), |slot, index| {
+                wait_for_srcu_reader(domain, slot, index, gp, start, &mut clock, urgency);
+                true
+            });
+            debug_assert!(done, "rcu-core internal error: a waiting SRCU drive gave up");
+            gp
+        } else {
+            self.seq.start_or_resume()
+        };
+        // Sleepable domains too: see `try_advance`.
         for slot in domain.readers().iter() {
             wait_for_reader(domain, slot, gp, start, &mut clock, urgency);
         }
@@ -307,33 +343,71 @@ fn wait_for_reader<H: GpHost + ?Sized>(
     clock: &mut StallClock,
     urgency: Urgency,
 ) {
-    if !slot.word.blocks(gp) {
-        return;
-    }
-    let backoff = Backoff::new();
-    let mut sleep = Duration::from_micros(1);
-    while slot.word.blocks(gp) {
-        if !backoff.is_completed() {
-            backoff.snooze();
-        } else {
-            std::thread::sleep(sleep);
-            sleep = (sleep * 2).min(urgency.max_sleep());
+    let waiting = ReaderWait { slot, gp, start, cause: StallCause::ReadSection };
+    waiting.until(domain, clock, urgency.max_sleep(), || !slot.word.blocks(gp));
+}
+
+/// Waits until the sleepable sections counted on `index` in `slot` are over (scan 1 or 2 of
+/// grace period `gp`), reporting stalls.
+fn wait_for_srcu_reader<H: GpHost + ?Sized>(
+    domain: &H,
+    slot: &Slot,
+    index: usize,
+    gp: u64,
+    start: Instant,
+    clock: &mut StallClock,
+    urgency: Urgency,
+) {
+    let waiting = ReaderWait { slot, gp, start, cause: StallCause::SleepableSection };
+    waiting.until(domain, clock, urgency.max_sleep_srcu(), || drained([&slot.srcu], index));
+}
+
+/// A grace period waiting for one slot's readers.
+struct ReaderWait<'a> {
+    slot: &'a Slot,
+    gp: u64,
+    /// When the grace period began waiting (stall reports count from it).
+    start: Instant,
+    cause: StallCause,
+}
+
+impl ReaderWait<'_> {
+    /// Spins, then naps in growing steps up to `max_sleep`, until `done`; reports stalls.
+    fn until<H: GpHost + ?Sized>(
+        &self,
+        domain: &H,
+        clock: &mut StallClock,
+        max_sleep: Duration,
+        done: impl Fn() -> bool,
+    ) {
+        if done() {
+            return;
         }
-        let elapsed = start.elapsed();
-        if clock.due(elapsed) {
-            Counters::bump(&domain.counters().stalls);
-            let panicked = domain.stall_sink().report(&StallReport {
-                domain: domain.name().to_owned(),
-                thread_name: slot.name(),
-                tid: slot.tid(),
-                blocked_for: elapsed,
-                gp_seq: gp,
-                pending_callbacks: domain.pending_callbacks(),
-                leaked_guard: slot.is_abandoned(),
-                cause: StallCause::ReadSection,
-            });
-            if panicked {
-                Counters::bump(&domain.counters().contained_panics);
+        let backoff = Backoff::new();
+        let mut sleep = Duration::from_micros(1);
+        while !done() {
+            if !backoff.is_completed() {
+                backoff.snooze();
+            } else {
+                std::thread::sleep(sleep);
+                sleep = (sleep * 2).min(max_sleep);
+            }
+            let elapsed = self.start.elapsed();
+            if clock.due(elapsed) {
+                Counters::bump(&domain.counters().stalls);
+                let panicked = domain.stall_sink().report(&StallReport {
+                    domain: domain.name().to_owned(),
+                    thread_name: self.slot.name(),
+                    tid: self.slot.tid(),
+                    blocked_for: elapsed,
+                    gp_seq: self.gp,
+                    pending_callbacks: domain.pending_callbacks(),
+                    leaked_guard: self.slot.is_abandoned(),
+                    cause: self.cause,
+                });
+                if panicked {
+                    Counters::bump(&domain.counters().contained_panics);
+                }
             }
         }
     }

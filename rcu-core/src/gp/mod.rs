@@ -1,6 +1,7 @@
 //! How a grace period runs and whom it waits for: leadership shared among callers, normal
-//! and expedited waits (`Urgency`), stall detection and reports (`grace_period`, `stall`).
-//! Per-flavour machines (SRCU, QSBR) belong here too, each over a host trait.
+//! and expedited waits (`Urgency`), stall detection and reports (`grace_period`, `stall`),
+//! and the sleepable (SRCU) flavour's scans and flip (`srcu`), which `grace_period` runs for
+//! the domains whose readers follow it.
 //!
 //! Reaches a domain only through `GpHost`; may call `raw`, `read` and `stats`. Publishes:
 //! the four steps of a grace period (`grace_period`'s module docs: AcqRel advance, heavy
@@ -9,4 +10,5 @@
 //! load in `wait_for_event` orders against the completion event.
 
 pub(crate) mod grace_period;
+pub(crate) mod srcu;
 pub(crate) mod stall;

@@ -77,6 +77,10 @@ pub enum StallCause {
     /// never blocks, so the thread was interrupted there by a signal handler that blocks
     /// (or it is stopped). `gp_seq` is the last grace period the domain started.
     StagingBracket,
+    /// Sleepable (SRCU) read sections begun on the named thread hold up grace period
+    /// `gp_seq`: its borrowed guards, or owned guards it made, which may since have moved to
+    /// other threads or tasks.
+    SleepableSection,
 }
 
 impl core::fmt::Display for StallReport {
@@ -94,6 +98,25 @@ impl core::fmt::Display for StallReport {
                 self.blocked_for.as_secs_f64(),
                 self.thread_name.as_deref().unwrap_or("<unnamed>"),
                 self.tid,
+                self.pending_callbacks
+            );
+        }
+        if self.cause == StallCause::SleepableSection {
+            return write!(
+                f,
+                "rcu: grace period {} of sleepable domain '{}' stalled for {:.3}s by read \
+                 sections begun on thread '{}' (tid {}){}; {} callbacks pending. Its borrowed \
+                 guards are on that thread; its owned guards (down_read) may have moved to \
+                 other threads or tasks. Rule: a sleepable section may block, and holds up its \
+                 own domain's grace periods meanwhile. Fix: find the guard held across a long \
+                 wait (or dropped nowhere: leaked, or held by a task that never runs again) and \
+                 drop it sooner, or raise the domain's stall timeout if the wait is expected",
+                self.gp_seq,
+                self.domain,
+                self.blocked_for.as_secs_f64(),
+                self.thread_name.as_deref().unwrap_or("<unnamed>"),
+                self.tid,
+                if self.leaked_guard { ", which exited with a guard leaked" } else { "" },
                 self.pending_callbacks
             );
         }

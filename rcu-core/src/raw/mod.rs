@@ -6,7 +6,11 @@
 // pair with the grace period's Acquire load in `ReaderWord::blocks`; `GpSequence::start`'s
 // AcqRel advance with the Acquire snapshot in `ReaderWord::enter`; `GpSequence::complete`'s
 // Release with `is_completed`'s Acquire; `reader_barrier` and `heavy_barrier` are a
-// store-buffering pair (membarrier, or two SeqCst fences).
+// store-buffering pair (membarrier, or two SeqCst fences). The sleepable protocol (`srcu`):
+// the owner's Release increments of `unlock` and the owned guards' Release `fetch_add`s pair
+// with the scan's Acquire loads in `SrcuCounters::unlocks`; a lock increment and
+// `reader_barrier` pair with the grace period's barrier as the reader word's store does;
+// `SrcuIndex::flip`'s SeqCst fences are for progress only.
 
 //! The raw layer: the reader/grace-period protocol and the OS primitives under it. The safe
 //! API in the crate root is built on these; loom models `protocol` directly.
@@ -25,4 +29,5 @@
 
 pub mod barrier;
 pub mod protocol;
+pub mod srcu;
 pub(crate) mod sync;

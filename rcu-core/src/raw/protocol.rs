@@ -455,12 +455,28 @@ impl GpSequence {
     /// seq.complete(gp);
     /// ```
     pub fn start(&self) -> u64 {
+        self.start_with(heavy_barrier)
+    }
+
+    /// As `start`, with `barrier` in place of the heavy barrier: the sleepable flavour whose
+    /// readers all fence (`raw::srcu`) pairs with them by a SeqCst fence and never
+    /// interrupts other CPUs.
+    ///
+    /// ```
+    /// use std::sync::atomic::{fence, Ordering};
+    /// use rcu_core::raw::protocol::GpSequence;
+    /// let seq = GpSequence::new();
+    /// let gp = seq.start_with(|| fence(Ordering::SeqCst));
+    /// seq.complete(gp);
+    /// assert_eq!(seq.completed(), 2);
+    /// ```
+    pub fn start_with(&self, barrier: impl FnOnce()) -> u64 {
         // AcqRel: Release pairs with the Acquire snapshot in `ReaderWord::enter`; Acquire
         // completes the synchronization with `cookie`'s RMW (see there).
         let gp = self.started.fetch_add(1, Ordering::AcqRel) + 1;
         // After this, each reader either has its announcement visible to our loads of the
         // reader words, or will see everything ordered before the advance (raw::barrier).
-        heavy_barrier();
+        barrier();
         gp
     }
 
@@ -489,6 +505,11 @@ impl GpSequence {
     /// assert_eq!(seq.start_or_resume(), gp + 1);
     /// ```
     pub fn start_or_resume(&self) -> u64 {
+        self.start_or_resume_with(heavy_barrier)
+    }
+
+    /// As `start_or_resume`, starting with `start_with(barrier)`.
+    pub fn start_or_resume_with(&self, barrier: impl FnOnce()) -> u64 {
         // Relaxed (both): written only by leaders, ordered before us by the role's hand-over
         // (Release in `stop_leading`, Acquire in `try_lead`). Readers and `cookie` never
         // change `started` (`cookie` adds zero).
@@ -498,7 +519,7 @@ impl GpSequence {
             fence(Ordering::SeqCst);
             started
         } else {
-            self.start()
+            self.start_with(barrier)
         }
     }
 

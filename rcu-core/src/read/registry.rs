@@ -15,11 +15,17 @@ use crossbeam_utils::CachePadded;
 
 use crate::queue::staging::Staging;
 use crate::raw::protocol::ReaderWord;
+use crate::raw::srcu::SrcuCounters;
+use crate::read::flavor::ReaderFlavor;
 
 /// A registered reader: its word, and who it is for stall reports.
 #[derive(Debug)]
 pub(crate) struct Slot {
     pub(crate) word: CachePadded<ReaderWord>,
+    /// The owner's sleepable-section counts: used in sleepable (SRCU) domains only, zero
+    /// in classic ones. Never reset, also across reuse (`raw::srcu`: a scan must not see
+    /// counts go backwards).
+    pub(crate) srcu: SrcuCounters,
     /// The owner's deferred-work staging area in this domain.
     pub(crate) staging: CachePadded<Staging>,
     in_use: AtomicBool,
@@ -92,8 +98,30 @@ impl Slot {
         (!bytes.is_empty()).then(|| String::from_utf8_lossy(&bytes).into_owned())
     }
 
-    fn set_owner(&self) {
-        self.word.set_fence_mode(!crate::raw::barrier::uses_membarrier());
+    /// Read sections of this slot's owner still open: classic depth, or sleepable sections
+    /// begun through borrowed guards (owned guards are not the owner's: they may have moved).
+    /// The owner thread, or a single-threaded caller.
+    pub(crate) fn open_sections(&self) -> u64 {
+        self.word.depth() + self.srcu.open_borrowed()
+    }
+
+    /// Ends every section `open_sections` counts: the owner after their last loads (a
+    /// forgotten guard), or a fork child for threads that do not exist in it.
+    pub(crate) fn force_end_sections(&self) {
+        self.word.force_exit();
+        self.srcu.force_end_borrowed();
+    }
+
+    fn set_owner(&self, flavor: ReaderFlavor) {
+        // The plain flavour's grace periods pair with readers by a fence, not a heavy
+        // barrier: its classic sections (`Domain::read_lock` inside cells and collections)
+        // fence too.
+        self.word.set_fence_mode(
+            flavor == ReaderFlavor::SrcuPlain || !crate::raw::barrier::uses_membarrier(),
+        );
+        if flavor.is_srcu() {
+            self.srcu.set_fence_mode(flavor.srcu_fence_mode());
+        }
         // Relaxed: informational; the slot was claimed with an Acquire CAS already.
         self.tid.store(rcu_sys::thread_id(), Ordering::Relaxed);
         // Relaxed: read only by this thread, or by the single thread of a forked child.
@@ -113,11 +141,17 @@ impl Slot {
 pub(crate) struct Registry {
     head: AtomicPtr<Slot>,
     registered: AtomicUsize,
+    flavor: ReaderFlavor,
 }
 
 impl Registry {
-    pub(crate) const fn new() -> Self {
-        Registry { head: AtomicPtr::new(ptr::null_mut()), registered: AtomicUsize::new(0) }
+    pub(crate) const fn new(flavor: ReaderFlavor) -> Self {
+        Registry { head: AtomicPtr::new(ptr::null_mut()), registered: AtomicUsize::new(0), flavor }
+    }
+
+    /// The protocol this registry's readers follow.
+    pub(crate) fn flavor(&self) -> ReaderFlavor {
+        self.flavor
     }
 
     /// Number of threads currently registered.
@@ -131,6 +165,11 @@ impl Registry {
         // Relaxed: a statistic.
         self.registered.fetch_add(1, Ordering::Relaxed);
         for slot in self.iter() {
+            // A slot whose owner left owned guards open keeps its name until they end: stall
+            // reports name the thread that made them, not the slot's next owner.
+            if slot.srcu.open_owned() != 0 {
+                continue;
+            }
             // Acquire: pairs with the Release store in `release`: the previous owner's last
             // section end is visible before we reuse the word.
             if slot
@@ -138,12 +177,13 @@ impl Registry {
                 .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
-                slot.set_owner();
+                slot.set_owner(self.flavor);
                 return slot;
             }
         }
         let slot = Box::into_raw(Box::new(Slot {
             word: CachePadded::new(ReaderWord::new()),
+            srcu: SrcuCounters::new(),
             staging: CachePadded::new(Staging::new()),
             in_use: AtomicBool::new(true),
             abandoned: AtomicBool::new(false),
@@ -154,7 +194,7 @@ impl Registry {
         }));
         // SAFETY: just allocated, not yet shared.
         let slot_ref = unsafe { &*slot };
-        slot_ref.set_owner();
+        slot_ref.set_owner(self.flavor);
         // Relaxed: the CAS below publishes; this only seeds the first attempt.
         let mut head = self.head.load(Ordering::Relaxed);
         loop {
@@ -172,7 +212,7 @@ impl Registry {
     /// Returns a slot whose owner is outside any section to the pool.
     pub(crate) fn release(&self, slot: &Slot) {
         debug_assert_eq!(
-            slot.word.depth(),
+            slot.open_sections(),
             0,
             "rcu-core internal error: released inside a section"
         );
@@ -206,7 +246,7 @@ impl Registry {
             slot.in_use.load(Ordering::Relaxed)
                 && !slot.is_abandoned()
                 && slot.owner_mark.load(Ordering::Relaxed) == me
-                && slot.word.depth() != 0
+                && slot.open_sections() != 0
         })
     }
 
@@ -249,7 +289,7 @@ impl Registry {
             if slot.in_use.load(Ordering::Relaxed) {
                 on_dead(slot);
             }
-            slot.word.force_exit();
+            slot.force_end_sections();
             // Relaxed: single thread.
             slot.in_use.store(false, Ordering::Relaxed);
         }

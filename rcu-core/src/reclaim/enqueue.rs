@@ -58,13 +58,56 @@ struct StageRequest {
 }
 
 impl DomainState {
-    /// Queues a headed item under the policy of `C`. Never fails; under `Atomic` never
-    /// allocates, blocks or takes a lock.
+    /// The policy a call with a token of type `C` queues work on this domain with: the
+    /// token's (`Policy::of`), except on a sleepable domain, where the token of a sleepable
+    /// section (its kind kept from a `Sleepable` parent) frees as `NoReclaim`. Reclaiming may
+    /// wait for this domain's grace periods, which would wait for the section if it is one of
+    /// this domain's; code that does not know the domain's brand counts any sleepable
+    /// section (`SrcuStruct` asks `Policy::of_within` instead). Caller: after the entry
+    /// checks (`DomainRef::prepare`), with the thread's slot.
+    ///
+    /// # Panics
+    /// With a token that may reclaim, taken inside a sleepable section of this domain (a
+    /// second root): it claims a wait the thread cannot make.
     #[inline]
-    pub(crate) fn defer_headed<C: Context>(&self, slot: Option<&Slot>, item: Headed) {
+    #[track_caller]
+    pub(crate) fn policy_for<C: Context>(&self, slot: Option<&Slot>) -> Policy {
+        let policy = Policy::of::<C>();
+        if policy != Policy::Reclaim || !self.readers.flavor().is_srcu() {
+            return policy;
+        }
+        if C::IN_SLEEPABLE_SECTION {
+            return Policy::NoReclaim;
+        }
+        self.refuse_reclaim_inside_own_section(slot, "a call that may reclaim");
+        policy
+    }
+
+    /// Panics if the calling thread (whose slot is `slot`) is inside a sleepable section of
+    /// this domain: `call` may wait for the domain's grace periods.
+    #[track_caller]
+    pub(crate) fn refuse_reclaim_inside_own_section(&self, slot: Option<&Slot>, call: &str) {
+        if slot.is_some_and(|slot| slot.srcu.open_borrowed() != 0) {
+            panic!(
+                "rcu-core: {call} on sleepable domain '{}' inside one of its read sections, \
+                 with a token that does not show the section (a second root taken inside it): \
+                 it may wait for the \
+                 domain's grace periods, which wait for the section (rule: nothing waits for a \
+                 grace period of an SRCU domain inside a read section of the same domain). \
+                 Fix: use the section's token (guard.ctx()), which frees without waiting, or \
+                 end the section first",
+                self.name()
+            );
+        }
+    }
+
+    /// Queues a headed item under `policy` (`policy_for` the caller's token). Never fails;
+    /// under `NoWait` never allocates, blocks or takes a lock.
+    #[inline]
+    pub(crate) fn defer_headed_as(&self, policy: Policy, slot: Option<&Slot>, item: Headed) {
         let request = StageRequest { entry: item.entry(), bytes: item.bytes, headed: true };
-        if let Err(reason) = self.stage::<C>(slot, request) {
-            self.queues.alloc.note_fallback(Policy::of::<C>(), reason);
+        if let Err(reason) = self.stage(policy, slot, request) {
+            self.queues.alloc.note_fallback(policy, reason);
             self.queues.push_intrusive(&item);
             self.wake_worker();
         }
@@ -78,18 +121,30 @@ impl DomainState {
         entry: Entry,
         bytes: usize,
     ) -> Result<(), Entry> {
-        match self.stage::<C>(slot, StageRequest { entry, bytes, headed: false }) {
+        self.defer_headless_as(Policy::of::<C>(), slot, entry, bytes)
+    }
+
+    /// As `defer_headless`, under `policy` (see `defer_headed_as`).
+    pub(crate) fn defer_headless_as(
+        &self,
+        policy: Policy,
+        slot: Option<&Slot>,
+        entry: Entry,
+        bytes: usize,
+    ) -> Result<(), Entry> {
+        match self.stage(policy, slot, StageRequest { entry, bytes, headed: false }) {
             Ok(()) => Ok(()),
             Err(reason) => {
-                self.queues.alloc.note_fallback(Policy::of::<C>(), reason);
+                self.queues.alloc.note_fallback(policy, reason);
                 Err(entry)
             }
         }
     }
 
     #[inline]
-    fn stage<C: Context>(
+    fn stage(
         &self,
+        policy: Policy,
         slot: Option<&Slot>,
         request: StageRequest,
     ) -> Result<(), FallbackReason> {
@@ -104,18 +159,18 @@ impl DomainState {
             return Ok(());
         }
         drop(bracket);
-        self.stage_slow::<C>(slot, request)
+        self.stage_slow(policy, slot, request)
     }
 
     /// The current block is full or missing: seal it, reclaim what this thread may run
     /// itself, get a new block (waiting or falling back as the policy says), push.
     #[cold]
-    fn stage_slow<C: Context>(
+    fn stage_slow(
         &self,
+        policy: Policy,
         slot: &Slot,
         request: StageRequest,
     ) -> Result<(), FallbackReason> {
-        let policy = Policy::of::<C>();
         let staging = &slot.staging;
         loop {
             if policy.may_reclaim() {

@@ -285,7 +285,12 @@ impl UserCode {
 
     /// After the user code ran.
     fn end(self, domain: &DomainState) {
-        if rcu_ctx::thread_state::snapshot() != self.depths {
+        // A sleepable section changes no depth (its token keeps its parent's kind): the
+        // worker's slots say whether user code forgot one (red team of issue 25: a callback
+        // that forgot a guard of its own sleepable domain wedged that domain's worker).
+        if rcu_ctx::thread_state::snapshot() != self.depths
+            || crate::state::registration::any_open_sleepable_section()
+        {
             self.undo(domain);
         }
     }

@@ -34,6 +34,7 @@ use rcu_alloc::{AllocConfig, Shrinker};
 use crate::gp::grace_period::{GpHost, GracePeriods, Urgency};
 use crate::gp::stall::StallSink;
 use crate::queue::queues::Queues;
+use crate::read::flavor::ReaderFlavor;
 use crate::read::registry::Registry;
 use crate::setting::saturating_nanos;
 use crate::state::wait_async::AsyncWaiters;
@@ -102,6 +103,7 @@ pub(crate) static GLOBAL_STATE: DomainState = DomainState::new(
     DEFAULT_STALL_TIMEOUT,
     false,
     Queues::new(AllocConfig::new(), DEFAULT_BATCH_DELAY),
+    ReaderFlavor::Classic,
 );
 
 /// As the kernel's default `rcu_cpu_stall_timeout`.
@@ -145,12 +147,13 @@ impl DomainState {
         stall_timeout: Duration,
         expedited: bool,
         queues: Queues,
+        flavor: ReaderFlavor,
     ) -> Self {
         DomainState {
             id,
             name,
             gp: GracePeriods::new(),
-            readers: Registry::new(),
+            readers: Registry::new(flavor),
             counters: Counters::new(),
             stall_sink: StallSink::new(),
             stall_timeout_ns: AtomicU64::new(saturating_nanos(stall_timeout)),

@@ -28,15 +28,16 @@
 //!   (never reused, still scanned), its domain is kept alive, every later grace period of the
 //!   domain waits for it, and stall reports name it as a leaked guard.
 //!
-//! A domain whose `Domain` handle was dropped is different: no new guard can borrow it, so a
-//! registration with it is released whenever convenient, but only outside its sections: a
-//! section of it may still be open (an `RcuCell` that outlives its `Domain` reads in one
-//! during `update`, whose closure may register this thread elsewhere), and ending it there
-//! would free what the closure reads.
+//! A registration with another domain ends when the domain's state is gone (its `Domain` and
+//! every cell of it dropped): the state's drop has run what its slots held, and the next
+//! registration elsewhere removes the dead entry. A domain whose handle alone was dropped
+//! keeps its registrations: its cells live on, and an `Atomic` update of one (which may not
+//! allocate, so may not register) needs the thread's slot, as may a section of it still open
+//! (`RcuCell::update` reads in one, and its closure may register this thread elsewhere).
 
 use std::cell::{Cell, RefCell};
 use std::ptr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{compiler_fence, AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 use rcu_ctx::thread_state;
@@ -85,16 +86,102 @@ pub(crate) fn register_global() -> *const Slot {
     slot
 }
 
+/// The last registration `find_slot` found in the list: a thread that reads one private
+/// domain in a loop (a sleepable domain's readers, a collection's) finds its slot without
+/// borrowing and walking the list.
+///
+/// Signal-safe without a lock: `set` raises `filling`, clears the domain, writes the slot,
+/// writes the domain and lowers `filling`; `get` misses while `filling` is up, else reads the
+/// domain, the slot, the domain again, and trusts the slot only if both reads of the domain
+/// name the caller's. A handler that fills the cache between a reader's loads changes the
+/// domain it reads second (or writes the same domain's slot, its only one). A handler that
+/// interrupts a fill neither trusts nor fills the cache: its own fill, between the fill's
+/// slot and domain stores, left the cache naming one domain with another's slot (red team of
+/// issue 25: a section of one domain counted on another's slot, and freed under).
+///
+/// Sound because the entry is cleared before its registration ends (its slot may then be
+/// released and claimed by another thread), and while the registration exists its `Weak`
+/// keeps the state's allocation, so no other domain can have the cached address: a caller's
+/// live `&DomainState` equal to it is that domain, whose slots are alive.
+struct FoundCache {
+    /// Up while `set` writes the other two.
+    filling: AtomicBool,
+    domain: AtomicPtr<DomainState>,
+    slot: AtomicPtr<Slot>,
+}
+
+impl FoundCache {
+    #[inline]
+    fn get(&self, domain: &DomainState) -> Option<*const Slot> {
+        let wanted: *const DomainState = domain;
+        // Relaxed (all four): this thread's own cells; a signal handler on this thread is
+        // ordered against us by the compiler fences (the signal fences of the protocol).
+        if self.filling.load(Ordering::Relaxed) {
+            return None;
+        }
+        compiler_fence(Ordering::SeqCst);
+        let first = self.domain.load(Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        let slot = self.slot.load(Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        let again = self.domain.load(Ordering::Relaxed);
+        (ptr::eq(first, wanted) && ptr::eq(again, wanted)).then_some(slot.cast_const())
+    }
+
+    fn set(&self, domain: &DomainState, slot: *const Slot) {
+        // Relaxed (all): as in `get`. A handler that interrupted a fill leaves it alone.
+        if self.filling.load(Ordering::Relaxed) {
+            return;
+        }
+        self.filling.store(true, Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        self.domain.store(ptr::null_mut(), Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        self.slot.store(slot.cast_mut(), Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        self.domain.store(ptr::from_ref(domain).cast_mut(), Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+        self.filling.store(false, Ordering::Relaxed);
+    }
+
+    /// Before any registration of this thread ends.
+    fn clear(&self) {
+        // Relaxed: as in `get`.
+        self.domain.store(ptr::null_mut(), Ordering::Relaxed);
+        compiler_fence(Ordering::SeqCst);
+    }
+}
+
+thread_local! {
+    static FOUND: FoundCache = const {
+        FoundCache {
+            filling: AtomicBool::new(false),
+            domain: AtomicPtr::new(ptr::null_mut()),
+            slot: AtomicPtr::new(ptr::null_mut()),
+        }
+    };
+}
+
 /// This thread's slot in a non-global domain. `None` also while the list is being changed by
 /// the code a signal handler interrupted (the handler then counts as unregistered).
 #[inline]
 pub(crate) fn find_slot(domain: &DomainState) -> Option<*const Slot> {
+    if let Some(slot) = FOUND.with(|found| found.get(domain)) {
+        return Some(slot);
+    }
+    find_slot_in_list(domain)
+}
+
+/// `find_slot`'s walk of the list, which fills the cache with what it finds.
+fn find_slot_in_list(domain: &DomainState) -> Option<*const Slot> {
     let list = DOMAIN_LIST.with(Cell::get);
     // SAFETY: a non-null pointer is this thread's live list: only the exit hook frees it, on
     // this thread, after nulling the pointer.
     let list = unsafe { list.as_ref()? };
     let list = list.try_borrow().ok()?;
-    list.iter().find(|r| ptr::eq(r.domain.as_ptr(), domain)).map(|r| r.slot)
+    let slot = list.iter().find(|r| ptr::eq(r.domain.as_ptr(), domain)).map(|r| r.slot)?;
+    FOUND.with(|found| found.set(domain, slot));
+    Some(slot)
 }
 
 /// Registers the calling thread with a non-global domain (allocates).
@@ -117,36 +204,16 @@ pub(crate) fn register_in(domain: &Arc<DomainState>) -> *const Slot {
          must find its thread already registered). Fix: register threads (one read_lock, or \
          Domain::register_current_thread) before their handlers use RCU",
     );
-    // Registrations with dropped domains end now, unless this thread is inside one of their
-    // sections (an `RcuCell::update` of a cell that outlived its domain, whose closure got
-    // here): those end later, outside. They are ended, and their states let go (possibly the
-    // last reference, whose drop runs callbacks), only after the list is no longer borrowed.
-    let mut ended = Vec::new();
-    let mut kept = Vec::new();
-    let mut i = 0;
-    while i < list.len() {
-        match list[i].domain.upgrade() {
-            Some(state) if state.is_live() => i += 1,
-            // SAFETY: the registration keeps its slot alive while the state lives.
-            Some(state) if unsafe { &*list[i].slot }.word.depth() != 0 => {
-                kept.push(state);
-                i += 1;
-            }
-            state => ended.push((state, list.swap_remove(i).slot)),
-        }
+    // Entries of states that are gone are removed (their slots went with them); a domain
+    // whose handle alone was dropped keeps its entry (see the module docs).
+    // The cache is cleared first: removing an entry frees its state's allocation, whose
+    // address another domain may then take.
+    if list.iter().any(|r| r.domain.strong_count() == 0) {
+        FOUND.with(FoundCache::clear);
+        list.retain(|r| r.domain.strong_count() != 0);
     }
     let slot: *const Slot = domain.readers.claim();
     list.push(Registration { domain: Arc::downgrade(domain), slot });
-    drop(list);
-    drop(kept);
-    for (state, slot) in ended {
-        if let Some(state) = state {
-            if end(&state, slot, Ending::DomainDropped) {
-                // Never with a section open (skipped above); if it were, it could be reached.
-                core::mem::forget(state);
-            }
-        }
-    }
     slot
 }
 
@@ -179,6 +246,7 @@ pub(crate) fn unregister(domain: &DomainState) {
     let Some(list) = (unsafe { list.as_ref() }) else { return };
     let Ok(mut list) = list.try_borrow_mut() else { return };
     let Some(i) = list.iter().position(|r| ptr::eq(r.domain.as_ptr(), domain)) else { return };
+    FOUND.with(FoundCache::clear);
     let r = list.swap_remove(i);
     drop(list);
     end(domain, r.slot, Ending::Unregistered);
@@ -194,8 +262,8 @@ pub(crate) fn end_forgotten_sections() -> u64 {
         // SAFETY: a registration of this thread keeps its slot alive while its domain lives;
         // the caller (a worker) holds its domain, and the others are upgraded below.
         let slot = unsafe { &*slot };
-        if slot.word.depth() != 0 {
-            slot.word.force_exit();
+        if slot.open_sections() != 0 {
+            slot.force_end_sections();
             Counters::bump(&domain.counters.leaked_read_sections);
             ended += 1;
         }
@@ -216,13 +284,32 @@ pub(crate) fn end_forgotten_sections() -> u64 {
     ended
 }
 
+/// True if the calling thread has a sleepable section open, through a borrowed guard, in
+/// any domain it is registered with (a worker, after user code: see `UserCode`). Such a
+/// section changes no depth of the thread's context state.
+pub(crate) fn any_open_sleepable_section() -> bool {
+    let open = |slot: *const Slot| {
+        // SAFETY: a registration of this thread keeps its slot alive while its domain lives:
+        // the global one for ever, the others upgraded below for the look.
+        unsafe { &*slot }.srcu.open_borrowed() != 0
+    };
+    let global = global_slot();
+    if !global.is_null() && open(global) {
+        return true;
+    }
+    let list = DOMAIN_LIST.with(Cell::get);
+    // SAFETY: as in `find_slot`.
+    let Some(Ok(list)) = (unsafe { list.as_ref() }).map(RefCell::try_borrow) else {
+        return false;
+    };
+    list.iter().any(|r| r.domain.upgrade().is_some_and(|_state| open(r.slot)))
+}
+
 /// Why a registration ends.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Ending {
     /// The thread is exiting.
     ThreadExit,
-    /// The domain's handle was dropped: no guard can borrow it.
-    DomainDropped,
     /// The thread asked (outside any section of the domain).
     Unregistered,
 }
@@ -234,7 +321,9 @@ fn end(domain: &DomainState, slot: *const Slot, why: Ending) -> bool {
     // SAFETY: the registration being ended kept the slot (and its registry) alive.
     let slot = unsafe { &*slot };
     domain.adopt(slot);
-    let depth = slot.word.depth();
+    let depth = slot.open_sections();
+    // What was leaked, for the report: a sleepable section shows in no word.
+    let guard = if slot.word.depth() == 0 { "an SrcuGuard" } else { "a ReadGuard" };
     if depth == 0 {
         domain.readers.release(slot);
         return false;
@@ -242,21 +331,21 @@ fn end(domain: &DomainState, slot: *const Slot, why: Ending) -> bool {
     Counters::bump(&domain.counters.leaked_read_sections);
     // Only an exiting thread with every root dropped may end a section: nothing can reach
     // through it any more (see the module docs). Otherwise it may still be reached (a leaked
-    // root; or, for the other endings, which never reach here with a section open, whatever
-    // holds it): it stays open, its slot abandoned.
+    // root; or, for an unregistering thread, which never reaches here with a section open,
+    // whatever holds it): it stays open, its slot abandoned.
     if why != Ending::ThreadExit || thread_state::live_roots() != 0 {
         domain.readers.abandon(slot);
-        report(domain, slot, depth, true);
+        report(domain, slot, depth, guard, true);
         return true;
     }
     // No guard can reach the section: forgotten guards.
-    slot.word.force_exit();
+    slot.force_end_sections();
     domain.readers.release(slot);
-    report(domain, slot, depth, false);
+    report(domain, slot, depth, guard, false);
     false
 }
 
-fn report(domain: &DomainState, slot: &Slot, depth: u64, kept: bool) {
+fn report(domain: &DomainState, slot: &Slot, depth: u64, guard: &str, kept: bool) {
     let what = if kept {
         "Its root Sleepable was leaked too, so the guard and references loaded through it may \
          live for ever: the section stays open, and every later grace period of the domain \
@@ -266,13 +355,14 @@ fn report(domain: &DomainState, slot: &Slot, depth: u64, kept: bool) {
          the guard (it was mem::forget-ed): the section was ended"
     };
     rcu_sys::stderr::report_line(&format!(
-        "rcu-core: thread '{}' (tid {}) exited inside {} read section(s) of domain '{}': a \
-         ReadGuard was leaked. {what}. Rule: a read section ends when its guard is dropped. \
-         Fix: drop every guard on the thread that made it; never forget, leak or store one.",
+        "rcu-core: thread '{}' (tid {}) exited inside {} read section(s) of domain '{}': {} \
+         was leaked. {what}. Rule: a read section ends when its guard is dropped. Fix: drop \
+         every guard on the thread that made it; never forget, leak or store one.",
         slot.name().as_deref().unwrap_or("<unnamed>"),
         slot.tid(),
         depth,
-        domain.name()
+        domain.name(),
+        guard
     ));
 }
 
@@ -322,6 +412,7 @@ extern "C" fn on_thread_exit(_armed: *mut libc::c_void) {
 }
 
 fn end_thread_registrations() {
+    FOUND.with(FoundCache::clear);
     let slot = GLOBAL_SLOT.with(|s| s.replace(ptr::null()));
     if !slot.is_null() {
         end(&GLOBAL_STATE, slot, Ending::ThreadExit);
@@ -345,15 +436,27 @@ fn end_thread_registrations() {
 
 #[cfg(test)]
 mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::state::DomainRef;
     use crate::{Domain, DomainConfig, Sleepable};
+
+    /// How many domains other than the global one the calling thread's list holds.
+    fn entries() -> usize {
+        let list = super::DOMAIN_LIST.with(std::cell::Cell::get);
+        // SAFETY: as in `find_slot`; no registration runs meanwhile on this thread.
+        (!list.is_null()).then(|| unsafe { &*list }.borrow().len()).unwrap_or(0)
+    }
 
     /// Issue 22, defect 3: a cell that outlives its `Domain` reads in a section of the dead
     /// domain during `RcuCell::update` (a section on the slot's word, no guard); the closure
     /// may register this thread with another domain, whose sweep of dead domains' entries
     /// force-ended that open section and released the slot, so the value the closure reads
-    /// could be freed under it. The sweep now leaves an entry whose section is open.
+    /// could be freed under it. The sweep now keeps every entry whose state lives (issue 25,
+    /// red team 25b defect 3: an `Atomic` update of such a cell needs the slot too), and
+    /// removes it once the state is gone.
     #[test]
-    fn registering_elsewhere_never_ends_an_open_section_of_a_dropped_domain() {
+    fn registering_elsewhere_ends_only_registrations_whose_state_is_gone() {
         let ctx = Sleepable::enter();
         let dead = Domain::new(DomainConfig::new().name("dropped"));
         dead.register_current_thread(&ctx);
@@ -373,9 +476,24 @@ mod tests {
             "the registration of the dropped domain was ended inside its section"
         );
         word.exit();
-        // Outside the section, the next sweep ends it.
         let third = Domain::new(DomainConfig::new().name("third"));
         third.register_current_thread(&ctx);
-        assert_eq!(super::find_slot(&state), None, "swept once the section ended");
+        assert_eq!(
+            super::find_slot(&state),
+            Some(slot),
+            "the registration of a domain whose cells live on was ended"
+        );
+        let held = entries();
+        let DomainRef::Owned(arc) = &state else { unreachable!("an owned domain") };
+        let weak = std::sync::Arc::downgrade(arc);
+        drop(state); // the last cell: the worker lets the state go
+        let start = Instant::now();
+        while weak.strong_count() != 0 {
+            assert!(start.elapsed() < Duration::from_secs(60), "hung: the state lived on");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let fourth = Domain::new(DomainConfig::new().name("fourth"));
+        fourth.register_current_thread(&ctx);
+        assert_eq!(entries(), held, "the gone state's entry was not removed (one added)");
     }
 }

@@ -11,6 +11,32 @@ pub enum TokenKind {
     NoReclaim,
     /// `Atomic`: never allocates or blocks.
     Atomic,
+    /// The token of a read section of the tortured sleepable domain (`guard.ctx()`), entered
+    /// for the call: on that domain it queues without ever waiting for it (on the global
+    /// domain, it is another domain's section). Sleepable flavors only; never with
+    /// `kvfree_rcu_mightsleep`, which may wait.
+    Section,
+}
+
+impl TokenKind {
+    /// The tokens a run of `flavor` cycles through by default: every one it has.
+    pub fn defaults(flavor: FlavorKind) -> Vec<TokenKind> {
+        let mut tokens = vec![TokenKind::Sleepable, TokenKind::NoReclaim, TokenKind::Atomic];
+        if flavor.is_sleepable() {
+            tokens.push(TokenKind::Section);
+        }
+        tokens
+    }
+
+    /// Its name on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenKind::Sleepable => "sleepable",
+            TokenKind::NoReclaim => "noreclaim",
+            TokenKind::Atomic => "atomic",
+            TokenKind::Section => "section",
+        }
+    }
 }
 
 /// Which domain (or fake) to torture.
@@ -25,6 +51,21 @@ pub enum FlavorKind {
     /// An isolated domain whose `kvfree_rcu` leaves deallocations to the queueing thread
     /// and whose `rcu_barrier` does not finish them: the barrier check must fail.
     BustedBarrier,
+    /// An isolated sleepable domain (`SrcuStruct<Fast>`).
+    Srcu,
+    /// An isolated sleepable domain with plain readers (`SrcuStruct<Plain>`).
+    SrcuPlain,
+    /// Two sleepable domains wired wrongly: readers lock one, updates retire on the other,
+    /// and readers hold values across more than the pipeline's grace periods of it: the age
+    /// check must fail.
+    SrcuBusted,
+}
+
+impl FlavorKind {
+    /// True for the sleepable flavors.
+    pub fn is_sleepable(self) -> bool {
+        matches!(self, FlavorKind::Srcu | FlavorKind::SrcuPlain | FlavorKind::SrcuBusted)
+    }
 }
 
 /// The checks a run performs; each can be switched off.
@@ -44,7 +85,8 @@ pub struct Tests {
     pub forward_progress: bool,
     /// A reader held past the stall timeout must be reported.
     pub stall: bool,
-    /// `rcu_collections::RcuHashMap` under torture (`map.rs`); skipped by the busted flavor.
+    /// `rcu_collections::RcuHashMap` under torture (`map.rs`); skipped by the busted flavor;
+    /// on a sleepable domain of the run's reader flavour under the sleepable flavors.
     pub map: bool,
 }
 
@@ -72,15 +114,20 @@ pub struct Config {
     pub duration: Duration,
     /// What to torture.
     pub flavor: FlavorKind,
-    /// One read in this many holds its section for a long delay (0: never).
+    /// Classic flavors: one read in this many holds its section for a long delay (0: never).
+    /// The sleepable flavors' readers sleep as `srcu_max_sleep` says instead.
     pub long_delay_every: u32,
     /// The long delay.
     pub long_delay: Duration,
     /// One read in this many spins briefly inside its section (0: never).
     pub short_delay_every: u32,
-    /// Probability that a block request fails by injection (custom domain only).
+    /// Probability that a block request fails by injection (the run's own domain: custom and
+    /// sleepable flavors).
     pub fault_rate: f64,
-    /// Tokens the updaters cycle through.
+    /// Sleepable flavors: the longest a reader sleeps in a section (half the sections sleep
+    /// a random time up to it, the others do not sleep).
+    pub srcu_max_sleep: Duration,
+    /// Tokens the writer's callback chains and the updaters cycle through.
     pub tokens: Vec<TokenKind>,
     /// Which checks to run.
     pub tests: Tests,
@@ -109,6 +156,7 @@ impl Default for Config {
             long_delay: Duration::from_millis(2),
             short_delay_every: 50,
             fault_rate: 0.01,
+            srcu_max_sleep: Duration::from_millis(5),
             tokens: vec![TokenKind::Sleepable, TokenKind::NoReclaim, TokenKind::Atomic],
             tests: Tests::ALL,
             flood: Duration::from_secs(2),

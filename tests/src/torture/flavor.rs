@@ -1,14 +1,29 @@
-//! What is being tortured: the real runtime (a domain), or a deliberately broken fake that
-//! proves the torture can fail. `busted`: read sections that protect nothing and grace
-//! periods that end at once (as the kernel rcutorture's `rcu_busted` type); the age check
-//! must report FAILURE. `busted-barrier`: a real isolated domain, except that the updaters'
-//! headed frees on it are split so that `rcu_barrier` returns before their memory is
-//! deallocated (`frees::busted_kvfree`); the barrier check must report FAILURE.
+//! What is being tortured: the real runtime (a classic domain, or a sleepable one), or a
+//! deliberately broken fake that proves the torture can fail.
+//!
+//! - `global`, `custom`: the global domain, an isolated classic domain.
+//! - `srcu`, `srcu-plain`: an isolated sleepable domain (`SrcuStruct`) with fast or plain
+//!   readers. Its readers (`srcu_readers.rs`) sleep in their sections and hand owned guards
+//!   to other threads; everything the writer and the updaters do goes through its
+//!   `*_srcu` calls.
+//! - `busted`: read sections that protect nothing and grace periods that end at once (as the
+//!   kernel rcutorture's `rcu_busted` type); the age check must report FAILURE.
+//! - `busted-barrier`: a real isolated domain, except that the updaters' headed frees on it
+//!   are split so that `rcu_barrier` returns before their memory is deallocated
+//!   (`frees::busted_kvfree`); the barrier check must report FAILURE.
+//! - `srcu-busted`: two real sleepable domains, wired wrongly: readers enter their sections
+//!   on one, the writer and the updaters retire and wait on the other, whose grace periods
+//!   therefore never wait for the readers. The readers hold every value until the writer has
+//!   moved on by more than the pipeline's length, so values they hold are aged and freed
+//!   under them: the age check must report FAILURE.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rcu_core::prelude::*;
-use rcu_core::{Callback, Domain, GpCookie};
+use rcu_core::{
+    AllocStats, Callback, Domain, DomainStats, Fast, GpCookie, MayWaitFor, Plain, SectionState,
+    SleepableSection, SrcuStruct, Unbranded,
+};
 
 /// The RCU implementation under test.
 #[derive(Debug)]
@@ -21,6 +36,45 @@ pub enum Flavor {
     Busted(AtomicU64),
     /// An isolated domain whose tracked headed frees skip the barrier's deallocation step.
     BustedBarrier(Domain),
+    /// An isolated sleepable domain with fast readers.
+    Srcu(SrcuStruct<Fast>),
+    /// An isolated sleepable domain with plain readers.
+    SrcuPlain(SrcuStruct<Plain>),
+    /// The sleepable fake: readers lock one domain, updates retire on the other.
+    SrcuBusted {
+        /// The domain the readers' sections are on; nothing ever waits for it.
+        readers: SrcuStruct<Fast>,
+        /// The domain the writer and the updaters retire on and wait for.
+        writers: SrcuStruct<Fast>,
+    },
+}
+
+/// A sleepable domain of either reader flavour.
+#[derive(Clone, Copy, Debug)]
+pub enum Srcu<'a> {
+    /// Fast readers.
+    Fast(&'a SrcuStruct<Fast>),
+    /// Plain readers.
+    Plain(&'a SrcuStruct<Plain>),
+}
+
+/// Evaluates `$body` with `$s` bound to the `&SrcuStruct<_>` inside `$srcu` (a [`Srcu`]),
+/// whichever its reader flavour: the body is compiled once per flavour.
+macro_rules! on_srcu {
+    ($srcu:expr, $s:ident => $body:expr) => {
+        match $srcu {
+            $crate::torture::flavor::Srcu::Fast($s) => $body,
+            $crate::torture::flavor::Srcu::Plain($s) => $body,
+        }
+    };
+}
+pub(crate) use on_srcu;
+
+/// Where updates go: what the writer and the updaters retire on and wait for.
+enum Updates<'a> {
+    Classic(&'a Domain),
+    Sleepable(Srcu<'a>),
+    Fake,
 }
 
 /// A polled-API cookie of either kind.
@@ -33,12 +87,35 @@ pub enum Cookie {
 }
 
 impl Flavor {
-    /// The real domain, if any.
-    pub fn domain(&self) -> Option<&Domain> {
+    fn updates(&self) -> Updates<'_> {
         match self {
-            Flavor::Global => Some(Domain::global()),
-            Flavor::Custom(d) | Flavor::BustedBarrier(d) => Some(d),
-            Flavor::Busted(_) => None,
+            Flavor::Global => Updates::Classic(Domain::global()),
+            Flavor::Custom(d) | Flavor::BustedBarrier(d) => Updates::Classic(d),
+            Flavor::Busted(_) => Updates::Fake,
+            Flavor::Srcu(s) | Flavor::SrcuBusted { writers: s, .. } => {
+                Updates::Sleepable(Srcu::Fast(s))
+            }
+            Flavor::SrcuPlain(s) => Updates::Sleepable(Srcu::Plain(s)),
+        }
+    }
+
+    /// True for the sleepable flavors (`srcu`, `srcu-plain`, `srcu-busted`).
+    pub fn is_sleepable(&self) -> bool {
+        matches!(self.updates(), Updates::Sleepable(_))
+    }
+
+    /// True for the fakes that protect nothing (`busted`).
+    pub fn is_fake(&self) -> bool {
+        matches!(self.updates(), Updates::Fake)
+    }
+
+    /// The sleepable domain the readers' sections are on (sleepable flavors only). For
+    /// `srcu-busted` it is not the one updates wait for.
+    pub fn reader_srcu(&self) -> Option<Srcu<'_>> {
+        match self {
+            Flavor::Srcu(s) | Flavor::SrcuBusted { readers: s, .. } => Some(Srcu::Fast(s)),
+            Flavor::SrcuPlain(s) => Some(Srcu::Plain(s)),
+            _ => None,
         }
     }
 
@@ -49,51 +126,94 @@ impl Flavor {
             Flavor::Custom(_) => "custom",
             Flavor::Busted(_) => "busted",
             Flavor::BustedBarrier(_) => "busted-barrier",
+            Flavor::Srcu(_) => "srcu",
+            Flavor::SrcuPlain(_) => "srcu-plain",
+            Flavor::SrcuBusted { .. } => "srcu-busted",
         }
     }
 
-    /// Runs `f` inside a read section (or, busted, outside any).
+    /// Runs `f` inside a classic read section (or, busted, outside any). The sleepable
+    /// flavors' readers are `srcu_readers.rs`.
     pub fn read<R>(&self, ctx: &mut Sleepable, f: impl FnOnce(&Atomic<'_>) -> R) -> R {
-        match self.domain() {
-            Some(d) => {
+        match self.updates() {
+            Updates::Classic(d) => {
                 let guard = d.read_lock(ctx);
                 f(guard.ctx())
             }
-            None => f(&ctx.atomic()),
+            Updates::Fake => f(&ctx.atomic()),
+            Updates::Sleepable(_) => unreachable!("sleepable flavors read in srcu_readers.rs"),
         }
     }
 
-    /// Runs `f` inside a section nested in the current one.
+    /// Runs `f` inside a classic section nested in the current one.
     pub fn read_nested<R>(&self, ctx: &Atomic<'_>, f: impl FnOnce() -> R) -> R {
-        match self.domain() {
-            Some(d) => {
+        match self.updates() {
+            Updates::Classic(d) => {
                 let _guard = d.read_lock_nested(ctx);
                 f()
             }
-            None => f(),
+            Updates::Fake => f(),
+            Updates::Sleepable(_) => unreachable!("sleepable flavors read in srcu_readers.rs"),
+        }
+    }
+
+    /// Runs `f` with the token of a read section of the domain updates go to, entered from
+    /// `ctx` for the call: the section's own token, with which frees and callbacks on that
+    /// domain are queued without waiting for it (`TokenKind::Section`).
+    ///
+    /// # Panics
+    /// Under a classic flavor: only sleepable sections have a token of their own.
+    pub fn in_section<R>(
+        &self,
+        ctx: &mut Sleepable,
+        f: impl FnOnce(&SleepableSection<'_, Unbranded, Sleepable>) -> R,
+    ) -> R {
+        match self.updates() {
+            Updates::Sleepable(srcu) => on_srcu!(srcu, s => {
+                let guard = s.read_lock(ctx);
+                f(guard.ctx())
+            }),
+            _ => panic!(
+                "rcutorture: the section token belongs to the sleepable flavors (srcu, \
+                 srcu-plain, srcu-busted), not to {}",
+                self.name()
+            ),
         }
     }
 
     /// Waits for a grace period by method `method` (0..=3: normal, expedited,
     /// cond_synchronize, start_poll + poll).
     pub fn synchronize(&self, ctx: &Sleepable, method: u32) {
-        let Some(d) = self.domain() else {
-            self.bump();
-            return;
-        };
-        match method % 4 {
-            0 => d.synchronize_rcu(ctx),
-            1 => d.synchronize_rcu_expedited(ctx),
-            2 => {
-                let cookie = d.get_state();
-                d.cond_synchronize(ctx, cookie);
-            }
-            _ => {
-                let cookie = d.start_poll(ctx);
-                while !d.poll(cookie) {
-                    std::thread::sleep(std::time::Duration::from_micros(50));
+        match self.updates() {
+            Updates::Classic(d) => match method % 4 {
+                0 => d.synchronize_rcu(ctx),
+                1 => d.synchronize_rcu_expedited(ctx),
+                2 => {
+                    let cookie = d.get_state();
+                    d.cond_synchronize(ctx, cookie);
                 }
-            }
+                _ => {
+                    let cookie = d.start_poll(ctx);
+                    while !d.poll(cookie) {
+                        std::thread::sleep(std::time::Duration::from_micros(50));
+                    }
+                }
+            },
+            Updates::Sleepable(srcu) => on_srcu!(srcu, s => match method % 4 {
+                0 => s.synchronize_srcu(ctx),
+                1 => s.synchronize_srcu_expedited(ctx),
+                2 => {
+                    let cookie = s.get_state_synchronize_srcu();
+                    s.cond_synchronize_srcu(ctx, cookie);
+                }
+                _ => {
+                    let cookie = s.start_poll_synchronize_srcu(ctx);
+                    while !s.poll_state_synchronize_srcu(cookie) {
+                        std::thread::sleep(std::time::Duration::from_micros(50));
+                    }
+                }
+            }),
+            Updates::Fake => self.bump(),
         }
     }
 
@@ -106,30 +226,37 @@ impl Flavor {
 
     /// A polled-API cookie.
     pub fn get_state(&self) -> Cookie {
-        match self.domain() {
-            Some(d) => Cookie::Real(d.get_state()),
-            None => Cookie::Busted,
+        match self.updates() {
+            Updates::Classic(d) => Cookie::Real(d.get_state()),
+            Updates::Sleepable(srcu) => {
+                Cookie::Real(on_srcu!(srcu, s => s.get_state_synchronize_srcu()))
+            }
+            Updates::Fake => Cookie::Busted,
         }
     }
 
     /// Has the cookie's grace period completed?
     pub fn poll(&self, cookie: Cookie) -> bool {
-        match (self.domain(), cookie) {
-            (Some(d), Cookie::Real(c)) => d.poll(c),
+        match (self.updates(), cookie) {
+            (Updates::Classic(d), Cookie::Real(c)) => d.poll(c),
+            (Updates::Sleepable(srcu), Cookie::Real(c)) => {
+                on_srcu!(srcu, s => s.poll_state_synchronize_srcu(c))
+            }
             _ => true,
         }
     }
 
-    /// `call_rcu` with any token; busted runs the callback at once.
-    pub fn call_rcu<C: Context, T: Send + 'static>(
+    /// `call_rcu` (`call_srcu`) with any token; busted runs the callback at once.
+    pub fn call_rcu<C: SectionState<Unbranded>, T: Send + 'static>(
         &self,
         ctx: &C,
         obj: Box<Rcu<T>>,
         f: Callback<T>,
     ) {
-        match self.domain() {
-            Some(d) => d.call_rcu(ctx, obj, f),
-            None => {
+        match self.updates() {
+            Updates::Classic(d) => d.call_rcu(ctx, obj, f),
+            Updates::Sleepable(srcu) => on_srcu!(srcu, s => s.call_srcu(ctx, obj, f)),
+            Updates::Fake => {
                 // SAFETY: (1) dropped before returning; (2) no scope opened meanwhile.
                 let atomic = unsafe { Atomic::assume() };
                 f(obj, &atomic);
@@ -137,27 +264,84 @@ impl Flavor {
         }
     }
 
-    /// `kvfree_rcu` with any token; busted frees at once. (`busted-barrier`'s broken one is
-    /// `frees::busted_kvfree`, for the tracked values only.)
-    pub fn kvfree_rcu<C: Context, T: Send + 'static>(&self, ctx: &C, obj: Box<Rcu<T>>) {
-        match self.domain() {
-            Some(d) => d.kvfree_rcu(ctx, obj),
-            None => drop(obj),
+    /// `call_rcu_fn` (`call_srcu_fn`) with a token that may allocate; busted runs `f` at once.
+    pub fn call_rcu_fn<C, F>(&self, ctx: &C, f: F)
+    where
+        C: MayAlloc + SectionState<Unbranded>,
+        F: FnOnce(&Atomic<'_>) + Send + 'static,
+    {
+        match self.updates() {
+            Updates::Classic(d) => d.call_rcu_fn(ctx, f),
+            Updates::Sleepable(srcu) => on_srcu!(srcu, s => s.call_srcu_fn(ctx, f)),
+            Updates::Fake => {
+                // SAFETY: (1) dropped before returning; (2) no scope opened meanwhile.
+                let atomic = unsafe { Atomic::assume() };
+                f(&atomic);
+            }
         }
     }
 
-    /// `kvfree_rcu_mightsleep` with a token that may sleep; busted frees at once.
-    pub fn kvfree_rcu_mightsleep<C: MaySleep, T: Send + 'static>(&self, ctx: &C, obj: Box<T>) {
-        match self.domain() {
-            Some(d) => d.kvfree_rcu_mightsleep(ctx, obj),
-            None => drop(obj),
+    /// `kvfree_rcu` (`kvfree_srcu`) with any token; busted frees at once. (`busted-barrier`'s
+    /// broken one is `frees::busted_kvfree`, for the tracked values only.)
+    pub fn kvfree_rcu<C: SectionState<Unbranded>, T: Send + 'static>(
+        &self,
+        ctx: &C,
+        obj: Box<Rcu<T>>,
+    ) {
+        match self.updates() {
+            Updates::Classic(d) => d.kvfree_rcu(ctx, obj),
+            Updates::Sleepable(srcu) => on_srcu!(srcu, s => s.kvfree_srcu(ctx, obj)),
+            Updates::Fake => drop(obj),
         }
     }
 
-    /// `rcu_barrier`.
+    /// `kvfree_rcu_mightsleep` (`kvfree_srcu_mightsleep`) with a token that may sleep (and,
+    /// on a sleepable domain, wait for it); busted frees at once.
+    pub fn kvfree_rcu_mightsleep<C: MayWaitFor<Unbranded>, T: Send + 'static>(
+        &self,
+        ctx: &C,
+        obj: Box<T>,
+    ) {
+        match self.updates() {
+            Updates::Classic(d) => d.kvfree_rcu_mightsleep(ctx, obj),
+            Updates::Sleepable(srcu) => on_srcu!(srcu, s => s.kvfree_srcu_mightsleep(ctx, obj)),
+            Updates::Fake => drop(obj),
+        }
+    }
+
+    /// `rcu_barrier` (`srcu_barrier`).
     pub fn barrier(&self, ctx: &Sleepable) {
-        if let Some(d) = self.domain() {
-            d.rcu_barrier(ctx);
+        match self.updates() {
+            Updates::Classic(d) => d.rcu_barrier(ctx),
+            Updates::Sleepable(srcu) => on_srcu!(srcu, s => s.srcu_barrier(ctx)),
+            Updates::Fake => {}
+        }
+    }
+
+    /// Statistics of the domain updates go to (`None`: the fake has none).
+    pub fn stats(&self) -> Option<DomainStats> {
+        match self.updates() {
+            Updates::Classic(d) => Some(d.stats()),
+            Updates::Sleepable(srcu) => Some(on_srcu!(srcu, s => s.stats())),
+            Updates::Fake => None,
+        }
+    }
+
+    /// Allocator statistics of the domain updates go to.
+    pub fn alloc_stats(&self) -> Option<AllocStats> {
+        match self.updates() {
+            Updates::Classic(d) => Some(d.alloc_stats()),
+            Updates::Sleepable(srcu) => Some(on_srcu!(srcu, s => s.alloc_stats())),
+            Updates::Fake => None,
+        }
+    }
+
+    /// True if updates go to a domain of the run's own (not the global one, not the fake).
+    pub fn is_private(&self) -> bool {
+        match self.updates() {
+            Updates::Classic(d) => !d.is_global(),
+            Updates::Sleepable(_) => true,
+            Updates::Fake => false,
         }
     }
 
@@ -166,7 +350,7 @@ impl Flavor {
         match self {
             // Relaxed: a statistic.
             Flavor::Busted(gps) => gps.load(Ordering::Relaxed),
-            _ => self.domain().map_or(0, |d| d.stats().gp_completed),
+            _ => self.stats().map_or(0, |s| s.gp_completed),
         }
     }
 }

@@ -6,9 +6,11 @@
 //!
 //! Updaters queue [`Tracked`] values with `kvfree_rcu` (headed) and `kvfree_rcu_mightsleep`
 //! (headless), with every token of the run, on the tortured domain and, when that is a
-//! private one, on the global domain too. Each (updater, domain) pair has a lane
-//! (`alloc.rs`): values are numbered, served from the counting allocator's slab, and their
-//! drops and deallocations counted per value. A lane's values cycle through every mode
+//! private one, on the global domain too. Under the sleepable flavors the tortured domain's
+//! are `kvfree_srcu` and `kvfree_srcu_mightsleep`, and the tokens include a section's own
+//! (`TokenKind::Section`, headed only: a headless free may wait for the domain). Each
+//! (updater, domain) pair has a lane (`alloc.rs`): values are numbered, served from the
+//! counting allocator's slab, and their drops and deallocations counted per value. A lane's values cycle through every mode
 //! (token and kind), starting with one of each.
 //!
 //! A barrier round snapshots, per lane, how many values had been queued (their queueing
@@ -26,7 +28,7 @@ use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rcu_core::prelude::*;
-use rcu_core::{Domain, Policy};
+use rcu_core::{Domain, MayWaitFor, Policy, SectionState, Unbranded};
 
 use super::alloc::{self, Fate, Lane};
 use super::config::{Config, FlavorKind, TokenKind};
@@ -53,18 +55,16 @@ pub struct Mode {
 }
 
 impl Mode {
-    /// `api/token`, e.g. `kvfree_rcu/noreclaim`.
-    pub fn label(self) -> String {
-        let api = match self.kind {
-            Kind::Headed => "kvfree_rcu",
-            Kind::Headless => "kvfree_rcu_mightsleep",
+    /// `api/token`, e.g. `kvfree_rcu/noreclaim`, or on a sleepable domain (`srcu`)
+    /// `kvfree_srcu/section`.
+    pub fn label(self, srcu: bool) -> String {
+        let api = match (self.kind, srcu) {
+            (Kind::Headed, false) => "kvfree_rcu",
+            (Kind::Headless, false) => "kvfree_rcu_mightsleep",
+            (Kind::Headed, true) => "kvfree_srcu",
+            (Kind::Headless, true) => "kvfree_srcu_mightsleep",
         };
-        let token = match self.token {
-            TokenKind::Sleepable => "sleepable",
-            TokenKind::NoReclaim => "noreclaim",
-            TokenKind::Atomic => "atomic",
-        };
-        format!("{api}/{token}")
+        format!("{api}/{}", self.token.name())
     }
 }
 
@@ -137,8 +137,8 @@ pub struct FreesReport {
     pub queued: u64,
     /// Values judged by the first barrier round after them.
     pub judged_in_rounds: u64,
-    /// Values queued per domain (its name) and mode.
-    pub by: Vec<(&'static str, Mode, u64)>,
+    /// Values queued per domain (its name) and mode (its label).
+    pub by: Vec<(&'static str, String, u64)>,
     /// Times an updater waited for a lane's oldest value.
     pub ring_waits: u64,
 }
@@ -161,13 +161,18 @@ impl Frees {
         let mut modes = Vec::new();
         for kind in [Kind::Headed, Kind::Headless] {
             for &token in &config.tokens {
-                if kind == Kind::Headed || token != TokenKind::Atomic {
+                // kvfree_rcu_mightsleep may wait: not with a token that may not sleep, nor
+                // inside a section of the domain it may wait for.
+                if kind == Kind::Headed || !matches!(token, TokenKind::Atomic | TokenKind::Section)
+                {
                     modes.push(Mode { token, kind });
                 }
             }
         }
         let mut targets = vec![Target::Own];
-        if matches!(config.flavor, FlavorKind::Custom | FlavorKind::BustedBarrier) {
+        if matches!(config.flavor, FlavorKind::Custom | FlavorKind::BustedBarrier)
+            || config.flavor.is_sleepable()
+        {
             targets.push(Target::Global);
         }
         let updaters = if config.tests.callbacks { config.updaters as u64 } else { 0 };
@@ -270,7 +275,7 @@ impl Frees {
                         v.not_deallocated,
                         v.not_dropped,
                         first - lane.first,
-                        self.mode_of(lane, first).label(),
+                        self.mode_of(lane, first).label(is_srcu(target, flavor)),
                     ),
                 );
             }
@@ -299,7 +304,7 @@ impl Frees {
                         v.not_deallocated,
                         v.not_dropped,
                         first - lane.first,
-                        self.mode_of(lane, first).label(),
+                        self.mode_of(lane, first).label(is_srcu(lane.target, flavor)),
                     ),
                 );
             }
@@ -350,7 +355,7 @@ impl Frees {
         for (t, &target) in self.targets.iter().enumerate() {
             for (m, mode) in self.modes.iter().enumerate() {
                 let n = Counters::get(&self.queued_by[t * self.modes.len() + m]);
-                by.push((target_name(target, flavor), *mode, n));
+                by.push((target_name(target, flavor), mode.label(is_srcu(target, flavor)), n));
             }
         }
         FreesReport {
@@ -369,6 +374,11 @@ impl Frees {
 fn counters_add(c: &AtomicU64, n: u64) {
     // Relaxed: a statistic.
     c.fetch_add(n, Ordering::Relaxed);
+}
+
+/// Whether `target` is a sleepable domain.
+fn is_srcu(target: Target, flavor: &Flavor) -> bool {
+    target == Target::Own && flavor.is_sleepable()
 }
 
 fn target_name(target: Target, flavor: &Flavor) -> &'static str {
@@ -465,10 +475,16 @@ fn kvfree_headed(
         TokenKind::Sleepable => kvfree_headed_with(shared, lane, &*ctx, obj),
         TokenKind::NoReclaim => kvfree_headed_with(shared, lane, &ctx.no_reclaim(), obj),
         TokenKind::Atomic => kvfree_headed_with(shared, lane, &ctx.atomic(), obj),
+        // A section of the tortured sleepable domain: on that domain, its own section's token
+        // (which never waits for it); on the global domain, the token of another domain's
+        // sleepable section.
+        TokenKind::Section => {
+            shared.flavor.in_section(ctx, |section| kvfree_headed_with(shared, lane, section, obj))
+        }
     }
 }
 
-fn kvfree_headed_with<C: Context>(
+fn kvfree_headed_with<C: SectionState<Unbranded>>(
     shared: &Shared,
     lane: &LaneUse,
     ctx: &C,
@@ -491,11 +507,18 @@ fn kvfree_headless(
     match token {
         TokenKind::Sleepable => kvfree_headless_with(shared, lane, &*ctx, obj),
         TokenKind::NoReclaim => kvfree_headless_with(shared, lane, &ctx.no_reclaim(), obj),
-        TokenKind::Atomic => unreachable!("modes pair kvfree_rcu_mightsleep with sleeping tokens"),
+        TokenKind::Atomic | TokenKind::Section => {
+            unreachable!("modes pair kvfree_rcu_mightsleep with tokens that may wait")
+        }
     }
 }
 
-fn kvfree_headless_with<C: MaySleep>(shared: &Shared, lane: &LaneUse, ctx: &C, obj: Box<Tracked>) {
+fn kvfree_headless_with<C: MayWaitFor<Unbranded>>(
+    shared: &Shared,
+    lane: &LaneUse,
+    ctx: &C,
+    obj: Box<Tracked>,
+) {
     match lane.target {
         Target::Global => Domain::global().kvfree_rcu_mightsleep(ctx, obj),
         Target::Own => shared.flavor.kvfree_rcu_mightsleep(ctx, obj),

@@ -9,16 +9,25 @@
 //! that grow the map to thousands of entries and shrink it back, so the table resizes both
 //! ways while readers run; each writer checks the map's answers against its own model of its
 //! keys. At the end every value must have been dropped exactly once.
+//!
+//! Under the sleepable flavors the map lives on a sleepable domain of the run's reader
+//! flavour: readers take borrowed or owned guards and some sleep in their section while
+//! holding a value they read (which must stay intact), and the writers' tokens include the
+//! token of one of the map domain's own sections.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use rcu_collections::{Computed, Node, RcuHashMap};
 use rcu_core::prelude::*;
-use rcu_core::{AllocConfig, DomainConfig};
+use rcu_core::{
+    AllocConfig, DomainConfig, Fast, Plain, RcuGuard, SleepableSection, SrcuStruct, Unbranded,
+};
 
 use super::config::TokenKind;
+use super::flavor::Srcu;
 use super::report::Check;
 use super::rng::Rng;
 use super::{Counters, Shared};
@@ -80,22 +89,96 @@ impl Drop for Val {
     }
 }
 
+/// The map's domain.
+enum MapDomain {
+    /// The global domain.
+    Global,
+    /// A classic domain of its own.
+    Classic(Arc<Domain>),
+    /// A sleepable domain of its own, fast readers.
+    Fast(Arc<SrcuStruct<Fast>>),
+    /// A sleepable domain of its own, plain readers.
+    Plain(Arc<SrcuStruct<Plain>>),
+}
+
 /// The map under test and its domain.
 struct Target {
     map: RcuHashMap<u64, Val>,
-    domain: Option<Arc<Domain>>,
+    domain: MapDomain,
+}
+
+/// Evaluates `$body` inside a read section of `$target`'s map, `$guard` bound to its guard:
+/// an owned one (`down_read`) if `$owned` and the domain is sleepable, else a borrowed one
+/// entered from `$ctx` (a `&mut Sleepable`). The body is compiled once per guard type.
+macro_rules! with_guard {
+    ($target:expr, $ctx:expr, $owned:expr, $guard:ident => $body:expr) => {
+        match &$target.domain {
+            MapDomain::Global => {
+                let $guard = read_lock($ctx);
+                $body
+            }
+            MapDomain::Classic(d) => {
+                let $guard = d.read_lock($ctx);
+                $body
+            }
+            MapDomain::Fast(s) if $owned => {
+                let $guard = s.down_read(&*$ctx);
+                $body
+            }
+            MapDomain::Fast(s) => {
+                let $guard = s.read_lock($ctx);
+                $body
+            }
+            MapDomain::Plain(s) if $owned => {
+                let $guard = s.down_read(&*$ctx);
+                $body
+            }
+            MapDomain::Plain(s) => {
+                let $guard = s.read_lock($ctx);
+                $body
+            }
+        }
+    };
 }
 
 impl Target {
-    fn read_lock<'a>(&'a self, ctx: &'a mut Sleepable) -> ReadGuard<'a> {
-        match &self.domain {
-            Some(d) => d.read_lock(ctx),
-            None => read_lock(ctx),
-        }
-    }
-
     fn domain(&self) -> &Domain {
         self.map.domain()
+    }
+
+    fn is_sleepable(&self) -> bool {
+        matches!(self.domain, MapDomain::Fast(_) | MapDomain::Plain(_))
+    }
+
+    /// Runs `f` with the token of a section of the map's own (sleepable) domain.
+    fn in_section<R>(
+        &self,
+        ctx: &mut Sleepable,
+        f: impl FnOnce(&mut SleepableSection<'_, Unbranded, Sleepable>) -> R,
+    ) -> R {
+        match &self.domain {
+            MapDomain::Fast(s) => {
+                let mut guard = s.read_lock(ctx);
+                f(guard.ctx_mut())
+            }
+            MapDomain::Plain(s) => {
+                let mut guard = s.read_lock(ctx);
+                f(guard.ctx_mut())
+            }
+            _ => unreachable!("the section token is in the sleepable flavors' mix only"),
+        }
+    }
+}
+
+impl MapDomain {
+    /// `rcu_barrier` (`srcu_barrier`).
+    fn barrier(&self, ctx: &Sleepable) {
+        match self {
+            MapDomain::Global => rcu_barrier(ctx),
+            MapDomain::Classic(d) => d.rcu_barrier(ctx),
+            MapDomain::Fast(s) => s.srcu_barrier(ctx),
+            MapDomain::Plain(s) => s.srcu_barrier(ctx),
+        }
     }
 }
 
@@ -104,19 +187,28 @@ impl Target {
 /// protects nothing and would make every check fail).
 pub fn run(shared: &Shared, stop: &AtomicBool) {
     let config = &shared.config;
-    let domain = match config.flavor {
-        super::FlavorKind::Global => None,
-        _ => {
-            let mut alloc = AllocConfig::new().budget_bytes(config.budget);
-            if config.small_blocks {
-                alloc = alloc.small_blocks();
-            }
-            Some(Arc::new(Domain::new(DomainConfig::new().name("torture-map").alloc(alloc))))
-        }
+    let mut alloc = AllocConfig::new().budget_bytes(config.budget);
+    if config.small_blocks {
+        alloc = alloc.small_blocks();
+    }
+    let domain_config = DomainConfig::new().name("torture-map").alloc(alloc);
+    let domain = match (config.flavor, shared.flavor.reader_srcu()) {
+        (super::FlavorKind::Global, _) => MapDomain::Global,
+        (_, None) => MapDomain::Classic(Arc::new(Domain::new(domain_config))),
+        (_, Some(Srcu::Fast(_))) => MapDomain::Fast(Arc::new(SrcuStruct::new(domain_config))),
+        (_, Some(Srcu::Plain(_))) => MapDomain::Plain(Arc::new(SrcuStruct::new(domain_config))),
     };
     let map = match &domain {
-        Some(d) => RcuHashMap::with_capacity_and_hasher_in(0, Default::default(), Arc::clone(d)),
-        None => RcuHashMap::new(),
+        MapDomain::Global => RcuHashMap::new(),
+        MapDomain::Classic(d) => {
+            RcuHashMap::with_capacity_and_hasher_in(0, Default::default(), Arc::clone(d))
+        }
+        MapDomain::Fast(s) => {
+            RcuHashMap::with_capacity_and_hasher_in(0, Default::default(), Arc::clone(s))
+        }
+        MapDomain::Plain(s) => {
+            RcuHashMap::with_capacity_and_hasher_in(0, Default::default(), Arc::clone(s))
+        }
     };
     let target = Arc::new(Target { map, domain });
     let books = Arc::new(Books::default());
@@ -162,10 +254,7 @@ pub fn run(shared: &Shared, stop: &AtomicBool) {
     let target = Arc::try_unwrap(target).unwrap_or_else(|_| panic!("map: threads joined"));
     let Target { map, domain } = target;
     drop(map);
-    match &domain {
-        Some(d) => d.rcu_barrier(&ctx),
-        None => rcu_barrier(&ctx),
-    }
+    domain.barrier(&ctx);
     // Relaxed: counts; every writer and reader joined, and the barrier ran the frees.
     let (made, dropped) =
         (books.made.load(Ordering::Relaxed), books.dropped.load(Ordering::Relaxed));
@@ -180,44 +269,76 @@ pub fn run(shared: &Shared, stop: &AtomicBool) {
 fn reader(id: u64, target: &Target, counters: &Counters, done: &AtomicBool, seed: u64) {
     let mut rng = Rng::new(seed, 0x3a9 + id);
     let mut ctx = Sleepable::enter();
+    let sleepable = target.is_sleepable();
     loop {
-        {
-            let guard = target.read_lock(&mut ctx);
-            for _ in 0..256 {
-                let key = rng.next_u64() % (STABLE + WRITERS * VOLATILE);
-                match target.map.get(&key, &guard) {
-                    Some(v) => {
-                        if let Some(fault) = v.fault(key) {
-                            counters.fail_check(Check::Map, format!("map reader: {fault}"));
-                        }
-                    }
-                    None if key < STABLE => counters
-                        .fail_check(Check::Map, format!("map reader: stable key {key} not found")),
-                    None => {}
-                }
-                Counters::bump(&counters.reads);
-            }
-            if rng.one_in(64) {
-                let mut stable = 0;
-                for (k, v) in target.map.iter(&guard) {
-                    if let Some(fault) = v.fault(*k) {
-                        counters.fail_check(Check::Map, format!("map iterator: {fault}"));
-                    }
-                    stable += u64::from(*k < STABLE);
-                }
-                // Each stable key at least once (twice is allowed during a resize).
-                if stable < STABLE {
-                    counters.fail_check(
-                        Check::Map,
-                        format!("map iterator: {stable} of {STABLE} stable keys"),
-                    );
-                }
-            }
-        }
+        // Sleepable: half the rounds under an owned guard, a quarter sleep up to 2 ms.
+        let owned = sleepable && rng.one_in(2);
+        let nap = (sleepable && rng.one_in(4))
+            .then(|| Duration::from_micros(rng.next_u64() % 2001))
+            .filter(|d| !d.is_zero());
+        with_guard!(target, &mut ctx, owned, guard => {
+            read_round(target, &guard, &mut rng, counters, nap)
+        });
         // Relaxed: a stop flag.
         if done.load(Ordering::Relaxed) {
             return;
         }
+    }
+}
+
+/// One round of lookups (and now and then an iteration) under `guard`; a stable key's value
+/// read first is checked again at the end, after the nap if there is one (sleepable only).
+fn read_round(
+    target: &Target,
+    guard: &impl RcuGuard,
+    rng: &mut Rng,
+    counters: &Counters,
+    nap: Option<Duration>,
+) {
+    let held_key = rng.next_u64() % STABLE;
+    let held = target.map.get(&held_key, guard);
+    if held.is_none() {
+        counters.fail_check(Check::Map, format!("map reader: stable key {held_key} not found"));
+    }
+    for _ in 0..256 {
+        let key = rng.next_u64() % (STABLE + WRITERS * VOLATILE);
+        match target.map.get(&key, guard) {
+            Some(v) => {
+                if let Some(fault) = v.fault(key) {
+                    counters.fail_check(Check::Map, format!("map reader: {fault}"));
+                }
+            }
+            None if key < STABLE => {
+                counters.fail_check(Check::Map, format!("map reader: stable key {key} not found"))
+            }
+            None => {}
+        }
+        Counters::bump(&counters.reads);
+    }
+    if rng.one_in(64) {
+        let mut stable = 0;
+        for (k, v) in target.map.iter(guard) {
+            if let Some(fault) = v.fault(*k) {
+                counters.fail_check(Check::Map, format!("map iterator: {fault}"));
+            }
+            stable += u64::from(*k < STABLE);
+        }
+        // Each stable key at least once (twice is allowed during a resize).
+        if stable < STABLE {
+            counters
+                .fail_check(Check::Map, format!("map iterator: {stable} of {STABLE} stable keys"));
+        }
+    }
+    if let Some(d) = nap {
+        // Inside a sleepable section (`reader` naps only there): it may block.
+        rcu_core::might_sleep();
+        std::thread::sleep(d);
+    }
+    if let Some(fault) = held.and_then(|v| v.fault(held_key)) {
+        counters.fail_check(
+            Check::Map,
+            format!("map reader, a value held to the section's end: {fault}"),
+        );
     }
 }
 
@@ -266,6 +387,9 @@ fn writer(
                     let node = Node::boxed(key, Val::new(key, gen, books));
                     target.map.insert_node(&mut ctx.atomic(), node)
                 }
+                TokenKind::Section => target.in_section(&mut ctx, |section| {
+                    target.map.insert(section, key, Val::new(key, gen, books))
+                }),
             };
             if fresh != model.insert(key, gen).is_none() {
                 fail("insert disagreed with the model");
@@ -275,6 +399,9 @@ fn writer(
                 TokenKind::Sleepable => target.map.remove(&mut ctx, &key),
                 TokenKind::NoReclaim => target.map.remove(&mut ctx.no_reclaim(), &key),
                 TokenKind::Atomic => target.map.remove(&mut ctx.atomic(), &key),
+                TokenKind::Section => {
+                    target.in_section(&mut ctx, |section| target.map.remove(section, &key))
+                }
             };
             if removed != model.remove(&key).is_some() {
                 fail("remove disagreed with the model");
@@ -308,17 +435,18 @@ fn writer(
             // Atomic writes only record a due resize; run it.
             target.map.maintain(&mut ctx);
             // Check this writer's keys against its model.
-            let guard = target.read_lock(&mut ctx);
-            for probe in 0..8 {
-                let key = base + (rng.next_u64() + probe) % VOLATILE;
-                let got = target.map.get(&key, &guard).map(|v| v.gen);
-                if got.is_some() != model.contains_key(&key) {
-                    counters.fail_check(
-                        Check::Map,
-                        format!("map writer {w}: key {key} present {:?}", got),
-                    );
+            with_guard!(target, &mut ctx, false, guard => {
+                for probe in 0..8 {
+                    let key = base + (rng.next_u64() + probe) % VOLATILE;
+                    let got = target.map.get(&key, &guard).map(|v| v.gen);
+                    if got.is_some() != model.contains_key(&key) {
+                        counters.fail_check(
+                            Check::Map,
+                            format!("map writer {w}: key {key} present {:?}", got),
+                        );
+                    }
                 }
-            }
+            });
         }
         Counters::bump(&counters.updates);
     }

@@ -9,6 +9,11 @@
 //! SUCCESS or FAILURE. Under the `busted` flavor (a fake RCU that protects nothing) and the
 //! `busted-barrier` flavor (a barrier that returns before deallocations) the run must fail.
 //!
+//! The sleepable flavors (`srcu`, `srcu-plain`) torture an `SrcuStruct`: its readers
+//! (`srcu_readers.rs`) sleep in their sections and hand owned guards to each other, the
+//! writer and the updaters use its `*_srcu` calls with every token, a section's own among
+//! them; `srcu-busted` (readers on one sleepable domain, updates on another) must fail.
+//!
 //! A process that runs it installs [`alloc::CountingAlloc`] as its global allocator.
 
 pub mod alloc;
@@ -21,6 +26,7 @@ pub mod readers;
 pub mod report;
 pub mod rng;
 pub mod side;
+pub mod srcu_readers;
 pub mod writer;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -28,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
-use rcu_core::{AllocConfig, DomainConfig, FaultConfig, Policy};
+use rcu_core::{AllocConfig, DomainConfig, FaultConfig, Policy, SrcuStruct};
 
 use arena::{Arena, PIPE_LEN};
 pub use config::{Config, FlavorKind, Tests, TokenKind};
@@ -54,51 +60,69 @@ pub struct Shared {
     pub frees: Frees,
 }
 
+/// The configuration of the run's own domain: a pending-memory budget, maybe small blocks, a
+/// short batch delay.
+fn domain_config(config: &Config, name: &'static str) -> DomainConfig {
+    let mut alloc = AllocConfig::new().budget_bytes(config.budget);
+    if config.small_blocks {
+        alloc = alloc.small_blocks();
+    }
+    DomainConfig::new().name(name).alloc(alloc).batch_delay(Duration::from_millis(2))
+}
+
+/// Fault injection on the run's own domain, if asked for.
+fn inject_faults(config: &Config, inject: impl Fn(Policy, FaultConfig)) {
+    if config.fault_rate > 0.0 {
+        for (i, policy) in
+            [Policy::Reclaim, Policy::NoReclaim, Policy::NoWait].into_iter().enumerate()
+        {
+            inject(policy, FaultConfig::probability(config.fault_rate, config.seed + i as u64));
+        }
+    }
+}
+
 fn make_flavor(config: &Config) -> Flavor {
     match config.flavor {
         FlavorKind::Global => Flavor::Global,
         FlavorKind::Busted => Flavor::Busted(AtomicU64::new(0)),
         FlavorKind::Custom | FlavorKind::BustedBarrier => {
-            let mut alloc = AllocConfig::new().budget_bytes(config.budget);
-            if config.small_blocks {
-                alloc = alloc.small_blocks();
-            }
-            let domain = rcu_core::Domain::new(
-                DomainConfig::new()
-                    .name("torture")
-                    .alloc(alloc)
-                    .batch_delay(Duration::from_millis(2)),
-            );
-            if config.fault_rate > 0.0 {
-                for (i, policy) in
-                    [Policy::Reclaim, Policy::NoReclaim, Policy::NoWait].into_iter().enumerate()
-                {
-                    domain.inject_faults(
-                        policy,
-                        FaultConfig::probability(config.fault_rate, config.seed + i as u64),
-                    );
-                }
-            }
+            let domain = rcu_core::Domain::new(domain_config(config, "torture"));
+            inject_faults(config, |policy, faults| domain.inject_faults(policy, faults));
             if config.flavor == FlavorKind::BustedBarrier {
                 Flavor::BustedBarrier(domain)
             } else {
                 Flavor::Custom(domain)
             }
         }
+        FlavorKind::Srcu | FlavorKind::SrcuBusted => {
+            let srcu = SrcuStruct::new(domain_config(config, "torture-srcu"));
+            inject_faults(config, |policy, faults| srcu.inject_faults(policy, faults));
+            if config.flavor == FlavorKind::Srcu {
+                Flavor::Srcu(srcu)
+            } else {
+                // The readers' domain: nothing is ever retired on it or waits for it.
+                let readers = SrcuStruct::new(DomainConfig::new().name("torture-srcu-readers"));
+                Flavor::SrcuBusted { readers, writers: srcu }
+            }
+        }
+        FlavorKind::SrcuPlain => {
+            let srcu = SrcuStruct::new(domain_config(config, "torture-srcu-plain"));
+            inject_faults(config, |policy, faults| srcu.inject_faults(policy, faults));
+            Flavor::SrcuPlain(srcu)
+        }
     }
 }
 
 fn sample(shared: &Shared, start: Instant) -> Sample {
     let c = &shared.counters;
-    let (domain_queued, domain_invoked, pending_bytes, fallbacks) = match shared.flavor.domain() {
-        Some(d) => {
-            let s = d.stats();
-            let a = d.alloc_stats();
-            let fallbacks = a.fallbacks.iter().map(|(_, _, n)| n).sum();
-            (s.callbacks_queued, s.callbacks_invoked, s.pending_bytes, fallbacks)
-        }
-        None => (0, 0, 0, 0),
-    };
+    let (domain_queued, domain_invoked, pending_bytes, fallbacks) =
+        match (shared.flavor.stats(), shared.flavor.alloc_stats()) {
+            (Some(s), Some(a)) => {
+                let fallbacks = a.fallbacks.iter().map(|(_, _, n)| n).sum();
+                (s.callbacks_queued, s.callbacks_invoked, s.pending_bytes, fallbacks)
+            }
+            _ => (0, 0, 0, 0),
+        };
     Sample {
         elapsed: start.elapsed().as_secs_f64(),
         gps: shared.flavor.gp_completed(),
@@ -116,6 +140,11 @@ fn sample(shared: &Shared, start: Instant) -> Sample {
 /// Runs a torture test as configured, calling `on_line` with each live report line.
 pub fn run(config: Config, on_line: &mut dyn FnMut(&str)) -> Summary {
     assert!(!config.tokens.is_empty(), "rcutorture: give at least one token kind");
+    assert!(
+        config.flavor.is_sleepable() || !config.tokens.contains(&TokenKind::Section),
+        "rcutorture: the section token belongs to the sleepable flavors (srcu, srcu-plain, \
+         srcu-busted)"
+    );
     let flavor = make_flavor(&config);
     // Enough elements for the pipeline of retired elements plus callback chains in flight.
     let arena = Arena::new(8 * PIPE_LEN as usize + 64);
@@ -130,7 +159,6 @@ pub fn run(config: Config, on_line: &mut dyn FnMut(&str)) -> Summary {
         counters: Counters::default(),
     });
     let stop = Arc::new(AtomicBool::new(false));
-    let start = Instant::now();
     let tests = shared.config.tests;
 
     let mut threads = Vec::new();
@@ -138,15 +166,30 @@ pub fn run(config: Config, on_line: &mut dyn FnMut(&str)) -> Summary {
         threads
             .push(std::thread::Builder::new().name(name).spawn(f).expect("spawn torture thread"));
     };
-    for id in 0..shared.config.readers as u64 {
+    if shared.flavor.is_sleepable() {
+        // The readers hand owned guards to each other: one thread scopes them. The rest of
+        // the run starts once they are all reading (a second spawn away, they would start
+        // after the writer on a loaded machine, and a short run could end before they do).
         let (s, st) = (shared.clone(), stop.clone());
-        spawn(
-            format!("torture-reader-{id}"),
-            Box::new(move || {
-                readers::run(id, &s.config, &s.flavor, &s.arena, &s.published, &s.counters, &st)
-            }),
-        );
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        spawn("torture-readers".into(), Box::new(move || srcu_readers::run(&s, &st, ready_tx)));
+        for _ in 0..shared.config.readers {
+            if ready_rx.recv().is_err() {
+                break; // a reader failed to start: the join reports it
+            }
+        }
+    } else {
+        for id in 0..shared.config.readers as u64 {
+            let (s, st) = (shared.clone(), stop.clone());
+            spawn(
+                format!("torture-reader-{id}"),
+                Box::new(move || {
+                    readers::run(id, &s.config, &s.flavor, &s.arena, &s.published, &s.counters, &st)
+                }),
+            );
+        }
     }
+    let start = Instant::now();
     {
         let (s, st) = (shared.clone(), stop.clone());
         spawn("torture-writer".into(), Box::new(move || writer::run(&s, &st)));
@@ -223,9 +266,9 @@ fn finish(shared: &Arc<Shared>, start: Instant) -> Summary {
             format!("{queued} counted callbacks queued but {done} ran after rcu_barrier"),
         );
     }
-    if let Some(d) = shared.flavor.domain() {
-        let pending = d.stats().callbacks_pending;
-        if !d.is_global() && pending != 0 {
+    if let Some(stats) = shared.flavor.stats() {
+        let pending = stats.callbacks_pending;
+        if shared.flavor.is_private() && pending != 0 {
             c.fail_check(
                 Check::Callbacks,
                 format!("{pending} deferred items still pending after rcu_barrier"),
@@ -245,6 +288,7 @@ fn finish(shared: &Arc<Shared>, start: Instant) -> Summary {
         cb_queued: queued,
         cb_done: done,
         barriers: Counters::get(&c.barriers),
+        handovers: Counters::get(&c.handovers),
         deferred_frees: shared.frees.report(&shared.flavor),
         stalls: Counters::get(&c.stalls),
         frees: shared.arena.frees(),

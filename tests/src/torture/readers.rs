@@ -3,14 +3,18 @@
 //! start and end), and its age (grace periods completed since its retirement) at most 1.
 //! An older age means a grace period ended while this reader, which began before it, still
 //! held the element: a too-short grace period.
+//!
+//! These are the classic flavors' readers; the sleepable flavors' (`srcu_readers.rs`) load
+//! and check with [`look`] and [`check`] too.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 use rcu_core::Sleepable;
 
 use super::arena::{Arena, MAGIC, PIPE_LEN};
 use super::config::Config;
-use super::flavor::Flavor;
+use super::flavor::{Cookie, Flavor};
 use super::report::{Check, Counters};
 use super::rng::Rng;
 
@@ -19,6 +23,101 @@ use super::rng::Rng;
 pub struct Published {
     /// Index of the current element in the arena.
     pub current: AtomicUsize,
+    /// Elements the writer has published so far (the `updates` counter also counts the map
+    /// test's writes).
+    pub count: AtomicU64,
+}
+
+/// What a reader saw at the start of its section: checked before the section ends.
+#[derive(Clone, Copy, Debug)]
+pub struct Seen {
+    /// The element.
+    pub index: usize,
+    /// Its generation when loaded.
+    pub generation: u64,
+    /// A grace-period cookie taken inside the section, before the load.
+    pub cookie: Cookie,
+}
+
+/// Who checks: a reader, and the reader whose section it finishes if it was handed over.
+#[derive(Clone, Copy, Debug)]
+pub struct Who {
+    /// The reader that checks (and ends the section).
+    pub id: u64,
+    /// The reader that began the section, if another one.
+    pub from: Option<u64>,
+}
+
+impl fmt::Display for Who {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.from {
+            Some(from) => write!(f, "reader {} (section begun by reader {from})", self.id),
+            None => write!(f, "reader {}", self.id),
+        }
+    }
+}
+
+/// At the start of a section (the caller is inside it): takes a cookie, loads the current
+/// element and notes its generation.
+pub fn look(flavor: &Flavor, arena: &Arena, published: &Published) -> Seen {
+    let cookie = flavor.get_state();
+    // Acquire: pairs with the writer's Release store: the element's initialisation (MAGIC,
+    // age 0, generation) is visible.
+    let index = published.current.load(Ordering::Acquire);
+    // Relaxed (element fields): a racing writer is exactly what is being checked; ordering
+    // comes from the read section itself.
+    let generation = arena.get(index).generation.load(Ordering::Relaxed);
+    Seen { index, generation, cookie }
+}
+
+/// Before the section of `seen` ends (the caller is still inside it, on whichever thread):
+/// the element's age, poison and generation, and the cookie.
+pub fn check(
+    who: Who,
+    seen: &Seen,
+    config: &Config,
+    flavor: &Flavor,
+    arena: &Arena,
+    counters: &Counters,
+) {
+    let e = arena.get(seen.index);
+    let index = seen.index;
+    // Relaxed: as in `look`.
+    let age = e.age.load(Ordering::Relaxed);
+    let magic = e.magic.load(Ordering::Relaxed);
+    let generation_end = e.generation.load(Ordering::Relaxed);
+    if config.tests.age {
+        Counters::bump(&counters.ages[age.min(PIPE_LEN) as usize]);
+        if age > 1 {
+            counters.fail_check(
+                Check::Age,
+                format!(
+                    "{who}: element {index} aged {age} grace periods inside one read section \
+                     (too-short grace period)"
+                ),
+            );
+        }
+        if magic != MAGIC {
+            counters.fail_check(
+                Check::Age,
+                format!("{who}: element {index} was freed (poisoned) while a reader held it"),
+            );
+        } else if generation_end != seen.generation {
+            counters.fail_check(
+                Check::Age,
+                format!("{who}: element {index} was freed and reused while a reader held it"),
+            );
+        }
+    }
+    if config.tests.polled && flavor.poll(seen.cookie) {
+        counters.fail_check(
+            Check::Polled,
+            format!(
+                "{who}: a grace-period cookie taken inside a read section completed before \
+                 the section ended"
+            ),
+        );
+    }
 }
 
 /// Runs one reader until `stop`.
@@ -39,14 +138,7 @@ pub fn run(
         let short = rng.one_in(config.short_delay_every);
         let nest = rng.one_in(8);
         flavor.read(&mut ctx, |atomic| {
-            let cookie = flavor.get_state();
-            // Acquire: pairs with the writer's Release store: the element's initialisation
-            // (MAGIC, age 0, generation) is visible.
-            let index = published.current.load(Ordering::Acquire);
-            let e = arena.get(index);
-            // Relaxed (element fields): a racing writer is exactly what is being checked;
-            // ordering comes from the read section itself.
-            let generation = e.generation.load(Ordering::Relaxed);
+            let seen = look(flavor, arena, published);
             if long {
                 std::thread::sleep(config.long_delay);
             } else if short {
@@ -60,45 +152,7 @@ pub fn run(
                     let _ = published.current.load(Ordering::Acquire);
                 });
             }
-            let age = e.age.load(Ordering::Relaxed);
-            let magic = e.magic.load(Ordering::Relaxed);
-            let generation_end = e.generation.load(Ordering::Relaxed);
-            if config.tests.age {
-                Counters::bump(&counters.ages[age.min(PIPE_LEN) as usize]);
-                if age > 1 {
-                    counters.fail_check(
-                        Check::Age,
-                        format!(
-                        "reader {id}: element {index} aged {age} grace periods inside one read \
-                         section (too-short grace period)"
-                    ),
-                    );
-                }
-                if magic != MAGIC {
-                    counters.fail_check(
-                        Check::Age,
-                        format!(
-                        "reader {id}: element {index} was freed (poisoned) while a reader held it"
-                    ),
-                    );
-                } else if generation_end != generation {
-                    counters.fail_check(
-                        Check::Age,
-                        format!(
-                        "reader {id}: element {index} was freed and reused while a reader held it"
-                    ),
-                    );
-                }
-            }
-            if config.tests.polled && flavor.poll(cookie) {
-                counters.fail_check(
-                    Check::Polled,
-                    format!(
-                        "reader {id}: a grace-period cookie taken inside a read section completed \
-                     before the section ended"
-                    ),
-                );
-            }
+            check(Who { id, from: None }, &seen, config, flavor, arena, counters);
         });
         Counters::bump(&counters.reads);
     }

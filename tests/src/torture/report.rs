@@ -111,6 +111,9 @@ pub const AGE_BUCKETS: usize = PIPE_LEN as usize + 1;
 pub struct Counters {
     /// Read sections completed.
     pub reads: AtomicU64,
+    /// Sleepable flavors: read sections checked and ended on another thread than the one
+    /// that began them (owned guards handed over).
+    pub handovers: AtomicU64,
     /// Age histogram of elements seen by readers.
     pub ages: [AtomicU64; AGE_BUCKETS],
     /// Elements published by the writer.
@@ -257,6 +260,8 @@ pub struct Summary {
     pub cb_done: u64,
     /// Barrier rounds passed.
     pub barriers: u64,
+    /// Read sections checked and ended on another thread than the one that began them.
+    pub handovers: u64,
     /// The updaters' tracked deferred frees.
     pub deferred_frees: FreesReport,
     /// Stall reports seen by the stall test.
@@ -295,6 +300,11 @@ impl Summary {
     fn evidence(&self, check: Check) -> String {
         let l = &self.last;
         match check {
+            Check::Age if self.handovers > 0 => format!(
+                "{} reads checked, {} of them on another thread than the one that began the \
+                 section (owned guards handed over); ages 0 and 1 are normal",
+                l.reads, self.handovers
+            ),
             Check::Age => format!("{} reads checked; ages 0 and 1 are normal", l.reads),
             Check::Polled => format!("checked on each of the {} reads", l.reads),
             Check::Callbacks => {
@@ -310,7 +320,7 @@ impl Summary {
                         _ => ", ",
                     };
                     let head = if sep == ", " { String::new() } else { format!("{domain}: ") };
-                    let _ = write!(by, "{sep}{head}{} {n}", mode.label());
+                    let _ = write!(by, "{sep}{head}{mode} {n}");
                 }
                 format!(
                     "{} barrier rounds; {} deferred frees judged by the first round after them, \
@@ -400,7 +410,7 @@ impl Summary {
             .collect();
         format!(
             "{{\"flavor\":\"{}\",\"seconds\":{:.3},\"result\":\"{}\",\"errors\":{},\
-             \"grace_periods\":{},\"reads\":{},\"updates\":{},\"frees\":{},\"ages\":{:?},\
+             \"grace_periods\":{},\"reads\":{},\"handovers\":{},\"updates\":{},\"frees\":{},\"ages\":{:?},\
              \"cb_queued\":{},\"cb_done\":{},\"deferred_frees\":{},\"barriers\":{},\
              \"stalls\":{},\"fallbacks\":{},\"checks\":{{{}}},\"messages\":[{}]}}",
             self.flavor,
@@ -409,6 +419,7 @@ impl Summary {
             l.errors,
             l.gps,
             l.reads,
+            self.handovers,
             l.updates,
             self.frees,
             l.ages,

@@ -1,15 +1,20 @@
 //! The side tests that run alongside readers and the writer: counted callback traffic and
 //! tracked deferred frees from the updaters, barrier rounds, the forward-progress flood and
-//! the stall test.
+//! the stall test. Under the sleepable flavors they go through the `*_srcu` calls
+//! (`call_srcu`, `srcu_barrier`), and the stall test holds an owned guard of a sleepable
+//! domain.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
-use rcu_core::{Domain, DomainConfig, StallReport};
+use rcu_core::{
+    Domain, DomainConfig, Fast, Plain, SrcuFlavor, SrcuStruct, StallHandler, StallReport,
+};
 
 use super::config::TokenKind;
+use super::flavor::Srcu;
 use super::frees::{self, Target};
 use super::report::{Check, Counters};
 use super::rng::Rng;
@@ -57,6 +62,9 @@ pub fn updater(id: u64, shared: &Arc<Shared>, stop: &AtomicBool) {
                     shared.flavor.call_rcu(&ctx.no_reclaim(), obj, drop_callback)
                 }
                 TokenKind::Atomic => shared.flavor.call_rcu(&ctx.atomic(), obj, drop_callback),
+                TokenKind::Section => shared.flavor.in_section(&mut ctx, |section| {
+                    shared.flavor.call_rcu(section, obj, drop_callback)
+                }),
             }
         } else {
             frees::queue_next(shared, lanes[(n % lanes.len() as u64) as usize], &mut ctx, stop);
@@ -70,11 +78,16 @@ pub fn updater(id: u64, shared: &Arc<Shared>, stop: &AtomicBool) {
     }
 }
 
-/// The domain behind `target` (`None`: the busted fake has none).
-pub fn domain_of(shared: &Shared, target: Target) -> Option<&Domain> {
+/// `call_rcu_fn` on `target`'s domain (the busted fake runs `f` at once).
+fn call_fn(
+    shared: &Shared,
+    target: Target,
+    ctx: &Sleepable,
+    f: impl FnOnce(&Atomic<'_>) + Send + 'static,
+) {
     match target {
-        Target::Own => shared.flavor.domain(),
-        Target::Global => Some(Domain::global()),
+        Target::Own => shared.flavor.call_rcu_fn(ctx, f),
+        Target::Global => Domain::global().call_rcu_fn(ctx, f),
     }
 }
 
@@ -99,16 +112,10 @@ pub fn barrier_rounds(shared: &Arc<Shared>, stop: &AtomicBool) {
             let ran = Arc::new(AtomicU64::new(0));
             for _ in 0..PER_ROUND {
                 let ran = ran.clone();
-                match domain_of(shared, target) {
-                    Some(d) => d.call_rcu_fn(&ctx, move |_| {
-                        // Relaxed: read after rcu_barrier, which orders it.
-                        ran.fetch_add(1, Ordering::Relaxed);
-                    }),
-                    None => {
-                        // Relaxed: as above.
-                        ran.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
+                call_fn(shared, target, &ctx, move |_| {
+                    // Relaxed: read after rcu_barrier, which orders it.
+                    ran.fetch_add(1, Ordering::Relaxed);
+                });
             }
             barrier(shared, target, &ctx);
             // Relaxed: rcu_barrier has ordered every callback before its return.
@@ -129,23 +136,28 @@ pub fn barrier_rounds(shared: &Arc<Shared>, stop: &AtomicBool) {
     }
 }
 
-/// Forward progress: a `call_rcu` flood from a `Sleepable` context; grace periods must keep
-/// completing, callbacks keep running, and pending memory stay near the budget.
+fn drop_flood(obj: Box<Rcu<[u64; 8]>>, _ctx: &Atomic<'_>) {
+    drop(obj);
+}
+
+/// Forward progress: a `call_rcu` (`call_srcu`) flood from a `Sleepable` context; grace
+/// periods must keep completing, callbacks keep running, and pending memory stay near the
+/// budget.
 pub fn forward_progress(shared: &Arc<Shared>, stop: &AtomicBool) {
-    let Some(domain) = shared.flavor.domain() else { return };
+    let flavor = &shared.flavor;
+    let Some(before) = flavor.stats() else { return };
     let ctx = Sleepable::enter();
-    let before = domain.stats();
     let start = Instant::now();
     let mut queued = 0u64;
     // Relaxed: a stop flag.
     while start.elapsed() < shared.config.flood && !stop.load(Ordering::Relaxed) {
         for _ in 0..1000 {
-            domain.call_rcu(&ctx, Rcu::boxed([0u64; 8]), |obj, _| drop(obj));
+            flavor.call_rcu(&ctx, Rcu::boxed([0u64; 8]), drop_flood);
         }
         queued += 1000;
     }
-    domain.rcu_barrier(&ctx);
-    let after = domain.stats();
+    flavor.barrier(&ctx);
+    let after = flavor.stats().expect("the flavor had statistics before the flood");
     let gps = after.gp_completed - before.gp_completed;
     let invoked = after.callbacks_invoked - before.callbacks_invoked;
     if gps < 2 {
@@ -175,58 +187,159 @@ pub fn forward_progress(shared: &Arc<Shared>, stop: &AtomicBool) {
 }
 
 /// Stall test: a reader of a private domain holds its section past the stall timeout while
-/// another thread waits for a grace period; the stall must be reported.
+/// another thread waits for a grace period; the stall must be reported. Under the sleepable
+/// flavors the domain is a sleepable one of the same reader flavour, and the section an owned
+/// guard made on one thread (`torture-maker`) and held on another: the report must name
+/// the thread that made it.
 ///
 /// The reader stays inside until the report has come, not for a fixed time: the waiting
 /// thread may start its grace period late on a loaded machine, and a fixed hold could end
 /// before that grace period had waited the timeout. A generous bound keeps a missing report
 /// from hanging the run.
 pub fn stall(shared: &Arc<Shared>) {
-    if shared.flavor.domain().is_none() {
+    if shared.flavor.is_fake() {
         return;
     }
-    let timeout = shared.config.stall_timeout;
-    let domain = Arc::new(rcu_core::Domain::new(
-        DomainConfig::new().name("torture-stall").stall_timeout(timeout),
-    ));
-    let reports = Arc::new(AtomicU64::new(0));
-    let counted = reports.clone();
-    domain.set_stall_handler(Some(Arc::new(move |_r: &StallReport| {
-        // Relaxed: a count; the holder polls it for progress, the final read follows the
-        // joins.
-        counted.fetch_add(1, Ordering::Relaxed);
-    })));
-    let hold_limit = timeout * 3 + Duration::from_secs(5);
-    let (entered_tx, entered_rx) = std::sync::mpsc::channel();
-    let holder = {
-        let (domain, reports) = (domain.clone(), reports.clone());
-        std::thread::Builder::new()
+    let config =
+        DomainConfig::new().name("torture-stall").stall_timeout(shared.config.stall_timeout);
+    match shared.flavor.reader_srcu() {
+        None => stall_classic(shared, Domain::new(config)),
+        Some(Srcu::Fast(_)) => stall_srcu(shared, SrcuStruct::<Fast>::new(config)),
+        Some(Srcu::Plain(_)) => stall_srcu(shared, SrcuStruct::<Plain>::new(config)),
+    }
+}
+
+/// What the stall handler saw.
+#[derive(Debug, Default)]
+struct Reports {
+    /// Reports made.
+    count: AtomicU64,
+    /// Reports that named the thread `MAKER`.
+    named_maker: AtomicU64,
+    /// The first report, for the failure message.
+    first: crate::SpinLock<Option<String>>,
+}
+
+impl Reports {
+    fn handler(self: &Arc<Self>) -> StallHandler {
+        let reports = self.clone();
+        Arc::new(move |r: &StallReport| {
+            // Relaxed (both): counts; the holder polls `count` for progress, the final reads
+            // follow the joins.
+            if r.thread_name.as_deref() == Some(MAKER) {
+                reports.named_maker.fetch_add(1, Ordering::Relaxed);
+            }
+            reports.first.with(|first| {
+                first.get_or_insert_with(|| format!("{r}"));
+            });
+            reports.count.fetch_add(1, Ordering::Relaxed);
+        })
+    }
+
+    fn count(&self) -> u64 {
+        // Relaxed: see `handler`.
+        self.count.load(Ordering::Relaxed)
+    }
+
+    /// Holds the caller's section until a report came or `limit` passed.
+    fn wait(&self, limit: Duration) {
+        let start = Instant::now();
+        while self.count() == 0 && start.elapsed() < limit {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// The sleepable stall test's guard maker. Reports name threads as the system does, in at
+/// most 15 bytes on Linux: so is this name.
+const MAKER: &str = "torture-maker";
+
+fn hold_limit(shared: &Shared) -> Duration {
+    shared.config.stall_timeout * 3 + Duration::from_secs(5)
+}
+
+fn stall_classic(shared: &Shared, domain: Domain) {
+    let reports = Arc::new(Reports::default());
+    domain.set_stall_handler(Some(reports.handler()));
+    let (domain, limit, seen) = (&domain, hold_limit(shared), &*reports);
+    std::thread::scope(|s| {
+        let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+        let holder = std::thread::Builder::new()
             .name("torture-stall-reader".into())
-            .spawn(move || {
+            .spawn_scoped(s, move || {
                 let mut ctx = Sleepable::enter();
                 let _guard = domain.read_lock(&mut ctx);
                 let _ = entered_tx.send(());
-                let start = Instant::now();
-                // Relaxed: a count polled for progress; nothing is read through it.
-                while reports.load(Ordering::Relaxed) == 0 && start.elapsed() < hold_limit {
-                    std::thread::sleep(Duration::from_millis(1));
-                }
+                seen.wait(limit);
             })
-            .expect("spawn stall reader")
-    };
-    let _ = entered_rx.recv();
-    let ctx = Sleepable::enter();
-    domain.synchronize_rcu(&ctx);
-    let _ = holder.join();
-    // Relaxed: the synchronize returned after the reports were made on this thread.
-    let n = reports.load(Ordering::Relaxed);
+            .expect("spawn stall reader");
+        let _ = entered_rx.recv();
+        domain.synchronize_rcu(&Sleepable::enter());
+        if holder.join().is_err() {
+            shared.counters.fail("the stall test's reader panicked");
+        }
+    });
+    judge_stall(shared, &reports, None);
+}
+
+fn stall_srcu<F: SrcuFlavor>(shared: &Shared, srcu: SrcuStruct<F>) {
+    let reports = Arc::new(Reports::default());
+    srcu.set_stall_handler(Some(reports.handler()));
+    let (srcu, limit, seen) = (&srcu, hold_limit(shared), &*reports);
+    std::thread::scope(|s| {
+        let (guard_tx, guard_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+        let maker = std::thread::Builder::new()
+            .name(MAKER.into())
+            .spawn_scoped(s, move || {
+                let _ = guard_tx.send(srcu.down_read(&Sleepable::enter()));
+                // Stays alive, so that the report finds it by name, until the wait is over.
+                let _ = done_rx.recv();
+            })
+            .expect("spawn stall guard maker");
+        let holder = std::thread::Builder::new()
+            .name("torture-stall-holder".into())
+            .spawn_scoped(s, move || {
+                let Ok(guard) = guard_rx.recv() else { return };
+                let _ = entered_tx.send(());
+                seen.wait(limit);
+                guard.up_read();
+            })
+            .expect("spawn stall guard holder");
+        if entered_rx.recv().is_ok() {
+            srcu.synchronize_srcu(&Sleepable::enter());
+        }
+        drop(done_tx);
+        if maker.join().is_err() || holder.join().is_err() {
+            shared.counters.fail("the stall test's maker or holder panicked");
+        }
+    });
+    judge_stall(shared, &reports, Some(MAKER));
+}
+
+/// At least one report; if `maker` is given, one that named it.
+fn judge_stall(shared: &Shared, reports: &Reports, maker: Option<&str>) {
+    // Relaxed (both): the threads were joined.
+    let n = reports.count();
+    let named = reports.named_maker.load(Ordering::Relaxed);
     shared.counters.stalls.fetch_add(n, Ordering::Relaxed);
+    let (limit, timeout) = (hold_limit(shared), shared.config.stall_timeout);
     if n == 0 {
         shared.counters.fail_check(
             Check::Stall,
             format!(
-                "stall test: a reader held a grace period up for {hold_limit:?} (stall timeout \
-             {timeout:?}) and no stall was reported"
+                "stall test: a reader held a grace period up for {limit:?} (stall timeout \
+                 {timeout:?}) and no stall was reported"
+            ),
+        );
+    } else if let Some(maker) = maker.filter(|_| named == 0) {
+        shared.counters.fail_check(
+            Check::Stall,
+            format!(
+                "stall test: {n} stall report(s) on the sleepable domain, none naming {maker}, \
+                 the thread that made the owned guard held up; the first: {}",
+                reports.first.with(|first| first.clone()).unwrap_or_default()
             ),
         );
     }

@@ -2,7 +2,10 @@
 //! one each time a grace period completes, freeing (poisoning) them at `PIPE_LEN`. Grace
 //! periods come from every method in turn: `synchronize_rcu`, expedited, `cond_synchronize`,
 //! `start_poll` + `poll`, and `call_rcu` chains whose callbacks age the element and requeue
-//! themselves with their `Atomic` token until it is old enough.
+//! themselves with their `Atomic` token until it is old enough. Under the sleepable flavors
+//! these are `synchronize_srcu`, `synchronize_srcu_expedited`, `cond_synchronize_srcu`,
+//! `start_poll_synchronize_srcu` + `poll_state_synchronize_srcu` and `call_srcu`, whose
+//! chains may also start from inside one of the domain's own sections, with its token.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -56,6 +59,7 @@ pub fn run(shared: &Arc<Shared>, stop: &AtomicBool) {
         // AcqRel: Release publishes the element's initialisation to readers (Acquire in
         // the reader); Acquire takes ownership of the old one.
         let old = published.current.swap(new, Ordering::AcqRel);
+        Counters::bump(&published.count);
         Counters::bump(&counters.updates);
         method = method.wrapping_add(1);
         if method % 5 == 4 {
@@ -87,6 +91,11 @@ fn queue_ticket(
         TokenKind::Sleepable => shared.flavor.call_rcu(ctx, ticket, age_callback),
         TokenKind::NoReclaim => shared.flavor.call_rcu(&ctx.no_reclaim(), ticket, age_callback),
         TokenKind::Atomic => shared.flavor.call_rcu(&ctx.atomic(), ticket, age_callback),
+        TokenKind::Section => {
+            shared
+                .flavor
+                .in_section(ctx, |section| shared.flavor.call_rcu(section, ticket, age_callback));
+        }
     }
 }
 
@@ -108,5 +117,8 @@ fn age_retired(arena: &Arena, retired: &mut Vec<usize>) {
 
 /// Where the writer publishes.
 pub fn published(initial: usize) -> Published {
-    Published { current: std::sync::atomic::AtomicUsize::new(initial) }
+    Published {
+        current: std::sync::atomic::AtomicUsize::new(initial),
+        count: std::sync::atomic::AtomicU64::new(0),
+    }
 }

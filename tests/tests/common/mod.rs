@@ -9,6 +9,9 @@
 // Each test file uses a different subset.
 #![allow(dead_code)]
 
+/// The sleepable-domain (SRCU) tests' helpers.
+pub(crate) mod srcu;
+
 use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};

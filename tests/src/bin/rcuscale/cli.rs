@@ -15,6 +15,7 @@ enum Workload {
     W4,
     W5,
     W6,
+    W7,
 }
 
 /// Benchmarks rcu-ctx against crossbeam-epoch and seize: same workloads, repetitions
@@ -29,7 +30,7 @@ struct Args {
     /// Repetitions per system (default 5; 3 with --quick).
     #[arg(long)]
     reps: Option<usize>,
-    /// Run only these workloads, comma-separated (W1,W3,W4,W5,W6).
+    /// Run only these workloads, comma-separated (W1,W3,W4,W5,W6,W7).
     #[arg(long, value_enum, value_delimiter = ',', ignore_case = true)]
     only: Vec<Workload>,
     /// Directory for table.md, results.csv, results.json and ratios.svg.
@@ -53,6 +54,15 @@ struct Args {
     /// W6: budget of the domain, MiB.
     #[arg(long, default_value_t = 4)]
     w6_budget_mib: usize,
+    /// W7a: read sections per run (default 50 M; 2 M with --quick).
+    #[arg(long)]
+    w7_n: Option<u64>,
+    /// W7d: tasks per run, each holding an owned guard across awaits (default 10000).
+    #[arg(long)]
+    w7_tasks: Option<usize>,
+    /// W7e: owned-guard reads per thread per run (default 10 M; 500 k with --quick).
+    #[arg(long)]
+    w7_reads: Option<u64>,
     /// Internal: run one W3/W5 job in this process and print its result line (child.rs).
     #[arg(long, hide = true, value_name = "JOB")]
     child: Option<String>,
@@ -72,6 +82,12 @@ pub(crate) struct Config {
     pub(crate) w6_stall: Duration,
     pub(crate) w6_budget: usize,
     pub(crate) w6_atomic_n: u64,
+    pub(crate) w7_n: u64,
+    /// W7b and W7c: time budget for the latency samples of one phase in one repetition.
+    pub(crate) w7_budget: Duration,
+    pub(crate) w7_max_samples: usize,
+    pub(crate) w7_tasks: usize,
+    pub(crate) w7_reads: u64,
 }
 
 impl Config {
@@ -92,6 +108,11 @@ impl Config {
             })),
             w6_budget: args.w6_budget_mib << 20,
             w6_atomic_n: if q { 100_000 } else { 1_000_000 },
+            w7_n: args.w7_n.unwrap_or(if q { 2_000_000 } else { 50_000_000 }),
+            w7_budget: Duration::from_millis(if q { 150 } else { 1000 }),
+            w7_max_samples: if q { 1000 } else { 20_000 },
+            w7_tasks: args.w7_tasks.unwrap_or(10_000).max(1),
+            w7_reads: args.w7_reads.unwrap_or(if q { 500_000 } else { 10_000_000 }),
         }
     }
 }
@@ -171,6 +192,9 @@ pub(crate) fn main() -> i32 {
     }
     if want(Workload::W6) {
         stage("W6 budget under a stalled reader", &mut |r, n| crate::w6::run(&cfg, r, n));
+    }
+    if want(Workload::W7) {
+        stage("W7 sleepable RCU (SRCU)", &mut |r, n| crate::w7::run(&cfg, r, n));
     }
     let total = started.elapsed().as_secs_f64();
     let load_end = loadavg();

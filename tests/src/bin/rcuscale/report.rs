@@ -22,8 +22,12 @@ pub(crate) enum Target {
     VsCrossbeamAtMost(f64),
     /// ours / crossbeam-epoch >= x.
     VsCrossbeamAtLeast(f64),
+    /// ours / seize >= x.
+    VsSeizeAtLeast(f64),
     /// The rcu-ctx value <= x.
     AtMost(f64),
+    /// The rcu-ctx value >= x (a ratio row: ours / a reference measured in the same run).
+    AtLeast(f64),
     /// The rcu-ctx value == x (an exact figure, such as a size in bytes).
     Equals(f64),
     /// The rcu-ctx value is "yes" (1).
@@ -39,7 +43,9 @@ impl Target {
             Target::None => String::new(),
             Target::VsCrossbeamAtMost(x) => format!("<= {x}x crossbeam"),
             Target::VsCrossbeamAtLeast(x) => format!(">= {x}x crossbeam"),
+            Target::VsSeizeAtLeast(x) => format!(">= {x}x seize"),
             Target::AtMost(x) => format!("<= {}", fmt_num(x)),
+            Target::AtLeast(x) => format!(">= {}", fmt_num(x)),
             Target::Equals(x) => format!("== {}", fmt_num(x)),
             Target::Yes | Target::OursYes => "yes".into(),
         }
@@ -130,7 +136,9 @@ impl Row {
             Target::None => None,
             Target::VsCrossbeamAtMost(x) => self.ratio(System::Crossbeam).map(|r| r <= x),
             Target::VsCrossbeamAtLeast(x) => self.ratio(System::Crossbeam).map(|r| r >= x),
+            Target::VsSeizeAtLeast(x) => self.ratio(System::Seize).map(|r| r >= x),
             Target::AtMost(x) => ours.map(|v| v <= x),
+            Target::AtLeast(x) => ours.map(|v| v >= x),
             Target::Equals(x) => ours.map(|v| v == x),
             Target::Yes | Target::OursYes => ours.map(|v| v == 1.0),
         }
@@ -466,18 +474,22 @@ pub(crate) fn svg(rows: &[Row], title: &str) -> String {
                 fmt_advantage(a)
             );
         }
+        // The tick stands beside the bar of the peer the target names (0: crossbeam-epoch's,
+        // 1: seize's).
         let target_adv = match r.target {
-            Target::VsCrossbeamAtMost(x) | Target::VsCrossbeamAtLeast(x) => Some(adv(r, x)),
+            Target::VsCrossbeamAtMost(x) | Target::VsCrossbeamAtLeast(x) => Some((0, adv(r, x))),
+            Target::VsSeizeAtLeast(x) => Some((1, adv(r, x))),
             _ => None,
         };
-        if let Some(t) = target_adv {
+        if let Some((j, t)) = target_adv {
             let x = x_of(t);
+            let y0 = y + 2.0 + j as f64 * 13.0;
             let _ = writeln!(
                 s,
                 "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"red\" \
                  stroke-width=\"2\"/>",
-                y + 2.0,
-                y + 17.0
+                y0,
+                y0 + 15.0
             );
         }
     }

@@ -14,6 +14,26 @@ enum FlavorArg {
     /// A real domain whose rcu_barrier returns before the frees' deallocations: the barrier
     /// check must report FAILURE.
     BustedBarrier,
+    /// A sleepable domain (SRCU), fast readers: sections sleep, owned guards move threads.
+    Srcu,
+    /// A sleepable domain (SRCU), plain readers.
+    SrcuPlain,
+    /// Readers on one sleepable domain, updates on another: the run must report FAILURE.
+    SrcuBusted,
+}
+
+impl FlavorArg {
+    fn kind(self) -> FlavorKind {
+        match self {
+            FlavorArg::Global => FlavorKind::Global,
+            FlavorArg::Custom => FlavorKind::Custom,
+            FlavorArg::Busted => FlavorKind::Busted,
+            FlavorArg::BustedBarrier => FlavorKind::BustedBarrier,
+            FlavorArg::Srcu => FlavorKind::Srcu,
+            FlavorArg::SrcuPlain => FlavorKind::SrcuPlain,
+            FlavorArg::SrcuBusted => FlavorKind::SrcuBusted,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -21,6 +41,8 @@ enum TokenArg {
     Sleepable,
     Noreclaim,
     Atomic,
+    /// The token of a section of the tortured sleepable domain (sleepable flavors only).
+    Section,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -61,11 +83,16 @@ struct Args {
     /// One read in N spins briefly inside its section (0: never).
     #[arg(long, default_value_t = 50)]
     short_delay_every: u32,
-    /// Probability that a block request fails by injection (custom flavor).
+    /// Sleepable flavors: the longest a reader sleeps in a section (half the sections sleep a
+    /// random time up to it).
+    #[arg(long, default_value = "5ms", value_parser = parse_duration)]
+    srcu_max_sleep: Duration,
+    /// Probability that a block request fails by injection (custom and sleepable flavors).
     #[arg(long, default_value_t = 0.01)]
     fault_rate: f64,
-    /// Tokens the updaters use, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "sleepable,noreclaim,atomic")]
+    /// Tokens the updaters use, comma-separated (default: sleepable,noreclaim,atomic, and
+    /// section under the sleepable flavors).
+    #[arg(long, value_enum, value_delimiter = ',')]
     tokens: Vec<TokenArg>,
     /// Run only these tests, comma-separated (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
@@ -76,10 +103,10 @@ struct Args {
     /// Stall timeout of the stall test.
     #[arg(long, default_value = "200ms", value_parser = parse_duration)]
     stall_timeout: Duration,
-    /// Pending-memory budget of the custom domain, MiB.
+    /// Pending-memory budget of the run's own domain (custom and sleepable flavors), MiB.
     #[arg(long, default_value_t = 8)]
     budget_mib: usize,
-    /// Tiny blocks in the custom domain, so rare allocation paths run constantly.
+    /// Tiny blocks in the run's own domain, so rare allocation paths run constantly.
     #[arg(long)]
     small_blocks: bool,
     /// Seed of delays and fault injection.
@@ -121,29 +148,37 @@ pub(crate) fn main() -> i32 {
             map: has(TestArg::Map),
         }
     };
-    let config = Config {
-        readers: args.readers,
-        updaters: args.updaters,
-        duration: args.duration,
-        flavor: match args.flavor {
-            FlavorArg::Global => FlavorKind::Global,
-            FlavorArg::Custom => FlavorKind::Custom,
-            FlavorArg::Busted => FlavorKind::Busted,
-            FlavorArg::BustedBarrier => FlavorKind::BustedBarrier,
-        },
-        long_delay_every: args.long_delay_every,
-        long_delay: args.long_delay,
-        short_delay_every: args.short_delay_every,
-        fault_rate: args.fault_rate,
-        tokens: args
-            .tokens
+    let flavor = args.flavor.kind();
+    let tokens: Vec<TokenKind> = if args.tokens.is_empty() {
+        TokenKind::defaults(flavor)
+    } else {
+        args.tokens
             .iter()
             .map(|t| match t {
                 TokenArg::Sleepable => TokenKind::Sleepable,
                 TokenArg::Noreclaim => TokenKind::NoReclaim,
                 TokenArg::Atomic => TokenKind::Atomic,
+                TokenArg::Section => TokenKind::Section,
             })
-            .collect(),
+            .collect()
+    };
+    if tokens.contains(&TokenKind::Section) && !flavor.is_sleepable() {
+        eprintln!(
+            "rcutorture: --tokens section needs a sleepable flavor (srcu, srcu-plain, srcu-busted)"
+        );
+        return 2;
+    }
+    let config = Config {
+        readers: args.readers,
+        updaters: args.updaters,
+        duration: args.duration,
+        flavor,
+        long_delay_every: args.long_delay_every,
+        long_delay: args.long_delay,
+        short_delay_every: args.short_delay_every,
+        fault_rate: args.fault_rate,
+        srcu_max_sleep: args.srcu_max_sleep,
+        tokens,
         tests,
         flood: args.flood,
         stall_timeout: args.stall_timeout,
@@ -156,12 +191,7 @@ pub(crate) fn main() -> i32 {
     eprintln!(
         "rcutorture: {} flavor, {} readers, {} updaters, {:?}, tokens {:?}, read side: {}, \
          waits: {}",
-        match args.flavor {
-            FlavorArg::Global => "global",
-            FlavorArg::Custom => "custom",
-            FlavorArg::Busted => "busted",
-            FlavorArg::BustedBarrier => "busted-barrier",
-        },
+        args.flavor.to_possible_value().expect("no variant is skipped").get_name().to_owned(),
         config.readers,
         config.updaters,
         config.duration,
