@@ -9,7 +9,9 @@
 //!   `read_lock`, an SRCU `Fast` domain's `read_lock` (borrowed guard), an SRCU `Plain`
 //!   domain's `read_lock`, and the `Fast` domain's `down_read` + drop (owned guard). Each
 //!   thread's registration is done before the clock starts. Targets: `Fast` borrowed <= 2x
-//!   the reference, `Plain` <= 4x, owned <= 8x.
+//!   the reference, `Plain` <= 4x, owned <= 8x. For information, the same loop around a bare
+//!   SeqCst fence: the one barrier `Plain` adds to `Fast` (and an owned guard's RMW costs
+//!   about as much), so "reference + fence" is the least a fenced reader can cost here.
 //! - **W7b, a sleeping reader delays only its own domain.** A thread loops "enter a section
 //!   of SRCU domain A, sleep 100 ms, leave, re-enter at once". Meanwhile the main thread times
 //!   `synchronize_srcu` on another SRCU domain B and the classic global `synchronize_rcu`,
@@ -53,7 +55,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::hint::black_box;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
@@ -239,20 +241,27 @@ fn w7a(cfg: &Config, rows: &mut Vec<Row>) {
         plain: SrcuStruct::new(DomainConfig::new().name("rcuscale-w7a-plain")),
     };
     let mut ns: [Vec<f64>; 5] = Default::default();
+    let mut bare_fence = Vec::new();
     for rep in 0..cfg.reps {
         for (i, s) in Section::ALL.into_iter().enumerate() {
             ns[i].push(section_cost(&d, s, cfg.w7_n));
         }
+        // `black_box` between fences: back-to-back fences may be merged into one.
+        bare_fence.push(per_op(cfg.w7_n, || {
+            fence(Ordering::SeqCst);
+            black_box(());
+        }));
         eprintln!(
             "  W7a rep {}/{}: classic global {:.2}, classic domain {:.2}, SRCU Fast {:.2}, Plain \
-             {:.2}, Fast owned {:.2} ns/section",
+             {:.2}, Fast owned {:.2} ns/section; a bare fence {:.2} ns",
             rep + 1,
             cfg.reps,
             ns[0][rep],
             ns[1][rep],
             ns[2][rep],
             ns[3][rep],
-            ns[4][rep]
+            ns[4][rep],
+            bare_fence[rep]
         );
     }
     for (i, s) in Section::ALL.into_iter().enumerate() {
@@ -264,6 +273,21 @@ fn w7a(cfg: &Config, rows: &mut Vec<Row>) {
             ns[i].clone(),
         ));
     }
+    rows.push(ours_row(
+        "W7a",
+        "a bare SeqCst fence, the barrier Plain adds to Fast (ns/op)",
+        "ns/op",
+        Better::Lower,
+        bare_fence.clone(),
+    ));
+    let floor: Vec<f64> = ns[0].iter().zip(&bare_fence).map(|(c, f)| c + f).collect();
+    rows.push(ours_row(
+        "W7a",
+        "floor of a fenced reader: (classic global + bare fence) / classic global (x)",
+        "x",
+        Better::Lower,
+        ratios(&floor, &ns[0]),
+    ));
     for (i, s) in Section::ALL.into_iter().enumerate().skip(1) {
         let row = ours_row(
             "W7a",
