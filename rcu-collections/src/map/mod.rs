@@ -51,9 +51,10 @@ const MAX_BUCKETS: usize = 1 << if usize::BITS > 32 { 32 } else { usize::BITS - 
 
 /// A concurrent hash map read under RCU.
 ///
-/// - **Reads** ([`get`](Self::get), [`iter`](Self::iter)) run under a [`ReadGuard`] of the
-///   map's domain: no lock, no atomic read-modify-write, no reference count. Values are
-///   returned by reference, valid while the guard lives.
+/// - **Reads** ([`get`](Self::get), [`iter`](Self::iter)) run under a guard of the map's
+///   domain ([`RcuGuard`]: a [`ReadGuard`](rcu_core::ReadGuard), or an SRCU guard): no lock,
+///   no atomic read-modify-write, no reference count. Values are returned by reference, valid
+///   while the guard lives.
 /// - **Writes** lock one bucket (a spinlock held over a few pointer stores), publish a new
 ///   node, and retire a replaced or removed node with `kvfree_rcu` under the caller's token:
 ///   it is dropped after a grace period. A write's token says what it may do:

@@ -34,8 +34,8 @@ use crate::stats::DomainStats;
 /// allocate and reclaim, and move between threads; its grace periods wait for its own
 /// readers only, so a sleeping reader delays no other domain.
 ///
-/// - `F`, the reader flavour: [`Fast`] (the default) or [`Plain`]. Fixed by the type, so the
-///   flavours never mix on one domain.
+/// - `F`, the reader flavour: [`Fast`] (the default) or [`Plain`](crate::Plain). Fixed by
+///   the type, so the flavours never mix on one domain.
 /// - `B`, the brand ([`rcu_ctx::section_brand!`]): a wait for a grace period of a domain of
 ///   brand `B` does not compile with the token of a section of brand `B`. Domains of one
 ///   brand count as one, so two [`Unbranded`] domains refuse each other's waits too; brand
