@@ -126,10 +126,14 @@ fn many_dead_handled_domains_on_one_thread_all_go_away() {
     assert!(log.wait_freed(log.allocated(), PATIENCE), "values of dropped domains never freed");
     log.assert_all_freed_once();
     let after = rss_kib();
-    eprintln!("rss after warm-up run {warm} KiB, after second run {after} KiB");
-    assert!(
-        after < warm + 8 * 1024,
-        "resident memory grew by {} KiB over a second run of {ROUNDS} domains",
-        after.saturating_sub(warm)
-    );
+    // A sanitizer's allocator keeps freed memory in quarantine (ASan) or shadow (TSan), so
+    // resident memory grows with every free there: the bound means something only without.
+    if cfg!(not(any(rcu_sanitizer = "address", rcu_sanitizer = "thread"))) {
+        assert!(
+            after < warm + 8 * 1024,
+            "resident memory grew by {} KiB over a second run of {ROUNDS} domains (after the \
+             warm-up run {warm} KiB, after the second {after} KiB)",
+            after.saturating_sub(warm)
+        );
+    }
 }
