@@ -245,8 +245,15 @@ pub fn note_drop(lane: &'static Lane, seq: u64) {
 }
 
 /// True if [`CountingAlloc`] is this process's global allocator: an allocation armed with a
-/// spot of our own comes back from that spot.
+/// spot of our own comes back from that spot. Probed once per process: two probes at once
+/// would both be served the one spot (a data race ThreadSanitizer reported between two
+/// torture tests), and the answer cannot change.
 pub fn installed() -> bool {
+    static INSTALLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *INSTALLED.get_or_init(probe_installed)
+}
+
+fn probe_installed() -> bool {
     /// The spot: leaked, so that handing it out is sound whoever serves the probe. One for
     /// the process, kept in a static (a leak checker sees it reachable, not lost).
     #[repr(C, align(32))]
