@@ -79,6 +79,13 @@ impl<'a> ReadGuard<'a> {
         ReadGuard { word: self.word, domain: self.domain, section }
     }
 
+    /// A quiescent state inside this section (`ReaderWord::refresh`): the QSBR online
+    /// handle's, which holds the section for the whole online period.
+    #[inline]
+    pub(crate) fn refresh(&mut self) {
+        self.word.refresh(self.domain.gp.seq.started_counter());
+    }
+
     /// The state of the domain this guard is a section of: what `is_of` and `RcuCell::load`
     /// compare, so that data of one domain is not read under another domain's guard.
     #[inline]

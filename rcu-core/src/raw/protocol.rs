@@ -212,6 +212,40 @@ impl ReaderWord {
         }
     }
 
+    /// A quiescent state of a reader that stays inside its outermost section (a QSBR thread
+    /// online, owner only): the end of the section so far and the start of a new one in one
+    /// store, whose snapshot is the sequence now, so grace periods that began before it stop
+    /// waiting for this word. The nesting is kept.
+    ///
+    /// ```
+    /// use rcu_core::raw::protocol::{GpSequence, ReaderWord};
+    /// let seq = GpSequence::new();
+    /// let word = ReaderWord::new();
+    /// word.enter(seq.started_counter()); // online
+    /// let gp = seq.start();
+    /// assert!(word.blocks(gp));
+    /// word.refresh(seq.started_counter()); // quiescent state: nothing read before is kept
+    /// assert!(!word.blocks(gp) && word.depth() == 1);
+    /// seq.complete(gp);
+    /// word.exit(); // offline
+    /// ```
+    #[inline(always)]
+    pub fn refresh(&self, gp_seq: &AtomicU64) {
+        // Relaxed: our own last store.
+        let cur = self.word.load(Ordering::Relaxed);
+        if cur & NEST_MASK == 0 {
+            exit_without_entry();
+            return;
+        }
+        // Acquire: as in `enter` (pairs with the AcqRel advance of the sequence).
+        let snapshot = gp_seq.load(Ordering::Acquire);
+        // Release: every load before the quiescent state happens before this store, as for
+        // `exit`'s (a scan that reads it and skips us sees those loads done); the barrier
+        // orders it before the loads after, as for `enter`'s.
+        self.word.store((snapshot << NEST_BITS) | (cur & NEST_MASK), Ordering::Release);
+        self.barrier();
+    }
+
     /// Leaves a read section (owner thread only).
     ///
     /// ```

@@ -1,0 +1,175 @@
+//! QSBR (issue 26) at run time: a grace period waits for an online thread until its next
+//! quiescent state, never for an offline one; a value loaded before a quiescent state stays
+//! until that state; a second root taken while online is refused with the rule; cells work
+//! on the domain with every token. Interleavings are forced with channels; time only bounds
+//! waits for what must happen (`PATIENCE`) or is a window in which what must not happen is
+//! checked (`HOLD`).
+#![cfg(not(loom))]
+
+mod common;
+
+use std::sync::atomic::Ordering;
+use std::sync::{mpsc, Arc};
+
+use common::{assert_holds_for, Canary, Pending, HOLD};
+use rcu_core::prelude::*;
+use rcu_core::{DomainConfig, QsbrDomain};
+use rcu_tests::quiet::{expect_panic_quietly, message};
+
+fn domain(name: &'static str) -> Arc<QsbrDomain> {
+    Arc::new(QsbrDomain::new(DomainConfig::new().name(name)))
+}
+
+/// A thread online with a value loaded, told by `go` when to pass a quiescent state; it
+/// reports the value it still sees just before, then goes offline and ends.
+fn online_reader(
+    domain: &Arc<QsbrDomain>,
+    cell: &Arc<RcuCell<Canary>>,
+) -> (mpsc::Receiver<u64>, mpsc::Sender<()>, Pending<u64>) {
+    let (loaded_tx, loaded_rx) = mpsc::channel();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let (d, c) = (domain.clone(), cell.clone());
+    let reader = Pending::spawn("qsbr-online", move || {
+        let mut ctx = Sleepable::enter();
+        let mut online = d.online(&mut ctx);
+        let value = c.load(&online);
+        loaded_tx.send(value.value()).expect("the test waits");
+        go_rx.recv().expect("the test says when");
+        let seen = value.value(); // still the value loaded before: not freed
+        online.quiescent_state();
+        drop(online.offline());
+        seen
+    });
+    (loaded_rx, go_tx, reader)
+}
+
+#[test]
+fn a_grace_period_waits_for_an_online_thread_until_its_quiescent_state() {
+    let d = domain("qsbr-waits");
+    let (canary, first_dropped) = Canary::new(1);
+    let cell = Arc::new(RcuCell::new_in(&d, canary));
+    let (loaded, go, reader) = online_reader(&d, &cell);
+    assert_eq!(loaded.recv().expect("the reader loads"), 1);
+    cell.set(&Sleepable::enter(), Canary::new(2).0);
+    let (d2, c2) = (d.clone(), cell.clone());
+    let mut writer = Pending::spawn("qsbr-writer", move || {
+        let ctx = Sleepable::enter();
+        d2.synchronize_rcu(&ctx);
+        d2.rcu_barrier(&ctx);
+        drop(c2);
+    });
+    assert_holds_for(HOLD, "a grace period ended while the reader was online", || {
+        !writer.is_done() && !first_dropped.load(Ordering::SeqCst)
+    });
+    go.send(()).expect("the reader waits");
+    assert_eq!(reader.join("the online reader"), 1, "the value loaded was freed under it");
+    writer.join("synchronize_rcu after the reader's quiescent state");
+    assert!(first_dropped.load(Ordering::SeqCst), "the replaced value was never freed");
+}
+
+#[test]
+fn a_grace_period_never_waits_for_an_offline_thread() {
+    let d = domain("qsbr-offline");
+    let (parked_tx, parked) = mpsc::channel();
+    let (release, release_rx) = mpsc::channel::<()>();
+    let d2 = d.clone();
+    let sleeper = std::thread::spawn(move || {
+        let mut ctx = Sleepable::enter();
+        let online = d2.online(&mut ctx);
+        let offline = online.offline();
+        parked_tx.send(()).expect("the test waits");
+        release_rx.recv().expect("the test releases it"); // blocks, offline
+        drop(offline.online(&mut ctx));
+    });
+    parked.recv().expect("the sleeper went offline");
+    let ctx = Sleepable::enter();
+    d.synchronize_rcu(&ctx); // returns: the sleeper is offline
+    let again = Pending::spawn("qsbr-again", {
+        let d = d.clone();
+        move || d.synchronize_rcu(&Sleepable::enter())
+    });
+    again.join("a second grace period with the sleeper offline");
+    release.send(()).expect("the sleeper waits");
+    sleeper.join().expect("the sleeper");
+}
+
+#[test]
+fn quiescent_states_let_grace_periods_pass_while_the_thread_stays_online() {
+    let d = domain("qsbr-loop");
+    let cell = Arc::new(RcuCell::new_in(&d, 0u64));
+    let (step_tx, step_rx) = mpsc::channel::<bool>();
+    let (seen_tx, seen_rx) = mpsc::channel();
+    let (d2, c2) = (d.clone(), cell.clone());
+    let reader = std::thread::spawn(move || {
+        let mut ctx = Sleepable::enter();
+        let mut online = d2.online(&mut ctx);
+        while step_rx.recv().expect("the test steps") {
+            seen_tx.send(*c2.load(&online)).expect("the test reads");
+            online.quiescent_state();
+        }
+    });
+    let ctx = Sleepable::enter();
+    for i in 1..=20u64 {
+        cell.set(&ctx, i);
+        step_tx.send(true).expect("the reader steps");
+        assert_eq!(seen_rx.recv().expect("the reader reports"), i);
+        // The reader stays online; the grace period ends at its first quiescent state after
+        // the grace period began, which the test cannot see start: it steps the reader
+        // (one load and one quiescent state each) until the grace period is over.
+        let mut gp = Pending::spawn("qsbr-gp", {
+            let d = d.clone();
+            move || d.synchronize_rcu(&Sleepable::enter())
+        });
+        let start = std::time::Instant::now();
+        while !gp.wait_timeout(std::time::Duration::from_millis(1)) {
+            assert!(start.elapsed() < common::PATIENCE, "step {i}: the grace period never ended");
+            step_tx.send(true).expect("the reader steps");
+            assert_eq!(seen_rx.recv().expect("the reader reports"), i);
+        }
+        gp.join("the grace period");
+    }
+    step_tx.send(false).expect("the reader stops");
+    reader.join().expect("the reader");
+    d.rcu_barrier(&ctx);
+}
+
+#[test]
+fn a_second_root_while_online_is_refused_naming_the_rule() {
+    let d = domain("qsbr-second-root");
+    let p = expect_panic_quietly("inside a read section", || {
+        let mut ctx = Sleepable::enter();
+        let _online = d.online(&mut ctx);
+        let second = Sleepable::enter(); // could block while online
+        d.synchronize_rcu(&second);
+    })
+    .expect_err("a root taken while online must be refused");
+    assert!(message(&*p).contains("read section"), "{}", message(&*p));
+}
+
+#[test]
+fn cells_on_a_qsbr_domain_take_every_token() {
+    let d = domain("qsbr-cells");
+    let cell = RcuCell::new_in(&d, String::from("a"));
+    let mut ctx = Sleepable::enter();
+    d.register_current_thread(&ctx);
+    {
+        let mut online = d.online(&mut ctx);
+        assert_eq!(cell.load(&online), "a");
+        d.kvfree_rcu(online.ctx(), Rcu::boxed(String::from("queued while online")));
+        online.quiescent_state();
+    }
+    cell.set(&ctx, String::from("b"));
+    {
+        let nr = ctx.no_reclaim();
+        cell.replace(&nr, Rcu::boxed(String::from("c")));
+    }
+    {
+        let atomic = ctx.atomic();
+        cell.replace(&atomic, Rcu::boxed(String::from("d")));
+    }
+    let online = d.online(&mut ctx);
+    assert_eq!(cell.load(&online), "d");
+    drop(online);
+    d.rcu_barrier(&ctx);
+    assert_eq!(d.stats().leaked_read_sections, 0);
+}
