@@ -37,7 +37,7 @@ fn online_reader(
         go_rx.recv().expect("the test says when");
         let seen = value.value(); // still the value loaded before: not freed
         online.quiescent_state();
-        drop(online.offline());
+        let _offline = online.offline();
         seen
     });
     (loaded_rx, go_tx, reader)
