@@ -435,6 +435,25 @@ fn b_consecutive_sections_both_read() {
     });
 }
 
+/// A QSBR thread online across a quiescent state (issue 26): `ReaderWord::refresh` ends the
+/// section so far and begins the next in one store. What was read before it happens before
+/// the free (the store is Release, as for `b_consecutive_sections_both_read`), and what is read
+/// after it is waited for or sees the new object.
+#[test]
+fn q_online_reader_with_a_quiescent_state_between_reads() {
+    let explored = model(|| {
+        reader_against_grace_period(|w| {
+            let word = &w.words[0];
+            word.enter(w.seq.started_counter()); // online
+            w.load_and_read();
+            word.refresh(w.seq.started_counter()); // quiescent state
+            w.load_and_read();
+            word.exit(); // offline
+        })
+    });
+    assert_explored(&explored);
+}
+
 /// A thread that exits with a leaked guard: its exit hook force-ends the section
 /// (`ReaderWord::force_exit`, as `Registry::release` does). The force-exit is the section's
 /// end: what the section read happens before the free that follows the grace period.
