@@ -33,6 +33,25 @@ fn ours(n: u64) -> f64 {
     start.elapsed().as_nanos() as f64 / n as f64
 }
 
+/// ns per QSBR read: `RcuCell::load` through the thread's online handle of a `QsbrDomain`
+/// (no section to enter or leave), with a quiescent state every 1024 reads, as an event loop
+/// would announce one per iteration.
+fn ours_qsbr(n: u64) -> f64 {
+    let domain = rcu_core::QsbrDomain::new(rcu_core::DomainConfig::new().name("rcuscale-w1-qsbr"));
+    let cell = RcuCell::new_in(&domain, Node::<OURS>::new(1));
+    let mut ctx = Sleepable::enter();
+    let mut online = domain.online(&mut ctx); // registers the thread outside the timed loop
+    let start = Instant::now();
+    for i in 0..n {
+        let node = black_box(&cell).load(&online);
+        black_box(node.data[0]);
+        if i % 1024 == 1023 {
+            online.quiescent_state();
+        }
+    }
+    start.elapsed().as_nanos() as f64 / n as f64
+}
+
 /// ns per read section, a raw `AtomicPtr<Rcu<Node>>` loaded under `read_lock`.
 fn ours_raw(n: u64) -> f64 {
     let ptr = AtomicPtr::new(Box::into_raw(Rcu::boxed(Node::<OURS>::new(1))));
@@ -143,6 +162,7 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>) {
     let n = cfg.w1_n;
     let mut flat = PerSystem::default();
     let mut raw = Vec::new();
+    let mut qsbr = Vec::new();
     let mut nested = PerSystem::default();
     for rep in 0..cfg.reps {
         for s in System::ALL {
@@ -154,6 +174,7 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>) {
             flat.push(s, v);
             if s == System::Ours {
                 raw.push(ours_raw(n));
+                qsbr.push(ours_qsbr(n));
             }
         }
         for s in System::ALL {
@@ -180,6 +201,8 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>) {
     // The raw variant against the same peer runs.
     let raw_reps =
         PerSystem { ours: raw, crossbeam: flat.crossbeam.clone(), seize: flat.seize.clone() };
+    let qsbr_reps =
+        PerSystem { ours: qsbr, crossbeam: flat.crossbeam.clone(), seize: flat.seize.clone() };
     rows.push(
         Row::from_reps(
             "W1",
@@ -196,6 +219,13 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>) {
         "ns/op",
         Better::Lower,
         raw_reps,
+    ));
+    rows.push(Row::from_reps(
+        "W1",
+        "QSBR read, RcuCell::load through an online handle (ns/op)",
+        "ns/op",
+        Better::Lower,
+        qsbr_reps,
     ));
     rows.push(Row::from_reps("W1", "nested read section (ns/op)", "ns/op", Better::Lower, nested));
 }
