@@ -1,7 +1,7 @@
 //! QSBR (issue 26) at run time: a grace period waits for an online thread until its next
 //! quiescent state, never for an offline one; a value loaded before a quiescent state stays
 //! until that state; a second root taken while online is refused with the rule; cells work
-//! on the domain with every token. Interleavings are forced with channels; time only bounds
+//! on the domain with every token; a thread that stays online is reported as one. Interleavings are forced with channels; time only bounds
 //! waits for what must happen (`PATIENCE`) or is a window in which what must not happen is
 //! checked (`HOLD`).
 #![cfg(not(loom))]
@@ -11,9 +11,9 @@ mod common;
 use std::sync::atomic::Ordering;
 use std::sync::{mpsc, Arc};
 
-use common::{assert_holds_for, Canary, Pending, HOLD};
+use common::{assert_holds_for, wait_until, Canary, Pending, HOLD};
 use rcu_core::prelude::*;
-use rcu_core::{DomainConfig, QsbrDomain};
+use rcu_core::{DomainConfig, QsbrDomain, RcuDomain, StallCause, StallReport};
 use rcu_tests::quiet::{expect_panic_quietly, message};
 
 fn domain(name: &'static str) -> Arc<QsbrDomain> {
@@ -172,4 +172,44 @@ fn cells_on_a_qsbr_domain_take_every_token() {
     drop(online);
     d.rcu_barrier(&ctx);
     assert_eq!(d.stats().leaked_read_sections, 0);
+}
+
+#[test]
+fn a_thread_online_without_quiescent_states_is_reported_as_such() {
+    let d = domain("qsbr-stall");
+    let reports = rcu_tests::collect_stalls(d.as_domain());
+    let (online_tx, online_rx) = mpsc::channel();
+    let (go, go_rx) = mpsc::channel::<()>();
+    let d2 = d.clone();
+    let reader = std::thread::Builder::new()
+        .name("qsbr-stuck".into())
+        .spawn(move || {
+            let mut ctx = Sleepable::enter();
+            let online = d2.online(&mut ctx);
+            online_tx.send(()).expect("the test waits");
+            go_rx.recv().expect("the test releases it"); // online, no quiescent state
+            drop(online);
+        })
+        .expect("spawn the reader");
+    online_rx.recv().expect("the reader is online");
+    let gp = Pending::spawn("qsbr-stalled-gp", {
+        let d = d.clone();
+        move || d.synchronize_rcu(&Sleepable::enter())
+    });
+    let is_ours = |r: &StallReport| r.cause == StallCause::QsbrOnline;
+    assert!(
+        wait_until(common::PATIENCE, || reports.with(|v| v.iter().any(is_ours))),
+        "no QSBR stall report while a thread stayed online: {:?}",
+        reports.with(|v| v.clone())
+    );
+    let text = reports.with(|v| v.iter().find(|r| is_ours(r)).map(ToString::to_string));
+    let text = text.expect("found above");
+    assert!(
+        text.contains("qsbr-stuck") && text.contains("quiescent_state()"),
+        "the report names neither the thread nor the fix: {text}"
+    );
+    go.send(()).expect("the reader waits");
+    reader.join().expect("the reader");
+    gp.join("the grace period once the reader went offline");
+    d.as_domain().set_stall_handler(None);
 }

@@ -14,6 +14,7 @@ use rcu_ctx::{Atomic, Context, MayAlloc, MayReclaim, MaySleep};
 use crate::api::domain::{Domain, DomainConfig};
 use crate::api::reader::ReadGuard;
 use crate::queue::head::Rcu;
+use crate::read::flavor::ReaderFlavor;
 use crate::state::GpCookie;
 use crate::stats::DomainStats;
 
@@ -62,7 +63,7 @@ impl QsbrDomain {
 
     /// As [`QsbrDomain::new`], returning a bad configuration as an error.
     pub fn try_new(config: DomainConfig) -> Result<Self, ConfigError> {
-        Ok(QsbrDomain { domain: Domain::try_new(config)? })
+        Ok(QsbrDomain { domain: Domain::try_new_with(config, ReaderFlavor::Qsbr)? })
     }
 
     pub(crate) fn domain(&self) -> &Domain {

@@ -25,6 +25,7 @@ use crate::gp::stall::StallSink;
 use crate::gp::stall::{StallCause, StallClock, StallReport};
 use crate::raw::protocol::GpSequence;
 use crate::raw::srcu::drained;
+use crate::read::flavor::ReaderFlavor;
 use crate::read::registry::Registry;
 use crate::read::registry::Slot;
 use crate::stats::Counters;
@@ -343,7 +344,11 @@ fn wait_for_reader<H: GpHost + ?Sized>(
     clock: &mut StallClock,
     urgency: Urgency,
 ) {
-    let waiting = ReaderWait { slot, gp, start, cause: StallCause::ReadSection };
+    let cause = match domain.readers().flavor() {
+        ReaderFlavor::Qsbr => StallCause::QsbrOnline,
+        _ => StallCause::ReadSection,
+    };
+    let waiting = ReaderWait { slot, gp, start, cause };
     waiting.until(domain, clock, urgency.max_sleep(), || !slot.word.blocks(gp));
 }
 

@@ -7,6 +7,10 @@ pub(crate) enum ReaderFlavor {
     /// Classic sections (`raw::protocol`): may not block; a grace period waits for the
     /// sections that began before it.
     Classic,
+    /// Classic words held for a thread's whole online period (QSBR, `api::qsbr`): a grace
+    /// period waits for the thread's next quiescent state (`ReaderWord::refresh`). The
+    /// engine treats it as `Classic`; only what reports say differs.
+    Qsbr,
     /// Sleepable sections (`raw::srcu`) whose lock uses a compiler barrier only, the grace
     /// period paying with the heavy barrier (a fence too where membarrier is missing).
     SrcuFast,
@@ -18,7 +22,7 @@ pub(crate) enum ReaderFlavor {
 impl ReaderFlavor {
     /// True for the sleepable flavours.
     pub(crate) const fn is_srcu(self) -> bool {
-        !matches!(self, ReaderFlavor::Classic)
+        matches!(self, ReaderFlavor::SrcuFast | ReaderFlavor::SrcuPlain)
     }
 
     /// The SRCU lock path's barrier for a slot set up now: a fence for the plain flavour and
