@@ -211,5 +211,5 @@ fn a_thread_online_without_quiescent_states_is_reported_as_such() {
     go.send(()).expect("the reader waits");
     reader.join().expect("the reader");
     gp.join("the grace period once the reader went offline");
-    d.as_domain().set_stall_handler(None);
+    d.set_stall_handler(None);
 }

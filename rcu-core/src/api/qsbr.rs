@@ -8,11 +8,14 @@
 //! state since `g` began. What QSBR adds is in the types: reads borrow the online handle,
 //! and a quiescent state needs it mutably, so no reference loaded before one survives it.
 
+use std::time::Duration;
+
 use rcu_alloc::ConfigError;
 use rcu_ctx::{Atomic, Context, MayAlloc, MayReclaim, MaySleep};
 
 use crate::api::domain::{Domain, DomainConfig};
 use crate::api::reader::ReadGuard;
+use crate::gp::stall::StallHandler;
 use crate::queue::head::Rcu;
 use crate::read::flavor::ReaderFlavor;
 use crate::state::GpCookie;
@@ -155,6 +158,20 @@ impl QsbrDomain {
     /// The domain's counters.
     pub fn stats(&self) -> DomainStats {
         self.domain.stats()
+    }
+
+    /// Where this domain's stall reports go (see [`Domain::set_stall_handler`]); a thread
+    /// online without a quiescent state is reported with [`StallCause::QsbrOnline`].
+    ///
+    /// [`StallCause::QsbrOnline`]: crate::StallCause::QsbrOnline
+    pub fn set_stall_handler(&self, handler: Option<StallHandler>) {
+        self.domain.set_stall_handler(handler);
+    }
+
+    /// How long a grace period waits for a thread before it is reported (see
+    /// [`Domain::set_stall_timeout`]).
+    pub fn set_stall_timeout(&self, timeout: Duration) {
+        self.domain.set_stall_timeout(timeout);
     }
 }
 
