@@ -416,6 +416,20 @@ pub fn thread_name() -> String {
     String::from_utf8_lossy(&buf[..len]).into_owned()
 }
 
+/// How many of this process's threads have a name starting with `prefix` (as the kernel has
+/// it, `/proc/self/task/*/comm`): a domain's runtime threads are `rcu-gp-<name>`, so a test
+/// can wait for a dropped domain's threads to be gone. 0 where `/proc` cannot be read.
+pub fn threads_named(prefix: &str) -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|dir| {
+            dir.filter_map(Result::ok)
+                .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+                .filter(|name| name.starts_with(prefix))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 #[cfg(not(loom))]
 pub mod wakers {
     //! Wakers and a minimal executor for the tests that poll grace-period futures by hand.

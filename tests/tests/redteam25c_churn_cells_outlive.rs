@@ -23,23 +23,13 @@ use std::time::{Duration, Instant};
 use rcu_core::prelude::*;
 use rcu_core::{DomainConfig, SrcuStruct};
 use rcu_tests::drop_log::{DropLog, Tracked};
+use rcu_tests::threads_named;
 
 const ROUNDS: usize = 60;
 const KEEP: usize = 3;
 const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Threads of this process whose name starts with `prefix`.
-fn threads_named(prefix: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|dir| {
-            dir.filter_map(Result::ok)
-                .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
-                .filter(|name| name.starts_with(prefix))
-                .count()
-        })
-        .unwrap_or(0)
-}
-
 fn rss_kib() -> usize {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status

@@ -18,20 +18,10 @@ use std::time::{Duration, Instant};
 use rcu_core::prelude::*;
 use rcu_core::{DomainConfig, SrcuStruct};
 use rcu_tests::drop_log::{DropLog, Tracked};
+use rcu_tests::threads_named;
 
 const ROUNDS: usize = 24;
 const PATIENCE: Duration = Duration::from_secs(60);
-
-fn threads_named(prefix: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|dir| {
-            dir.filter_map(Result::ok)
-                .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
-                .filter(|name| name.starts_with(prefix))
-                .count()
-        })
-        .unwrap_or(0)
-}
 
 #[test]
 fn thread_exit_racing_the_last_cell_drop_frees_everything_once() {

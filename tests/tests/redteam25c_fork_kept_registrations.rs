@@ -24,20 +24,10 @@ use rcu_core::prelude::*;
 use rcu_core::{DomainConfig, SrcuStruct};
 use rcu_tests::drop_log::{DropLog, Tracked};
 use rcu_tests::fork::{raw_eprint, run_in_child, ChildEnd};
+use rcu_tests::threads_named;
 
 const PATIENCE: Duration = Duration::from_secs(60);
 const WATCHDOG: Duration = Duration::from_secs(120);
-
-fn threads_named(prefix: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|dir| {
-            dir.filter_map(Result::ok)
-                .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
-                .filter(|name| name.starts_with(prefix))
-                .count()
-        })
-        .unwrap_or(0)
-}
 
 /// Steps 1-3; returns a complaint, if any.
 fn exercise(

@@ -20,21 +20,11 @@ use std::time::{Duration, Instant};
 use rcu_core::prelude::*;
 use rcu_core::{DomainConfig, SrcuStruct};
 use rcu_tests::drop_log::{DropLog, Tracked};
+use rcu_tests::threads_named;
 
 const HOLD: Duration = Duration::from_millis(200);
 const PATIENCE: Duration = Duration::from_secs(60);
 const WRITES: usize = 50;
-
-fn threads_named(prefix: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|dir| {
-            dir.filter_map(Result::ok)
-                .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
-                .filter(|name| name.starts_with(prefix))
-                .count()
-        })
-        .unwrap_or(0)
-}
 
 fn scenario(log: &'static DropLog, cell: Arc<RcuCell<Tracked>>, tag: &str) {
     let (in_tx, in_rx) = mpsc::channel::<usize>();

@@ -26,20 +26,10 @@ use std::time::{Duration, Instant};
 use rcu_core::prelude::*;
 use rcu_core::{DomainConfig, RcuDomain, SrcuStruct};
 use rcu_tests::drop_log::{DropLog, Tracked};
+use rcu_tests::threads_named;
 
 const HOLD: Duration = Duration::from_millis(50);
 const PATIENCE: Duration = Duration::from_secs(60);
-
-fn threads_named(prefix: &str) -> usize {
-    std::fs::read_dir("/proc/self/task")
-        .map(|dir| {
-            dir.filter_map(Result::ok)
-                .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
-                .filter(|name| name.starts_with(prefix))
-                .count()
-        })
-        .unwrap_or(0)
-}
 
 fn wait_gone(prefix: &str) {
     let start = Instant::now();
