@@ -213,3 +213,78 @@ fn a_thread_online_without_quiescent_states_is_reported_as_such() {
     gp.join("the grace period once the reader went offline");
     d.set_stall_handler(None);
 }
+
+/// Hostile: a second online handle from a token nested in the first's `ctx()`. Were it
+/// allowed, its quiescent state would end the first handle's period while `value` (loaded
+/// through the first) is alive, and a grace period could free it.
+#[test]
+fn a_second_online_handle_on_the_same_thread_is_refused() {
+    let d = domain("qsbr-second-online");
+    let (canary, dropped) = Canary::new(1);
+    let cell = Arc::new(RcuCell::new_in(&d, canary));
+    let mut ctx = Sleepable::enter();
+    let online = d.online(&mut ctx);
+    let value = cell.load(&online);
+    let p = expect_panic_quietly("already online", || {
+        let mut nested = online.ctx().nested();
+        let mut second = d.online(&mut nested);
+        second.quiescent_state();
+    })
+    .expect_err("a second online handle must be refused");
+    assert!(message(&*p).contains("one online handle per thread"), "{}", message(&*p));
+    // The refusal left the first handle's period as it was: a grace period still waits.
+    let (d2, c2) = (d.clone(), cell.clone());
+    let mut writer = Pending::spawn("qsbr-second-online-writer", move || {
+        let ctx = Sleepable::enter();
+        c2.set(&ctx, Canary::new(2).0);
+        d2.synchronize_rcu(&ctx);
+        d2.rcu_barrier(&ctx);
+    });
+    assert_holds_for(HOLD, "the first handle's value was freed after the refusal", || {
+        !writer.is_done() && !dropped.load(Ordering::SeqCst)
+    });
+    assert_eq!(value.value(), 1);
+    drop(online);
+    writer.join("the grace period after the thread went offline");
+    assert!(dropped.load(Ordering::SeqCst), "the replaced value was never freed");
+}
+
+/// Grace periods of a QSBR domain pair with readers by fences: no membarrier, whoever is
+/// online, while a classic domain's do use it where the kernel offers it.
+#[test]
+fn qsbr_grace_periods_issue_no_membarrier() {
+    let d = domain("qsbr-no-membarrier");
+    let ctx = Sleepable::enter();
+    d.register_current_thread(&ctx);
+    let before = d.stats();
+    for _ in 0..10 {
+        d.synchronize_rcu(&ctx);
+        d.synchronize_rcu_expedited(&ctx);
+    }
+    let (online_tx, online_rx) = mpsc::channel();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let d2 = d.clone();
+    let reader = Pending::spawn("qsbr-online-quiescing", move || {
+        let mut ctx = Sleepable::enter();
+        let mut online = d2.online(&mut ctx);
+        online_tx.send(()).expect("the test waits");
+        while stop_rx.try_recv().is_err() {
+            online.quiescent_state();
+            std::thread::yield_now();
+        }
+    });
+    online_rx.recv().expect("the reader goes online");
+    for _ in 0..10 {
+        d.synchronize_rcu(&ctx);
+    }
+    stop_tx.send(()).expect("the reader waits");
+    reader.join("the quiescing reader");
+    let after = d.stats();
+    assert!(after.gps_normal + after.gps_expedited >= before.gps_normal + 30);
+    assert_eq!(after.membarriers, 0, "a QSBR grace period issued membarrier");
+    let classic = Domain::new(DomainConfig::new().name("classic-membarrier"));
+    drop(classic.read_lock(&mut Sleepable::enter()));
+    classic.synchronize_rcu(&ctx);
+    let expected = if rcu_core::raw::barrier::uses_membarrier() { 1 } else { 0 };
+    assert!(classic.stats().membarriers >= expected, "{:?}", classic.stats());
+}

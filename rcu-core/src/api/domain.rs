@@ -608,6 +608,7 @@ impl Domain {
             gps_expedited: Counters::get(&s.counters.gps_expedited),
             readers: s.readers.registered() as u64,
             stalls: Counters::get(&s.counters.stalls),
+            membarriers: Counters::get(&s.counters.membarriers),
             leaked_read_sections: Counters::get(&s.counters.leaked_read_sections),
             callbacks_queued: s.callbacks_queued(),
             callbacks_invoked: s.queues.invoked(),

@@ -85,12 +85,29 @@ impl QsbrDomain {
     /// hold up every grace period of the domain, and a wait for this domain's own grace
     /// period would wait for itself); [`QsbrOnline::ctx`] is an `Atomic` token.
     ///
+    /// Going online fences once (a SeqCst fence, paired with the grace periods' own), so
+    /// that grace periods never need membarrier; reads and quiescent states never fence.
+    ///
     /// # Panics
     /// As [`Domain::read_lock`]: on a thread that never registered with this domain, from an
-    /// atomic context (registering allocates).
+    /// atomic context (registering allocates). In every build, on a thread already online in
+    /// this domain (through a token nested from the first handle's `ctx()`): the second
+    /// handle's quiescent states would end the first one's period while its references live.
     #[track_caller]
     pub fn online<'c, 'd: 'c, C: Context>(&'d self, ctx: &'c mut C) -> QsbrOnline<'c, 'd> {
-        QsbrOnline { section: self.domain.read_lock(ctx), domain: self }
+        let section = self.domain.read_lock(ctx);
+        if section.depth() != 1 {
+            drop(section);
+            panic!(
+                "rcu-core: QsbrDomain::online on a thread already online in domain '{}': a \
+                 second handle's quiescent_state() would end the first one's online period \
+                 while references loaded through it are alive (rule: one online handle per \
+                 thread and domain). Fix: use the handle the thread has (its ctx() for calls \
+                 that take a token)",
+                self.name()
+            );
+        }
+        QsbrOnline { section, domain: self }
     }
 
     /// Registers the calling thread with this domain now (see

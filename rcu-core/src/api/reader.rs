@@ -86,6 +86,12 @@ impl<'a> ReadGuard<'a> {
         self.word.refresh(self.domain.gp.seq.started_counter());
     }
 
+    /// Nesting depth of the thread's sections of this domain, this one included.
+    #[inline]
+    pub(crate) fn depth(&self) -> u64 {
+        self.word.depth()
+    }
+
     /// The state of the domain this guard is a section of: what `is_of` and `RcuCell::load`
     /// compare, so that data of one domain is not read under another domain's guard.
     #[inline]

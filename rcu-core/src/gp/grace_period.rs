@@ -15,7 +15,7 @@
 //! 4. mark `g` completed (Release) and wake waiters.
 
 use core::cell::Cell;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
@@ -23,6 +23,7 @@ use crossbeam_utils::Backoff;
 use crate::gp::srcu::SrcuMachine;
 use crate::gp::stall::StallSink;
 use crate::gp::stall::{StallCause, StallClock, StallReport};
+use crate::raw::barrier::{heavy_barrier, uses_membarrier};
 use crate::raw::protocol::GpSequence;
 use crate::raw::srcu::drained;
 use crate::read::flavor::ReaderFlavor;
@@ -232,11 +233,7 @@ impl GracePeriods {
         let _leading = Leading::new(self);
         let flavor = domain.readers().flavor();
         while !self.seq.is_completed(cookie) {
-            let gp = if flavor.is_srcu() {
-                self.srcu.start_or_resume(&self.seq, flavor)
-            } else {
-                self.seq.start_or_resume()
-            };
+            let gp = self.start_or_resume(domain);
             // Sleepable domains have classic (non-blocking) sections too: `Domain::read_lock`
             // on their state, which cells and collections use inside their calls. Checked
             // first: a leader that gives up after the scans would scan again when it
@@ -252,23 +249,39 @@ impl GracePeriods {
         true
     }
 
+    /// Starts the next grace period, or resumes the one a leader gave up on, with the barrier
+    /// the domain's readers pair with: a SeqCst fence for the flavours whose every section
+    /// entry fences (`ReaderFlavor::grace_periods_fence`), else the heavy barrier, each
+    /// membarrier counted. Caller: the leader.
+    fn start_or_resume<H: GpHost + ?Sized>(&self, domain: &H) -> u64 {
+        if domain.readers().flavor().grace_periods_fence() {
+            // SeqCst fence: pairs with the fence after each outermost entry of these
+            // flavours' sections (store buffering; `Slot::set_owner`, `SrcuCounters`).
+            self.seq.start_or_resume_with(|| fence(Ordering::SeqCst))
+        } else {
+            self.seq.start_or_resume_with(|| {
+                heavy_barrier();
+                if uses_membarrier() {
+                    Counters::bump(&domain.counters().membarriers);
+                }
+            })
+        }
+    }
+
     /// Runs exactly one grace period. Caller: the leader.
     fn run_one<H: GpHost + ?Sized>(&self, domain: &H, urgency: Urgency) {
         let contended = domain.counters().gp_waiters() > 1;
         let start = Instant::now();
         let mut clock = StallClock::new(domain.stall_timeout());
         let flavor = domain.readers().flavor();
-        let gp = if flavor.is_srcu() {
-            let gp = self.srcu.start_or_resume(&self.seq, flavor);
+        let gp = self.start_or_resume(domain);
+        if flavor.is_srcu() {
             let done = self.srcu.drive(domain.readers(), |slot, index| {
                 wait_for_srcu_reader(domain, slot, index, gp, start, &mut clock, urgency);
                 true
             });
             debug_assert!(done, "rcu-core internal error: a waiting SRCU drive gave up");
-            gp
-        } else {
-            self.seq.start_or_resume()
-        };
+        }
         // Sleepable domains too: see `try_advance`.
         for slot in domain.readers().iter() {
             wait_for_reader(domain, slot, gp, start, &mut clock, urgency);

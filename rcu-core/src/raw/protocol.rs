@@ -237,13 +237,18 @@ impl ReaderWord {
             exit_without_entry();
             return;
         }
-        // Acquire: as in `enter` (pairs with the AcqRel advance of the sequence).
+        // Acquire: as in `enter` (pairs with the AcqRel advance of the sequence). It also keeps
+        // the loads after the quiescent state after it.
         let snapshot = gp_seq.load(Ordering::Acquire);
         // Release: every load before the quiescent state happens before this store, as for
-        // `exit`'s (a scan that reads it and skips us sees those loads done); the barrier
-        // orders it before the loads after, as for `enter`'s.
+        // `exit`'s (a scan that reads it and skips us sees those loads done).
+        //
+        // No barrier after it, unlike `enter`: the word never reads "outside" meanwhile, so a
+        // scan of grace period g reads either the old word, which blocks g (g waits), or this
+        // one. If its snapshot is g, our Acquire load read g's advance, so the loads after it
+        // see every removal made before g; if it is older, it still blocks g. Either way a
+        // later load is never missed; a store delayed in the store buffer only delays g.
         self.word.store((snapshot << NEST_BITS) | (cur & NEST_MASK), Ordering::Release);
-        self.barrier();
     }
 
     /// Leaves a read section (owner thread only).

@@ -113,11 +113,11 @@ impl Slot {
     }
 
     fn set_owner(&self, flavor: ReaderFlavor) {
-        // The plain flavour's grace periods pair with readers by a fence, not a heavy
-        // barrier: its classic sections (`Domain::read_lock` inside cells and collections)
-        // fence too.
+        // The plain SRCU and QSBR flavours' grace periods pair with readers by a fence, not a
+        // heavy barrier: their classic sections (going online; `Domain::read_lock` inside
+        // cells and collections) fence too.
         self.word.set_fence_mode(
-            flavor == ReaderFlavor::SrcuPlain || !crate::raw::barrier::uses_membarrier(),
+            flavor.grace_periods_fence() || !crate::raw::barrier::uses_membarrier(),
         );
         if flavor.is_srcu() {
             self.srcu.set_fence_mode(flavor.srcu_fence_mode());
