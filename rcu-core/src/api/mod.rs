@@ -12,6 +12,9 @@ pub(crate) mod domain;
 pub(crate) mod gp_future;
 pub(crate) mod guard;
 pub(crate) mod qsbr;
+pub(crate) mod qsbr_thread;
+#[cfg(feature = "tokio")]
+pub(crate) mod qsbr_tokio;
 pub(crate) mod reader;
 pub(crate) mod srcu;
 pub(crate) mod srcu_flavor;

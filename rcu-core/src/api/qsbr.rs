@@ -95,15 +95,16 @@ impl QsbrDomain {
     /// handle's quiescent states would end the first one's period while its references live.
     #[track_caller]
     pub fn online<'c, 'd: 'c, C: Context>(&'d self, ctx: &'c mut C) -> QsbrOnline<'c, 'd> {
+        crate::api::qsbr_thread::offline_for_executor(self.domain.state());
         let section = self.domain.read_lock(ctx);
         if section.depth() != 1 {
             drop(section);
             panic!(
-                "rcu-core: QsbrDomain::online on a thread already online in domain '{}': a \
-                 second handle's quiescent_state() would end the first one's online period \
-                 while references loaded through it are alive (rule: one online handle per \
-                 thread and domain). Fix: use the handle the thread has (its ctx() for calls \
-                 that take a token)",
+                "rcu-core: QsbrDomain::online on a thread already online in domain '{}' (a \
+                 handle, a QsbrDomain::read closure, or a section inside a cell's call): the \
+                 new handle's quiescent_state() would end that period while references loaded \
+                 in it are alive (rule: one online handle per thread and domain). Fix: use the \
+                 handle the thread has (its ctx() for calls that take a token)",
                 self.name()
             );
         }
@@ -233,7 +234,13 @@ impl<'c, 'd> QsbrOnline<'c, 'd> {
     /// `&mut self` proves (every reference loaded through the handle borrows it). Grace
     /// periods that began before it stop waiting for this thread. One store; no fence where
     /// the grace periods issue a heavy barrier (membarrier).
+    ///
+    /// # Panics
+    /// In every build, inside a section nested in the online period (an `RcuCell::update`
+    /// closure or a [`QsbrDomain::read`] closure that captured the handle): the quiescent
+    /// state would end that section while the value it protects is in use.
     #[inline]
+    #[track_caller]
     pub fn quiescent_state(&mut self) {
         self.section.refresh();
     }

@@ -215,7 +215,12 @@ impl ReaderWord {
     /// A quiescent state of a reader that stays inside its outermost section (a QSBR thread
     /// online, owner only): the end of the section so far and the start of a new one in one
     /// store, whose snapshot is the sequence now, so grace periods that began before it stop
-    /// waiting for this word. The nesting is kept.
+    /// waiting for this word.
+    ///
+    /// # Panics
+    /// Outside any section, and inside a nested one (depth above 1), in every build: the
+    /// fresh snapshot would end the nested sections too, while their loads are in use. The
+    /// word is left as it was.
     ///
     /// ```
     /// use rcu_core::raw::protocol::{GpSequence, ReaderWord};
@@ -230,11 +235,12 @@ impl ReaderWord {
     /// word.exit(); // offline
     /// ```
     #[inline(always)]
+    #[track_caller]
     pub fn refresh(&self, gp_seq: &AtomicU64) {
         // Relaxed: our own last store.
         let cur = self.word.load(Ordering::Relaxed);
-        if cur & NEST_MASK == 0 {
-            exit_without_entry();
+        if cur & NEST_MASK != 1 {
+            refresh_not_outermost(cur & NEST_MASK);
             return;
         }
         // Acquire: as in `enter` (pairs with the AcqRel advance of the sequence). It also keeps
@@ -350,6 +356,23 @@ fn nested_too_deep() -> ! {
          safe code drives may overflow). This one was refused and not counted. Guards are \
          being created in a loop and forgotten or kept. Fix: drop each ReadGuard before \
          entering the next section"
+    );
+}
+
+/// `refresh` outside the outermost section alone.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn refresh_not_outermost(depth: u64) {
+    if depth == 0 {
+        exit_without_entry();
+        return;
+    }
+    panic!(
+        "rcu-core: a QSBR quiescent state inside a section nested {depth} deep: it would end \
+         the nested sections (an RcuCell::update closure's, a QsbrDomain::read's) while what \
+         they loaded is in use (rule: a quiescent state only where the thread holds nothing). \
+         Fix: announce it after the nested section ends"
     );
 }
 
