@@ -286,3 +286,34 @@ fn tokio_tasks_read_through_worker_online_periods() {
     assert_eq!(d.stats().leaked_read_sections, 0, "a worker exited online");
     assert_eq!(d.stats().membarriers, 0);
 }
+
+/// A task that awaits a grace period right after a read, on a worker online for its
+/// executor: the poll takes the worker offline (it holds nothing), instead of being refused
+/// as a wait inside a section.
+#[test]
+fn a_task_awaiting_a_grace_period_after_a_read_is_served() {
+    let d = domain("qsbr-exec-async");
+    let cell = Arc::new(RcuCell::new_in(&*d, 1u64));
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let runtime = d.attach_to_tokio(builder.worker_threads(1).enable_time()).build().unwrap();
+    let (dt, ct) = (d.clone(), cell.clone());
+    let rounds = runtime.block_on(async move {
+        tokio::spawn(async move {
+            for round in 0..50u64 {
+                assert_eq!(dt.read(|r| *ct.load(r)), round + 1);
+                {
+                    let ctx = NoReclaimRoot::enter();
+                    ct.set(&ctx, round + 2);
+                }
+                dt.synchronize_rcu_async().await;
+            }
+            dt.rcu_barrier_async().await;
+            50u64
+        })
+        .await
+        .expect("the task")
+    });
+    assert_eq!(rounds, 50);
+    drop(runtime);
+    assert_eq!(d.stats().leaked_read_sections, 0);
+}

@@ -14,6 +14,7 @@ use rcu_alloc::ConfigError;
 use rcu_ctx::{Atomic, Context, MayAlloc, MayReclaim, MaySleep};
 
 use crate::api::domain::{Domain, DomainConfig};
+use crate::api::gp_future::{BarrierFuture, GracePeriodFuture};
 use crate::api::reader::ReadGuard;
 use crate::gp::stall::StallHandler;
 use crate::queue::head::Rcu;
@@ -128,6 +129,19 @@ impl QsbrDomain {
     #[track_caller]
     pub fn synchronize_rcu_expedited<C: MaySleep>(&self, ctx: &C) {
         self.domain.synchronize_rcu_expedited(ctx);
+    }
+
+    /// A future that completes after a grace period (see [`Domain::synchronize_rcu_async`]):
+    /// how tasks wait, since waiting never blocks the executor thread, which goes on running
+    /// tasks (and passing quiescent states at their reads, or parking).
+    pub fn synchronize_rcu_async(&self) -> GracePeriodFuture {
+        self.domain.synchronize_rcu_async()
+    }
+
+    /// A future that completes once everything queued before the call has run (see
+    /// [`Domain::rcu_barrier_async`]).
+    pub fn rcu_barrier_async(&self) -> BarrierFuture {
+        self.domain.rcu_barrier_async()
     }
 
     /// A cookie for the grace period that a removal made now must wait for.
