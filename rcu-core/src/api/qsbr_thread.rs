@@ -21,10 +21,7 @@
 //! `block_on`, is ignored: the thread stays online); going online only on a word with no
 //! section open (an explicit `QsbrOnline` refuses a thread already online, `depth() != 1`).
 
-use core::cell::Cell;
 use core::marker::PhantomData;
-use std::cell::RefCell;
-use std::rc::Rc;
 
 use rcu_ctx::{Atomic, ReadSection};
 
@@ -32,64 +29,18 @@ use crate::api::qsbr::QsbrDomain;
 use crate::api::reader::current_slot;
 use crate::read::flavor::ReaderFlavor;
 use crate::read::registry::Slot;
-use crate::state::{DomainRef, DomainState};
+use crate::state::DomainState;
 
-/// What the calling thread's executor told us about it, for one QSBR domain.
-#[derive(Debug)]
-struct WorkerState {
-    /// Keeps the domain's state (and so this thread's slot) alive while the entry exists.
-    domain: DomainRef,
-    /// True while the thread is online for the executor (its word holds one section).
-    online: Cell<bool>,
-    /// `read` closures of this domain running on the thread (nested ones counted).
-    reads: Cell<u32>,
-    /// True once the executor parked this thread: it is a worker whose parks end online
-    /// periods, so it may stay online between reads.
-    parks: Cell<bool>,
-}
-
-impl WorkerState {
-    fn is_of(&self, domain: &DomainState) -> bool {
-        core::ptr::eq(&*self.domain, domain)
-    }
-
-    /// The thread's slot in the domain: registered by `executor_thread_start`, and kept while
-    /// the entry holds the domain's state.
-    fn slot(&self) -> &Slot {
-        current_slot(&self.domain).expect(
-            "rcu-core internal error: a QSBR worker entry outlived its thread's registration",
-        )
-    }
-
-    /// Ends the online period, unless a `read` closure runs (it keeps the thread online).
-    fn go_offline(&self) {
-        if self.online.get() && self.reads.get() == 0 {
-            self.slot().word.exit();
-            self.online.set(false);
-        }
-    }
-}
-
-thread_local! {
-    /// The QSBR domains whose executor hooks ran on this thread.
-    static WORKER: RefCell<Vec<Rc<WorkerState>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// This thread's entry for `domain`, if its executor hooks ran here.
-fn worker_state(domain: &DomainState) -> Option<Rc<WorkerState>> {
-    // `try_with`: during thread exit the list may be gone; the thread is then no worker.
-    WORKER.try_with(|list| list.borrow().iter().find(|w| w.is_of(domain)).cloned()).ok().flatten()
-}
-
-/// Before a wait for a grace period of `domain` (`DomainState::wait_for`, `rcu_barrier`) and
-/// before an explicit `QsbrDomain::online`: a worker online for its executor goes offline
-/// (outside every `read` closure it holds nothing), or the wait would wait for itself and
-/// the explicit handle would be refused. Inside a `read` closure it stays online, and the
-/// caller's check refuses the wait (or the second online period).
+/// Before a wait for a grace period of `domain` (`DomainState::wait_for`, `rcu_barrier`,
+/// a grace-period future's poll) and before an explicit `QsbrDomain::online`: a worker
+/// online for its executor goes offline (outside every `read` closure it holds nothing), or
+/// the wait would wait for itself and the explicit handle would be refused. Inside a `read`
+/// closure it stays online, and the caller's check refuses the wait (or the second online
+/// period).
 pub(crate) fn offline_for_executor(domain: &DomainState) {
     if domain.readers.flavor() == ReaderFlavor::Qsbr {
-        if let Some(worker) = worker_state(domain) {
-            worker.go_offline();
+        if let Some(slot) = current_slot(domain) {
+            slot.end_executor_online();
         }
     }
 }
@@ -120,19 +71,18 @@ impl<'r> QsbrRead<'r> {
 
 /// Undoes what `read` did when its closure returns or unwinds.
 struct ReadEnd<'a> {
-    worker: Option<&'a WorkerState>,
-    /// The section `read` entered itself (the thread was not online), ended here.
-    own_section: Option<&'a Slot>,
+    slot: &'a Slot,
+    /// `read` entered a section of its own (the thread was not online): ended here.
+    own_section: bool,
 }
 
 impl Drop for ReadEnd<'_> {
+    #[inline]
     fn drop(&mut self) {
-        if let Some(slot) = self.own_section {
-            slot.word.exit();
+        if self.own_section {
+            self.slot.word.exit();
         }
-        if let Some(worker) = self.worker {
-            worker.reads.set(worker.reads.get() - 1);
-        }
+        self.slot.executor.end_read();
     }
 }
 
@@ -186,30 +136,25 @@ impl QsbrDomain {
                 self.name()
             );
         };
-        let worker = worker_state(state);
-        let mut own_section = None;
-        match worker.as_deref() {
-            Some(w) if w.online.get() => {
-                // Outside every read closure the thread holds nothing of the domain's: a
-                // quiescent state, if the online period is all its word holds.
-                if w.reads.get() == 0 && slot.word.depth() == 1 {
-                    slot.word.refresh(state.gp.seq.started_counter());
-                }
+        let executor = &slot.executor;
+        let depth = slot.word.depth();
+        let mut own_section = false;
+        if executor.is_online() && depth != 0 {
+            // Outside every read closure the thread holds nothing of the domain's: a
+            // quiescent state, if the online period is all its word holds.
+            if executor.reads() == 0 && depth == 1 {
+                slot.word.refresh(state.gp.seq.started_counter());
             }
-            Some(w) if w.parks.get() && w.reads.get() == 0 && slot.word.depth() == 0 => {
-                // A worker's first read since it parked: online until it parks again.
-                slot.word.enter(state.gp.seq.started_counter());
-                w.online.set(true);
-            }
-            _ => {
-                slot.word.enter(state.gp.seq.started_counter());
-                own_section = Some(slot);
-            }
+        } else if executor.parks() && executor.reads() == 0 && depth == 0 {
+            // A worker's first read since it parked: online until it parks again.
+            slot.word.enter(state.gp.seq.started_counter());
+            executor.set_online(true);
+        } else {
+            slot.word.enter(state.gp.seq.started_counter());
+            own_section = true;
         }
-        if let Some(w) = worker.as_deref() {
-            w.reads.set(w.reads.get() + 1);
-        }
-        let _end = ReadEnd { worker: worker.as_deref(), own_section };
+        executor.begin_read();
+        let _end = ReadEnd { slot, own_section };
         // SAFETY: `atomic` stands for the read section just entered: it lives in this frame
         // and is dropped before `read` returns (unwinding too), and the only scope opened
         // from it, `section` (inside `QsbrRead`), is dropped before it.
@@ -232,17 +177,10 @@ impl QsbrDomain {
     /// From an atomic context (registering allocates).
     #[track_caller]
     pub fn executor_thread_start(&self) {
-        let state = self.domain().state();
         // A root, so that the token rules check the hook's context (registering allocates).
         self.register_current_thread(&rcu_ctx::Sleepable::enter());
-        if worker_state(state).is_none() {
-            let entry = WorkerState {
-                domain: self.domain().state_ref(),
-                online: Cell::new(false),
-                reads: Cell::new(0),
-                parks: Cell::new(false),
-            };
-            WORKER.with(|list| list.borrow_mut().push(Rc::new(entry)));
+        if let Some(slot) = current_slot(self.domain().state()) {
+            slot.executor.mark_executor();
         }
     }
 
@@ -251,20 +189,19 @@ impl QsbrDomain {
     /// runtime parking) it does nothing: the closure's references keep the thread online.
     /// Does nothing on threads `executor_thread_start` did not see.
     pub fn executor_thread_park(&self) {
-        if let Some(worker) = worker_state(self.domain().state()) {
-            worker.parks.set(true);
-            worker.go_offline();
+        if let Some(slot) = current_slot(self.domain().state()) {
+            slot.executor.mark_parked();
+            slot.end_executor_online();
         }
     }
 
     /// Executor hook, when a thread the executor started ends (tokio: `on_thread_stop`): the
-    /// thread goes offline and the domain forgets it.
+    /// thread goes offline and is no longer the executor's.
     pub fn executor_thread_stop(&self) {
-        let state = self.domain().state();
-        if let Some(worker) = worker_state(state) {
-            worker.go_offline();
-            if worker.reads.get() == 0 {
-                WORKER.with(|list| list.borrow_mut().retain(|w| !w.is_of(state)));
+        if let Some(slot) = current_slot(self.domain().state()) {
+            slot.end_executor_online();
+            if slot.executor.reads() == 0 {
+                slot.executor.reset();
             }
         }
     }
@@ -272,6 +209,6 @@ impl QsbrDomain {
     /// True while the calling thread is online in this domain for its executor (between a
     /// read and its next park); for tests and diagnostics.
     pub fn is_executor_online(&self) -> bool {
-        worker_state(self.domain().state()).is_some_and(|w| w.online.get())
+        current_slot(self.domain().state()).is_some_and(|slot| slot.executor.is_online())
     }
 }

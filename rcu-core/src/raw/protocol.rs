@@ -294,6 +294,7 @@ impl ReaderWord {
     /// assert_eq!(word.depth(), 1);
     /// word.exit();
     /// ```
+    #[inline]
     pub fn depth(&self) -> u64 {
         // Relaxed: informational.
         self.word.load(Ordering::Relaxed) & NEST_MASK

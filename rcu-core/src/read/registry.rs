@@ -16,6 +16,7 @@ use crossbeam_utils::CachePadded;
 use crate::queue::staging::Staging;
 use crate::raw::protocol::ReaderWord;
 use crate::raw::srcu::SrcuCounters;
+use crate::read::executor::ExecutorState;
 use crate::read::flavor::ReaderFlavor;
 
 /// A registered reader: its word, and who it is for stall reports.
@@ -28,6 +29,8 @@ pub(crate) struct Slot {
     pub(crate) srcu: SrcuCounters,
     /// The owner's deferred-work staging area in this domain.
     pub(crate) staging: CachePadded<Staging>,
+    /// The owner's QSBR executor state (QSBR domains only; `api::qsbr_thread`).
+    pub(crate) executor: ExecutorState,
     in_use: AtomicBool,
     /// Set when the owner exited inside a section that may still be reached (a leaked guard
     /// and root): the slot is never reused and its section never ends.
@@ -105,6 +108,15 @@ impl Slot {
         self.word.depth() + self.srcu.open_borrowed()
     }
 
+    /// Ends the QSBR executor's online period of the owner (`api::qsbr_thread`), unless a
+    /// `QsbrDomain::read` closure runs: its references keep the thread online. The owner.
+    pub(crate) fn end_executor_online(&self) {
+        if self.executor.is_online() && self.executor.reads() == 0 {
+            self.word.exit();
+            self.executor.set_online(false);
+        }
+    }
+
     /// Ends every section `open_sections` counts: the owner after their last loads (a
     /// forgotten guard), or a fork child for threads that do not exist in it.
     pub(crate) fn force_end_sections(&self) {
@@ -113,6 +125,7 @@ impl Slot {
     }
 
     fn set_owner(&self, flavor: ReaderFlavor) {
+        self.executor.reset();
         // The plain SRCU and QSBR flavours' grace periods pair with readers by a fence, not a
         // heavy barrier: their classic sections (going online; `Domain::read_lock` inside
         // cells and collections) fence too.
@@ -185,6 +198,7 @@ impl Registry {
             word: CachePadded::new(ReaderWord::new()),
             srcu: SrcuCounters::new(),
             staging: CachePadded::new(Staging::new()),
+            executor: ExecutorState::new(),
             in_use: AtomicBool::new(true),
             abandoned: AtomicBool::new(false),
             owner_mark: AtomicU64::new(0),
