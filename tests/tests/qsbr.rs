@@ -292,6 +292,7 @@ fn qsbr_grace_periods_issue_no_membarrier() {
 fn count_call(obj: Box<Rcu<Arc<AtomicU64>>>, _ctx: &Atomic<'_>) {
     // Relaxed: read after rcu_barrier, which orders it.
     obj.fetch_add(1, Ordering::Relaxed);
+    drop(obj); // the callback owns the object
 }
 
 /// `call_rcu` with every token (an online thread's `ctx()` among them) and

@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use rcu_alloc::ConfigError;
+use rcu_alloc::{AllocStats, ConfigError, FaultConfig, Policy};
 use rcu_ctx::{Atomic, Context, MayAlloc, MayReclaim, MaySleep};
 
 use crate::api::domain::{Domain, DomainConfig};
@@ -201,6 +201,17 @@ impl QsbrDomain {
     /// The domain's counters.
     pub fn stats(&self) -> DomainStats {
         self.domain.stats()
+    }
+
+    /// The domain's allocator statistics (see [`Domain::alloc_stats`]).
+    pub fn alloc_stats(&self) -> AllocStats {
+        self.domain.alloc_stats()
+    }
+
+    /// Injects allocation failures for `policy` (tests of the fallbacks; see
+    /// [`Domain::inject_faults`]).
+    pub fn inject_faults(&self, policy: Policy, config: FaultConfig) {
+        self.domain.inject_faults(policy, config);
     }
 
     /// Where this domain's stall reports go (see [`Domain::set_stall_handler`]); a thread
