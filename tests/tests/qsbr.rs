@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 
 use common::{assert_holds_for, wait_until, Canary, Pending, HOLD};
@@ -287,4 +287,43 @@ fn qsbr_grace_periods_issue_no_membarrier() {
     classic.synchronize_rcu(&ctx);
     let expected = if rcu_core::raw::barrier::uses_membarrier() { 1 } else { 0 };
     assert!(classic.stats().membarriers >= expected, "{:?}", classic.stats());
+}
+
+fn count_call(obj: Box<Rcu<Arc<AtomicU64>>>, _ctx: &Atomic<'_>) {
+    // Relaxed: read after rcu_barrier, which orders it.
+    obj.fetch_add(1, Ordering::Relaxed);
+    drop(obj); // the callback owns the object
+}
+
+/// `call_rcu` with every token (an online thread's `ctx()` among them) and
+/// `kvfree_rcu_mightsleep` wait for an online thread's quiescent state like every deferred
+/// item, and run by `rcu_barrier` once it came.
+#[test]
+fn callbacks_and_headless_frees_wait_for_an_online_thread() {
+    let d = domain("qsbr-callbacks");
+    let (canary, _) = Canary::new(1);
+    let cell = Arc::new(RcuCell::new_in(&d, canary));
+    let (loaded, go, reader) = online_reader(&d, &cell);
+    assert_eq!(loaded.recv().expect("the reader loads"), 1);
+    let ran = Arc::new(AtomicU64::new(0));
+    let mut ctx = Sleepable::enter();
+    {
+        let online = d.online(&mut ctx);
+        d.call_rcu(online.ctx(), Rcu::boxed(ran.clone()), count_call);
+    }
+    d.call_rcu(&ctx, Rcu::boxed(ran.clone()), count_call);
+    d.call_rcu(&ctx.no_reclaim(), Rcu::boxed(ran.clone()), count_call);
+    d.call_rcu(&ctx.atomic(), Rcu::boxed(ran.clone()), count_call);
+    let (headless, dropped) = Canary::new(2);
+    d.kvfree_rcu_mightsleep(&ctx, Box::new(headless));
+    assert_holds_for(HOLD, "a deferred item ran while a reader was online", || {
+        // Relaxed: a count (see `count_call`); a run seen early is the failure.
+        ran.load(Ordering::Relaxed) == 0 && !dropped.load(Ordering::SeqCst)
+    });
+    go.send(()).expect("the reader waits");
+    assert_eq!(reader.join("the online reader"), 1, "the value loaded was freed under it");
+    d.rcu_barrier(&ctx);
+    // Relaxed: rcu_barrier ordered the callbacks before its return.
+    assert_eq!(ran.load(Ordering::Relaxed), 4, "a callback did not run by rcu_barrier");
+    assert!(dropped.load(Ordering::SeqCst), "the headless free did not run by rcu_barrier");
 }

@@ -10,13 +10,14 @@
 
 use std::time::Duration;
 
-use rcu_alloc::ConfigError;
+use rcu_alloc::{AllocStats, ConfigError, FaultConfig, Policy};
 use rcu_ctx::{Atomic, Context, MayAlloc, MayReclaim, MaySleep};
 
 use crate::api::domain::{Domain, DomainConfig};
 use crate::api::gp_future::{BarrierFuture, GracePeriodFuture};
 use crate::api::reader::ReadGuard;
 use crate::gp::stall::StallHandler;
+use crate::queue::deferred::Callback;
 use crate::queue::head::Rcu;
 use crate::read::flavor::ReaderFlavor;
 use crate::state::GpCookie;
@@ -172,6 +173,31 @@ impl QsbrDomain {
         self.domain.kvfree_rcu(ctx, obj);
     }
 
+    /// Runs `f(obj, ctx)` after a grace period, on the domain's worker (see
+    /// [`Domain::call_rcu`]). Takes every token, so a callback (whose token is `Atomic`) or
+    /// an online thread (`online.ctx()`) can queue one.
+    #[track_caller]
+    pub fn call_rcu<C: Context, T: Send + 'static>(
+        &self,
+        ctx: &C,
+        obj: Box<Rcu<T>>,
+        f: Callback<T>,
+    ) {
+        self.domain.call_rcu(ctx, obj, f);
+    }
+
+    /// Drops any boxed `obj` after a grace period, waiting for one inline when no block can
+    /// be had (see [`Domain::kvfree_rcu_mightsleep`]); its token may sleep, so an online
+    /// thread cannot call it (its token is `Atomic`).
+    #[track_caller]
+    pub fn kvfree_rcu_mightsleep<C: MaySleep, T: ?Sized + Send + 'static>(
+        &self,
+        ctx: &C,
+        obj: Box<T>,
+    ) {
+        self.domain.kvfree_rcu_mightsleep(ctx, obj);
+    }
+
     /// Runs `f` after a grace period, on the domain's worker (see [`Domain::call_rcu_fn`]).
     #[track_caller]
     pub fn call_rcu_fn<C: MayAlloc, F>(&self, ctx: &C, f: F)
@@ -190,6 +216,17 @@ impl QsbrDomain {
     /// The domain's counters.
     pub fn stats(&self) -> DomainStats {
         self.domain.stats()
+    }
+
+    /// The domain's allocator statistics (see [`Domain::alloc_stats`]).
+    pub fn alloc_stats(&self) -> AllocStats {
+        self.domain.alloc_stats()
+    }
+
+    /// Injects allocation failures for `policy` (tests of the fallbacks; see
+    /// [`Domain::inject_faults`]).
+    pub fn inject_faults(&self, policy: Policy, config: FaultConfig) {
+        self.domain.inject_faults(policy, config);
     }
 
     /// Where this domain's stall reports go (see [`Domain::set_stall_handler`]); a thread
