@@ -1,15 +1,14 @@
-//! An async server whose request handlers read the configuration at the cost of a load: the
-//! configuration is an `RcuCell` on a QSBR domain attached to the tokio runtime
-//! (`QsbrDomain::attach_to_tokio`). A worker thread goes online at its first read after a
-//! park and stays online across reads; the entry of each read is its quiescent state, and a
-//! park takes it offline. An admin task reloads the configuration meanwhile and waits for
-//! grace periods with futures, never blocking a worker.
+//! An async server whose request handlers read the configuration with `QsbrDomain::read`:
+//! the configuration is an `RcuCell` on a QSBR domain attached to the tokio runtime
+//! (`QsbrDomain::attach_to_tokio`). A worker goes online at its first read after a park (one
+//! fence), and from then on each read is a section of two plain stores, the domain's grace
+//! periods paying with membarrier until the worker parks. An admin task reloads the
+//! configuration meanwhile and waits for grace periods with futures, never blocking a worker.
 //!
 //! Checks: every handler finds a complete configuration (a dropped one is poisoned), versions
 //! seen by one client only move forward, every replaced configuration is dropped exactly
-//! once, no grace period issued a membarrier, and no worker exited online. Prints the request
-//! count, the share of reads served by a worker already online (a plain load) and the grace
-//! periods.
+//! once, and no worker exited inside a section. Prints the request count, the share of reads
+//! made by a worker already online, the grace periods and how many issued a membarrier.
 //!
 //! Run: `cargo run --release -p rcu-core --features tokio --example qsbr_server`
 
@@ -144,7 +143,6 @@ fn main() {
     let elapsed = start.elapsed();
     drop(runtime); // every worker runs its stop hook: offline
     let stats = domain.stats();
-    assert_eq!(stats.membarriers, 0, "a QSBR grace period issued a membarrier");
     assert_eq!(stats.leaked_read_sections, 0, "a worker exited online");
     drop(config);
     let (made, dropped) = (MADE.load(Ordering::Relaxed), DROPPED.load(Ordering::Relaxed));
@@ -152,10 +150,12 @@ fn main() {
     let requests = CLIENTS * REQUESTS_PER_CLIENT;
     println!(
         "qsbr_server: {requests} requests in {:.1} ms while {RELOADS} configurations were \
-         reloaded; {:.1}% of reads found their worker online (a plain load); {} grace periods, \
-         0 membarriers; {made} configurations made, all dropped once",
+         reloaded; {:.1}% of reads found their worker online (a section of two plain stores); \
+         {} grace periods, {} with a membarrier (a worker online); {made} configurations made, \
+         all dropped once",
         elapsed.as_secs_f64() * 1e3,
         100.0 * fast as f64 / requests as f64,
-        stats.gp_completed.saturating_sub(1)
+        stats.gp_completed.saturating_sub(1),
+        stats.membarriers
     );
 }

@@ -25,9 +25,6 @@ use rcu_core::{DomainConfig, QsbrDomain};
 const WATCHDOG: Duration = Duration::from_secs(20);
 
 #[test]
-#[ignore = "defect: after block_in_place moves the core away, the former worker idles in \
-            tokio's blocking pool online (no park hook runs there) and holds every grace \
-            period until the pool retires it"]
 fn a_worker_that_gave_its_core_away_in_block_in_place_holds_no_grace_period() {
     let d = Arc::new(QsbrDomain::new(DomainConfig::new().name("red26-block-in-place")));
     let cell = Arc::new(RcuCell::new_in(&*d, Canary::new(1).0));

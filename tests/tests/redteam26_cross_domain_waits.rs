@@ -63,9 +63,6 @@ fn assert_ends(mut waiter: Pending<()>, what: &str) {
 }
 
 #[test]
-#[ignore = "defect: a QSBR executor worker waiting for another domain's grace period stays \
-            online in its own domain; two such waits deadlock (offline_for_executor only for \
-            the domain waited for)"]
 fn two_qsbr_workers_waiting_for_each_others_domain_do_not_deadlock() {
     let (a, b) = (domain("red26-cross-a"), domain("red26-cross-b"));
     let (ready_tx, ready_rx) = mpsc::channel();
@@ -88,9 +85,6 @@ fn two_qsbr_workers_waiting_for_each_others_domain_do_not_deadlock() {
 }
 
 #[test]
-#[ignore = "defect: a QSBR executor worker waiting for a sleepable domain's grace period \
-            stays online; a reader of that domain waiting (allowed inside its section) for \
-            the QSBR domain deadlocks with it"]
 fn a_qsbr_worker_waiting_for_srcu_does_not_deadlock_with_an_srcu_reader_waiting_for_qsbr() {
     let q = domain("red26-cross-q");
     let s: Arc<SrcuStruct<Fast>> =

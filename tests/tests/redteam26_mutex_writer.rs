@@ -24,9 +24,6 @@ use rcu_core::{DomainConfig, QsbrDomain};
 const WATCHDOG: Duration = Duration::from_secs(20);
 
 #[test]
-#[ignore = "defect: a QSBR executor worker online between reads blocks on a std Mutex held by \
-            a writer inside synchronize_rcu; the grace period waits for the worker, the \
-            worker for the mutex: deadlock (nothing takes the worker offline or refuses)"]
 fn a_worker_taking_a_writers_mutex_between_reads_does_not_deadlock() {
     let d = Arc::new(QsbrDomain::new(DomainConfig::new().name("red26-mutex")));
     let cell = Arc::new(RcuCell::new_in(&*d, Canary::new(1).0));

@@ -1,32 +1,35 @@
 //! QSBR for threads the program does not drive itself: executor workers, which run tasks
 //! that cannot hold a `QsbrOnline` (it borrows the thread's token and is `!Send`).
 //!
-//! Reads go through [`QsbrDomain::read`]: the closure gets a [`QsbrRead`] whose references
-//! cannot leave it (higher-ranked lifetime), so outside every `read` closure the thread holds
-//! no reference to the domain's data: every point outside one is a quiescent state. The
-//! executor's hooks say which threads are workers (`executor_thread_start`) and when they park
-//! (`executor_thread_park`). A worker goes online at its first `read` after a park (one fenced
-//! entry), stays online across reads, passes a quiescent state at the entry of every outermost
-//! `read` (one store, `ReaderWord::refresh`), and goes offline when it parks, stops, or waits
-//! for one of the domain's grace periods. A worker that reads nothing never holds a grace
-//! period; one that read and then keeps running other tasks holds them until its next read or
-//! park (its stall report says so).
+//! Tasks read through [`QsbrDomain::read`]: the closure gets a [`QsbrRead`] whose references
+//! cannot leave it (higher-ranked lifetime). Each `read` is a section of its own: the thread
+//! holds nothing between reads, so a worker blocked between two reads (on a lock, another
+//! domain's grace period, `block_in_place`) never holds a grace period. What the executor
+//! hooks buy is the section's cost: a worker the executor started
+//! (`executor_thread_start`) and has parked (`executor_thread_park`) goes *online* at its
+//! first read after a park: it sets the online flag in its slot, then fences once, and from
+//! then on enters its sections without a fence (`ReaderWord::enter_for_heavy_barrier`, two
+//! plain stores per read). A grace period of the domain fences, then looks at the flags, and
+//! issues the heavy barrier (membarrier) only if some thread is online (store buffering with
+//! the flag's store and fence: a thread whose flag the grace period missed fenced after the
+//! grace period's fence, so its sections see the removal). The worker goes offline when it
+//! parks, stops, waits for one of the domain's grace periods, takes an explicit online
+//! handle, or ends: grace periods stop paying for it. Other threads (a blocking pool's, the
+//! caller of `block_on`) have no parks to end an online period, so their sections fence.
 //!
-//! Other threads (a blocking pool's, the caller of `block_on`) have no parks to end an online
-//! period, so each of their reads is a section of its own: a fenced entry and an exit.
-//!
-//! Soundness rests on three checks, each here: a quiescent state only when the thread's
-//! reader word holds nothing but this online period (`depth() == 1`) and no `read` closure
-//! is running; going offline never inside a `read` closure (a park inside one, from a nested
-//! `block_on`, is ignored: the thread stays online); going online only on a word with no
-//! section open (an explicit `QsbrOnline` refuses a thread already online, `depth() != 1`).
+//! A `read` closure that runs marks the thread as inside a read section (a root taken inside
+//! is refused; its token is `Atomic`), keeps the thread online through a park inside it (a
+//! nested runtime), and counts in the slot, so that a quiescent state of an explicit handle
+//! cannot be announced inside it (`ReaderWord::refresh` refuses depth above 1).
 
 use core::marker::PhantomData;
+use core::sync::atomic::{fence, Ordering};
 
 use rcu_ctx::{Atomic, ReadSection};
 
 use crate::api::qsbr::QsbrDomain;
 use crate::api::reader::current_slot;
+use crate::raw::barrier::uses_membarrier;
 use crate::read::flavor::ReaderFlavor;
 use crate::read::registry::Slot;
 use crate::state::DomainState;
@@ -69,29 +72,25 @@ impl<'r> QsbrRead<'r> {
     }
 }
 
-/// Undoes what `read` did when its closure returns or unwinds.
+/// Ends what `read` began when its closure returns or unwinds.
 struct ReadEnd<'a> {
     slot: &'a Slot,
-    /// `read` entered a section of its own (the thread was not online): ended here.
-    own_section: bool,
 }
 
 impl Drop for ReadEnd<'_> {
     #[inline]
     fn drop(&mut self) {
-        if self.own_section {
-            self.slot.word.exit();
-        }
+        self.slot.word.exit();
         self.slot.executor.end_read();
     }
 }
 
 impl QsbrDomain {
-    /// Runs `f` with the calling thread reading the domain: what `f` loads through its
-    /// [`QsbrRead`] cannot leave it. On an executor worker attached to the domain (see
-    /// [`QsbrDomain::executor_thread_start`]) this is a plain load of the data: the thread
-    /// stays online between reads, and each outermost `read` begins with its quiescent state
-    /// (one store). Elsewhere `f` runs in a section of its own (a fenced entry and an exit).
+    /// Runs `f` in a read section of the domain: what `f` loads through its [`QsbrRead`]
+    /// cannot leave it, and the thread holds nothing once `f` returns. On an executor worker
+    /// online in the domain (see [`QsbrDomain::executor_thread_start`]) the section is two
+    /// plain stores, the domain's grace periods issuing membarrier meanwhile; elsewhere its
+    /// entry fences.
     ///
     /// Inside `f` the thread is in a read section: `f`'s token is [`QsbrRead::ctx`], an
     /// `Atomic` one, and a root taken inside is refused as in every read section.
@@ -137,24 +136,21 @@ impl QsbrDomain {
             );
         };
         let executor = &slot.executor;
-        let depth = slot.word.depth();
-        let mut own_section = false;
-        if executor.is_online() && depth != 0 {
-            // Outside every read closure the thread holds nothing of the domain's: a
-            // quiescent state, if the online period is all its word holds.
-            if executor.reads() == 0 && depth == 1 {
-                slot.word.refresh(state.gp.seq.started_counter());
-            }
-        } else if executor.parks() && executor.reads() == 0 && depth == 0 {
+        if !executor.is_online() && executor.parks() && executor.reads() == 0 {
             // A worker's first read since it parked: online until it parks again.
-            slot.word.enter(state.gp.seq.started_counter());
             executor.set_online(true);
+            // SeqCst: pairs with the fence a QSBR grace period issues before it looks at the
+            // online flags (`GracePeriods::start_or_resume`): either it sees this flag and
+            // issues the heavy barrier, or our sections after this fence see its removal.
+            fence(Ordering::SeqCst);
+        }
+        if executor.is_online() && uses_membarrier() {
+            slot.word.enter_for_heavy_barrier(state.gp.seq.started_counter());
         } else {
             slot.word.enter(state.gp.seq.started_counter());
-            own_section = true;
         }
         executor.begin_read();
-        let _end = ReadEnd { slot, own_section };
+        let _end = ReadEnd { slot };
         // SAFETY: `atomic` stands for the read section just entered: it lives in this frame
         // and is dropped before `read` returns (unwinding too), and the only scope opened
         // from it, `section` (inside `QsbrRead`), is dropped before it.
@@ -168,10 +164,10 @@ impl QsbrDomain {
     }
 
     /// Executor hook, on every thread the executor starts (tokio: `on_thread_start`):
-    /// registers the thread with the domain and records it as the executor's. Such a thread
-    /// stays online between [`read`](QsbrDomain::read)s once it has parked
-    /// ([`executor_thread_park`](QsbrDomain::executor_thread_park)); a thread that never parks
-    /// (a blocking pool's) reads in sections of their own.
+    /// registers the thread with the domain and records it as the executor's. Once it has
+    /// parked ([`executor_thread_park`](QsbrDomain::executor_thread_park)), its
+    /// [`read`](QsbrDomain::read)s go online and enter without a fence; a thread that never
+    /// parks (a blocking pool's) fences at each read.
     ///
     /// # Panics
     /// From an atomic context (registering allocates).
@@ -184,10 +180,10 @@ impl QsbrDomain {
         }
     }
 
-    /// Executor hook, when a worker parks (tokio: `on_thread_park`): a quiescent state that
-    /// lasts, the thread offline until its next read. Inside a `read` closure (a nested
-    /// runtime parking) it does nothing: the closure's references keep the thread online.
-    /// Does nothing on threads `executor_thread_start` did not see.
+    /// Executor hook, when a worker parks (tokio: `on_thread_park`): the thread goes offline
+    /// until its next read, so grace periods stop issuing membarrier for it. Inside a `read`
+    /// closure (a nested runtime parking) the thread stays online. Does nothing on threads
+    /// `executor_thread_start` did not see.
     pub fn executor_thread_park(&self) {
         if let Some(slot) = current_slot(self.domain().state()) {
             slot.executor.mark_parked();
@@ -206,8 +202,8 @@ impl QsbrDomain {
         }
     }
 
-    /// True while the calling thread is online in this domain for its executor (between a
-    /// read and its next park); for tests and diagnostics.
+    /// True while the calling thread is online in this domain for its executor (from a read
+    /// to its next park); for tests and diagnostics.
     pub fn is_executor_online(&self) -> bool {
         current_slot(self.domain().state()).is_some_and(|slot| slot.executor.is_online())
     }

@@ -251,13 +251,30 @@ impl GracePeriods {
 
     /// Starts the next grace period, or resumes the one a leader gave up on, with the barrier
     /// the domain's readers pair with: a SeqCst fence for the flavours whose every section
-    /// entry fences (`ReaderFlavor::grace_periods_fence`), else the heavy barrier, each
-    /// membarrier counted. Caller: the leader.
+    /// entry fences (`ReaderFlavor::grace_periods_fence`), plus the heavy barrier while a
+    /// QSBR executor worker is online; else the heavy barrier. Each membarrier is counted.
+    /// Caller: the leader.
     fn start_or_resume<H: GpHost + ?Sized>(&self, domain: &H) -> u64 {
-        if domain.readers().flavor().grace_periods_fence() {
-            // SeqCst fence: pairs with the fence after each outermost entry of these
-            // flavours' sections (store buffering; `Slot::set_owner`, `SrcuCounters`).
-            self.seq.start_or_resume_with(|| fence(Ordering::SeqCst))
+        let flavor = domain.readers().flavor();
+        if flavor.grace_periods_fence() {
+            self.seq.start_or_resume_with(|| {
+                // SeqCst fence: pairs with the fence after each outermost entry of these
+                // flavours' sections (store buffering; `Slot::set_owner`, `SrcuCounters`),
+                // and with the one a QSBR executor worker issues after setting its online
+                // flag (`QsbrDomain::read`): a flag not seen here was set by a thread whose
+                // sections see everything before this fence.
+                fence(Ordering::SeqCst);
+                // QSBR executor workers online enter their sections without a fence: they
+                // need the heavy barrier (`api::qsbr_thread`).
+                if flavor == ReaderFlavor::Qsbr
+                    && domain.readers().iter().any(|slot| slot.executor.is_online())
+                {
+                    heavy_barrier();
+                    if uses_membarrier() {
+                        Counters::bump(&domain.counters().membarriers);
+                    }
+                }
+            })
         } else {
             self.seq.start_or_resume_with(|| {
                 heavy_barrier();

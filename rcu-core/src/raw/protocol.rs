@@ -186,7 +186,7 @@ impl ReaderWord {
         // Relaxed: only this thread writes the word, so this reads our own last store.
         let cur = self.word.load(Ordering::Relaxed);
         if cur & NEST_MASK == 0 {
-            // Acquire: pairs with the AcqRel fetch_add in `GpSequence::advance`. A reader that
+            // Acquire: pairs with the AcqRel fetch_add in `GpSequence::start_with`. A reader that
             // sees grace period g has begun also sees every removal that happened before g
             // was started, so g need not wait for it.
             let snapshot = gp_seq.load(Ordering::Acquire);
@@ -210,6 +210,30 @@ impl ReaderWord {
             // in fence mode it needs its own fence (a compiler barrier in membarrier mode).
             self.barrier();
         }
+    }
+
+    /// `enter` with a compiler barrier in place of the reader's barrier, whatever the word's
+    /// mode: for a reader whose grace periods are known to issue the heavy barrier
+    /// (membarrier) while it may enter this way (a QSBR executor worker online,
+    /// `api::qsbr_thread`). Caller: owner; `raw::barrier::uses_membarrier()` is true.
+    #[inline(always)]
+    #[track_caller]
+    pub(crate) fn enter_for_heavy_barrier(&self, gp_seq: &AtomicU64) {
+        // Relaxed: our own last store.
+        let cur = self.word.load(Ordering::Relaxed);
+        let next = if cur & NEST_MASK == 0 {
+            // Acquire: as in `enter`.
+            (gp_seq.load(Ordering::Acquire) << NEST_BITS) | 1
+        } else {
+            if cur & NEST_MASK == NEST_MASK {
+                nested_too_deep();
+            }
+            cur + 1
+        };
+        // Release: as in `enter`.
+        self.word.store(next, Ordering::Release);
+        // Compiler-only: the CPU side is the grace period's membarrier.
+        crate::raw::sync::compiler_fence(Ordering::SeqCst);
     }
 
     /// A quiescent state of a reader that stays inside its outermost section (a QSBR thread

@@ -1,7 +1,9 @@
 //! A thread's QSBR executor state in one domain, kept in its slot beside the reader word
-//! (`api::qsbr_thread` gives it meaning). Owner thread only: every access is Relaxed, the
-//! thread's own program order being all that orders them (a fork child's single thread
-//! inherits the forking thread's). Reset when a slot gets a new owner.
+//! (`api::qsbr_thread` gives it meaning). Written by the owner thread only; grace periods
+//! read the online flag (`is_online`) after a SeqCst fence. Setting it is paired by that
+//! fence with the one the owner issues after it (`QsbrDomain::read`); clearing it is a
+//! Release store, so a grace period that reads it clear (Acquire) also sees the owner's
+//! sections before it over. Reset when a slot gets a new owner.
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -16,7 +18,7 @@ pub(crate) struct ExecutorState {
 const EXECUTOR: u32 = 1;
 /// The executor parked it at least once: its parks end online periods.
 const PARKS: u32 = 2;
-/// Online between reads: the reader word holds one section for it.
+/// Online: its sections enter without a fence, and grace periods issue membarrier.
 const ONLINE: u32 = 4;
 const READ_SHIFT: u32 = 8;
 
@@ -27,14 +29,16 @@ impl ExecutorState {
 
     #[inline]
     fn get(&self) -> u32 {
-        // Relaxed: owner only (module comment).
-        self.bits.load(Ordering::Relaxed)
+        // Acquire: pairs with `set`'s Release for grace periods reading the online flag
+        // (module comment); the owner reads its own stores. A plain load on x86-64.
+        self.bits.load(Ordering::Acquire)
     }
 
     #[inline]
     fn set(&self, bits: u32) {
-        // Relaxed: owner only.
-        self.bits.store(bits, Ordering::Relaxed);
+        // Release: the owner's sections before it happen before a grace period that reads
+        // it (module comment). A plain store on x86-64.
+        self.bits.store(bits, Ordering::Release);
     }
 
     pub(crate) fn reset(&self) {

@@ -109,10 +109,9 @@ impl Slot {
     }
 
     /// Ends the QSBR executor's online period of the owner (`api::qsbr_thread`), unless a
-    /// `QsbrDomain::read` closure runs: its references keep the thread online. The owner.
+    /// `QsbrDomain::read` closure runs: its section entered without a fence. The owner.
     pub(crate) fn end_executor_online(&self) {
         if self.executor.is_online() && self.executor.reads() == 0 {
-            self.word.exit();
             self.executor.set_online(false);
         }
     }

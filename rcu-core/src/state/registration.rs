@@ -321,8 +321,8 @@ fn end(domain: &DomainState, slot: *const Slot, why: Ending) -> bool {
     // SAFETY: the registration being ended kept the slot (and its registry) alive.
     let slot = unsafe { &*slot };
     domain.adopt(slot);
-    // A QSBR executor's online period is no guard: nothing loaded in it can outlive a read
-    // closure, so a thread that ends online (without its executor's stop hook) just ends it.
+    // A thread that ends online for its QSBR executor (without the stop hook): grace periods
+    // stop issuing membarrier for it.
     slot.end_executor_online();
     let depth = slot.open_sections();
     // What was leaked, for the report: a sleepable section shows in no word.
