@@ -63,6 +63,25 @@ fn ours_qsbr(n: u64) -> f64 {
     start.elapsed().as_nanos() as f64 / n as f64
 }
 
+/// ns per `QsbrDomain::read` + `RcuCell::load` on an executor worker online in the domain
+/// (the executor hooks driven by hand: started, parked, then reading): a section of two plain
+/// stores per read, the domain's grace periods paying with membarrier (for information).
+#[inline(never)] // out of line, so that a profile names the loop
+fn ours_qsbr_executor(n: u64) -> f64 {
+    let domain = rcu_core::QsbrDomain::new(rcu_core::DomainConfig::new().name("rcuscale-w1-exec"));
+    let cell = RcuCell::new_in(&domain, Node::<OURS>::new(1));
+    domain.executor_thread_start();
+    domain.executor_thread_park();
+    domain.read(|r| black_box(cell.load(r).data[0])); // online outside the timed loop
+    let start = Instant::now();
+    for _ in 0..n {
+        domain.read(|r| black_box(black_box(&cell).load(r).data[0]));
+    }
+    let elapsed = start.elapsed();
+    domain.executor_thread_stop();
+    elapsed.as_nanos() as f64 / n as f64
+}
+
 /// ns per QSBR read of a raw `AtomicPtr` while online: `ours_qsbr` without `RcuCell`'s domain
 /// check, to show what that check costs (for information).
 #[inline(never)] // out of line, so that a profile names the loop
@@ -230,6 +249,7 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
     let mut qsbr = Vec::new();
     let mut qsbr_raw = Vec::new();
     let mut arc_swap = Vec::new();
+    let mut qsbr_executor = Vec::new();
     // A peer not built stays an error (its cell says why) and is not called again.
     let mut urcu_qsbr: Result<Vec<f64>, &'static str> = Ok(Vec::new());
     let mut urcu_memb: Result<Vec<f64>, &'static str> = Ok(Vec::new());
@@ -249,6 +269,7 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
         }
         // The QSBR reads and their peers, then urcu-memb (the classic section's peer).
         qsbr_raw.push(ours_qsbr_raw(n));
+        qsbr_executor.push(ours_qsbr_executor(n));
         arc_swap.push(arc_swap_cache(n));
         push_peer(&mut urcu_qsbr, || liburcu::qsbr_read(n));
         push_peer(&mut urcu_memb, || liburcu::memb_read(n));
@@ -339,6 +360,13 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
         "ns/op",
         Better::Lower,
         qsbr_raw_reps,
+    ));
+    rows.push(Row::from_reps(
+        "W1",
+        "QSBR read on an executor worker, QsbrDomain::read + RcuCell::load (ns/op)",
+        "ns/op",
+        Better::Lower,
+        PerSystem { ours: qsbr_executor, ..PerSystem::default() },
     ));
     rows.push(Row::from_reps("W1", "nested read section (ns/op)", "ns/op", Better::Lower, nested));
     if let Ok(membarrier) = liburcu::memb_uses_membarrier() {
