@@ -303,6 +303,8 @@ impl Registry {
                 on_dead(slot);
             }
             slot.force_end_sections();
+            // A dead thread is no QSBR executor worker: grace periods stop paying for it.
+            slot.executor.reset();
             // Relaxed: single thread.
             slot.in_use.store(false, Ordering::Relaxed);
         }
