@@ -60,7 +60,8 @@ fn a_worker_taking_a_writers_mutex_between_reads_does_not_deadlock() {
     locked_rx.recv().expect("the writer locks");
     go_tx.send(()).expect("the worker waits");
     let writer_done = writer.wait_timeout(WATCHDOG);
-    let worker_done = worker.wait_timeout(Duration::ZERO);
+    // Once the writer unlocks, the worker's lock goes through: waited for, not sampled.
+    let worker_done = worker.wait_timeout(WATCHDOG);
     assert!(
         writer_done && worker_done,
         "HUNG for {WATCHDOG:?}: writer done {writer_done}, worker done {worker_done} (the \

@@ -7,18 +7,18 @@
 //! (`thread_keep_alive`: 10 s by default, here an hour). Safe (the grace periods do pay for
 //! the flag), but an idle runtime pays the barrier the redesign was to save.
 //!
-//! Suggested fix: a `QsbrDomain::block_in_place(f)` that calls `executor_thread_stop`, then
-//! `tokio::task::block_in_place(f)`, then `executor_thread_start` (the thread is offline, and
-//! online again only after a park, which only a worker that got a core back has), and a
-//! line in `attach_to_tokio`'s and `api::qsbr_thread`'s docs saying that a bare
-//! `block_in_place` after a read makes the domain's grace periods issue membarrier until
-//! the pool drops the thread. The second test shows the hooks do it today.
+//! Fixed by `QsbrDomain::block_in_place` (feature `tokio`), which takes the thread offline and
+//! out of the executor first (online again only after a park, which only a worker that got a
+//! core back has); `attach_to_tokio`'s docs say what a bare `block_in_place` costs. The first
+//! test pins that cost, the second the fix.
 //!
 //! Deterministic: one worker thread; inside `block_in_place` the task waits until a task it
 //! spawned has run on another thread (the core has moved for good); the probe reads nothing,
 //! so the core's new thread never goes online. The membarrier count is only meaningful where
 //! the process uses membarrier (`uses_membarrier`); elsewhere the test checks nothing.
-#![cfg(not(loom))]
+// Not under ThreadSanitizer: tokio's blocking pool synchronizes through std's Mutex, which
+// TSan cannot see here (std is not instrumented), and reports its queue as a race.
+#![cfg(not(any(loom, rcu_sanitizer = "thread")))]
 
 mod common;
 
@@ -54,19 +54,18 @@ fn idle_membarriers_after_block_in_place(name: &'static str, wrap: bool) -> (u64
                 seen = d.read(|r| cell.load(r).value());
             }
             let me = thread::current().id();
-            if wrap {
-                d.executor_thread_stop(); // offline, and no longer the executor's
-            }
-            tokio::task::block_in_place(|| {
+            let give_core_away = || {
                 let (tx, rx) = mpsc::channel();
                 handle.spawn(async move { tx.send(thread::current().id()) });
                 // With one worker, a task runs only where the core is: not here any more.
                 let core_thread = rx.recv().expect("the probe runs");
                 assert_ne!(core_thread, me, "the core moved to another thread");
-            });
+            };
             if wrap {
-                // The executor's again: online only after its next park, if it parks.
-                d.executor_thread_start();
+                // Offline and no longer the executor's; online only after its next park.
+                d.block_in_place(give_core_away);
+            } else {
+                tokio::task::block_in_place(give_core_away);
             }
             assert_eq!(d.read(|r| cell.load(r).value()), 1);
             (seen, d.is_executor_online())
@@ -89,26 +88,26 @@ fn idle_membarriers_after_block_in_place(name: &'static str, wrap: bool) -> (u64
     (paid, still_online)
 }
 
+/// A bare `block_in_place` after a read: the former worker idles in the blocking pool with
+/// its flag set, and every grace period of the idle runtime pays a membarrier for it. Not
+/// refused (tokio gives no hook there): documented at `attach_to_tokio`, which points to
+/// `QsbrDomain::block_in_place`. Kept to show the cost is what the docs say.
 #[test]
-#[ignore = "defect: a worker that gave its core away in block_in_place keeps its online flag \
-            in the blocking pool (no park hook runs there): every grace period of the domain \
-            issues a membarrier while the runtime idles, until the pool drops the thread"]
-fn an_idle_runtime_costs_no_membarrier_after_block_in_place() {
+fn a_bare_block_in_place_after_a_read_costs_membarriers_as_documented() {
     let (paid, still_online) = idle_membarriers_after_block_in_place("red26b-bip-cost", false);
+    assert!(still_online, "the former worker went offline without a hook");
     if rcu_core::raw::barrier::uses_membarrier() {
         assert_eq!(
-            paid, 0,
-            "{paid} of {GRACE_PERIODS} grace periods of an idle runtime issued a membarrier \
-             (the former worker still online in the blocking pool: {still_online})"
+            paid, GRACE_PERIODS,
+            "grace periods skipped the membarrier an online flag needs"
         );
     }
 }
 
-/// The workaround (and the suggested fix, as a `QsbrDomain::block_in_place` wrapper): the
-/// stop hook before `block_in_place`, the start hook after it. Whether or not the thread
-/// gets a core back, it is offline, and online again only after a park.
+/// The fix: `QsbrDomain::block_in_place` takes the thread offline and out of the executor
+/// first. Whether or not the thread gets a core back, it is online again only after a park.
 #[test]
-fn block_in_place_between_the_stop_and_start_hooks_leaves_no_flag() {
+fn qsbr_block_in_place_leaves_no_flag() {
     let (paid, still_online) = idle_membarriers_after_block_in_place("red26b-bip-wrapped", true);
     assert!(!still_online, "the former worker went online without a park");
     assert_eq!(paid, 0, "grace periods of an idle runtime issued a membarrier");

@@ -88,7 +88,8 @@ impl QsbrDomain {
     /// period would wait for itself); [`QsbrOnline::ctx`] is an `Atomic` token.
     ///
     /// Going online fences once (a SeqCst fence, paired with the grace periods' own), so
-    /// that grace periods never need membarrier; reads and quiescent states never fence.
+    /// that grace periods need no membarrier for this thread; reads and quiescent states
+    /// never fence.
     ///
     /// # Panics
     /// As [`Domain::read_lock`]: on a thread that never registered with this domain, from an

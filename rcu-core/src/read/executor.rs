@@ -53,6 +53,16 @@ impl ExecutorState {
         self.set(self.get() | EXECUTOR);
     }
 
+    /// No longer the executor's (it gave its core away, or it is a fork child's copy): its
+    /// reads fence until the executor starts and parks it again. Returns whether it was. The
+    /// online flag is the caller's (`Slot::end_executor_online`): a `read` closure running
+    /// keeps it.
+    pub(crate) fn leave_executor(&self) -> bool {
+        let bits = self.get();
+        self.set(bits & !(EXECUTOR | PARKS));
+        bits & EXECUTOR != 0
+    }
+
     /// True if the executor started the thread and has parked it since.
     #[inline]
     pub(crate) fn parks(&self) -> bool {

@@ -295,6 +295,10 @@ impl Registry {
                 // The forking thread has a new thread id in the child: stall reports name it.
                 // Relaxed: informational; single thread.
                 slot.tid.store(rcu_sys::thread_id(), Ordering::Relaxed);
+                // No executor runs in the child: its reads fence, and grace periods stop
+                // paying for it once no `read` closure runs.
+                slot.end_executor_online();
+                slot.executor.leave_executor();
                 live += 1;
                 continue;
             }
