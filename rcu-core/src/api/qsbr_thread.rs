@@ -107,7 +107,8 @@ impl QsbrDomain {
     /// assert_eq!(n, 2);
     /// ```
     ///
-    /// A reference cannot leave the closure:
+    /// A reference cannot leave the closure ("lifetime may not live long enough", an error
+    /// without a code, so this spec cannot name one; the example above is its compiling twin):
     ///
     /// ```compile_fail
     /// use rcu_core::prelude::*;
@@ -115,7 +116,7 @@ impl QsbrDomain {
     /// let domain = QsbrDomain::new(DomainConfig::new());
     /// let cell = RcuCell::new_in(&domain, 1u32);
     /// domain.register_current_thread(&Sleepable::enter());
-    /// let leaked: &u32 = domain.read(|r| cell.load(r)); // error: borrowed data escapes
+    /// let leaked: &u32 = domain.read(|r| cell.load(r)); // error: the reference would escape
     /// ```
     ///
     /// # Panics

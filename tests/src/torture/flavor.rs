@@ -104,6 +104,27 @@ pub enum Cookie {
     Busted,
 }
 
+/// Waits for a grace period of `$d` (a `Domain` or a `QsbrDomain`: the same calls) by method
+/// `$method` (0..=3: normal, expedited, cond_synchronize, start_poll + poll).
+macro_rules! wait_by_method {
+    ($d:expr, $ctx:expr, $method:expr) => {
+        match $method % 4 {
+            0 => $d.synchronize_rcu($ctx),
+            1 => $d.synchronize_rcu_expedited($ctx),
+            2 => {
+                let cookie = $d.get_state();
+                $d.cond_synchronize($ctx, cookie);
+            }
+            _ => {
+                let cookie = $d.start_poll($ctx);
+                while !$d.poll(cookie) {
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                }
+            }
+        }
+    };
+}
+
 impl Flavor {
     fn updates(&self) -> Updates<'_> {
         match self {
@@ -234,20 +255,7 @@ impl Flavor {
     /// cond_synchronize, start_poll + poll).
     pub fn synchronize(&self, ctx: &Sleepable, method: u32) {
         match self.updates() {
-            Updates::Classic(d) => match method % 4 {
-                0 => d.synchronize_rcu(ctx),
-                1 => d.synchronize_rcu_expedited(ctx),
-                2 => {
-                    let cookie = d.get_state();
-                    d.cond_synchronize(ctx, cookie);
-                }
-                _ => {
-                    let cookie = d.start_poll(ctx);
-                    while !d.poll(cookie) {
-                        std::thread::sleep(std::time::Duration::from_micros(50));
-                    }
-                }
-            },
+            Updates::Classic(d) => wait_by_method!(d, ctx, method),
             Updates::Sleepable(srcu) => on_srcu!(srcu, s => match method % 4 {
                 0 => s.synchronize_srcu(ctx),
                 1 => s.synchronize_srcu_expedited(ctx),
@@ -262,20 +270,7 @@ impl Flavor {
                     }
                 }
             }),
-            Updates::Qsbr(d) => match method % 4 {
-                0 => d.synchronize_rcu(ctx),
-                1 => d.synchronize_rcu_expedited(ctx),
-                2 => {
-                    let cookie = d.get_state();
-                    d.cond_synchronize(ctx, cookie);
-                }
-                _ => {
-                    let cookie = d.start_poll(ctx);
-                    while !d.poll(cookie) {
-                        std::thread::sleep(std::time::Duration::from_micros(50));
-                    }
-                }
-            },
+            Updates::Qsbr(d) => wait_by_method!(d, ctx, method),
             Updates::Fake => self.bump(),
         }
     }
