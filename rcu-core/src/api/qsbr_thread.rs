@@ -36,10 +36,10 @@ use crate::state::DomainState;
 
 /// Before a wait for a grace period of `domain` (`DomainState::wait_for`, `rcu_barrier`,
 /// a grace-period future's poll) and before an explicit `QsbrDomain::online`: a worker
-/// online for its executor goes offline (outside every `read` closure it holds nothing), or
-/// the wait would wait for itself and the explicit handle would be refused. Inside a `read`
-/// closure it stays online, and the caller's check refuses the wait (or the second online
-/// period).
+/// online for its executor goes offline, so that the grace periods it waits for (and those
+/// while it holds an explicit handle, whose entries fence) do not pay membarrier for it.
+/// Inside a `read` closure it stays online (its section entered without a fence), and the
+/// caller's check refuses the wait as one inside a section.
 pub(crate) fn offline_for_executor(domain: &DomainState) {
     if domain.readers.flavor() == ReaderFlavor::Qsbr {
         if let Some(slot) = current_slot(domain) {
