@@ -3,10 +3,12 @@
 //!
 //! To grace periods, an online thread is a reader inside one long classic section whose
 //! snapshot it refreshes at every quiescent state (`ReaderWord::refresh`), and an offline
-//! thread is a reader outside any section. So the domain runs on the classic engine
-//! unchanged: grace period `g` waits for the online threads that have not passed a quiescent
-//! state since `g` began. What QSBR adds is in the types: reads borrow the online handle,
-//! and a quiescent state needs it mutably, so no reference loaded before one survives it.
+//! thread is a reader outside any section. So the domain runs on the classic engine: grace
+//! period `g` waits for the online threads that have not passed a quiescent state since `g`
+//! began. Its words fence at every outermost entry and its grace periods pair with a fence
+//! instead of membarrier (design.md §12). What QSBR adds is in the types: reads borrow the
+//! online handle, and a quiescent state needs it mutably, so no reference loaded before one
+//! survives it. Executor threads read through `QsbrDomain::read` (`api::qsbr_thread`).
 
 use std::time::Duration;
 
@@ -284,8 +286,8 @@ pub struct QsbrOnline<'c, 'd> {
 impl<'c, 'd> QsbrOnline<'c, 'd> {
     /// A quiescent state: the thread holds no reference to the domain's data, which the
     /// `&mut self` proves (every reference loaded through the handle borrows it). Grace
-    /// periods that began before it stop waiting for this thread. One store; no fence where
-    /// the grace periods issue a heavy barrier (membarrier).
+    /// periods that began before it stop waiting for this thread. One store, never a fence
+    /// (`ReaderWord::refresh` argues why none is needed).
     ///
     /// # Panics
     /// In every build, inside a section nested in the online period (an `RcuCell::update`
