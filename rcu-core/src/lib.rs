@@ -147,6 +147,8 @@ mod exports {
     pub use crate::api::domain::{Domain, DomainConfig};
     pub use crate::api::gp_future::{BarrierFuture, GracePeriodFuture};
     pub use crate::api::guard::{DomainKey, RcuDomain, RcuGuard};
+    pub use crate::api::qsbr::{QsbrDomain, QsbrOffline, QsbrOnline};
+    pub use crate::api::qsbr_thread::QsbrRead;
     pub use crate::api::reader::ReadGuard;
     pub use crate::api::srcu::SrcuStruct;
     pub use crate::api::srcu_flavor::{Fast, FlavorId, Plain, SrcuFlavor};

@@ -27,6 +27,11 @@ pub struct DomainStats {
     pub readers: u64,
     /// Stall reports made.
     pub stalls: u64,
+    /// `membarrier` system calls this domain's grace periods issued (each interrupts every
+    /// CPU running a thread of the process). Always 0 for the flavours whose grace periods
+    /// pair with readers by a fence (`QsbrDomain`, plain `SrcuDomain`) and where membarrier
+    /// is unavailable.
+    pub membarriers: u64,
     /// Threads that exited inside a read section (a leaked guard), force-ended.
     pub leaked_read_sections: u64,
     /// Callbacks and deferred frees queued.
@@ -60,6 +65,7 @@ pub(crate) struct Counters {
     pub(crate) gps_normal: AtomicU64,
     pub(crate) gps_expedited: AtomicU64,
     pub(crate) stalls: AtomicU64,
+    pub(crate) membarriers: AtomicU64,
     pub(crate) leaked_read_sections: AtomicU64,
     pub(crate) contained_panics: AtomicU64,
     /// Threads inside `State::wait_for`, see `Waiting`.
@@ -72,6 +78,7 @@ impl Counters {
             gps_normal: AtomicU64::new(0),
             gps_expedited: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
+            membarriers: AtomicU64::new(0),
             leaked_read_sections: AtomicU64::new(0),
             contained_panics: AtomicU64::new(0),
             gp_waiters: AtomicU64::new(0),

@@ -3,7 +3,7 @@
 //! loom's atomics; both barriers are then `fence(SeqCst)`, i.e. the fence-mode protocol).
 //!
 //! Every model has the same shape: an RCU-protected pointer (`World::current`, an index into
-//! two objects), readers that load it inside read sections and read the object, and a writer
+//! three objects), readers that load it inside read sections and read the object, and a writer
 //! that unpublishes the old object, waits for a grace period the way the engine does, and then
 //! "frees" it. Freeing writes poison into the object's payload, a loom `UnsafeCell`, so loom's
 //! causality checker reports any read of the payload that is not ordered before the free (a
@@ -24,7 +24,7 @@
 use core::ptr::NonNull;
 
 use loom::cell::UnsafeCell;
-use loom::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
+use loom::sync::atomic::{fence, AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
 use loom::sync::Arc;
 use loom::thread;
 use rcu_alloc::{AllocConfig, Block, BlockAllocator, Entry, Policy, ThreadCache, MIN_BLOCK_BYTES};
@@ -78,13 +78,18 @@ impl Obj {
 struct World {
     seq: GpSequence,
     words: [ReaderWord; 2],
-    /// Index of the published object: 0 at first, 1 after the writer's update.
+    /// A reader word the test writes itself, for the broken twins of models Q: the code of
+    /// `ReaderWord` with one defect (its orderings cannot be changed from outside). Models that
+    /// use it scan it instead of `words`.
+    hand_rolled: HandRolledWord,
+    /// Index of the published object: 0 at first, 1 after the writer's update (2 after a
+    /// second one, model Q5).
     current: AtomicUsize,
     /// `registry::Slot::in_use` of the slot that holds `words[0]` (the registry is not built
     /// under loom, so the model carries the flag, with the registry's orderings). Claimed from
     /// the start, by the model's first reader; only the thread-exit models release it.
     in_use: AtomicBool,
-    objs: [Obj; 2],
+    objs: [Obj; 3],
     /// What happened in this execution (outside the model: plain std atomics, not explored).
     witness: Witness,
 }
@@ -111,16 +116,178 @@ struct Witness {
     /// Another leader resumed it and its scan waited for a reader holding the old object
     /// (model C2).
     resumed: std::sync::atomic::AtomicBool,
+    /// Where the reader of `words[0]` is (models Q: `Phase`), set by the reader at each store
+    /// to its word.
+    phase: std::sync::atomic::AtomicUsize,
+    /// Per grace period (indexed by its number): 1 + the reader's phase when the scan passed
+    /// the last word (0: not yet).
+    passed_in: [std::sync::atomic::AtomicUsize; 4],
+    /// Per grace period: the reader's phases (bits) in which a word held the scan up.
+    waited_in: [std::sync::atomic::AtomicUsize; 4],
+    /// The interleaving the model is about happened (model-specific, set at its end).
+    key: std::sync::atomic::AtomicBool,
+}
+
+/// Where a QSBR reader is, for the witnesses of models Q (`Witness::phase`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Phase {
+    /// Not online yet.
+    Before = 0,
+    /// Online for the first time, from its word's store in `enter`, before the fence (the
+    /// readers mark it in `enter_interrupted`'s hook, which adds no loom operation).
+    Online = 1,
+    /// Offline between two online periods (model Q4).
+    Between = 2,
+    /// Online after a quiescent state (model Q5) or online again (model Q4).
+    OnlineAgain = 3,
+    /// Offline for good.
+    After = 4,
+}
+
+impl Witness {
+    /// The reader is now in `phase`.
+    fn enter_phase(&self, phase: Phase) {
+        // Relaxed (all std atomics of the witness): bookkeeping outside the model; loom runs
+        // one thread at a time, so this follows the schedule.
+        self.phase.store(phase as usize, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// The reader's phase now.
+    fn phase(&self) -> usize {
+        self.phase.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The reader's phase when the scan of grace period `gp` passed the last word (None: it
+    /// did not, or `gp` is beyond what the witness tracks).
+    fn passed(&self, gp: u64) -> Option<Phase> {
+        let slot = self.passed_in.get(gp as usize)?;
+        let phases =
+            [Phase::Before, Phase::Online, Phase::Between, Phase::OnlineAgain, Phase::After];
+        phases.get(slot.load(std::sync::atomic::Ordering::Relaxed).checked_sub(1)?).copied()
+    }
+
+    /// A word held grace period `gp` up while the reader was in `phase`.
+    fn waited(&self, gp: u64, phase: Phase) -> bool {
+        self.waited_in.get(gp as usize).is_some_and(|bits| {
+            bits.load(std::sync::atomic::Ordering::Relaxed) & (1 << phase as usize) != 0
+        })
+    }
+}
+
+/// What a grace period's scan asks of a reader word.
+trait Announcement {
+    /// `ReaderWord::blocks`.
+    fn blocks(&self, gp: u64) -> bool;
+}
+
+impl Announcement for ReaderWord {
+    fn blocks(&self, gp: u64) -> bool {
+        ReaderWord::blocks(self, gp)
+    }
+}
+
+/// The one thing a `HandRolledWord` does differently from `ReaderWord`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Defect {
+    /// None: the word is `ReaderWord`'s code, step for step.
+    None,
+    /// `refresh` loads the sequence Relaxed instead of Acquire.
+    RelaxedQuiescentSnapshot,
+    /// `refresh` stores the word Relaxed instead of Release.
+    RelaxedQuiescentStore,
+    /// `enter` issues no fence after its store (going online without the fence).
+    EnterWithoutFence,
+}
+
+/// `ReaderWord`'s code for outermost sections (as `rcu_core::raw::protocol` has it under loom:
+/// the barrier is a SeqCst fence), on a word of the same layout, with one `Defect`. Each
+/// method makes the loom operations of its `ReaderWord` twin, in the same order, so a model
+/// run on it explores the same interleavings (`q_hand_rolled_word_is_faithful_to_reader_word`);
+/// each ordering comment abridges the original's.
+struct HandRolledWord {
+    word: AtomicU64,
+    defect: Defect,
+}
+
+impl HandRolledWord {
+    /// Bits of the word that count nesting (`protocol::NEST_BITS`).
+    const NEST_BITS: u32 = 16;
+    const NEST_MASK: u64 = (1 << Self::NEST_BITS) - 1;
+
+    fn new(defect: Defect) -> Self {
+        HandRolledWord { word: AtomicU64::new(0), defect }
+    }
+
+    /// `ReaderWord::enter`, outermost only.
+    fn enter(&self, gp_seq: &AtomicU64) {
+        // Relaxed: only this thread writes the word, so this reads our own last store.
+        let cur = self.word.load(Ordering::Relaxed);
+        assert_eq!(cur & Self::NEST_MASK, 0, "the hand-rolled word has outermost sections only");
+        // Acquire: pairs with the AcqRel fetch_add in `GpSequence::start_with`.
+        let snapshot = gp_seq.load(Ordering::Acquire);
+        // Release: a scan that reads this store also sees the previous section's loads done.
+        self.word.store((snapshot << Self::NEST_BITS) | 1, Ordering::Release);
+        if self.defect != Defect::EnterWithoutFence {
+            // SeqCst: `reader_barrier` under loom; pairs with the grace period's fence.
+            fence(Ordering::SeqCst);
+        }
+    }
+
+    /// `ReaderWord::refresh`.
+    fn refresh(&self, gp_seq: &AtomicU64) {
+        // Relaxed: our own last store.
+        let cur = self.word.load(Ordering::Relaxed);
+        assert_ne!(cur & Self::NEST_MASK, 0, "refresh outside a section");
+        // Acquire: as in `enter` (pairs with the AcqRel fetch_add in `GpSequence::start_with`);
+        // keeps the loads after the quiescent state after it.
+        let snapshot = gp_seq.load(match self.defect {
+            Defect::RelaxedQuiescentSnapshot => Ordering::Relaxed,
+            _ => Ordering::Acquire,
+        });
+        // Release: every load before the quiescent state happens before this store.
+        self.word.store(
+            (snapshot << Self::NEST_BITS) | (cur & Self::NEST_MASK),
+            match self.defect {
+                Defect::RelaxedQuiescentStore => Ordering::Relaxed,
+                _ => Ordering::Release,
+            },
+        );
+    }
+
+    /// `ReaderWord::exit`, outermost only.
+    fn exit(&self) {
+        // Relaxed: our own last store.
+        let cur = self.word.load(Ordering::Relaxed);
+        assert_eq!(cur & Self::NEST_MASK, 1, "the hand-rolled word has outermost sections only");
+        // Release: every load of the section happens before this store; pairs with the
+        // Acquire load in `blocks`.
+        self.word.store(0, Ordering::Release);
+    }
+}
+
+impl Announcement for HandRolledWord {
+    /// `ReaderWord::blocks`.
+    fn blocks(&self, gp: u64) -> bool {
+        // Acquire: pairs with the Release stores of `exit` and `refresh`.
+        let w = self.word.load(Ordering::Acquire);
+        w & Self::NEST_MASK != 0 && (w >> Self::NEST_BITS) != (gp & (u64::MAX >> Self::NEST_BITS))
+    }
 }
 
 impl World {
     fn new() -> Arc<Self> {
+        Self::with_hand_rolled(Defect::None)
+    }
+
+    /// A world whose `hand_rolled` word has `defect`.
+    fn with_hand_rolled(defect: Defect) -> Arc<Self> {
         Arc::new(World {
             seq: GpSequence::new(),
             words: [ReaderWord::new(), ReaderWord::new()],
             current: AtomicUsize::new(0),
+            hand_rolled: HandRolledWord::new(defect),
             in_use: AtomicBool::new(true),
-            objs: [Obj::new(), Obj::new()],
+            objs: [Obj::new(), Obj::new(), Obj::new()],
             witness: Witness::default(),
         })
     }
@@ -140,9 +307,14 @@ impl World {
 
     /// `rcu_assign_pointer`: publishes object 1, returns the old one.
     fn unpublish(&self) -> usize {
-        self.objs[1].init();
+        self.replace(1)
+    }
+
+    /// `rcu_assign_pointer`: publishes object `new`, returns the old one.
+    fn replace(&self, new: usize) -> usize {
+        self.objs[new].init();
         // AcqRel: as `RcuCell::replace`.
-        self.current.swap(1, Ordering::AcqRel)
+        self.current.swap(new, Ordering::AcqRel)
     }
 
     /// One grace period exactly as `GracePeriods::run_one` drives it (the caller is the
@@ -150,19 +322,45 @@ impl World {
     /// scanned.
     fn grace_period(&self, nreaders: usize) -> u64 {
         let gp = self.seq.start();
-        // Relaxed: coverage bookkeeping outside the model.
-        self.witness.scanning.store(true, std::sync::atomic::Ordering::Relaxed);
-        for word in &self.words[..nreaders] {
+        self.wait_and_complete(gp, &self.words[..nreaders]);
+        gp
+    }
+
+    /// The rest of `run_one` once grace period `gp` has started: waits until no word of
+    /// `words` blocks it, then completes it.
+    fn wait_and_complete(&self, gp: u64, words: &[impl Announcement]) {
+        use std::sync::atomic::Ordering::Relaxed;
+        // Relaxed (witness stores): coverage bookkeeping outside the model.
+        self.witness.scanning.store(true, Relaxed);
+        for word in words {
             while word.blocks(gp) {
-                // Relaxed: coverage bookkeeping outside the model.
-                self.witness.waited.store(true, std::sync::atomic::Ordering::Relaxed);
+                self.witness.waited.store(true, Relaxed);
+                if let Some(bits) = self.witness.waited_in.get(gp as usize) {
+                    bits.fetch_or(1 << self.witness.phase(), Relaxed);
+                }
                 thread::yield_now();
             }
         }
-        // Relaxed: coverage bookkeeping outside the model.
-        self.witness.scanning.store(false, std::sync::atomic::Ordering::Relaxed);
+        if let Some(slot) = self.witness.passed_in.get(gp as usize) {
+            slot.store(self.witness.phase() + 1, Relaxed);
+        }
+        self.witness.scanning.store(false, Relaxed);
         self.seq.complete(gp);
-        gp
+    }
+
+    /// `synchronize_rcu` of a QSBR domain by a caller that becomes the leader
+    /// (`GracePeriods::wait_until_completed`, `run_one`): a cookie, then grace periods until
+    /// the cookie's has completed, each begun by `start_or_resume_with` a SeqCst fence as a
+    /// QSBR domain's are (`ReaderFlavor::grace_periods_fence`: no heavy barrier; loom's heavy
+    /// barrier is a fence too, so the models check the orderings, not the saving).
+    fn qsbr_synchronize(&self, words: &[impl Announcement]) {
+        let cookie = self.seq.cookie();
+        while !self.seq.is_completed(cookie) {
+            // SeqCst: the QSBR grace period's half of the store-buffering pair whose other half
+            // is the fence after each outermost `enter` (going online).
+            let gp = self.seq.start_or_resume_with(|| fence(Ordering::SeqCst));
+            self.wait_and_complete(gp, words);
+        }
     }
 
     /// `Registry::release`: the owner of `words[0]`, outside any section, returns its slot to
@@ -209,16 +407,30 @@ struct Explored {
     /// Executions in which a leader resumed a grace period another gave up on, and waited in
     /// it for a reader holding the old object (model C2).
     resumed: usize,
+    /// Executions in which the interleaving the model is about happened (`Witness::key`).
+    key: usize,
 }
 
 /// Runs `f` under loom with the preemption bound and other limits taken from the `LOOM_*`
 /// variables. `f` returns its `World` so that coverage can be counted; the counts are
 /// printed (visible with `--nocapture`) and returned.
 fn model(f: impl Fn() -> Arc<World> + Sync + Send + 'static) -> Explored {
+    model_preempting_at_least(0, f)
+}
+
+/// `model`, with loom's preemption bound raised to `min` if `LOOM_MAX_PREEMPTIONS` is lower
+/// (for a model whose key interleaving loom reaches only from that bound).
+fn model_preempting_at_least(
+    min: usize,
+    f: impl Fn() -> Arc<World> + Sync + Send + 'static,
+) -> Explored {
     use std::sync::atomic::{AtomicUsize as Count, Ordering::Relaxed};
-    let counts = std::sync::Arc::new([(); 6].map(|()| Count::new(0)));
+    let counts = std::sync::Arc::new([(); 7].map(|()| Count::new(0)));
     let c = counts.clone();
-    loom::model::Builder::new().check(move || {
+    let mut builder = loom::model::Builder::new();
+    // None (no variable) is unbounded: already at least `min`.
+    builder.preemption_bound = builder.preemption_bound.map(|bound| bound.max(min));
+    builder.check(move || {
         let w = f();
         // Relaxed (all): plain counters outside the model; loom runs one execution
         // at a time on this thread.
@@ -238,6 +450,9 @@ fn model(f: impl Fn() -> Arc<World> + Sync + Send + 'static) -> Explored {
         if w.witness.resumed.load(Relaxed) {
             c[5].fetch_add(1, Relaxed);
         }
+        if w.witness.key.load(Relaxed) {
+            c[6].fetch_add(1, Relaxed);
+        }
     });
     let explored = Explored {
         executions: counts[0].load(Relaxed),
@@ -246,6 +461,7 @@ fn model(f: impl Fn() -> Arc<World> + Sync + Send + 'static) -> Explored {
         reused_mid_gp: counts[3].load(Relaxed),
         held_after_exit: counts[4].load(Relaxed),
         resumed: counts[5].load(Relaxed),
+        key: counts[6].load(Relaxed),
     };
     let name = std::thread::current().name().map(str::to_owned);
     eprintln!(
@@ -253,7 +469,7 @@ fn model(f: impl Fn() -> Arc<World> + Sync + Send + 'static) -> Explored {
          period waited for it; {} with a section begun after the grace period started; {} \
          with a released word reused during a grace period; {} with an abandoned section \
          holding the grace period; {} with a resumed grace period waiting for a reader \
-         holding the old object",
+         holding the old object; {} with the model's key interleaving",
         name.as_deref().unwrap_or("?"),
         explored.executions,
         explored.held_and_waited,
@@ -261,6 +477,7 @@ fn model(f: impl Fn() -> Arc<World> + Sync + Send + 'static) -> Explored {
         explored.reused_mid_gp,
         explored.held_after_exit,
         explored.resumed,
+        explored.key,
     );
     explored
 }
@@ -268,16 +485,36 @@ fn model(f: impl Fn() -> Arc<World> + Sync + Send + 'static) -> Explored {
 /// The frame most models share: one reader thread runs `read` while the writer unpublishes
 /// the object, runs one grace period (scanning one reader word) and frees the old object.
 fn reader_against_grace_period(read: fn(&World)) -> Arc<World> {
-    let w = World::new();
+    reader_against_grace_period_over(World::new(), read, first_word)
+}
+
+/// `reader_against_grace_period` in `w`, the grace period scanning the words `words` names.
+fn reader_against_grace_period_over<W: Announcement>(
+    w: Arc<World>,
+    read: fn(&World),
+    words: fn(&World) -> &[W],
+) -> Arc<World> {
     let reader = {
         let w = w.clone();
         thread::spawn(move || read(&w))
     };
     let old = w.unpublish();
-    w.grace_period(1);
+    // `World::grace_period` over `words`.
+    let gp = w.seq.start();
+    w.wait_and_complete(gp, words(&w));
     w.objs[old].free();
     reader.join().unwrap();
     w
+}
+
+/// The reader word of the models' first reader.
+fn first_word(w: &World) -> &[ReaderWord] {
+    &w.words[..1]
+}
+
+/// The hand-rolled word, as the only reader word of a model.
+fn hand_rolled_word(w: &World) -> &[HandRolledWord] {
+    core::slice::from_ref(&w.hand_rolled)
 }
 
 /// The model reached the interleaving that matters: a reader holding the old object while
@@ -477,6 +714,204 @@ fn b_two_readers() {
         w
     });
     assert_explored(&explored);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Models Q: QSBR (issue 26). An online thread is a reader inside one long section (its word
+// stored by `enter`, whose fence QSBR words always issue); a quiescent state is
+// `ReaderWord::refresh`; offline is `exit`. QSBR grace periods begin with a SeqCst fence, not the
+// heavy barrier (`World::qsbr_synchronize`). docs/design.md §12.
+// ---------------------------------------------------------------------------------------------
+
+/// A QSBR thread online across a quiescent state (issue 26): `ReaderWord::refresh` ends the
+/// section so far and begins the next in one store. What was read before it happens before
+/// the free (the store is Release, as for `b_consecutive_sections_both_read`), and what is read
+/// after it is waited for or sees the new object: `refresh` issues no fence after its store
+/// (argued at `ReaderWord::refresh`), and this model checks that argument.
+#[test]
+fn q_online_reader_with_a_quiescent_state_between_reads() {
+    let explored = model(|| reader_against_grace_period(online_quiescent_state_offline));
+    assert_explored(&explored);
+}
+
+/// Model Q on the hand-rolled word without a defect explores exactly the executions model Q
+/// explores on `ReaderWord`: the hand-rolled word makes the same loom operations, so its
+/// broken twins (`broken_quiescent_state_*`) differ from model Q by their defect alone.
+#[test]
+fn q_hand_rolled_word_is_faithful_to_reader_word() {
+    let real = model(|| reader_against_grace_period(online_quiescent_state_offline));
+    let hand_rolled = model(|| {
+        reader_against_grace_period_over(
+            World::with_hand_rolled(Defect::None),
+            hand_rolled_online_quiescent_state_offline,
+            hand_rolled_word,
+        )
+    });
+    assert_eq!(real.executions, hand_rolled.executions, "{real:?} against {hand_rolled:?}");
+    assert_eq!(real.held_and_waited, hand_rolled.held_and_waited, "{real:?} / {hand_rolled:?}");
+}
+
+/// Model Q's reader: online, a read, a quiescent state, a read, offline.
+fn online_quiescent_state_offline(w: &World) {
+    let word = &w.words[0];
+    word.enter(w.seq.started_counter()); // online
+    w.load_and_read();
+    word.refresh(w.seq.started_counter()); // quiescent state
+    w.load_and_read();
+    word.exit(); // offline
+}
+
+/// Model Q's reader on the hand-rolled word.
+fn hand_rolled_online_quiescent_state_offline(w: &World) {
+    let word = &w.hand_rolled;
+    word.enter(w.seq.started_counter()); // online
+    w.load_and_read();
+    word.refresh(w.seq.started_counter()); // quiescent state
+    w.load_and_read();
+    word.exit(); // offline
+}
+
+/// The frame of models Q3 to Q5: one QSBR reader runs `read` while the writer, `updates` times,
+/// publishes the next object, runs a QSBR `synchronize_rcu` (`World::qsbr_synchronize`,
+/// scanning the words `words` names) and frees the object it replaced.
+///
+/// The reader runs on the model's first thread and the writer is spawned (the other way round
+/// from the other models): loom then reaches the interleavings these models are about (a
+/// grace period running whole between two steps of the reader) with fewer preemptions.
+fn qsbr_reader_against_synchronize<W: Announcement + 'static>(
+    w: Arc<World>,
+    updates: usize,
+    read: fn(&World),
+    words: fn(&World) -> &[W],
+) -> Arc<World> {
+    let writer = {
+        let w = w.clone();
+        thread::spawn(move || {
+            for new in 1..=updates {
+                let old = w.replace(new);
+                w.qsbr_synchronize(words(&w));
+                w.objs[old].free();
+            }
+        })
+    };
+    read(&w);
+    writer.join().unwrap();
+    w
+}
+
+/// Q3's key: grace period 2 passed the reader's word while the reader was online (its word
+/// stored) and never waited for it: the scan read the word as offline (the store not visible
+/// to it) or with the fresh snapshot. The reader's load must then see the new object.
+fn passed_an_online_reader_without_waiting(w: &World) -> bool {
+    w.witness.passed(2) == Some(Phase::Online) && w.witness.waited_in[2].load(RELAXED) == 0
+}
+
+/// Relaxed (witness loads): bookkeeping outside the model.
+const RELAXED: std::sync::atomic::Ordering = std::sync::atomic::Ordering::Relaxed;
+
+/// Q3: a thread going online (`enter`, whose fence QSBR words issue in every build) and
+/// reading, against a QSBR grace period, which begins with a SeqCst fence instead of the heavy
+/// barrier and may find every word offline. The two fences make a store-buffering pair: either
+/// the scan sees the word online and waits, or the reader's loads after its fence see the
+/// removal. So a QSBR domain can skip membarrier; without the reader's fence it cannot
+/// (`broken_going_online_without_the_fence_is_caught`).
+///
+/// loom reaches the key interleaving (`passed_an_online_reader_without_waiting`) only from 3
+/// preemptions (its bounded search is not exhaustive below the bound), so this model runs
+/// with at least 3 (a few dozen executions).
+#[test]
+fn q_going_online_against_a_qsbr_grace_period() {
+    let explored = model_preempting_at_least(3, || {
+        let w = qsbr_reader_against_synchronize(World::new(), 1, going_online, first_word);
+        if passed_an_online_reader_without_waiting(&w) {
+            w.witness.key.store(true, RELAXED);
+        }
+        w
+    });
+    assert_explored(&explored);
+    assert!(explored.key > 0, "no scan passed an online reader without waiting: {explored:?}");
+}
+
+/// Q3's reader: online, a read, offline.
+fn going_online(w: &World) {
+    let word = &w.words[0];
+    // Online; the phase changes at the word's store, before the fence.
+    word.enter_interrupted(w.seq.started_counter(), || w.witness.enter_phase(Phase::Online));
+    w.load_and_read();
+    word.exit(); // offline
+    w.witness.enter_phase(Phase::After);
+}
+
+/// Q4: a thread online, offline, online again, reading in each online period, against a QSBR
+/// grace period. The grace period may end while the thread is offline (between its periods,
+/// after waiting for the first): the second period's read must still never see the freed
+/// object (its `enter` and fence order it after the scan or make the scan wait).
+#[test]
+fn q_offline_then_online_again_across_a_grace_period() {
+    let explored = model(|| {
+        let w = qsbr_reader_against_synchronize(World::new(), 1, offline_then_online, first_word);
+        // The key: grace period 2 waited for the first period and ended while offline.
+        if w.witness.waited(2, Phase::Online) && w.witness.passed(2) == Some(Phase::Between) {
+            w.witness.key.store(true, RELAXED);
+        }
+        w
+    });
+    assert_explored(&explored);
+    assert!(explored.key > 0, "no grace period ended between the periods: {explored:?}");
+}
+
+/// Q4's reader.
+fn offline_then_online(w: &World) {
+    let word = &w.words[0];
+    // Online; the phase changes at the word's store, before the fence.
+    word.enter_interrupted(w.seq.started_counter(), || w.witness.enter_phase(Phase::Online));
+    w.load_and_read();
+    word.exit(); // offline
+    w.witness.enter_phase(Phase::Between);
+    // Online again.
+    word.enter_interrupted(w.seq.started_counter(), || {
+        w.witness.enter_phase(Phase::OnlineAgain);
+    });
+    w.load_and_read();
+    word.exit(); // offline
+    w.witness.enter_phase(Phase::After);
+}
+
+/// Q5: a thread online across two grace periods, with one quiescent state between its two
+/// reads. The writer replaces object 0 by 1 (grace period 2, free 0), then 1 by 2 (grace period
+/// 3, free 1). Grace period 2 may end at the quiescent state, with the thread still online;
+/// grace period 3 must then still wait for the thread (its word's snapshot is 2) until the
+/// next quiescent state or offline, since the read after the quiescent state may hold object
+/// 1. A quiescent state ends only the grace periods that began before it.
+#[test]
+fn q_online_across_two_grace_periods_with_one_quiescent_state() {
+    let explored = model(|| {
+        let w = qsbr_reader_against_synchronize(World::new(), 2, online_across_two, first_word);
+        // The key: grace period 2 waited for the first read, ended at the quiescent state,
+        // and grace period 3 then waited for the thread, still online.
+        if w.witness.waited(2, Phase::Online)
+            && w.witness.passed(2) == Some(Phase::OnlineAgain)
+            && w.witness.waited(3, Phase::OnlineAgain)
+        {
+            w.witness.key.store(true, RELAXED);
+        }
+        w
+    });
+    assert_explored(&explored);
+    assert!(explored.key > 0, "no grace period ended at the quiescent state: {explored:?}");
+}
+
+/// Q5's reader.
+fn online_across_two(w: &World) {
+    let word = &w.words[0];
+    // Online; the phase changes at the word's store, before the fence.
+    word.enter_interrupted(w.seq.started_counter(), || w.witness.enter_phase(Phase::Online));
+    w.load_and_read();
+    word.refresh(w.seq.started_counter()); // quiescent state
+    w.witness.enter_phase(Phase::OnlineAgain);
+    w.load_and_read();
+    word.exit(); // offline
+    w.witness.enter_phase(Phase::After);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1747,6 +2182,62 @@ fn start_or_resume_without_the_fence(seq: &GpSequence) -> u64 {
     } else {
         seq.start()
     }
+}
+
+/// Model Q with a quiescent state whose snapshot load is Relaxed instead of Acquire (on the
+/// hand-rolled word, otherwise `ReaderWord::refresh`): the load may read grace period 2's
+/// advance without synchronizing with it, so the read after the quiescent state may still
+/// load the old object, while the scan, reading the fresh snapshot, passes the word and the
+/// writer frees. loom must find that read unordered with the free.
+#[test]
+#[should_panic(expected = "Causality violation: Concurrent read and write accesses")]
+fn broken_quiescent_state_with_a_relaxed_snapshot_is_caught() {
+    model(|| {
+        reader_against_grace_period_over(
+            World::with_hand_rolled(Defect::RelaxedQuiescentSnapshot),
+            hand_rolled_online_quiescent_state_offline,
+            hand_rolled_word,
+        )
+    });
+}
+
+/// Model Q with a quiescent state whose store is Relaxed instead of Release: a scan that
+/// reads it and passes the word synchronizes with nothing (a later Relaxed store is not in
+/// the release sequence of `enter`'s store), so the read before the quiescent state is
+/// unordered with the free. loom must find it.
+#[test]
+#[should_panic(expected = "Causality violation: Concurrent read and write accesses")]
+fn broken_quiescent_state_with_a_relaxed_store_is_caught() {
+    model(|| {
+        reader_against_grace_period_over(
+            World::with_hand_rolled(Defect::RelaxedQuiescentStore),
+            hand_rolled_online_quiescent_state_offline,
+            hand_rolled_word,
+        )
+    });
+}
+
+/// Model Q3 with a thread going online without the fence after its word store (the
+/// hand-rolled `enter` without `reader_barrier`): nothing pairs with the grace period's
+/// fence, so the scan may read the word as offline while the reader's load, not ordered
+/// after it, still returns the old object (store buffering). loom must find the reader's
+/// read unordered with the free. This is why QSBR words are in fence mode in every build.
+#[test]
+#[should_panic(expected = "Causality violation: Concurrent read and write accesses")]
+fn broken_going_online_without_the_fence_is_caught() {
+    model(|| {
+        qsbr_reader_against_synchronize(
+            World::with_hand_rolled(Defect::EnterWithoutFence),
+            1,
+            |w| {
+                let word = &w.hand_rolled;
+                word.enter(w.seq.started_counter()); // online, no fence
+                w.load_and_read();
+                word.exit(); // offline
+            },
+            hand_rolled_word,
+        )
+    });
 }
 
 /// A broken worker that steals the current block and runs it after the heavy barrier without

@@ -1,7 +1,8 @@
 //! Short rcutorture configurations, run by `cargo test`: the real runtime must pass every
-//! check under each flavor (the sleepable ones, `srcu` and `srcu-plain`, included) and with
-//! rare paths forced, and the busted fakes must fail (the torture can fail): `busted` and
-//! `srcu-busted` the age check, `busted-barrier` the barrier check.
+//! check under each flavor (the sleepable ones, `srcu` and `srcu-plain`, and `qsbr`
+//! included) and with rare paths forced, and the busted fakes must fail (the torture can
+//! fail): `busted`, `srcu-busted` and `qsbr-busted` the age check, `busted-barrier` the
+//! barrier check.
 
 use std::alloc::Layout;
 use std::time::Duration;
@@ -62,7 +63,8 @@ fn custom_domain_passes_every_check() {
     assert!(f.judged_in_rounds > 0, "no round judged a deferred free: {}", s.text());
     // The summary names every check with its verdict, and says the stall reports are expected.
     let text = s.text();
-    for check in Check::ALL {
+    assert_eq!(s.verdict(Check::Membarrier), "off", "a QSBR check on a classic domain: {text}");
+    for check in Check::ALL.into_iter().filter(|c| *c != Check::Membarrier) {
         assert_eq!(s.verdict(check), "ok", "{}", text);
         assert!(
             text.contains(&format!("    {:<16} ok", check.name())),
@@ -130,9 +132,10 @@ fn assert_srcu_run_passed(s: &Summary) {
     assert_eq!(f.by.len(), 2 * 6, "{:?}", f.by);
     assert!(f.by.iter().all(|(_, _, n)| *n > 0), "{:?}", f.by);
     assert!(f.by.iter().any(|(_, label, _)| label == "kvfree_srcu/section"), "{:?}", f.by);
-    for check in Check::ALL {
+    for check in Check::ALL.into_iter().filter(|c| *c != Check::Membarrier) {
         assert_eq!(s.verdict(check), "ok", "{}", s.text());
     }
+    assert_eq!(s.verdict(Check::Membarrier), "off", "{}", s.text());
 }
 
 #[test]
@@ -162,6 +165,51 @@ fn srcu_busted_grace_periods_are_caught_by_the_age_check() {
         "failures were not the age/poison kind: {:?}",
         s.messages
     );
+    assert_eq!(s.verdict(Check::Threads), "ok", "{}", s.text());
+    assert!(s.text().ends_with(&format!("FAILURE: {} error(s)", s.last.errors)));
+}
+
+#[test]
+fn qsbr_passes_every_check() {
+    let s = run(short(FlavorKind::Qsbr, 3));
+    assert_eq!(s.flavor, "qsbr");
+    assert!(s.success(), "{}", s.text());
+    let checked: u64 = s.last.ages.iter().sum();
+    assert!(checked > 100 && s.last.gps > 10 && s.frees > 0, "the run did nothing: {}", s.text());
+    // Readers announced quiescent states and went offline (each at least once, after its
+    // first batch); the grace periods issued no membarrier.
+    let q = s.qsbr.expect("a QSBR run reports its figures");
+    assert!(q.quiescent_states > 0 && q.offline_periods > 0, "{q:?}");
+    assert_eq!(q.membarriers, 0, "{}", s.text());
+    assert!(s.barriers > 0 && s.stalls > 0, "{}", s.text());
+    assert_eq!(s.cb_queued, s.cb_done);
+    // Three tokens for kvfree_rcu, the two that may sleep for kvfree_rcu_mightsleep; on the
+    // QSBR domain and on the global one.
+    let f = &s.deferred_frees;
+    assert_eq!(f.by.len(), 2 * 5, "{:?}", f.by);
+    assert!(f.by.iter().all(|(_, _, n)| *n > 0), "{:?}", f.by);
+    assert!(f.by.iter().any(|(domain, _, _)| *domain == "qsbr"), "{:?}", f.by);
+    for check in Check::ALL {
+        assert_eq!(s.verdict(check), "ok", "{}", s.text());
+    }
+    assert!(s.text().contains("membarrier       ok"), "{}", s.text());
+}
+
+#[test]
+fn qsbr_busted_grace_periods_are_caught_by_the_age_check() {
+    // Readers are online in one QSBR domain, the writer retires on and waits for another,
+    // and each reader holds its element until the writer has moved on past the pipeline:
+    // what it holds is aged and freed under it.
+    let s = run(Config { tests: AGE_ONLY, ..short(FlavorKind::QsbrBusted, 1) });
+    assert!(!s.success(), "rcutorture did not notice a broken QSBR: {}", s.text());
+    assert!(s.verdict(Check::Age).starts_with("FAILED ("), "{}", s.text());
+    assert!(
+        s.messages.iter().any(|m| m.contains("too-short grace period") || m.contains("freed")),
+        "failures were not the age/poison kind: {:?}",
+        s.messages
+    );
+    // Its domains are real QSBR ones: no membarrier, and no other failure.
+    assert_eq!(s.verdict(Check::Membarrier), "ok", "{}", s.text());
     assert_eq!(s.verdict(Check::Threads), "ok", "{}", s.text());
     assert!(s.text().ends_with(&format!("FAILURE: {} error(s)", s.last.errors)));
 }
@@ -275,6 +323,16 @@ fn the_binary_reports_srcu_busted_with_a_nonzero_exit_code() {
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("\"flavor\":\"srcu-busted\""), "{out}");
     assert!(out.contains("\"checks\":{\"age\":\"FAILED ("), "{out}");
+}
+
+#[test]
+fn the_binary_reports_qsbr_busted_with_a_nonzero_exit_code() {
+    let (code, out) =
+        rcutorture(&["--flavor", "qsbr-busted", "--duration", "1s", "--tests", "age", "--json"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("\"flavor\":\"qsbr-busted\""), "{out}");
+    assert!(out.contains("\"checks\":{\"age\":\"FAILED ("), "{out}");
+    assert!(out.contains("\"membarriers\":0"), "{out}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! rcutorture's `map` test alone (`rcu_collections::RcuHashMap` under torture), short, under
-//! the global domain, a custom domain with rare allocation paths forced, and a sleepable
-//! domain (readers that sleep holding values, owned guards, the section's token).
+//! the global domain, a custom domain with rare allocation paths forced, a sleepable
+//! domain (readers that sleep holding values, owned guards, the section's token) and a QSBR
+//! domain (readers online across rounds, quiescent states between them).
 
 use std::time::Duration;
 
@@ -48,4 +49,9 @@ fn map_passes_with_rare_paths_forced() {
 #[test]
 fn map_passes_on_a_sleepable_domain() {
     map_only(FlavorKind::SrcuPlain, false);
+}
+
+#[test]
+fn map_passes_on_a_qsbr_domain() {
+    map_only(FlavorKind::Qsbr, false);
 }

@@ -608,6 +608,7 @@ impl Domain {
             gps_expedited: Counters::get(&s.counters.gps_expedited),
             readers: s.readers.registered() as u64,
             stalls: Counters::get(&s.counters.stalls),
+            membarriers: Counters::get(&s.counters.membarriers),
             leaked_read_sections: Counters::get(&s.counters.leaked_read_sections),
             callbacks_queued: s.callbacks_queued(),
             callbacks_invoked: s.queues.invoked(),
@@ -841,6 +842,7 @@ impl Domain {
     pub fn rcu_barrier<C: MayReclaim>(&self, ctx: &C) {
         rcu_ctx::enforce::may_reclaim("rcu_barrier");
         let _ = self.prepare(ctx, "rcu_barrier");
+        crate::api::qsbr_thread::offline_for_executor(self.state());
         assert!(
             !crate::api::reader::in_read_section(self.state()),
             "rcu-core: rcu_barrier inside a read section of the same domain would wait for \

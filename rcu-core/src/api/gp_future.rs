@@ -64,6 +64,8 @@ fn poll_target(
     if !spent && waiter.as_ref().is_some_and(|w| w.wakes(cx.waker())) {
         return Poll::Pending; // registered, with this waker: the worker will wake it
     }
+    // An executor's QSBR worker waits offline: grace periods stop paying membarrier for it.
+    crate::api::qsbr_thread::offline_for_executor(state);
     assert!(
         !crate::api::reader::in_read_section(state),
         "rcu-core: {call} polled inside a read section of the same domain: the grace period \

@@ -6,6 +6,8 @@
 use rcu_ctx::{Context, SectionBrand};
 
 use crate::api::domain::Domain;
+use crate::api::qsbr::{QsbrDomain, QsbrOnline};
+use crate::api::qsbr_thread::QsbrRead;
 use crate::api::reader::ReadGuard;
 use crate::api::srcu::SrcuStruct;
 use crate::api::srcu_flavor::SrcuFlavor;
@@ -87,6 +89,29 @@ pub trait RcuDomain: sealed::Sealed {
     #[doc(hidden)]
     fn domain_key(&self) -> DomainKey {
         DomainKey::of(self.as_domain().state())
+    }
+}
+
+impl sealed::Sealed for QsbrOnline<'_, '_> {}
+impl RcuGuard for QsbrOnline<'_, '_> {
+    #[inline]
+    fn domain_key(&self) -> DomainKey {
+        DomainKey::of(self.domain_state())
+    }
+}
+
+impl sealed::Sealed for QsbrRead<'_> {}
+impl RcuGuard for QsbrRead<'_> {
+    #[inline]
+    fn domain_key(&self) -> DomainKey {
+        DomainKey::of(self.domain_state())
+    }
+}
+
+impl sealed::Sealed for QsbrDomain {}
+impl RcuDomain for QsbrDomain {
+    fn as_domain(&self) -> &Domain {
+        self.domain()
     }
 }
 

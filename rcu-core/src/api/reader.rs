@@ -79,6 +79,19 @@ impl<'a> ReadGuard<'a> {
         ReadGuard { word: self.word, domain: self.domain, section }
     }
 
+    /// A quiescent state inside this section (`ReaderWord::refresh`): the QSBR online
+    /// handle's, which holds the section for the whole online period.
+    #[inline]
+    pub(crate) fn refresh(&mut self) {
+        self.word.refresh(self.domain.gp.seq.started_counter());
+    }
+
+    /// Nesting depth of the thread's sections of this domain, this one included.
+    #[inline]
+    pub(crate) fn depth(&self) -> u64 {
+        self.word.depth()
+    }
+
     /// The state of the domain this guard is a section of: what `is_of` and `RcuCell::load`
     /// compare, so that data of one domain is not read under another domain's guard.
     #[inline]
@@ -185,6 +198,8 @@ pub(crate) fn register(domain: &DomainRef) -> &Slot {
 /// period would wait for itself forever.
 #[track_caller]
 pub(crate) fn assert_outside_section(domain: &DomainState) {
+    // An executor's QSBR worker waits offline: grace periods stop paying membarrier for it.
+    crate::api::qsbr_thread::offline_for_executor(domain);
     let sleepable = current_slot(domain).is_some_and(|s| s.srcu.open_borrowed() != 0);
     assert!(
         !sleepable,

@@ -15,7 +15,7 @@
 //! 4. mark `g` completed (Release) and wake waiters.
 
 use core::cell::Cell;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
@@ -23,8 +23,10 @@ use crossbeam_utils::Backoff;
 use crate::gp::srcu::SrcuMachine;
 use crate::gp::stall::StallSink;
 use crate::gp::stall::{StallCause, StallClock, StallReport};
+use crate::raw::barrier::{heavy_barrier, uses_membarrier};
 use crate::raw::protocol::GpSequence;
 use crate::raw::srcu::drained;
+use crate::read::flavor::ReaderFlavor;
 use crate::read::registry::Registry;
 use crate::read::registry::Slot;
 use crate::stats::Counters;
@@ -231,11 +233,7 @@ impl GracePeriods {
         let _leading = Leading::new(self);
         let flavor = domain.readers().flavor();
         while !self.seq.is_completed(cookie) {
-            let gp = if flavor.is_srcu() {
-                self.srcu.start_or_resume(&self.seq, flavor)
-            } else {
-                self.seq.start_or_resume()
-            };
+            let gp = self.start_or_resume(domain);
             // Sleepable domains have classic (non-blocking) sections too: `Domain::read_lock`
             // on their state, which cells and collections use inside their calls. Checked
             // first: a leader that gives up after the scans would scan again when it
@@ -251,23 +249,56 @@ impl GracePeriods {
         true
     }
 
+    /// Starts the next grace period, or resumes the one a leader gave up on, with the barrier
+    /// the domain's readers pair with: a SeqCst fence for the flavours whose every section
+    /// entry fences (`ReaderFlavor::grace_periods_fence`), plus the heavy barrier while a
+    /// QSBR executor worker is online; else the heavy barrier. Each membarrier is counted.
+    /// Caller: the leader.
+    fn start_or_resume<H: GpHost + ?Sized>(&self, domain: &H) -> u64 {
+        let flavor = domain.readers().flavor();
+        if flavor.grace_periods_fence() {
+            self.seq.start_or_resume_with(|| {
+                // SeqCst fence: pairs with the fence after each outermost entry of these
+                // flavours' sections (store buffering; `Slot::set_owner`, `SrcuCounters`),
+                // and with the one a QSBR executor worker issues after setting its online
+                // flag (`QsbrDomain::read`): a flag not seen here was set by a thread whose
+                // sections see everything before this fence.
+                fence(Ordering::SeqCst);
+                // QSBR executor workers online enter their sections without a fence: they
+                // need the heavy barrier (`api::qsbr_thread`).
+                if flavor == ReaderFlavor::Qsbr
+                    && domain.readers().iter().any(|slot| slot.executor.is_online())
+                {
+                    heavy_barrier();
+                    if uses_membarrier() {
+                        Counters::bump(&domain.counters().membarriers);
+                    }
+                }
+            })
+        } else {
+            self.seq.start_or_resume_with(|| {
+                heavy_barrier();
+                if uses_membarrier() {
+                    Counters::bump(&domain.counters().membarriers);
+                }
+            })
+        }
+    }
+
     /// Runs exactly one grace period. Caller: the leader.
     fn run_one<H: GpHost + ?Sized>(&self, domain: &H, urgency: Urgency) {
         let contended = domain.counters().gp_waiters() > 1;
         let start = Instant::now();
         let mut clock = StallClock::new(domain.stall_timeout());
         let flavor = domain.readers().flavor();
-        let gp = if flavor.is_srcu() {
-            let gp = self.srcu.start_or_resume(&self.seq, flavor);
+        let gp = self.start_or_resume(domain);
+        if flavor.is_srcu() {
             let done = self.srcu.drive(domain.readers(), |slot, index| {
                 wait_for_srcu_reader(domain, slot, index, gp, start, &mut clock, urgency);
                 true
             });
             debug_assert!(done, "rcu-core internal error: a waiting SRCU drive gave up");
-            gp
-        } else {
-            self.seq.start_or_resume()
-        };
+        }
         // Sleepable domains too: see `try_advance`.
         for slot in domain.readers().iter() {
             wait_for_reader(domain, slot, gp, start, &mut clock, urgency);
@@ -343,7 +374,11 @@ fn wait_for_reader<H: GpHost + ?Sized>(
     clock: &mut StallClock,
     urgency: Urgency,
 ) {
-    let waiting = ReaderWait { slot, gp, start, cause: StallCause::ReadSection };
+    let cause = match domain.readers().flavor() {
+        ReaderFlavor::Qsbr => StallCause::QsbrOnline,
+        _ => StallCause::ReadSection,
+    };
+    let waiting = ReaderWait { slot, gp, start, cause };
     waiting.until(domain, clock, urgency.max_sleep(), || !slot.word.blocks(gp));
 }
 

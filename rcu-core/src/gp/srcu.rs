@@ -6,7 +6,8 @@
 //! inactive index drains; flip; scan 2 waits until the old index (now the inactive one)
 //! drains; complete. A leader that gives up mid-way (`try_advance` never waits) leaves `g`
 //! in progress with `flipped` saying which scan it was in; the next leader resumes it after
-//! `start_or_resume`'s fence (the hand-over argument of `GpSequence::start_or_resume`).
+//! `GracePeriods::start_or_resume`'s fence (the hand-over argument of
+//! `GpSequence::start_or_resume`).
 //! docs/design.md §11 argues it.
 //!
 //! A grace period may run its scans more than once (a leader that gave up after them, a
@@ -21,9 +22,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::raw::protocol::GpSequence;
 use crate::raw::srcu::{drained, SrcuIndex};
-use crate::read::flavor::ReaderFlavor;
 use crate::read::registry::{Registry, Slot};
 
 /// A sleepable domain's index and where its grace period in progress stands.
@@ -39,19 +38,6 @@ pub(crate) struct SrcuMachine {
 impl SrcuMachine {
     pub(crate) const fn new() -> Self {
         SrcuMachine { index: SrcuIndex::new(), flipped: AtomicBool::new(false) }
-    }
-
-    /// The grace period to drive next (as `GpSequence::start_or_resume`), started with the
-    /// barrier `flavor`'s readers pair with. Caller: the leader.
-    pub(crate) fn start_or_resume(&self, seq: &GpSequence, flavor: ReaderFlavor) -> u64 {
-        debug_assert!(flavor.is_srcu());
-        if flavor == ReaderFlavor::SrcuPlain {
-            // SeqCst fence: pairs with every plain reader's fence after its lock count
-            // (`SrcuCounters::barrier`, always a fence for this flavour).
-            seq.start_or_resume_with(|| std::sync::atomic::fence(Ordering::SeqCst))
-        } else {
-            seq.start_or_resume()
-        }
     }
 
     /// Drives the grace period in progress through its scans and flip. For a slot whose

@@ -81,6 +81,9 @@ pub enum StallCause {
     /// `gp_seq`: its borrowed guards, or owned guards it made, which may since have moved to
     /// other threads or tasks.
     SleepableSection,
+    /// A thread online in a QSBR domain (`QsbrDomain::online`) has not announced a quiescent
+    /// state since grace period `gp_seq` began.
+    QsbrOnline,
 }
 
 impl core::fmt::Display for StallReport {
@@ -117,6 +120,22 @@ impl core::fmt::Display for StallReport {
                 self.thread_name.as_deref().unwrap_or("<unnamed>"),
                 self.tid,
                 if self.leaked_guard { ", which exited with a guard leaked" } else { "" },
+                self.pending_callbacks
+            );
+        }
+        if self.cause == StallCause::QsbrOnline && !self.leaked_guard {
+            return write!(
+                f,
+                "rcu: grace period {} of QSBR domain '{}' stalled for {:.3}s by thread '{}' \
+                 (tid {}), online without a quiescent state; {} callbacks pending. Rule: an \
+                 online thread announces quiescent states often and goes offline before it \
+                 blocks. Fix: call quiescent_state() once per iteration of that thread's loop, \
+                 and take it offline() around waits, sleeps and long computations",
+                self.gp_seq,
+                self.domain,
+                self.blocked_for.as_secs_f64(),
+                self.thread_name.as_deref().unwrap_or("<unnamed>"),
+                self.tid,
                 self.pending_callbacks
             );
         }

@@ -186,7 +186,7 @@ impl ReaderWord {
         // Relaxed: only this thread writes the word, so this reads our own last store.
         let cur = self.word.load(Ordering::Relaxed);
         if cur & NEST_MASK == 0 {
-            // Acquire: pairs with the AcqRel fetch_add in `GpSequence::advance`. A reader that
+            // Acquire: pairs with the AcqRel fetch_add in `GpSequence::start_with`. A reader that
             // sees grace period g has begun also sees every removal that happened before g
             // was started, so g need not wait for it.
             let snapshot = gp_seq.load(Ordering::Acquire);
@@ -210,6 +210,75 @@ impl ReaderWord {
             // in fence mode it needs its own fence (a compiler barrier in membarrier mode).
             self.barrier();
         }
+    }
+
+    /// `enter` with a compiler barrier in place of the reader's barrier, whatever the word's
+    /// mode: for a reader whose grace periods are known to issue the heavy barrier
+    /// (membarrier) while it may enter this way (a QSBR executor worker online,
+    /// `api::qsbr_thread`). Caller: owner; `raw::barrier::uses_membarrier()` is true.
+    #[inline(always)]
+    #[track_caller]
+    pub(crate) fn enter_for_heavy_barrier(&self, gp_seq: &AtomicU64) {
+        // Relaxed: our own last store.
+        let cur = self.word.load(Ordering::Relaxed);
+        let next = if cur & NEST_MASK == 0 {
+            // Acquire: as in `enter`.
+            (gp_seq.load(Ordering::Acquire) << NEST_BITS) | 1
+        } else {
+            if cur & NEST_MASK == NEST_MASK {
+                nested_too_deep();
+            }
+            cur + 1
+        };
+        // Release: as in `enter`.
+        self.word.store(next, Ordering::Release);
+        // Compiler-only: the CPU side is the grace period's membarrier.
+        crate::raw::sync::compiler_fence(Ordering::SeqCst);
+    }
+
+    /// A quiescent state of a reader that stays inside its outermost section (a QSBR thread
+    /// online, owner only): the end of the section so far and the start of a new one in one
+    /// store, whose snapshot is the sequence now, so grace periods that began before it stop
+    /// waiting for this word.
+    ///
+    /// # Panics
+    /// Outside any section, and inside a nested one (depth above 1), in every build: the
+    /// fresh snapshot would end the nested sections too, while their loads are in use. The
+    /// word is left as it was.
+    ///
+    /// ```
+    /// use rcu_core::raw::protocol::{GpSequence, ReaderWord};
+    /// let seq = GpSequence::new();
+    /// let word = ReaderWord::new();
+    /// word.enter(seq.started_counter()); // online
+    /// let gp = seq.start();
+    /// assert!(word.blocks(gp));
+    /// word.refresh(seq.started_counter()); // quiescent state: nothing read before is kept
+    /// assert!(!word.blocks(gp) && word.depth() == 1);
+    /// seq.complete(gp);
+    /// word.exit(); // offline
+    /// ```
+    #[inline(always)]
+    #[track_caller]
+    pub fn refresh(&self, gp_seq: &AtomicU64) {
+        // Relaxed: our own last store.
+        let cur = self.word.load(Ordering::Relaxed);
+        if cur & NEST_MASK != 1 {
+            refresh_not_outermost(cur & NEST_MASK);
+            return;
+        }
+        // Acquire: as in `enter` (pairs with the AcqRel advance of the sequence). It also keeps
+        // the loads after the quiescent state after it.
+        let snapshot = gp_seq.load(Ordering::Acquire);
+        // Release: every load before the quiescent state happens before this store, as for
+        // `exit`'s (a scan that reads it and skips us sees those loads done).
+        //
+        // No barrier after it, unlike `enter`: the word never reads "outside" meanwhile, so a
+        // scan of grace period g reads either the old word, which blocks g (g waits), or this
+        // one. If its snapshot is g, our Acquire load read g's advance, so the loads after it
+        // see every removal made before g; if it is older, it still blocks g. Either way a
+        // later load is never missed; a store delayed in the store buffer only delays g.
+        self.word.store((snapshot << NEST_BITS) | (cur & NEST_MASK), Ordering::Release);
     }
 
     /// Leaves a read section (owner thread only).
@@ -249,6 +318,7 @@ impl ReaderWord {
     /// assert_eq!(word.depth(), 1);
     /// word.exit();
     /// ```
+    #[inline]
     pub fn depth(&self) -> u64 {
         // Relaxed: informational.
         self.word.load(Ordering::Relaxed) & NEST_MASK
@@ -311,6 +381,23 @@ fn nested_too_deep() -> ! {
          safe code drives may overflow). This one was refused and not counted. Guards are \
          being created in a loop and forgotten or kept. Fix: drop each ReadGuard before \
          entering the next section"
+    );
+}
+
+/// `refresh` outside the outermost section alone.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn refresh_not_outermost(depth: u64) {
+    if depth == 0 {
+        exit_without_entry();
+        return;
+    }
+    panic!(
+        "rcu-core: a QSBR quiescent state inside a section nested {depth} deep: it would end \
+         the nested sections (an RcuCell::update closure's, a QsbrDomain::read's) while what \
+         they loaded is in use (rule: a quiescent state only where the thread holds nothing). \
+         Fix: announce it after the nested section ends"
     );
 }
 

@@ -7,6 +7,12 @@ pub(crate) enum ReaderFlavor {
     /// Classic sections (`raw::protocol`): may not block; a grace period waits for the
     /// sections that began before it.
     Classic,
+    /// Classic words held for a thread's whole online period (QSBR, `api::qsbr`): a grace
+    /// period waits for the thread's next quiescent state (`ReaderWord::refresh`). Every
+    /// outermost entry fences (going online, and the classic sections cells and collections
+    /// take inside their calls), quiescent states need no barrier, so grace periods pair
+    /// with a SeqCst fence and never issue membarrier (design.md §12).
+    Qsbr,
     /// Sleepable sections (`raw::srcu`) whose lock uses a compiler barrier only, the grace
     /// period paying with the heavy barrier (a fence too where membarrier is missing).
     SrcuFast,
@@ -18,7 +24,14 @@ pub(crate) enum ReaderFlavor {
 impl ReaderFlavor {
     /// True for the sleepable flavours.
     pub(crate) const fn is_srcu(self) -> bool {
-        !matches!(self, ReaderFlavor::Classic)
+        matches!(self, ReaderFlavor::SrcuFast | ReaderFlavor::SrcuPlain)
+    }
+
+    /// True where every outermost section entry of the domain's slots is followed by a SeqCst
+    /// fence, so grace periods pair with a fence of their own instead of the heavy barrier
+    /// (no membarrier: no other CPU is interrupted).
+    pub(crate) const fn grace_periods_fence(self) -> bool {
+        matches!(self, ReaderFlavor::Qsbr | ReaderFlavor::SrcuPlain)
     }
 
     /// The SRCU lock path's barrier for a slot set up now: a fence for the plain flavour and

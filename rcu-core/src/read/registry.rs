@@ -16,6 +16,7 @@ use crossbeam_utils::CachePadded;
 use crate::queue::staging::Staging;
 use crate::raw::protocol::ReaderWord;
 use crate::raw::srcu::SrcuCounters;
+use crate::read::executor::ExecutorState;
 use crate::read::flavor::ReaderFlavor;
 
 /// A registered reader: its word, and who it is for stall reports.
@@ -28,6 +29,8 @@ pub(crate) struct Slot {
     pub(crate) srcu: SrcuCounters,
     /// The owner's deferred-work staging area in this domain.
     pub(crate) staging: CachePadded<Staging>,
+    /// The owner's QSBR executor state (QSBR domains only; `api::qsbr_thread`).
+    pub(crate) executor: ExecutorState,
     in_use: AtomicBool,
     /// Set when the owner exited inside a section that may still be reached (a leaked guard
     /// and root): the slot is never reused and its section never ends.
@@ -105,6 +108,14 @@ impl Slot {
         self.word.depth() + self.srcu.open_borrowed()
     }
 
+    /// Ends the QSBR executor's online period of the owner (`api::qsbr_thread`), unless a
+    /// `QsbrDomain::read` closure runs: its section entered without a fence. The owner.
+    pub(crate) fn end_executor_online(&self) {
+        if self.executor.is_online() && self.executor.reads() == 0 {
+            self.executor.set_online(false);
+        }
+    }
+
     /// Ends every section `open_sections` counts: the owner after their last loads (a
     /// forgotten guard), or a fork child for threads that do not exist in it.
     pub(crate) fn force_end_sections(&self) {
@@ -113,11 +124,12 @@ impl Slot {
     }
 
     fn set_owner(&self, flavor: ReaderFlavor) {
-        // The plain flavour's grace periods pair with readers by a fence, not a heavy
-        // barrier: its classic sections (`Domain::read_lock` inside cells and collections)
-        // fence too.
+        self.executor.reset();
+        // The plain SRCU and QSBR flavours' grace periods pair with readers by a fence, not a
+        // heavy barrier: their classic sections (going online; `Domain::read_lock` inside
+        // cells and collections) fence too.
         self.word.set_fence_mode(
-            flavor == ReaderFlavor::SrcuPlain || !crate::raw::barrier::uses_membarrier(),
+            flavor.grace_periods_fence() || !crate::raw::barrier::uses_membarrier(),
         );
         if flavor.is_srcu() {
             self.srcu.set_fence_mode(flavor.srcu_fence_mode());
@@ -185,6 +197,7 @@ impl Registry {
             word: CachePadded::new(ReaderWord::new()),
             srcu: SrcuCounters::new(),
             staging: CachePadded::new(Staging::new()),
+            executor: ExecutorState::new(),
             in_use: AtomicBool::new(true),
             abandoned: AtomicBool::new(false),
             owner_mark: AtomicU64::new(0),
@@ -282,6 +295,10 @@ impl Registry {
                 // The forking thread has a new thread id in the child: stall reports name it.
                 // Relaxed: informational; single thread.
                 slot.tid.store(rcu_sys::thread_id(), Ordering::Relaxed);
+                // No executor runs in the child: its reads fence, and grace periods stop
+                // paying for it once no `read` closure runs.
+                slot.end_executor_online();
+                slot.executor.leave_executor();
                 live += 1;
                 continue;
             }
@@ -290,6 +307,8 @@ impl Registry {
                 on_dead(slot);
             }
             slot.force_end_sections();
+            // A dead thread is no QSBR executor worker: grace periods stop paying for it.
+            slot.executor.reset();
             // Relaxed: single thread.
             slot.in_use.store(false, Ordering::Relaxed);
         }

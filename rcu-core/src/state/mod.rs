@@ -222,6 +222,7 @@ impl DomainState {
     #[track_caller]
     pub(crate) fn wait_for(&self, cookie: u64, urgency: Urgency) {
         if !self.gp.seq.is_completed(cookie) {
+            crate::api::qsbr_thread::offline_for_executor(self);
             self.assert_caller_outside_sections();
         }
         let _counted = self.counters.waiting();

@@ -321,6 +321,9 @@ fn end(domain: &DomainState, slot: *const Slot, why: Ending) -> bool {
     // SAFETY: the registration being ended kept the slot (and its registry) alive.
     let slot = unsafe { &*slot };
     domain.adopt(slot);
+    // A thread that ends online for its QSBR executor (without the stop hook): grace periods
+    // stop issuing membarrier for it.
+    slot.end_executor_online();
     let depth = slot.open_sections();
     // What was leaked, for the report: a sleepable section shows in no word.
     let guard = if slot.word.depth() == 0 { "an SrcuGuard" } else { "a ReadGuard" };

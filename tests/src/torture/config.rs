@@ -59,12 +59,23 @@ pub enum FlavorKind {
     /// and readers hold values across more than the pipeline's grace periods of it: the age
     /// check must fail.
     SrcuBusted,
+    /// An isolated QSBR domain (`QsbrDomain`): readers stay online across batches of reads.
+    Qsbr,
+    /// Two QSBR domains wired wrongly: readers are online on one, updates retire on the
+    /// other, and readers hold values across more than the pipeline's grace periods of it:
+    /// the age check must fail.
+    QsbrBusted,
 }
 
 impl FlavorKind {
     /// True for the sleepable flavors.
     pub fn is_sleepable(self) -> bool {
         matches!(self, FlavorKind::Srcu | FlavorKind::SrcuPlain | FlavorKind::SrcuBusted)
+    }
+
+    /// True for the QSBR flavors.
+    pub fn is_qsbr(self) -> bool {
+        matches!(self, FlavorKind::Qsbr | FlavorKind::QsbrBusted)
     }
 }
 
@@ -86,7 +97,8 @@ pub struct Tests {
     /// A reader held past the stall timeout must be reported.
     pub stall: bool,
     /// `rcu_collections::RcuHashMap` under torture (`map.rs`); skipped by the busted flavor;
-    /// on a sleepable domain of the run's reader flavour under the sleepable flavors.
+    /// on a sleepable domain of the run's reader flavour under the sleepable flavors, on a
+    /// QSBR domain under the QSBR flavors.
     pub map: bool,
 }
 
@@ -114,15 +126,16 @@ pub struct Config {
     pub duration: Duration,
     /// What to torture.
     pub flavor: FlavorKind,
-    /// Classic flavors: one read in this many holds its section for a long delay (0: never).
-    /// The sleepable flavors' readers sleep as `srcu_max_sleep` says instead.
+    /// Classic and QSBR flavors: one read in this many holds its section (QSBR: stays online
+    /// without a quiescent state) for a long delay (0: never). The sleepable flavors' readers
+    /// sleep as `srcu_max_sleep` says instead.
     pub long_delay_every: u32,
     /// The long delay.
     pub long_delay: Duration,
     /// One read in this many spins briefly inside its section (0: never).
     pub short_delay_every: u32,
-    /// Probability that a block request fails by injection (the run's own domain: custom and
-    /// sleepable flavors).
+    /// Probability that a block request fails by injection (the run's own domain: custom,
+    /// sleepable and QSBR flavors).
     pub fault_rate: f64,
     /// Sleepable flavors: the longest a reader sleeps in a section (half the sections sleep
     /// a random time up to it, the others do not sleep).

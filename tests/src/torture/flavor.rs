@@ -16,13 +16,21 @@
 //!   therefore never wait for the readers. The readers hold every value until the writer has
 //!   moved on by more than the pipeline's length, so values they hold are aged and freed
 //!   under them: the age check must report FAILURE.
+//! - `qsbr`: an isolated QSBR domain (`QsbrDomain`). Its readers (`qsbr_readers.rs`) stay
+//!   online across batches of reads, announce quiescent states between them and now and then
+//!   go offline to sleep; the writer and the updaters use the domain's calls with every
+//!   token. Its grace periods must issue no membarrier (the membarrier check).
+//! - `qsbr-busted`: two real QSBR domains, wired as `srcu-busted`'s: readers are online on
+//!   one, the writer and the updaters retire and wait on the other, and each reader holds its
+//!   element until the writer has moved on by more than the pipeline's length: the age check
+//!   must report FAILURE.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rcu_core::prelude::*;
 use rcu_core::{
-    AllocStats, Callback, Domain, DomainStats, Fast, GpCookie, MayWaitFor, Plain, SectionState,
-    SleepableSection, SrcuStruct, Unbranded,
+    AllocStats, Callback, Domain, DomainStats, Fast, GpCookie, MayWaitFor, Plain, QsbrDomain,
+    SectionState, SleepableSection, SrcuStruct, Unbranded,
 };
 
 /// The RCU implementation under test.
@@ -46,6 +54,15 @@ pub enum Flavor {
         readers: SrcuStruct<Fast>,
         /// The domain the writer and the updaters retire on and wait for.
         writers: SrcuStruct<Fast>,
+    },
+    /// An isolated QSBR domain.
+    Qsbr(QsbrDomain),
+    /// The QSBR fake: readers are online on one domain, updates retire on the other.
+    QsbrBusted {
+        /// The domain the readers are online in; nothing ever waits for it.
+        readers: QsbrDomain,
+        /// The domain the writer and the updaters retire on and wait for.
+        writers: QsbrDomain,
     },
 }
 
@@ -74,6 +91,7 @@ pub(crate) use on_srcu;
 enum Updates<'a> {
     Classic(&'a Domain),
     Sleepable(Srcu<'a>),
+    Qsbr(&'a QsbrDomain),
     Fake,
 }
 
@@ -86,6 +104,27 @@ pub enum Cookie {
     Busted,
 }
 
+/// Waits for a grace period of `$d` (a `Domain` or a `QsbrDomain`: the same calls) by method
+/// `$method` (0..=3: normal, expedited, cond_synchronize, start_poll + poll).
+macro_rules! wait_by_method {
+    ($d:expr, $ctx:expr, $method:expr) => {
+        match $method % 4 {
+            0 => $d.synchronize_rcu($ctx),
+            1 => $d.synchronize_rcu_expedited($ctx),
+            2 => {
+                let cookie = $d.get_state();
+                $d.cond_synchronize($ctx, cookie);
+            }
+            _ => {
+                let cookie = $d.start_poll($ctx);
+                while !$d.poll(cookie) {
+                    std::thread::sleep(std::time::Duration::from_micros(50));
+                }
+            }
+        }
+    };
+}
+
 impl Flavor {
     fn updates(&self) -> Updates<'_> {
         match self {
@@ -96,6 +135,7 @@ impl Flavor {
                 Updates::Sleepable(Srcu::Fast(s))
             }
             Flavor::SrcuPlain(s) => Updates::Sleepable(Srcu::Plain(s)),
+            Flavor::Qsbr(d) | Flavor::QsbrBusted { writers: d, .. } => Updates::Qsbr(d),
         }
     }
 
@@ -119,6 +159,32 @@ impl Flavor {
         }
     }
 
+    /// True for the QSBR flavors (`qsbr`, `qsbr-busted`).
+    pub fn is_qsbr(&self) -> bool {
+        self.reader_qsbr().is_some()
+    }
+
+    /// The QSBR domain the readers are online in (QSBR flavors only). For `qsbr-busted` it
+    /// is not the one updates wait for.
+    pub fn reader_qsbr(&self) -> Option<&QsbrDomain> {
+        match self {
+            Flavor::Qsbr(d) | Flavor::QsbrBusted { readers: d, .. } => Some(d),
+            _ => None,
+        }
+    }
+
+    /// QSBR flavors: the membarriers the run's QSBR domains' grace periods issued (both
+    /// domains of `qsbr-busted`).
+    pub fn qsbr_membarriers(&self) -> Option<u64> {
+        match self {
+            Flavor::Qsbr(d) => Some(d.stats().membarriers),
+            Flavor::QsbrBusted { readers, writers } => {
+                Some(readers.stats().membarriers + writers.stats().membarriers)
+            }
+            _ => None,
+        }
+    }
+
     /// Name for reports.
     pub fn name(&self) -> &'static str {
         match self {
@@ -129,11 +195,13 @@ impl Flavor {
             Flavor::Srcu(_) => "srcu",
             Flavor::SrcuPlain(_) => "srcu-plain",
             Flavor::SrcuBusted { .. } => "srcu-busted",
+            Flavor::Qsbr(_) => "qsbr",
+            Flavor::QsbrBusted { .. } => "qsbr-busted",
         }
     }
 
     /// Runs `f` inside a classic read section (or, busted, outside any). The sleepable
-    /// flavors' readers are `srcu_readers.rs`.
+    /// flavors' readers are `srcu_readers.rs`, the QSBR flavors' `qsbr_readers.rs`.
     pub fn read<R>(&self, ctx: &mut Sleepable, f: impl FnOnce(&Atomic<'_>) -> R) -> R {
         match self.updates() {
             Updates::Classic(d) => {
@@ -142,6 +210,7 @@ impl Flavor {
             }
             Updates::Fake => f(&ctx.atomic()),
             Updates::Sleepable(_) => unreachable!("sleepable flavors read in srcu_readers.rs"),
+            Updates::Qsbr(_) => unreachable!("QSBR flavors read in qsbr_readers.rs"),
         }
     }
 
@@ -154,6 +223,7 @@ impl Flavor {
             }
             Updates::Fake => f(),
             Updates::Sleepable(_) => unreachable!("sleepable flavors read in srcu_readers.rs"),
+            Updates::Qsbr(_) => unreachable!("QSBR flavors read in qsbr_readers.rs"),
         }
     }
 
@@ -185,20 +255,7 @@ impl Flavor {
     /// cond_synchronize, start_poll + poll).
     pub fn synchronize(&self, ctx: &Sleepable, method: u32) {
         match self.updates() {
-            Updates::Classic(d) => match method % 4 {
-                0 => d.synchronize_rcu(ctx),
-                1 => d.synchronize_rcu_expedited(ctx),
-                2 => {
-                    let cookie = d.get_state();
-                    d.cond_synchronize(ctx, cookie);
-                }
-                _ => {
-                    let cookie = d.start_poll(ctx);
-                    while !d.poll(cookie) {
-                        std::thread::sleep(std::time::Duration::from_micros(50));
-                    }
-                }
-            },
+            Updates::Classic(d) => wait_by_method!(d, ctx, method),
             Updates::Sleepable(srcu) => on_srcu!(srcu, s => match method % 4 {
                 0 => s.synchronize_srcu(ctx),
                 1 => s.synchronize_srcu_expedited(ctx),
@@ -213,6 +270,7 @@ impl Flavor {
                     }
                 }
             }),
+            Updates::Qsbr(d) => wait_by_method!(d, ctx, method),
             Updates::Fake => self.bump(),
         }
     }
@@ -231,6 +289,7 @@ impl Flavor {
             Updates::Sleepable(srcu) => {
                 Cookie::Real(on_srcu!(srcu, s => s.get_state_synchronize_srcu()))
             }
+            Updates::Qsbr(d) => Cookie::Real(d.get_state()),
             Updates::Fake => Cookie::Busted,
         }
     }
@@ -242,6 +301,7 @@ impl Flavor {
             (Updates::Sleepable(srcu), Cookie::Real(c)) => {
                 on_srcu!(srcu, s => s.poll_state_synchronize_srcu(c))
             }
+            (Updates::Qsbr(d), Cookie::Real(c)) => d.poll(c),
             _ => true,
         }
     }
@@ -256,6 +316,7 @@ impl Flavor {
         match self.updates() {
             Updates::Classic(d) => d.call_rcu(ctx, obj, f),
             Updates::Sleepable(srcu) => on_srcu!(srcu, s => s.call_srcu(ctx, obj, f)),
+            Updates::Qsbr(d) => d.call_rcu(ctx, obj, f),
             Updates::Fake => {
                 // SAFETY: (1) dropped before returning; (2) no scope opened meanwhile.
                 let atomic = unsafe { Atomic::assume() };
@@ -273,6 +334,7 @@ impl Flavor {
         match self.updates() {
             Updates::Classic(d) => d.call_rcu_fn(ctx, f),
             Updates::Sleepable(srcu) => on_srcu!(srcu, s => s.call_srcu_fn(ctx, f)),
+            Updates::Qsbr(d) => d.call_rcu_fn(ctx, f),
             Updates::Fake => {
                 // SAFETY: (1) dropped before returning; (2) no scope opened meanwhile.
                 let atomic = unsafe { Atomic::assume() };
@@ -291,6 +353,7 @@ impl Flavor {
         match self.updates() {
             Updates::Classic(d) => d.kvfree_rcu(ctx, obj),
             Updates::Sleepable(srcu) => on_srcu!(srcu, s => s.kvfree_srcu(ctx, obj)),
+            Updates::Qsbr(d) => d.kvfree_rcu(ctx, obj),
             Updates::Fake => drop(obj),
         }
     }
@@ -305,6 +368,7 @@ impl Flavor {
         match self.updates() {
             Updates::Classic(d) => d.kvfree_rcu_mightsleep(ctx, obj),
             Updates::Sleepable(srcu) => on_srcu!(srcu, s => s.kvfree_srcu_mightsleep(ctx, obj)),
+            Updates::Qsbr(d) => d.kvfree_rcu_mightsleep(ctx, obj),
             Updates::Fake => drop(obj),
         }
     }
@@ -314,6 +378,7 @@ impl Flavor {
         match self.updates() {
             Updates::Classic(d) => d.rcu_barrier(ctx),
             Updates::Sleepable(srcu) => on_srcu!(srcu, s => s.srcu_barrier(ctx)),
+            Updates::Qsbr(d) => d.rcu_barrier(ctx),
             Updates::Fake => {}
         }
     }
@@ -323,6 +388,7 @@ impl Flavor {
         match self.updates() {
             Updates::Classic(d) => Some(d.stats()),
             Updates::Sleepable(srcu) => Some(on_srcu!(srcu, s => s.stats())),
+            Updates::Qsbr(d) => Some(d.stats()),
             Updates::Fake => None,
         }
     }
@@ -332,6 +398,7 @@ impl Flavor {
         match self.updates() {
             Updates::Classic(d) => Some(d.alloc_stats()),
             Updates::Sleepable(srcu) => Some(on_srcu!(srcu, s => s.alloc_stats())),
+            Updates::Qsbr(d) => Some(d.alloc_stats()),
             Updates::Fake => None,
         }
     }
@@ -340,7 +407,7 @@ impl Flavor {
     pub fn is_private(&self) -> bool {
         match self.updates() {
             Updates::Classic(d) => !d.is_global(),
-            Updates::Sleepable(_) => true,
+            Updates::Sleepable(_) | Updates::Qsbr(_) => true,
             Updates::Fake => false,
         }
     }

@@ -172,6 +172,7 @@ impl Frees {
         let mut targets = vec![Target::Own];
         if matches!(config.flavor, FlavorKind::Custom | FlavorKind::BustedBarrier)
             || config.flavor.is_sleepable()
+            || config.flavor.is_qsbr()
         {
             targets.push(Target::Global);
         }

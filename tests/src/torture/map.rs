@@ -14,6 +14,11 @@
 //! flavour: readers take borrowed or owned guards and some sleep in their section while
 //! holding a value they read (which must stay intact), and the writers' tokens include the
 //! token of one of the map domain's own sections.
+//!
+//! Under the QSBR flavors the map lives on a QSBR domain: its readers stay online across
+//! rounds of lookups (the online handle is their guard), announce a quiescent state after
+//! each round and go offline now and then; a value read at the start of a round is checked
+//! again at its end.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -23,7 +28,8 @@ use std::time::Duration;
 use rcu_collections::{Computed, Node, RcuHashMap};
 use rcu_core::prelude::*;
 use rcu_core::{
-    AllocConfig, DomainConfig, Fast, Plain, RcuGuard, SleepableSection, SrcuStruct, Unbranded,
+    AllocConfig, DomainConfig, Fast, Plain, QsbrDomain, RcuGuard, SleepableSection, SrcuStruct,
+    Unbranded,
 };
 
 use super::config::TokenKind;
@@ -99,6 +105,8 @@ enum MapDomain {
     Fast(Arc<SrcuStruct<Fast>>),
     /// A sleepable domain of its own, plain readers.
     Plain(Arc<SrcuStruct<Plain>>),
+    /// A QSBR domain of its own.
+    Qsbr(Arc<QsbrDomain>),
 }
 
 /// The map under test and its domain.
@@ -109,7 +117,8 @@ struct Target {
 
 /// Evaluates `$body` inside a read section of `$target`'s map, `$guard` bound to its guard:
 /// an owned one (`down_read`) if `$owned` and the domain is sleepable, else a borrowed one
-/// entered from `$ctx` (a `&mut Sleepable`). The body is compiled once per guard type.
+/// entered from `$ctx` (a `&mut Sleepable`); on a QSBR domain, an online handle taken for
+/// the body. The body is compiled once per guard type.
 macro_rules! with_guard {
     ($target:expr, $ctx:expr, $owned:expr, $guard:ident => $body:expr) => {
         match &$target.domain {
@@ -135,6 +144,10 @@ macro_rules! with_guard {
             }
             MapDomain::Plain(s) => {
                 let $guard = s.read_lock($ctx);
+                $body
+            }
+            MapDomain::Qsbr(d) => {
+                let $guard = d.online($ctx);
                 $body
             }
         }
@@ -178,6 +191,7 @@ impl MapDomain {
             MapDomain::Classic(d) => d.rcu_barrier(ctx),
             MapDomain::Fast(s) => s.srcu_barrier(ctx),
             MapDomain::Plain(s) => s.srcu_barrier(ctx),
+            MapDomain::Qsbr(d) => d.rcu_barrier(ctx),
         }
     }
 }
@@ -194,6 +208,9 @@ pub fn run(shared: &Shared, stop: &AtomicBool) {
     let domain_config = DomainConfig::new().name("torture-map").alloc(alloc);
     let domain = match (config.flavor, shared.flavor.reader_srcu()) {
         (super::FlavorKind::Global, _) => MapDomain::Global,
+        (flavor, _) if flavor.is_qsbr() => {
+            MapDomain::Qsbr(Arc::new(QsbrDomain::new(domain_config)))
+        }
         (_, None) => MapDomain::Classic(Arc::new(Domain::new(domain_config))),
         (_, Some(Srcu::Fast(_))) => MapDomain::Fast(Arc::new(SrcuStruct::new(domain_config))),
         (_, Some(Srcu::Plain(_))) => MapDomain::Plain(Arc::new(SrcuStruct::new(domain_config))),
@@ -208,6 +225,9 @@ pub fn run(shared: &Shared, stop: &AtomicBool) {
         }
         MapDomain::Plain(s) => {
             RcuHashMap::with_capacity_and_hasher_in(0, Default::default(), Arc::clone(s))
+        }
+        MapDomain::Qsbr(d) => {
+            RcuHashMap::with_capacity_and_hasher_in(0, Default::default(), Arc::clone(d))
         }
     };
     let target = Arc::new(Target { map, domain });
@@ -269,6 +289,9 @@ pub fn run(shared: &Shared, stop: &AtomicBool) {
 fn reader(id: u64, target: &Target, counters: &Counters, done: &AtomicBool, seed: u64) {
     let mut rng = Rng::new(seed, 0x3a9 + id);
     let mut ctx = Sleepable::enter();
+    if let MapDomain::Qsbr(d) = &target.domain {
+        return reader_online(target, d, &mut ctx, &mut rng, counters, done);
+    }
     let sleepable = target.is_sleepable();
     loop {
         // Sleepable: half the rounds under an owned guard, a quarter sleep up to 2 ms.
@@ -282,6 +305,33 @@ fn reader(id: u64, target: &Target, counters: &Counters, done: &AtomicBool, seed
         // Relaxed: a stop flag.
         if done.load(Ordering::Relaxed) {
             return;
+        }
+    }
+}
+
+/// A reader of a map on a QSBR domain: online across rounds, a quiescent state after each,
+/// and one round in 16 followed by a short offline sleep.
+fn reader_online(
+    target: &Target,
+    domain: &QsbrDomain,
+    ctx: &mut Sleepable,
+    rng: &mut Rng,
+    counters: &Counters,
+    done: &AtomicBool,
+) {
+    let mut online = domain.online(ctx);
+    loop {
+        read_round(target, &online, rng, counters, None);
+        online.quiescent_state();
+        // Relaxed: a stop flag.
+        if done.load(Ordering::Relaxed) {
+            return;
+        }
+        if rng.one_in(16) {
+            let offline = online.offline();
+            rcu_core::might_sleep(); // offline: it may
+            std::thread::sleep(Duration::from_micros(rng.next_u64() % 501));
+            online = offline.online(ctx);
         }
     }
 }

@@ -14,6 +14,12 @@
 //! writer and the updaters use its `*_srcu` calls with every token, a section's own among
 //! them; `srcu-busted` (readers on one sleepable domain, updates on another) must fail.
 //!
+//! The QSBR flavors (`qsbr`) torture a `QsbrDomain`: its readers (`qsbr_readers.rs`) stay
+//! online across batches of reads, announce quiescent states between them and go offline
+//! now and then; the writer and the updaters use its calls with every token, and its grace
+//! periods must issue no membarrier. `qsbr-busted` (readers online on one QSBR domain,
+//! updates on another) must fail.
+//!
 //! A process that runs it installs [`alloc::CountingAlloc`] as its global allocator.
 
 pub mod alloc;
@@ -22,6 +28,7 @@ pub mod config;
 pub mod flavor;
 pub mod frees;
 pub mod map;
+pub mod qsbr_readers;
 pub mod readers;
 pub mod report;
 pub mod rng;
@@ -34,14 +41,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
-use rcu_core::{AllocConfig, DomainConfig, FaultConfig, Policy, SrcuStruct};
+use rcu_core::{AllocConfig, DomainConfig, FaultConfig, Policy, QsbrDomain, SrcuStruct};
 
 use arena::{Arena, PIPE_LEN};
 pub use config::{Config, FlavorKind, Tests, TokenKind};
 use flavor::Flavor;
 use frees::Frees;
 use readers::Published;
-pub use report::{Check, Counters, Sample, Summary};
+pub use report::{Check, Counters, QsbrFigures, Sample, Summary};
 
 /// What every torture thread shares.
 #[derive(Debug)]
@@ -110,6 +117,17 @@ fn make_flavor(config: &Config) -> Flavor {
             inject_faults(config, |policy, faults| srcu.inject_faults(policy, faults));
             Flavor::SrcuPlain(srcu)
         }
+        FlavorKind::Qsbr | FlavorKind::QsbrBusted => {
+            let qsbr = QsbrDomain::new(domain_config(config, "torture-qsbr"));
+            inject_faults(config, |policy, faults| qsbr.inject_faults(policy, faults));
+            if config.flavor == FlavorKind::Qsbr {
+                Flavor::Qsbr(qsbr)
+            } else {
+                // The readers' domain: nothing is ever retired on it or waits for it.
+                let readers = QsbrDomain::new(DomainConfig::new().name("torture-qsbr-readers"));
+                Flavor::QsbrBusted { readers, writers: qsbr }
+            }
+        }
     }
 }
 
@@ -173,6 +191,23 @@ pub fn run(config: Config, on_line: &mut dyn FnMut(&str)) -> Summary {
         let (s, st) = (shared.clone(), stop.clone());
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         spawn("torture-readers".into(), Box::new(move || srcu_readers::run(&s, &st, ready_tx)));
+        for _ in 0..shared.config.readers {
+            if ready_rx.recv().is_err() {
+                break; // a reader failed to start: the join reports it
+            }
+        }
+    } else if shared.flavor.is_qsbr() {
+        // As for the sleepable flavors, the rest of the run starts once every reader is
+        // online (`qsbr-busted` must have them hold the first elements retired).
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        for id in 0..shared.config.readers as u64 {
+            let (s, st, ready) = (shared.clone(), stop.clone(), ready_tx.clone());
+            spawn(
+                format!("torture-reader-{id}"),
+                Box::new(move || qsbr_readers::run(id, &s, &st, ready)),
+            );
+        }
+        drop(ready_tx);
         for _ in 0..shared.config.readers {
             if ready_rx.recv().is_err() {
                 break; // a reader failed to start: the join reports it
@@ -277,6 +312,21 @@ fn finish(shared: &Arc<Shared>, start: Instant) -> Summary {
     }
     // The final barriers promise what the rounds' do; with the barrier test off, the
     // callbacks check (everything queued ran by the end) holds them to it.
+    let qsbr = shared.flavor.qsbr_membarriers().map(|membarriers| QsbrFigures {
+        quiescent_states: Counters::get(&c.quiescent_states),
+        offline_periods: Counters::get(&c.offline_periods),
+        membarriers,
+    });
+    if let Some(q) = qsbr.filter(|q| q.membarriers != 0) {
+        c.fail_check(
+            Check::Membarrier,
+            format!(
+                "the QSBR domain's grace periods issued {} membarrier(s): they must pair with \
+                 readers by fences alone",
+                q.membarriers
+            ),
+        );
+    }
     let frees_check = if shared.config.tests.barrier { Check::Barrier } else { Check::Callbacks };
     shared.frees.judge_final(&shared.flavor, c, frees_check);
     shared.frees.judge_anomalies(c, Check::Callbacks);
@@ -296,6 +346,7 @@ fn finish(shared: &Arc<Shared>, start: Instant) -> Summary {
         tests: shared.config.tests,
         check_errors: c.check_errors(),
         forced_fallbacks: shared.config.fault_rate > 0.0 || shared.config.small_blocks,
+        qsbr,
         last,
     }
 }

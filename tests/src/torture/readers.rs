@@ -4,11 +4,13 @@
 //! An older age means a grace period ended while this reader, which began before it, still
 //! held the element: a too-short grace period.
 //!
-//! These are the classic flavors' readers; the sleepable flavors' (`srcu_readers.rs`) load
-//! and check with [`look`] and [`check`] too.
+//! These are the classic flavors' readers; the sleepable flavors' (`srcu_readers.rs`) and the
+//! QSBR flavors' (`qsbr_readers.rs`) load and check with [`look`] and [`check`] too, and
+//! their busted fakes hold what they load with [`hold_until_writer_moves_on`].
 
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use rcu_core::Sleepable;
 
@@ -117,6 +119,27 @@ pub fn check(
                  the section ended"
             ),
         );
+    }
+}
+
+/// The busted fakes (`srcu-busted`, `qsbr-busted`): a reader holds its element until the
+/// writer has published this many more. More than the pipeline: every element retired
+/// meanwhile and aged by grace periods is aged past 1 and freed (four iterations in five age
+/// by a grace period, `writer.rs`).
+pub const BUSTED_HOLD: u64 = PIPE_LEN as u64 + 2;
+/// The busted fakes: the longest a reader waits for the writer to get that far.
+pub const BUSTED_HOLD_MAX: Duration = Duration::from_millis(250);
+
+/// The busted fakes' hold: until the writer has published [`BUSTED_HOLD`] more elements or
+/// [`BUSTED_HOLD_MAX`] has passed, in short naps (`nap` sleeps as the caller may). Not cut
+/// short when the run stops: the writer then ages every element it retired to the end and
+/// frees it (its drain), so a hold open across the stop sees its element freed too.
+pub fn hold_until_writer_moves_on(published: &Published, nap: impl Fn(Duration)) {
+    let since = Counters::get(&published.count);
+    let start = Instant::now();
+    while Counters::get(&published.count) < since + BUSTED_HOLD && start.elapsed() < BUSTED_HOLD_MAX
+    {
+        nap(Duration::from_micros(100));
     }
 }
 

@@ -29,13 +29,16 @@ pub enum Check {
     /// `RcuHashMap`: readers see every value intact while writers insert, remove, update and
     /// the table resizes both ways; every value made is dropped once.
     Map,
+    /// QSBR flavors: the tortured domain's grace periods issued no membarrier (they pair
+    /// with readers by fences: `DomainStats::membarriers`).
+    Membarrier,
     /// No torture thread panicked, and failures no other check claims.
     Threads,
 }
 
 impl Check {
     /// Every check, in the summary's order.
-    pub const ALL: [Check; 8] = [
+    pub const ALL: [Check; 9] = [
         Check::Age,
         Check::Polled,
         Check::Callbacks,
@@ -43,6 +46,7 @@ impl Check {
         Check::ForwardProgress,
         Check::Stall,
         Check::Map,
+        Check::Membarrier,
         Check::Threads,
     ];
 
@@ -56,6 +60,7 @@ impl Check {
             Check::ForwardProgress => "forward-progress",
             Check::Stall => "stall",
             Check::Map => "map",
+            Check::Membarrier => "membarrier",
             Check::Threads => "threads",
         }
     }
@@ -79,12 +84,14 @@ impl Check {
             Check::Map => {
                 "RcuHashMap readers saw every value intact through inserts, removes and resizes"
             }
+            Check::Membarrier => "the QSBR domain's grace periods issued no membarrier",
             Check::Threads => "no torture thread panicked",
         }
     }
 
-    /// Whether `tests` switched it on (`Threads` always runs).
-    pub fn enabled(self, tests: &Tests) -> bool {
+    /// Whether `tests` switched it on (`Threads` always runs; `Membarrier` under the QSBR
+    /// flavors, `qsbr`).
+    pub fn enabled(self, tests: &Tests, qsbr: bool) -> bool {
         match self {
             Check::Age => tests.age,
             Check::Polled => tests.polled,
@@ -93,6 +100,7 @@ impl Check {
             Check::ForwardProgress => tests.forward_progress,
             Check::Stall => tests.stall,
             Check::Map => tests.map,
+            Check::Membarrier => qsbr,
             Check::Threads => true,
         }
     }
@@ -128,6 +136,10 @@ pub struct Counters {
     pub chains: AtomicU64,
     /// Stall reports received by the stall test.
     pub stalls: AtomicU64,
+    /// QSBR flavors: quiescent states the readers announced.
+    pub quiescent_states: AtomicU64,
+    /// QSBR flavors: times a reader went offline (and back online).
+    pub offline_periods: AtomicU64,
     /// Failures detected.
     pub errors: AtomicU64,
     /// Failures per check (`Check::ALL`'s order); `fail` counts under `Check::Threads`.
@@ -245,6 +257,17 @@ impl Sample {
     }
 }
 
+/// What a QSBR flavor's readers and grace periods did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QsbrFigures {
+    /// Quiescent states the readers announced.
+    pub quiescent_states: u64,
+    /// Times a reader went offline and back online.
+    pub offline_periods: u64,
+    /// Membarriers the run's QSBR domains' grace periods issued: must be 0.
+    pub membarriers: u64,
+}
+
 /// The outcome of a run.
 #[derive(Clone, Debug)]
 pub struct Summary {
@@ -276,6 +299,8 @@ pub struct Summary {
     pub check_errors: [u64; Check::ALL.len()],
     /// True if fault injection or small blocks were on (fallbacks are then expected).
     pub forced_fallbacks: bool,
+    /// QSBR flavors: what the readers and grace periods did (`None` for the others).
+    pub qsbr: Option<QsbrFigures>,
 }
 
 impl Summary {
@@ -289,7 +314,7 @@ impl Summary {
         let errors = self.check_errors[check.index()];
         if errors > 0 {
             format!("FAILED ({errors})")
-        } else if check.enabled(&self.tests) {
+        } else if check.enabled(&self.tests, self.qsbr.is_some()) {
             "ok".to_string()
         } else {
             "off".to_string()
@@ -339,6 +364,11 @@ impl Summary {
                 self.stalls
             ),
             Check::Map => "checksum, key and drop poison of every value read; values made == dropped after rcu_barrier".into(),
+            Check::Membarrier => format!(
+                "{} membarrier(s) over {} grace periods (readers fence going online instead)",
+                self.qsbr.unwrap_or_default().membarriers,
+                l.gps
+            ),
             Check::Threads => "every thread joined".into(),
         }
     }
@@ -365,6 +395,13 @@ impl Summary {
             self.stalls,
             l.fallbacks
         );
+        if let Some(q) = &self.qsbr {
+            let _ = writeln!(
+                s,
+                "  qsbr: quiescent states {}  offline periods {}  membarriers {}",
+                q.quiescent_states, q.offline_periods, q.membarriers
+            );
+        }
         let _ = writeln!(s, "  checks:");
         for check in Check::ALL {
             let verdict = self.verdict(check);
@@ -408,11 +445,18 @@ impl Summary {
             .iter()
             .map(|c| format!("\"{}\":\"{}\"", c.name(), self.verdict(*c)))
             .collect();
+        let qsbr = match &self.qsbr {
+            Some(q) => format!(
+                "{{\"quiescent_states\":{},\"offline_periods\":{},\"membarriers\":{}}}",
+                q.quiescent_states, q.offline_periods, q.membarriers
+            ),
+            None => "null".into(),
+        };
         format!(
             "{{\"flavor\":\"{}\",\"seconds\":{:.3},\"result\":\"{}\",\"errors\":{},\
              \"grace_periods\":{},\"reads\":{},\"handovers\":{},\"updates\":{},\"frees\":{},\"ages\":{:?},\
              \"cb_queued\":{},\"cb_done\":{},\"deferred_frees\":{},\"barriers\":{},\
-             \"stalls\":{},\"fallbacks\":{},\"checks\":{{{}}},\"messages\":[{}]}}",
+             \"stalls\":{},\"fallbacks\":{},\"qsbr\":{},\"checks\":{{{}}},\"messages\":[{}]}}",
             self.flavor,
             self.seconds,
             if self.success() { "SUCCESS" } else { "FAILURE" },
@@ -429,6 +473,7 @@ impl Summary {
             self.barriers,
             self.stalls,
             l.fallbacks,
+            qsbr,
             checks.join(","),
             messages.join(",")
         )

@@ -2,7 +2,8 @@
 //! tracked deferred frees from the updaters, barrier rounds, the forward-progress flood and
 //! the stall test. Under the sleepable flavors they go through the `*_srcu` calls
 //! (`call_srcu`, `srcu_barrier`), and the stall test holds an owned guard of a sleepable
-//! domain.
+//! domain; under the QSBR flavors, through the `QsbrDomain`'s calls, and the stall test
+//! keeps a thread online without quiescent states.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -10,7 +11,8 @@ use std::time::{Duration, Instant};
 
 use rcu_core::prelude::*;
 use rcu_core::{
-    Domain, DomainConfig, Fast, Plain, SrcuFlavor, SrcuStruct, StallHandler, StallReport,
+    Domain, DomainConfig, Fast, Plain, QsbrDomain, SrcuFlavor, SrcuStruct, StallCause,
+    StallHandler, StallReport,
 };
 
 use super::config::TokenKind;
@@ -192,6 +194,9 @@ pub fn forward_progress(shared: &Arc<Shared>, stop: &AtomicBool) {
 /// guard made on one thread (`torture-maker`) and held on another: the report must name
 /// the thread that made it.
 ///
+/// Under the QSBR flavors the domain is a QSBR one and the reader a thread online without
+/// quiescent states: a report must say so (`StallCause::QsbrOnline`).
+///
 /// The reader stays inside until the report has come, not for a fixed time: the waiting
 /// thread may start its grace period late on a loaded machine, and a fixed hold could end
 /// before that grace period had waited the timeout. A generous bound keeps a missing report
@@ -202,6 +207,9 @@ pub fn stall(shared: &Arc<Shared>) {
     }
     let config =
         DomainConfig::new().name("torture-stall").stall_timeout(shared.config.stall_timeout);
+    if shared.flavor.is_qsbr() {
+        return stall_qsbr(shared, QsbrDomain::new(config));
+    }
     match shared.flavor.reader_srcu() {
         None => stall_classic(shared, Domain::new(config)),
         Some(Srcu::Fast(_)) => stall_srcu(shared, SrcuStruct::<Fast>::new(config)),
@@ -216,6 +224,8 @@ struct Reports {
     count: AtomicU64,
     /// Reports that named the thread `MAKER`.
     named_maker: AtomicU64,
+    /// Reports of a thread online in a QSBR domain (`StallCause::QsbrOnline`).
+    qsbr_online: AtomicU64,
     /// The first report, for the failure message.
     first: crate::SpinLock<Option<String>>,
 }
@@ -228,6 +238,9 @@ impl Reports {
             // follow the joins.
             if r.thread_name.as_deref() == Some(MAKER) {
                 reports.named_maker.fetch_add(1, Ordering::Relaxed);
+            }
+            if r.cause == StallCause::QsbrOnline {
+                reports.qsbr_online.fetch_add(1, Ordering::Relaxed);
             }
             reports.first.with(|first| {
                 first.get_or_insert_with(|| format!("{r}"));
@@ -279,7 +292,31 @@ fn stall_classic(shared: &Shared, domain: Domain) {
             shared.counters.fail("the stall test's reader panicked");
         }
     });
-    judge_stall(shared, &reports, None);
+    judge_stall(shared, &reports, Expect::Any);
+}
+
+fn stall_qsbr(shared: &Shared, domain: QsbrDomain) {
+    let reports = Arc::new(Reports::default());
+    domain.set_stall_handler(Some(reports.handler()));
+    let (domain, limit, seen) = (&domain, hold_limit(shared), &*reports);
+    std::thread::scope(|s| {
+        let (online_tx, online_rx) = std::sync::mpsc::channel();
+        let holder = std::thread::Builder::new()
+            .name("torture-stall-reader".into())
+            .spawn_scoped(s, move || {
+                let mut ctx = Sleepable::enter();
+                let _online = domain.online(&mut ctx);
+                let _ = online_tx.send(());
+                seen.wait(limit); // online, and no quiescent state
+            })
+            .expect("spawn stall reader");
+        let _ = online_rx.recv();
+        domain.synchronize_rcu(&Sleepable::enter());
+        if holder.join().is_err() {
+            shared.counters.fail("the stall test's reader panicked");
+        }
+    });
+    judge_stall(shared, &reports, Expect::QsbrOnline);
 }
 
 fn stall_srcu<F: SrcuFlavor>(shared: &Shared, srcu: SrcuStruct<F>) {
@@ -315,14 +352,26 @@ fn stall_srcu<F: SrcuFlavor>(shared: &Shared, srcu: SrcuStruct<F>) {
             shared.counters.fail("the stall test's maker or holder panicked");
         }
     });
-    judge_stall(shared, &reports, Some(MAKER));
+    judge_stall(shared, &reports, Expect::NamedMaker);
 }
 
-/// At least one report; if `maker` is given, one that named it.
-fn judge_stall(shared: &Shared, reports: &Reports, maker: Option<&str>) {
-    // Relaxed (both): the threads were joined.
+/// What one of the stall test's reports must show, besides that there is one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// Nothing more.
+    Any,
+    /// The thread `MAKER`, which made the owned guard held up.
+    NamedMaker,
+    /// A thread online in a QSBR domain without a quiescent state.
+    QsbrOnline,
+}
+
+/// At least one report, and one that shows what `expect` says.
+fn judge_stall(shared: &Shared, reports: &Reports, expect: Expect) {
+    // Relaxed (all): the threads were joined.
     let n = reports.count();
     let named = reports.named_maker.load(Ordering::Relaxed);
+    let qsbr_online = reports.qsbr_online.load(Ordering::Relaxed);
     shared.counters.stalls.fetch_add(n, Ordering::Relaxed);
     let (limit, timeout) = (hold_limit(shared), shared.config.stall_timeout);
     if n == 0 {
@@ -333,12 +382,21 @@ fn judge_stall(shared: &Shared, reports: &Reports, maker: Option<&str>) {
                  {timeout:?}) and no stall was reported"
             ),
         );
-    } else if let Some(maker) = maker.filter(|_| named == 0) {
+    } else if expect == Expect::NamedMaker && named == 0 {
         shared.counters.fail_check(
             Check::Stall,
             format!(
-                "stall test: {n} stall report(s) on the sleepable domain, none naming {maker}, \
+                "stall test: {n} stall report(s) on the sleepable domain, none naming {MAKER}, \
                  the thread that made the owned guard held up; the first: {}",
+                reports.first.with(|first| first.clone()).unwrap_or_default()
+            ),
+        );
+    } else if expect == Expect::QsbrOnline && qsbr_online == 0 {
+        shared.counters.fail_check(
+            Check::Stall,
+            format!(
+                "stall test: {n} stall report(s) on the QSBR domain, none saying a thread stayed \
+                 online without a quiescent state (StallCause::QsbrOnline); the first: {}",
                 reports.first.with(|first| first.clone()).unwrap_or_default()
             ),
         );

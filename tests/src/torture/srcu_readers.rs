@@ -14,7 +14,7 @@
 //!
 //! `srcu-busted`: the sections are on a domain nobody waits for (`Flavor::SrcuBusted`), and
 //! instead of sleeping a random time each reader holds its element until the writer has
-//! published `BUSTED_HOLD` more elements (at most `BUSTED_HOLD_MAX`, also past the end of
+//! moved on past the pipeline ([`readers::hold_until_writer_moves_on`], also past the end of
 //! the run, while the writer's drain frees what it retired): under a real SRCU the writer
 //! could not get that far while the element was held, here it ages and frees it, so the age
 //! check fails on nearly every read. `torture::run` starts the writer only once the readers
@@ -22,24 +22,16 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, SendError, Sender};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rcu_core::prelude::*;
 use rcu_core::{SrcuFlavor, SrcuOwnedGuard, SrcuStruct, Unbranded};
 
-use super::arena::PIPE_LEN;
 use super::flavor::{on_srcu, Flavor};
 use super::readers::{self, Published, Seen, Who};
 use super::report::Counters;
 use super::rng::Rng;
 use super::Shared;
-
-/// `srcu-busted`: a reader holds its element until the writer has published this many more.
-/// More than the pipeline: every element retired meanwhile and aged by grace periods is
-/// aged past 1 and freed (four iterations in five age by a grace period, `writer.rs`).
-const BUSTED_HOLD: u64 = PIPE_LEN as u64 + 2;
-/// `srcu-busted`: the longest a reader waits for the writer to get that far.
-const BUSTED_HOLD_MAX: Duration = Duration::from_millis(250);
 
 /// An owned section on its way to the reader that will end it.
 struct HandOver<'d, F: SrcuFlavor> {
@@ -200,10 +192,7 @@ enum Hold {
     Sleep(Duration),
     /// Spins this many times.
     Spin(u64),
-    /// `srcu-busted`: until the writer has published `BUSTED_HOLD` more elements or
-    /// `BUSTED_HOLD_MAX` has passed, in short naps. Not cut short when the run stops: the
-    /// writer then ages every element it retired to the end and frees it (its drain), so a
-    /// section open across the stop sees its element freed too.
+    /// `srcu-busted`: [`readers::hold_until_writer_moves_on`].
     UntilWriterMovesOn,
 }
 
@@ -217,15 +206,7 @@ impl Hold {
                     core::hint::spin_loop();
                 }
             }
-            Hold::UntilWriterMovesOn => {
-                let since = Counters::get(&published.count);
-                let start = Instant::now();
-                while Counters::get(&published.count) < since + BUSTED_HOLD
-                    && start.elapsed() < BUSTED_HOLD_MAX
-                {
-                    nap(Duration::from_micros(100));
-                }
-            }
+            Hold::UntilWriterMovesOn => readers::hold_until_writer_moves_on(published, nap),
         }
     }
 }

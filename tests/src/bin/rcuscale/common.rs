@@ -36,12 +36,15 @@ pub(crate) const CROSSBEAM: usize = 1;
 pub(crate) const SEIZE: usize = 2;
 /// Drop-counter index of W6 (budgeted domain) nodes.
 pub(crate) const BUDGET: usize = 3;
+/// Drop-counter index of the nodes of peers outside the three columns (arc-swap).
+pub(crate) const OTHER: usize = 4;
 
 /// One counter per cache line, so systems measured back to back never share a line.
 #[repr(align(128))]
 struct Padded(AtomicU64);
 
-static FREED: [Padded; 4] = [
+static FREED: [Padded; 5] = [
+    Padded(AtomicU64::new(0)),
     Padded(AtomicU64::new(0)),
     Padded(AtomicU64::new(0)),
     Padded(AtomicU64::new(0)),

@@ -12,6 +12,8 @@ mod cli;
 #[cfg(not(loom))]
 mod common;
 #[cfg(not(loom))]
+mod liburcu;
+#[cfg(not(loom))]
 mod report;
 #[cfg(not(loom))]
 mod w1;

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::common::{PerSystem, System};
+use crate::common::{median, PerSystem, System};
 
 /// Which direction is good for a metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,10 +35,17 @@ pub(crate) enum Target {
     /// Every system's value that is present is "yes" (for rcu-ctx this is the target; the
     /// peers' values are shown for comparison).
     OursYes,
+    /// ours / the row's other peer (its own column: liburcu, arc-swap) <= x.
+    VsOtherAtMost(f64),
+    /// ours / the row's other peer >= x.
+    VsOtherAtLeast(f64),
+    /// Every one of these (a row with an absolute bound and a ratio bound).
+    All(&'static [Target]),
 }
 
 impl Target {
-    fn describe(self) -> String {
+    /// `other`: the name of the row's other peer.
+    fn describe(self, other: &str) -> String {
         match self {
             Target::None => String::new(),
             Target::VsCrossbeamAtMost(x) => format!("<= {x}x crossbeam"),
@@ -48,6 +55,34 @@ impl Target {
             Target::AtLeast(x) => format!(">= {}", fmt_num(x)),
             Target::Equals(x) => format!("== {}", fmt_num(x)),
             Target::Yes | Target::OursYes => "yes".into(),
+            Target::VsOtherAtMost(x) => format!("<= {x}x {other}"),
+            Target::VsOtherAtLeast(x) => format!(">= {x}x {other}"),
+            Target::All(all) => {
+                all.iter().map(|t| t.describe(other)).collect::<Vec<_>>().join("; ")
+            }
+        }
+    }
+}
+
+/// A peer outside the three columns (liburcu, arc-swap), in the table's "other peer"
+/// column: its name and its values per repetition, or why it has none.
+#[derive(Clone, Debug)]
+pub(crate) struct OtherPeer {
+    pub(crate) name: &'static str,
+    pub(crate) reps: Result<Vec<f64>, &'static str>,
+}
+
+impl OtherPeer {
+    /// The median over the repetitions (None without values).
+    fn value(&self) -> Option<f64> {
+        self.reps.as_ref().ok().map(|v| median(v)).filter(|v| !v.is_nan())
+    }
+
+    fn cell(&self) -> String {
+        match (&self.reps, self.value()) {
+            (Err(why), _) => format!("{}: {why}", self.name),
+            (Ok(_), Some(v)) => format!("{} {}", self.name, fmt_num(v)),
+            (Ok(_), None) => format!("{} n/a", self.name),
         }
     }
 }
@@ -65,6 +100,8 @@ pub(crate) struct Row {
     pub(crate) target: Target,
     /// Per-repetition values behind the medians (for the JSON).
     pub(crate) reps: Option<PerSystem>,
+    /// A peer outside the three columns, if the row has one.
+    pub(crate) other: Option<OtherPeer>,
 }
 
 impl Row {
@@ -81,6 +118,7 @@ impl Row {
             better: Better::Neither,
             target: Target::None,
             reps: None,
+            other: None,
         }
     }
 
@@ -114,6 +152,28 @@ impl Row {
         self
     }
 
+    /// The row's other peer (`name`) and its values per repetition, or why it has none.
+    pub(crate) fn other(
+        mut self,
+        name: &'static str,
+        reps: Result<Vec<f64>, &'static str>,
+    ) -> Self {
+        self.other = Some(OtherPeer { name, reps });
+        self
+    }
+
+    fn other_name(&self) -> &str {
+        self.other.as_ref().map_or("(no other peer)", |o| o.name)
+    }
+
+    /// ours / the other peer.
+    pub(crate) fn ratio_other(&self) -> Option<f64> {
+        match (self.value(System::Ours), self.other.as_ref().and_then(OtherPeer::value)) {
+            (Some(a), Some(b)) if b != 0.0 && self.unit != "bool" => Some(a / b),
+            _ => None,
+        }
+    }
+
     fn value(&self, s: System) -> Option<f64> {
         self.values[s as usize].filter(|v| !v.is_nan())
     }
@@ -131,8 +191,12 @@ impl Row {
 
     /// Whether the target is met; None without a target or without the data to judge.
     pub(crate) fn met(&self) -> Option<bool> {
+        self.meets(self.target)
+    }
+
+    fn meets(&self, target: Target) -> Option<bool> {
         let ours = self.value(System::Ours);
-        match self.target {
+        match target {
             Target::None => None,
             Target::VsCrossbeamAtMost(x) => self.ratio(System::Crossbeam).map(|r| r <= x),
             Target::VsCrossbeamAtLeast(x) => self.ratio(System::Crossbeam).map(|r| r >= x),
@@ -141,7 +205,33 @@ impl Row {
             Target::AtLeast(x) => ours.map(|v| v >= x),
             Target::Equals(x) => ours.map(|v| v == x),
             Target::Yes | Target::OursYes => ours.map(|v| v == 1.0),
+            Target::VsOtherAtMost(x) => self.ratio_other().map(|r| r <= x),
+            Target::VsOtherAtLeast(x) => self.ratio_other().map(|r| r >= x),
+            // Missed if one is missed; met only if every one could be judged and is met.
+            Target::All(all) => {
+                let each: Vec<Option<bool>> = all.iter().map(|&t| self.meets(t)).collect();
+                if each.contains(&Some(false)) {
+                    Some(false)
+                } else if each.iter().all(|m| *m == Some(true)) {
+                    Some(true)
+                } else {
+                    None
+                }
+            }
         }
+    }
+
+    /// One verdict per target (a `Target::All` has several), in the order they are described.
+    pub(crate) fn verdicts(&self) -> Vec<Option<bool>> {
+        match self.target {
+            Target::None => Vec::new(),
+            Target::All(all) => all.iter().map(|&t| self.meets(t)).collect(),
+            t => vec![self.meets(t)],
+        }
+    }
+
+    fn describe_target(&self) -> String {
+        self.target.describe(self.other_name())
     }
 
     fn cell(&self, s: System) -> String {
@@ -197,6 +287,19 @@ fn fmt_met(m: Option<bool>) -> &'static str {
     }
 }
 
+/// A row's verdicts, "; " between them as between its targets; one that could not be judged
+/// (a peer not built) is "n/a" when the row has several.
+fn fmt_verdicts(v: &[Option<bool>]) -> String {
+    match v {
+        [one] => fmt_met(*one).to_string(),
+        many => many
+            .iter()
+            .map(|m| if m.is_some() { fmt_met(*m) } else { "n/a" })
+            .collect::<Vec<_>>()
+            .join("; "),
+    }
+}
+
 /// The human table: Markdown, aligned.
 pub(crate) fn table(rows: &[Row]) -> String {
     let header = [
@@ -207,10 +310,12 @@ pub(crate) fn table(rows: &[Row]) -> String {
         "seize",
         "ours/crossbeam",
         "ours/seize",
+        "other peer",
+        "ours/other",
         "target",
         "met?",
     ];
-    let body: Vec<[String; 9]> = rows
+    let body: Vec<[String; 11]> = rows
         .iter()
         .map(|r| {
             [
@@ -221,8 +326,10 @@ pub(crate) fn table(rows: &[Row]) -> String {
                 r.cell(System::Seize),
                 fmt_ratio(r.ratio(System::Crossbeam)),
                 fmt_ratio(r.ratio(System::Seize)),
-                r.target.describe(),
-                fmt_met(r.met()).to_string(),
+                r.other.as_ref().map(OtherPeer::cell).unwrap_or_default(),
+                fmt_ratio(r.ratio_other()),
+                r.describe_target(),
+                fmt_verdicts(&r.verdicts()),
             ]
         })
         .collect();
@@ -232,7 +339,7 @@ pub(crate) fn table(rows: &[Row]) -> String {
             *w = (*w).max(c.chars().count());
         }
     }
-    let numeric = [false, false, true, true, true, true, true, false, false];
+    let numeric = [false, false, true, true, true, true, true, false, true, false, false];
     let mut out = String::new();
     let fmt_line = |cells: &[String], out: &mut String| {
         out.push('|');
@@ -277,7 +384,7 @@ fn opt(v: Option<f64>) -> String {
 pub(crate) fn csv(rows: &[Row]) -> String {
     let mut out = String::from(
         "workload,metric,unit,rcu_ctx,crossbeam_epoch,seize,ratio_vs_crossbeam,ratio_vs_seize,\
-         target,met\n",
+         other_peer,other_value,ratio_vs_other,target,met\n",
     );
     for r in rows {
         let met = match r.met() {
@@ -287,7 +394,7 @@ pub(crate) fn csv(rows: &[Row]) -> String {
         };
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.workload,
             csv_field(&r.metric),
             r.unit,
@@ -296,7 +403,10 @@ pub(crate) fn csv(rows: &[Row]) -> String {
             opt(r.values[2]),
             opt(r.ratio(System::Crossbeam)),
             opt(r.ratio(System::Seize)),
-            csv_field(&r.target.describe()),
+            csv_field(&r.other.as_ref().map(OtherPeer::cell).unwrap_or_default()),
+            opt(r.other.as_ref().and_then(OtherPeer::value)),
+            opt(r.ratio_other()),
+            csv_field(&r.describe_target()),
             met
         );
     }
@@ -354,11 +464,22 @@ pub(crate) fn json(meta: &[(String, String)], rows: &[Row], notes: &[String]) ->
             ),
             None => "null".into(),
         };
+        let other = match &r.other {
+            Some(o) => format!(
+                "{{\"name\": {}, \"value\": {}, \"reps\": {}, \"missing\": {}}}",
+                json_str(o.name),
+                json_num(o.value()),
+                o.reps.as_ref().map_or_else(|_| "null".into(), |v| json_list(v)),
+                o.reps.as_ref().err().map_or_else(|| "null".into(), |why| json_str(why))
+            ),
+            None => "null".into(),
+        };
         let _ = write!(
             out,
             "    {{\"workload\": {}, \"metric\": {}, \"unit\": {}, \"rcu_ctx\": {}, \
              \"crossbeam_epoch\": {}, \"seize\": {}, \"ratio_vs_crossbeam\": {}, \
-             \"ratio_vs_seize\": {}, \"target\": {}, \"met\": {}, \"reps\": {}}}",
+             \"ratio_vs_seize\": {}, \"other_peer\": {}, \"ratio_vs_other\": {}, \
+             \"target\": {}, \"met\": {}, \"reps\": {}}}",
             json_str(r.workload),
             json_str(&r.metric),
             json_str(r.unit),
@@ -367,7 +488,9 @@ pub(crate) fn json(meta: &[(String, String)], rows: &[Row], notes: &[String]) ->
             json_num(r.values[2]),
             json_num(r.ratio(System::Crossbeam)),
             json_num(r.ratio(System::Seize)),
-            json_str(&r.target.describe()),
+            other,
+            json_num(r.ratio_other()),
+            json_str(&r.describe_target()),
             met,
             reps
         );
@@ -394,10 +517,12 @@ pub(crate) fn svg(rows: &[Row], title: &str) -> String {
         .iter()
         .filter(|r| {
             r.better != Better::Neither
-                && (r.ratio(System::Crossbeam).is_some() || r.ratio(System::Seize).is_some())
+                && (r.ratio(System::Crossbeam).is_some()
+                    || r.ratio(System::Seize).is_some()
+                    || r.ratio_other().is_some())
         })
         .collect();
-    let (left, right, top, row_h) = (380.0, 40.0, 70.0, 34.0);
+    let (left, right, top, row_h) = (380.0, 40.0, 70.0, 46.0);
     let plot_w = 560.0;
     let width = left + plot_w + right;
     let height = top + row_h * rows.len() as f64 + 60.0;
@@ -441,7 +566,13 @@ pub(crate) fn svg(rows: &[Row], title: &str) -> String {
             bottom + 16.0
         );
     }
-    let colors = [(System::Crossbeam, "#4477aa"), (System::Seize, "#ee7733")];
+    // The third bar: the row's own other peer (liburcu, arc-swap), named in its metric.
+    let colors = [("crossbeam-epoch", "#4477aa"), ("seize", "#ee7733"), ("other peer", "#228833")];
+    let ratio_of = |r: &Row, j: usize| match j {
+        0 => r.ratio(System::Crossbeam),
+        1 => r.ratio(System::Seize),
+        _ => r.ratio_other(),
+    };
     for (i, r) in rows.iter().enumerate() {
         let y = top + row_h * i as f64;
         let _ = writeln!(
@@ -452,8 +583,8 @@ pub(crate) fn svg(rows: &[Row], title: &str) -> String {
             r.workload,
             xml(&r.metric)
         );
-        for (j, (peer, color)) in colors.iter().enumerate() {
-            let Some(ratio) = r.ratio(*peer) else { continue };
+        for (j, (_, color)) in colors.iter().enumerate() {
+            let Some(ratio) = ratio_of(r, j) else { continue };
             let a = adv(r, ratio);
             let (x0, x1) = (x_of(1.0), x_of(a));
             let (bx, bw) = if x1 >= x0 { (x0, x1 - x0) } else { (x1, x0 - x1) };
@@ -474,14 +605,19 @@ pub(crate) fn svg(rows: &[Row], title: &str) -> String {
                 fmt_advantage(a)
             );
         }
-        // The tick stands beside the bar of the peer the target names (0: crossbeam-epoch's,
-        // 1: seize's).
-        let target_adv = match r.target {
+        // The ticks stand beside the bar of the peer each target names (0: crossbeam-epoch's,
+        // 1: seize's, 2: the other peer's).
+        let tick = |t: Target| match t {
             Target::VsCrossbeamAtMost(x) | Target::VsCrossbeamAtLeast(x) => Some((0, adv(r, x))),
             Target::VsSeizeAtLeast(x) => Some((1, adv(r, x))),
+            Target::VsOtherAtMost(x) | Target::VsOtherAtLeast(x) => Some((2, adv(r, x))),
             _ => None,
         };
-        if let Some((j, t)) = target_adv {
+        let ticks: Vec<(usize, f64)> = match r.target {
+            Target::All(all) => all.iter().filter_map(|&t| tick(t)).collect(),
+            t => tick(t).into_iter().collect(),
+        };
+        for (j, t) in ticks {
             let x = x_of(t);
             let y0 = y + 2.0 + j as f64 * 13.0;
             let _ = writeln!(
@@ -495,7 +631,7 @@ pub(crate) fn svg(rows: &[Row], title: &str) -> String {
     }
     let ly = bottom + 36.0;
     for (j, (peer, color)) in colors.iter().enumerate() {
-        let lx = left + j as f64 * 170.0;
+        let lx = left + j as f64 * 170.0 - 170.0;
         let _ = writeln!(
             s,
             "<rect x=\"{lx}\" y=\"{:.1}\" width=\"12\" height=\"12\" fill=\"{color}\"/>\
@@ -503,7 +639,7 @@ pub(crate) fn svg(rows: &[Row], title: &str) -> String {
             ly - 10.0,
             lx + 16.0,
             ly,
-            peer.name()
+            peer
         );
     }
     s.push_str("</svg>\n");

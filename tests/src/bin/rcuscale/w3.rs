@@ -6,6 +6,13 @@
 //! process's peak RSS (`VmHWM`), and whether every node allocated was freed after the
 //! system's barrier (ours: `rcu_barrier`; crossbeam-epoch: repeated `pin().flush()`,
 //! bounded; seize: dropping the collector, which reclaims everything retired).
+//!
+//! QSBR (issue 26): the reader online in a `QsbrDomain` through `QsbrDomain::online`, a
+//! quiescent state after every 1024 reads (where the classic reader checks the stop flag),
+//! the updater `RcuCell::replace` with the `Sleepable` root on that domain's cell; against
+//! urcu-qsbr's W3 in C (liburcu.rs: the same threads, batch, quiescent-state cadence and stop
+//! flag; its updater `rcu_xchg_pointer` + `call_rcu`, online with a quiescent state after
+//! each update, as liburcu asks of a QSBR thread that calls `call_rcu`).
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
@@ -14,16 +21,18 @@ use std::time::{Duration, Instant};
 
 use crossbeam_epoch::{self as epoch, Owned};
 use rcu_core::prelude::*;
-use rcu_core::{Rcu, RcuCell};
+use rcu_core::{DomainConfig, QsbrDomain, Rcu, RcuCell};
 use seize::{reclaim, Collector, Guard as _};
 
 use crate::child::{self, Report};
 use crate::common::{freed, wait_freed, Node, PerSystem, System, CROSSBEAM, OURS, SEIZE};
+use crate::liburcu;
 use crate::report::{Better, Row, Target};
 use crate::Config;
 
-/// Reads per stop-flag check: the inner loop is exactly W1's.
-const READ_BATCH: u64 = 1024;
+/// Reads per stop-flag check (and per quiescent state of the QSBR readers): the inner loop is
+/// exactly W1's.
+const READ_BATCH: u64 = crate::w1::QSBR_BATCH;
 
 /// Which system runs, and for ours, the updater's token.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,18 +40,24 @@ enum Variant {
     Sleepable,
     NoReclaim,
     Atomic,
+    /// Ours, the reader online in a `QsbrDomain`, the updater `Sleepable`.
+    Qsbr,
     Crossbeam,
     Seize,
+    /// urcu-qsbr in C (liburcu.rs), the QSBR variant's peer.
+    LiburcuQsbr,
 }
 
 impl Variant {
     /// Interleaved: ours, the peers, then ours' other tokens.
-    const ORDER: [Variant; 5] = [
+    const ORDER: [Variant; 7] = [
         Variant::Sleepable,
         Variant::Crossbeam,
         Variant::Seize,
         Variant::NoReclaim,
         Variant::Atomic,
+        Variant::Qsbr,
+        Variant::LiburcuQsbr,
     ];
 
     /// Ours, in the order of the rows.
@@ -53,8 +68,10 @@ impl Variant {
             Variant::Sleepable => "rcu-ctx Sleepable",
             Variant::NoReclaim => "rcu-ctx NoReclaim",
             Variant::Atomic => "rcu-ctx Atomic",
+            Variant::Qsbr => "rcu-ctx QSBR",
             Variant::Crossbeam => "crossbeam-epoch",
             Variant::Seize => "seize",
+            Variant::LiburcuQsbr => "liburcu-qsbr",
         }
     }
 
@@ -64,8 +81,10 @@ impl Variant {
             Variant::Sleepable => "sleepable",
             Variant::NoReclaim => "noreclaim",
             Variant::Atomic => "atomic",
+            Variant::Qsbr => "qsbr",
             Variant::Crossbeam => "crossbeam",
             Variant::Seize => "seize",
+            Variant::LiburcuQsbr => "liburcu-qsbr",
         }
     }
 
@@ -79,7 +98,8 @@ impl Variant {
             Variant::Sleepable => "Sleepable",
             Variant::NoReclaim => "NoReclaim",
             Variant::Atomic => "Atomic",
-            Variant::Crossbeam | Variant::Seize => "",
+            Variant::Qsbr => "Sleepable",
+            Variant::Crossbeam | Variant::Seize | Variant::LiburcuQsbr => "",
         }
     }
 }
@@ -169,7 +189,7 @@ fn ours(duration: Duration, token: Variant) -> Outcome {
                         updates += 1;
                     }
                 }
-                Variant::Crossbeam | Variant::Seize => unreachable!("{token:?} is not ours"),
+                other => unreachable!("{other:?} is not a classic token"),
             }
             (updates, start.elapsed())
         },
@@ -184,6 +204,72 @@ fn ours(duration: Duration, token: Variant) -> Outcome {
         freed: freed(OURS),
         drain: start.elapsed(),
     }
+}
+
+/// Ours on a `QsbrDomain`: the reader online, a quiescent state every `READ_BATCH` reads;
+/// the updater `Sleepable`, registered with the domain, never online.
+fn ours_qsbr(duration: Duration) -> Outcome {
+    let ctx = Sleepable::enter();
+    rcu_core::init(&ctx); // process set-up, untimed, as the classic runs
+    let domain = QsbrDomain::new(DomainConfig::new().name("rcuscale-w3-qsbr"));
+    let cell = RcuCell::new_in(&domain, Node::<OURS>::new(0));
+    let (reader_mops, updater_mops, updates) = race(
+        duration,
+        |stop, barrier| {
+            let mut ctx = Sleepable::enter();
+            let mut online = domain.online(&mut ctx);
+            // Online while it waits at the barrier: grace periods begun meanwhile wait for
+            // its first quiescent state, as they would for a reader that came online then.
+            barrier.wait();
+            let start = Instant::now();
+            let mut reads = 0;
+            // Relaxed: a flag.
+            while !stop.load(Ordering::Relaxed) {
+                for _ in 0..READ_BATCH {
+                    let node = black_box(&cell).load(&online);
+                    black_box(node.data[0]);
+                }
+                online.quiescent_state();
+                reads += READ_BATCH;
+            }
+            (reads, start.elapsed())
+        },
+        |stop, barrier| {
+            let ctx = Sleepable::enter();
+            domain.register_current_thread(&ctx);
+            barrier.wait();
+            let start = Instant::now();
+            let mut updates = 0;
+            // Relaxed: a flag.
+            while !stop.load(Ordering::Relaxed) {
+                cell.replace(&ctx, Rcu::boxed(Node::new(updates)));
+                updates += 1;
+            }
+            (updates, start.elapsed())
+        },
+    );
+    let start = Instant::now();
+    drop(cell); // the current value is dropped inline
+    domain.rcu_barrier(&ctx);
+    Outcome {
+        reader_mops,
+        updater_mops,
+        allocated: updates + 1,
+        freed: freed(OURS),
+        drain: start.elapsed(),
+    }
+}
+
+/// urcu-qsbr's run, made and timed in C.
+fn liburcu_qsbr(duration: Duration) -> Result<Outcome, String> {
+    let r = liburcu::qsbr_w3(duration.as_secs_f64())?;
+    Ok(Outcome {
+        reader_mops: r.reader_mops,
+        updater_mops: r.updater_mops,
+        allocated: r.allocated,
+        freed: r.freed,
+        drain: Duration::from_secs_f64(r.drain_ms / 1e3),
+    })
 }
 
 fn crossbeam(duration: Duration) -> Outcome {
@@ -297,6 +383,8 @@ pub(crate) fn child(variant: &str, duration: Duration) -> Result<Report, String>
     let o = match v {
         Variant::Crossbeam => crossbeam(duration),
         Variant::Seize => seize(duration),
+        Variant::Qsbr => ours_qsbr(duration),
+        Variant::LiburcuQsbr => liburcu_qsbr(duration)?,
         _ => ours(duration, v),
     };
     Ok(Report::new()
@@ -317,6 +405,9 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
     let mut failures: Vec<String> = Vec::new();
     for rep in 0..cfg.reps {
         for (i, v) in Variant::ORDER.into_iter().enumerate() {
+            if v == Variant::LiburcuQsbr && !liburcu::BUILT {
+                continue; // its row says it was not built
+            }
             let o = child::run(&format!("w3:{}:{secs}", v.slug())).unwrap_or_else(|e| {
                 eprintln!("  W3: {e}");
                 failures.push(e);
@@ -381,14 +472,24 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
         );
     }
     // Every repetition must have freed everything: per repetition, ours' value is the
-    // minimum over the tokens; the row's value is the minimum over the repetitions.
+    // minimum over the tokens and the QSBR run; the row's value is the minimum over the
+    // repetitions.
     let mut freed_reps = peers(&all_freed, Variant::Sleepable);
     freed_reps.ours = (0..cfg.reps)
-        .map(|rep| Variant::OURS.iter().map(|&v| all_freed[idx(v)][rep]).fold(1.0, f64::min))
+        .map(|rep| {
+            Variant::OURS
+                .iter()
+                .chain([&Variant::Qsbr])
+                .map(|&v| all_freed[idx(v)][rep])
+                .fold(1.0, f64::min)
+        })
         .collect();
-    let mut freed_row =
-        Row::new("W3", "freed == allocated after barrier/flush (all reps, every token)", "bool")
-            .target(Target::OursYes);
+    let mut freed_row = Row::new(
+        "W3",
+        "freed == allocated after barrier/flush (all reps, every token, QSBR)",
+        "bool",
+    )
+    .target(Target::OursYes);
     for s in System::ALL {
         freed_row.values[s as usize] = Some(freed_reps.get(s).iter().copied().fold(1.0, f64::min));
     }
@@ -401,12 +502,76 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
         Better::Lower,
         peers(&drain, Variant::Sleepable),
     ));
+    // QSBR (issue 26): the reader against urcu-qsbr's in the same run; the updater against
+    // its own classic figure (the Sleepable runs), per repetition.
+    let liburcu_col = |m: &[Vec<f64>]| {
+        if liburcu::BUILT {
+            Ok(m[idx(Variant::LiburcuQsbr)].clone())
+        } else {
+            Err(liburcu::NOT_BUILT)
+        }
+    };
+    let ours_only =
+        |m: &[Vec<f64>], v: Variant| PerSystem { ours: m[idx(v)].clone(), ..PerSystem::default() };
+    rows.push(
+        Row::from_reps(
+            "W3",
+            "QSBR reader (Mops/s), online, a quiescent state per 1024 reads",
+            "Mops/s",
+            Better::Higher,
+            ours_only(&reader, Variant::Qsbr),
+        )
+        .other("liburcu-qsbr", liburcu_col(&reader))
+        .target(Target::VsOtherAtLeast(0.9)),
+    );
+    rows.push(
+        Row::from_reps(
+            "W3",
+            "QSBR: updater Sleepable (Mops/s)",
+            "Mops/s",
+            Better::Higher,
+            ours_only(&updater, Variant::Qsbr),
+        )
+        .other("liburcu-qsbr", liburcu_col(&updater)),
+    );
+    let per_rep_ratio: Vec<f64> = updater[idx(Variant::Qsbr)]
+        .iter()
+        .zip(&updater[idx(Variant::Sleepable)])
+        .map(|(q, c)| q / c)
+        .collect();
+    rows.push(
+        Row::from_reps(
+            "W3",
+            "QSBR updater / classic Sleepable updater (x)",
+            "x",
+            Better::Higher,
+            PerSystem { ours: per_rep_ratio, ..PerSystem::default() },
+        )
+        .target(Target::AtLeast(1.0)),
+    );
+    rows.push(
+        Row::from_reps(
+            "W3",
+            "QSBR: process peak RSS (MiB)",
+            "MiB",
+            Better::Lower,
+            ours_only(&rss, Variant::Qsbr),
+        )
+        .other("liburcu-qsbr", liburcu_col(&rss)),
+    );
     notes.push(format!(
         "W3: {secs} s per run, each run a fresh process (peak RSS = its VmHWM after the \
          drain); peers' figures are the same runs on every rcu-ctx row (one crossbeam-epoch \
          and one seize run per repetition). NoReclaim and Atomic updaters allocate the node \
          before entering the scope."
     ));
+    if liburcu::BUILT {
+        let all = all_freed[idx(Variant::LiburcuQsbr)].iter().all(|&f| f == 1.0);
+        notes.push(format!(
+            "W3: liburcu-qsbr freed every node after rcu_barrier in every repetition: {}",
+            if all { "yes" } else { "NO" }
+        ));
+    }
     if !failures.is_empty() {
         notes.push(format!("W3: failed runs: {}", failures.join("; ")));
     }

@@ -17,6 +17,11 @@
 //! cheaper per grace period than anything the 4-thread run can do; the busy-reader variant
 //! compares like with like.) The grace periods completed per call in the 4-thread runs say
 //! how much was shared, whatever the times: 1 is none, 0.25 is one per round of 4 calls.
+//!
+//! QSBR with every thread offline (issue 26): `QsbrDomain::synchronize_rcu` with threads
+//! registered with the domain and none online, p50/p99, and the membarriers the domain issued
+//! over those calls (`DomainStats::membarriers`; QSBR grace periods pair with readers by a
+//! fence, so 0); urcu-qsbr's `synchronize_rcu` in the same state for information.
 
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
@@ -26,15 +31,48 @@ use std::time::{Duration, Instant};
 use crossbeam_epoch::{self as epoch, Owned};
 use rcu_core::prelude::*;
 use rcu_core::raw::barrier::{membarrier_once, uses_membarrier};
-use rcu_core::RcuCell;
+use rcu_core::{DomainConfig, QsbrDomain, RcuCell};
 use seize::{reclaim, Collector, Guard as _};
 
 use crate::common::{freed, Latency, Node, PerSystem, System, CROSSBEAM, OURS, SEIZE};
+use crate::liburcu;
 use crate::report::{Better, Row, Target};
 use crate::Config;
 
 /// Threads in the sharing measurement.
 const SHARERS: usize = 4;
+
+/// Registered threads besides the caller in the QSBR all-offline measurement.
+const OFFLINE_THREADS: usize = 2;
+
+/// `QsbrDomain::synchronize_rcu` latencies (ns) with `OFFLINE_THREADS` threads registered
+/// with the domain, each online once and then offline, and the calling thread registered,
+/// never online; and the membarriers the domain issued over the samples.
+fn ours_qsbr_offline(cfg: &Config) -> (Vec<f64>, u64) {
+    let domain = QsbrDomain::new(DomainConfig::new().name("rcuscale-w4-qsbr"));
+    let ready = Barrier::new(OFFLINE_THREADS + 1);
+    let done = Barrier::new(OFFLINE_THREADS + 1);
+    std::thread::scope(|s| {
+        for _ in 0..OFFLINE_THREADS {
+            s.spawn(|| {
+                let mut ctx = Sleepable::enter();
+                drop(domain.online(&mut ctx)); // registered, then offline
+                ready.wait();
+                done.wait();
+            });
+        }
+        ready.wait();
+        let ctx = Sleepable::enter();
+        domain.register_current_thread(&ctx);
+        domain.synchronize_rcu(&ctx); // warm: the worker exists
+        let before = domain.stats().membarriers;
+        let v =
+            sample(cfg.w4_budget, cfg.w4_max_samples, || timed(|| domain.synchronize_rcu(&ctx)));
+        let membarriers = domain.stats().membarriers - before;
+        done.wait();
+        (v, membarriers)
+    })
+}
 
 /// Runs `body` while `reader` loops on another thread until told to stop; `reader` gets the
 /// stop flag and must check it between short read sections.
@@ -353,7 +391,29 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
     let mut t4s = [Vec::new(), Vec::new()];
     let mut share = [Vec::new(), Vec::new()];
     let mut per_call = [Vec::new(), Vec::new()];
+    let (mut q50, mut q99, mut qmb) = (Vec::new(), Vec::new(), Vec::new());
+    let mut urcu50: Result<Vec<f64>, &'static str> = Ok(Vec::new());
+    let mut urcu99: Result<Vec<f64>, &'static str> = Ok(Vec::new());
     for rep in 0..cfg.reps {
+        let (ours_q, membarriers) = ours_qsbr_offline(cfg);
+        let l = Latency::of(&ours_q);
+        let urcu = liburcu::qsbr_sync_offline(OFFLINE_THREADS, l.samples).map(|v| Latency::of(&v));
+        eprintln!(
+            "  W4 rep {}/{}: QSBR all offline: synchronize_rcu p50 {:.2} us p99 {:.2} us ({} \
+             samples, {membarriers} membarriers); liburcu-qsbr p50 {:.2} us p99 {:.2} us",
+            rep + 1,
+            cfg.reps,
+            us(l.p50),
+            us(l.p99),
+            l.samples,
+            urcu.as_ref().map_or(f64::NAN, |u| us(u.p50)),
+            urcu.as_ref().map_or(f64::NAN, |u| us(u.p99)),
+        );
+        q50.push(us(l.p50));
+        q99.push(us(l.p99));
+        qmb.push(membarriers as f64);
+        crate::w1::push_peer(&mut urcu50, || urcu.map(|u| us(u.p50)));
+        crate::w1::push_peer(&mut urcu99, || urcu.map(|u| us(u.p99)));
         let r = ours_sync(cfg);
         n50.push(us(r.normal.p50));
         n99.push(us(r.normal.p99));
@@ -502,6 +562,21 @@ pub(crate) fn run(cfg: &Config, rows: &mut Vec<Row>, notes: &mut Vec<String>) {
             ana_failed
         ));
     }
+    rows.push(
+        row("QSBR synchronize_rcu, every thread offline, p50 (us)", "us", Better::Lower, q50)
+            .other("liburcu-qsbr", urcu50)
+            .target(Target::AtMost(1.0)),
+    );
+    rows.push(
+        row("QSBR synchronize_rcu, every thread offline, p99 (us)", "us", Better::Lower, q99)
+            .other("liburcu-qsbr", urcu99),
+    );
+    // The sum over the repetitions: every grace period of the run.
+    rows.push(
+        Row::new("W4", "QSBR synchronize_rcu, every thread offline: membarriers (run)", "count")
+            .ours(qmb.iter().sum())
+            .target(Target::Equals(0.0)),
+    );
     let [t1_idle, t1_busy] = t1s;
     let [t4_idle, t4_busy] = t4s;
     let [share_idle, share_busy] = share;

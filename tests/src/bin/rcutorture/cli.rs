@@ -20,6 +20,11 @@ enum FlavorArg {
     SrcuPlain,
     /// Readers on one sleepable domain, updates on another: the run must report FAILURE.
     SrcuBusted,
+    /// A QSBR domain: readers stay online across batches of reads, announce quiescent
+    /// states between them and go offline now and then; grace periods issue no membarrier.
+    Qsbr,
+    /// Readers online on one QSBR domain, updates on another: the run must report FAILURE.
+    QsbrBusted,
 }
 
 impl FlavorArg {
@@ -32,6 +37,8 @@ impl FlavorArg {
             FlavorArg::Srcu => FlavorKind::Srcu,
             FlavorArg::SrcuPlain => FlavorKind::SrcuPlain,
             FlavorArg::SrcuBusted => FlavorKind::SrcuBusted,
+            FlavorArg::Qsbr => FlavorKind::Qsbr,
+            FlavorArg::QsbrBusted => FlavorKind::QsbrBusted,
         }
     }
 }
@@ -74,7 +81,8 @@ struct Args {
     /// What to torture.
     #[arg(long, value_enum, default_value = "custom")]
     flavor: FlavorArg,
-    /// One read in N holds its section for --long-delay (0: never).
+    /// One read in N holds its section (QSBR: stays online without a quiescent state) for
+    /// --long-delay (0: never).
     #[arg(long, default_value_t = 20_000)]
     long_delay_every: u32,
     /// The long reader delay.
@@ -87,7 +95,8 @@ struct Args {
     /// random time up to it).
     #[arg(long, default_value = "5ms", value_parser = parse_duration)]
     srcu_max_sleep: Duration,
-    /// Probability that a block request fails by injection (custom and sleepable flavors).
+    /// Probability that a block request fails by injection (custom, sleepable and QSBR
+    /// flavors).
     #[arg(long, default_value_t = 0.01)]
     fault_rate: f64,
     /// Tokens the updaters use, comma-separated (default: sleepable,noreclaim,atomic, and
@@ -103,7 +112,8 @@ struct Args {
     /// Stall timeout of the stall test.
     #[arg(long, default_value = "200ms", value_parser = parse_duration)]
     stall_timeout: Duration,
-    /// Pending-memory budget of the run's own domain (custom and sleepable flavors), MiB.
+    /// Pending-memory budget of the run's own domain (custom, sleepable and QSBR flavors),
+    /// MiB.
     #[arg(long, default_value_t = 8)]
     budget_mib: usize,
     /// Tiny blocks in the run's own domain, so rare allocation paths run constantly.
@@ -197,7 +207,10 @@ pub(crate) fn main() -> i32 {
         config.duration,
         config.tokens,
         // Which reader protocol this run exercises (membarrier, or the fallback's fence).
-        if rcu_core::raw::barrier::uses_membarrier() {
+        if flavor.is_qsbr() {
+            "a load; a store per quiescent state, a fence going online (grace periods fence, \
+             no membarrier)"
+        } else if rcu_core::raw::barrier::uses_membarrier() {
             "compiler barrier (grace periods use membarrier)"
         } else {
             "fence (no membarrier: the fallback)"
