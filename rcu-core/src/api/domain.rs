@@ -842,7 +842,7 @@ impl Domain {
     pub fn rcu_barrier<C: MayReclaim>(&self, ctx: &C) {
         rcu_ctx::enforce::may_reclaim("rcu_barrier");
         let _ = self.prepare(ctx, "rcu_barrier");
-        crate::api::qsbr_thread::offline_for_executor(self.state());
+        self.state().offline_for_executor();
         assert!(
             !crate::api::reader::in_read_section(self.state()),
             "rcu-core: rcu_barrier inside a read section of the same domain would wait for \

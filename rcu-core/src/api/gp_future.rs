@@ -65,7 +65,7 @@ fn poll_target(
         return Poll::Pending; // registered, with this waker: the worker will wake it
     }
     // An executor's QSBR worker waits offline: grace periods stop paying membarrier for it.
-    crate::api::qsbr_thread::offline_for_executor(state);
+    state.offline_for_executor();
     assert!(
         !crate::api::reader::in_read_section(state),
         "rcu-core: {call} polled inside a read section of the same domain: the grace period \

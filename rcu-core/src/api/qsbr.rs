@@ -100,7 +100,7 @@ impl QsbrDomain {
     /// handle's quiescent states would end the first one's period while its references live.
     #[track_caller]
     pub fn online<'c, 'd: 'c, C: Context>(&'d self, ctx: &'c mut C) -> QsbrOnline<'c, 'd> {
-        crate::api::qsbr_thread::offline_for_executor(self.domain.state());
+        self.domain.state().offline_for_executor();
         let section = self.domain.read_lock(ctx);
         if section.depth() != 1 {
             drop(section);

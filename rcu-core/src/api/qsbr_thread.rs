@@ -30,23 +30,8 @@ use rcu_ctx::{Atomic, ReadSection};
 use crate::api::qsbr::QsbrDomain;
 use crate::api::reader::current_slot;
 use crate::raw::barrier::uses_membarrier;
-use crate::read::flavor::ReaderFlavor;
 use crate::read::registry::Slot;
 use crate::state::DomainState;
-
-/// Before a wait for a grace period of `domain` (`DomainState::wait_for`, `rcu_barrier`,
-/// a grace-period future's poll) and before an explicit `QsbrDomain::online`: a worker
-/// online for its executor goes offline, so that the grace periods it waits for (and those
-/// while it holds an explicit handle, whose entries fence) do not pay membarrier for it.
-/// Inside a `read` closure it stays online (its section entered without a fence), and the
-/// caller's check refuses the wait as one inside a section.
-pub(crate) fn offline_for_executor(domain: &DomainState) {
-    if domain.readers.flavor() == ReaderFlavor::Qsbr {
-        if let Some(slot) = current_slot(domain) {
-            slot.end_executor_online();
-        }
-    }
-}
 
 /// A read of a [`QsbrDomain`] through [`QsbrDomain::read`]: data loaded through it
 /// (`cell.load(read)`) lives until the closure returns. `!Send`, `!Sync`.

@@ -199,7 +199,7 @@ pub(crate) fn register(domain: &DomainRef) -> &Slot {
 #[track_caller]
 pub(crate) fn assert_outside_section(domain: &DomainState) {
     // An executor's QSBR worker waits offline: grace periods stop paying membarrier for it.
-    crate::api::qsbr_thread::offline_for_executor(domain);
+    domain.offline_for_executor();
     let sleepable = current_slot(domain).is_some_and(|s| s.srcu.open_borrowed() != 0);
     assert!(
         !sleepable,

@@ -222,11 +222,28 @@ impl DomainState {
     #[track_caller]
     pub(crate) fn wait_for(&self, cookie: u64, urgency: Urgency) {
         if !self.gp.seq.is_completed(cookie) {
-            crate::api::qsbr_thread::offline_for_executor(self);
+            self.offline_for_executor();
             self.assert_caller_outside_sections();
         }
         let _counted = self.counters.waiting();
         self.gp.wait_until_completed(self, cookie, urgency);
+    }
+
+    /// Before a wait for one of this domain's grace periods (`wait_for`, `rcu_barrier`, a
+    /// grace-period future's poll) and before an explicit `QsbrDomain::online`: a QSBR
+    /// executor worker online here goes offline (`api::qsbr_thread`), so that the grace
+    /// periods it waits for (and those while it holds an explicit handle, whose entries
+    /// fence) do not pay membarrier for it. Inside a `read` closure it stays online (its
+    /// section entered without a fence), and the caller's check refuses the wait as one
+    /// inside a section.
+    pub(crate) fn offline_for_executor(&self) {
+        if self.readers.flavor() == ReaderFlavor::Qsbr {
+            if let Some(slot) = registration::find_slot(self) {
+                // SAFETY: a registered slot lives as long as its domain's state, which
+                // `self` borrows.
+                unsafe { &*slot }.end_executor_online();
+            }
+        }
     }
 
     /// Panics if the calling thread is inside a read section of this domain: the check every
